@@ -1,0 +1,56 @@
+# The README's commands. `make serve` and `make test` work from a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: install serve test test-fast check lint format typecheck imports bench system-deps clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,dev,postgres]'
+	touch $(STAMP)
+
+serve: install
+	$(BIN)/berkas serve
+
+# Everything: unit, contract (SQLite + PostgreSQL) and end-to-end tests against a real
+# `berkas serve` on loopback. PostgreSQL is started by the tests themselves (throwaway
+# cluster); `make system-deps` installs it on Debian.
+test: install
+	$(BIN)/pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/pytest -m "not e2e and not slow" $(PYTEST_ARGS)
+
+check: lint typecheck imports
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: install
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+imports: install
+	$(BIN)/lint-imports
+
+bench: install
+	$(BIN)/python -m bench
+
+# Debian packages the integration tests use (PostgreSQL server binaries).
+system-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

@@ -1,0 +1,1 @@
+"""Metadata stores: SQLite/PostgreSQL through SQLAlchemy Core, and an in-memory twin."""

@@ -1,0 +1,101 @@
+"""``SqlDatabase``: the metadata store on SQLite or PostgreSQL, and its schema migrations.
+
+The schema is only ever created or changed by the alembic revisions in ``migrations/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, text
+
+from berkas.adapters.db.engine import WRITE_OPTION, build_engine
+from berkas.adapters.db.repositories import (
+    SqlClientRepository,
+    SqlFileRepository,
+    SqlReplayRepository,
+    translate_errors,
+)
+from berkas.core.ports import ClientRepository, FileRepository, ReplayRepository
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Arbitrary constant naming berkas's PostgreSQL advisory lock: nodes starting together
+# migrate one after another instead of racing to create the same tables.
+_MIGRATION_LOCK_ID = 0x62657262  # "berb"
+
+
+class SqlDatabase:
+    """The metadata store over one SQLAlchemy engine (implements ``core.ports.Database``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        # Annotated with the Protocols: Database's attributes are mutable, hence invariant.
+        self.clients: ClientRepository = SqlClientRepository(engine)
+        self.files: FileRepository = SqlFileRepository(engine)
+        self.replays: ReplayRepository = SqlReplayRepository(engine)
+
+    @classmethod
+    def from_url(cls, url: str) -> SqlDatabase:
+        """Open (lazily: nothing connects yet) the database at ``url``.
+
+        Accepts ``sqlite:////absolute/path.db`` and ``postgresql://…``. Raises
+        ``ValueError`` for other URLs and ``RuntimeError`` when psycopg is missing.
+        """
+        return cls(build_engine(url))
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.engine.dialect.name
+
+    def check(self) -> None:
+        """Run ``SELECT 1``; raise ``Unavailable`` if the database cannot be reached."""
+        with translate_errors(), self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema up to ``revision``; a no-op when it is already there.
+
+        All revisions run in one transaction (SQLite and PostgreSQL both have transactional
+        DDL), so a failure leaves the schema as it was.
+        """
+        config = self._alembic_config()
+        with translate_errors():
+            writer = self.engine.execution_options(**{WRITE_OPTION: True})
+            with writer.begin() as connection:
+                if self.dialect == "postgresql":
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
+                    )
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+
+    def current_revision(self) -> str | None:
+        """The revision the database is at; None before the first migration."""
+        with translate_errors(), self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    def head_revision(self) -> str:
+        """The newest revision this version of berkas ships."""
+        head = ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+        if head is None:  # pragma: no cover - the package always ships revisions
+            raise RuntimeError(f"no alembic revisions found in {MIGRATIONS_DIR}")
+        return head
+
+    def is_up_to_date(self) -> bool:
+        """True when the schema is at the newest revision (``berkas db migrate`` not needed)."""
+        return self.current_revision() == self.head_revision()
+
+    @staticmethod
+    def _alembic_config() -> Config:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        return config

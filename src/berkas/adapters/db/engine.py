@@ -1,0 +1,148 @@
+"""Turn ``BERKAS_DATABASE_URL`` into a SQLAlchemy engine tuned for berkas.
+
+Two backends: an SQLite file (the embedded default) and PostgreSQL through psycopg 3.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sqlite3
+import time
+from pathlib import PurePosixPath
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+# How long a writer waits for SQLite's write lock before giving up ("database is locked").
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+# How long a PostgreSQL connect may take before /readyz and requests report 503.
+POSTGRES_CONNECT_TIMEOUT_S = 5
+# Execution option asking for ``BEGIN IMMEDIATE`` on SQLite (see _begin below).
+WRITE_OPTION = "berkas_write"
+
+_ACCEPTED = "sqlite:////absolute/path/berkas.db or postgresql://user:password@host:5432/dbname"
+
+
+def normalise_url(url: str) -> URL:
+    """Parse ``url`` and pick berkas's driver: pysqlite for SQLite, psycopg 3 for PostgreSQL.
+
+    Raises ``ValueError`` for an unsupported scheme or a relative or in-memory SQLite path,
+    and ``RuntimeError`` when the PostgreSQL driver is not installed.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ValueError(f"database URL is not a valid URL; expected {_ACCEPTED}") from exc
+    backend = parsed.get_backend_name()
+    driver = parsed.get_driver_name() if "+" in parsed.drivername else None
+    if backend in {"postgresql", "postgres"}:
+        if driver not in {None, "psycopg"}:
+            raise ValueError(
+                f"database URL driver {parsed.drivername!r} is not supported; "
+                "use postgresql:// (berkas connects with psycopg 3)"
+            )
+        if importlib.util.find_spec("psycopg") is None:
+            raise RuntimeError(
+                "database URL is postgresql:// but the psycopg driver is not installed; "
+                "run: pip install 'berkas[postgres]'"
+            )
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        if driver not in {None, "pysqlite"}:
+            raise ValueError(
+                f"database URL driver {parsed.drivername!r} is not supported; use sqlite://"
+            )
+        database = parsed.database or ""
+        # An in-memory database would be private to one pooled connection (and vanish on
+        # restart); a relative path would depend on the working directory of the process.
+        if database in {"", ":memory:"} or not PurePosixPath(database).is_absolute():
+            raise ValueError(
+                f"database URL {url!r} does not name an absolute SQLite file path; "
+                f"expected {_ACCEPTED}"
+            )
+        return parsed.set(drivername="sqlite+pysqlite")
+    raise ValueError(
+        f"database URL scheme {parsed.drivername!r} is not supported; expected {_ACCEPTED}"
+    )
+
+
+def build_engine(url: str) -> Engine:
+    """Create (without connecting) the engine for ``url``; see ``normalise_url``."""
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    return create_engine(
+        parsed,
+        # Drops connections the server closed (restart, failover) instead of failing a
+        # request with them.
+        pool_pre_ping=True,
+        connect_args={
+            "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
+            "application_name": "berkas",
+        },
+    )
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    # QueuePool (the default for SQLite files) with check_same_thread off: a connection
+    # is used by one thread at a time but may be checked out by different threads.
+    engine = create_engine(url, connect_args={"check_same_thread": False})
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # Take transaction control away from Python's sqlite3 module, which would otherwise
+    # emit no BEGIN before SELECT or DDL (migrations would not be atomic); _sqlite_begin
+    # emits it instead. This is SQLAlchemy's documented recipe:
+    # https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#sqlite-transactions
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # Wait for the write lock rather than failing at once when another thread or
+        # process is writing: https://www.sqlite.org/pragma.html#pragma_busy_timeout
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        _enable_wal(cursor)
+        # In WAL mode only synchronous=FULL makes a committed transaction durable across
+        # power loss; NORMAL "might roll back following a power loss or system crash".
+        # The row must be on disk before the 200 goes out.
+        # https://www.sqlite.org/pragma.html#pragma_synchronous
+        cursor.execute("PRAGMA synchronous = FULL")
+        # SQLite enforces foreign keys only when asked, per connection.
+        # https://www.sqlite.org/foreignkeys.html#fk_enable
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _enable_wal(cursor: Any) -> None:
+    # WAL: readers never block the writer nor the writer readers.
+    # https://www.sqlite.org/wal.html (not for network file systems). The mode is
+    # persistent, so only the first connection to a new file switches it; that switch
+    # needs an exclusive lock and reports "database is locked" without consulting
+    # busy_timeout when another connection is switching at the same moment, hence the
+    # bounded retry (seen with two nodes migrating a fresh file at once).
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL").fetchone()
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    # Writers take the write lock up front (BEGIN IMMEDIATE) so they queue on busy_timeout;
+    # a deferred transaction that reads first and then writes can instead fail at once with
+    # SQLITE_BUSY_SNAPSHOT in WAL mode. https://www.sqlite.org/lang_transaction.html
+    if connection.get_execution_options().get(WRITE_OPTION):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        connection.exec_driver_sql("BEGIN")

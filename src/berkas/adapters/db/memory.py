@@ -1,0 +1,156 @@
+"""``MemoryDatabase``: the metadata store in process memory, for unit tests of use cases.
+
+Behaves like ``SqlDatabase`` (same contract suite) but keeps nothing across restarts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from datetime import datetime
+
+from berkas.adapters.db.repositories import duplicate_file, require_utc, unknown_client
+from berkas.core.errors import Conflict
+from berkas.core.models import Client, ReplayRecord, StoredFile
+from berkas.core.ports import ClientRepository, FileRepository, ReplayRepository
+
+
+class _Tables:
+    """The rows, guarded by one lock as a database would serialise writers."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.clients: dict[str, Client] = {}
+        self.files: dict[str, StoredFile] = {}
+        self.keys: dict[str, str] = {}
+        self.replays: dict[tuple[str, str], ReplayRecord] = {}
+
+
+class MemoryClientRepository:
+    """Partner clients in a dict."""
+
+    def __init__(self, tables: _Tables) -> None:
+        self._tables = tables
+
+    def add(self, client: Client) -> None:
+        """Insert; raises ``Conflict`` (code ``client_exists``) on a duplicate id."""
+        client = dataclasses.replace(
+            client, created_at=require_utc(client.created_at, "created_at")
+        )
+        with self._tables.lock:
+            if client.client_id in self._tables.clients:
+                raise Conflict(
+                    f"client_id {client.client_id!r} is already registered; "
+                    "choose another Client-Id or enable the existing one.",
+                    code="client_exists",
+                )
+            self._tables.clients[client.client_id] = client
+
+    def get(self, client_id: str) -> Client | None:
+        """The client with ``client_id``, or None."""
+        with self._tables.lock:
+            return self._tables.clients.get(client_id)
+
+    def list(self) -> list[Client]:
+        """Every client, oldest first."""
+        with self._tables.lock:
+            found = list(self._tables.clients.values())
+        return sorted(found, key=lambda client: (client.created_at, client.client_id))
+
+    def set_enabled(self, client_id: str, enabled: bool) -> bool:
+        """Enable or disable a client; False when no such client."""
+        with self._tables.lock:
+            client = self._tables.clients.get(client_id)
+            if client is None:
+                return False
+            self._tables.clients[client_id] = dataclasses.replace(client, enabled=enabled)
+            return True
+
+
+class MemoryFileRepository:
+    """Stored-file metadata in a dict, with the same key uniqueness as the table."""
+
+    def __init__(self, tables: _Tables) -> None:
+        self._tables = tables
+
+    def add(self, stored: StoredFile) -> None:
+        """Insert; ``Conflict`` (``duplicate_id``) or ``InvalidRequest`` (``unknown_client``)."""
+        stored = dataclasses.replace(
+            stored, created_at=require_utc(stored.created_at, "created_at")
+        )
+        with self._tables.lock:
+            if stored.id in self._tables.files or stored.key in self._tables.keys:
+                raise duplicate_file(stored)
+            if stored.client_id not in self._tables.clients:
+                raise unknown_client(stored.client_id)
+            self._tables.files[stored.id] = stored
+            self._tables.keys[stored.key] = stored.id
+
+    def get(self, file_id: str) -> StoredFile | None:
+        """The file with ``file_id``, or None."""
+        with self._tables.lock:
+            return self._tables.files.get(file_id)
+
+    def get_by_key(self, key: str) -> StoredFile | None:
+        """The file stored under blob ``key``, or None."""
+        with self._tables.lock:
+            file_id = self._tables.keys.get(key)
+            return None if file_id is None else self._tables.files[file_id]
+
+
+class MemoryReplayRepository:
+    """Request-Id reservations in a dict; the lock makes ``begin`` atomic."""
+
+    def __init__(self, tables: _Tables) -> None:
+        self._tables = tables
+
+    def begin(self, record: ReplayRecord) -> ReplayRecord | None:
+        """Reserve (client_id, request_id); None when newly reserved, else the existing row."""
+        record = dataclasses.replace(
+            record, created_at=require_utc(record.created_at, "created_at")
+        )
+        with self._tables.lock:
+            existing = self._tables.replays.get((record.client_id, record.request_id))
+            if existing is not None:
+                return existing
+            self._tables.replays[(record.client_id, record.request_id)] = record
+            return None
+
+    def finish(self, client_id: str, request_id: str, status: int, body: bytes) -> None:
+        """Record the response; a reservation already released or purged stays absent."""
+        with self._tables.lock:
+            existing = self._tables.replays.get((client_id, request_id))
+            if existing is not None:
+                self._tables.replays[(client_id, request_id)] = dataclasses.replace(
+                    existing, status=status, body=bytes(body)
+                )
+
+    def release(self, client_id: str, request_id: str) -> None:
+        """Forget a reservation so a retry of the same Request-Id runs again."""
+        with self._tables.lock:
+            self._tables.replays.pop((client_id, request_id), None)
+
+    def purge_before(self, cutoff: datetime) -> int:
+        """Delete records created before ``cutoff``; returns how many."""
+        cutoff = require_utc(cutoff, "cutoff")
+        with self._tables.lock:
+            old = [key for key, rec in self._tables.replays.items() if rec.created_at < cutoff]
+            for key in old:
+                del self._tables.replays[key]
+        return len(old)
+
+
+class MemoryDatabase:
+    """The in-memory metadata store (implements ``core.ports.Database``)."""
+
+    def __init__(self) -> None:
+        tables = _Tables()
+        self.clients: ClientRepository = MemoryClientRepository(tables)
+        self.files: FileRepository = MemoryFileRepository(tables)
+        self.replays: ReplayRepository = MemoryReplayRepository(tables)
+
+    def check(self) -> None:
+        """Always reachable."""
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,281 @@
+"""The SQL repositories (clients, files, replay records) over one SQLAlchemy engine.
+
+Vendor exceptions stop here: lost connections become ``Unavailable``, key clashes
+``Conflict``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, delete, exc, insert, or_, select, update
+
+from berkas.adapters.db.engine import WRITE_OPTION
+from berkas.adapters.db.tables import clients, files, replays
+from berkas.core.errors import Conflict, InvalidRequest, Unavailable
+from berkas.core.models import Client, ReplayRecord, StoredFile
+
+# begin() re-reads after losing the insert race; if the winner released the reservation
+# in between, the insert is tried again (bounded: each round means real progress elsewhere).
+_BEGIN_ATTEMPTS = 5
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn driver failures into ``Unavailable(code="database_unavailable")``.
+
+    Covers a server that is down or unreachable, a dropped connection, a locked SQLite
+    file past its busy timeout and an exhausted connection pool: all safe to retry later.
+    """
+    try:
+        yield
+    except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
+        raise Unavailable(
+            "The metadata database is unreachable; try again later.",
+            code="database_unavailable",
+        ) from error
+
+
+def require_utc(value: datetime, field: str) -> datetime:
+    """Return ``value`` in UTC; raise ``ValueError`` when it is naive (a caller bug)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{field} must be a timezone-aware datetime, got naive {value!r}")
+    return value.astimezone(UTC)
+
+
+class _SqlRepository:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        # Same pool; on SQLite transactions from here start with BEGIN IMMEDIATE.
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with translate_errors(), self._writer.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with translate_errors(), self._engine.connect() as connection:
+            yield connection
+
+
+class SqlClientRepository(_SqlRepository):
+    """Partner clients in the ``clients`` table."""
+
+    def add(self, client: Client) -> None:
+        """Insert; raises ``Conflict`` (code ``client_exists``) on a duplicate id."""
+        values = {
+            "client_id": client.client_id,
+            "secret_key": client.secret_key,
+            "enabled": client.enabled,
+            "created_at": require_utc(client.created_at, "created_at"),
+        }
+        try:
+            with self._write() as connection:
+                connection.execute(insert(clients).values(values))
+        except exc.IntegrityError as error:
+            raise Conflict(
+                f"client_id {client.client_id!r} is already registered; "
+                "choose another Client-Id or enable the existing one.",
+                code="client_exists",
+            ) from error
+
+    def get(self, client_id: str) -> Client | None:
+        """The client with ``client_id``, or None."""
+        with self._read() as connection:
+            row = connection.execute(
+                select(clients).where(clients.c.client_id == client_id)
+            ).one_or_none()
+        return None if row is None else _client(row)
+
+    def list(self) -> list[Client]:
+        """Every client, oldest first."""
+        with self._read() as connection:
+            rows = connection.execute(
+                select(clients).order_by(clients.c.created_at, clients.c.client_id)
+            ).all()
+        return [_client(row) for row in rows]
+
+    def set_enabled(self, client_id: str, enabled: bool) -> bool:
+        """Enable or disable a client; False when no such client."""
+        with self._write() as connection:
+            result = connection.execute(
+                update(clients).where(clients.c.client_id == client_id).values(enabled=enabled)
+            )
+        return result.rowcount > 0
+
+
+class SqlFileRepository(_SqlRepository):
+    """Stored-file metadata in the ``files`` table."""
+
+    def add(self, stored: StoredFile) -> None:
+        """Insert one row; ``Conflict`` (``duplicate_id``) when the id or key is taken.
+
+        Raises ``InvalidRequest`` (``unknown_client``) when ``client_id`` is not registered.
+        """
+        values = {
+            "id": stored.id,
+            "client_id": stored.client_id,
+            "category": stored.category,
+            "code": stored.code,
+            "key": stored.key,
+            "content_type": stored.content_type,
+            "size": stored.size,
+            "sha256": stored.sha256,
+            "width": stored.width,
+            "height": stored.height,
+            "created_at": require_utc(stored.created_at, "created_at"),
+        }
+        try:
+            with self._write() as connection:
+                connection.execute(insert(files).values(values))
+        except exc.IntegrityError as error:
+            # Tell the three constraints apart by looking, not by parsing driver messages.
+            with self._read() as connection:
+                taken = connection.execute(
+                    select(files.c.id).where(
+                        or_(files.c.id == stored.id, files.c.key == stored.key)
+                    )
+                ).first()
+            if taken is None:
+                raise unknown_client(stored.client_id) from error
+            raise duplicate_file(stored) from error
+
+    def get(self, file_id: str) -> StoredFile | None:
+        """The file with ``file_id``, or None."""
+        with self._read() as connection:
+            row = connection.execute(select(files).where(files.c.id == file_id)).one_or_none()
+        return None if row is None else _stored_file(row)
+
+    def get_by_key(self, key: str) -> StoredFile | None:
+        """The file stored under blob ``key``, or None."""
+        with self._read() as connection:
+            row = connection.execute(select(files).where(files.c.key == key)).one_or_none()
+        return None if row is None else _stored_file(row)
+
+
+class SqlReplayRepository(_SqlRepository):
+    """Request-Id reservations and the responses they got, in the ``replays`` table."""
+
+    def begin(self, record: ReplayRecord) -> ReplayRecord | None:
+        """Reserve (client_id, request_id); None when newly reserved, else the existing row.
+
+        The primary key decides between racing nodes: exactly one INSERT succeeds, the
+        others hit the unique violation and read the winner's row.
+        """
+        values = {
+            "client_id": record.client_id,
+            "request_id": record.request_id,
+            "fingerprint": record.fingerprint,
+            "status": record.status,
+            "body": record.body,
+            "created_at": require_utc(record.created_at, "created_at"),
+        }
+        for _ in range(_BEGIN_ATTEMPTS):
+            try:
+                with self._write() as connection:
+                    connection.execute(insert(replays).values(values))
+            except exc.IntegrityError:
+                existing = self._get(record.client_id, record.request_id)
+                if existing is not None:
+                    return existing
+                continue
+            return None
+        raise Unavailable(
+            f"Request-Id {record.request_id!r} is being reserved and released repeatedly; "
+            "retry the request.",
+            code="database_unavailable",
+        )
+
+    def finish(self, client_id: str, request_id: str, status: int, body: bytes) -> None:
+        """Record the response; a reservation already released or purged stays absent."""
+        with self._write() as connection:
+            connection.execute(
+                update(replays)
+                .where(replays.c.client_id == client_id, replays.c.request_id == request_id)
+                .values(status=status, body=body)
+            )
+
+    def release(self, client_id: str, request_id: str) -> None:
+        """Forget a reservation so a retry of the same Request-Id runs again."""
+        with self._write() as connection:
+            connection.execute(
+                delete(replays).where(
+                    replays.c.client_id == client_id, replays.c.request_id == request_id
+                )
+            )
+
+    def purge_before(self, cutoff: datetime) -> int:
+        """Delete records created before ``cutoff``; returns how many."""
+        with self._write() as connection:
+            result = connection.execute(
+                delete(replays).where(replays.c.created_at < require_utc(cutoff, "cutoff"))
+            )
+        return result.rowcount
+
+    def _get(self, client_id: str, request_id: str) -> ReplayRecord | None:
+        with self._read() as connection:
+            row = connection.execute(
+                select(replays).where(
+                    replays.c.client_id == client_id, replays.c.request_id == request_id
+                )
+            ).one_or_none()
+        return None if row is None else _replay(row)
+
+
+def unknown_client(client_id: str) -> InvalidRequest:
+    """The error for a file row naming a client that is not registered."""
+    return InvalidRequest(
+        f"client_id {client_id!r} is not a registered client; register it first "
+        "(berkas clients add).",
+        code="unknown_client",
+    )
+
+
+def duplicate_file(stored: StoredFile) -> Conflict:
+    """The error for a file row whose id or blob key is already taken."""
+    return Conflict(
+        f"file id {stored.id!r} or key {stored.key!r} is already taken; "
+        "each stored file needs a new id and key.",
+        code="duplicate_id",
+    )
+
+
+def _client(row: Row[Any]) -> Client:
+    return Client(
+        client_id=row.client_id,
+        secret_key=row.secret_key,
+        enabled=bool(row.enabled),
+        created_at=row.created_at,
+    )
+
+
+def _stored_file(row: Row[Any]) -> StoredFile:
+    return StoredFile(
+        id=row.id,
+        client_id=row.client_id,
+        category=row.category,
+        code=row.code,
+        key=row.key,
+        content_type=row.content_type,
+        size=row.size,
+        sha256=row.sha256,
+        width=row.width,
+        height=row.height,
+        created_at=row.created_at,
+    )
+
+
+def _replay(row: Row[Any]) -> ReplayRecord:
+    return ReplayRecord(
+        client_id=row.client_id,
+        request_id=row.request_id,
+        fingerprint=row.fingerprint,
+        status=row.status,
+        body=None if row.body is None else bytes(row.body),
+        created_at=row.created_at,
+    )

@@ -1,0 +1,102 @@
+"""The metadata schema as SQLAlchemy Core tables: clients, files and replay records.
+
+Migrations (``migrations/versions``) create exactly this; a test compares the two.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    TypeDecorator,
+)
+
+# Explicit constraint names, so migrations can refer to (and later alter) them by name on
+# every backend; SQLite would otherwise leave them anonymous.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    PostgreSQL keeps ``timestamptz``; SQLite has no time zones, so the value is stored as
+    naive UTC and marked UTC again on the way out. Callers pass aware datetimes only (the
+    repositories check), so nothing is ever interpreted in the server's local zone.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# Declarations only (like classes): building them touches no database or settings.
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("client_id", String(128), primary_key=True),
+    # Kept in the clear: verifying DOKU's HMAC-SHA256 signature needs the raw secret
+    # (DESIGN 2.1), so it cannot be hashed like a password. Protect the database at rest.
+    Column("secret_key", String(512), nullable=False),
+    Column("enabled", Boolean(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+files = Table(
+    "files",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("client_id", String(128), ForeignKey("clients.client_id"), nullable=False),
+    Column("category", String(64), nullable=False),
+    Column("code", String(64), nullable=True),
+    Column("key", String(1024), nullable=False, unique=True),
+    Column("content_type", String(255), nullable=False),
+    Column("size", BigInteger(), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("width", Integer(), nullable=True),
+    Column("height", Integer(), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index("ix_files_client_id_created_at", "client_id", "created_at"),
+)
+replays = Table(
+    "replays",
+    metadata,
+    Column("client_id", String(128), primary_key=True),
+    Column("request_id", String(128), primary_key=True),
+    Column("fingerprint", String(128), nullable=False),
+    Column("status", Integer(), nullable=True),
+    Column("body", LargeBinary(), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+)

@@ -1,0 +1,243 @@
+"""``LocalBlobStore``: blobs as files under one directory, written atomically and durably.
+
+Also owns the key rules and errors every blob store shares (``validate_key``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from berkas.core.errors import Conflict, InvalidRequest, NotFound, Unavailable
+
+MAX_KEY_LENGTH = 1024  # S3's limit, and the width of files.key
+TEMP_DIR = ".tmp"
+_KEY_CHARS = re.compile(r"[A-Za-z0-9._/-]+")
+_FILE_MODE = 0o600
+_DIR_MODE = 0o700
+_COPY_CHUNK = 1024 * 1024
+
+
+def validate_key(key: str) -> str:
+    """Return ``key`` if it is a safe relative object key, else raise ``InvalidRequest``.
+
+    Accepted: 1..1024 characters of ``A-Z a-z 0-9 . _ / -``, ``/``-separated segments that
+    are non-empty and do not start with a dot. That rules out absolute paths, ``..``
+    traversal (CWE-22), ``.`` and empty segments, and the store's own ``.tmp`` area.
+    """
+    problem = None
+    if not key or len(key) > MAX_KEY_LENGTH:
+        problem = f"must be 1 to {MAX_KEY_LENGTH} characters long"
+    elif not _KEY_CHARS.fullmatch(key):
+        problem = "may only contain letters, digits, '.', '_', '-' and '/'"
+    elif any(segment == "" for segment in key.split("/")):
+        problem = "must not start or end with '/' nor contain '//'"
+    elif any(segment.startswith(".") for segment in key.split("/")):
+        problem = "must not have a segment starting with '.' (such as '.' or '..')"
+    if problem is not None:
+        raise InvalidRequest(f"storage key {key[:80]!r} {problem}.", code="invalid_key")
+    return key
+
+
+class LocalBlobStore:
+    """Blobs under ``root`` (implements ``core.ports.BlobStore``).
+
+    A write lands in ``root/.tmp`` (same file system), is fsynced, then linked into place
+    and its directory fsynced, so a crash leaves either the whole file or nothing at its
+    key. Leftovers in ``.tmp`` are removed by ``cleanup_temp`` at start-up.
+    """
+
+    def __init__(self, root: Path) -> None:
+        """Open (creating if needed, mode 0700) the store at absolute directory ``root``."""
+        if not root.is_absolute():
+            # A relative root would follow the working directory of whoever starts us.
+            raise ValueError(
+                f"storage root {str(root)!r} is relative; give an absolute directory "
+                "such as /var/lib/berkas/blobs"
+            )
+        self.root = root
+        self._temp = root / TEMP_DIR
+        try:
+            for directory in (root, self._temp):
+                if not directory.is_dir():
+                    directory.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+            self._real_root = root.resolve(strict=True)
+        except OSError as exc:
+            raise _unavailable(root) from exc
+
+    def put_file(self, key: str, path: Path, content_type: str) -> None:
+        """Store the file at ``path`` under ``key``; durable when this returns.
+
+        ``path`` is moved (not copied) when it is on the same file system. Raises
+        ``InvalidRequest`` (``invalid_key``), ``Conflict`` (``duplicate_key``) when the key
+        is taken, ``Unavailable`` (``storage_unavailable``) on a disk error. The content
+        type is not kept here: the metadata row records it.
+        """
+        final = self._path(key)
+        if final.exists():
+            raise duplicate_key(key)
+        temp = self._temp / uuid.uuid4().hex
+        try:
+            self._make_parents(final.parent)
+            self._stage(path, temp)
+            try:
+                # link(2), unlike rename(2), refuses to replace an existing name, atomically:
+                # two writers racing for one key cannot overwrite each other.
+                os.link(temp, final)
+            except FileExistsError:
+                raise duplicate_key(key) from None
+            _fsync_dir(final.parent)
+        except OSError as exc:
+            raise _unavailable(self.root) from exc
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def open(self, key: str, chunk_size: int = 65536) -> Iterator[bytes]:
+        """Yield the bytes stored under ``key``; ``NotFound`` (``file_not_found``) if absent.
+
+        Absence is checked here, before the first chunk, so callers can answer 404 before
+        they start a response.
+        """
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive number of bytes, got {chunk_size}")
+        path = self._path(key)
+        if not path.is_file():
+            raise file_not_found(key)
+        return self._chunks(key, path, chunk_size)
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; an absent key is not an error."""
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+            if path.parent.is_dir():
+                _fsync_dir(path.parent)
+        except OSError as exc:
+            raise _unavailable(self.root) from exc
+
+    def check(self) -> None:
+        """Raise ``Unavailable`` unless a file can be created in the store (for /readyz)."""
+        probe = self._temp / f"check-{uuid.uuid4().hex}"
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+            os.close(fd)
+            probe.unlink()
+        except OSError as exc:
+            raise _unavailable(self.root) from exc
+
+    def cleanup_temp(self) -> int:
+        """Remove what interrupted writes left in ``.tmp``; returns how many entries.
+
+        Call at start-up, before serving: a running write's temp file would be removed too.
+        """
+        removed = 0
+        try:
+            for entry in self._temp.iterdir():
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink(missing_ok=True)
+                removed += 1
+        except OSError as exc:
+            raise _unavailable(self.root) from exc
+        return removed
+
+    def _path(self, key: str) -> Path:
+        path = self.root.joinpath(*validate_key(key).split("/"))
+        # Belt and braces against symlinks planted under root: the real path must stay
+        # inside the real root (CWE-59).
+        if not path.resolve().is_relative_to(self._real_root):
+            raise InvalidRequest(
+                f"storage key {key[:80]!r} resolves outside the storage root.",
+                code="invalid_key",
+            )
+        return path
+
+    def _make_parents(self, directory: Path) -> None:
+        # os.makedirs gives intermediate directories the default mode; create each level
+        # ourselves with 0700 and make its new name durable in its parent.
+        # Never recreate the root itself: if it vanished (an unmounted volume), writing
+        # into the bare mount point would hide the outage.
+        missing: list[Path] = []
+        while not directory.is_dir():
+            if directory == self.root:
+                raise FileNotFoundError(errno.ENOENT, "storage root is missing", str(directory))
+            missing.append(directory)
+            directory = directory.parent
+        for new in reversed(missing):
+            try:
+                new.mkdir(mode=_DIR_MODE)
+            except FileExistsError:
+                continue
+            _fsync_dir(new.parent)
+
+    def _stage(self, source: Path, temp: Path) -> None:
+        """Put the complete, fsynced bytes of ``source`` at ``temp``."""
+        if os.stat(source).st_dev == os.stat(self._temp).st_dev:
+            _fsync_file(source)
+            try:
+                os.replace(source, temp)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+            else:
+                os.chmod(temp, _FILE_MODE)
+                return
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        with open(source, "rb") as reader, os.fdopen(os.open(temp, flags, _FILE_MODE), "wb") as w:
+            shutil.copyfileobj(reader, w, _COPY_CHUNK)
+            w.flush()
+            os.fsync(w.fileno())
+
+    def _chunks(self, key: str, path: Path, chunk_size: int) -> Iterator[bytes]:
+        try:
+            with open(path, "rb") as reader:
+                while chunk := reader.read(chunk_size):
+                    yield chunk
+        except FileNotFoundError as exc:
+            raise file_not_found(key) from exc
+        except OSError as exc:
+            raise _unavailable(self.root) from exc
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # A rename or link is durable only once its directory is fsynced (POSIX fsync(2);
+    # see also https://lwn.net/Articles/457667/).
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def duplicate_key(key: str) -> Conflict:
+    """The error for a write to a key that already holds a file."""
+    return Conflict(
+        f"storage key {key!r} already holds a file; keys are unique per file.",
+        code="duplicate_key",
+    )
+
+
+def file_not_found(key: str) -> NotFound:
+    """The error for a read of a key that holds nothing."""
+    return NotFound(f"No stored file under key {key!r}.", code="file_not_found")
+
+
+def _unavailable(root: Path) -> Unavailable:
+    return Unavailable(
+        f"File storage at {str(root)!r} cannot be written or read; try again later.",
+        code="storage_unavailable",
+    )

@@ -1,0 +1,60 @@
+"""``MemoryBlobStore``: blobs in process memory, for unit tests of the use cases.
+
+Same contract as the durable stores (keys, duplicates, NotFound), nothing kept on restart.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from berkas.adapters.storage.local import duplicate_key, file_not_found, validate_key
+
+_READ_CHUNK = 1024 * 1024
+
+
+class MemoryBlobStore:
+    """Blobs in a dict (implements ``core.ports.BlobStore``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._blobs: dict[str, bytes] = {}
+        self.content_types: dict[str, str] = {}
+
+    def put_file(self, key: str, path: Path, content_type: str) -> None:
+        """Store a copy of the file at ``path``; ``Conflict`` (``duplicate_key``) if taken."""
+        validate_key(key)
+        with self._lock:
+            if key in self._blobs:
+                raise duplicate_key(key)
+        parts: list[bytes] = []
+        with open(path, "rb") as reader:
+            while chunk := reader.read(_READ_CHUNK):
+                parts.append(chunk)
+        with self._lock:
+            if key in self._blobs:
+                raise duplicate_key(key)
+            self._blobs[key] = b"".join(parts)
+            self.content_types[key] = content_type
+
+    def open(self, key: str, chunk_size: int = 65536) -> Iterator[bytes]:
+        """Yield the stored bytes; ``NotFound`` (``file_not_found``) before any chunk."""
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive number of bytes, got {chunk_size}")
+        validate_key(key)
+        with self._lock:
+            data = self._blobs.get(key)
+        if data is None:
+            raise file_not_found(key)
+        return (data[start : start + chunk_size] for start in range(0, len(data), chunk_size))
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; an absent key is not an error."""
+        validate_key(key)
+        with self._lock:
+            self._blobs.pop(key, None)
+            self.content_types.pop(key, None)
+
+    def check(self) -> None:
+        """Always reachable."""

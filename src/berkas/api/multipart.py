@@ -1,0 +1,205 @@
+"""Streams a multipart/form-data upload into a spool with python-multipart's push parser.
+
+Starlette's ``Request.form()`` spools every part with no size cap and copies twice; here
+each file chunk goes straight to the spool, which counts, hashes and caps as it writes.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from berkas.core.errors import InvalidRequest, PayloadTooLarge
+from berkas.services.ingest import Spool
+
+FILE_FIELD = "file"
+MAX_FIELD_BYTES = 4096  # file_url is at most 2048 characters; the rest are short codes
+MAX_PARTS = 16
+MAX_HEADER_BYTES = 8192
+
+
+@dataclass
+class UploadForm:
+    """The text fields, and the spooled ``file`` part if there was one."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    spool: Spool | None = None
+    filename: str | None = None
+
+
+class _Collector:
+    def __init__(self, open_spool: Callable[[dict[str, str]], Spool]) -> None:
+        self.form = UploadForm()
+        self._open_spool = open_spool
+        self._header_name = b""
+        self._header_value = b""
+        self._disposition = b""
+        self._name: str | None = None
+        self._is_file = False
+        self._data = bytearray()
+        self._parts = 0
+        self.ended = False
+
+    def on_part_begin(self) -> None:
+        self._parts += 1
+        if self._parts > MAX_PARTS:
+            raise InvalidRequest(
+                f"multipart body has more than {MAX_PARTS} parts; send category, code and "
+                "one of file or file_url.",
+                code="multipart_too_many_parts",
+            )
+        self._disposition = b""
+        self._name = None
+        self._is_file = False
+        self._data = bytearray()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+        if len(self._header_value) > MAX_HEADER_BYTES:
+            raise InvalidRequest("a multipart part header is too long.", code="multipart_malformed")
+
+    def on_header_end(self) -> None:
+        if self._header_name.strip().lower() == b"content-disposition":
+            self._disposition = self._header_value
+        self._header_name = b""
+        self._header_value = b""
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self._disposition)
+        raw_name = options.get(b"name")
+        if raw_name is None:
+            raise InvalidRequest(
+                'every multipart part needs Content-Disposition: form-data; name="..."',
+                code="multipart_malformed",
+            )
+        name = raw_name.decode("utf-8", "replace")
+        self._name = name
+        self._is_file = b"filename" in options or name == FILE_FIELD
+        if not self._is_file:
+            return
+        if name != FILE_FIELD:
+            raise InvalidRequest(
+                f"file part {name!r} is not accepted; send the document in the field 'file'.",
+                code="unknown_field",
+            )
+        if self.form.spool is not None:
+            raise InvalidRequest(
+                "send exactly one 'file' part per upload.", code="multiple_files"
+            )
+        filename = options.get(b"filename")
+        self.form.filename = filename.decode("utf-8", "replace") if filename else None
+        self.form.spool = self._open_spool(self.form.fields)
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._is_file:
+            assert self.form.spool is not None
+            self.form.spool.write(data[start:end])
+            return
+        if len(self._data) + (end - start) > MAX_FIELD_BYTES:
+            raise InvalidRequest(
+                f"field {self._name!r} is longer than {MAX_FIELD_BYTES} bytes.",
+                code="field_too_long",
+            )
+        self._data += data[start:end]
+
+    def on_part_end(self) -> None:
+        if self._is_file or self._name is None:
+            return
+        if self._name in self.form.fields:
+            raise InvalidRequest(
+                f"field {self._name!r} appears more than once.", code="duplicate_field"
+            )
+        try:
+            self.form.fields[self._name] = codecs.decode(bytes(self._data), "utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRequest(
+                f"field {self._name!r} is not valid UTF-8.", code="field_invalid"
+            ) from None
+
+    def on_end(self) -> None:
+        self.ended = True
+
+
+def boundary_of(content_type: str | None) -> bytes:
+    """The multipart boundary, or a 400 saying what the upload must look like."""
+    if not content_type:
+        raise InvalidRequest(
+            "Content-Type must be multipart/form-data with fields category, code and file "
+            "or file_url.",
+            code="multipart_required",
+        )
+    media, params = parse_options_header(content_type)
+    if media != b"multipart/form-data":
+        raise InvalidRequest(
+            f"Content-Type {media.decode('latin-1')!r} is not accepted; send "
+            "multipart/form-data.",
+            code="multipart_required",
+        )
+    boundary = params.get(b"boundary")
+    if not boundary or len(boundary) > 200:
+        raise InvalidRequest(
+            "Content-Type multipart/form-data needs a boundary parameter (RFC 7578).",
+            code="multipart_malformed",
+        )
+    return boundary
+
+
+async def read_form(
+    content_type: str | None,
+    stream: AsyncIterator[bytes],
+    open_spool: Callable[[dict[str, str]], Spool],
+    *,
+    max_body: int,
+) -> UploadForm:
+    """Parse the whole body; on any error the spool (if any) is discarded and we re-raise."""
+    boundary = boundary_of(content_type)
+    collector = _Collector(open_spool)
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": collector.on_part_begin,
+            "on_part_data": collector.on_part_data,
+            "on_part_end": collector.on_part_end,
+            "on_header_field": collector.on_header_field,
+            "on_header_value": collector.on_header_value,
+            "on_header_end": collector.on_header_end,
+            "on_headers_finished": collector.on_headers_finished,
+            "on_end": collector.on_end,
+        },
+    )
+    seen = 0
+    try:
+        async for chunk in stream:
+            seen += len(chunk)
+            if seen > max_body:
+                raise PayloadTooLarge(
+                    f"request body is larger than {max_body // (1024 * 1024)} MB.",
+                    code="file_too_large",
+                )
+            parser.write(chunk)
+        parser.finalize()
+        if not collector.ended:
+            raise InvalidRequest(
+                "multipart body ended before its closing boundary.", code="multipart_malformed"
+            )
+    except FormParserError as exc:
+        _discard(collector.form)
+        raise InvalidRequest(
+            "the multipart/form-data body could not be parsed.", code="multipart_malformed"
+        ) from exc
+    except BaseException:
+        _discard(collector.form)
+        raise
+    return collector.form
+
+
+def _discard(form: UploadForm) -> None:
+    if form.spool is not None:
+        form.spool.discard()

@@ -1,0 +1,164 @@
+"""Wire shapes, for responses and for the OpenAPI document at /docs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+ID_EXAMPLE = "DCM-0001-1732700000000"
+
+
+class TokenRequest(BaseModel):
+    grant_type: str = Field(examples=["client_credentials"])
+    valid_time: str | None = Field(
+        default=None, description="Minutes the token is valid, as a string.", examples=["360"]
+    )
+
+
+class TokenResponse(BaseModel):
+    token: str = Field(description="RS256 JWT; send as Authorization: Bearer <token>.")
+
+
+class UploadResponse(BaseModel):
+    id: str = Field(pattern=r"^[A-Z]{3}-\d{4}-\d{13}$", examples=[ID_EXAMPLE])
+    link: str = Field(description="Signed URL to the exact bytes, valid for 60 minutes.")
+    category: str
+    code: str | None = None
+    content_type: str
+    size: int
+    sha256: str
+    link_expires_at: str
+
+
+class FileMetadata(BaseModel):
+    id: str = Field(examples=[ID_EXAMPLE])
+    category: str
+    code: str | None
+    content_type: str
+    size: int
+    sha256: str
+    width: int | None
+    height: int | None
+    created_at: str
+    link: str
+    link_expires_at: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["category_invalid"])
+    message: str
+    type: str = Field(examples=["invalid_request_error"])
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+SIGNED_HEADERS: list[dict[str, Any]] = [
+    {
+        "name": "Client-Id",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+        "example": "BRN-0001-10791114622547",
+    },
+    {
+        "name": "Request-Id",
+        "in": "header",
+        "required": True,
+        "description": "Unique per request (1..128 chars); a repeat gets the first response "
+        "again with HTTP 409.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+    },
+    {
+        "name": "Request-Timestamp",
+        "in": "header",
+        "required": True,
+        "description": "UTC, YYYY-MM-DDTHH:MM:SSZ, within the server's window.",
+        "schema": {"type": "string", "example": "2020-08-11T08:45:42Z"},
+    },
+    {
+        "name": "Signature",
+        "in": "header",
+        "required": True,
+        "description": "HMACSHA256=base64(HMAC-SHA256(secret, Client-Id:..\\nRequest-Id:..\\n"
+        "Request-Timestamp:..\\nRequest-Target:<path>[\\nDigest:base64(sha256(body))])).",
+        "schema": {"type": "string"},
+    },
+]
+
+ERRORS_OPENAPI: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": text}
+    for status, text in {
+        400: "Bad input (the message names the field)",
+        401: "Authentication failed",
+        403: "Not yours, or a bad link",
+        404: "Not found",
+        409: "Request-Id replay",
+        413: "Too large",
+        415: "Unsupported content",
+        422: "file_url fetch refused or failed",
+    }.items()
+}
+
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["category"],
+                    "properties": {
+                        "category": {
+                            "type": "string",
+                            "enum": [
+                                "OWNER_LIVENESS",
+                                "PHOTO_PROOF",
+                                "LOGO",
+                                "DOCUMENT",
+                                "SERVICE_AGREEMENT",
+                                "BANK_ACCOUNT",
+                            ],
+                        },
+                        "code": {
+                            "type": "string",
+                            "description": "Required when category is DOCUMENT (e.g. KTP).",
+                        },
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "JPEG or PNG (PDF for DOCUMENT, SERVICE_AGREEMENT, "
+                            "BANK_ACCOUNT); at most the requirement's max_size.",
+                        },
+                        "file_url": {
+                            "type": "string",
+                            "format": "uri",
+                            "description": "http(s) URL the server fetches instead of file.",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+TOKEN_BODY: dict[str, Any] = {
+    "parameters": SIGNED_HEADERS,
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": TokenRequest.model_json_schema()}},
+    },
+}
+
+REQUIREMENT_QUERY: list[dict[str, Any]] = [
+    {"name": "businessType", "in": "query", "required": True,
+     "schema": {"type": "string", "enum": ["PERSONAL", "CORPORATE"]}},
+    {"name": "businessLegalEntity", "in": "query", "required": True,
+     "schema": {"type": "string"}, "example": "PERSEORANGAN"},
+    {"name": "brandBusinessLine", "in": "query", "required": True,
+     "schema": {"type": "string"}, "example": "RETAIL"},
+    {"name": "businessContactNationality", "in": "query", "required": True,
+     "schema": {"type": "string", "pattern": "^[A-Z]{2}$"}, "example": "ID"},
+]

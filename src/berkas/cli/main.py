@@ -1,0 +1,210 @@
+"""The ``berkas`` command: serve, clients, keys, db."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from berkas import __version__
+from berkas.config import Settings, load_settings
+from berkas.core.errors import BerkasError
+
+
+@contextmanager
+def _container(**overrides: Any) -> Iterator[Any]:
+    from berkas.wiring import build
+
+    container = build(_settings(**overrides))
+    try:
+        yield container
+    finally:
+        container.close()
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ValidationError as exc:
+        # Refuse bad configuration at start, naming the variable (STYLE: refuse insecure
+        # configuration at start-up, never at request time).
+        lines = []
+        for error in exc.errors():
+            name = "BERKAS_" + "_".join(str(p) for p in error["loc"]).upper()
+            lines.append(f"  {name}: {error['msg']}")
+        raise click.ClickException("invalid configuration:\n" + "\n".join(lines)) from None
+
+
+def _guard(action: Callable[[], None]) -> None:
+    try:
+        action()
+    except BerkasError as exc:
+        raise click.ClickException(f"{exc.message} ({exc.code})") from None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+@click.version_option(__version__, prog_name="berkas")
+def main() -> None:
+    """berkas: KYC document intake speaking DOKU's Partner file API."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to bind (env BERKAS_HOST, default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (env BERKAS_PORT, default 8000).")
+def serve(host: str | None, port: int | None) -> None:
+    """Run the HTTP service (embedded SQLite + local disk unless configured otherwise)."""
+    import uvicorn
+
+    from berkas.api.app import create_app
+    from berkas.wiring import build, ensure_demo_client
+
+    settings = _settings(host=host, port=port)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
+    container = build(settings)
+    demo = ensure_demo_client(container)
+    if demo is not None:
+        _print_demo(settings, demo.client_id, demo.secret_key)
+    click.echo(f"berkas {__version__} serving on {settings.base_url} (data: {settings.data_dir})")
+    try:
+        uvicorn.run(
+            create_app(container),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            proxy_headers=False,
+            server_header=False,
+        )
+    finally:
+        container.close()
+
+
+def _print_demo(settings: Settings, client_id: str, secret: str) -> None:
+    click.echo(
+        "\nA demo partner client was created for this new data directory "
+        "(shown once; keep the secret):\n"
+        f"  Client-Id:  {client_id}\n"
+        f"  Secret key: {secret}\n\n"
+        "Next, in another terminal, follow the README walkthrough, e.g.:\n"
+        f"  curl -s {settings.base_url}/healthz\n"
+        f"  berkas clients list\n"
+    )
+
+
+@main.group()
+def clients() -> None:
+    """Partner clients: create, list, disable, enable."""
+
+
+@clients.command("create")
+@click.option("--client-id", default=None, help="e.g. BRN-0001-10791114622547 (generated if omitted).")
+@click.option("--json", "as_json", is_flag=True, help="Print {client_id, secret_key} as JSON.")
+def clients_create(client_id: str | None, as_json: bool) -> None:
+    """Create a client with a strong random secret key (printed once)."""
+
+    def run() -> None:
+        with _container() as container:
+            client = container.clients.create(client_id)
+        if as_json:
+            click.echo(json.dumps({"client_id": client.client_id, "secret_key": client.secret_key}))
+        else:
+            click.echo(f"Client-Id:  {client.client_id}\nSecret key: {client.secret_key}")
+
+    _guard(run)
+
+
+@clients.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def clients_list(as_json: bool) -> None:
+    """List clients (secrets are never printed here)."""
+
+    def run() -> None:
+        with _container() as container:
+            rows = container.clients.list()
+        if as_json:
+            click.echo(
+                json.dumps(
+                    [
+                        {
+                            "client_id": c.client_id,
+                            "enabled": c.enabled,
+                            "created_at": c.created_at.isoformat(),
+                        }
+                        for c in rows
+                    ]
+                )
+            )
+            return
+        for c in rows:
+            state = "enabled" if c.enabled else "disabled"
+            click.echo(f"{c.client_id}\t{state}\t{c.created_at.isoformat()}")
+
+    _guard(run)
+
+
+@clients.command("disable")
+@click.argument("client_id")
+def clients_disable(client_id: str) -> None:
+    """Disable a client: no new tokens, and tokens already issued stop working."""
+    _guard(lambda: _set_enabled(client_id, False))
+
+
+@clients.command("enable")
+@click.argument("client_id")
+def clients_enable(client_id: str) -> None:
+    """Enable a disabled client again."""
+    _guard(lambda: _set_enabled(client_id, True))
+
+
+def _set_enabled(client_id: str, enabled: bool) -> None:
+    with _container() as container:
+        container.clients.set_enabled(client_id, enabled)
+    click.echo(f"{client_id} {'enabled' if enabled else 'disabled'}")
+
+
+@main.group()
+def keys() -> None:
+    """Token signing keys."""
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Add a new signing key; old keys verify until every token they signed has expired."""
+
+    def run() -> None:
+        with _container() as container:
+            kid = container.keys.rotate()
+        click.echo(f"new signing key {kid}; running servers pick it up on their next token")
+
+    _guard(run)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Print the published JWKS."""
+    with _container() as container:
+        click.echo(json.dumps(container.keys.jwks(), indent=2))
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("migrate")
+def db_migrate() -> None:
+    """Apply pending migrations (also done at every start)."""
+    with _container():
+        pass
+    click.echo("database is up to date")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Settings from ``BERKAS_*`` environment variables (and an optional .env file), checked at start.
+
+Defaults give the embedded mode: SQLite, blobs and keys under ``BERKAS_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob an operator can turn; see the configuration table in README.md."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BERKAS_",
+        env_file=None,
+        extra="ignore",
+        validate_default=True,
+    )
+
+    data_dir: Path = Field(default=Path("berkas-data"))
+    database_url: str | None = None
+    storage_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str | None = None
+    env: str = Field(default="sandbox", pattern=r"^[a-z0-9-]{1,32}$")
+    key_prefix: str = Field(default="berkas", pattern=r"^[a-z0-9-]{1,64}$")
+    node_id: int = Field(default=1, ge=0, le=9999)
+    catalogue_file: Path | None = None
+
+    # Signed requests (DESIGN 2.1).
+    timestamp_window_seconds: int = Field(default=300, ge=1, le=86_400)
+    replay_retention_hours: int = Field(default=48, ge=1)
+
+    # Tokens (DESIGN 2.2).
+    token_default_minutes: int = Field(default=5, ge=1)
+    token_max_minutes: int = Field(default=1440, ge=1)
+    rsa_key_bits: int = Field(default=2048, ge=2048)
+
+    # Links.
+    link_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 86_400)
+    link_secret: str | None = Field(default=None, min_length=32)
+
+    # Content.
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    max_image_side: int = Field(default=12_000, ge=1)
+
+    # Fetching by URL (DESIGN 4).
+    fetch_enabled: bool = True
+    fetch_allow_networks: Annotated[tuple[str, ...], NoDecode] = ()
+    fetch_allow_ports: Annotated[tuple[int, ...], NoDecode] = (80, 443)
+    fetch_max_redirects: int = Field(default=3, ge=0, le=10)
+    fetch_connect_timeout: float = Field(default=5.0, gt=0)
+    fetch_read_timeout: float = Field(default=10.0, gt=0)
+    fetch_total_timeout: float = Field(default=30.0, gt=0)
+
+    demo_client: bool = True
+    log_level: str = Field(default="info", pattern=r"^(critical|error|warning|info|debug)$")
+
+    @field_validator("fetch_allow_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            for item in value:
+                try:
+                    ipaddress.ip_network(str(item), strict=False)
+                except ValueError as exc:
+                    raise ValueError(
+                        f"BERKAS_FETCH_ALLOW_NETWORKS: {item!r} is not a CIDR network "
+                        "(e.g. 203.0.113.0/24)"
+                    ) from exc
+            return tuple(str(item) for item in value)
+        return value
+
+    @field_validator("fetch_allow_ports", mode="before")
+    @classmethod
+    def _split_ports(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return tuple(int(p) for p in value.split(",") if p.strip())
+            except ValueError as exc:
+                raise ValueError(
+                    "BERKAS_FETCH_ALLOW_PORTS: expected comma-separated port numbers"
+                ) from exc
+        return value
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        # Resolved once at start so a later chdir cannot move the data.
+        return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        if self.token_default_minutes > self.token_max_minutes:
+            raise ValueError("BERKAS_TOKEN_DEFAULT_MINUTES exceeds BERKAS_TOKEN_MAX_MINUTES")
+        for port in self.fetch_allow_ports:
+            if not 1 <= port <= 65535:
+                raise ValueError(f"BERKAS_FETCH_ALLOW_PORTS: {port} is not a TCP port")
+        if self.public_url is not None and not self.public_url.startswith(
+            ("http://", "https://")
+        ):
+            raise ValueError("BERKAS_PUBLIC_URL must start with http:// or https://")
+        if self.storage_url is not None and not self.storage_url.startswith(
+            ("file://", "s3://", "memory://")
+        ):
+            raise ValueError("BERKAS_STORAGE_URL must be file:///abs/path or s3://bucket/prefix")
+        return self
+
+    # Derived locations of the embedded default.
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'berkas.db'}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or f"file://{self.data_dir / 'blobs'}"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def link_secret_file(self) -> Path:
+        return self.data_dir / "link-secret"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (overrides win, e.g. CLI flags); errors name the variable."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)  # type: ignore[arg-type]

@@ -1,0 +1,46 @@
+"""The signing-key contract tokens are issued and verified with (DESIGN 2.2).
+
+An implementation keeps parsed RSA keys in memory; nothing here touches disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """The key new tokens are signed with, and the ``kid`` their header names."""
+
+    kid: str
+    private_key: RSAPrivateKey
+    created_at: datetime
+
+
+class SigningKeys(Protocol):
+    """A key ring: one current signing key plus retired keys still valid for verifying."""
+
+    def current(self) -> SigningKey:
+        """The key new tokens are signed with."""
+        ...
+
+    def verification_key(self, kid: str) -> RSAPublicKey | None:
+        """The public key for ``kid`` if it may still verify tokens, else ``None``."""
+        ...
+
+    def jwks(self) -> dict[str, object]:
+        """The RFC 7517 JWK Set of every public key still valid for verification."""
+        ...
+
+    def refresh(self) -> bool:
+        """Pick up keys another process added (e.g. ``berkas keys rotate``).
+
+        Called when a token names an unknown ``kid``; implementations rate-limit it, so
+        a flood of forged kids cannot turn into a flood of disk reads. Returns True when
+        the ring changed.
+        """
+        ...

@@ -1,0 +1,104 @@
+"""Signed download links: an HMAC over the object key and expiry (DESIGN 2.4, 3).
+
+Owns the link signature, its verification and the link URL layout.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from urllib.parse import quote
+
+from berkas.core.errors import PermissionDenied
+
+# 256 bits, the HMAC-SHA256 output size; RFC 2104 section 3 advises keys of at least
+# the output length, and a link key is the only thing between a URL and a KYC document.
+MIN_SECRET_BYTES = 32
+_KEY_SEGMENT = r"[A-Za-z0-9._-]+"
+_KEY = re.compile(rf"{_KEY_SEGMENT}(?:/{_KEY_SEGMENT})*")
+_MAX_KEY_CHARS = 1024
+# Canonical decimal seconds: no sign, no leading zeros, ASCII digits only (int() would
+# also take "+5", " 5" and other scripts' digits, all spelling the same signed value).
+_EXPIRES = re.compile(r"0|[1-9][0-9]{0,11}")
+# URL-safe base64 of 32 bytes without padding is exactly 43 characters.
+_SIGNATURE = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def _key_problem(key: str) -> str | None:
+    if len(key) > _MAX_KEY_CHARS:
+        return f"longer than {_MAX_KEY_CHARS} characters"
+    if _KEY.fullmatch(key) is None:
+        return "empty segments or characters outside A-Z a-z 0-9 . _ - /"
+    if any(segment in {".", ".."} for segment in key.split("/")):
+        return "a '.' or '..' segment"
+    return None
+
+
+class LinkSigner:
+    """Signs and verifies download links with a key that is no client's secret."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"link signing secret is {len(secret)} bytes; at least "
+                f"{MIN_SECRET_BYTES} random bytes are required"
+            )
+        self._secret = secret
+
+    def sign(self, key: str, expires_at: int) -> str:
+        """Return the URL-safe base64 (unpadded) HMAC-SHA256 of ``key`` and ``expires_at``.
+
+        ``key`` must be a well-formed object key and ``expires_at`` non-negative epoch
+        seconds; anything else is a programming error (``ValueError``).
+        """
+        problem = _key_problem(key)
+        if problem is not None:
+            raise ValueError(f"object key {key[:80]!r} has {problem}")
+        if isinstance(expires_at, bool) or not isinstance(expires_at, int) or expires_at < 0:
+            raise ValueError(f"expires_at must be non-negative epoch seconds, got {expires_at!r}")
+        return self._mac(key, expires_at)
+
+    def verify(self, key: str, expires: str, signature: str, now: int) -> None:
+        """Accept a link or raise ``PermissionDenied``.
+
+        Malformed or tampered links raise code ``link_invalid``; a genuine link whose
+        expiry has been reached (``now >= expires``) raises ``link_expired``. The
+        signature is checked before the expiry, so only genuine links are called expired.
+        """
+        if _key_problem(key) is not None:
+            raise PermissionDenied("This link's file path is not valid.", code="link_invalid")
+        if _EXPIRES.fullmatch(expires) is None:
+            raise PermissionDenied(
+                "This link's expires parameter must be epoch seconds (digits only).",
+                code="link_invalid",
+            )
+        if _SIGNATURE.fullmatch(signature) is None:
+            raise PermissionDenied(
+                "This link's signature parameter is malformed.", code="link_invalid"
+            )
+        expires_at = int(expires)
+        expected = self._mac(key, expires_at)
+        if not hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii")):
+            raise PermissionDenied(
+                "This link's signature does not match; request a fresh link.",
+                code="link_invalid",
+            )
+        if now >= expires_at:
+            raise PermissionDenied(
+                "This link has expired; request a fresh link for the file.",
+                code="link_expired",
+            )
+
+    def url(self, base_url: str, key: str, expires_at: int) -> str:
+        """Return ``<base_url>/links/<key>?expires=<expires_at>&signature=<sig>``."""
+        signature = self.sign(key, expires_at)
+        path = quote(key, safe="/")
+        return f"{base_url.rstrip('/')}/links/{path}?expires={expires_at}&signature={signature}"
+
+    def _mac(self, key: str, expires_at: int) -> str:
+        # The key never contains a line break, so the message is unambiguous.
+        message = f"{key}\n{expires_at}".encode()
+        mac = hmac.new(self._secret, message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")

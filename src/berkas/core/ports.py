@@ -1,0 +1,107 @@
+"""The Protocols the use cases need; adapters implement them, wiring picks which."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from berkas.core.models import Client, ReplayRecord, StoredFile
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class BlobStore(Protocol):
+    """Bytes by key. Writes are atomic and durable when ``put_file`` returns."""
+
+    def put_file(self, key: str, path: Path, content_type: str) -> None:
+        """Store the file at ``path`` under ``key`` (temp name, fsync, rename; or one PUT).
+
+        ``path`` is a spooled temporary file the caller owns; the store may move it.
+        """
+        ...
+
+    def open(self, key: str, chunk_size: int = 65536) -> Iterator[bytes]:
+        """Yield the stored bytes; raises ``NotFound`` when the key is absent."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; absent keys are not an error."""
+        ...
+
+    def check(self) -> None:
+        """Raise ``Unavailable`` if the store cannot be reached (for /readyz)."""
+        ...
+
+
+class ClientRepository(Protocol):
+    def add(self, client: Client) -> None:
+        """Insert; raises ``Conflict`` (code ``client_exists``) on a duplicate id."""
+        ...
+
+    def get(self, client_id: str) -> Client | None: ...
+
+    def list(self) -> list[Client]: ...
+
+    def set_enabled(self, client_id: str, enabled: bool) -> bool:
+        """Return False when no such client."""
+        ...
+
+
+class FileRepository(Protocol):
+    def add(self, stored: StoredFile) -> None:
+        """Insert one row; raises ``Conflict`` (code ``duplicate_id``) on an id collision."""
+        ...
+
+    def get(self, file_id: str) -> StoredFile | None: ...
+
+    def get_by_key(self, key: str) -> StoredFile | None: ...
+
+
+class ReplayRepository(Protocol):
+    def begin(self, record: ReplayRecord) -> ReplayRecord | None:
+        """Reserve (client_id, request_id). Returns None when newly reserved, else the
+        record already there (atomic across nodes: a unique key decides)."""
+        ...
+
+    def finish(self, client_id: str, request_id: str, status: int, body: bytes) -> None:
+        """Record the response the first request got."""
+        ...
+
+    def release(self, client_id: str, request_id: str) -> None:
+        """Forget a reservation whose request failed on our side (5xx), so a retry runs."""
+        ...
+
+    def purge_before(self, cutoff: datetime) -> int:
+        """Delete records older than ``cutoff``; returns how many."""
+        ...
+
+
+class Database(Protocol):
+    """The metadata store as a whole: its repositories plus health."""
+
+    clients: ClientRepository
+    files: FileRepository
+    replays: ReplayRepository
+
+    def check(self) -> None:
+        """Raise ``Unavailable`` if unreachable (for /readyz)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+ChunkSink = Callable[[bytes], None]
+
+
+class Fetcher(Protocol):
+    """Fetches a partner-named URL under the egress policy (DESIGN 4), streaming to ``sink``."""
+
+    async def fetch(self, url: str, sink: ChunkSink, max_bytes: int) -> object:
+        """Stream the body into ``sink``; raise ``FetchRefused`` with a specific code."""
+        ...

@@ -1,0 +1,243 @@
+"""Bearer tokens (DESIGN 2.2): issue DOKU's RS256 JWT for a client and verify it on use.
+
+Keys come parsed from ``SigningKeys``; nothing here touches disk.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+
+from berkas.core.errors import AuthenticationFailed, InvalidRequest
+from berkas.core.keys import SigningKeys
+from berkas.core.models import Client
+from berkas.core.ports import ClientRepository, Clock
+
+# The one algorithm we sign with and the only one we accept. Choosing it here, never
+# from the token's own header, is what defeats algorithm confusion: "alg": "none", or
+# HS256 keyed with our public key (CVE-2015-9235; PyJWT's own CVE-2022-29217; RFC 8725
+# section 3.1).
+ALGORITHM = "RS256"
+# Clock skew tolerated between the node that issued a token and the one verifying it
+# (RFC 7519 section 4.1.4 allows "some small leeway, usually no more than a few minutes").
+LEEWAY_SECONDS = 30
+# A berkas token is well under 1 KiB; refuse to base64-decode and JSON-parse megabytes.
+MAX_TOKEN_CHARS = 8192
+# DOKU's claim values, exactly as its token example names them.
+SUBJECT = "payload"
+CLIENT_CLAIM = "businessServiceClientId"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A signed token and the moment it stops being accepted."""
+
+    token: str
+    expires_at: datetime
+
+
+class TokenService:
+    """Issues DOKU-shaped bearer tokens and verifies them back to an enabled client."""
+
+    def __init__(
+        self,
+        keys: SigningKeys,
+        clients: ClientRepository,
+        clock: Clock,
+        *,
+        default_minutes: int = 5,
+        max_minutes: int = 1440,
+    ) -> None:
+        if not 1 <= default_minutes <= max_minutes:
+            raise ValueError(
+                f"default token lifetime {default_minutes} minutes must be between 1 and "
+                f"the maximum of {max_minutes} minutes."
+            )
+        self._keys = keys
+        self._clients = clients
+        self._clock = clock
+        self._default_minutes = default_minutes
+        self._max_minutes = max_minutes
+
+    def issue(self, client_id: str, valid_time: object) -> IssuedToken:
+        """Sign a token for ``client_id`` valid for ``valid_time`` minutes (DOKU's field).
+
+        ``valid_time`` is the value straight from the request JSON: a string of digits,
+        a JSON integer, or ``None`` for the default. Raises ``InvalidRequest``
+        (``invalid_valid_time``) or ``AuthenticationFailed`` for an unknown or disabled
+        client.
+        """
+        self._enabled_client(client_id)  # who is asking comes before what they ask
+        minutes = self.parse_valid_time(valid_time)
+        # Pick up a `berkas keys rotate` done by another process (rate-limited, cheap), so
+        # a running server signs with the new key instead of the one being retired.
+        self._keys.refresh()
+        key = self._keys.current()
+        issued_at = int(self._clock.now().timestamp())
+        expires = issued_at + minutes * 60
+        claims: dict[str, Any] = {
+            "sub": SUBJECT,
+            "exp": expires,
+            "iat": issued_at,
+            "user": {CLIENT_CLAIM: client_id},
+            # A unique id per token, so a later revocation list has something to name.
+            "jti": uuid.uuid4().hex,
+        }
+        token = jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
+        return IssuedToken(token=token, expires_at=datetime.fromtimestamp(expires, UTC))
+
+    def parse_valid_time(self, value: object) -> int:
+        """Minutes from DOKU's ``valid_time``: default when absent, else 1..max minutes."""
+        if value is None:
+            return self._default_minutes
+        minutes: int | None = None
+        if isinstance(value, str) and value.isascii() and value.isdigit():
+            # Bounded before int(): a 5,000-digit string must not cost a big-int parse.
+            digits = value.lstrip("0") or "0"
+            minutes = int(digits) if len(digits) <= 12 else self._max_minutes + 1
+        elif isinstance(value, int) and not isinstance(value, bool):
+            # DOKU documents a string ("360"), but many JSON encoders emit a number for a
+            # numeric field; 360 means exactly what "360" means, so refusing it would only
+            # break integrations. Booleans are ints to Python and are refused.
+            minutes = value
+        accepted = (
+            f"a whole number of minutes from 1 to {self._max_minutes}, sent as a string of "
+            'digits such as "360"'
+        )
+        if minutes is None or minutes < 1:
+            raise InvalidRequest(
+                f"valid_time must be {accepted}; got {_shown(value)}.",
+                code="invalid_valid_time",
+            )
+        if minutes > self._max_minutes:
+            raise InvalidRequest(
+                f"valid_time {_shown(value)} is above the maximum of {self._max_minutes} "
+                f"minutes; send {accepted}.",
+                code="invalid_valid_time",
+            )
+        return minutes
+
+    def verify(self, token: str) -> Client:
+        """The enabled client a bearer token was issued to; ``AuthenticationFailed`` if not.
+
+        Accepts RS256 only, signed by a key of ours named by ``kid``, unexpired, with
+        DOKU's ``sub`` and a client that still exists and is enabled.
+        """
+        if not token or token.isspace():
+            raise AuthenticationFailed(
+                "Authorization must carry a bearer token from POST /token; it was empty.",
+                code="token_missing",
+            )
+        if len(token) > MAX_TOKEN_CHARS:
+            raise _malformed(f"it is {len(token)} characters long, over {MAX_TOKEN_CHARS}")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise _malformed("it is not a JWT (header.payload.signature)") from None
+        alg = header.get("alg")
+        if alg != ALGORITHM:
+            raise AuthenticationFailed(
+                f"token algorithm {_shown(alg)} is not accepted; tokens must be {ALGORITHM}.",
+                code="token_algorithm_not_allowed",
+            )
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise _malformed('its header has no "kid" naming the signing key')
+        # Keys named by the token itself (jwk, jku, x5u headers) are never used: only
+        # keys in our own ring verify (RFC 8725 section 3.10).
+        public_key = self._keys.verification_key(kid)
+        if public_key is None and self._keys.refresh():
+            public_key = self._keys.verification_key(kid)  # rotated in by another process
+        if public_key is None:
+            raise AuthenticationFailed(
+                f"token key {_shown(kid)} is not one of this server's signing keys "
+                "(see /.well-known/jwks.json); request a new token.",
+                code="token_key_unknown",
+            )
+        try:
+            claims = jwt.decode(
+                token,
+                public_key,
+                algorithms=[ALGORITHM],
+                # Time claims are checked below against the injected clock, the same one
+                # that stamped them, rather than PyJWT's own reading of the system time.
+                options={
+                    "require": ["exp", "iat", "sub"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
+            )
+        except jwt.InvalidSignatureError:
+            raise AuthenticationFailed(
+                "token signature does not verify; it was altered or not issued here.",
+                code="token_signature_invalid",
+            ) from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise _malformed(f'it lacks the "{exc.claim}" claim') from None
+        except jwt.InvalidTokenError as exc:
+            raise _malformed(str(exc)) from None
+        self._check_times(claims)
+        if claims["sub"] != SUBJECT:
+            raise _malformed(f'its "sub" is {_shown(claims["sub"])}, not "{SUBJECT}"')
+        user = claims.get("user")
+        client_id = user.get(CLIENT_CLAIM) if isinstance(user, dict) else None
+        if not isinstance(client_id, str) or not client_id:
+            raise _malformed(f'it has no "user.{CLIENT_CLAIM}" claim')
+        return self._enabled_client(client_id)
+
+    def _check_times(self, claims: dict[str, Any]) -> None:
+        expires, issued_at = claims["exp"], claims["iat"]
+        for name, value in (("exp", expires), ("iat", issued_at)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise _malformed(f'its "{name}" is not a whole number of seconds')
+        now = self._clock.now().timestamp()
+        if now >= expires + LEEWAY_SECONDS:
+            expired_at = datetime.fromtimestamp(expires, UTC).isoformat()
+            raise AuthenticationFailed(
+                f"token expired at {expired_at}; request a new one from POST /token.",
+                code="token_expired",
+            )
+        if issued_at > now + LEEWAY_SECONDS:
+            # Only a key of ours could have signed it, so the nodes' clocks disagree.
+            raise AuthenticationFailed(
+                "token is issued in the future (iat); the clocks of the issuing and the "
+                "verifying server disagree by more than "
+                f"{LEEWAY_SECONDS} seconds.",
+                code="token_not_yet_valid",
+            )
+
+    def _enabled_client(self, client_id: str) -> Client:
+        client = self._clients.get(client_id)
+        if client is None:
+            raise AuthenticationFailed(
+                f"client {_shown(client_id)} is not registered here.", code="client_unknown"
+            )
+        if not client.enabled:
+            # Disabling a client takes effect at once, even for tokens already issued.
+            raise AuthenticationFailed(
+                f"client {_shown(client_id)} is disabled; its tokens are no longer accepted.",
+                code="client_disabled",
+            )
+        return client
+
+
+def _malformed(problem: str) -> AuthenticationFailed:
+    return AuthenticationFailed(
+        f"bearer token is malformed: {problem}; use the token POST /token returned.",
+        code="token_malformed",
+    )
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    """``value`` as JSON for a message, cut short so a huge input cannot bloat the reply."""
+    try:
+        text = json.dumps(value, ensure_ascii=True)
+    except (TypeError, ValueError):
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,1 @@
+"""Contract and integration tests of the metadata store adapters."""

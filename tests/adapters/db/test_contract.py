@@ -1,0 +1,284 @@
+"""One contract, every metadata store: in-memory, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from berkas.core.errors import Conflict, InvalidRequest
+from berkas.core.models import Client, ReplayRecord, StoredFile
+from berkas.core.ports import Database
+
+T0 = datetime(2025, 3, 1, 8, 30, 15, 123456, tzinfo=UTC)
+JAKARTA = timezone(timedelta(hours=7))
+
+
+def make_client(client_id: str = "BRN-0001-10791114622547", **changes: object) -> Client:
+    client = Client(client_id=client_id, secret_key="SK-test-0001", enabled=True, created_at=T0)
+    return replace(client, **changes)  # type: ignore[arg-type]
+
+
+def make_file(file_id: str = "DCM-0001-1740817815123", **changes: object) -> StoredFile:
+    stored = StoredFile(
+        id=file_id,
+        client_id="BRN-0001-10791114622547",
+        category="DOCUMENT",
+        code="KTP",
+        key=f"berkas/sandbox/TEMP/BRN-0001-10791114622547/DOCUMENT/{file_id}.jpg",
+        content_type="image/jpeg",
+        size=18_234,
+        sha256="ab" * 32,
+        width=1024,
+        height=768,
+        created_at=T0,
+    )
+    return replace(stored, **changes)  # type: ignore[arg-type]
+
+
+def make_replay(request_id: str = "req-1", **changes: object) -> ReplayRecord:
+    record = ReplayRecord(
+        client_id="BRN-0001-10791114622547",
+        request_id=request_id,
+        fingerprint="f" * 64,
+        status=None,
+        body=None,
+        created_at=T0,
+    )
+    return replace(record, **changes)  # type: ignore[arg-type]
+
+
+# clients
+
+
+def test_client_round_trips(database: Database) -> None:
+    database.clients.add(make_client())
+
+    assert database.clients.get("BRN-0001-10791114622547") == make_client()
+    assert database.clients.get("BRN-0001-00000000000000") is None
+
+
+def test_duplicate_client_is_a_conflict(database: Database) -> None:
+    database.clients.add(make_client())
+
+    with pytest.raises(Conflict) as caught:
+        database.clients.add(make_client(secret_key="SK-other"))
+
+    assert caught.value.code == "client_exists"
+    assert "BRN-0001-10791114622547" in caught.value.message
+    assert database.clients.get("BRN-0001-10791114622547") == make_client()
+
+
+def test_clients_are_listed_oldest_first(database: Database) -> None:
+    database.clients.add(make_client("BRN-B", created_at=T0 + timedelta(seconds=2)))
+    database.clients.add(make_client("BRN-A", created_at=T0 + timedelta(seconds=1)))
+    database.clients.add(make_client("BRN-C", created_at=T0))
+
+    assert [client.client_id for client in database.clients.list()] == ["BRN-C", "BRN-A", "BRN-B"]
+
+
+def test_empty_store_lists_no_clients(database: Database) -> None:
+    assert database.clients.list() == []
+
+
+def test_client_can_be_disabled_and_enabled(database: Database) -> None:
+    database.clients.add(make_client())
+
+    assert database.clients.set_enabled("BRN-0001-10791114622547", False) is True
+    disabled = database.clients.get("BRN-0001-10791114622547")
+    assert disabled is not None
+    assert disabled.enabled is False
+
+    assert database.clients.set_enabled("BRN-0001-10791114622547", True) is True
+    enabled = database.clients.get("BRN-0001-10791114622547")
+    assert enabled is not None
+    assert enabled.enabled is True
+
+
+def test_enabling_an_unknown_client_reports_false(database: Database) -> None:
+    assert database.clients.set_enabled("BRN-missing", True) is False
+    assert database.clients.get("BRN-missing") is None
+
+
+# files
+
+
+def test_file_is_found_by_id_and_by_key(database: Database) -> None:
+    database.clients.add(make_client())
+    stored = make_file()
+
+    database.files.add(stored)
+
+    assert database.files.get(stored.id) == stored
+    assert database.files.get_by_key(stored.key) == stored
+    assert database.files.get("DCM-0001-0000000000000") is None
+    assert database.files.get_by_key("berkas/missing.jpg") is None
+
+
+def test_file_optional_fields_and_large_sizes_round_trip(database: Database) -> None:
+    database.clients.add(make_client())
+    # A size past 2**31 needs the BIGINT column.
+    stored = make_file(code=None, width=None, height=None, size=5 * 2**30)
+
+    database.files.add(stored)
+
+    assert database.files.get(stored.id) == stored
+
+
+def test_duplicate_file_id_is_a_conflict(database: Database) -> None:
+    database.clients.add(make_client())
+    database.files.add(make_file())
+
+    with pytest.raises(Conflict) as caught:
+        database.files.add(make_file(key="berkas/another-key.jpg"))
+
+    assert caught.value.code == "duplicate_id"
+    assert database.files.get_by_key("berkas/another-key.jpg") is None
+
+
+def test_duplicate_file_key_is_a_conflict(database: Database) -> None:
+    database.clients.add(make_client())
+    first = make_file()
+    database.files.add(first)
+
+    with pytest.raises(Conflict) as caught:
+        database.files.add(make_file("DCM-0001-1740817815999", key=first.key))
+
+    assert caught.value.code == "duplicate_id"
+    assert database.files.get("DCM-0001-1740817815999") is None
+    assert database.files.get_by_key(first.key) == first
+
+
+def test_file_of_an_unknown_client_is_refused(database: Database) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        database.files.add(make_file(client_id="BRN-nobody"))
+
+    assert caught.value.code == "unknown_client"
+    assert database.files.get(make_file().id) is None
+
+
+# datetimes
+
+
+def test_datetimes_come_back_as_the_same_instant_in_utc(database: Database) -> None:
+    jakarta_time = datetime(2025, 3, 1, 15, 30, 15, 654321, tzinfo=JAKARTA)
+    database.clients.add(make_client(created_at=jakarta_time))
+    database.files.add(make_file(created_at=jakarta_time))
+    database.replays.begin(make_replay(created_at=jakarta_time))
+
+    client = database.clients.get("BRN-0001-10791114622547")
+    stored = database.files.get(make_file().id)
+    replay = database.replays.begin(make_replay())
+    assert client is not None
+    assert stored is not None
+    assert replay is not None
+    for value in (client.created_at, stored.created_at, replay.created_at):
+        assert value == jakarta_time
+        assert value.utcoffset() == timedelta(0)
+        assert value.microsecond == 654321
+
+
+def test_naive_datetimes_are_refused(database: Database) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        database.clients.add(make_client(created_at=datetime(2025, 3, 1, 8, 30)))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        database.replays.purge_before(datetime(2025, 3, 1, 8, 30))
+
+    assert database.clients.list() == []
+
+
+# replay records
+
+
+def test_first_begin_reserves_the_request_id(database: Database) -> None:
+    assert database.replays.begin(make_replay()) is None
+
+
+def test_second_begin_returns_the_first_reservation(database: Database) -> None:
+    database.replays.begin(make_replay(fingerprint="a" * 64))
+
+    existing = database.replays.begin(make_replay(fingerprint="b" * 64))
+
+    assert existing == make_replay(fingerprint="a" * 64)
+    assert existing is not None
+    assert existing.status is None
+    assert existing.body is None
+
+
+def test_finished_request_replays_its_response(database: Database) -> None:
+    database.replays.begin(make_replay())
+    body = b'{"id": "DCM-0001-1740817815123", "category": "DOCUMENT"}\x00\xff'
+
+    database.replays.finish("BRN-0001-10791114622547", "req-1", 200, body)
+    existing = database.replays.begin(make_replay(fingerprint="b" * 64))
+
+    assert existing is not None
+    assert existing.fingerprint == "f" * 64
+    assert existing.status == 200
+    assert existing.body == body
+
+
+def test_released_request_id_can_be_reserved_again(database: Database) -> None:
+    database.replays.begin(make_replay(fingerprint="a" * 64))
+
+    database.replays.release("BRN-0001-10791114622547", "req-1")
+
+    assert database.replays.begin(make_replay(fingerprint="b" * 64)) is None
+    again = database.replays.begin(make_replay())
+    assert again is not None
+    assert again.fingerprint == "b" * 64
+
+
+def test_release_and_finish_of_unknown_request_ids_change_nothing(database: Database) -> None:
+    database.replays.release("BRN-0001-10791114622547", "never-seen")
+    database.replays.finish("BRN-0001-10791114622547", "never-seen", 200, b"{}")
+
+    assert database.replays.begin(make_replay("never-seen")) is None
+
+
+def test_request_ids_are_scoped_per_client(database: Database) -> None:
+    database.replays.begin(make_replay(client_id="BRN-A"))
+
+    assert database.replays.begin(make_replay(client_id="BRN-B")) is None
+
+
+def test_purge_removes_only_older_records(database: Database) -> None:
+    for hours_ago, request_id in ((3, "old-1"), (2, "old-2"), (0, "recent")):
+        database.replays.begin(make_replay(request_id, created_at=T0 - timedelta(hours=hours_ago)))
+
+    purged = database.replays.purge_before(T0 - timedelta(hours=1))
+
+    assert purged == 2
+    assert database.replays.begin(make_replay("old-1")) is None
+    assert database.replays.begin(make_replay("old-2")) is None
+    assert database.replays.begin(make_replay("recent")) is not None
+    assert database.replays.purge_before(T0 - timedelta(hours=5)) == 0
+
+
+def test_concurrent_begins_reserve_exactly_once(database: Database) -> None:
+    threads = 8
+    barrier = threading.Barrier(threads)
+    results: dict[int, ReplayRecord | None] = {}
+    failures: list[BaseException] = []
+
+    def contend(index: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            results[index] = database.replays.begin(make_replay(fingerprint=f"{index:064d}"))
+        except BaseException as exc:  # surfaced below; a thread cannot fail the test itself
+            failures.append(exc)
+
+    workers = [threading.Thread(target=contend, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+
+    assert failures == []
+    winners = [index for index, result in results.items() if result is None]
+    assert len(results) == threads
+    assert len(winners) == 1
+    losers = [result for result in results.values() if result is not None]
+    assert {loser.fingerprint for loser in losers} == {f"{winners[0]:064d}"}

@@ -1,0 +1,127 @@
+"""SqlDatabase on SQLite and PostgreSQL: migrations, persistence and outages."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from tests.support.postgres import free_port
+
+from berkas.adapters.db.database import SqlDatabase
+from berkas.adapters.db.tables import metadata
+from berkas.core.errors import Unavailable
+from berkas.core.models import Client
+
+CLIENT = Client("BRN-0001-10791114622547", "SK-test-0001", True, datetime(2025, 3, 1, tzinfo=UTC))
+
+
+def test_fresh_database_needs_migrating(sql_database: SqlDatabase) -> None:
+    assert sql_database.current_revision() is None
+    assert sql_database.is_up_to_date() is False
+
+
+def test_migrate_brings_schema_to_head_and_is_idempotent(sql_database: SqlDatabase) -> None:
+    sql_database.migrate()
+    sql_database.clients.add(CLIENT)
+
+    sql_database.migrate()
+
+    assert sql_database.current_revision() == sql_database.head_revision()
+    assert sql_database.is_up_to_date() is True
+    assert sql_database.clients.get(CLIENT.client_id) == CLIENT
+
+
+def test_migrations_create_exactly_the_declared_tables(sql_database: SqlDatabase) -> None:
+    sql_database.migrate()
+
+    with sql_database.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, metadata)
+
+    assert differences == []
+
+
+def test_rows_survive_reopening(sql_database: SqlDatabase) -> None:
+    sql_database.migrate()
+    sql_database.clients.add(CLIENT)
+    sql_database.close()
+
+    reopened = SqlDatabase.from_url(sql_database.engine.url.render_as_string(hide_password=False))
+
+    assert reopened.is_up_to_date() is True
+    assert reopened.clients.get(CLIENT.client_id) == CLIENT
+    reopened.close()
+
+
+def test_check_passes_when_reachable(sql_database: SqlDatabase) -> None:
+    sql_database.check()
+
+
+def test_sqlite_in_a_missing_directory_is_unavailable(tmp_path: Path) -> None:
+    database = SqlDatabase.from_url(f"sqlite:///{tmp_path / 'missing' / 'berkas.db'}")
+
+    with pytest.raises(Unavailable) as caught:
+        database.check()
+    assert caught.value.code == "database_unavailable"
+    assert caught.value.__cause__ is not None
+
+    with pytest.raises(Unavailable):
+        database.clients.add(CLIENT)
+    with pytest.raises(Unavailable):
+        database.migrate()
+
+
+def test_unreachable_postgresql_is_unavailable() -> None:
+    database = SqlDatabase.from_url(f"postgresql://postgres@127.0.0.1:{free_port()}/berkas")
+
+    with pytest.raises(Unavailable) as caught:
+        database.check()
+    assert caught.value.code == "database_unavailable"
+
+    with pytest.raises(Unavailable):
+        database.replays.purge_before(datetime(2025, 3, 1, tzinfo=UTC))
+    database.close()
+
+
+def test_migrating_sqlite_leaves_durable_settings(sqlite_database: SqlDatabase) -> None:
+    sqlite_database.migrate()
+
+    with sqlite_database.engine.connect() as connection:
+        journal = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+        synchronous = connection.exec_driver_sql("PRAGMA synchronous").scalar()
+        foreign_keys = connection.exec_driver_sql("PRAGMA foreign_keys").scalar()
+        busy_timeout = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+
+    assert journal == "wal"
+    assert synchronous == 2  # FULL
+    assert foreign_keys == 1
+    assert busy_timeout == 10_000
+
+
+def test_nodes_migrating_at_once_both_succeed(sql_database: SqlDatabase) -> None:
+    url = sql_database.engine.url.render_as_string(hide_password=False)
+    nodes = [SqlDatabase.from_url(url) for _ in range(2)]
+    barrier = threading.Barrier(len(nodes))
+    failures: list[BaseException] = []
+
+    def start(node: SqlDatabase) -> None:
+        try:
+            barrier.wait(timeout=10)
+            node.migrate()
+        except BaseException as exc:  # surfaced below; a thread cannot fail the test itself
+            failures.append(exc)
+
+    threads = [threading.Thread(target=start, args=(node,)) for node in nodes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for node in nodes:
+        node.close()
+
+    assert failures == []
+    assert sql_database.is_up_to_date() is True

@@ -1,0 +1,474 @@
+"""Content inspection: real files pass, each kind of bad file is refused with its code."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import random
+import struct
+import time
+import tracemalloc
+import warnings
+import zlib
+from collections.abc import Collection
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageFile
+from pypdf import PdfWriter
+
+from berkas.core.content import (
+    SNIFF_BYTES,
+    ContentInfo,
+    ImageLimits,
+    Kind,
+    inspect,
+    sniff,
+)
+from berkas.core.errors import BerkasError, InvalidRequest, UnsupportedContent
+
+ANY = (Kind.PDF, Kind.JPEG, Kind.PNG)
+IMAGES = frozenset({Kind.JPEG, Kind.PNG})
+
+
+# --- fixtures built here, never committed -------------------------------------------
+
+
+def _noise(size: tuple[int, int], mode: str = "RGB", seed: int = 7) -> Image.Image:
+    # Noise keeps the encoders from compressing everything into a few bytes, so cutting
+    # a file in half really cuts through image data.
+    channels = len(mode)
+    data = random.Random(seed).randbytes(size[0] * size[1] * channels)  # noqa: S311 - not a secret
+    return Image.frombytes(mode, size, data)
+
+
+def jpeg_bytes(size: tuple[int, int] = (640, 480), *, progressive: bool = False) -> bytes:
+    out = io.BytesIO()
+    _noise(size).save(out, "JPEG", quality=85, progressive=progressive)
+    return out.getvalue()
+
+
+def png_bytes(size: tuple[int, int] = (300, 200), mode: str = "RGBA") -> bytes:
+    out = io.BytesIO()
+    _noise(size, mode).save(out, "PNG")
+    return out.getvalue()
+
+
+def pdf_bytes(pages: int = 2, *, password: str | None = None) -> bytes:
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(width=595, height=842)
+    if password is not None:
+        writer.encrypt(password, algorithm="AES-128")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data)
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A well-formed PNG header (valid CRCs) declaring ``width`` x ``height`` grey pixels,
+    followed by a tiny IDAT: what a decompression bomb looks like before decoding."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    )
+
+
+def _png_chunks(png: bytes) -> list[tuple[int, int, bytes]]:
+    """(offset, length, type) of each chunk."""
+    chunks, pos = [], 8
+    while pos < len(png):
+        (length,) = struct.unpack(">I", png[pos : pos + 4])
+        chunks.append((pos, length, png[pos + 4 : pos + 8]))
+        pos += 12 + length
+    return chunks
+
+
+def run(
+    tmp_path: Path,
+    data: bytes,
+    *,
+    allowed: Collection[Kind] = ANY,
+    filename: str | None = None,
+    label: str = "DOCUMENT/KTP",
+    limits: ImageLimits | None = None,
+) -> ContentInfo:
+    path = tmp_path / "upload-test.part"
+    path.write_bytes(data)
+    return inspect(
+        path,
+        head=data[:SNIFF_BYTES],
+        size=len(data),
+        allowed=allowed,
+        filename=filename,
+        label=label,
+        limits=limits or ImageLimits(),
+    )
+
+
+def refused(tmp_path: Path, data: bytes, **kwargs: object) -> UnsupportedContent:
+    with pytest.raises(UnsupportedContent) as info:
+        run(tmp_path, data, **kwargs)  # type: ignore[arg-type]
+    return info.value
+
+
+# --- accepted ---------------------------------------------------------------------------
+
+
+def test_real_jpeg_is_accepted_with_its_full_size(tmp_path: Path) -> None:
+    info = run(tmp_path, jpeg_bytes((640, 480)), filename="ktp.jpeg")
+
+    # The size is the header's, not the reduced size the draft decode works at.
+    assert info == ContentInfo(kind=Kind.JPEG, width=640, height=480, pages=None)
+    assert (info.kind.mime, info.kind.extension) == ("image/jpeg", "jpg")
+
+
+def test_progressive_jpeg_is_accepted(tmp_path: Path) -> None:
+    info = run(tmp_path, jpeg_bytes((321, 123), progressive=True))
+
+    assert (info.kind, info.width, info.height) == (Kind.JPEG, 321, 123)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "RGB", "L", "P"])
+def test_real_png_is_accepted_with_its_size(tmp_path: Path, mode: str) -> None:
+    info = run(tmp_path, png_bytes((300, 200), mode), filename="selfie.PNG")
+
+    assert info == ContentInfo(kind=Kind.PNG, width=300, height=200, pages=None)
+    assert (info.kind.mime, info.kind.extension) == ("image/png", "png")
+
+
+def test_real_pdf_is_accepted_with_its_page_count(tmp_path: Path) -> None:
+    info = run(tmp_path, pdf_bytes(pages=3), filename="akta.pdf")
+
+    assert info == ContentInfo(kind=Kind.PDF, width=None, height=None, pages=3)
+    assert (info.kind.mime, info.kind.extension) == ("application/pdf", "pdf")
+
+
+def test_pdf_written_by_pillow_is_accepted(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    _noise((60, 40)).save(out, "PDF")
+
+    assert run(tmp_path, out.getvalue()).pages == 1
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [None, "", "scan", "ktp.JPG", "ktp.jfif", "foto.jpeg", "ktp.bin", "archive.tar.gz", ".png"],
+)
+def test_a_missing_or_unknown_extension_leaves_the_bytes_to_decide(
+    tmp_path: Path, filename: str | None
+) -> None:
+    assert run(tmp_path, jpeg_bytes((32, 32)), filename=filename).kind is Kind.JPEG
+
+
+def test_image_exactly_at_the_limits_is_accepted(tmp_path: Path) -> None:
+    limits = ImageLimits(max_pixels=100 * 40, max_side=100, min_side=40)
+
+    info = run(tmp_path, png_bytes((100, 40), "L"), limits=limits)
+
+    assert (info.width, info.height) == (100, 40)
+
+
+# --- refused, each with its own code ----------------------------------------------------
+
+
+def test_empty_file_is_an_invalid_request(tmp_path: Path) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        run(tmp_path, b"")
+
+    assert info.value.code == "empty_file"
+    assert "empty" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"<!doctype html><html><script>alert(1)</script></html>", id="html"),
+        pytest.param(b"NIK 3171234567890123\n", id="text"),
+        pytest.param(b"GIF89a\x01\x00\x01\x00\x00\x00\x00;", id="gif"),
+        pytest.param(b"PK\x03\x04\x14\x00\x00\x00\x08\x00", id="zip"),
+        pytest.param(b"\xff\xd8", id="two-byte-jpeg-prefix"),
+        # Readers find %PDF- anywhere in the first KiB; we insist on offset 0 (polyglots).
+        pytest.param(b"<html>\n%PDF-1.7\n1 0 obj\n%%EOF\n", id="pdf-header-not-at-start"),
+        pytest.param(b"\xef\xbb\xbf%PDF-1.7\n%%EOF\n", id="pdf-after-bom"),
+    ],
+)
+def test_unknown_bytes_are_unsupported_and_the_message_says_what_is_accepted(
+    tmp_path: Path, data: bytes
+) -> None:
+    error = refused(tmp_path, data, allowed=[Kind.PDF, Kind.JPEG, Kind.PNG])
+
+    assert error.code == "unsupported_type"
+    assert error.message == ("file is not a JPEG, PNG or PDF; DOCUMENT/KTP accepts PDF, JPEG, PNG.")
+
+
+def test_html_named_jpg_is_unsupported_not_a_mismatch(tmp_path: Path) -> None:
+    error = refused(tmp_path, b"<html><body>hi</body></html>", filename="ktp.jpg")
+
+    assert error.code == "unsupported_type"
+
+
+def test_pdf_for_an_images_only_category_is_not_allowed(tmp_path: Path) -> None:
+    error = refused(tmp_path, pdf_bytes(), allowed=IMAGES, label="PHOTO_PROOF")
+
+    assert error.code == "type_not_allowed"
+    assert "PDF" in error.message
+    assert "PHOTO_PROOF accepts JPEG, PNG" in error.message
+
+
+@pytest.mark.parametrize(
+    ("data", "filename"),
+    [
+        pytest.param(jpeg_bytes((40, 30)), "ktp.png", id="jpeg-named-png"),
+        pytest.param(jpeg_bytes((40, 30)), "C:\\Users\\ani\\ktp.PNG", id="windows-path"),
+        pytest.param(png_bytes((40, 30)), "selfie.jpg", id="png-named-jpg"),
+        pytest.param(pdf_bytes(), "ktp.jpeg", id="pdf-named-jpeg"),
+        pytest.param(png_bytes((40, 30)), "akta.pdf", id="png-named-pdf"),
+    ],
+)
+def test_a_known_extension_that_contradicts_the_bytes_is_refused(
+    tmp_path: Path, data: bytes, filename: str
+) -> None:
+    error = refused(tmp_path, data, filename=filename)
+
+    assert error.code == "extension_mismatch"
+    assert f".{filename.rsplit('.', 1)[1].lower()}" in error.message
+
+
+@pytest.mark.parametrize("progressive", [False, True], ids=["baseline", "progressive"])
+def test_jpeg_cut_in_half_is_truncated(tmp_path: Path, progressive: bool) -> None:
+    # Headers intact, so Image.verify() alone would pass it: only decoding notices.
+    whole = jpeg_bytes((640, 480), progressive=progressive)
+
+    error = refused(tmp_path, whole[: len(whole) // 2])
+
+    assert error.code == "image_truncated"
+
+
+def test_png_cut_short_is_truncated(tmp_path: Path) -> None:
+    whole = png_bytes()
+
+    assert refused(tmp_path, whole[: len(whole) * 2 // 3]).code == "image_truncated"
+
+
+def test_png_with_a_broken_idat_crc_is_corrupt(tmp_path: Path) -> None:
+    # The pixel data is intact and would decode; only the chunk's stored CRC is wrong,
+    # which Image.load() never looks at.
+    png = bytearray(png_bytes())
+    offset, length, kind = _png_chunks(bytes(png))[1]
+    assert kind == b"IDAT"
+    png[offset + 8 + length] ^= 0x01
+
+    assert refused(tmp_path, bytes(png)).code == "image_corrupt"
+
+
+def test_png_with_garbled_idat_and_a_matching_crc_is_corrupt(tmp_path: Path) -> None:
+    # The CRC is recomputed, so only inflating the pixel data finds the damage.
+    png = png_bytes()
+    offset, length, kind = _png_chunks(png)[1]
+    assert kind == b"IDAT"
+    data = bytearray(png[offset + 8 : offset + 8 + length])
+    data[2:40] = b"\xff" * 38
+    garbled = png[:offset] + _chunk(b"IDAT", bytes(data)) + png[offset + 12 + length :]
+
+    assert refused(tmp_path, garbled).code == "image_corrupt"
+
+
+def test_png_with_a_broken_header_is_corrupt(tmp_path: Path) -> None:
+    png = bytearray(png_bytes())
+    png[8 + 8] ^= 0x01  # a bit of IHDR's width, under an unchanged CRC
+
+    assert refused(tmp_path, bytes(png)).code == "image_corrupt"
+
+
+def test_jpeg_magic_followed_by_garbage_is_corrupt(tmp_path: Path) -> None:
+    data = b"\xff\xd8\xff" + random.Random(3).randbytes(4000)  # noqa: S311 - not a secret
+
+    assert refused(tmp_path, data).code == "image_corrupt"
+
+
+def test_png_declaring_20000_square_is_refused_before_any_pixel_buffer(tmp_path: Path) -> None:
+    bomb = png_declaring(20_000, 20_000)  # 400 megapixels in a file of a few dozen bytes
+    assert len(bomb) < 200
+
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        error = refused(tmp_path, bomb)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert error.code == "image_too_large"
+    assert peak < 50 * 1024 * 1024
+    assert time.perf_counter() - started < 5  # generous: decoding it would take minutes
+
+
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [(7_000, 7_000), (12_001, 10), (10, 12_001)],
+    ids=["49-megapixels", "too-wide", "too-tall"],
+)
+def test_declared_dimensions_over_the_limits_are_refused(
+    tmp_path: Path, width: int, height: int
+) -> None:
+    # Under Pillow's own bomb threshold (89 MP): these are caught by our check alone.
+    error = refused(tmp_path, png_declaring(width, height))
+
+    assert error.code == "image_too_large"
+    assert f"{width}x{height}" in error.message
+
+
+def test_pillow_bomb_warning_is_an_error_even_where_warnings_are_only_shown(
+    tmp_path: Path,
+) -> None:
+    # Limits looser than Pillow's 89-megapixel warning threshold leave only the warning
+    # between a 100-megapixel PNG and a full decode; it must refuse, not print.
+    loose = ImageLimits(max_pixels=500_000_000, max_side=100_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        error = refused(tmp_path, png_declaring(10_000, 10_000), limits=loose)
+
+    assert error.code == "image_too_large"
+
+
+@pytest.mark.parametrize(
+    ("limits", "size", "code"),
+    [
+        (ImageLimits(max_side=100), (101, 20), "image_too_large"),
+        (ImageLimits(max_pixels=999), (100, 10), "image_too_large"),
+        (ImageLimits(min_side=16), (15, 300), "image_too_small"),
+    ],
+)
+def test_configured_limits_apply_to_real_images(
+    tmp_path: Path, limits: ImageLimits, size: tuple[int, int], code: str
+) -> None:
+    assert refused(tmp_path, png_bytes(size, "L"), limits=limits).code == code
+
+
+def test_image_limits_refuse_nonsense_at_construction() -> None:
+    with pytest.raises(ValueError, match="min_side"):
+        ImageLimits(min_side=0)
+    with pytest.raises(ValueError, match="max_side"):
+        ImageLimits(max_side=10, min_side=20)
+
+
+def test_truncated_pdf_is_corrupt(tmp_path: Path) -> None:
+    whole = pdf_bytes()
+
+    error = refused(tmp_path, whole[: len(whole) // 2])
+
+    assert error.code == "pdf_corrupt"
+    assert "%%EOF" in error.message
+
+
+def test_pdf_with_a_broken_cross_reference_is_corrupt(tmp_path: Path) -> None:
+    broken = pdf_bytes().replace(b"xref", b"xreg")
+
+    assert refused(tmp_path, broken).code == "pdf_corrupt"
+
+
+def test_pdf_without_pages_is_corrupt(tmp_path: Path) -> None:
+    assert refused(tmp_path, pdf_bytes(pages=0)).code == "pdf_corrupt"
+
+
+def test_bare_pdf_header_is_corrupt(tmp_path: Path) -> None:
+    assert refused(tmp_path, b"%PDF-1.7\n%%EOF\n").code == "pdf_corrupt"
+
+
+@pytest.mark.parametrize("password", ["", "rahasia"], ids=["empty-password", "password"])
+def test_encrypted_pdf_is_refused(tmp_path: Path, password: str) -> None:
+    assert refused(tmp_path, pdf_bytes(password=password)).code == "pdf_encrypted"
+
+
+# --- sniffing and global state --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("head", "kind"),
+    [
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", Kind.JPEG),
+        (b"\xff\xd8\xff\xe1\x00\x10Exif", Kind.JPEG),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", Kind.PNG),
+        (b"%PDF-2.0\n", Kind.PDF),
+        (b"\x89PNG\r\n\x1a", None),  # one byte short of the signature
+        (b"\x89PNG\n\x1a\n", None),  # CRLF mangled by a text-mode transfer
+        (b"", None),
+    ],
+)
+def test_sniff_reads_magic_numbers(head: bytes, kind: Kind | None) -> None:
+    assert sniff(head) is kind
+
+
+def test_sniff_bytes_covers_every_magic_number() -> None:
+    samples = [
+        (jpeg_bytes((8, 8)), Kind.JPEG),
+        (png_bytes((8, 8)), Kind.PNG),
+        (pdf_bytes(1), Kind.PDF),
+    ]
+
+    assert all(sniff(sample[:SNIFF_BYTES]) is kind for sample, kind in samples)
+
+
+def test_kind_catalogue() -> None:
+    assert {k: (k.mime, k.extension, k.label) for k in Kind} == {
+        Kind.JPEG: ("image/jpeg", "jpg", "JPEG"),
+        Kind.PNG: ("image/png", "png", "PNG"),
+        Kind.PDF: ("application/pdf", "pdf", "PDF"),
+    }
+    assert Kind.JPEG.filename_extensions == {"jpg", "jpeg", "jfif"}
+    for kind in Kind:
+        assert kind.extension in kind.filename_extensions
+
+
+def test_truncated_images_are_never_loaded_leniently(tmp_path: Path) -> None:
+    # With LOAD_TRUNCATED_IMAGES, Pillow pads a cut image with grey and reports success.
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+    run(tmp_path, jpeg_bytes((64, 64)))
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+    assert Image.MAX_IMAGE_PIXELS == 89_478_485  # we neither depend on nor change it
+
+
+# --- whatever the bytes, only BerkasError comes out -----------------------------------
+
+_MAGICS = [b"", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"%PDF-1.4\n"]
+_FILTH = [jpeg_bytes((48, 32)), png_bytes((48, 32), "RGB"), pdf_bytes(1)]
+
+
+def _inspect_or_refuse(directory: Path, data: bytes) -> None:
+    with contextlib.suppress(BerkasError):
+        run(directory, data)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(prefix=st.sampled_from(_MAGICS), rest=st.binary(max_size=2048))
+def test_random_bytes_raise_only_berkas_errors(
+    tmp_path_factory: pytest.TempPathFactory, prefix: bytes, rest: bytes
+) -> None:
+    _inspect_or_refuse(tmp_path_factory.mktemp("fuzz"), prefix + rest)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    original=st.sampled_from(_FILTH),
+    cut=st.floats(min_value=0.0, max_value=1.0),
+    flips=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(1, 255)), max_size=8),
+)
+def test_damaged_real_files_raise_only_berkas_errors(
+    tmp_path_factory: pytest.TempPathFactory,
+    original: bytes,
+    cut: float,
+    flips: list[tuple[float, int]],
+) -> None:
+    data = bytearray(original[: max(1, int(len(original) * cut))])
+    for where, mask in flips:
+        data[min(len(data) - 1, int(len(data) * where))] ^= mask
+    _inspect_or_refuse(tmp_path_factory.mktemp("fuzz"), bytes(data))

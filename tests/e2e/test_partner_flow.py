@@ -1,0 +1,265 @@
+"""A partner's whole journey against a real server: token, requirements, upload, link."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import time
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from tests.support import samples
+from tests.support.server import PREFIX, Partner, Server
+
+ID_RE = re.compile(r"^[A-Z]{3}-\d{4}-\d{13}$")
+
+
+def error_of(response: httpx.Response) -> dict[str, str]:
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "type"}, body
+    return dict(body["error"])
+
+
+def test_token_requirements_upload_and_download(server: Server, partner: Partner) -> None:
+    token_response = partner.get_token(valid_time="360")
+    assert token_response.status_code == 200, token_response.text
+    claims = jwt.decode(token_response.json()["token"], options={"verify_signature": False})
+    assert claims["sub"] == "payload"
+    assert claims["user"] == {"businessServiceClientId": partner.client_id}
+    assert claims["exp"] - claims["iat"] == 360 * 60
+
+    query = (
+        "businessType=PERSONAL&businessLegalEntity=PERSEORANGAN&brandBusinessLine=RETAIL"
+        "&businessContactNationality=ID"
+    )
+    requirements = partner.signed("GET", f"{PREFIX}/file?{query}", None)
+    assert requirements.status_code == 200, requirements.text
+    contact = requirements.json()["business"]["contact"]
+    assert [d["code"] for d in contact["documents"]] == ["KTP"]
+
+    uploads = [
+        (samples.jpeg(320, 200), "PHOTO_PROOF", None, "shop.jpg", "image/jpeg"),
+        (samples.png(100, 80), "LOGO", None, "logo.png", "image/png"),
+        (samples.pdf(), "DOCUMENT", "KTP", "ktp.pdf", "application/pdf"),
+    ]
+    for content, category, code, filename, mime in uploads:
+        response = partner.upload(content, category=category, code=code, filename=filename)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert list(body)[:3] == ["id", "link", "category"]
+        assert ID_RE.match(body["id"]) and body["id"].startswith("DCM-0001-")
+        assert body["category"] == category
+        assert body["sha256"] == samples.sha256(content)
+
+        download = httpx.get(body["link"], timeout=30)
+        assert download.status_code == 200
+        assert hashlib.sha256(download.content).hexdigest() == samples.sha256(content)
+        assert download.headers["content-type"] == mime
+        assert download.headers["cache-control"] == "private, no-store"
+        assert download.headers["x-content-type-options"] == "nosniff"
+
+        meta = httpx.get(f"{server.url}{PREFIX}/file/{body['id']}", headers=partner.auth())
+        assert meta.status_code == 200, meta.text
+        assert meta.json()["sha256"] == samples.sha256(content)
+        assert meta.json()["category"] == category and meta.json()["code"] == code
+        assert httpx.get(meta.json()["link"]).content == content
+
+
+def test_owner_liveness_gets_cnt_prefix(partner: Partner) -> None:
+    response = partner.upload(samples.jpeg(), category="OWNER_LIVENESS", code=None)
+    assert response.status_code == 200, response.text
+    assert response.json()["id"].startswith("CNT-")
+
+
+def test_tampered_and_malformed_links_are_refused(partner: Partner) -> None:
+    response = partner.upload(samples.jpeg(), category="PHOTO_PROOF", code=None)
+    link = response.json()["link"]
+    url = httpx.URL(link)
+    signature = url.params["signature"]
+    flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
+    expires = int(url.params["expires"])
+    cases = {
+        "signature": str(url.copy_set_param("signature", flipped)),
+        "expiry": str(url.copy_set_param("expires", str(expires + 3600))),
+        "key": link.replace(".jpg?", ".png?"),
+        "no signature": str(url.copy_remove_param("signature")),
+        "expired": str(url.copy_set_param("expires", str(int(time.time()) - 10))),
+    }
+    for name, tampered in cases.items():
+        refused = httpx.get(tampered)
+        assert refused.status_code == 403, name
+        assert error_of(refused)["type"] == "permission_error", name
+        assert refused.headers["content-type"] == "application/json"
+
+
+def _public_pem(server: Server) -> bytes:
+    jwks = httpx.get(f"{server.url}/.well-known/jwks.json").json()
+    key = jwt.PyJWK(jwks["keys"][0]).key
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _claims(partner: Partner, exp_offset: int) -> dict[str, object]:
+    now = int(time.time())
+    return {
+        "sub": "payload",
+        "iat": now - 7200,
+        "exp": now + exp_offset,
+        "user": {"businessServiceClientId": partner.client_id},
+    }
+
+
+def test_forged_tokens_are_refused(server: Server, partner: Partner) -> None:
+    kid = httpx.get(f"{server.url}/.well-known/jwks.json").json()["keys"][0]["kid"]
+    claims = _claims(partner, 3600)
+    payload = _b64(json.dumps(claims).encode())
+
+    none_header = _b64(json.dumps({"alg": "none", "typ": "JWT", "kid": kid}).encode())
+    alg_none = f"{none_header}.{payload}."
+
+    hs_header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+    signing_input = f"{hs_header}.{payload}".encode()
+    mac = hmac.new(_public_pem(server), signing_input, hashlib.sha256).digest()
+    hs256_with_public_key = f"{hs_header}.{payload}.{_b64(mac)}"
+
+    # The server's own private key from its data dir, to forge only the expiry.
+    key_files = sorted((server.data_dir / "keys").glob("*.pem"))
+    private = serialization.load_pem_private_key(key_files[0].read_bytes(), password=None)
+    expired = jwt.encode(_claims(partner, -3600), private, algorithm="RS256", headers={"kid": kid})  # type: ignore[arg-type]
+    wrong_kid = jwt.encode(claims, private, algorithm="RS256", headers={"kid": "not-a-key"})  # type: ignore[arg-type]
+
+    for name, token in {
+        "alg none": alg_none,
+        "HS256 with public key": hs256_with_public_key,
+        "expired": expired,
+        "wrong kid": wrong_kid,
+        "garbage": "not.a.jwt",
+    }.items():
+        response = partner.upload(samples.jpeg(), category="LOGO", token=token)
+        assert response.status_code == 401, (name, response.text)
+        assert error_of(response)["type"] == "authentication_error", name
+
+
+def test_disabled_client_loses_tokens_it_already_has(server: Server) -> None:
+    partner = server.new_partner()
+    token = partner.token
+    assert partner.upload(samples.png(), category="LOGO", code=None, filename="l.png").status_code == 200
+    server.cli("clients", "disable", partner.client_id)
+    response = partner.upload(samples.png(), category="LOGO", code=None, filename="l.png", token=token)
+    assert response.status_code == 401
+    assert error_of(response)["code"] == "client_disabled"
+    refused = partner.get_token()
+    assert refused.status_code == 401
+    assert error_of(refused)["code"] == "client_disabled"
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"category": "DOCUMENT", "code": None}, "code_missing"),
+        ({"category": "DOCUMENT", "code": "NOT_A_CODE"}, "code_invalid"),
+        ({"category": "SELFIE", "code": None}, "category_invalid"),
+    ],
+)
+def test_bad_fields_are_400(partner: Partner, fields: dict[str, str | None], code: str) -> None:
+    response = partner.upload(samples.jpeg(), **fields)  # type: ignore[arg-type]
+    assert response.status_code == 400, response.text
+    error = error_of(response)
+    assert error["code"] == code
+    assert error["type"] == "invalid_request_error"
+
+
+def test_file_and_url_both_or_neither_is_400(partner: Partner) -> None:
+    both = partner.upload(samples.jpeg(), file_url="https://example.com/a.jpg")
+    neither = partner.upload(None)
+    for response in (both, neither):
+        assert response.status_code == 400, response.text
+        assert error_of(response)["code"] == "file_or_url_required"
+
+
+def test_other_partners_file_is_404(server: Server, partner: Partner) -> None:
+    mine = partner.upload(samples.jpeg(), category="PHOTO_PROOF", code=None).json()["id"]
+    other = server.new_partner()
+    response = httpx.get(f"{server.url}{PREFIX}/file/{mine}", headers=other.auth())
+    assert response.status_code == 404
+    missing = httpx.get(f"{server.url}{PREFIX}/file/DCM-0001-0000000000000", headers=other.auth())
+    assert response.json() == {
+        "error": {**missing.json()["error"], "message": response.json()["error"]["message"]}
+    }
+    assert error_of(response)["code"] == error_of(missing)["code"] == "file_not_found"
+
+
+def test_oversize_upload_is_413_and_memory_stays_flat(server: Server, partner: Partner) -> None:
+    psutil = pytest.importorskip("psutil")
+    process = psutil.Process(server.pid)
+    # Warm up so allocator pools exist before we measure.
+    partner.upload(samples.jpeg(), category="LOGO", code=None)
+    before = process.memory_info().rss
+    big = samples.jpeg() + b"\0" * (40 * 1024 * 1024)
+    response = partner.upload(big, category="LOGO", code=None, filename="big.jpg")
+    assert response.status_code == 413, response.text
+    assert error_of(response)["code"] == "file_too_large"
+    assert "15 MB" in error_of(response)["message"]
+    growth = process.memory_info().rss - before
+    assert growth < 20 * 1024 * 1024, f"server RSS grew {growth / 1e6:.1f} MB for a 40 MB body"
+    assert not list((server.data_dir / "spool").glob("*"))
+
+
+def test_request_id_replay(partner: Partner) -> None:
+    body = json.dumps({"grant_type": "client_credentials", "valid_time": "10"}).encode()
+    first = partner.signed("POST", f"{PREFIX}/token", body, request_id="replay-1")
+    again = partner.signed("POST", f"{PREFIX}/token", body, request_id="replay-1")
+    assert first.status_code == 200
+    assert again.status_code == 409
+    assert again.content == first.content
+    other_body = json.dumps({"grant_type": "client_credentials", "valid_time": "11"}).encode()
+    different = partner.signed("POST", f"{PREFIX}/token", other_body, request_id="replay-1")
+    assert different.status_code == 409
+    assert error_of(different)["code"] == "request_id_reused"
+
+
+def test_bad_signature_and_stale_timestamp_are_401(server: Server, partner: Partner) -> None:
+    impostor = Partner(server.url, partner.client_id, "SK-wrong-secret")
+    assert error_of(impostor.get_token())["code"] == "signature_invalid"
+    unknown = Partner(server.url, "BRN-9999-00000000000000", "SK-x")
+    assert error_of(unknown.get_token())["code"] == "client_unknown"
+
+
+def test_health_docs_and_jwks(server: Server) -> None:
+    assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{server.url}/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    upload = spec["paths"][f"{PREFIX}/file"]["post"]
+    fields = upload["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
+    assert {"category", "code", "file", "file_url"} <= set(fields)
+    token_headers = {p["name"] for p in spec["paths"][f"{PREFIX}/token"]["post"]["parameters"]}
+    assert token_headers == {"Client-Id", "Request-Id", "Request-Timestamp", "Signature"}
+    assert httpx.get(f"{server.url}/docs").status_code == 200
+    keys = httpx.get(f"{server.url}/.well-known/jwks.json").json()["keys"]
+    assert keys and all(k["alg"] == "RS256" and k["kty"] == "RSA" for k in keys)
+
+
+def test_unknown_route_uses_the_envelope(server: Server) -> None:
+    response = httpx.get(f"{server.url}/nope")
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "not_found"
+
+
+def test_key_file_is_private(server: Server) -> None:
+    for pem in (server.data_dir / "keys").glob("*.pem"):
+        assert pem.stat().st_mode & 0o077 == 0
+    assert isinstance(server.data_dir, Path)

@@ -1,0 +1,406 @@
+"""Issuing and verifying DOKU bearer tokens, including the forgeries DESIGN 2.2 lists."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import shutil
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from berkas.adapters.keys import KeyRing
+from berkas.core.errors import AuthenticationFailed, InvalidRequest
+from berkas.core.models import Client
+from berkas.services.tokens import TokenService
+
+CLIENT_ID = "BRN-0001-10791114622547"
+LIFETIME = timedelta(minutes=1440)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        # Near the real time, so third-party PyJWT checks of exp agree with ours.
+        self.current = datetime.now(UTC).replace(microsecond=0)
+
+    def now(self) -> datetime:
+        return self.current
+
+
+class Clients:
+    """A dict-backed ``ClientRepository``."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Client] = {}
+
+    def add(self, client: Client) -> None:
+        self.rows[client.client_id] = client
+
+    def get(self, client_id: str) -> Client | None:
+        return self.rows.get(client_id)
+
+    def list(self) -> list[Client]:
+        return list(self.rows.values())
+
+    def set_enabled(self, client_id: str, enabled: bool) -> bool:
+        client = self.rows.get(client_id)
+        if client is None:
+            return False
+        self.rows[client_id] = Client(
+            client.client_id, client.secret_key, enabled, client.created_at
+        )
+        return True
+
+
+@pytest.fixture(scope="session")
+def seed_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One generated ring, copied per test: RSA generation is the slow part."""
+    directory = tmp_path_factory.mktemp("seed") / "keys"
+    KeyRing.open(directory, clock=lambda: datetime.now(UTC), max_token_lifetime=LIFETIME)
+    return directory
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def keys(seed_keys: Path, tmp_path: Path, clock: FakeClock) -> KeyRing:
+    directory = tmp_path / "keys"
+    shutil.copytree(seed_keys, directory)
+    return KeyRing.open(directory, clock=clock.now, max_token_lifetime=LIFETIME)
+
+
+@pytest.fixture
+def clients(clock: FakeClock) -> Clients:
+    repository = Clients()
+    repository.add(Client(CLIENT_ID, "SK-selftest-0000", True, clock.now()))
+    repository.add(Client("BRN-0002-00000000000002", "SK-other-0000", True, clock.now()))
+    return repository
+
+
+@pytest.fixture
+def service(keys: KeyRing, clients: Clients, clock: FakeClock) -> TokenService:
+    return TokenService(keys, clients, clock)
+
+
+def published_kids(ring: KeyRing) -> list[str]:
+    keys = ring.jwks()["keys"]
+    assert isinstance(keys, list)
+    return [key["kid"] for key in keys]
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def segment(document: Mapping[str, object]) -> str:
+    return b64url(json.dumps(document, separators=(",", ":")).encode())
+
+
+def claims_for(clock: FakeClock, client_id: str = CLIENT_ID) -> dict[str, object]:
+    issued = int(clock.now().timestamp())
+    return {
+        "sub": "payload",
+        "exp": issued + 300,
+        "iat": issued,
+        "user": {"businessServiceClientId": client_id},
+    }
+
+
+def sign(keys: KeyRing, claims: dict[str, object]) -> str:
+    """A token signed by our real current key, with claims of the test's choosing."""
+    current = keys.current()
+    return jwt.encode(claims, current.private_key, algorithm="RS256", headers={"kid": current.kid})
+
+
+def refused(service: TokenService, token: str) -> AuthenticationFailed:
+    with pytest.raises(AuthenticationFailed) as caught:
+        service.verify(token)
+    return caught.value
+
+
+# Issuing
+
+
+def test_token_carries_exactly_dokus_claims(
+    service: TokenService, keys: KeyRing, clock: FakeClock
+) -> None:
+    issued = service.issue(CLIENT_ID, "360")
+
+    header = jwt.get_unverified_header(issued.token)
+    assert header == {"alg": "RS256", "typ": "JWT", "kid": keys.current().kid}
+    # Verified with nothing but the published JWKS, as a partner would.
+    public = jwt.PyJWKSet.from_dict(keys.jwks())[header["kid"]].key
+    claims = jwt.decode(issued.token, public, algorithms=["RS256"])
+    jti = claims.pop("jti")
+    now = int(clock.now().timestamp())
+    assert claims == {
+        "sub": "payload",
+        "exp": now + 360 * 60,
+        "iat": now,
+        "user": {"businessServiceClientId": CLIENT_ID},
+    }
+    assert len(jti) == 32
+    assert int(jti, 16) >= 0
+    assert issued.expires_at == clock.now() + timedelta(minutes=360)
+
+
+def test_every_token_has_its_own_jti(service: TokenService) -> None:
+    first = jwt.decode(service.issue(CLIENT_ID, None).token, options={"verify_signature": False})
+    second = jwt.decode(service.issue(CLIENT_ID, None).token, options={"verify_signature": False})
+    assert first["jti"] != second["jti"]
+
+
+def test_valid_time_defaults_to_five_minutes(service: TokenService, clock: FakeClock) -> None:
+    issued = service.issue(CLIENT_ID, None)
+    claims = jwt.decode(issued.token, options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 300
+    assert issued.expires_at == clock.now() + timedelta(minutes=5)
+
+
+@pytest.mark.parametrize(("valid_time", "minutes"), [("1", 1), ("1440", 1440), (360, 360)])
+def test_valid_time_accepts_positive_whole_minutes(
+    service: TokenService, valid_time: object, minutes: int
+) -> None:
+    claims = jwt.decode(
+        service.issue(CLIENT_ID, valid_time).token, options={"verify_signature": False}
+    )
+    assert claims["exp"] - claims["iat"] == minutes * 60
+
+
+@pytest.mark.parametrize(
+    "valid_time",
+    ["0", 0, "-5", -5, "abc", "1.5", 1.5, 360.0, True, False, "", "  ", " 360", "360 ",
+     "+360", "٣٦٠", "1e3", [], {}],
+)  # fmt: skip
+def test_valid_time_that_is_not_a_positive_whole_number_is_refused(
+    service: TokenService, valid_time: object
+) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        service.issue(CLIENT_ID, valid_time)
+    assert caught.value.code == "invalid_valid_time"
+    assert "valid_time must be a whole number of minutes from 1 to 1440" in caught.value.message
+
+
+@pytest.mark.parametrize("valid_time", ["1441", 1441, "9" * 5000, 10**100])
+def test_valid_time_above_the_maximum_is_refused(service: TokenService, valid_time: object) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        service.issue(CLIENT_ID, valid_time)
+    assert caught.value.code == "invalid_valid_time"
+    assert "above the maximum of 1440 minutes" in caught.value.message
+    assert len(caught.value.message) < 300  # a huge value is not echoed back whole
+
+
+def test_maximum_is_configurable(keys: KeyRing, clients: Clients, clock: FakeClock) -> None:
+    service = TokenService(keys, clients, clock, default_minutes=10, max_minutes=60)
+    assert (
+        jwt.decode(service.issue(CLIENT_ID, None).token, options={"verify_signature": False})["exp"]
+        == int(clock.now().timestamp()) + 600
+    )
+    with pytest.raises(InvalidRequest, match="maximum of 60 minutes"):
+        service.issue(CLIENT_ID, "61")
+
+
+def test_default_above_maximum_is_a_configuration_error(
+    keys: KeyRing, clients: Clients, clock: FakeClock
+) -> None:
+    with pytest.raises(ValueError, match="between 1 and the maximum of 60 minutes"):
+        TokenService(keys, clients, clock, default_minutes=61, max_minutes=60)
+
+
+def test_no_token_for_a_disabled_or_unknown_client(service: TokenService, clients: Clients) -> None:
+    clients.set_enabled(CLIENT_ID, False)
+    with pytest.raises(AuthenticationFailed) as caught:
+        service.issue(CLIENT_ID, "5")
+    assert caught.value.code == "client_disabled"
+    with pytest.raises(AuthenticationFailed) as caught:
+        service.issue("BRN-9999-00000000000000", "5")
+    assert caught.value.code == "client_unknown"
+
+
+# Verifying
+
+
+def test_issued_token_verifies_to_its_client(service: TokenService) -> None:
+    client = service.verify(service.issue(CLIENT_ID, "5").token)
+    assert client.client_id == CLIENT_ID
+
+
+def test_empty_token_is_missing(service: TokenService) -> None:
+    assert refused(service, "").code == "token_missing"
+    assert refused(service, "   ").code == "token_missing"
+
+
+@pytest.mark.parametrize("token", ["abc", "a.b.c", "a.b", "x" * 9000])
+def test_garbage_is_malformed(service: TokenService, token: str) -> None:
+    assert refused(service, token).code == "token_malformed"
+
+
+def test_alg_none_is_refused(service: TokenService, keys: KeyRing, clock: FakeClock) -> None:
+    header = {"alg": "none", "typ": "JWT", "kid": keys.current().kid}
+    token = f"{segment(header)}.{segment(claims_for(clock))}."
+
+    error = refused(service, token)
+    assert error.code == "token_algorithm_not_allowed"
+    assert '"none"' in error.message
+
+
+def test_hs256_signed_with_the_public_key_is_refused(
+    service: TokenService, keys: KeyRing, clock: FakeClock
+) -> None:
+    # The classic algorithm-confusion forgery (CVE-2015-9235, CVE-2022-29217): the public
+    # key, which anyone can fetch, used as an HMAC secret. PyJWT refuses to build it.
+    public_pem = (
+        keys.current()
+        .private_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    header = {"alg": "HS256", "typ": "JWT", "kid": keys.current().kid}
+    signing_input = f"{segment(header)}.{segment(claims_for(clock))}"
+    mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
+
+    error = refused(service, f"{signing_input}.{b64url(mac)}")
+    assert error.code == "token_algorithm_not_allowed"
+
+
+def test_unknown_kid_is_refused(service: TokenService, keys: KeyRing, clock: FakeClock) -> None:
+    token = jwt.encode(
+        claims_for(clock),
+        keys.current().private_key,
+        algorithm="RS256",
+        headers={"kid": "not-a-key-of-ours"},
+    )
+    assert refused(service, token).code == "token_key_unknown"
+
+
+def test_missing_kid_is_refused(service: TokenService, keys: KeyRing, clock: FakeClock) -> None:
+    token = jwt.encode(claims_for(clock), keys.current().private_key, algorithm="RS256")
+    assert refused(service, token).code == "token_malformed"
+
+
+def test_foreign_key_claiming_our_kid_is_refused(
+    service: TokenService, keys: KeyRing, clock: FakeClock
+) -> None:
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = jwt.encode(
+        claims_for(clock), stranger, algorithm="RS256", headers={"kid": keys.current().kid}
+    )
+    assert refused(service, token).code == "token_signature_invalid"
+
+
+def test_tampered_payload_is_refused(service: TokenService, clock: FakeClock) -> None:
+    header, _, signature = service.issue(CLIENT_ID, "5").token.split(".")
+    forged = segment(claims_for(clock, client_id="BRN-0002-00000000000002"))
+
+    assert refused(service, f"{header}.{forged}.{signature}").code == "token_signature_invalid"
+
+
+def test_token_expires_after_valid_time_plus_30_seconds_leeway(
+    service: TokenService, clock: FakeClock
+) -> None:
+    token = service.issue(CLIENT_ID, "5").token
+
+    clock.current += timedelta(minutes=5, seconds=29)
+    assert service.verify(token).client_id == CLIENT_ID  # within the clock-skew leeway
+    clock.current += timedelta(seconds=1)
+    error = refused(service, token)
+    assert error.code == "token_expired"
+    assert "request a new one" in error.message
+
+
+def test_token_issued_in_the_future_is_refused(
+    service: TokenService, keys: KeyRing, clock: FakeClock
+) -> None:
+    claims = claims_for(clock)
+    claims["iat"] = int(clock.now().timestamp()) + 31
+    assert refused(service, sign(keys, claims)).code == "token_not_yet_valid"
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"sub": "someone"}, '"sub" is "someone"'),
+        ({"sub": None}, 'lacks the "sub" claim'),
+        ({"exp": None}, 'lacks the "exp" claim'),
+        ({"iat": None}, 'lacks the "iat" claim'),
+        ({"exp": "soon"}, '"exp" is not a whole number'),
+        ({"user": None}, "user.businessServiceClientId"),
+        ({"user": {"businessServiceClientId": 7}}, "user.businessServiceClientId"),
+    ],
+)
+def test_claims_not_shaped_like_ours_are_refused(
+    service: TokenService,
+    keys: KeyRing,
+    clock: FakeClock,
+    change: dict[str, object],
+    problem: str,
+) -> None:
+    claims = claims_for(clock)
+    claims.update(change)
+    claims = {name: value for name, value in claims.items() if value is not None}
+
+    error = refused(service, sign(keys, claims))
+    assert error.code == "token_malformed"
+    assert problem in error.message
+
+
+def test_disabled_client_cannot_use_a_token_already_issued(
+    service: TokenService, clients: Clients
+) -> None:
+    token = service.issue(CLIENT_ID, "60").token
+    clients.set_enabled(CLIENT_ID, False)
+
+    assert refused(service, token).code == "client_disabled"
+
+
+def test_token_for_an_unknown_client_is_refused(
+    service: TokenService, keys: KeyRing, clock: FakeClock
+) -> None:
+    token = sign(keys, claims_for(clock, client_id="BRN-9999-00000000000000"))
+    assert refused(service, token).code == "client_unknown"
+
+
+# Key rotation
+
+
+def test_rotated_out_key_verifies_until_retired_plus_lifetime_then_pruned(
+    service: TokenService, keys: KeyRing, clock: FakeClock
+) -> None:
+    old_token = service.issue(CLIENT_ID, "1440").token
+    old_kid = keys.current().kid
+    keys.rotate()
+    retired_at = clock.now()
+
+    new_token = service.issue(CLIENT_ID, "5").token
+    assert jwt.get_unverified_header(new_token)["kid"] == keys.current().kid != old_kid
+    assert service.verify(old_token).client_id == CLIENT_ID
+    assert service.verify(new_token).client_id == CLIENT_ID
+    assert set(published_kids(keys)) == {keys.current().kid, old_kid}
+
+    clock.current = retired_at + LIFETIME
+    assert keys.prune() == [old_kid]
+    assert old_kid not in set(published_kids(keys))
+    assert refused(service, old_token).code == "token_key_unknown"
+
+
+def test_key_rotated_by_another_process_verifies_without_restart(
+    keys: KeyRing, clients: Clients, clock: FakeClock
+) -> None:
+    server = KeyRing.open(
+        keys.directory, clock=clock.now, max_token_lifetime=LIFETIME, refresh_interval=0
+    )
+    verifier = TokenService(server, clients, clock)
+    keys.rotate()  # the CLI, in "another process"
+    token = TokenService(keys, clients, clock).issue(CLIENT_ID, "5").token
+
+    assert verifier.verify(token).client_id == CLIENT_ID
+    assert server.current().kid == keys.current().kid

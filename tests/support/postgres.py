@@ -1,0 +1,126 @@
+"""A throwaway PostgreSQL cluster for integration tests, or the one CI points us at.
+
+``BERKAS_TEST_POSTGRES_URL`` wins when set (it must name a database the tests may wipe).
+Otherwise ``initdb`` a cluster in a temporary directory, serve it on a free loopback port
+and remove it afterwards. Without PostgreSQL installed the tests skip, except under
+``CI=true``, where integration tests must run and so fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+ENV_URL = "BERKAS_TEST_POSTGRES_URL"
+_DATABASE = "berkas"
+_USER = "postgres"
+# Only the throwaway cluster: durability is pointless there and fsync is slow.
+_SERVER_OPTIONS = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+
+
+def find_bindir() -> Path | None:
+    """The directory holding ``initdb`` and ``pg_ctl``: newest Debian cluster, else PATH."""
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda path: int(path.parent.parent.name) if path.parent.parent.name.isdigit() else 0,
+    )
+    if candidates:
+        return candidates[-1].parent
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def throwaway_cluster(bindir: Path) -> Iterator[str]:
+    """Run a fresh cluster from ``bindir``; yield ``postgresql://postgres@127.0.0.1:<port>/berkas``."""
+    root = Path(tempfile.mkdtemp(prefix="berkas-pg-"))
+    data, sockets, log = root / "data", root / "sockets", root / "server.log"
+    sockets.mkdir()
+    as_owner: list[str] = []
+    if os.geteuid() == 0:
+        # initdb and postgres refuse to run as root; hand the directory to postgres.
+        owner = pwd.getpwnam(_USER)
+        for path in (root, sockets):
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+        as_owner = ["runuser", "-u", _USER, "--"]
+    port = free_port()
+
+    def run(*args: str) -> None:
+        done = subprocess.run([*as_owner, *args], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            server_log = log.read_text() if log.exists() else ""
+            raise RuntimeError(
+                f"{args[0]} failed ({done.returncode}):\n{done.stdout}{done.stderr}{server_log}"
+            )
+
+    try:
+        run(
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            _USER,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
+        options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 {_SERVER_OPTIONS}"
+        run(
+            str(bindir / "pg_ctl"),
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            str(data),
+            "-l",
+            str(log),
+            "-o",
+            options,
+        )
+        try:
+            run(
+                str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", _USER, _DATABASE
+            )
+            yield f"postgresql://{_USER}@127.0.0.1:{port}/{_DATABASE}"
+        finally:
+            run(str(bindir / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(data))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def postgres_url() -> Iterator[str]:
+    """The URL of a PostgreSQL database the tests may wipe; skips (or fails in CI) if none."""
+    configured = os.environ.get(ENV_URL)
+    if configured:
+        yield configured
+        return
+    bindir = find_bindir()
+    if bindir is None:
+        message = "PostgreSQL not installed: apt-get install postgresql"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message} (CI=true: integration tests must run)")
+        pytest.skip(message)
+    with throwaway_cluster(bindir) as url:
+        yield url
