@@ -71,11 +71,11 @@ class Settings(BaseSettings):
         if isinstance(value, list | tuple):
             for item in value:
                 try:
-                    ipaddress.ip_network(str(item), strict=False)
+                    ipaddress.ip_network(str(item), strict=True)
                 except ValueError as exc:
                     raise ValueError(
                         f"BERKAS_FETCH_ALLOW_NETWORKS: {item!r} is not a CIDR network "
-                        "(e.g. 203.0.113.0/24)"
+                        "without host bits (e.g. 203.0.113.0/24)"
                     ) from exc
             return tuple(str(item) for item in value)
         return value
@@ -105,9 +105,7 @@ class Settings(BaseSettings):
         for port in self.fetch_allow_ports:
             if not 1 <= port <= 65535:
                 raise ValueError(f"BERKAS_FETCH_ALLOW_PORTS: {port} is not a TCP port")
-        if self.public_url is not None and not self.public_url.startswith(
-            ("http://", "https://")
-        ):
+        if self.public_url is not None and not self.public_url.startswith(("http://", "https://")):
             raise ValueError("BERKAS_PUBLIC_URL must start with http:// or https://")
         if self.storage_url is not None and not self.storage_url.startswith(
             ("file://", "s3://", "memory://")

@@ -11,9 +11,9 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
-from berkas import __version__
 from berkas.adapters.clock import SystemClock
 from berkas.adapters.db.database import SqlDatabase
+from berkas.adapters.fetch import GuardedFetcher
 from berkas.adapters.keys import KeyRing
 from berkas.adapters.storage.local import LocalBlobStore
 from berkas.adapters.storage.memory import MemoryBlobStore
@@ -158,16 +158,15 @@ def _blob_store(url: str) -> BlobStore:
 def _fetcher(settings: Settings) -> Fetcher | None:
     if not settings.fetch_enabled:
         return None
-    from berkas.adapters.fetch import GuardedFetcher
-
     policy = EgressPolicy(
-        allow_networks=tuple(ipaddress.ip_network(n, strict=False) for n in settings.fetch_allow_networks),
+        allow_networks=tuple(
+            ipaddress.ip_network(n) for n in settings.fetch_allow_networks
+        ),
         allow_ports=frozenset(settings.fetch_allow_ports),
         max_redirects=settings.fetch_max_redirects,
         connect_timeout=settings.fetch_connect_timeout,
         read_timeout=settings.fetch_read_timeout,
         total_timeout=settings.fetch_total_timeout,
-        user_agent=f"berkas/{__version__} (+document fetcher)",
     )
     return GuardedFetcher(policy)
 

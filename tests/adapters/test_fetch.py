@@ -225,7 +225,7 @@ HOSTILE = [
     ("http://empty-answer.test/", "dns_failed"),
 ]
 
-HOSTILE_DNS = {
+HOSTILE_DNS: dict[str, list[list[str]]] = {
     "loopback.test": [["127.0.0.1"]],
     "metadata.google.internal": [["169.254.169.254"]],
     "internal.test": [["10.1.2.3"]],
@@ -319,6 +319,21 @@ async def test_default_network_and_system_resolver_work_for_a_literal_address(
     assert (result.status, sink.data) == (200, b"hello")
     # getaddrinfo on a numeric host answers without DNS.
     assert await system_resolver("127.0.0.1", 80) == ["127.0.0.1"]
+
+
+async def test_ipv6_literal_is_pinned_and_bracketed_in_host() -> None:
+    with FixtureServer("::1") as v6:
+        v6.route("/x", send(200, b"six"))
+        policy = EgressPolicy(
+            allow_networks=(ipaddress.ip_network("::1/128"),), allow_ports=frozenset({v6.port})
+        )
+        guarded, resolver, network = fetcher(policy)
+        sink = Collected()
+        await guarded.fetch(f"http://[0:0::1]:{v6.port}/x", sink, MB)
+        assert sink.data == b"six"
+        assert v6.requests[0].headers["host"] == f"[::1]:{v6.port}"
+        assert network.connects == [("::1", v6.port)]
+        assert resolver.calls == []
 
 
 # --- DNS: every answer checked, one lookup per hop, never a second one. ----------------

@@ -55,7 +55,8 @@ def test_token_requirements_upload_and_download(server: Server, partner: Partner
         assert response.status_code == 200, response.text
         body = response.json()
         assert list(body)[:3] == ["id", "link", "category"]
-        assert ID_RE.match(body["id"]) and body["id"].startswith("DCM-0001-")
+        assert ID_RE.match(body["id"])
+        assert body["id"].startswith("DCM-0001-")
         assert body["category"] == category
         assert body["sha256"] == samples.sha256(content)
 
@@ -69,7 +70,8 @@ def test_token_requirements_upload_and_download(server: Server, partner: Partner
         meta = httpx.get(f"{server.url}{PREFIX}/file/{body['id']}", headers=partner.auth())
         assert meta.status_code == 200, meta.text
         assert meta.json()["sha256"] == samples.sha256(content)
-        assert meta.json()["category"] == category and meta.json()["code"] == code
+        assert meta.json()["category"] == category
+        assert meta.json()["code"] == code
         assert httpx.get(meta.json()["link"]).content == content
 
 
@@ -156,9 +158,14 @@ def test_forged_tokens_are_refused(server: Server, partner: Partner) -> None:
 def test_disabled_client_loses_tokens_it_already_has(server: Server) -> None:
     partner = server.new_partner()
     token = partner.token
-    assert partner.upload(samples.png(), category="LOGO", code=None, filename="l.png").status_code == 200
+    assert (
+        partner.upload(samples.png(), category="LOGO", code=None, filename="l.png").status_code
+        == 200
+    )
     server.cli("clients", "disable", partner.client_id)
-    response = partner.upload(samples.png(), category="LOGO", code=None, filename="l.png", token=token)
+    response = partner.upload(
+        samples.png(), category="LOGO", code=None, filename="l.png", token=token
+    )
     assert response.status_code == 401
     assert error_of(response)["code"] == "client_disabled"
     refused = partner.get_token()
@@ -241,7 +248,8 @@ def test_bad_signature_and_stale_timestamp_are_401(server: Server, partner: Part
 def test_health_docs_and_jwks(server: Server) -> None:
     assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{server.url}/readyz")
-    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready"
     spec = httpx.get(f"{server.url}/openapi.json").json()
     upload = spec["paths"][f"{PREFIX}/file"]["post"]
     fields = upload["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
@@ -250,7 +258,8 @@ def test_health_docs_and_jwks(server: Server) -> None:
     assert token_headers == {"Client-Id", "Request-Id", "Request-Timestamp", "Signature"}
     assert httpx.get(f"{server.url}/docs").status_code == 200
     keys = httpx.get(f"{server.url}/.well-known/jwks.json").json()["keys"]
-    assert keys and all(k["alg"] == "RS256" and k["kty"] == "RSA" for k in keys)
+    assert keys
+    assert all(k["alg"] == "RS256" and k["kty"] == "RSA" for k in keys)
 
 
 def test_unknown_route_uses_the_envelope(server: Server) -> None:

@@ -74,7 +74,7 @@ class GuardedFetcher:
         try:
             # One bound over everything, DNS included: per-read timeouts alone let a server
             # drip one byte per read forever.
-            async with asyncio.timeout(None):
+            async with asyncio.timeout(total):
                 return await self._follow(url, sink, max_bytes)
         except TimeoutError as exc:
             raise FetchRefused(
@@ -90,6 +90,8 @@ class GuardedFetcher:
             try:
                 addresses = await self._addresses(target)
             except FetchRefused as exc:
+                if hop == 0:
+                    raise
                 raise _at_hop(exc, hop) from exc
             outcome = await self._exchange(target, addresses, sink, max_bytes)
             if isinstance(outcome, FetchResult):
@@ -235,8 +237,6 @@ async def _consume(
 
 
 def _at_hop(exc: FetchRefused, hop: int) -> FetchRefused:
-    if hop == 0:
-        return exc
     plural = "" if hop == 1 else "s"
     return FetchRefused(f"{exc.message} (after {hop} redirect{plural})", code=exc.code)
 

@@ -41,9 +41,7 @@ def create_app(container: Container) -> FastAPI:
                 "this link is incomplete; ask the API for a fresh one (GET /file/{id}).",
                 code="link_invalid",
             )
-        stored, chunks = await run_in_threadpool(
-            container.files.open_link, key, expires, signature
-        )
+        stored, chunks = await run_in_threadpool(container.files.open_link, key, expires, signature)
         extension = stored.key.rsplit(".", 1)[-1]
         return StreamingResponse(
             chunks,

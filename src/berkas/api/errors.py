@@ -1,17 +1,17 @@
 """The one error-to-HTTP table and the ``{"error": {...}}`` envelope (DESIGN 2.5).
 
-    BerkasError subclass      HTTP   type
-    InvalidRequest            400    invalid_request_error
-    AuthenticationFailed      401    authentication_error
-    PermissionDenied          403    permission_error
-    NotFound                  404    not_found_error
-    Conflict / Replayed       409    conflict_error
-    PayloadTooLarge           413    invalid_request_error
-    UnsupportedContent        415    invalid_request_error
-    FetchRefused              422    invalid_request_error
-    RateLimited               429    rate_limit_error
-    Unavailable               503    api_error
-    anything else             500    api_error (logged; no stack trace on the wire)
+BerkasError subclass      HTTP   type
+InvalidRequest            400    invalid_request_error
+AuthenticationFailed      401    authentication_error
+PermissionDenied          403    permission_error
+NotFound                  404    not_found_error
+Conflict / Replayed       409    conflict_error
+PayloadTooLarge           413    invalid_request_error
+UnsupportedContent        415    invalid_request_error
+FetchRefused              422    invalid_request_error
+RateLimited               429    rate_limit_error
+Unavailable               503    api_error
+anything else             500    api_error (logged; no stack trace on the wire)
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def status_of(error: BerkasError) -> int:
     """The HTTP status for an error: the nearest class in the table wins."""
     for cls in type(error).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 500
 
 
@@ -83,7 +83,9 @@ def error_response(error: BerkasError) -> Response:
     if isinstance(error, Replayed):
         return Response(error.body, status_code=409, media_type=error.content_type)
     return Response(
-        error_body(error), status_code=status_of(error), media_type="application/json",
+        error_body(error),
+        status_code=status_of(error),
+        media_type="application/json",
         headers=headers,
     )
 

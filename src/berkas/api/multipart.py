@@ -90,9 +90,7 @@ class _Collector:
                 code="unknown_field",
             )
         if self.form.spool is not None:
-            raise InvalidRequest(
-                "send exactly one 'file' part per upload.", code="multiple_files"
-            )
+            raise InvalidRequest("send exactly one 'file' part per upload.", code="multiple_files")
         filename = options.get(b"filename")
         self.form.filename = filename.decode("utf-8", "replace") if filename else None
         self.form.spool = self._open_spool(self.form.fields)
@@ -138,8 +136,7 @@ def boundary_of(content_type: str | None) -> bytes:
     media, params = parse_options_header(content_type)
     if media != b"multipart/form-data":
         raise InvalidRequest(
-            f"Content-Type {media.decode('latin-1')!r} is not accepted; send "
-            "multipart/form-data.",
+            f"Content-Type {media.decode('latin-1')!r} is not accepted; send multipart/form-data.",
             code="multipart_required",
         )
     boundary = params.get(b"boundary")

@@ -12,8 +12,8 @@ from starlette.concurrency import run_in_threadpool
 
 from berkas.api import schemas
 from berkas.api.errors import error_response
-from berkas.api.schemas import ERRORS_OPENAPI
 from berkas.api.multipart import read_form
+from berkas.api.schemas import ERRORS_OPENAPI
 from berkas.core.errors import AuthenticationFailed, BerkasError, InvalidRequest, PayloadTooLarge
 from berkas.core.models import Client
 from berkas.services.ingest import Spool
@@ -50,7 +50,7 @@ def router(container: Container) -> APIRouter:
             payload = _json_object(body)
             if payload.get("grant_type") != "client_credentials":
                 raise InvalidRequest(
-                    "grant_type must be \"client_credentials\".", code="grant_type_invalid"
+                    'grant_type must be "client_credentials".', code="grant_type_invalid"
                 )
             issued = container.tokens.issue(client.client_id, payload.get("valid_time"))
             return JSONResponse({"token": issued.token})
@@ -187,7 +187,7 @@ async def _drain(stream: AsyncIterator[bytes]) -> None:
             drained += len(chunk)
             if drained > DRAIN_LIMIT:
                 return
-    except Exception:  # noqa: BLE001, S110 - the client went away; the 413 stands regardless
+    except Exception:  # the client went away; the 413 stands regardless
         return
 
 
@@ -231,8 +231,7 @@ async def _bearer(container: Container, request: Request) -> Client:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed(
-            "Authorization: Bearer <token> is required; get a token from POST "
-            f"{PREFIX}/token.",
+            f"Authorization: Bearer <token> is required; get a token from POST {PREFIX}/token.",
             code="token_missing",
         )
     return await run_in_threadpool(container.tokens.verify, token.strip())
@@ -268,7 +267,7 @@ def _json_object(body: bytes) -> dict[str, Any]:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise InvalidRequest(
-            "body must be a JSON object like {\"grant_type\": \"client_credentials\"}.",
+            'body must be a JSON object like {"grant_type": "client_credentials"}.',
             code="invalid_json",
         ) from None
     if not isinstance(payload, dict):

@@ -153,12 +153,31 @@ TOKEN_BODY: dict[str, Any] = {
 }
 
 REQUIREMENT_QUERY: list[dict[str, Any]] = [
-    {"name": "businessType", "in": "query", "required": True,
-     "schema": {"type": "string", "enum": ["PERSONAL", "CORPORATE"]}},
-    {"name": "businessLegalEntity", "in": "query", "required": True,
-     "schema": {"type": "string"}, "example": "PERSEORANGAN"},
-    {"name": "brandBusinessLine", "in": "query", "required": True,
-     "schema": {"type": "string"}, "example": "RETAIL"},
-    {"name": "businessContactNationality", "in": "query", "required": True,
-     "schema": {"type": "string", "pattern": "^[A-Z]{2}$"}, "example": "ID"},
+    {
+        "name": "businessType",
+        "in": "query",
+        "required": True,
+        "schema": {"type": "string", "enum": ["PERSONAL", "CORPORATE"]},
+    },
+    {
+        "name": "businessLegalEntity",
+        "in": "query",
+        "required": True,
+        "schema": {"type": "string"},
+        "example": "PERSEORANGAN",
+    },
+    {
+        "name": "brandBusinessLine",
+        "in": "query",
+        "required": True,
+        "schema": {"type": "string"},
+        "example": "RETAIL",
+    },
+    {
+        "name": "businessContactNationality",
+        "in": "query",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[A-Z]{2}$"},
+        "example": "ID",
+    },
 ]

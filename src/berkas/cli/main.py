@@ -57,7 +57,9 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", default=None, help="Interface to bind (env BERKAS_HOST, default 127.0.0.1).")
+@click.option(
+    "--host", default=None, help="Interface to bind (env BERKAS_HOST, default 127.0.0.1)."
+)
 @click.option("--port", type=int, default=None, help="Port (env BERKAS_PORT, default 8000).")
 def serve(host: str | None, port: int | None) -> None:
     """Run the HTTP service (embedded SQLite + local disk unless configured otherwise)."""
@@ -67,7 +69,9 @@ def serve(host: str | None, port: int | None) -> None:
     from berkas.wiring import build, ensure_demo_client
 
     settings = _settings(host=host, port=port)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
+    )
     container = build(settings)
     demo = ensure_demo_client(container)
     if demo is not None:
@@ -104,7 +108,9 @@ def clients() -> None:
 
 
 @clients.command("create")
-@click.option("--client-id", default=None, help="e.g. BRN-0001-10791114622547 (generated if omitted).")
+@click.option(
+    "--client-id", default=None, help="e.g. BRN-0001-10791114622547 (generated if omitted)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print {client_id, secret_key} as JSON.")
 def clients_create(client_id: str | None, as_json: bool) -> None:
     """Create a client with a strong random secret key (printed once)."""
@@ -204,6 +210,11 @@ def db_migrate() -> None:
     with _container():
         pass
     click.echo("database is up to date")
+
+
+from berkas.cli.partner import partner  # noqa: E402 - the partner verbs, registered last
+
+main.add_command(partner)
 
 
 if __name__ == "__main__":  # pragma: no cover

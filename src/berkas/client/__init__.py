@@ -1,1 +1,54 @@
-"""berkas.client."""
+"""The partner SDK: ``BerkasClient`` (blocking) and ``AsyncBerkasClient`` over httpx.
+
+Speaks DOKU's Partner file API (token, requirements, upload) plus berkas's extras
+(file metadata, downloads). Imports only ``berkas.core`` and httpx.
+"""
+
+from berkas.client.aio import AsyncBerkasClient
+from berkas.client.calls import FileInput
+from berkas.client.errors import (
+    AuthenticationError,
+    BerkasAPIError,
+    BerkasClientError,
+    ConflictError,
+    ConnectionFailed,
+    FetchError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ReplayedError,
+    ServerError,
+    TooLargeError,
+    UnsupportedContentError,
+)
+from berkas.client.flow import RetryPolicy
+from berkas.client.models import FileInfo, Token, UploadedFile
+from berkas.client.sync import BerkasClient
+from berkas.core.catalogue import Category, DocumentCode
+
+__all__ = [
+    "AsyncBerkasClient",
+    "AuthenticationError",
+    "BerkasAPIError",
+    "BerkasClient",
+    "BerkasClientError",
+    "Category",
+    "ConflictError",
+    "ConnectionFailed",
+    "DocumentCode",
+    "FetchError",
+    "FileInfo",
+    "FileInput",
+    "InvalidRequestError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ReplayedError",
+    "RetryPolicy",
+    "ServerError",
+    "Token",
+    "TooLargeError",
+    "UnsupportedContentError",
+    "UploadedFile",
+]

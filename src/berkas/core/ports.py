@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from berkas.core.egress import FetchResult
 from berkas.core.models import Client, ReplayRecord, StoredFile
 
 
@@ -102,6 +103,6 @@ ChunkSink = Callable[[bytes], None]
 class Fetcher(Protocol):
     """Fetches a partner-named URL under the egress policy (DESIGN 4), streaming to ``sink``."""
 
-    async def fetch(self, url: str, sink: ChunkSink, max_bytes: int) -> object:
+    async def fetch(self, url: str, sink: ChunkSink, max_bytes: int) -> FetchResult:
         """Stream the body into ``sink``; raise ``FetchRefused`` with a specific code."""
         ...

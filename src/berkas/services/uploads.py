@@ -103,8 +103,7 @@ class UploadService:
         if cat is Category.DOCUMENT:
             if code is None or code.strip() == "":
                 raise InvalidRequest(
-                    "code is required when category is DOCUMENT; one of "
-                    f"{_names(DocumentCode)}.",
+                    f"code is required when category is DOCUMENT; one of {_names(DocumentCode)}.",
                     code="code_missing",
                 )
             try:
@@ -171,12 +170,17 @@ class UploadService:
         self, client: Client, target: UploadTarget, spool: Spool, info: content.ContentInfo
     ) -> UploadResult:
         for attempt in range(_MINT_ATTEMPTS):
+            last = attempt + 1 == _MINT_ATTEMPTS
             minted = self._minter.mint(target.category.id_prefix)
+            # A taken id is skipped before any byte moves: a store may move the spooled
+            # file into place (BlobStore.put_file), after which it cannot be put again.
+            if not last and self._files.get(minted.id) is not None:
+                continue
             key = self._key(client, target.category, minted.epoch_ms, info.kind)
             try:
                 self._blobs.put_file(key, spool.path, info.kind.mime)
             except Conflict:
-                if attempt + 1 == _MINT_ATTEMPTS:
+                if last or not spool.path.exists():
                     raise
                 continue
             stored = StoredFile(
@@ -196,8 +200,8 @@ class UploadService:
                 self._files.add(stored)
             except BaseException as exc:
                 # The row is the commit point: without it the blob is garbage (DESIGN 5).
-                _quietly(lambda: self._blobs.delete(key))
-                if isinstance(exc, Conflict) and attempt + 1 < _MINT_ATTEMPTS:
+                _quietly(self._blobs.delete, key)
+                if isinstance(exc, Conflict) and not last and spool.path.exists():
                     continue
                 raise
             return UploadResult(stored=stored, link=self._links.issue(key))
@@ -223,8 +227,8 @@ def _names(enum_type: type[Category] | type[DocumentCode]) -> str:
     return ", ".join(member.value for member in enum_type)
 
 
-def _quietly(action: Callable[[], None]) -> None:
+def _quietly(action: Callable[[str], None], key: str) -> None:
     try:
-        action()
+        action(key)
     except BerkasError:
         log.exception("cleanup after a failed upload did not complete")

@@ -1,0 +1,1 @@
+"""Benchmarks: speed and memory as ratios against a baseline run in the same go."""

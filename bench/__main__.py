@@ -1,0 +1,177 @@
+"""``make bench``: upload latency and server memory, each as a ratio to a baseline.
+
+- upload: median time of a multipart upload to berkas vs the same body POSTed to a bare
+  ASGI app that only streams it to a temp file and fsyncs (bench/baseline_app.py), both
+  served by uvicorn on loopback in this run.
+- memory: berkas' RSS growth across many near-cap uploads, as a ratio to the body size
+  (flat memory means the ratio stays far below 1).
+- inspection: content.inspect() time vs sha256 over the same bytes (in-process).
+
+Results print as a table and go to bench/results/latest.json. Nothing here asserts a
+time: numbers on a shared machine are for comparison within one run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from berkas.core import content
+from tests.support import samples
+from tests.support.server import PREFIX, Server, free_port
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
+
+
+def _median_seconds(action: object, rounds: int = ROUNDS) -> float:
+    assert callable(action)
+    action()  # warm-up
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _start_baseline() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.baseline_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            httpx.post(url, content=b"x", timeout=1)
+            return process, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError("baseline server did not start")
+
+
+def bench_upload(server: Server, body: bytes) -> dict[str, float]:
+    partner = server.new_partner()
+    token = partner.token
+    baseline, baseline_url = _start_baseline()
+    try:
+        with httpx.Client(timeout=60) as http:
+            files = {"category": (None, "PHOTO_PROOF"), "file": ("p.jpg", body, "image/jpeg")}
+            headers = {"Authorization": f"Bearer {token}"}
+
+            def to_berkas() -> None:
+                r = http.post(f"{server.url}{PREFIX}/file", files=files, headers=headers)
+                assert r.status_code == 200, r.text
+
+            def to_baseline() -> None:
+                r = http.post(baseline_url, files=files)
+                assert r.status_code == 200
+
+            berkas_s = _median_seconds(to_berkas)
+            baseline_s = _median_seconds(to_baseline)
+    finally:
+        baseline.terminate()
+        baseline.wait()
+    return {
+        "body_mb": len(body) / 1e6,
+        "berkas_median_s": berkas_s,
+        "baseline_median_s": baseline_s,
+        "ratio": berkas_s / baseline_s,
+    }
+
+
+def bench_memory(server: Server, body: bytes, uploads: int = 10) -> dict[str, float]:
+    partner = server.new_partner()
+    process = psutil.Process(server.pid)
+    partner.upload(samples.jpeg(), category="LOGO", code=None)
+    before = process.memory_info().rss
+    peak = before
+    for _ in range(uploads):
+        r = partner.upload(body, category="PHOTO_PROOF", code=None, filename="p.jpg")
+        assert r.status_code == 200, r.text
+        peak = max(peak, process.memory_info().rss)
+    growth = peak - before
+    return {
+        "body_mb": len(body) / 1e6,
+        "uploads": uploads,
+        "rss_growth_mb": growth / 1e6,
+        "growth_to_body_ratio": growth / len(body),
+    }
+
+
+def bench_inspect(body: bytes) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile(suffix=".jpg") as handle:
+        handle.write(body)
+        handle.flush()
+        path = Path(handle.name)
+
+        def inspect() -> None:
+            content.inspect(
+                path,
+                head=body[: content.SNIFF_BYTES],
+                size=len(body),
+                allowed={content.Kind.JPEG},
+                filename=None,
+                label="PHOTO_PROOF",
+                limits=content.ImageLimits(),
+            )
+
+        def digest() -> None:
+            hashlib.sha256(path.read_bytes()).hexdigest()
+
+        inspect_s = _median_seconds(inspect)
+        sha_s = _median_seconds(digest)
+    return {"inspect_median_s": inspect_s, "sha256_median_s": sha_s, "ratio": inspect_s / sha_s}
+
+
+def _big_jpeg(target_bytes: int) -> bytes:
+    """A real JPEG padded with a trailing comment-free tail up to ``target_bytes``."""
+    image = samples.jpeg(3000, 2000)
+    # Bytes after EOI are ignored by decoders; they make the body as large as we need.
+    return image + os.urandom(max(0, target_bytes - len(image)))
+
+
+def main() -> None:
+    results: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(data_dir=Path(tmp) / "data", env={"BERKAS_DEMO_CLIENT": "false"})
+        server.start()
+        try:
+            results["upload_5mb"] = bench_upload(server, _big_jpeg(5 * 1024 * 1024))
+            results["memory_14mb"] = bench_memory(server, _big_jpeg(14 * 1024 * 1024))
+        finally:
+            server.stop()
+    results["inspect_3000x2000_jpeg"] = bench_inspect(samples.jpeg(3000, 2000))
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    for name, values in results.items():
+        assert isinstance(values, dict)
+        cells = ", ".join(
+            f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()
+        )
+        print(f"{name:28} {cells}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""``AsyncBerkasClient``: the partner SDK over ``httpx.AsyncClient`` (asyncio or trio)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+# anyio is httpx's own async layer (a hard dependency), so sleeping through it keeps the
+# client usable under asyncio and trio alike, as httpx.AsyncClient is.
+import anyio
+import httpx
+
+from berkas.client.calls import USER_AGENT, Calls, FileInput
+from berkas.client.flow import Action, Flow, Outcome, Pump, RetryPolicy, Send
+from berkas.client.models import FileInfo, Token, UploadedFile
+from berkas.core.catalogue import Category, DocumentCode
+
+T = TypeVar("T")
+
+
+class AsyncBerkasClient(Calls):
+    """``BerkasClient`` with ``await``: the same arguments, methods and behaviour.
+
+    ``transport`` is an ``httpx.AsyncBaseTransport``, e.g. ``httpx.ASGITransport(app)``
+    to drive an in-process app. Use ``async with``, or ``await aclose()``.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        secret_key: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+        token_minutes: int | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            transport=transport,
+            timeout=timeout,
+            headers={"User-Agent": USER_AGENT},
+        )
+        super().__init__(
+            self._client,
+            client_id,
+            secret_key,
+            token_minutes=token_minutes,
+            retry=retry,
+            clock=clock,
+        )
+
+    async def token(self, valid_time: int | None = None) -> Token:
+        """See ``BerkasClient.token``."""
+        return await self._run(self._token(valid_time))
+
+    async def requirements(
+        self, business_type: str, legal_entity: str, brand_business_line: str, nationality: str
+    ) -> dict[str, Any]:
+        """See ``BerkasClient.requirements``."""
+        flow = self._requirements(business_type, legal_entity, brand_business_line, nationality)
+        return await self._run(flow)
+
+    async def upload(
+        self,
+        category: Category | str,
+        file: FileInput,
+        *,
+        code: DocumentCode | str | None = None,
+        filename: str | None = None,
+        request_id: str | None = None,
+    ) -> UploadedFile:
+        """See ``BerkasClient.upload`` (a file object is read on the event loop)."""
+        flow = self._upload(category, file, code=code, filename=filename, request_id=request_id)
+        return await self._run(flow)
+
+    async def upload_url(
+        self,
+        category: Category | str,
+        url: str,
+        *,
+        code: DocumentCode | str | None = None,
+        request_id: str | None = None,
+    ) -> UploadedFile:
+        """See ``BerkasClient.upload_url``."""
+        return await self._run(self._upload_url(category, url, code=code, request_id=request_id))
+
+    async def file(self, file_id: str) -> FileInfo:
+        """See ``BerkasClient.file``."""
+        return await self._run(self._file(file_id))
+
+    async def download(self, link: str) -> bytes:
+        """See ``BerkasClient.download``."""
+        return await self._run(self._download(link))
+
+    async def download_to(self, link: str, path: str | os.PathLike[str]) -> int:
+        """See ``BerkasClient.download_to``."""
+        return await self._run(self._download_to(link, path))
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self._client.aclose()
+
+    async def __aenter__(self) -> AsyncBerkasClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _run(self, flow: Flow[T]) -> T:
+        outcome: Outcome = None
+        try:
+            while True:
+                outcome = await self._perform(flow.send(outcome))
+        except StopIteration as done:
+            return cast(T, done.value)
+        finally:
+            flow.close()
+
+    async def _perform(self, action: Action) -> Outcome:
+        if isinstance(action, Send):
+            try:
+                return await self._client.send(action.request, stream=action.stream)
+            except httpx.TransportError as exc:
+                return exc
+        if isinstance(action, Pump):
+            try:
+                async for chunk in action.response.aiter_bytes():
+                    action.write(chunk)
+            except httpx.TransportError as exc:
+                return exc
+            finally:
+                await action.response.aclose()
+            return None
+        await anyio.sleep(action.seconds)
+        return None

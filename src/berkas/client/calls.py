@@ -1,0 +1,363 @@
+"""The partner API's calls, written once as flows (see ``flow``) for both clients.
+
+Owns request building (DOKU signing, bearer tokens, multipart uploads), the token cache
+and response parsing. ``BerkasClient`` and ``AsyncBerkasClient`` only perform the I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import uuid
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, TypeAlias
+from urllib.parse import quote
+
+import httpx
+
+from berkas import __version__
+from berkas.client import models
+from berkas.client.errors import AuthenticationError, ConnectionFailed, ServerError
+from berkas.client.flow import Flow, RetryPolicy, Sleep, attempt, pump
+from berkas.client.models import FileInfo, Token, UploadedFile
+from berkas.core.catalogue import Category, DocumentCode
+from berkas.core.signing import signed_headers
+
+PREFIX = "/adv-core-api/partner/v1.0"
+USER_AGENT = f"berkas-client/{__version__}"
+# Refresh a cached token this long before it expires (or after 80% of a short life), so
+# a request never leaves with a token that expires in flight.
+REFRESH_MARGIN = 60.0
+DOWNLOAD_CHUNK = 64 * 1024
+
+FileInput: TypeAlias = str | os.PathLike[str] | bytes | IO[bytes]
+"""A path (streamed from disk), the bytes themselves, or a binary file object."""
+
+_Part = tuple[str | None, Any, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    token: Token
+    minutes: int | None
+    refresh_at: float
+
+
+class Calls:
+    """State and flows shared by the sync and async clients."""
+
+    def __init__(
+        self,
+        http: httpx.Client | httpx.AsyncClient,
+        client_id: str,
+        secret_key: str,
+        *,
+        token_minutes: int | None,
+        retry: RetryPolicy | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self._http = http
+        self._client_id = client_id
+        self._secret_key = secret_key
+        self._token_minutes = token_minutes
+        self._retry = retry if retry is not None else RetryPolicy()
+        self._clock = clock
+        self._cached: _Cached | None = None
+
+    # -- flows, one per public method ------------------------------------------------
+
+    def _token(self, valid_time: int | None) -> Flow[Token]:
+        minutes = valid_time if valid_time is not None else self._token_minutes
+        cached = self._cached
+        if cached is not None and cached.minutes == minutes and self._clock() < cached.refresh_at:
+            return cached.token
+        # DOKU's body: valid_time is a string of minutes (DESIGN 2.2).
+        payload: dict[str, str] = {"grant_type": "client_credentials"}
+        if minutes is not None:
+            payload["valid_time"] = str(minutes)
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        # Anchor the cache on our own clock, taken before asking: exp - iat says how long
+        # the token lives, and using that span rather than exp itself makes the cache
+        # immune to skew between our clock and the server's.
+        asked_at = self._clock()
+        response = yield from self._signed("POST", f"{PREFIX}/token", body=body)
+        token = models.parse_token(_json(response))
+        self._cached = _Cached(token, minutes, asked_at + _fresh_for(token))
+        return token
+
+    def _requirements(
+        self, business_type: str, legal_entity: str, brand_business_line: str, nationality: str
+    ) -> Flow[dict[str, Any]]:
+        params = {
+            "businessType": str(business_type),
+            "businessLegalEntity": legal_entity,
+            "brandBusinessLine": brand_business_line,
+            "businessContactNationality": nationality,
+        }
+        response = yield from self._signed("GET", f"{PREFIX}/file", params=params)
+        return models.parse_object(_json(response))
+
+    def _upload(
+        self,
+        category: Category | str,
+        file: FileInput,
+        *,
+        code: DocumentCode | str | None,
+        filename: str | None,
+        request_id: str | None,
+    ) -> Flow[UploadedFile]:
+        with ExitStack() as stack:
+            name, content, rewindable = _file_part(file, filename, stack)
+            parts = [*_fields(category, code), ("file", (name, content, None))]
+            response = yield from self._upload_parts(parts, request_id, rewindable=rewindable)
+        return models.parse_uploaded(_json(response))
+
+    def _upload_url(
+        self,
+        category: Category | str,
+        url: str,
+        *,
+        code: DocumentCode | str | None,
+        request_id: str | None,
+    ) -> Flow[UploadedFile]:
+        parts = [*_fields(category, code), ("file_url", (None, url, None))]
+        response = yield from self._upload_parts(parts, request_id, rewindable=True)
+        return models.parse_uploaded(_json(response))
+
+    def _file(self, file_id: str) -> Flow[FileInfo]:
+        # Quoted whole: an id is never allowed to add path segments ("../token").
+        path = f"{PREFIX}/file/{quote(file_id, safe='')}"
+        response = yield from self._bearer(
+            lambda auth: self._build("GET", path, headers={"Authorization": auth}),
+            idempotent=True,
+            rewindable=True,
+        )
+        return models.parse_file_info(_json(response))
+
+    def _download(self, link: str) -> Flow[bytes]:
+        # No Authorization header: a link is its own credential, and it may point at
+        # another host (a CDN, a proxy) that must never see the partner's bearer token.
+        response = yield from attempt(
+            lambda: self._build("GET", link), self._retry, idempotent=True
+        )
+        return response.content
+
+    def _download_to(self, link: str, path: str | os.PathLike[str]) -> Flow[int]:
+        target = Path(path)
+        # Written beside the target and renamed when complete, so ``path`` never holds
+        # a partial download, even when the connection drops mid-body.
+        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+        tries = 0
+        try:
+            while True:
+                response = yield from attempt(
+                    lambda: self._build("GET", link), self._retry, idempotent=True, stream=True
+                )
+                with partial.open("wb") as sink:
+                    failure = yield from pump(response, sink.write)
+                    size = sink.tell()
+                if failure is None:
+                    partial.replace(target)
+                    return size
+                delay = self._retry.delay(tries)
+                if delay is None:
+                    raise ConnectionFailed(
+                        f"download of {target.name} broke off after {size} bytes: {failure!r}"
+                    ) from failure
+                tries += 1
+                yield Sleep(delay)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    # -- request building ------------------------------------------------------------
+
+    def _build(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        files: list[tuple[str, _Part]] | None = None,
+    ) -> httpx.Request:
+        return self._http.build_request(
+            method, url, headers=headers, params=params, content=content, files=files
+        )
+
+    def _signed(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Flow[httpx.Response]:
+        """Send a DOKU-signed request (DESIGN 2.1), retrying under one Request-Id.
+
+        Every try carries the same Request-Id, so the server's replay rule makes a
+        repeat safe: work done once is answered again, never done twice. The same
+        signed headers are resent verbatim while younger than the policy's
+        ``reuse_signature_for`` (a retry is then byte-identical to a duplicate the
+        network might have made); past that the request is re-signed with a fresh
+        Request-Timestamp, since an old one would fall outside the server's window
+        (DOKU's ±5 minutes by default). The replay fingerprint covers method, path,
+        query and body, not the timestamp, so the re-signed try is still "the same
+        request".
+        """
+        request_id = str(uuid.uuid4())
+        signed: dict[str, str] = {}
+        signed_at = 0.0
+
+        def build() -> httpx.Request:
+            nonlocal signed, signed_at
+            request = self._build(method, path, params=params, content=body)
+            now = self._clock()
+            if not signed or now - signed_at > self._retry.reuse_signature_for:
+                signed = signed_headers(
+                    client_id=self._client_id,
+                    secret_key=self._secret_key,
+                    # The path alone: berkas accepts it with or without the query, and
+                    # DOKU's own examples sign the path (DESIGN 2.1).
+                    target=request.url.path,
+                    body=body,
+                    request_id=request_id,
+                    timestamp=datetime.fromtimestamp(now, UTC),
+                )
+                signed_at = now
+            request.headers.update(signed)
+            if body is not None:
+                request.headers["Content-Type"] = "application/json"
+            return request
+
+        return (yield from attempt(build, self._retry, idempotent=True))
+
+    def _bearer(
+        self,
+        build: Callable[[str], httpx.Request],
+        *,
+        idempotent: bool,
+        rewindable: bool,
+    ) -> Flow[httpx.Response]:
+        """Send with ``Authorization: Bearer``; a cached token refused once is renewed.
+
+        The server may refuse a token the cache still trusts (keys rotated, clocks
+        apart): then one new token and one more try, if the body can be sent again.
+        """
+        cached = self._cached
+        token = yield from self._token(None)
+        try:
+            return (
+                yield from attempt(
+                    lambda: build(token.authorization), self._retry, idempotent=idempotent
+                )
+            )
+        except AuthenticationError:
+            if not rewindable or cached is None or cached.token is not token:
+                raise
+        self._cached = None
+        fresh = yield from self._token(None)
+        return (
+            yield from attempt(
+                lambda: build(fresh.authorization), self._retry, idempotent=idempotent
+            )
+        )
+
+    def _upload_parts(
+        self, parts: list[tuple[str, _Part]], request_id: str | None, *, rewindable: bool
+    ) -> Flow[httpx.Response]:
+        def build(auth: str) -> httpx.Request:
+            headers = {"Authorization": auth}
+            if request_id is not None:
+                # DESIGN 3: an upload with a Request-Id is idempotent on the server.
+                headers["Request-Id"] = request_id
+            return self._build("POST", f"{PREFIX}/file", headers=headers, files=parts)
+
+        # Without a Request-Id a repeat could store the file twice, so only failures
+        # before any byte was sent are retried (see ``flow.attempt``).
+        return (
+            yield from self._bearer(
+                build, idempotent=request_id is not None and rewindable, rewindable=rewindable
+            )
+        )
+
+
+def _fresh_for(token: Token) -> float:
+    lifetime = token.lifetime
+    if lifetime is None:  # no readable exp/iat: never reuse it
+        return 0.0
+    seconds = lifetime.total_seconds()
+    return seconds - min(REFRESH_MARGIN, seconds * 0.2)
+
+
+def _fields(category: Category | str, code: DocumentCode | str | None) -> list[tuple[str, _Part]]:
+    # (None, value) parts: the body stays multipart/form-data even without a file, as
+    # DOKU's upload requires; text parts before the file let the server apply the
+    # category's size cap while streaming.
+    fields: list[tuple[str, _Part]] = [("category", (None, str(category), None))]
+    if code is not None:
+        fields.append(("code", (None, str(code), None)))
+    return fields
+
+
+def _file_part(
+    file: FileInput, filename: str | None, stack: ExitStack
+) -> tuple[str, bytes | IO[bytes] | _Stream, bool]:
+    """(filename, content, rewindable) for the multipart ``file`` part; never reads it."""
+    if isinstance(file, bytes | bytearray | memoryview):
+        return filename or "upload", bytes(file), True
+    if isinstance(file, str | os.PathLike):
+        path = Path(file)
+        handle = stack.enter_context(path.open("rb"))
+        return filename or path.name, handle, True
+    name = filename or Path(str(getattr(file, "name", "") or "upload")).name
+    if _is_pipe(file):
+        # A pipe or socket: its size is unknown (fstat says 0), so hide fileno and seek
+        # from httpx, which then streams it chunked instead of trusting that 0.
+        return name, _Stream(file), False
+    return name, file, _seekable(file)
+
+
+def _is_pipe(file: IO[bytes]) -> bool:
+    """True for a file descriptor that is not a regular file (pipe, socket, terminal)."""
+    try:
+        mode = os.fstat(file.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):
+        return False
+    return not stat.S_ISREG(mode)
+
+
+def _seekable(file: IO[bytes]) -> bool:
+    seekable = getattr(file, "seekable", None)
+    try:
+        return bool(seekable()) if callable(seekable) else False
+    except (OSError, ValueError):
+        return False
+
+
+class _Stream:
+    """Only ``read``: a one-pass stream httpx sends with chunked encoding."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(size)
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return json.loads(response.content)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ServerError(
+            response.status_code,
+            "invalid_response",
+            f"expected JSON from {response.request.url.path}, got "
+            f"{response.headers.get('content-type', 'no content type')}",
+            "api_error",
+        ) from None

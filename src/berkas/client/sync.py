@@ -1,0 +1,157 @@
+"""``BerkasClient``: the partner SDK over a blocking ``httpx.Client``."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+import httpx
+
+from berkas.client.calls import USER_AGENT, Calls, FileInput
+from berkas.client.flow import Action, Flow, Outcome, Pump, RetryPolicy, Send
+from berkas.client.models import FileInfo, Token, UploadedFile
+from berkas.core.catalogue import Category, DocumentCode
+
+T = TypeVar("T")
+
+
+class BerkasClient(Calls):
+    """A partner's client for berkas (or DOKU's Partner file API).
+
+    ``base_url`` is the server root (``https://berkas.example.com``); ``client_id`` and
+    ``secret_key`` are the partner's DOKU credentials. ``transport`` replaces the
+    network (tests pass an in-process app); ``token_minutes`` is the ``valid_time``
+    asked for tokens (server default when None); ``clock`` is the time source for
+    token freshness and request timestamps. Use as a context manager, or ``close()``.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        secret_key: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 30.0,
+        token_minutes: int | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = httpx.Client(
+            base_url=base_url,
+            transport=transport,
+            timeout=timeout,
+            headers={"User-Agent": USER_AGENT},
+        )
+        super().__init__(
+            self._client,
+            client_id,
+            secret_key,
+            token_minutes=token_minutes,
+            retry=retry,
+            clock=clock,
+        )
+
+    def token(self, valid_time: int | None = None) -> Token:
+        """A bearer token (POST /token, DOKU-signed), reused until shortly before expiry.
+
+        ``valid_time`` is in minutes; a different ``valid_time`` than the cached token's
+        asks for a new one.
+        """
+        return self._run(self._token(valid_time))
+
+    def requirements(
+        self, business_type: str, legal_entity: str, brand_business_line: str, nationality: str
+    ) -> dict[str, Any]:
+        """Which documents a merchant of this kind must provide (GET /file, DESIGN 2.3)."""
+        return self._run(
+            self._requirements(business_type, legal_entity, brand_business_line, nationality)
+        )
+
+    def upload(
+        self,
+        category: Category | str,
+        file: FileInput,
+        *,
+        code: DocumentCode | str | None = None,
+        filename: str | None = None,
+        request_id: str | None = None,
+    ) -> UploadedFile:
+        """Upload a document (POST /file); ``code`` is required for DOCUMENT.
+
+        ``file`` is a path (streamed from disk, never read whole into memory), the bytes,
+        or a binary file object (sent from its start). With a ``request_id`` the upload
+        is idempotent on the server and is retried after transient failures.
+        """
+        return self._run(
+            self._upload(category, file, code=code, filename=filename, request_id=request_id)
+        )
+
+    def upload_url(
+        self,
+        category: Category | str,
+        url: str,
+        *,
+        code: DocumentCode | str | None = None,
+        request_id: str | None = None,
+    ) -> UploadedFile:
+        """Have the server fetch ``url`` and store it as a document (``file_url``)."""
+        return self._run(self._upload_url(category, url, code=code, request_id=request_id))
+
+    def file(self, file_id: str) -> FileInfo:
+        """Metadata of an uploaded file and a fresh 60-minute link (GET /file/{id})."""
+        return self._run(self._file(file_id))
+
+    def download(self, link: str) -> bytes:
+        """The bytes behind a link (no token is sent: the link is the credential)."""
+        return self._run(self._download(link))
+
+    def download_to(self, link: str, path: str | os.PathLike[str]) -> int:
+        """Stream the bytes behind a link into ``path``; return the number written."""
+        return self._run(self._download_to(link, path))
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._client.close()
+
+    def __enter__(self) -> BerkasClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _run(self, flow: Flow[T]) -> T:
+        outcome: Outcome = None
+        try:
+            while True:
+                outcome = self._perform(flow.send(outcome))
+        except StopIteration as done:
+            return cast(T, done.value)
+        finally:
+            flow.close()
+
+    def _perform(self, action: Action) -> Outcome:
+        if isinstance(action, Send):
+            try:
+                return self._client.send(action.request, stream=action.stream)
+            except httpx.TransportError as exc:
+                return exc
+        if isinstance(action, Pump):
+            try:
+                for chunk in action.response.iter_bytes():
+                    action.write(chunk)
+            except httpx.TransportError as exc:
+                return exc
+            finally:
+                action.response.close()
+            return None
+        time.sleep(action.seconds)
+        return None

@@ -1,0 +1,317 @@
+"""POST /file through the real app in-process: multipart edge cases, caps, clean failure.
+
+Every refusal must leave nothing behind: no spooled part file, no stored blob, no row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from tests.support import samples
+from tests.support.fakes import multipart, multipart_type
+from tests.support.inprocess import FILE_PATH, PREFIX, InProcess, Partner
+
+MIB = 1024 * 1024
+MULTIPART = multipart_type()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
+    srv = InProcess(tmp_path_factory.mktemp("api") / "data")
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def partner(server: InProcess) -> Iterator[Partner]:
+    spooled, stored = server.spooled(), server.blobs()
+    yield server.partner()
+    # Whatever the test did, no request may leave a partial upload behind (compared with
+    # before the test, so one leak fails only the test that caused it).
+    assert set(server.spooled()) <= set(spooled)
+    assert all(path.exists() for path in stored)
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The response is exactly DESIGN 2.5's envelope with ``code``; returns the error."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert set(error) == {"code", "message", "type"}
+    assert error["code"] == code, error
+    assert isinstance(error["message"], str)
+    assert error["message"]
+    assert "Traceback" not in response.text
+    assert 'File "' not in response.text
+    return dict(error)
+
+
+def refused(
+    server: InProcess,
+    partner: Partner,
+    body: bytes,
+    status: int,
+    code: str,
+    *,
+    content_type: str | None = MULTIPART,
+) -> dict[str, Any]:
+    spooled, stored = server.spooled(), server.blobs()
+    response = partner.post_file(body, content_type)
+    error = assert_error(response, status, code)
+    assert server.blobs() == stored
+    assert set(server.spooled()) <= set(spooled)
+    return error
+
+
+def test_a_well_formed_upload_is_stored(server: InProcess, partner: Partner) -> None:
+    data = samples.jpeg()
+    body = multipart(("category", "DOCUMENT"), ("code", "KTP"), ("file", data, "ktp.jpg"))
+
+    response = partner.post_file(body, multipart_type())
+
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["category"] == "DOCUMENT"
+    assert result["code"] == "KTP"
+    assert result["sha256"] == samples.sha256(data)
+    link = httpx.URL(result["link"])
+    download = server.http.get(link.raw_path.decode())
+    assert download.status_code == 200
+    assert download.content == data
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        (None, multipart(("category", "LOGO"), ("file", samples.png(), "a.png"))),
+        ("application/x-www-form-urlencoded", b"category=LOGO&file_url=http%3A%2F%2Fx"),
+        ("application/json", b'{"category": "LOGO"}'),
+    ],
+)
+def test_a_body_that_is_not_multipart_is_refused(
+    server: InProcess, partner: Partner, content_type: str | None, body: bytes
+) -> None:
+    error = refused(server, partner, body, 400, "multipart_required", content_type=content_type)
+
+    assert "multipart/form-data" in error["message"]
+    assert error["type"] == "invalid_request_error"
+
+
+def test_multipart_without_a_boundary_is_refused(server: InProcess, partner: Partner) -> None:
+    body = multipart(("category", "LOGO"))
+
+    error = refused(
+        server, partner, body, 400, "multipart_malformed", content_type="multipart/form-data"
+    )
+
+    assert "boundary" in error["message"]
+
+
+@pytest.mark.parametrize("cut", [0, 100, 1000])
+def test_a_truncated_body_leaves_nothing_behind(
+    server: InProcess, partner: Partner, cut: int
+) -> None:
+    data = samples.jpeg(256, 256)
+    body = multipart(("category", "LOGO"), ("file", data, "a.jpg"), close=False)
+    body = body[: len(body) - cut]
+
+    refused(server, partner, body, 400, "multipart_malformed")
+
+
+def test_two_file_parts_are_refused(server: InProcess, partner: Partner) -> None:
+    body = multipart(
+        ("category", "LOGO"),
+        ("file", samples.png(seed=1), "a.png"),
+        ("file", samples.png(), "b.png"),
+    )
+
+    error = refused(server, partner, body, 400, "multiple_files")
+
+    assert "'file'" in error["message"]
+
+
+def test_a_file_under_another_field_name_is_refused(server: InProcess, partner: Partner) -> None:
+    body = multipart(("category", "LOGO"), ("document", samples.png(), "a.png"))
+
+    error = refused(server, partner, body, 400, "unknown_field")
+
+    assert "'document'" in error["message"]
+    assert "'file'" in error["message"]
+
+
+def test_a_text_field_over_4_kb_is_refused(server: InProcess, partner: Partner) -> None:
+    body = multipart(("category", "LOGO"), ("file_url", "http://example.com/" + "a" * 4096))
+
+    error = refused(server, partner, body, 400, "field_too_long")
+
+    assert "'file_url'" in error["message"]
+
+
+def test_more_than_16_parts_are_refused(server: InProcess, partner: Partner) -> None:
+    parts = [(f"extra{i}", "x") for i in range(16)]
+    body = multipart(("category", "LOGO"), *parts, ("file", samples.png(), "a.png"))
+
+    error = refused(server, partner, body, 400, "multipart_too_many_parts")
+
+    assert "16" in error["message"]
+
+
+def test_sixteen_parts_are_still_accepted(server: InProcess, partner: Partner) -> None:
+    parts = [(f"extra{i}", "x") for i in range(14)]
+    body = multipart(("category", "LOGO"), *parts, ("file", samples.png(), "a.png"))
+
+    assert partner.post_file(body, multipart_type()).status_code == 200
+
+
+def test_a_repeated_category_is_refused(server: InProcess, partner: Partner) -> None:
+    body = multipart(
+        ("category", "LOGO"), ("category", "DOCUMENT"), ("file", samples.png(), "a.png")
+    )
+
+    error = refused(server, partner, body, 400, "duplicate_field")
+
+    assert "'category'" in error["message"]
+
+
+def test_a_file_before_its_category_is_stored_correctly(
+    server: InProcess, partner: Partner
+) -> None:
+    data = samples.png(seed=3)
+    body = multipart(("file", data, "a.png"), ("code", "NPWP_BADAN"), ("category", "DOCUMENT"))
+
+    response = partner.post_file(body, multipart_type())
+
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert (result["category"], result["code"], result["size"]) == (
+        "DOCUMENT",
+        "NPWP_BADAN",
+        len(data),
+    )
+    described = server.http.get(f"{FILE_PATH}/{result['id']}", headers=partner.auth())
+    assert described.json()["sha256"] == samples.sha256(data)
+
+
+def test_a_file_before_a_missing_category_is_refused_without_leftovers(
+    server: InProcess, partner: Partner
+) -> None:
+    body = multipart(("file", samples.png(), "a.png"))
+
+    refused(server, partner, body, 400, "category_missing")
+
+
+def test_an_oversize_file_after_its_category_is_refused_while_streaming(
+    server: InProcess, partner: Partner
+) -> None:
+    cap = server.container.uploads.target("PHOTO_PROOF", None).max_bytes
+    data = b"\xff\xd8\xff" + b"\x00" * cap
+    body = multipart(("category", "PHOTO_PROOF"), ("file", data, "big.jpg"))
+
+    error = refused(server, partner, body, 413, "file_too_large")
+
+    assert "PHOTO_PROOF" in error["message"]
+    assert "15 MB" in error["message"]
+
+
+def test_an_oversize_file_before_its_category_is_refused_too(
+    server: InProcess, partner: Partner
+) -> None:
+    data = b"\xff\xd8\xff" + b"\x00" * (15 * MIB)
+    body = multipart(("file", data, "big.jpg"), ("category", "PHOTO_PROOF"))
+
+    refused(server, partner, body, 413, "file_too_large")
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ((("category", "PASSPORT"),), "category_invalid"),
+        ((("category", "DOCUMENT"),), "code_missing"),
+        ((("category", "DOCUMENT"), ("code", "SIM")), "code_invalid"),
+    ],
+)
+def test_field_errors_after_the_file_leave_nothing(
+    server: InProcess, partner: Partner, fields: tuple[tuple[str, str], ...], code: str
+) -> None:
+    body = multipart(*fields, ("file", samples.jpeg(), "a.jpg"))
+
+    refused(server, partner, body, 400, code)
+
+
+def test_pdf_as_photo_proof_is_refused_and_not_stored(server: InProcess, partner: Partner) -> None:
+    body = multipart(("category", "PHOTO_PROOF"), ("file", samples.pdf(), "a.pdf"))
+
+    error = refused(server, partner, body, 415, "type_not_allowed")
+
+    assert "PHOTO_PROOF" in error["message"]
+
+
+def test_both_file_and_file_url_is_refused(server: InProcess, partner: Partner) -> None:
+    body = multipart(
+        ("category", "LOGO"),
+        ("file_url", "https://example.com/a.png"),
+        ("file", samples.png(), "a.png"),
+    )
+
+    error = refused(server, partner, body, 400, "file_or_url_required")
+
+    assert "both" in error["message"]
+
+
+def test_an_unexpected_failure_is_a_500_envelope_and_nothing_is_kept(
+    server: InProcess, partner: Partner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk on fire at /secret/path")
+
+    monkeypatch.setattr(server.container.uploads, "store", explode)
+    body = multipart(("category", "LOGO"), ("file", samples.png(), "a.png"))
+
+    error = refused(server, partner, body, 500, "internal_error")
+
+    assert error["type"] == "api_error"
+    assert "/secret/path" not in error["message"]
+
+
+def test_describe_without_a_token_asks_for_one(server: InProcess) -> None:
+    response = server.http.get(f"{FILE_PATH}/DCM-0001-1700000000000")
+
+    error = assert_error(response, 401, "token_missing")
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert f"{PREFIX}/token" in error["message"]
+
+
+def test_upload_without_a_token_is_refused_before_the_body_is_read(server: InProcess) -> None:
+    body = multipart(("category", "LOGO"), ("file", samples.png(), "a.png"))
+
+    response = server.http.post(FILE_PATH, content=body, headers={"Content-Type": multipart_type()})
+
+    assert_error(response, 401, "token_missing")
+
+
+def test_another_partners_file_is_not_found(server: InProcess, partner: Partner) -> None:
+    body = multipart(("category", "LOGO"), ("file", samples.png(), "a.png"))
+    file_id = partner.post_file(body, multipart_type()).json()["id"]
+    other = server.partner()
+
+    foreign = server.http.get(f"{FILE_PATH}/{file_id}", headers=other.auth())
+    missing = server.http.get(f"{FILE_PATH}/DCM-0001-0000000000001", headers=other.auth())
+
+    assert_error(foreign, 404, "file_not_found")
+    assert_error(missing, 404, "file_not_found")
+
+
+def test_an_unknown_route_uses_the_envelope(server: InProcess) -> None:
+    assert_error(server.http.get(f"{PREFIX}/nope"), 404, "not_found")
+    assert_error(server.http.delete(FILE_PATH), 405, "method_not_allowed")
+
+
+def test_spool_dir_is_where_the_tests_look(server: InProcess) -> None:
+    # Guards the "nothing left behind" assertions: they must inspect the real spool.
+    assert server.container.settings.spool_dir == server.data_dir.resolve() / "spool"
+    assert server.container.settings.spool_dir.is_dir()

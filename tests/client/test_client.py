@@ -1,0 +1,566 @@
+"""The partner SDK against the real app in-process: both clients, one set of scenarios.
+
+Every scenario runs twice, through ``BerkasClient`` and through ``AsyncBerkasClient``
+(driven from a blocking portal), against ``create_app(build(settings))`` over
+``httpx.ASGITransport``. Network faults are injected in front of the app, in ASGI.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from PIL import Image
+from tests.support import samples
+
+from berkas.api.app import create_app
+from berkas.client import (
+    AsyncBerkasClient,
+    AuthenticationError,
+    BerkasClient,
+    Category,
+    ConnectionFailed,
+    DocumentCode,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    ReplayedError,
+    RetryPolicy,
+    ServerError,
+    UnsupportedContentError,
+)
+from berkas.client.errors import ConflictError, api_error
+from berkas.config import load_settings
+from berkas.core.models import Client
+from berkas.wiring import Container, build
+
+TOKEN_PATH = "/adv-core-api/partner/v1.0/token"
+FILE_PATH = "/adv-core-api/partner/v1.0/file"
+BASE_URL = "http://berkas.test"
+
+ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+class Faults:
+    """ASGI middleware in front of the real app: a scripted, misbehaving network.
+
+    Each request takes the next entry of ``plan``: ``"refuse"`` (nothing reaches the
+    app: a connection error), ``"lose"`` (the app does the work, the answer is lost on
+    the way back), ``"503"``, ``"html502"`` (a proxy's HTML page); none left: pass.
+    ``seen`` records (method, path, headers) of every request that arrived.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.plan: list[str] = []
+        self.seen: list[tuple[str, str, dict[str, str]]] = []
+        self.on_fault: Callable[[], None] = lambda: None
+
+    def reset(self, app: ASGIApp) -> None:
+        self.app, self.plan, self.seen = app, [], []
+        self.on_fault = lambda: None
+
+    def requests_to(self, path: str) -> list[dict[str, str]]:
+        return [headers for _, seen_path, headers in self.seen if seen_path == path]
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        self.seen.append((scope["method"], scope["path"], headers))
+        fault = self.plan.pop(0) if self.plan else "pass"
+        if fault != "pass":
+            self.on_fault()
+        if fault == "refuse":
+            raise httpx.ConnectError("connection refused (injected)")
+        if fault == "lose":
+
+            async def discard(message: dict[str, Any]) -> None:
+                return None
+
+            await self.app(scope, receive, discard)
+            raise httpx.ReadError("connection reset by peer (injected)")
+        if fault in ("503", "html502"):
+            status, kind, body = (
+                (503, b"application/json", _envelope("service_unavailable", "down"))
+                if fault == "503"
+                else (502, b"text/html", b"<html><body>Bad Gateway</body></html>")
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [(b"content-type", kind)],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
+def _envelope(code: str, message: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message, "type": "api_error"}}).encode()
+
+
+class PortalTransport(httpx.BaseTransport):
+    """A blocking transport into an ASGI app: ``httpx.ASGITransport`` run in a portal."""
+
+    def __init__(self, app: ASGIApp, portal: BlockingPortal) -> None:
+        self._asgi = httpx.ASGITransport(app=app)
+        self._portal = portal
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        async def send() -> httpx.Response:
+            response = await self._asgi.handle_async_request(request)
+            content = await response.aread()
+            return httpx.Response(response.status_code, headers=response.headers, content=content)
+
+        return self._portal.call(send)
+
+
+class Blocking:
+    """``AsyncBerkasClient``'s methods called from sync test code, awaited in the portal."""
+
+    def __init__(self, client: AsyncBerkasClient, portal: BlockingPortal) -> None:
+        self._client = client
+        self._portal = portal
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._client, name)
+        return lambda *args, **kwargs: self._portal.call(functools.partial(method, *args, **kwargs))
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def portal() -> Iterator[BlockingPortal]:
+    with start_blocking_portal() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
+    built = build(load_settings(data_dir=tmp_path_factory.mktemp("sdk") / "data"))
+    yield built
+    built.close()
+
+
+@pytest.fixture(scope="module")
+def app(container: Container) -> ASGIApp:
+    return create_app(container)  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="module")
+def network(app: ASGIApp) -> Faults:
+    return Faults(app)
+
+
+@pytest.fixture
+def faults(network: Faults, app: ASGIApp) -> Faults:
+    network.reset(app)
+    return network
+
+
+@pytest.fixture(scope="module")
+def partner(container: Container) -> Client:
+    return container.clients.create()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+Factory = Callable[..., Any]
+
+
+@pytest.fixture(params=["sync", "async"])
+def make_client(
+    request: pytest.FixtureRequest, faults: Faults, portal: BlockingPortal, partner: Client
+) -> Iterator[Factory]:
+    """Build a client of the parametrised kind; every call blocks until answered."""
+    made: list[Callable[[], None]] = []
+
+    def make(**options: Any) -> Any:
+        options.setdefault("client_id", partner.client_id)
+        options.setdefault("secret_key", partner.secret_key)
+        # Short waits: the scenarios inject failures on purpose.
+        options.setdefault("retry", RetryPolicy(backoff=0.01, max_backoff=0.05))
+        if request.param == "sync":
+            sync = BerkasClient(BASE_URL, transport=PortalTransport(faults, portal), **options)
+            made.append(sync.close)
+            return sync
+        aio = AsyncBerkasClient(BASE_URL, transport=httpx.ASGITransport(app=faults), **options)
+        made.append(lambda: portal.call(aio.aclose))
+        return Blocking(aio, portal)
+
+    yield make
+    for close in made:
+        close()
+
+
+@pytest.fixture
+def client(make_client: Factory, clock: FakeClock) -> Any:
+    return make_client(clock=clock)
+
+
+def noisy_jpeg(side: int = 700) -> bytes:
+    """A JPEG of several hundred kilobytes: noise does not compress."""
+    buffer = io.BytesIO()
+    Image.effect_noise((side, side), 90).convert("RGB").save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()
+
+
+class ChunkLog(io.BytesIO):
+    """A file object that remembers how much each ``read`` asked for."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.asked: list[int] = []
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.asked.append(-1 if size is None else size)
+        return super().read(size)
+
+
+# -- tokens -------------------------------------------------------------------------
+
+
+def test_token_is_cached_until_shortly_before_it_expires(
+    client: Any, clock: FakeClock, faults: Faults
+) -> None:
+    first = client.token(5)
+    assert first.lifetime.total_seconds() == 5 * 60
+    assert first.authorization == f"Bearer {first.token}"
+    assert client.token(5) is first
+
+    clock.now += 4 * 60 - 10  # a minute's margin before expiry is not reached yet
+    assert client.token(5) is first
+    clock.now += 20
+    renewed = client.token(5)
+    assert renewed is not first
+    assert len(faults.requests_to(TOKEN_PATH)) == 2
+
+
+def test_a_different_valid_time_asks_for_a_new_token(client: Any, faults: Faults) -> None:
+    short = client.token(5)
+    long = client.token(60)
+    assert long.lifetime.total_seconds() == 60 * 60
+    assert long is not short
+    assert len(faults.requests_to(TOKEN_PATH)) == 2
+
+
+def test_token_requests_carry_dokus_signed_headers(client: Any, faults: Faults) -> None:
+    client.token(360)
+    (headers,) = faults.requests_to(TOKEN_PATH)
+    assert headers["client-id"]
+    assert headers["signature"].startswith("HMACSHA256=")
+    assert headers["request-timestamp"].endswith("Z")
+    assert headers["content-type"] == "application/json"
+
+
+def test_uploads_reuse_the_cached_token(client: Any, faults: Faults) -> None:
+    client.upload(Category.LOGO, samples.png())
+    client.upload(Category.LOGO, samples.png(seed=1))
+    assert len(faults.requests_to(TOKEN_PATH)) == 1
+
+
+def test_a_cached_token_the_server_refuses_is_renewed_once(
+    client: Any, faults: Faults, container: Container, tmp_path: Path
+) -> None:
+    client.token()
+    # Another node sharing the database but holding different signing keys: it refuses
+    # the cached token (token_key_unknown), as after a botched key rotation.
+    other = build(
+        load_settings(
+            data_dir=tmp_path / "other", database_url=container.settings.resolved_database_url
+        )
+    )
+    try:
+        faults.app = create_app(other)  # type: ignore[assignment]
+        uploaded = client.upload("LOGO", samples.png())
+    finally:
+        other.close()
+    assert uploaded.category == "LOGO"
+    assert len(faults.requests_to(TOKEN_PATH)) == 2
+    assert len(faults.requests_to(FILE_PATH)) == 2
+
+
+# -- requirements -------------------------------------------------------------------
+
+
+def test_requirements_are_dokus_published_example(client: Any) -> None:
+    found = client.requirements("PERSONAL", "PERSEORANGAN", "RETAIL", "ID")
+    contact = found["business"]["contact"]
+    assert [d["code"] for d in contact["documents"]] == ["KTP"]
+    assert contact["documents"][0]["form"][0]["code"] == "NO_KTP"
+    assert found["business"]["brand"]["photo_proof"]["extensions"] == ["PNG", "JPG", "JPEG"]
+
+
+def test_unknown_requirement_value_names_the_parameter(client: Any) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        client.requirements("PERSONAL", "PT", "RETAIL", "ID")
+    assert caught.value.status == 400
+    assert "businessLegalEntity" in caught.value.message
+
+
+# -- uploads and downloads ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "sample"),
+    [
+        ("bytes", (samples.jpeg(320, 200), Category.PHOTO_PROOF, None, "image/jpeg")),
+        ("path", (samples.png(100, 80), "LOGO", None, "image/png")),
+        ("file", (samples.pdf(2), Category.DOCUMENT, DocumentCode.KTP, "application/pdf")),
+        ("path", (samples.pdf(), "DOCUMENT", "NPWP_BADAN", "application/pdf")),
+    ],
+)
+def test_upload_then_download_returns_the_same_bytes(
+    client: Any, tmp_path: Path, kind: str, sample: tuple[bytes, str, str | None, str]
+) -> None:
+    content, category, code, mime = sample
+    source: Any = content
+    if kind == "path":
+        source = tmp_path / "document.bin"
+        source.write_bytes(content)
+    elif kind == "file":
+        source = io.BytesIO(content)
+
+    uploaded = client.upload(category, source, code=code)
+
+    assert uploaded.category == str(category)
+    assert uploaded.code == (None if code is None else str(code))
+    assert uploaded.content_type == mime
+    assert uploaded.size == len(content)
+    assert uploaded.sha256 == samples.sha256(content)
+    assert uploaded.link_expires_at is not None
+    assert client.download(uploaded.link) == content
+    written = client.download_to(uploaded.link, tmp_path / "copy")
+    assert written == len(content)
+    assert hashlib.sha256((tmp_path / "copy").read_bytes()).hexdigest() == uploaded.sha256
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        {"copy", "document.bin"} if kind == "path" else {"copy"}
+    )
+
+    info = client.file(uploaded.id)
+    assert (info.id, info.category, info.code) == (uploaded.id, uploaded.category, uploaded.code)
+    assert (info.size, info.sha256, info.content_type) == (len(content), uploaded.sha256, mime)
+    assert client.download(info.link) == content
+
+
+def test_upload_streams_a_file_object_in_chunks(client: Any) -> None:
+    content = noisy_jpeg()
+    assert len(content) > 256 * 1024
+    source = ChunkLog(content)
+
+    uploaded = client.upload("PHOTO_PROOF", source, filename="shop.jpg")
+
+    assert uploaded.sha256 == samples.sha256(content)
+    reads = [size for size in source.asked if size != 0]
+    assert len(reads) > 4
+    assert all(0 < size <= 64 * 1024 for size in reads), source.asked
+
+
+def test_owner_liveness_gets_a_cnt_id(client: Any) -> None:
+    assert client.upload(Category.OWNER_LIVENESS, samples.jpeg()).id.startswith("CNT-")
+
+
+# -- errors -------------------------------------------------------------------------
+
+
+def test_a_wrong_secret_is_an_authentication_error(make_client: Factory) -> None:
+    client = make_client(secret_key="SK-not-the-secret")
+    with pytest.raises(AuthenticationError) as caught:
+        client.token()
+    error = caught.value
+    assert (error.status, error.code, error.type) == (
+        401,
+        "signature_invalid",
+        "authentication_error",
+    )
+    assert "Signature" in error.message
+
+
+def test_an_unknown_category_is_refused_by_code(client: Any) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        client.upload("PASSPORT_SCAN", samples.jpeg())
+    assert caught.value.code == "category_invalid"
+    assert "OWNER_LIVENESS" in caught.value.message
+
+
+def test_a_document_without_code_is_refused(client: Any) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        client.upload(Category.DOCUMENT, samples.pdf())
+    assert caught.value.code == "code_missing"
+
+
+def test_text_is_not_an_image(client: Any) -> None:
+    with pytest.raises(UnsupportedContentError) as caught:
+        client.upload("LOGO", b"just some text, not a picture\n" * 10)
+    assert caught.value.status == 415
+
+
+def test_another_partners_file_is_not_found(
+    client: Any, make_client: Factory, container: Container
+) -> None:
+    stranger = container.clients.create()
+    theirs = make_client(client_id=stranger.client_id, secret_key=stranger.secret_key)
+    uploaded = theirs.upload("LOGO", samples.png())
+
+    with pytest.raises(NotFoundError) as caught:
+        client.file(uploaded.id)
+    assert caught.value.code == "file_not_found"
+
+
+def test_an_id_cannot_reach_another_route(client: Any) -> None:
+    with pytest.raises(NotFoundError):
+        client.file("../token")
+
+
+def test_an_altered_link_is_refused(client: Any) -> None:
+    uploaded = client.upload("LOGO", samples.png())
+    with pytest.raises(PermissionDeniedError):
+        client.download(uploaded.link.replace("signature=", "signature=x"))
+
+
+def test_a_body_that_is_not_the_envelope_still_becomes_an_error(
+    client: Any, faults: Faults
+) -> None:
+    faults.plan = ["html502"] * 3
+    with pytest.raises(ServerError) as caught:
+        client.requirements("PERSONAL", "PERSEORANGAN", "RETAIL", "ID")
+    assert (caught.value.status, caught.value.code) == (502, "http_502")
+    assert "Bad Gateway" in caught.value.message
+
+
+def test_a_409_replay_carries_the_first_answer() -> None:
+    replay = api_error(409, b'{"token": "eyJ..."}', request_id="r-1")
+    assert isinstance(replay, ReplayedError)
+    assert replay.data == {"token": "eyJ..."}
+    assert (replay.code, replay.request_id) == ("request_replayed", "r-1")
+
+    clash = api_error(
+        409,
+        b'{"error": {"code": "request_id_reused", "message": "m", "type": "conflict_error"}}',
+    )
+    assert type(clash) is ConflictError
+    assert clash.code == "request_id_reused"
+
+
+# -- retries ------------------------------------------------------------------------
+
+
+def test_a_lost_token_answer_is_recovered_by_replay(client: Any, faults: Faults) -> None:
+    faults.plan = ["lose"]
+    token = client.token()
+
+    first, second = faults.requests_to(TOKEN_PATH)
+    # The retry is the same request, byte for byte: the server answers it from its
+    # replay record (HTTP 409, first body) instead of issuing a second token.
+    for header in ("request-id", "request-timestamp", "signature"):
+        assert first[header] == second[header]
+    assert client.upload("LOGO", samples.png()).category == "LOGO"
+    assert token.expires_at is not None
+
+
+def test_a_retry_after_the_reuse_window_is_signed_again_under_the_same_id(
+    client: Any, faults: Faults, clock: FakeClock
+) -> None:
+    faults.plan = ["lose"]
+
+    def later() -> None:
+        clock.now += 61
+
+    faults.on_fault = later
+    client.token()
+
+    first, second = faults.requests_to(TOKEN_PATH)
+    assert first["request-id"] == second["request-id"]
+    assert first["request-timestamp"] != second["request-timestamp"]
+    assert first["signature"] != second["signature"]
+
+
+def test_requirements_survive_a_refused_connection_and_a_503(client: Any, faults: Faults) -> None:
+    faults.plan = ["refuse", "503"]
+    found = client.requirements("PERSONAL", "PERSEORANGAN", "RETAIL", "ID")
+    assert "business" in found
+    tries = faults.requests_to(FILE_PATH)
+    assert len(tries) == 3
+    assert len({h["request-id"] for h in tries}) == 1
+
+
+def test_retries_are_bounded(client: Any, faults: Faults) -> None:
+    client.token()
+    faults.plan = ["503"] * 5
+    with pytest.raises(ServerError) as caught:
+        client.file("DCM-0001-0000000000000")
+    assert caught.value.status == 503
+    assert len(faults.requests_to("/adv-core-api/partner/v1.0/file/DCM-0001-0000000000000")) == 3
+
+
+def test_an_upload_is_retried_when_nothing_was_sent(client: Any, faults: Faults) -> None:
+    client.token()
+    faults.plan = ["refuse"]
+    assert client.upload("LOGO", samples.png()).category == "LOGO"
+    assert len(faults.requests_to(FILE_PATH)) == 2
+
+
+def test_an_upload_whose_answer_was_lost_is_not_sent_twice(client: Any, faults: Faults) -> None:
+    client.token()
+    faults.plan = ["lose"]
+    with pytest.raises(ConnectionFailed) as caught:
+        client.upload("LOGO", samples.png())
+    assert "ReadError" in str(caught.value)
+    assert len(faults.requests_to(FILE_PATH)) == 1
+
+
+def test_an_upload_with_a_request_id_is_retried_with_it(client: Any, faults: Faults) -> None:
+    client.token()
+    faults.plan = ["503"]
+    uploaded = client.upload("LOGO", samples.png(), request_id="upload-0001")
+    assert uploaded.category == "LOGO"
+    assert [h["request-id"] for h in faults.requests_to(FILE_PATH)] == ["upload-0001"] * 2
+
+
+def test_connection_failures_are_reported_after_the_retries(client: Any, faults: Faults) -> None:
+    faults.plan = ["refuse"] * 3
+    with pytest.raises(ConnectionFailed) as caught:
+        client.token()
+    assert "ConnectError" in str(caught.value)
+    assert len(faults.requests_to(TOKEN_PATH)) == 3
+
+
+# -- the async client in its own event loop -------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_async_client_in_an_event_loop(
+    app: ASGIApp, partner: Client, tmp_path: Path, anyio_backend: str
+) -> None:
+    content = samples.jpeg(seed=7)
+    async with AsyncBerkasClient(
+        BASE_URL, partner.client_id, partner.secret_key, transport=httpx.ASGITransport(app=app)
+    ) as client:
+        uploaded = await client.upload("PHOTO_PROOF", content)
+        info = await client.file(uploaded.id)
+        assert info.sha256 == uploaded.sha256
+        assert await client.download_to(info.link, tmp_path / "out.jpg") == len(content)
+    assert (tmp_path / "out.jpg").read_bytes() == content

@@ -1,0 +1,140 @@
+"""Reading files back: a partner sees only its own; a link opens one object for a while."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from tests.support import samples
+from tests.support.fakes import FakeClock
+
+from berkas.adapters.db.memory import MemoryDatabase
+from berkas.adapters.storage.memory import MemoryBlobStore
+from berkas.core.errors import NotFound, PermissionDenied
+from berkas.core.links import LinkSigner
+from berkas.core.models import Client, StoredFile
+from berkas.services.files import FileService
+from berkas.services.links import IssuedLink, LinkService
+
+SECRET = b"link-secret-".ljust(32, b"x")
+TTL = timedelta(minutes=60)
+
+
+class World:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.clock = FakeClock()
+        self.db = MemoryDatabase()
+        self.blobs = MemoryBlobStore()
+        self.signer = LinkSigner(SECRET)
+        self.links = LinkService(self.signer, self.clock, base_url="http://b.test", ttl=TTL)
+        self.files = FileService(self.db.files, self.blobs, self.links)
+        self.alice = self.client("BRN-0001-1")
+        self.bob = self.client("BRN-0002-2")
+
+    def client(self, client_id: str) -> Client:
+        client = Client(client_id, f"SK-{client_id}", True, self.clock.now())
+        self.db.clients.add(client)
+        return client
+
+    def store(self, owner: Client, file_id: str, data: bytes) -> StoredFile:
+        key = f"berkas/sandbox/TEMP/{owner.client_id}/LOGO/{file_id[-13:]}-0001.png"
+        path = self.tmp_path / f"{file_id}.png"
+        path.write_bytes(data)
+        self.blobs.put_file(key, path, "image/png")
+        stored = StoredFile(
+            id=file_id,
+            client_id=owner.client_id,
+            category="LOGO",
+            code=None,
+            key=key,
+            content_type="image/png",
+            size=len(data),
+            sha256=samples.sha256(data),
+            width=40,
+            height=30,
+            created_at=self.clock.now(),
+        )
+        self.db.files.add(stored)
+        return stored
+
+
+def link_parts(link: IssuedLink) -> tuple[str, str, str]:
+    url = urlsplit(link.url)
+    query = parse_qs(url.query)
+    return url.path.removeprefix("/links/"), query["expires"][0], query["signature"][0]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return World(tmp_path)
+
+
+def test_an_owner_gets_metadata_and_a_link_that_opens_the_bytes(world: World) -> None:
+    data = samples.png()
+    stored = world.store(world.alice, "DCM-0001-1700000000000", data)
+
+    view = world.files.describe(world.alice, stored.id)
+
+    assert view.stored == stored
+    assert view.link.expires_at == world.clock.now() + TTL
+    found, chunks = world.files.open_link(*link_parts(view.link))
+    assert found == stored
+    assert b"".join(chunks) == data
+
+
+def test_another_partners_id_looks_exactly_like_a_missing_one(world: World) -> None:
+    stored = world.store(world.alice, "DCM-0001-1700000000000", samples.png())
+
+    with pytest.raises(NotFound) as foreign:
+        world.files.describe(world.bob, stored.id)
+    with pytest.raises(NotFound) as missing:
+        world.files.describe(world.bob, "DCM-0001-1700000000001")
+
+    assert foreign.value.code == missing.value.code == "file_not_found"
+    assert foreign.value.message == missing.value.message.replace("1700000000001", "1700000000000")
+    assert "DCM-0001-1700000000000" in foreign.value.message
+
+
+def test_a_link_stops_working_after_its_ttl_but_the_id_gives_a_fresh_one(world: World) -> None:
+    stored = world.store(world.alice, "DCM-0001-1700000000000", samples.png())
+    old = world.files.describe(world.alice, stored.id).link
+
+    world.clock.advance(TTL)
+    with pytest.raises(PermissionDenied) as caught:
+        world.files.open_link(*link_parts(old))
+    assert caught.value.code == "link_expired"
+
+    fresh = world.files.describe(world.alice, stored.id).link
+    found, _ = world.files.open_link(*link_parts(fresh))
+    assert found.id == stored.id
+
+
+def test_a_tampered_link_is_refused(world: World) -> None:
+    mine = world.store(world.alice, "DCM-0001-1700000000000", samples.png(seed=1))
+    theirs = world.store(world.bob, "DCM-0001-1700000000001", samples.png(seed=2))
+    key, expires, signature = link_parts(world.files.describe(world.alice, mine.id).link)
+
+    attempts = [
+        (theirs.key, expires, signature),  # my signature on their key
+        (key, str(int(expires) + 3600), signature),  # a longer life
+        (key, expires, signature[:-1] + ("A" if signature[-1] != "A" else "B")),
+        (key, expires, "not-a-signature"),
+        (key, "soon", signature),
+    ]
+    for attempt in attempts:
+        with pytest.raises(PermissionDenied) as caught:
+            world.files.open_link(*attempt)
+        assert caught.value.code == "link_invalid", attempt
+
+
+def test_a_genuine_link_to_a_key_without_a_row_is_not_found(world: World) -> None:
+    key = "berkas/sandbox/TEMP/BRN-0001-1/LOGO/1700000000000-0001.png"
+    expires = int((world.clock.now() + TTL).timestamp())
+
+    with pytest.raises(NotFound) as caught:
+        world.files.open_link(key, str(expires), world.signer.sign(key, expires))
+
+    assert caught.value.code == "file_not_found"

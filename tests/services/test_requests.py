@@ -1,0 +1,326 @@
+"""Signed partner requests (DESIGN 2.1): who may call, how fresh, and the Request-Id rule."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+
+import pytest
+from tests.support.fakes import FakeClock
+
+from berkas.adapters.db.memory import MemoryDatabase
+from berkas.core import signing
+from berkas.core.errors import AuthenticationFailed, Conflict, InvalidRequest, Replayed
+from berkas.core.models import Client
+from berkas.services.requests import RequestVerifier, SignedRequest
+
+TOKEN_PATH = "/adv-core-api/partner/v1.0/token"
+FILE_PATH = "/adv-core-api/partner/v1.0/file"
+BODY = b'{"grant_type":"client_credentials","valid_time":"360"}'
+WINDOW = timedelta(minutes=5)
+SECRET_ONE = "SK-one-secret"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def db(clock: FakeClock) -> MemoryDatabase:
+    database = MemoryDatabase()
+    for client_id, secret in (("BRN-0001-1", "SK-one-secret"), ("BRN-0002-2", "SK-two-secret")):
+        database.clients.add(Client(client_id, secret, True, clock.now()))
+    return database
+
+
+@pytest.fixture
+def verifier(db: MemoryDatabase, clock: FakeClock) -> RequestVerifier:
+    return RequestVerifier(db.clients, db.replays, clock, window=WINDOW)
+
+
+def signed(
+    clock: FakeClock,
+    *,
+    client_id: str = "BRN-0001-1",
+    secret: str = SECRET_ONE,
+    request_id: str = "req-1",
+    method: str = "POST",
+    path: str = TOKEN_PATH,
+    query: str = "",
+    body: bytes | None = BODY,
+    target: str | None = None,
+    timestamp: str | None = None,
+) -> SignedRequest:
+    stamp = timestamp or signing.format_timestamp(clock.now())
+    signature = signing.sign(
+        secret,
+        client_id=client_id,
+        request_id=request_id,
+        timestamp=stamp,
+        target=target or path,
+        digest=None if body is None else signing.digest(body),
+    )
+    return SignedRequest(
+        client_id=client_id,
+        request_id=request_id,
+        timestamp=stamp,
+        signature=signature,
+        method=method,
+        path=path,
+        query=query,
+        body=body,
+    )
+
+
+def test_a_correctly_signed_request_names_its_client(
+    verifier: RequestVerifier, clock: FakeClock
+) -> None:
+    assert verifier.authenticate(signed(clock)).client_id == "BRN-0001-1"
+
+
+@pytest.mark.parametrize(
+    ("field", "header"),
+    [
+        ("client_id", "Client-Id"),
+        ("request_id", "Request-Id"),
+        ("timestamp", "Request-Timestamp"),
+        ("signature", "Signature"),
+    ],
+)
+@pytest.mark.parametrize("absent", [None, "", "   "])
+def test_each_missing_header_is_named(
+    verifier: RequestVerifier, clock: FakeClock, field: str, header: str, absent: str | None
+) -> None:
+    request = dataclasses.replace(signed(clock), **{field: absent})  # type: ignore[arg-type]
+
+    with pytest.raises(AuthenticationFailed) as caught:
+        verifier.authenticate(request)
+
+    assert caught.value.code == "header_missing"
+    assert header in caught.value.message
+
+
+def test_request_id_over_128_characters_is_a_bad_request(
+    verifier: RequestVerifier, clock: FakeClock
+) -> None:
+    verifier.authenticate(signed(clock, request_id="r" * 128))
+
+    with pytest.raises(InvalidRequest) as caught:
+        verifier.authenticate(signed(clock, request_id="r" * 129))
+
+    assert caught.value.code == "invalid_request_id"
+    assert "Request-Id" in caught.value.message
+    assert "128" in caught.value.message
+
+
+@pytest.mark.parametrize("skew", [timedelta(minutes=-6), timedelta(minutes=6)])
+def test_a_timestamp_outside_the_window_on_either_side_is_refused(
+    verifier: RequestVerifier, clock: FakeClock, skew: timedelta
+) -> None:
+    stamp = signing.format_timestamp(clock.now() + skew)
+
+    with pytest.raises(AuthenticationFailed) as caught:
+        verifier.authenticate(signed(clock, timestamp=stamp))
+
+    assert caught.value.code == "timestamp_out_of_window"
+    assert "Request-Timestamp" in caught.value.message
+
+
+@pytest.mark.parametrize("skew", [timedelta(minutes=-5), timedelta(minutes=5)])
+def test_a_timestamp_at_the_window_edge_is_accepted(
+    verifier: RequestVerifier, clock: FakeClock, skew: timedelta
+) -> None:
+    stamp = signing.format_timestamp(clock.now() + skew)
+
+    assert verifier.authenticate(signed(clock, timestamp=stamp)).client_id == "BRN-0001-1"
+
+
+@pytest.mark.parametrize(
+    "stamp", ["2020-08-11 08:45:42", "2020-08-11T08:45:42+07:00", "2020-13-11T08:45:42Z", "now"]
+)
+def test_a_malformed_timestamp_has_its_own_code(
+    verifier: RequestVerifier, clock: FakeClock, stamp: str
+) -> None:
+    with pytest.raises(AuthenticationFailed) as caught:
+        verifier.authenticate(signed(clock, timestamp=stamp))
+
+    assert caught.value.code == "timestamp_invalid"
+    assert "YYYY-MM-DDTHH:MM:SSZ" in caught.value.message
+
+
+def test_an_unknown_client_is_refused(verifier: RequestVerifier, clock: FakeClock) -> None:
+    with pytest.raises(AuthenticationFailed) as caught:
+        verifier.authenticate(signed(clock, client_id="BRN-9999-9"))
+
+    assert caught.value.code == "client_unknown"
+    assert "BRN-9999-9" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        {"secret": "SK-wrong-secret"},
+        {"target": "/adv-core-api/partner/v1.0/file"},
+        {"secret": "SK-two-secret"},  # another client's secret
+    ],
+)
+def test_a_bad_signature_is_refused(
+    verifier: RequestVerifier, clock: FakeClock, tamper: dict[str, str]
+) -> None:
+    with pytest.raises(AuthenticationFailed) as caught:
+        verifier.authenticate(signed(clock, **tamper))  # type: ignore[arg-type]
+
+    assert caught.value.code == "signature_invalid"
+
+
+def test_a_body_changed_after_signing_is_refused(
+    verifier: RequestVerifier, clock: FakeClock
+) -> None:
+    request = dataclasses.replace(signed(clock), body=BODY.replace(b"360", b"999"))
+
+    with pytest.raises(AuthenticationFailed) as caught:
+        verifier.authenticate(request)
+
+    assert caught.value.code == "signature_invalid"
+
+
+def test_a_disabled_client_is_told_only_after_its_signature_checks(
+    verifier: RequestVerifier, db: MemoryDatabase, clock: FakeClock
+) -> None:
+    db.clients.set_enabled("BRN-0001-1", False)
+
+    # A forger learns nothing about the client's state: a bad signature is just that.
+    with pytest.raises(AuthenticationFailed) as forged:
+        verifier.authenticate(signed(clock, secret="SK-guess"))
+    assert forged.value.code == "signature_invalid"
+
+    with pytest.raises(AuthenticationFailed) as genuine:
+        verifier.authenticate(signed(clock))
+    assert genuine.value.code == "client_disabled"
+
+
+def test_a_signature_over_path_and_query_is_accepted(
+    verifier: RequestVerifier, clock: FakeClock
+) -> None:
+    query = "businessType=PERSONAL&businessContactNationality=ID"
+    with_query = signed(
+        clock, method="GET", path=FILE_PATH, query=query, body=None, target=f"{FILE_PATH}?{query}"
+    )
+    path_only = signed(clock, method="GET", path=FILE_PATH, query=query, body=None)
+
+    assert verifier.authenticate(with_query).client_id == "BRN-0001-1"
+    assert verifier.authenticate(path_only).client_id == "BRN-0001-1"
+
+
+def test_a_signature_over_another_query_is_refused(
+    verifier: RequestVerifier, clock: FakeClock
+) -> None:
+    request = signed(
+        clock,
+        method="GET",
+        path=FILE_PATH,
+        query="businessType=CORPORATE",
+        body=None,
+        target=f"{FILE_PATH}?businessType=PERSONAL",
+    )
+
+    with pytest.raises(AuthenticationFailed) as caught:
+        verifier.authenticate(request)
+
+    assert caught.value.code == "signature_invalid"
+
+
+def _run(verifier: RequestVerifier, request: SignedRequest, status: int, body: bytes) -> None:
+    client = verifier.authenticate(request)
+    verifier.begin(client, request)
+    verifier.finish(client, request, status, body)
+
+
+def test_the_same_request_again_replays_the_first_body(
+    verifier: RequestVerifier, clock: FakeClock
+) -> None:
+    request = signed(clock)
+    _run(verifier, request, 200, b'{"token": "first"}')
+
+    again = signed(clock)
+    client = verifier.authenticate(again)
+    with pytest.raises(Replayed) as caught:
+        verifier.begin(client, again)
+
+    assert caught.value.body == b'{"token": "first"}'
+
+
+def test_an_error_answer_is_replayed_too(verifier: RequestVerifier, clock: FakeClock) -> None:
+    error = b'{"error": {"code": "grant_type_invalid"}}'
+    _run(verifier, signed(clock), 400, error)
+
+    request = signed(clock)
+    with pytest.raises(Replayed) as caught:
+        verifier.begin(verifier.authenticate(request), request)
+
+    assert caught.value.body == error
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"body": b'{"grant_type":"client_credentials","valid_time":"60"}'},
+        {"method": "GET", "path": FILE_PATH, "body": None},
+        {"method": "GET", "path": FILE_PATH, "body": None, "query": "businessType=PERSONAL"},
+    ],
+)
+def test_the_same_request_id_for_a_different_request_is_a_conflict(
+    verifier: RequestVerifier, clock: FakeClock, other: dict[str, object]
+) -> None:
+    _run(verifier, signed(clock), 200, b'{"token": "first"}')
+
+    different = signed(clock, **other)  # type: ignore[arg-type]
+    with pytest.raises(Conflict) as caught:
+        verifier.begin(verifier.authenticate(different), different)
+
+    assert not isinstance(caught.value, Replayed)
+    assert caught.value.code == "request_id_reused"
+    assert "req-1" in caught.value.message
+
+
+def test_a_request_still_running_is_reported_in_progress(
+    verifier: RequestVerifier, clock: FakeClock
+) -> None:
+    request = signed(clock)
+    client = verifier.authenticate(request)
+    verifier.begin(client, request)
+
+    with pytest.raises(Conflict) as caught:
+        verifier.begin(client, signed(clock))
+
+    assert caught.value.code == "request_in_progress"
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_a_server_failure_is_forgotten_so_a_retry_runs(
+    verifier: RequestVerifier, clock: FakeClock, status: int
+) -> None:
+    _run(verifier, signed(clock), status, b"")
+
+    retry = signed(clock)
+    client = verifier.authenticate(retry)
+    verifier.begin(client, retry)  # runs again instead of raising
+    verifier.finish(client, retry, 200, b'{"token": "second"}')
+
+    with pytest.raises(Replayed) as caught:
+        verifier.begin(client, signed(clock))
+    assert caught.value.body == b'{"token": "second"}'
+
+
+def test_request_ids_are_per_client(verifier: RequestVerifier, clock: FakeClock) -> None:
+    _run(verifier, signed(clock), 200, b'{"token": "one"}')
+
+    other = signed(clock, client_id="BRN-0002-2", secret="SK-two-secret")
+    client = verifier.authenticate(other)
+    verifier.begin(client, other)  # the same Request-Id is new for another client
+    verifier.finish(client, other, 200, b'{"token": "two"}')
+
+    with pytest.raises(Replayed) as caught:
+        verifier.begin(client, signed(clock, client_id="BRN-0002-2", secret="SK-two-secret"))
+    assert caught.value.body == b'{"token": "two"}'

@@ -1,0 +1,338 @@
+"""The upload use case: field validation, content rules, atomic blob-then-row, ids and keys."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from tests.support import samples
+from tests.support.fakes import FakeClock
+
+from berkas.adapters.db.memory import MemoryDatabase
+from berkas.adapters.storage.local import LocalBlobStore
+from berkas.adapters.storage.memory import MemoryBlobStore
+from berkas.core.catalogue import Catalogue, Category, DocumentCode
+from berkas.core.content import ImageLimits
+from berkas.core.errors import (
+    FetchRefused,
+    InvalidRequest,
+    PayloadTooLarge,
+    Unavailable,
+    UnsupportedContent,
+)
+from berkas.core.ids import IdMinter, MintedId
+from berkas.core.links import LinkSigner
+from berkas.core.models import Client, StoredFile
+from berkas.core.ports import BlobStore, FileRepository
+from berkas.services.links import LinkService
+from berkas.services.uploads import UploadResult, UploadService
+
+CLIENT = "BRN-0001-10791114622547"
+ID_SHAPE = re.compile(r"^[A-Z]{3}-\d{4}-\d{13}$")
+
+
+class FixedMinter(IdMinter):
+    """Mints the ids it was given, in order: a clock that stepped back across a restart."""
+
+    def __init__(self, *epochs_ms: int) -> None:
+        super().__init__(7, lambda: 0)
+        self._epochs = list(epochs_ms)
+
+    def mint(self, prefix: str) -> MintedId:
+        epoch_ms = self._epochs.pop(0)
+        return MintedId(id=f"{prefix}-0007-{epoch_ms:013d}", epoch_ms=epoch_ms)
+
+
+class FailingFiles:
+    """A ``FileRepository`` whose inserts fail, as a database dropping the connection would."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def add(self, stored: StoredFile) -> None:
+        raise self.error
+
+    def get(self, file_id: str) -> StoredFile | None:
+        return None
+
+    def get_by_key(self, key: str) -> StoredFile | None:
+        return None
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, *, local_blobs: bool = False) -> None:
+        self.clock = FakeClock()
+        self.db = MemoryDatabase()
+        self.client = Client(CLIENT, "SK-secret", True, self.clock.now())
+        self.db.clients.add(self.client)
+        self.blob_root = tmp_path / "blobs"
+        self.blobs: BlobStore = LocalBlobStore(self.blob_root) if local_blobs else MemoryBlobStore()
+        self.spool_dir = tmp_path / "spool"
+        self.spool_dir.mkdir()
+        self.catalogue = Catalogue.load()
+
+    def service(
+        self,
+        *,
+        files: FileRepository | None = None,
+        minter: IdMinter | None = None,
+        env: str = "sandbox",
+        node_id: int = 7,
+    ) -> UploadService:
+        return UploadService(
+            catalogue=self.catalogue,
+            files=files or self.db.files,
+            blobs=self.blobs,
+            minter=minter or IdMinter(node_id, lambda: int(self.clock.now().timestamp() * 1000)),
+            clock=self.clock,
+            links=LinkService(
+                LinkSigner(b"k" * 32),
+                self.clock,
+                base_url="http://berkas.test",
+                ttl=timedelta(minutes=60),
+            ),
+            spool_dir=self.spool_dir,
+            image_limits=ImageLimits(),
+            key_prefix="berkas",
+            env=env,
+            node_id=node_id,
+            fetcher=None,
+        )
+
+    def spooled(self) -> list[Path]:
+        return list(self.spool_dir.iterdir())
+
+    def stored_blobs(self) -> list[Path]:
+        return [p for p in self.blob_root.rglob("*") if p.is_file() and ".tmp" not in p.parts]
+
+
+def upload(
+    service: UploadService,
+    client: Client,
+    data: bytes,
+    category: str = "DOCUMENT",
+    code: str | None = "KTP",
+    *,
+    filename: str | None = None,
+    fetched: bool = False,
+) -> UploadResult:
+    target = service.target(category, code)
+    with service.open_spool(target.max_bytes, target.label) as spool:
+        spool.write(data)
+        try:
+            return service.store(client, target, spool, filename=filename, fetched=fetched)
+        finally:
+            spool.discard()
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Harness:
+    return Harness(tmp_path)
+
+
+@pytest.mark.parametrize("category", [None, "", "  "])
+def test_a_missing_category_is_named(h: Harness, category: str | None) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        h.service().target(category, None)
+
+    assert caught.value.code == "category_missing"
+    assert "category" in caught.value.message
+    assert "PHOTO_PROOF" in caught.value.message
+
+
+@pytest.mark.parametrize("category", ["PASSPORT", "photo_proof", "DOCUMENTS"])
+def test_an_unknown_category_lists_the_accepted_ones(h: Harness, category: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        h.service().target(category, None)
+
+    assert caught.value.code == "category_invalid"
+    assert repr(category) in caught.value.message
+    assert all(member.value in caught.value.message for member in Category)
+
+
+@pytest.mark.parametrize("code", [None, "", " "])
+def test_a_document_needs_a_code(h: Harness, code: str | None) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        h.service().target("DOCUMENT", code)
+
+    assert caught.value.code == "code_missing"
+    assert "code" in caught.value.message
+    assert "KTP" in caught.value.message
+
+
+def test_an_unknown_document_code_lists_the_accepted_ones(h: Harness) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        h.service().target("DOCUMENT", "SIM")
+
+    assert caught.value.code == "code_invalid"
+    assert "'SIM'" in caught.value.message
+    assert all(member.value in caught.value.message for member in DocumentCode)
+
+
+@pytest.mark.parametrize("category", [c.value for c in Category if c is not Category.DOCUMENT])
+def test_code_is_ignored_outside_documents(h: Harness, category: str) -> None:
+    target = h.service().target(category, "NOT_A_CODE")
+
+    assert target.category.value == category
+    assert target.code is None
+
+
+def test_a_document_upload_is_stored_with_its_metadata(h: Harness) -> None:
+    data = samples.jpeg(64, 48)
+
+    result = upload(h.service(), h.client, data)
+
+    stored = result.stored
+    assert ID_SHAPE.match(stored.id)
+    assert stored.id.startswith("DCM-0007-")
+    assert (stored.category, stored.code) == ("DOCUMENT", "KTP")
+    assert (stored.content_type, stored.size) == ("image/jpeg", len(data))
+    assert stored.sha256 == samples.sha256(data)
+    assert (stored.width, stored.height) == (64, 48)
+    assert h.db.files.get(stored.id) == stored
+    assert b"".join(h.blobs.open(stored.key)) == data
+    assert result.link.url.startswith(f"http://berkas.test/links/{stored.key}?expires=")
+    assert h.spooled() == []
+
+
+def test_the_object_key_follows_doku_layout_with_the_node(h: Harness) -> None:
+    stored = upload(h.service(env="production", node_id=42), h.client, samples.png()).stored
+
+    epoch_ms = stored.id.rsplit("-", 1)[1]
+    assert stored.id.startswith("DCM-0042-")
+    assert stored.key == (f"berkas/production/TEMP/{CLIENT}/DOCUMENT/{int(epoch_ms)}-0042.png")
+
+
+def test_owner_liveness_ids_start_with_cnt(h: Harness) -> None:
+    stored = upload(h.service(), h.client, samples.jpeg(), "OWNER_LIVENESS", None).stored
+
+    assert stored.id.startswith("CNT-0007-")
+    assert "/OWNER_LIVENESS/" in stored.key
+    assert stored.code is None
+
+
+@pytest.mark.parametrize("category", ["DOCUMENT", "SERVICE_AGREEMENT", "BANK_ACCOUNT"])
+def test_pdf_is_accepted_where_doku_lists_it(h: Harness, category: str) -> None:
+    stored = upload(h.service(), h.client, samples.pdf(), category, "KTP", filename="a.pdf")
+
+    assert stored.stored.content_type == "application/pdf"
+    assert stored.stored.key.endswith(".pdf")
+
+
+@pytest.mark.parametrize("category", ["PHOTO_PROOF", "OWNER_LIVENESS", "LOGO"])
+def test_pdf_is_refused_for_image_only_categories(h: Harness, category: str) -> None:
+    with pytest.raises(UnsupportedContent) as caught:
+        upload(h.service(), h.client, samples.pdf(), category, None, filename="a.pdf")
+
+    assert caught.value.code == "type_not_allowed"
+    assert category in caught.value.message
+    assert h.db.files.get_by_key("x") is None
+    assert h.spooled() == []
+
+
+def test_a_file_over_the_requirement_cap_is_refused_after_a_late_category(h: Harness) -> None:
+    # The file arrived before category: it was spooled under a larger cap and is
+    # checked against the real one once the category is known.
+    service = h.service()
+    target = service.target("PHOTO_PROOF", None)
+    with service.open_spool(target.max_bytes + 4096) as spool:
+        spool.write(b"\xff\xd8\xff" + b"\x00" * target.max_bytes)
+        with pytest.raises(PayloadTooLarge) as caught:
+            service.store(h.client, target, spool, filename=None)
+
+    assert caught.value.code == "file_too_large"
+    assert "PHOTO_PROOF" in caught.value.message
+    assert h.spooled() == []
+
+
+@pytest.mark.parametrize(
+    ("data", "category", "code"),
+    [
+        (b"", "DOCUMENT", "empty_file"),
+        (b"<html>not a document</html>", "DOCUMENT", "unsupported_type"),
+        (samples.pdf(), "PHOTO_PROOF", "type_not_allowed"),
+        (samples.jpeg()[:200], "DOCUMENT", "image_truncated"),
+    ],
+)
+def test_a_fetched_body_that_fails_content_rules_is_a_fetch_refusal(
+    h: Harness, data: bytes, category: str, code: str
+) -> None:
+    with pytest.raises(FetchRefused) as caught:
+        upload(h.service(), h.client, data, category, "KTP", filename=None, fetched=True)
+
+    # 422 with the same code a direct upload of those bytes would get.
+    assert caught.value.code == code
+    with pytest.raises((InvalidRequest, UnsupportedContent)) as direct:
+        upload(h.service(), h.client, data, category, "KTP", filename=None)
+    assert direct.value.code == code
+
+
+def test_a_fetched_body_over_the_cap_is_a_fetch_refusal(h: Harness) -> None:
+    service = h.service()
+    target = service.target("LOGO", None)
+    with service.open_spool(target.max_bytes + 4096) as spool:
+        spool.write(b"\x89PNG\r\n\x1a\n" + b"\x00" * target.max_bytes)
+        with pytest.raises(FetchRefused) as caught:
+            service.store(h.client, target, spool, filename=None, fetched=True)
+
+    assert caught.value.code == "file_too_large"
+
+
+@pytest.mark.parametrize("local_blobs", [False, True])
+@pytest.mark.parametrize("error", [RuntimeError("connection lost"), Unavailable("db down")])
+def test_a_failed_row_insert_removes_the_blob(
+    tmp_path: Path, local_blobs: bool, error: BaseException
+) -> None:
+    h = Harness(tmp_path, local_blobs=local_blobs)
+    service = h.service(files=FailingFiles(error))
+
+    with pytest.raises(type(error)):
+        upload(service, h.client, samples.jpeg())
+
+    if local_blobs:
+        assert h.stored_blobs() == []
+        assert list((h.blob_root / ".tmp").iterdir()) == []
+    else:
+        assert isinstance(h.blobs, MemoryBlobStore)
+        assert h.blobs.content_types == {}
+    assert h.spooled() == []
+
+
+@pytest.mark.parametrize("local_blobs", [False, True])
+def test_an_id_taken_by_another_upload_is_minted_again(tmp_path: Path, local_blobs: bool) -> None:
+    # The second upload is minted the first one's id (a clock step back), but its key
+    # differs (another category), so only the row insert can notice the collision.
+    h = Harness(tmp_path, local_blobs=local_blobs)
+    service = h.service(minter=FixedMinter(1_700_000_000_000, 1_700_000_000_000, 1_700_000_000_001))
+    first_bytes, second_bytes = samples.jpeg(seed=1), samples.jpeg(seed=2)
+
+    first = upload(service, h.client, first_bytes, "PHOTO_PROOF", None).stored
+    second = upload(service, h.client, second_bytes, "LOGO", None).stored
+
+    assert first.id == "DCM-0007-1700000000000"
+    assert second.id == "DCM-0007-1700000000001"
+    assert h.db.files.get(first.id) == first
+    assert h.db.files.get(second.id) == second
+    assert b"".join(h.blobs.open(first.key)) == first_bytes
+    assert b"".join(h.blobs.open(second.key)) == second_bytes
+    if local_blobs:
+        assert sorted(h.stored_blobs()) == sorted(
+            [h.blob_root / first.key, h.blob_root / second.key]
+        )
+    assert h.spooled() == []
+
+
+@pytest.mark.parametrize("local_blobs", [False, True])
+def test_a_key_taken_by_another_upload_is_minted_again(tmp_path: Path, local_blobs: bool) -> None:
+    h = Harness(tmp_path, local_blobs=local_blobs)
+    service = h.service(minter=FixedMinter(1_700_000_000_000, 1_700_000_000_000, 1_700_000_000_005))
+
+    first = upload(service, h.client, samples.png(seed=1), "LOGO", None).stored
+    second = upload(service, h.client, samples.png(seed=2), "LOGO", None).stored
+
+    assert second.id == "DCM-0007-1700000000005"
+    assert first.key != second.key
+    assert b"".join(h.blobs.open(second.key)) == samples.png(seed=2)
+    assert b"".join(h.blobs.open(first.key)) == samples.png(seed=1)

@@ -1,0 +1,50 @@
+"""Small test doubles shared by unit and API tests: a settable clock, raw multipart bodies."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+BOUNDARY = "berkas-test-boundary"
+
+
+class FakeClock:
+    """A ``Clock`` that stands still until a test moves it."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.current = start or datetime.now(UTC).replace(microsecond=0)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, delta: timedelta) -> None:
+        self.current += delta
+
+
+Part = tuple[str, bytes | str] | tuple[str, bytes | str, str]
+
+
+def multipart(*parts: Part, boundary: str = BOUNDARY, close: bool = True) -> bytes:
+    """A multipart/form-data body, byte for byte: parts in the order given.
+
+    A part is ``(name, value)`` for a text field or ``(name, value, filename)`` for a
+    file. ``close=False`` leaves out the closing boundary (a truncated upload).
+    """
+    out = bytearray()
+    for part in parts:
+        name, value = part[0], part[1]
+        disposition = f'form-data; name="{name}"'
+        if len(part) == 3:
+            disposition += f'; filename="{part[2]}"'
+        out += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n".encode()
+        if len(part) == 3:
+            out += b"Content-Type: application/octet-stream\r\n"
+        out += b"\r\n"
+        out += value.encode() if isinstance(value, str) else value
+        out += b"\r\n"
+    if close:
+        out += f"--{boundary}--\r\n".encode()
+    return bytes(out)
+
+
+def multipart_type(boundary: str = BOUNDARY) -> str:
+    return f"multipart/form-data; boundary={boundary}"
