@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from tests.support.inprocess import FILE_PATH, TOKEN_PATH, InProcess, Partner
 
 from berkas.core import signing
+from tests.support.inprocess import FILE_PATH, TOKEN_PATH, InProcess, Partner
 
 PERSONAL = (
     "businessType=PERSONAL&businessLegalEntity=PERSEORANGAN&brandBusinessLine=RETAIL"

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.support import samples
 from tests.support.fakes import multipart, multipart_type
 from tests.support.inprocess import FILE_PATH, PREFIX, InProcess, Partner

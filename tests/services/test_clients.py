@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from tests.support.fakes import FakeClock
 
 from berkas.adapters.db.memory import MemoryDatabase
 from berkas.core.errors import Conflict, InvalidRequest, NotFound
 from berkas.services.clients import ClientService
+from tests.support.fakes import FakeClock
 
 
 @pytest.fixture

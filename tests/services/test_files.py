@@ -7,8 +7,6 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from tests.support import samples
-from tests.support.fakes import FakeClock
 
 from berkas.adapters.db.memory import MemoryDatabase
 from berkas.adapters.storage.memory import MemoryBlobStore
@@ -17,6 +15,8 @@ from berkas.core.links import LinkSigner
 from berkas.core.models import Client, StoredFile
 from berkas.services.files import FileService
 from berkas.services.links import IssuedLink, LinkService
+from tests.support import samples
+from tests.support.fakes import FakeClock
 
 SECRET = b"link-secret-".ljust(32, b"x")
 TTL = timedelta(minutes=60)

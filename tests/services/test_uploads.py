@@ -7,8 +7,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from tests.support import samples
-from tests.support.fakes import FakeClock
 
 from berkas.adapters.db.memory import MemoryDatabase
 from berkas.adapters.storage.local import LocalBlobStore
@@ -28,6 +26,8 @@ from berkas.core.models import Client, StoredFile
 from berkas.core.ports import BlobStore, FileRepository
 from berkas.services.links import LinkService
 from berkas.services.uploads import UploadResult, UploadService
+from tests.support import samples
+from tests.support.fakes import FakeClock
 
 CLIENT = "BRN-0001-10791114622547"
 ID_SHAPE = re.compile(r"^[A-Z]{3}-\d{4}-\d{13}$")

@@ -36,8 +36,11 @@ def _settings(**overrides: Any) -> Settings:
         # configuration at start-up, never at request time).
         lines = []
         for error in exc.errors():
-            name = "BERKAS_" + "_".join(str(p) for p in error["loc"]).upper()
-            lines.append(f"  {name}: {error['msg']}")
+            if error["loc"]:
+                name = "BERKAS_" + "_".join(str(p) for p in error["loc"]).upper()
+                lines.append(f"  {name}: {error['msg']}")
+            else:  # a rule across several variables; the message names them
+                lines.append(f"  {error['msg']}")
         raise click.ClickException("invalid configuration:\n" + "\n".join(lines)) from None
 
 
@@ -72,7 +75,11 @@ def serve(host: str | None, port: int | None) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
     )
-    container = build(settings)
+    try:
+        container = build(settings)
+    except (BerkasError, ValueError) as exc:
+        message = exc.message if isinstance(exc, BerkasError) else str(exc)
+        raise click.ClickException(f"cannot start: {message}") from None
     demo = ensure_demo_client(container)
     if demo is not None:
         _print_demo(settings, demo.client_id, demo.secret_key)
@@ -195,8 +202,12 @@ def keys_rotate() -> None:
 @keys.command("list")
 def keys_list() -> None:
     """Print the published JWKS."""
-    with _container() as container:
-        click.echo(json.dumps(container.keys.jwks(), indent=2))
+
+    def run() -> None:
+        with _container() as container:
+            click.echo(json.dumps(container.keys.jwks(), indent=2))
+
+    _guard(run)
 
 
 @main.group()
@@ -207,9 +218,13 @@ def db() -> None:
 @db.command("migrate")
 def db_migrate() -> None:
     """Apply pending migrations (also done at every start)."""
-    with _container():
-        pass
-    click.echo("database is up to date")
+
+    def run() -> None:
+        with _container():
+            pass
+        click.echo("database is up to date")
+
+    _guard(run)
 
 
 from berkas.cli.partner import partner  # noqa: E402 - the partner verbs, registered last

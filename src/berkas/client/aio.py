@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
@@ -13,47 +11,22 @@ from typing import Any, TypeVar, cast
 import anyio
 import httpx
 
-from berkas.client.calls import USER_AGENT, Calls, FileInput
-from berkas.client.flow import Action, Flow, Outcome, Pump, RetryPolicy, Send
+from berkas.client.calls import Calls, FileInput
+from berkas.client.flow import Action, Flow, Outcome, Pump, Send
 from berkas.client.models import FileInfo, Token, UploadedFile
 from berkas.core.catalogue import Category, DocumentCode
 
 T = TypeVar("T")
 
 
-class AsyncBerkasClient(Calls):
+class AsyncBerkasClient(Calls[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     """``BerkasClient`` with ``await``: the same arguments, methods and behaviour.
 
     ``transport`` is an ``httpx.AsyncBaseTransport``, e.g. ``httpx.ASGITransport(app)``
     to drive an in-process app. Use ``async with``, or ``await aclose()``.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        client_id: str,
-        secret_key: str,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout: float = 30.0,
-        token_minutes: int | None = None,
-        retry: RetryPolicy | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            transport=transport,
-            timeout=timeout,
-            headers={"User-Agent": USER_AGENT},
-        )
-        super().__init__(
-            self._client,
-            client_id,
-            secret_key,
-            token_minutes=token_minutes,
-            retry=retry,
-            clock=clock,
-        )
+    _http_class = httpx.AsyncClient
 
     async def token(self, valid_time: int | None = None) -> Token:
         """See ``BerkasClient.token``."""
@@ -104,7 +77,7 @@ class AsyncBerkasClient(Calls):
 
     async def aclose(self) -> None:
         """Close the connections."""
-        await self._client.aclose()
+        await self._http.aclose()
 
     async def __aenter__(self) -> AsyncBerkasClient:
         return self
@@ -130,7 +103,7 @@ class AsyncBerkasClient(Calls):
     async def _perform(self, action: Action) -> Outcome:
         if isinstance(action, Send):
             try:
-                return await self._client.send(action.request, stream=action.stream)
+                return await self._http.send(action.request, stream=action.stream)
             except httpx.TransportError as exc:
                 return exc
         if isinstance(action, Pump):

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, TypeAlias
+from typing import IO, Any, Generic, TypeAlias, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -48,20 +49,37 @@ class _Cached:
     refresh_at: float
 
 
-class Calls:
+HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
+TransportT = TypeVar("TransportT", httpx.BaseTransport, httpx.AsyncBaseTransport)
+
+
+class Calls(Generic[HttpT, TransportT]):
     """State and flows shared by the sync and async clients."""
+
+    _http_class: type[HttpT]
 
     def __init__(
         self,
-        http: httpx.Client | httpx.AsyncClient,
+        base_url: str,
         client_id: str,
         secret_key: str,
         *,
-        token_minutes: int | None,
-        retry: RetryPolicy | None,
-        clock: Callable[[], float],
+        transport: TransportT | None = None,
+        timeout: float = 30.0,
+        token_minutes: int | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self._http = http
+        """See ``BerkasClient``: the arguments are the same for both clients."""
+        # The subclass pairs its transport type with its httpx client class; mypy
+        # cannot follow that pairing through two type variables, hence Any here.
+        http_class: Any = self._http_class
+        self._http: HttpT = http_class(
+            base_url=base_url,
+            transport=transport,
+            timeout=timeout,
+            headers={"User-Agent": USER_AGENT},
+        )
         self._client_id = client_id
         self._secret_key = secret_key
         self._token_minutes = token_minutes
@@ -206,7 +224,7 @@ class Calls:
         ``reuse_signature_for`` (a retry is then byte-identical to a duplicate the
         network might have made); past that the request is re-signed with a fresh
         Request-Timestamp, since an old one would fall outside the server's window
-        (DOKU's ±5 minutes by default). The replay fingerprint covers method, path,
+        (berkas: ±5 minutes by default). The replay fingerprint covers method, path,
         query and body, not the timestamp, so the re-signed try is still "the same
         request".
         """

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
 import httpx
 
-from berkas.client.calls import USER_AGENT, Calls, FileInput
-from berkas.client.flow import Action, Flow, Outcome, Pump, RetryPolicy, Send
+from berkas.client.calls import Calls, FileInput
+from berkas.client.flow import Action, Flow, Outcome, Pump, Send
 from berkas.client.models import FileInfo, Token, UploadedFile
 from berkas.core.catalogue import Category, DocumentCode
 
 T = TypeVar("T")
 
 
-class BerkasClient(Calls):
+class BerkasClient(Calls[httpx.Client, httpx.BaseTransport]):
     """A partner's client for berkas (or DOKU's Partner file API).
 
     ``base_url`` is the server root (``https://berkas.example.com``); ``client_id`` and
@@ -28,32 +27,7 @@ class BerkasClient(Calls):
     token freshness and request timestamps. Use as a context manager, or ``close()``.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        client_id: str,
-        secret_key: str,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        timeout: float = 30.0,
-        token_minutes: int | None = None,
-        retry: RetryPolicy | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._client = httpx.Client(
-            base_url=base_url,
-            transport=transport,
-            timeout=timeout,
-            headers={"User-Agent": USER_AGENT},
-        )
-        super().__init__(
-            self._client,
-            client_id,
-            secret_key,
-            token_minutes=token_minutes,
-            retry=retry,
-            clock=clock,
-        )
+    _http_class = httpx.Client
 
     def token(self, valid_time: int | None = None) -> Token:
         """A bearer token (POST /token, DOKU-signed), reused until shortly before expiry.
@@ -115,7 +89,7 @@ class BerkasClient(Calls):
 
     def close(self) -> None:
         """Close the connections."""
-        self._client.close()
+        self._http.close()
 
     def __enter__(self) -> BerkasClient:
         return self
@@ -141,7 +115,7 @@ class BerkasClient(Calls):
     def _perform(self, action: Action) -> Outcome:
         if isinstance(action, Send):
             try:
-                return self._client.send(action.request, stream=action.stream)
+                return self._http.send(action.request, stream=action.stream)
             except httpx.TransportError as exc:
                 return exc
         if isinstance(action, Pump):

@@ -12,7 +12,7 @@ from berkas.core.ports import ClientRepository, Clock
 
 # The id ends up in object keys (DESIGN 2.4 layout), so it is restricted to characters
 # that are safe in a path segment; DOKU's look like BRN-0001-10791114622547.
-CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 class ClientService:
@@ -26,7 +26,7 @@ class ClientService:
         """A new enabled client; a DOKU-style ``BRN-`` id is generated when none is given."""
         if client_id is None:
             client_id = f"BRN-{secrets.randbelow(10_000):04d}-{secrets.randbelow(10**14):014d}"
-        elif not CLIENT_ID_PATTERN.match(client_id):
+        elif not CLIENT_ID_PATTERN.fullmatch(client_id):
             raise InvalidRequest(
                 f"client id {client_id!r} must be 1-64 letters, digits, '-' or '_' "
                 "(e.g. BRN-0001-10791114622547).",
