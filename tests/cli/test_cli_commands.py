@@ -142,11 +142,6 @@ def test_db_migrate_reports_an_up_to_date_schema(run: Any) -> None:
     assert "up to date" in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/main.py: `keys list` and `db migrate` do not go through _guard, so a "
-    "wiring ValueError (unsupported database scheme) escapes as a traceback (reported)",
-)
 @pytest.mark.parametrize("verb", [("keys", "list"), ("db", "migrate")])
 def test_an_unsupported_database_url_is_one_line_for_every_verb(
     run: Any, verb: tuple[str, ...]
@@ -156,11 +151,6 @@ def test_an_unsupported_database_url_is_one_line_for_every_verb(
     assert_refused(result, "mysql")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/main.py names a model-level settings error 'BERKAS_' (empty loc); "
-    "the message itself names both variables (reported)",
-)
 def test_a_cross_field_setting_error_has_no_empty_variable_name(run: Any) -> None:
     result = run(
         "clients",

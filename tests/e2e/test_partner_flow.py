@@ -272,3 +272,12 @@ def test_key_file_is_private(server: Server) -> None:
     for pem in (server.data_dir / "keys").glob("*.pem"):
         assert pem.stat().st_mode & 0o077 == 0
     assert isinstance(server.data_dir, Path)
+
+
+def test_metrics_count_requests_by_route_template(server: Server, partner: Partner) -> None:
+    httpx.get(f"{server.url}/healthz")
+    httpx.get(f"{server.url}{PREFIX}/file/DCM-0001-0000000000000", headers=partner.auth())
+    text = httpx.get(f"{server.url}/metrics").text
+    assert 'berkas_http_requests_total{method="GET",route="/healthz",status="200"}' in text
+    assert f'route="{PREFIX}/file/{{file_id}}",status="404"' in text
+    assert "DCM-0001-0000000000000" not in text

@@ -51,11 +51,6 @@ def test_an_id_unsafe_in_an_object_key_is_refused(service: ClientService, client
     assert service.list() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/clients.py matches CLIENT_ID_PATTERN with match() and '$', which "
-    "accepts a trailing newline; fullmatch() fixes it (reported, not my file)",
-)
 def test_an_id_with_a_trailing_newline_is_refused(service: ClientService) -> None:
     # A newline in Client-Id can never be signed (DESIGN 2.1 lines are LF-separated).
     with pytest.raises(InvalidRequest):

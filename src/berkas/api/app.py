@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from berkas import __version__
 from berkas.api import errors, partner
+from berkas.api.metrics import Metrics, MetricsMiddleware
 from berkas.core.errors import BerkasError, PermissionDenied
 from berkas.wiring import Container
 
@@ -30,6 +31,9 @@ def create_app(container: Container) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
+    metrics = Metrics()
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
     app.include_router(partner.router(container))
 
     @app.get("/links/{key:path}", summary="Download through a signed link", tags=["links"])
