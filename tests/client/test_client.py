@@ -20,7 +20,6 @@ import httpx
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from PIL import Image
-from tests.support import samples
 
 from berkas.api.app import create_app
 from berkas.client import (
@@ -42,6 +41,7 @@ from berkas.client.errors import ConflictError, api_error
 from berkas.config import load_settings
 from berkas.core.models import Client
 from berkas.wiring import Container, build
+from tests.support import samples
 
 TOKEN_PATH = "/adv-core-api/partner/v1.0/token"
 FILE_PATH = "/adv-core-api/partner/v1.0/file"

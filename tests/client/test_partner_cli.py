@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+
+from berkas.cli.main import main
 from tests.support import samples
 from tests.support.fixture_server import FixtureServer, send
 from tests.support.server import Partner, Server
-
-from berkas.cli.main import main
 
 pytestmark = pytest.mark.e2e
 

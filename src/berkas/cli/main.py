@@ -13,6 +13,7 @@ import click
 from pydantic import ValidationError
 
 from berkas import __version__
+from berkas.cli.partner import partner
 from berkas.config import Settings, load_settings
 from berkas.core.errors import BerkasError
 
@@ -226,8 +227,6 @@ def db_migrate() -> None:
 
     _guard(run)
 
-
-from berkas.cli.partner import partner  # noqa: E402 - the partner verbs, registered last
 
 main.add_command(partner)
 
