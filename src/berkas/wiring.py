@@ -29,7 +29,7 @@ from berkas.services.clients import ClientService
 from berkas.services.files import FileService
 from berkas.services.ingest import cleanup_stale
 from berkas.services.links import LinkService
-from berkas.services.requests import RequestVerifier
+from berkas.services.requests import IdempotentUploads, RequestVerifier
 from berkas.services.requirements import RequirementsService
 from berkas.services.tokens import LEEWAY_SECONDS, TokenService
 from berkas.services.uploads import UploadService
@@ -54,6 +54,7 @@ class Container:
     requirements: RequirementsService
     uploads: UploadService
     files: FileService
+    idempotency: IdempotentUploads
     notes: list[str] = field(default_factory=list)
 
     def close(self) -> None:
@@ -125,6 +126,7 @@ def build(settings: Settings) -> Container:
         requirements=RequirementsService(catalogue),
         uploads=uploads,
         files=FileService(database.files, blobs, links),
+        idempotency=IdempotentUploads(database.replays, clock),
     )
 
 
@@ -159,9 +161,7 @@ def _fetcher(settings: Settings) -> Fetcher | None:
     if not settings.fetch_enabled:
         return None
     policy = EgressPolicy(
-        allow_networks=tuple(
-            ipaddress.ip_network(n) for n in settings.fetch_allow_networks
-        ),
+        allow_networks=tuple(ipaddress.ip_network(n) for n in settings.fetch_allow_networks),
         allow_ports=frozenset(settings.fetch_allow_ports),
         max_redirects=settings.fetch_max_redirects,
         connect_timeout=settings.fetch_connect_timeout,

@@ -281,3 +281,28 @@ def test_metrics_count_requests_by_route_template(server: Server, partner: Partn
     assert 'berkas_http_requests_total{method="GET",route="/healthz",status="200"}' in text
     assert f'route="{PREFIX}/file/{{file_id}}",status="404"' in text
     assert "DCM-0001-0000000000000" not in text
+
+
+def test_upload_with_idempotency_key_is_stored_once(server: Server, partner: Partner) -> None:
+    content = samples.jpeg(70, 50, seed=99)
+    headers = {**partner.auth(), "Idempotency-Key": "ktp-upload-0001"}
+    parts = [("category", (None, "PHOTO_PROOF")), ("file", ("p.jpg", content, "image/jpeg"))]
+    url = f"{server.url}{PREFIX}/file"
+    first = httpx.post(url, files=parts, headers=headers)
+    again = httpx.post(url, files=parts, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert httpx.get(again.json()["link"]).content == content
+
+    other = [("category", (None, "PHOTO_PROOF")), ("file", ("q.jpg", samples.jpeg(), "image/jpeg"))]
+    reused = httpx.post(url, files=other, headers=headers)
+    assert reused.status_code == 409
+    assert error_of(reused)["code"] == "idempotency_key_reused"
+
+    # A refused upload is not remembered: fixing the request and retrying with the key works.
+    bad = [("category", (None, "LOGO")), ("file", ("x.jpg", b"<html></html>", "image/jpeg"))]
+    key = {**partner.auth(), "Idempotency-Key": "logo-0001"}
+    assert httpx.post(url, files=bad, headers=key).status_code == 415
+    good = [("category", (None, "LOGO")), ("file", ("x.jpg", content, "image/jpeg"))]
+    assert httpx.post(url, files=good, headers=key).status_code == 200

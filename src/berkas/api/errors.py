@@ -79,7 +79,12 @@ def error_body(error: BerkasError) -> bytes:
 
 def error_response(error: BerkasError) -> Response:
     """The response for a raised ``BerkasError`` (a replay answers with the first body)."""
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, AuthenticationFailed) else None
+    # RFC 6750 section 3: a refused bearer token names the scheme; HMAC-signed endpoints
+    # (token, requirements) have no registered scheme to name, so they get none.
+    bearer = isinstance(error, AuthenticationFailed) and error.code.startswith("token_")
+    # Without any token the challenge carries no error code (RFC 6750 section 3.1).
+    challenge = "Bearer" if error.code == "token_missing" else 'Bearer error="invalid_token"'
+    headers = {"WWW-Authenticate": challenge} if bearer else None
     if isinstance(error, Replayed):
         return Response(error.body, status_code=409, media_type=error.content_type)
     return Response(

@@ -17,7 +17,7 @@ from berkas.api.schemas import ERRORS_OPENAPI
 from berkas.core.errors import AuthenticationFailed, BerkasError, InvalidRequest, PayloadTooLarge
 from berkas.core.models import Client
 from berkas.services.ingest import Spool
-from berkas.services.requests import SignedRequest
+from berkas.services.requests import IdempotentUploads, SignedRequest
 from berkas.services.uploads import UploadResult, UploadTarget
 from berkas.wiring import Container
 
@@ -81,8 +81,7 @@ def router(container: Container) -> APIRouter:
     )
     async def upload(request: Request) -> Response:
         client = await _bearer(container, request)
-        result = await _upload(container, client, request)
-        return JSONResponse(_upload_body(result))
+        return await _upload(container, client, request)
 
     @api.get(
         "/file/{file_id}",
@@ -114,9 +113,11 @@ def router(container: Container) -> APIRouter:
     return api
 
 
-async def _upload(container: Container, client: Client, request: Request) -> UploadResult:
+async def _upload(container: Container, client: Client, request: Request) -> Response:
     uploads = container.uploads
     max_file = uploads.max_upload_bytes()
+    raw_key = request.headers.get("idempotency-key") or request.headers.get("request-id")
+    key = IdempotentUploads.check_key(raw_key) if raw_key is not None else None
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_file + DRAIN_LIMIT:
         raise PayloadTooLarge(
@@ -142,7 +143,9 @@ async def _upload(container: Container, client: Client, request: Request) -> Upl
             open_spool,
             max_body=max_file + MULTIPART_OVERHEAD,
         )
-    except PayloadTooLarge:
+    except BerkasError:
+        # Read (and drop) what the client is still sending, so it sees our error rather
+        # than a reset connection.
         await _drain(stream)
         raise
     spool = form.spool
@@ -155,15 +158,45 @@ async def _upload(container: Container, client: Client, request: Request) -> Upl
                 + ("both were sent." if spool is not None else "neither was sent."),
                 code="file_or_url_required",
             )
-        if file_url is not None:
-            spool = uploads.open_spool(target.max_bytes, target.label)
-            await uploads.fetch(target, file_url, spool)
-            return await _store(container, client, target, spool, None, fetched=True)
-        assert spool is not None
-        return await _store(container, client, target, spool, form.filename, fetched=False)
+        if key is not None:
+            content = spool.sha256 if spool is not None else f"url:{file_url}"
+            fingerprint = IdempotentUploads.fingerprint(
+                target.category.value, target.code.value if target.code else None, content
+            )
+            first = await run_in_threadpool(container.idempotency.begin, client, key, fingerprint)
+            if first is not None:
+                return await _replay_upload(container, client, first)
+        try:
+            if file_url is not None:
+                spool = uploads.open_spool(target.max_bytes, target.label)
+                await uploads.fetch(target, file_url, spool)
+                result = await _store(container, client, target, spool, None, fetched=True)
+            else:
+                assert spool is not None
+                result = await _store(
+                    container, client, target, spool, form.filename, fetched=False
+                )
+        except BaseException:
+            if key is not None:
+                await run_in_threadpool(container.idempotency.release, client, key)
+            raise
+        body = _upload_body(result)
+        if key is not None:
+            encoded = json.dumps(body).encode()
+            await run_in_threadpool(container.idempotency.finish, client, key, encoded)
+        return JSONResponse(body)
     finally:
         if spool is not None:
             spool.discard()
+
+
+async def _replay_upload(container: Container, client: Client, first: bytes) -> Response:
+    """The first upload's answer again, with a fresh link (the first may have expired)."""
+    body = json.loads(first)
+    view = await run_in_threadpool(container.files.describe, client, body["id"])
+    body["link"] = view.link.url
+    body["link_expires_at"] = _iso(view.link.expires_at)
+    return JSONResponse(body, headers={"Idempotent-Replayed": "true"})
 
 
 async def _store(

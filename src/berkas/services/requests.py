@@ -144,3 +144,71 @@ def _required(value: str | None, header: str) -> str:
             f"The {header} header is required on signed requests.", code="header_missing"
         )
     return value.strip()
+
+
+MAX_IDEMPOTENCY_KEY = 120
+_UPLOAD_NAMESPACE = "upload:"
+
+
+class IdempotentUploads:
+    """DESIGN 3: an optional ``Idempotency-Key`` (or ``Request-Id``) on POST /file makes a
+    retry safe: same key and same content → the first upload's answer, not a second file.
+
+    Records share the replay table under an ``upload:`` namespace, so they survive
+    restarts and are seen by every node. Only successes are remembered: a refused upload
+    stores nothing, and retrying it simply runs again.
+    """
+
+    def __init__(self, replays: ReplayRepository, clock: Clock) -> None:
+        self._replays = replays
+        self._clock = clock
+
+    @staticmethod
+    def check_key(key: str) -> str:
+        """Validate the header value, or raise ``InvalidRequest`` naming the header."""
+        key = key.strip()
+        if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
+            raise InvalidRequest(
+                f"Idempotency-Key (or Request-Id) must be 1 to {MAX_IDEMPOTENCY_KEY} "
+                "printable characters.",
+                code="invalid_idempotency_key",
+            )
+        return key
+
+    @staticmethod
+    def fingerprint(category: str, code: str | None, content: str) -> str:
+        """``content`` is the sha256 of the file, or ``url:<file_url>``."""
+        text = f"{category}\n{code or ''}\n{content}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def begin(self, client: Client, key: str, fingerprint: str) -> bytes | None:
+        """None when this key is new (now reserved); the first answer when it is a retry."""
+        record = ReplayRecord(
+            client_id=client.client_id,
+            request_id=_UPLOAD_NAMESPACE + key,
+            fingerprint=fingerprint,
+            status=None,
+            body=None,
+            created_at=self._clock.now(),
+        )
+        existing = self._replays.begin(record)
+        if existing is None:
+            return None
+        if existing.fingerprint != fingerprint:
+            raise Conflict(
+                f"Idempotency-Key {key!r} was already used for a different upload; use a "
+                "new key for each new document.",
+                code="idempotency_key_reused",
+            )
+        if existing.body is None:
+            raise Conflict(
+                f"An upload with Idempotency-Key {key!r} is still being processed; retry shortly.",
+                code="request_in_progress",
+            )
+        return existing.body
+
+    def finish(self, client: Client, key: str, body: bytes) -> None:
+        self._replays.finish(client.client_id, _UPLOAD_NAMESPACE + key, 200, body)
+
+    def release(self, client: Client, key: str) -> None:
+        self._replays.release(client.client_id, _UPLOAD_NAMESPACE + key)

@@ -15,6 +15,7 @@ from berkas.core.errors import (
     FetchRefused,
     InvalidRequest,
     PayloadTooLarge,
+    Unavailable,
     UnsupportedContent,
 )
 from berkas.core.ids import IdMinter
@@ -164,7 +165,14 @@ class UploadService:
             if fetched:
                 raise FetchRefused(exc.message, code=exc.code) from exc
             raise
-        return self._commit(client, target, spool, info)
+        try:
+            return self._commit(client, target, spool, info)
+        except Conflict as exc:
+            # Only a race after several fresh mints ends here; the caller can simply retry.
+            raise Unavailable(
+                "could not allocate a unique file id; retry the upload.",
+                code="id_allocation_failed",
+            ) from exc
 
     def _commit(
         self, client: Client, target: UploadTarget, spool: Spool, info: content.ContentInfo
