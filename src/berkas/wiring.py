@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
-import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 from berkas.adapters.clock import SystemClock
 from berkas.adapters.db.database import SqlDatabase
+from berkas.adapters.durable import atomic_write
 from berkas.adapters.fetch import GuardedFetcher
 from berkas.adapters.keys import KeyRing
 from berkas.adapters.storage.local import LocalBlobStore
@@ -178,11 +179,8 @@ def _link_secret(settings: Settings) -> bytes:
     # Several nodes must share BERKAS_LINK_SECRET instead (README, "Scaling out").
     path = settings.link_secret_file
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
-            handle.flush()
-            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):  # another process created it first
+            atomic_write(path, secrets.token_hex(32).encode(), exclusive=True)
     return path.read_text().strip().encode()
 
 

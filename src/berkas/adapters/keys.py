@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import stat
 import threading
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from berkas.adapters.durable import atomic_write, fsync_dir
 from berkas.core.keys import SigningKey
 
 # NIST SP 800-131A Rev. 2, table 2: RSA keys shorter than 2048 bits are disallowed for
@@ -274,7 +274,7 @@ class KeyRing:
             # index naming a missing file.
             for kid in gone:
                 (self._directory / f"{kid}.pem").unlink(missing_ok=True)
-            _fsync_dir(self._directory)
+            fsync_dir(self._directory)
             self.reload()
         return gone
 
@@ -389,7 +389,7 @@ def _write_new_key(directory: Path, bits: int) -> str:
         format=serialization.PrivateFormat.PKCS8,
         encryption_algorithm=serialization.NoEncryption(),
     )
-    _atomic_write(directory / f"{kid}.pem", pem)
+    atomic_write(directory / f"{kid}.pem", pem)
     return kid
 
 
@@ -405,7 +405,7 @@ def _write_index(directory: Path, rows: list[tuple[str, datetime, datetime | Non
             for kid, created_at, retired_at in rows
         ],
     }
-    _atomic_write(directory / INDEX_NAME, json.dumps(document, indent=2).encode())
+    atomic_write(directory / INDEX_NAME, json.dumps(document, indent=2).encode())
 
 
 @contextlib.contextmanager
@@ -447,31 +447,3 @@ def _check_private(path: Path, what: str, mode: str) -> None:
             f"replace it can forge tokens. Run `chmod {mode} {path}`, and rotate the key "
             "(`berkas keys rotate`) if others may have copied it."
         )
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    # Temporary name, fsync, rename, fsync the directory: a crash leaves the old file or
-    # the new one, never a torn one. 0600 from creation, so no window of a readable key.
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from berkas.core.catalogue import BusinessType, Category
+
 ID_EXAMPLE = "DCM-0001-1732700000000"
 
 
@@ -113,14 +115,7 @@ UPLOAD_BODY: dict[str, Any] = {
                     "properties": {
                         "category": {
                             "type": "string",
-                            "enum": [
-                                "OWNER_LIVENESS",
-                                "PHOTO_PROOF",
-                                "LOGO",
-                                "DOCUMENT",
-                                "SERVICE_AGREEMENT",
-                                "BANK_ACCOUNT",
-                            ],
+                            "enum": [category.value for category in Category],
                         },
                         "code": {
                             "type": "string",
@@ -157,7 +152,7 @@ REQUIREMENT_QUERY: list[dict[str, Any]] = [
         "name": "businessType",
         "in": "query",
         "required": True,
-        "schema": {"type": "string", "enum": ["PERSONAL", "CORPORATE"]},
+        "schema": {"type": "string", "enum": [kind.value for kind in BusinessType]},
     },
     {
         "name": "businessLegalEntity",

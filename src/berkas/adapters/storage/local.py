@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from berkas.adapters.durable import fsync_dir, fsync_file
 from berkas.core.errors import Conflict, InvalidRequest, NotFound, Unavailable
 
 MAX_KEY_LENGTH = 1024  # S3's limit, and the width of files.key
@@ -91,7 +92,7 @@ class LocalBlobStore:
                 os.link(temp, final)
             except FileExistsError:
                 raise duplicate_key(key) from None
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         except OSError as exc:
             raise _unavailable(self.root) from exc
         finally:
@@ -116,7 +117,7 @@ class LocalBlobStore:
         try:
             path.unlink(missing_ok=True)
             if path.parent.is_dir():
-                _fsync_dir(path.parent)
+                fsync_dir(path.parent)
         except OSError as exc:
             raise _unavailable(self.root) from exc
 
@@ -174,12 +175,12 @@ class LocalBlobStore:
                 new.mkdir(mode=_DIR_MODE)
             except FileExistsError:
                 continue
-            _fsync_dir(new.parent)
+            fsync_dir(new.parent)
 
     def _stage(self, source: Path, temp: Path) -> None:
         """Put the complete, fsynced bytes of ``source`` at ``temp``."""
         if os.stat(source).st_dev == os.stat(self._temp).st_dev:
-            _fsync_file(source)
+            fsync_file(source)
             try:
                 os.replace(source, temp)
             except OSError as exc:
@@ -203,24 +204,6 @@ class LocalBlobStore:
             raise file_not_found(key) from exc
         except OSError as exc:
             raise _unavailable(self.root) from exc
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # A rename or link is durable only once its directory is fsynced (POSIX fsync(2);
-    # see also https://lwn.net/Articles/457667/).
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def duplicate_key(key: str) -> Conflict:
