@@ -17,6 +17,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import httpcore
 import pytest
+
+from berkas.adapters.fetch import GuardedFetcher, system_resolver
+from berkas.core.egress import EgressPolicy, FetchResult
+from berkas.core.errors import FetchRefused, PayloadTooLarge
 from tests.support.fixture_server import (
     FixtureServer,
     drip,
@@ -27,10 +31,6 @@ from tests.support.fixture_server import (
     tls_pair,
     wait_until,
 )
-
-from berkas.adapters.fetch import GuardedFetcher, system_resolver
-from berkas.core.egress import EgressPolicy, FetchResult
-from berkas.core.errors import FetchRefused, PayloadTooLarge
 
 pytestmark = pytest.mark.anyio
 

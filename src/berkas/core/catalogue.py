@@ -1,186 +1,42 @@
-"""The document catalogue (DESIGN 2.3, 2.4): categories, document codes, business types,
-and the requirement matrix loaded from ``catalogue.json`` (or an operator's file).
+"""The document catalogue (DESIGN 2.3): the requirement matrix and size caps, and the
+checks of request parameters against them. Its vocabulary lives in ``catalogue_types``
+(re-exported here) and its file format in ``catalogue_file``.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
-from importlib import resources
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from berkas.core.catalogue_file import read_catalogue_file
+from berkas.core.catalogue_types import (
+    DEFAULT_MAX_SIZE_MB,
+    MIB,
+    NATIONALITY,
+    BusinessType,
+    Category,
+    DocumentCode,
+    FormField,
+    Profile,
+    Ref,
+    Requirement,
+)
 from berkas.core.errors import InvalidRequest
 
-# DOKU publishes sizes as "max_size": 15 in megabytes without saying which megabyte.
-# We read it as MiB (2**20 bytes): the reading common upload stacks use for "MB" (e.g.
-# Spring's DataSize, nginx's "15m"), and the lenient one, so a file DOKU's documented
-# limit admits under either reading is never refused here.
-MIB = 1024 * 1024
-DEFAULT_MAX_SIZE_MB = 15
-_IMAGE_EXTENSIONS = ("PNG", "JPG", "JPEG")
-# DOKU lists PDF first for documents (its KTP example: PDF, JPG, JPEG, PNG).
-_IMAGE_OR_PDF_EXTENSIONS = ("PDF", "JPG", "JPEG", "PNG")
-_MAX_SIZE_LIMIT_MB = 1024
-_NATIONALITY = re.compile(r"[A-Z]{2}")
-_VALUE_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
-_SECTION_PART = re.compile(r"[a-z][a-z_]*")
-_FORM_CODE = re.compile(r"[A-Z][A-Z0-9_]*")
-
-
-class Category(StrEnum):
-    """A file category on the wire (DESIGN 2.4), with what it accepts."""
-
-    id_prefix: str
-    label: str
-    allows_pdf: bool
-
-    # Defaults keep ``Category("DOCUMENT")`` (a lookup, never a call to this) well typed.
-    def __new__(
-        cls, value: str, id_prefix: str = "", label: str = "", allows_pdf: bool = False
-    ) -> Category:
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.id_prefix = id_prefix
-        member.label = label
-        member.allows_pdf = allows_pdf
-        return member
-
-    OWNER_LIVENESS = ("OWNER_LIVENESS", "CNT", "Owner liveness photo", False)
-    PHOTO_PROOF = ("PHOTO_PROOF", "DCM", "Photo proof", False)
-    LOGO = ("LOGO", "DCM", "Logo", False)
-    DOCUMENT = ("DOCUMENT", "DCM", "Document", True)
-    SERVICE_AGREEMENT = ("SERVICE_AGREEMENT", "DCM", "Service agreement", True)
-    BANK_ACCOUNT = ("BANK_ACCOUNT", "DCM", "Bank account proof", True)
-
-    @property
-    def extensions(self) -> tuple[str, ...]:
-        """The file types this category accepts, as DOKU spells them (upper case)."""
-        return _IMAGE_OR_PDF_EXTENSIONS if self.allows_pdf else _IMAGE_EXTENSIONS
-
-    @property
-    def key(self) -> str:
-        """The requirement's key in a requirements section, e.g. ``photo_proof``."""
-        return self.value.lower()
-
-
-class DocumentCode(StrEnum):
-    """A ``code`` for category DOCUMENT (DESIGN 2.4), with its human label."""
-
-    label: str
-
-    def __new__(cls, value: str, label: str = "") -> DocumentCode:
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.label = label
-        return member
-
-    AKTA_PENDIRIAN_PERUSAHAAN = ("AKTA_PENDIRIAN_PERUSAHAAN", "Akta Pendirian Perusahaan")
-    BPOM = ("BPOM", "Izin BPOM")
-    COMPANY_REGISTRATION = ("COMPANY_REGISTRATION", "Company Registration")
-    IZIN_BLU = ("IZIN_BLU", "Izin BLU")
-    IZIN_BOPI = ("IZIN_BOPI", "Izin BOPI")
-    IZIN_DISPENDIK_KEMENDIKBUD = ("IZIN_DISPENDIK_KEMENDIKBUD", "Izin Dispendik Kemendikbud")
-    IZIN_DISTRIBUTOR_RESMI = ("IZIN_DISTRIBUTOR_RESMI", "Izin Distributor Resmi")
-    IZIN_EDAR_ALAT_KESEHATAN = ("IZIN_EDAR_ALAT_KESEHATAN", "Izin Edar Alat Kesehatan")
-    IZIN_KERAMAIAN = ("IZIN_KERAMAIAN", "Izin Keramaian")
-    IZIN_KOPERASI_SIMPAN_PINJAM = ("IZIN_KOPERASI_SIMPAN_PINJAM", "Izin Koperasi Simpan Pinjam")
-    IZIN_PENYELENGGARAAN_IBADAH_HAJI_DAN_UMRAH = (
-        "IZIN_PENYELENGGARAAN_IBADAH_HAJI_DAN_UMRAH",
-        "Izin Penyelenggaraan Ibadah Haji dan Umrah",
-    )
-    IZIN_PMB = ("IZIN_PMB", "Izin PMB")
-    IZIN_PUB = ("IZIN_PUB", "Izin PUB")
-    IZIN_USAHA = ("IZIN_USAHA", "Izin Usaha")
-    IZIN_USAHA_PERSEORANGAN = ("IZIN_USAHA_PERSEORANGAN", "Izin Usaha Perseorangan")
-    KITAS_OR_KITAP = ("KITAS_OR_KITAP", "KITAS or KITAP")
-    KTP = ("KTP", "KTP")
-    LICENSE_ASIC = ("LICENSE_ASIC", "License ASIC")
-    LICENSE_CFTC = ("LICENSE_CFTC", "License CFTC")
-    LICENSE_CYSEC = ("LICENSE_CYSEC", "License CySEC")
-    LICENSE_FCA = ("LICENSE_FCA", "License FCA")
-    LICENSE_IFSC = ("LICENSE_IFSC", "License IFSC")
-    LISENSI_BAPPEBTI = ("LISENSI_BAPPEBTI", "Lisensi Bappebti")
-    LISENSI_OJK = ("LISENSI_OJK", "Lisensi OJK")
-    NIB = ("NIB", "NIB")
-    NIB_PERSEORANGAN = ("NIB_PERSEORANGAN", "NIB Perseorangan")
-    NPWP_BADAN = ("NPWP_BADAN", "NPWP Badan")
-    NPWP_ORANG_PRIBADI = ("NPWP_ORANG_PRIBADI", "NPWP Orang Pribadi")
-    PASPOR = ("PASPOR", "Paspor")
-    SERTIFIKAT_HALAL_MUI = ("SERTIFIKAT_HALAL_MUI", "Sertifikat Halal MUI")
-    SERTIFIKAT_KEANGGOTAAN_ASITA = ("SERTIFIKAT_KEANGGOTAAN_ASITA", "Sertifikat Keanggotaan ASITA")
-    SK_KEMENDIKBUDRISTEK = ("SK_KEMENDIKBUDRISTEK", "SK Kemendikbudristek")
-    SK_KEMENKUMHAM = ("SK_KEMENKUMHAM", "SK Kemenkumham")
-    SK_PENDIRIAN_YAYASAN = ("SK_PENDIRIAN_YAYASAN", "SK Pendirian Yayasan")
-    TANDA_DAFTAR_PSE = ("TANDA_DAFTAR_PSE", "Tanda Daftar PSE")
-    TANDA_DAFTAR_YAYASAN = ("TANDA_DAFTAR_YAYASAN", "Tanda Daftar Yayasan")
-
-
-class BusinessType(StrEnum):
-    """``businessType`` with the values DOKU publishes for it (Check Requirements API).
-
-    ``legal_entities`` is closed; ``business_lines`` is DOKU's list, which a catalogue
-    file must include and may extend.
-    """
-
-    label: str
-    legal_entities: tuple[str, ...]
-    business_lines: tuple[str, ...]
-
-    def __new__(
-        cls,
-        value: str,
-        label: str = "",
-        legal_entities: tuple[str, ...] = (),
-        business_lines: tuple[str, ...] = (),
-    ) -> BusinessType:
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.label = label
-        member.legal_entities = legal_entities
-        member.business_lines = business_lines
-        return member
-
-    PERSONAL = ("PERSONAL", "Personal", ("PERSEORANGAN",), ("RETAIL",))
-    CORPORATE = (
-        "CORPORATE",
-        "Corporate",
-        (
-            "PT",
-            "CV",
-            "UD",
-            "KOPERASI",
-            "FIRMA",
-            "PP",
-            "BUMN",
-            "PTN_BH",
-            "YAYASAN",
-            "PERKUMPULAN_BERBADAN_HUKUM",
-            "BLU",
-        ),
-        (
-            "AGRICULTURE",
-            "CAPITAL_MARKET",
-            "CHARITY",
-            "COMMUNICATION",
-            "DIGITAL_AND_GAME",
-            "EDUCATION",
-            "EVENT_ORGANIZER",
-            "FINANCIAL_SERVICE",
-            "FOOD_AND_BEVERAGE",
-            "GAS_STATION",
-            "HOSPITALITY",
-            "INSURANCE",
-            "LOGISTICS",
-            "MANUFACTURE",
-            "MARKETPLACE",
-            "MINING",
-            "ONLINE_STORE",
-        ),
-    )
+__all__ = [
+    "DEFAULT_MAX_SIZE_MB",
+    "MIB",
+    "BusinessType",
+    "Catalogue",
+    "Category",
+    "DocumentCode",
+    "FormField",
+    "Ref",
+    "Requirement",
+    "parse_category",
+    "parse_document_code",
+]
 
 
 def _shown(value: str) -> str:
@@ -214,73 +70,6 @@ def parse_document_code(value: str, *, field: str = "code") -> DocumentCode:
         raise _invalid(field, value, [c.value for c in DocumentCode]) from None
 
 
-Ref = tuple[Category, DocumentCode | None]
-"""A requirement reference: a single-file category, or DOCUMENT with its code."""
-
-_Sections = tuple[tuple[str, tuple[Ref, ...]], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class FormField:
-    """A text field a numbered document carries (e.g. the 16-digit NIK of a KTP)."""
-
-    code: str
-    name: str
-    min_size: int
-    max_size: int
-    alpha: bool
-    numeric: bool
-    alpha_numeric: bool
-    caption: str
-
-    def to_wire(self) -> dict[str, Any]:
-        """The field as DOKU shows it (key order as in DOKU's example)."""
-        return {
-            "code": self.code,
-            "name": self.name,
-            "min_size": self.min_size,
-            "max_size": self.max_size,
-            "alpha": self.alpha,
-            "numeric": self.numeric,
-            "alpha_numeric": self.alpha_numeric,
-            "caption": self.caption,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Requirement:
-    """One file a merchant must provide: category (and code), name, types, size cap."""
-
-    category: Category
-    code: DocumentCode | None
-    name: str
-    extensions: tuple[str, ...]
-    max_size: int
-    form: tuple[FormField, ...] = ()
-
-    def to_wire(self) -> dict[str, Any]:
-        """The requirement as DOKU shows it; ``form`` only for numbered documents."""
-        wire: dict[str, Any] = {
-            "code": self.category.value if self.code is None else self.code.value,
-            "name": self.name,
-            "extensions": list(self.extensions),
-            "max_size": self.max_size,
-        }
-        if self.form:
-            wire["form"] = [field.to_wire() for field in self.form]
-        return wire
-
-
-@dataclass(frozen=True, slots=True)
-class _Profile:
-    """The matrix for one business type: base sections plus additions per value."""
-
-    nationalities: tuple[str, ...] | None
-    sections: _Sections
-    legal_entities: Mapping[str, _Sections]
-    business_lines: Mapping[str, _Sections]
-
-
 class Catalogue:
     """The requirement matrix and size caps, validated when loaded.
 
@@ -293,7 +82,7 @@ class Catalogue:
         default_max_size: int,
         home_nationality: str,
         requirements: Mapping[Ref, Requirement],
-        profiles: Mapping[BusinessType, _Profile],
+        profiles: Mapping[BusinessType, Profile],
         foreign_contact: Mapping[Ref, tuple[Ref, ...]],
     ) -> None:
         self._default_max_size = default_max_size
@@ -309,21 +98,14 @@ class Catalogue:
         A malformed file raises ``ValueError`` naming the file and the bad entry, so a
         broken operator catalogue stops the service at start-up, not at request time.
         """
-        if path is None:
-            resource = resources.files("berkas.core").joinpath("catalogue.json")
-            source = "berkas/core/catalogue.json"
-            text = resource.read_text(encoding="utf-8")
-        else:
-            source = str(path)
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ValueError(f"{source}: cannot read the catalogue file: {exc}") from exc
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{source}: not valid JSON: {exc}") from exc
-        return _Parser(source).catalogue(data)
+        parsed = read_catalogue_file(path)
+        return cls(
+            default_max_size=parsed.default_max_size,
+            home_nationality=parsed.home_nationality,
+            requirements=parsed.requirements,
+            profiles=parsed.profiles,
+            foreign_contact=parsed.foreign_contact,
+        )
 
     def requirements(
         self,
@@ -362,7 +144,7 @@ class Catalogue:
 
     def _checked_profile(
         self, business_type: str, legal_entity: str, brand_business_line: str, nationality: str
-    ) -> _Profile:
+    ) -> Profile:
         try:
             kind = BusinessType(business_type)
         except ValueError:
@@ -376,7 +158,7 @@ class Catalogue:
             raise _invalid(
                 "brandBusinessLine", brand_business_line, profile.business_lines, context
             )
-        if _NATIONALITY.fullmatch(nationality) is None:
+        if NATIONALITY.fullmatch(nationality) is None:
             raise InvalidRequest(
                 f"businessContactNationality {_shown(nationality)} is not an ISO 3166-1 "
                 "alpha-2 country code; expected two upper-case letters such as ID.",
@@ -439,266 +221,3 @@ class Catalogue:
         if category is Category.DOCUMENT and code is not None:
             return f"{category.value}/{code.value}"
         return category.value
-
-
-class _Parser:
-    """Validates catalogue JSON; every error names the file and the entry's path."""
-
-    def __init__(self, source: str) -> None:
-        self._source = source
-
-    def _fail(self, where: str, problem: str) -> ValueError:
-        return ValueError(f"{self._source}: {where}: {problem}")
-
-    def _object(self, value: object, where: str, keys: Sequence[str] = ()) -> dict[str, object]:
-        if not isinstance(value, dict):
-            raise self._fail(where, f"expected a JSON object, got {type(value).__name__}")
-        if keys:
-            # Keys starting with "_" are comments; any other unknown key is a typo.
-            unknown = [k for k in value if k not in keys and not k.startswith("_")]
-            if unknown:
-                raise self._fail(
-                    where, f"unknown key {unknown[0]!r}; expected keys: {', '.join(keys)}"
-                )
-        return {k: v for k, v in value.items() if not k.startswith("_")}
-
-    def _list(self, value: object, where: str) -> list[object]:
-        if not isinstance(value, list):
-            raise self._fail(where, f"expected a JSON array, got {type(value).__name__}")
-        return value
-
-    def _int(self, value: object, where: str, low: int, high: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self._fail(where, f"expected an integer from {low} to {high}, got {value!r}")
-        return value
-
-    def _str(self, value: object, where: str, pattern: re.Pattern[str] | None = None) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise self._fail(where, f"expected a non-empty string, got {value!r}")
-        if pattern is not None and pattern.fullmatch(value) is None:
-            raise self._fail(where, f"{value!r} does not match {pattern.pattern}")
-        return value
-
-    def _bool(self, value: object, where: str) -> bool:
-        if not isinstance(value, bool):
-            raise self._fail(where, f"expected true or false, got {value!r}")
-        return value
-
-    def _ref(self, value: object, where: str) -> Ref:
-        text = self._str(value, where)
-        head, _, tail = text.partition("/")
-        try:
-            category = Category(head)
-        except ValueError:
-            allowed = ", ".join(c.value for c in Category)
-            raise self._fail(
-                where, f"unknown category {head!r}; expected one of: {allowed}"
-            ) from None
-        if category is not Category.DOCUMENT:
-            if tail:
-                raise self._fail(where, f"{text!r}: only DOCUMENT takes a code")
-            return (category, None)
-        try:
-            return (category, DocumentCode(tail))
-        except ValueError:
-            allowed = ", ".join(c.value for c in DocumentCode)
-            raise self._fail(
-                where, f"unknown document code {tail!r} in {text!r}; expected one of: {allowed}"
-            ) from None
-
-    def catalogue(self, data: object) -> Catalogue:
-        top = self._object(
-            data,
-            "top level",
-            (
-                "version",
-                "default_max_size",
-                "home_nationality",
-                "requirements",
-                "business_types",
-                "foreign_contact",
-            ),
-        )
-        if top.get("version") != 1:
-            raise self._fail("version", f"expected 1, got {top.get('version')!r}")
-        default_max = self._int(
-            top.get("default_max_size", DEFAULT_MAX_SIZE_MB),
-            "default_max_size",
-            1,
-            _MAX_SIZE_LIMIT_MB,
-        )
-        home = self._str(top.get("home_nationality", "ID"), "home_nationality", _NATIONALITY)
-        requirements = self._requirements(top.get("requirements", {}), default_max)
-        types = self._object(top.get("business_types"), "business_types")
-        profiles: dict[BusinessType, _Profile] = {}
-        for name, raw in types.items():
-            try:
-                kind = BusinessType(name)
-            except ValueError:
-                allowed = ", ".join(b.value for b in BusinessType)
-                raise self._fail(
-                    f"business_types.{name}", f"unknown business type; expected one of: {allowed}"
-                ) from None
-            profiles[kind] = self._profile(kind, raw)
-        missing = [b.value for b in BusinessType if b not in profiles]
-        if missing:
-            raise self._fail("business_types", f"missing business type {missing[0]}")
-        foreign: dict[Ref, tuple[Ref, ...]] = {}
-        raw_foreign = self._object(top.get("foreign_contact", {}), "foreign_contact")
-        for name, raw_list in raw_foreign.items():
-            where = f"foreign_contact.{name}"
-            replaced = self._ref(name, where)
-            foreign[replaced] = tuple(
-                self._ref(item, f"{where}[{i}]")
-                for i, item in enumerate(self._list(raw_list, where))
-            )
-        return Catalogue(
-            default_max_size=default_max,
-            home_nationality=home,
-            requirements=requirements,
-            profiles=profiles,
-            foreign_contact=foreign,
-        )
-
-    def _requirements(self, value: object, default_max: int) -> dict[Ref, Requirement]:
-        entries = self._object(value, "requirements")
-        found: dict[Ref, Requirement] = {}
-        for name, raw in entries.items():
-            where = f"requirements.{name}"
-            category, code = self._ref(name, where)
-            if category is Category.DOCUMENT and code is None:
-                raise self._fail(where, "DOCUMENT requirements are keyed DOCUMENT/<code>")
-            entry = self._object(raw, where, ("name", "extensions", "max_size", "form"))
-            extensions = category.extensions
-            if "extensions" in entry:
-                listed = self._list(entry["extensions"], f"{where}.extensions")
-                if not listed:
-                    raise self._fail(f"{where}.extensions", "must list at least one type")
-                for i, ext in enumerate(listed):
-                    if ext not in category.extensions:
-                        raise self._fail(
-                            f"{where}.extensions[{i}]",
-                            f"{ext!r} is not accepted for {category.value}; expected some of: "
-                            f"{', '.join(category.extensions)}",
-                        )
-                extensions = tuple(str(ext) for ext in dict.fromkeys(listed))
-            found[(category, code)] = Requirement(
-                category=category,
-                code=code,
-                name=self._str(
-                    entry.get("name", category.label if code is None else code.label),
-                    f"{where}.name",
-                ),
-                extensions=extensions,
-                max_size=self._int(
-                    entry.get("max_size", default_max), f"{where}.max_size", 1, _MAX_SIZE_LIMIT_MB
-                ),
-                form=tuple(
-                    self._form_field(item, f"{where}.form[{i}]")
-                    for i, item in enumerate(self._list(entry.get("form", []), f"{where}.form"))
-                ),
-            )
-        return found
-
-    def _form_field(self, value: object, where: str) -> FormField:
-        keys = (
-            "code",
-            "name",
-            "min_size",
-            "max_size",
-            "alpha",
-            "numeric",
-            "alpha_numeric",
-            "caption",
-        )
-        entry = self._object(value, where, keys)
-        for key in keys:
-            if key not in entry:
-                raise self._fail(where, f"missing key {key!r}")
-        min_size = self._int(entry["min_size"], f"{where}.min_size", 0, 1000)
-        max_size = self._int(entry["max_size"], f"{where}.max_size", 1, 1000)
-        if min_size > max_size:
-            raise self._fail(where, f"min_size {min_size} is larger than max_size {max_size}")
-        flags = [
-            self._bool(entry[k], f"{where}.{k}") for k in ("alpha", "numeric", "alpha_numeric")
-        ]
-        if sum(flags) != 1:
-            raise self._fail(where, "exactly one of alpha, numeric, alpha_numeric must be true")
-        return FormField(
-            code=self._str(entry["code"], f"{where}.code", _FORM_CODE),
-            name=self._str(entry["name"], f"{where}.name"),
-            min_size=min_size,
-            max_size=max_size,
-            alpha=flags[0],
-            numeric=flags[1],
-            alpha_numeric=flags[2],
-            caption=self._str(entry["caption"], f"{where}.caption"),
-        )
-
-    def _sections(self, value: object, where: str) -> _Sections:
-        entries = self._object(value, where)
-        reserved = {"documents", *(c.key for c in Category)}
-        sections: list[tuple[str, tuple[Ref, ...]]] = []
-        for path, raw in entries.items():
-            here = f"{where}.{path}"
-            for part in path.split("."):
-                if _SECTION_PART.fullmatch(part) is None or part in reserved:
-                    raise self._fail(
-                        here,
-                        "a section path is dot-separated lower-case names (e.g. business.brand)"
-                        " that are not 'documents' or a category",
-                    )
-            refs = tuple(
-                self._ref(item, f"{here}[{i}]") for i, item in enumerate(self._list(raw, here))
-            )
-            singles = [ref[0] for ref in refs if ref[1] is None]
-            for category in singles:
-                if singles.count(category) > 1:
-                    raise self._fail(here, f"{category.value} is listed twice")
-            sections.append((path, refs))
-        return tuple(sections)
-
-    def _profile(self, kind: BusinessType, value: object) -> _Profile:
-        where = f"business_types.{kind.value}"
-        entry = self._object(
-            value, where, ("nationalities", "sections", "legal_entities", "business_lines")
-        )
-        nationalities: tuple[str, ...] | None = None
-        if entry.get("nationalities") is not None:
-            raw = self._list(entry["nationalities"], f"{where}.nationalities")
-            nationalities = tuple(
-                self._str(item, f"{where}.nationalities[{i}]", _NATIONALITY)
-                for i, item in enumerate(raw)
-            )
-        entities = self._object(entry.get("legal_entities"), f"{where}.legal_entities")
-        for name in entities:
-            if name not in kind.legal_entities:
-                raise self._fail(
-                    f"{where}.legal_entities.{name}",
-                    f"not a legal entity for {kind.value}; expected one of: "
-                    f"{', '.join(kind.legal_entities)}",
-                )
-        absent = [name for name in kind.legal_entities if name not in entities]
-        if absent:
-            raise self._fail(f"{where}.legal_entities", f"missing {absent[0]} (use {{}} for none)")
-        lines = self._object(entry.get("business_lines"), f"{where}.business_lines")
-        for name in lines:
-            self._str(name, f"{where}.business_lines.{name}", _VALUE_NAME)
-        absent = [name for name in kind.business_lines if name not in lines]
-        if absent:
-            raise self._fail(
-                f"{where}.business_lines",
-                f"missing {absent[0]}, which DOKU publishes for {kind.value} (use {{}} for none)",
-            )
-        return _Profile(
-            nationalities=nationalities,
-            sections=self._sections(entry.get("sections"), f"{where}.sections"),
-            legal_entities={
-                name: self._sections(raw, f"{where}.legal_entities.{name}")
-                for name, raw in entities.items()
-            },
-            business_lines={
-                name: self._sections(raw, f"{where}.business_lines.{name}")
-                for name, raw in lines.items()
-            },
-        )

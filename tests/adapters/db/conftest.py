@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from tests.support.postgres import postgres_url
 
 from berkas.adapters.db.database import SqlDatabase
 from berkas.adapters.db.memory import MemoryDatabase
 from berkas.core.ports import Database
+from tests.support.postgres import postgres_url
 
 SQL_BACKENDS = ["sqlite", "postgresql"]
 
