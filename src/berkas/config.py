@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlparse
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -60,8 +61,15 @@ class Settings(BaseSettings):
     fetch_read_timeout: float = Field(default=10.0, gt=0)
     fetch_total_timeout: float = Field(default=30.0, gt=0)
 
-    demo_client: bool = True
+    # None: create the demo client only when serving on loopback (a laptop), never on a
+    # node reachable from elsewhere, whose logs would then hold a working secret.
+    demo_client: bool | None = None
     log_level: str = Field(default="info", pattern=r"^(critical|error|warning|info|debug)$")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("fetch_allow_networks", mode="before")
     @classmethod
@@ -105,8 +113,13 @@ class Settings(BaseSettings):
         for port in self.fetch_allow_ports:
             if not 1 <= port <= 65535:
                 raise ValueError(f"BERKAS_FETCH_ALLOW_PORTS: {port} is not a TCP port")
-        if self.public_url is not None and not self.public_url.startswith(("http://", "https://")):
-            raise ValueError("BERKAS_PUBLIC_URL must start with http:// or https://")
+        if self.public_url is not None:
+            parsed = urlparse(self.public_url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise ValueError(
+                    "BERKAS_PUBLIC_URL must be an http:// or https:// URL with a host, "
+                    "e.g. https://berkas.example.com"
+                )
         if self.storage_url is not None and not self.storage_url.startswith(
             ("file://", "s3://", "memory://")
         ):
@@ -133,6 +146,16 @@ class Settings(BaseSettings):
     @property
     def link_secret_file(self) -> Path:
         return self.data_dir / "link-secret"
+
+    @property
+    def serves_loopback_only(self) -> bool:
+        host = self.host.strip("[]")
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def base_url(self) -> str:

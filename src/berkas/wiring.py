@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -62,18 +63,27 @@ class Container:
         self.database.close()
 
 
-def build(settings: Settings) -> Container:
-    """Create directories, migrate the database, load keys and build the services."""
+def build(settings: Settings, *, serving: bool = False) -> Container:
+    """Create directories, migrate the database, load keys and build the services.
+
+    ``serving`` marks the process that will serve HTTP: only it sweeps the partial files
+    an earlier crash left behind. An admin command run beside a live server must not
+    delete that server's uploads in flight.
+    """
+    # Everything this process creates (database, keys, blobs, spool) is private: the
+    # database holds every client's secret (STYLE: refuse insecure set-ups at start).
+    os.umask(0o077)
     _private_dir(settings.data_dir)
     _private_dir(settings.spool_dir)
-    removed = cleanup_stale(settings.spool_dir)
-    if removed:
-        log.warning("removed %d partial upload(s) left by an earlier crash", removed)
+    if serving:
+        removed = cleanup_stale(settings.spool_dir)
+        if removed:
+            log.warning("removed %d partial upload(s) left by an earlier crash", removed)
     clock = SystemClock()
 
     database = SqlDatabase.from_url(settings.resolved_database_url)
     database.migrate()
-    blobs = _blob_store(settings.resolved_storage_url)
+    blobs = _blob_store(settings.resolved_storage_url, sweep=serving)
     keys = KeyRing.open(
         settings.keys_dir,
         clock=clock.now,
@@ -81,6 +91,14 @@ def build(settings: Settings) -> Container:
         + timedelta(seconds=LEEWAY_SECONDS),
         bits=settings.rsa_key_bits,
     )
+    # Housekeeping at start: keys whose every token has expired leave the ring and JWKS,
+    # and Request-Id records past their retention are forgotten.
+    for kid in keys.prune():
+        log.info("removed expired signing key %s", kid)
+    cutoff = clock.now() - timedelta(hours=settings.replay_retention_hours)
+    purged = database.replays.purge_before(cutoff)
+    if purged:
+        log.info("forgot %d Request-Id record(s) older than %s", purged, cutoff.isoformat())
     catalogue = Catalogue.load(settings.catalogue_file)
     links = LinkService(
         LinkSigner(_link_secret(settings)),
@@ -123,18 +141,27 @@ def build(settings: Settings) -> Container:
             database.replays,
             clock,
             window=timedelta(seconds=settings.timestamp_window_seconds),
+            stale_after=_stale_after(settings),
         ),
         requirements=RequirementsService(catalogue),
         uploads=uploads,
         files=FileService(database.files, blobs, links),
-        idempotency=IdempotentUploads(database.replays, clock),
+        idempotency=IdempotentUploads(database.replays, clock, stale_after=_stale_after(settings)),
     )
+
+
+def _stale_after(settings: Settings) -> timedelta:
+    # Longer than any request can run (a URL fetch is the slowest step), with a margin.
+    return timedelta(seconds=settings.fetch_total_timeout + 120)
 
 
 def ensure_demo_client(container: Container) -> Client | None:
     """On a brand-new data dir, create one demo client (once, ever)."""
     marker = container.settings.data_dir / DEMO_MARKER
-    if not container.settings.demo_client or marker.exists():
+    wanted = container.settings.demo_client
+    if wanted is None:
+        wanted = container.settings.serves_loopback_only
+    if not wanted or marker.exists():
         return None
     client = None
     if not container.clients.list():
@@ -143,13 +170,20 @@ def ensure_demo_client(container: Container) -> Client | None:
     return client
 
 
-def _blob_store(url: str) -> BlobStore:
+def _blob_store(url: str, *, sweep: bool) -> BlobStore:
     parsed = urlparse(url)
     if parsed.scheme == "file":
+        # file:///abs/path only: a host part (file://relative/path) would silently drop
+        # the first segment and store documents somewhere else entirely.
+        if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
+            raise ValueError(
+                f"BERKAS_STORAGE_URL {url!r} must name an absolute path: file:///abs/path"
+            )
         store = LocalBlobStore(Path(parsed.path))
-        removed = store.cleanup_temp()
-        if removed:
-            log.warning("removed %d temporary blob(s) left by an earlier crash", removed)
+        if sweep:
+            removed = store.cleanup_temp()
+            if removed:
+                log.warning("removed %d temporary blob(s) left by an earlier crash", removed)
         return store
     if parsed.scheme == "memory":
         return MemoryBlobStore()
@@ -186,3 +220,8 @@ def _link_secret(settings: Settings) -> bytes:
 
 def _private_dir(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        # An existing directory made by hand (mkdir -m 755) would expose the database of
+        # client secrets; it is ours, so it is made private rather than refused.
+        log.warning("making %s private (mode 0700)", path)
+        path.chmod(0o700)

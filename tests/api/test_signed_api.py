@@ -69,6 +69,13 @@ def test_a_token_carries_dokus_claims_and_a_published_kid(
         (b"{not json", "invalid_json", "JSON"),
         (b"[1, 2]", "invalid_json", "JSON object"),
         (b"\xff\xfe", "invalid_json", "JSON"),
+        # Python refuses integers over 4300 digits (CVE-2020-10735) with a ValueError.
+        (
+            b'{"grant_type":"client_credentials","valid_time":' + b"9" * 5000 + b"}",
+            "invalid_json",
+            "JSON",
+        ),
+        (b"[" * 30000 + b"]" * 30000, "invalid_json", "JSON"),
         (json.dumps({"grant_type": "password"}).encode(), "grant_type_invalid", "grant_type"),
         (json.dumps({"valid_time": "60"}).encode(), "grant_type_invalid", "grant_type"),
         (

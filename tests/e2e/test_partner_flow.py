@@ -241,8 +241,9 @@ def test_request_id_replay(partner: Partner) -> None:
 def test_bad_signature_and_stale_timestamp_are_401(server: Server, partner: Partner) -> None:
     impostor = Partner(server.url, partner.client_id, "SK-wrong-secret")
     assert error_of(impostor.get_token())["code"] == "signature_invalid"
+    # An unknown Client-Id is indistinguishable from a forged signature.
     unknown = Partner(server.url, "BRN-9999-00000000000000", "SK-x")
-    assert error_of(unknown.get_token())["code"] == "client_unknown"
+    assert error_of(unknown.get_token()) == error_of(impostor.get_token())
 
 
 def test_health_docs_and_jwks(server: Server) -> None:
@@ -306,3 +307,14 @@ def test_upload_with_idempotency_key_is_stored_once(server: Server, partner: Par
     assert httpx.post(url, files=bad, headers=key).status_code == 415
     good = [("category", (None, "LOGO")), ("file", ("x.jpg", content, "image/jpeg"))]
     assert httpx.post(url, files=good, headers=key).status_code == 200
+
+
+def test_head_works_on_links_and_health(server: Server, partner: Partner) -> None:
+    content = samples.png(30, 20)
+    link = partner.upload(content, category="LOGO", code=None, filename="h.png").json()["link"]
+    head = httpx.head(link)
+    assert head.status_code == 200
+    assert head.headers["content-length"] == str(len(content))
+    assert head.content == b""
+    assert httpx.head(f"{server.url}/healthz").status_code == 200
+    assert httpx.head(f"{server.url}/readyz").status_code == 200

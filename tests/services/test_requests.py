@@ -149,12 +149,16 @@ def test_a_malformed_timestamp_has_its_own_code(
     assert "YYYY-MM-DDTHH:MM:SSZ" in caught.value.message
 
 
-def test_an_unknown_client_is_refused(verifier: RequestVerifier, clock: FakeClock) -> None:
-    with pytest.raises(AuthenticationFailed) as caught:
+def test_an_unknown_client_looks_exactly_like_a_bad_signature(
+    verifier: RequestVerifier, clock: FakeClock
+) -> None:
+    with pytest.raises(AuthenticationFailed) as unknown:
         verifier.authenticate(signed(clock, client_id="BRN-9999-9"))
+    with pytest.raises(AuthenticationFailed) as forged:
+        verifier.authenticate(signed(clock, secret="SK-not-the-secret"))
 
-    assert caught.value.code == "client_unknown"
-    assert "BRN-9999-9" in caught.value.message
+    assert unknown.value.code == forged.value.code == "signature_invalid"
+    assert unknown.value.message == forged.value.message
 
 
 @pytest.mark.parametrize(
@@ -324,3 +328,32 @@ def test_request_ids_are_per_client(verifier: RequestVerifier, clock: FakeClock)
     with pytest.raises(Replayed) as caught:
         verifier.begin(client, signed(clock, client_id="BRN-0002-2", secret="SK-two-secret"))
     assert caught.value.body == b'{"token": "two"}'
+
+
+def test_a_reservation_left_by_a_crashed_request_is_taken_over_by_its_retry(
+    verifier: RequestVerifier, clock: FakeClock
+) -> None:
+    request = signed(clock)
+    client = verifier.authenticate(request)
+    verifier.begin(client, request)  # the node dies here: no finish, no release
+
+    clock.advance(timedelta(minutes=5))
+    retry = signed(clock)
+    verifier.begin(verifier.authenticate(retry), retry)  # runs instead of "in progress"
+    verifier.finish(client, retry, 200, b'{"token": "t"}')
+
+    with pytest.raises(Replayed) as caught:
+        verifier.begin(client, signed(clock))
+    assert caught.value.body == b'{"token": "t"}'
+
+
+def test_a_stale_reservation_of_another_request_is_still_a_conflict(
+    verifier: RequestVerifier, clock: FakeClock
+) -> None:
+    request = signed(clock)
+    verifier.begin(verifier.authenticate(request), request)
+    clock.advance(timedelta(minutes=5))
+    other = signed(clock, method="GET", path=FILE_PATH, body=None)
+    with pytest.raises(Conflict) as caught:
+        verifier.begin(verifier.authenticate(other), other)
+    assert caught.value.code == "request_id_reused"

@@ -36,7 +36,13 @@ def create_app(container: Container) -> FastAPI:
     app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
     app.include_router(partner.router(container))
 
-    @app.get("/links/{key:path}", summary="Download through a signed link", tags=["links"])
+    # HEAD too: link previewers and load balancers' health checks use it.
+    @app.api_route(
+        "/links/{key:path}",
+        methods=["GET", "HEAD"],
+        summary="Download through a signed link",
+        tags=["links"],
+    )
     async def download(key: str, request: Request) -> Response:
         expires = request.query_params.get("expires")
         signature = request.query_params.get("signature")
@@ -63,11 +69,18 @@ def create_app(container: Container) -> FastAPI:
     async def jwks() -> dict[str, Any]:
         return container.keys.jwks()
 
-    @app.get("/healthz", summary="The process is up", tags=["health"])
+    @app.api_route(
+        "/healthz", methods=["GET", "HEAD"], summary="The process is up", tags=["health"]
+    )
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="Database and storage are reachable", tags=["health"])
+    @app.api_route(
+        "/readyz",
+        methods=["GET", "HEAD"],
+        summary="Database and storage are reachable",
+        tags=["health"],
+    )
     async def readyz() -> Response:
         checks: dict[str, str] = {}
         for name, check in (

@@ -68,6 +68,14 @@ def router(container: Container) -> APIRouter:
         client = await run_in_threadpool(container.requests.authenticate, signed)
 
         async def lookup() -> Response:
+            repeated = sorted(
+                {k for k in request.query_params if len(request.query_params.getlist(k)) > 1}
+            )
+            if repeated:
+                raise InvalidRequest(
+                    f"query parameter {repeated[0]} is given more than once; send it once.",
+                    code="parameter_repeated",
+                )
             return JSONResponse(container.requirements.lookup(dict(request.query_params)))
 
         return await _once(container, client, signed, lookup)
@@ -121,8 +129,8 @@ async def _upload(container: Container, client: Client, request: Request) -> Res
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_file + DRAIN_LIMIT:
         raise PayloadTooLarge(
-            f"request body is {int(declared) / 1_000_000:.1f} MB; uploads accept at most "
-            f"{max_file // (1024 * 1024)} MB per file.",
+            f"request body is larger than {max_file // (1024 * 1024)} MB, the most any "
+            "upload accepts per file.",
             code="file_too_large",
         )
 
@@ -298,7 +306,9 @@ async def _small_body(request: Request) -> bytes:
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    # ValueError covers JSONDecodeError, bad UTF-8 and Python's cap on integer digits
+    # (CVE-2020-10735); RecursionError a body of deeply nested arrays.
+    except (ValueError, RecursionError):
         raise InvalidRequest(
             'body must be a JSON object like {"grant_type": "client_credentials"}.',
             code="invalid_json",

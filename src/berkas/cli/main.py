@@ -48,10 +48,16 @@ def _settings(**overrides: Any) -> Settings:
 def _guard(action: Callable[[], None]) -> None:
     try:
         action()
-    except BerkasError as exc:
-        raise click.ClickException(f"{exc.message} ({exc.code})") from None
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+    except (BerkasError, ValueError, OSError) as exc:
+        raise click.ClickException(_describe(exc)) from None
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, BerkasError):
+        return f"{exc.message} ({exc.code})"
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror} (check BERKAS_DATA_DIR and its permissions)"
+    return str(exc)
 
 
 @click.group()
@@ -77,10 +83,9 @@ def serve(host: str | None, port: int | None) -> None:
         level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
     )
     try:
-        container = build(settings)
-    except (BerkasError, ValueError) as exc:
-        message = exc.message if isinstance(exc, BerkasError) else str(exc)
-        raise click.ClickException(f"cannot start: {message}") from None
+        container = build(settings, serving=True)
+    except (BerkasError, ValueError, OSError) as exc:
+        raise click.ClickException(f"cannot start: {_describe(exc)}") from None
     demo = ensure_demo_client(container)
     if demo is not None:
         _print_demo(settings, demo.client_id, demo.secret_key)

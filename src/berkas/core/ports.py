@@ -78,6 +78,12 @@ class ReplayRepository(Protocol):
         """Forget a reservation whose request failed on our side (5xx), so a retry runs."""
         ...
 
+    def release_stale(self, client_id: str, request_id: str, started_before: datetime) -> bool:
+        """Forget a reservation still unanswered since before ``started_before`` (its
+        request died with a crashed node); True when one was removed. Atomic: a live or
+        answered record is never touched."""
+        ...
+
     def purge_before(self, cutoff: datetime) -> int:
         """Delete records older than ``cutoff``; returns how many."""
         ...

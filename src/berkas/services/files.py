@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from berkas.core.errors import NotFound
+from berkas.core.ids import is_file_id
 from berkas.core.models import Client, StoredFile
 from berkas.core.ports import BlobStore, FileRepository
 from berkas.services.links import IssuedLink, LinkService
@@ -30,7 +31,11 @@ class FileService:
         stored = self._files.get(file_id)
         # Another partner's id answers exactly like a missing one: existence is not revealed.
         if stored is None or stored.client_id != client.client_id:
-            raise NotFound(f"No file with id {file_id!r}.", code="file_not_found")
+            shown = repr(file_id) if is_file_id(file_id) else "of that form"
+            raise NotFound(
+                f"No file with id {shown}; ids look like DCM-0001-1732700000000.",
+                code="file_not_found",
+            )
         return FileView(stored=stored, link=self._links.issue(stored.key))
 
     def open_link(

@@ -12,6 +12,8 @@ from berkas.core.models import Client, ReplayRecord
 from berkas.core.ports import ClientRepository, Clock, ReplayRepository
 
 MAX_REQUEST_ID = 128
+# Stands in for the secret of a Client-Id that does not exist; the result is discarded.
+_NO_SUCH_CLIENT = "SK-berkas-no-such-client"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +46,13 @@ class RequestVerifier:
         clock: Clock,
         *,
         window: timedelta,
+        stale_after: timedelta = timedelta(minutes=2),
     ) -> None:
         self._clients = clients
         self._replays = replays
         self._clock = clock
         self._window = window
+        self._stale_after = stale_after
 
     def authenticate(self, request: SignedRequest) -> Client:
         """Return the calling client, or raise ``AuthenticationFailed``/``InvalidRequest``."""
@@ -71,28 +75,29 @@ class RequestVerifier:
                 code="timestamp_out_of_window",
             )
         client = self._clients.get(client_id)
-        if client is None:
-            raise AuthenticationFailed(
-                f"Client-Id {client_id!r} is not a known client.", code="client_unknown"
-            )
         digest = signing.digest(request.body) if request.body is not None else None
         # DOKU does not say whether Request-Target includes the query string; clients
         # differ, so the path alone and path?query are both accepted (DESIGN 2.1).
         targets = [request.path]
         if request.query:
             targets.append(f"{request.path}?{request.query}")
-        if not signing.signature_matches(
-            client.secret_key,
+        # An unknown Client-Id is answered exactly like a bad signature, after the same
+        # HMAC work, so an unsigned caller cannot learn which Client-Ids exist.
+        secret = client.secret_key if client is not None else _NO_SUCH_CLIENT
+        matches = signing.signature_matches(
+            secret,
             signature,
             client_id=client_id,
             request_id=request_id,
             timestamp=raw_timestamp,
             targets=targets,
             digest=digest,
-        ):
+        )
+        if client is None or not matches:
             raise AuthenticationFailed(
-                "Signature does not match the request; sign Client-Id, Request-Id, "
-                "Request-Timestamp, Request-Target and Digest as DOKU specifies.",
+                "Client-Id is unknown or Signature does not match the request; sign "
+                "Client-Id, Request-Id, Request-Timestamp, Request-Target and Digest as "
+                "DOKU specifies.",
                 code="signature_invalid",
             )
         # Checked after the signature so a forger cannot probe which clients are disabled.
@@ -113,7 +118,7 @@ class RequestVerifier:
             body=None,
             created_at=self._clock.now(),
         )
-        existing = self._replays.begin(record)
+        existing = _reserve(self._replays, record, self._stale_after)
         if existing is None:
             return
         if existing.fingerprint != record.fingerprint:
@@ -146,7 +151,7 @@ def _required(value: str | None, header: str) -> str:
     return value.strip()
 
 
-MAX_IDEMPOTENCY_KEY = 120
+MAX_IDEMPOTENCY_KEY = MAX_REQUEST_ID
 _UPLOAD_NAMESPACE = "upload:"
 
 
@@ -159,9 +164,16 @@ class IdempotentUploads:
     stores nothing, and retrying it simply runs again.
     """
 
-    def __init__(self, replays: ReplayRepository, clock: Clock) -> None:
+    def __init__(
+        self,
+        replays: ReplayRepository,
+        clock: Clock,
+        *,
+        stale_after: timedelta = timedelta(minutes=2),
+    ) -> None:
         self._replays = replays
         self._clock = clock
+        self._stale_after = stale_after
 
     @staticmethod
     def check_key(key: str) -> str:
@@ -185,13 +197,13 @@ class IdempotentUploads:
         """None when this key is new (now reserved); the first answer when it is a retry."""
         record = ReplayRecord(
             client_id=client.client_id,
-            request_id=_UPLOAD_NAMESPACE + key,
+            request_id=_upload_record_id(key),
             fingerprint=fingerprint,
             status=None,
             body=None,
             created_at=self._clock.now(),
         )
-        existing = self._replays.begin(record)
+        existing = _reserve(self._replays, record, self._stale_after)
         if existing is None:
             return None
         if existing.fingerprint != fingerprint:
@@ -208,7 +220,32 @@ class IdempotentUploads:
         return existing.body
 
     def finish(self, client: Client, key: str, body: bytes) -> None:
-        self._replays.finish(client.client_id, _UPLOAD_NAMESPACE + key, 200, body)
+        self._replays.finish(client.client_id, _upload_record_id(key), 200, body)
 
     def release(self, client: Client, key: str) -> None:
-        self._replays.release(client.client_id, _UPLOAD_NAMESPACE + key)
+        self._replays.release(client.client_id, _upload_record_id(key))
+
+
+def _upload_record_id(key: str) -> str:
+    # Hashed so any key a signed call accepts (up to 128 characters) fits beside the
+    # namespace, which keeps upload keys apart from the Request-Ids of signed calls.
+    return _UPLOAD_NAMESPACE + hashlib.sha256(key.encode()).hexdigest()
+
+
+def _reserve(
+    replays: ReplayRepository, record: ReplayRecord, stale_after: timedelta
+) -> ReplayRecord | None:
+    """Reserve ``record``; a same-request reservation left unanswered for longer than
+    ``stale_after`` belonged to a request that died with its node, and is taken over so
+    the retry runs instead of hearing "in progress" until the record expires."""
+    existing = replays.begin(record)
+    if (
+        existing is not None
+        and existing.body is None
+        and existing.fingerprint == record.fingerprint
+        and replays.release_stale(
+            record.client_id, record.request_id, record.created_at - stale_after
+        )
+    ):
+        existing = replays.begin(record)
+    return existing

@@ -244,6 +244,30 @@ def test_request_ids_are_scoped_per_client(database: Database) -> None:
     assert database.replays.begin(make_replay(client_id="BRN-B")) is None
 
 
+def test_release_stale_takes_over_only_old_unanswered_reservations(
+    database: Database,
+) -> None:
+    client = "BRN-0001-10791114622547"
+    database.replays.begin(make_replay("crashed", created_at=T0 - timedelta(minutes=10)))
+    database.replays.begin(make_replay("live", created_at=T0))
+    database.replays.begin(make_replay("answered", created_at=T0 - timedelta(minutes=10)))
+    database.replays.finish(client, "answered", 200, b"{}")
+    cutoff = T0 - timedelta(minutes=5)
+
+    assert database.replays.release_stale(client, "crashed", cutoff) is True
+    assert database.replays.release_stale(client, "crashed", cutoff) is False
+    assert database.replays.release_stale(client, "live", cutoff) is False
+    assert database.replays.release_stale(client, "answered", cutoff) is False
+
+    assert database.replays.begin(make_replay("crashed")) is None
+    live = database.replays.begin(make_replay("live"))
+    assert live is not None
+    assert live.body is None
+    answered = database.replays.begin(make_replay("answered"))
+    assert answered is not None
+    assert answered.body == b"{}"
+
+
 def test_purge_removes_only_older_records(database: Database) -> None:
     for hours_ago, request_id in ((3, "old-1"), (2, "old-2"), (0, "recent")):
         database.replays.begin(make_replay(request_id, created_at=T0 - timedelta(hours=hours_ago)))

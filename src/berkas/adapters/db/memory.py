@@ -130,6 +130,16 @@ class MemoryReplayRepository:
         with self._tables.lock:
             self._tables.replays.pop((client_id, request_id), None)
 
+    def release_stale(self, client_id: str, request_id: str, started_before: datetime) -> bool:
+        """Forget a reservation left unanswered since before ``started_before``."""
+        started_before = require_utc(started_before, "started_before")
+        with self._tables.lock:
+            record = self._tables.replays.get((client_id, request_id))
+            if record is None or record.body is not None or record.created_at >= started_before:
+                return False
+            del self._tables.replays[(client_id, request_id)]
+            return True
+
     def purge_before(self, cutoff: datetime) -> int:
         """Delete records created before ``cutoff``; returns how many."""
         cutoff = require_utc(cutoff, "cutoff")

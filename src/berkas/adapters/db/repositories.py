@@ -209,6 +209,19 @@ class SqlReplayRepository(_SqlRepository):
                 )
             )
 
+    def release_stale(self, client_id: str, request_id: str, started_before: datetime) -> bool:
+        """Forget a reservation left unanswered since before ``started_before``."""
+        with self._write() as connection:
+            result = connection.execute(
+                delete(replays).where(
+                    replays.c.client_id == client_id,
+                    replays.c.request_id == request_id,
+                    replays.c.body.is_(None),
+                    replays.c.created_at < require_utc(started_before, "started_before"),
+                )
+            )
+        return bool(result.rowcount)
+
     def purge_before(self, cutoff: datetime) -> int:
         """Delete records created before ``cutoff``; returns how many."""
         with self._write() as connection:
