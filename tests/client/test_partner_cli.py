@@ -152,7 +152,7 @@ def test_upload_needs_exactly_one_source(env: dict[str, str], tmp_path: Path) ->
 def test_a_wrong_secret_prints_code_and_message(env: dict[str, str]) -> None:
     result = run({**env, "BERKAS_CLIENT_SECRET": "SK-wrong"}, "token")
     assert result.exit_code == 1
-    assert result.stderr.startswith("signature_invalid: Signature does not match")
+    assert result.stderr.startswith("signature_invalid: Client-Id is unknown or Signature")
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
 
