@@ -104,14 +104,18 @@ def serve(host: str | None, port: int | None) -> None:
 
 
 def _print_demo(settings: Settings, client_id: str, secret: str) -> None:
+    command = sys.argv[0] if "/" in sys.argv[0] else "berkas"
     click.echo(
         "\nA demo partner client was created for this new data directory "
         "(shown once; keep the secret):\n"
         f"  Client-Id:  {client_id}\n"
         f"  Secret key: {secret}\n\n"
-        "Next, in another terminal, follow the README walkthrough, e.g.:\n"
-        f"  curl -s {settings.base_url}/healthz\n"
-        f"  berkas clients list\n"
+        "Next, in another terminal (or follow the curl walkthrough in README.md):\n"
+        f"  export BERKAS_CLIENT_BASE_URL={settings.base_url}\n"
+        f"  export BERKAS_CLIENT_ID={client_id} BERKAS_CLIENT_SECRET={secret}\n"
+        f"  {command} partner requirements --business-type PERSONAL "
+        "--legal-entity PERSEORANGAN --business-line RETAIL --nationality ID\n"
+        f"  {command} partner upload --category DOCUMENT --code KTP path/to/ktp.jpg\n"
     )
 
 
