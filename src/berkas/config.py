@@ -6,6 +6,7 @@ Defaults give the embedded mode: SQLite, blobs and keys under ``BERKAS_DATA_DIR`
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlparse
@@ -162,7 +163,17 @@ class Settings(BaseSettings):
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
+CONFIG_FILE_VARIABLE = "BERKAS_CONFIG_FILE"
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Read the environment (overrides win, e.g. CLI flags); errors name the variable."""
+    """Read the settings; errors name the variable.
+
+    Precedence: ``overrides`` (CLI flags), then ``BERKAS_*`` environment variables, then
+    the optional dotenv-style file named by ``BERKAS_CONFIG_FILE``, then defaults.
+    """
     clean = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**clean)  # type: ignore[arg-type]
+    config_file = os.environ.get(CONFIG_FILE_VARIABLE)
+    if config_file and not Path(config_file).is_file():
+        raise ValueError(f"{CONFIG_FILE_VARIABLE}: {config_file} is not a readable file")
+    return Settings(_env_file=config_file or None, **clean)  # type: ignore[arg-type,call-arg]

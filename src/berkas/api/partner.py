@@ -60,7 +60,25 @@ def router(container: Container) -> APIRouter:
     @api.get(
         "/file",
         summary="File Requirements (DOKU)",
-        responses=ERRORS_OPENAPI,
+        responses={
+            200: {
+                "description": "The documents a merchant of this kind must provide "
+                "(DOKU's shape; the example is PERSONAL / PERSEORANGAN / RETAIL / ID).",
+                "content": {
+                    "application/json": {
+                        "example": container.requirements.lookup(
+                            {
+                                "businessType": "PERSONAL",
+                                "businessLegalEntity": "PERSEORANGAN",
+                                "brandBusinessLine": "RETAIL",
+                                "businessContactNationality": "ID",
+                            }
+                        )
+                    }
+                },
+            },
+            **ERRORS_OPENAPI,
+        },
         openapi_extra={"parameters": schemas.SIGNED_HEADERS + schemas.REQUIREMENT_QUERY},
     )
     async def requirements(request: Request) -> Response:

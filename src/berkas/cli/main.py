@@ -43,6 +43,8 @@ def _settings(**overrides: Any) -> Settings:
             else:  # a rule across several variables; the message names them
                 lines.append(f"  {error['msg']}")
         raise click.ClickException("invalid configuration:\n" + "\n".join(lines)) from None
+    except ValueError as exc:
+        raise click.ClickException(f"invalid configuration: {exc}") from None
 
 
 def _guard(action: Callable[[], None]) -> None:

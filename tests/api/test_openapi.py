@@ -1,0 +1,54 @@
+"""The OpenAPI document at /docs describes the DOKU endpoints as they really behave."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from berkas.api.app import create_app
+from berkas.config import load_settings
+from berkas.wiring import build
+
+PREFIX = "/adv-core-api/partner/v1.0"
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    container = build(load_settings(data_dir=tmp_path_factory.mktemp("openapi")))
+    try:
+        # Built with warnings as errors (pytest config): duplicate operation ids would fail.
+        return create_app(container).openapi()
+    finally:
+        container.close()
+
+
+def test_requirements_document_doku_example_and_signed_headers(spec: dict[str, Any]) -> None:
+    operation = spec["paths"][f"{PREFIX}/file"]["get"]
+    example = operation["responses"]["200"]["content"]["application/json"]["example"]
+    contact = example["business"]["contact"]
+    assert contact["documents"][0]["code"] == "KTP"
+    assert contact["documents"][0]["form"][0]["code"] == "NO_KTP"
+    names = {p["name"] for p in operation["parameters"]}
+    assert {"Client-Id", "Request-Id", "Request-Timestamp", "Signature"} <= names
+    assert {"businessType", "businessLegalEntity", "brandBusinessLine"} <= names
+
+
+def test_upload_documents_every_category_and_the_error_envelope(spec: dict[str, Any]) -> None:
+    operation = spec["paths"][f"{PREFIX}/file"]["post"]
+    schema = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert schema["properties"]["file"]["format"] == "binary"
+    assert "DOCUMENT" in schema["properties"]["category"]["enum"]
+    for status in ("400", "401", "413", "415", "422"):
+        assert status in operation["responses"]
+
+
+def test_head_routes_stay_out_of_the_schema(tmp_path: Path) -> None:
+    container = build(load_settings(data_dir=tmp_path))
+    try:
+        paths = create_app(container).openapi()["paths"]
+    finally:
+        container.close()
+    assert "head" not in paths["/healthz"]
+    assert set(paths["/links/{key}"]) == {"get"}

@@ -1,0 +1,60 @@
+"""Settings: environment, the optional file, and refusals that name the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from berkas.config import load_settings
+
+
+def test_the_config_file_fills_in_and_the_environment_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "berkas.env"
+    config.write_text("BERKAS_NODE_ID=42\nBERKAS_ENV=production\nBERKAS_PORT=9000\n")
+    monkeypatch.setenv("BERKAS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("BERKAS_ENV", "staging")
+
+    settings = load_settings(port=9100)
+
+    assert settings.node_id == 42  # from the file
+    assert settings.env == "staging"  # the environment beats the file
+    assert settings.port == 9100  # a CLI flag beats both
+
+
+def test_a_missing_config_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BERKAS_CONFIG_FILE", str(tmp_path / "nope.env"))
+    with pytest.raises(ValueError, match="BERKAS_CONFIG_FILE"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("public_url", "http://"),
+        ("public_url", "ftp://example.com"),
+        ("link_secret", "short"),
+        ("node_id", 10_000),
+        ("fetch_allow_networks", "10.0.0.1/8"),
+        ("fetch_allow_networks", "not-a-network"),
+        ("rsa_key_bits", 1024),
+    ],
+)
+def test_insecure_or_malformed_values_are_refused_at_start(field: str, value: object) -> None:
+    with pytest.raises(ValidationError):
+        load_settings(**{field: value})
+
+
+def test_log_level_is_case_insensitive() -> None:
+    assert load_settings(log_level="INFO").log_level == "info"
+
+
+def test_allow_lists_parse_from_comma_separated_text() -> None:
+    settings = load_settings(
+        fetch_allow_networks="127.0.0.0/8, ::1/128", fetch_allow_ports="80,8443"
+    )
+    assert settings.fetch_allow_networks == ("127.0.0.0/8", "::1/128")
+    assert settings.fetch_allow_ports == (80, 8443)
