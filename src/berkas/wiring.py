@@ -122,6 +122,10 @@ def build(settings: Settings, *, serving: bool = False) -> Container:
         node_id=settings.node_id,
         fetcher=_fetcher(settings),
     )
+    if serving:
+        orphans = uploads.recover_orphans()
+        if orphans:
+            log.warning("removed %d stored blob(s) whose upload never committed", orphans)
     return Container(
         settings=settings,
         database=database,

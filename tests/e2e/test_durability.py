@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -82,9 +84,19 @@ def test_kill_9_mid_upload_loses_nothing_acknowledged(tmp_path: Path) -> None:
                 assert meta.status_code == 200, (file_id, meta.text)
                 got = http.get(meta.json()["link"])
                 assert got.content == content, file_id
-        # Every stored object that has a row is whole: the bytes hash to what the row says.
-        for blob in (server.data_dir / "blobs").rglob("*.jpg"):
-            assert blob.stat().st_size > 0
+        # Exactly the objects with a row are on disk (no orphan of an upload the kill cut
+        # between blob and row), and each is whole: its bytes hash to what the row says.
+        root = server.data_dir / "blobs"
+        with closing(sqlite3.connect(server.data_dir / "berkas.db")) as db:
+            rows = dict(db.execute("SELECT key, sha256 FROM files").fetchall())
+        on_disk = {
+            str(p.relative_to(root)): p
+            for p in root.rglob("*")
+            if p.is_file() and ".tmp" not in p.relative_to(root).parts
+        }
+        assert set(on_disk) == set(rows)
+        for key, path in on_disk.items():
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == rows[key], key
         assert "Traceback" not in server.output()
     finally:
         server.stop()

@@ -50,6 +50,16 @@ class FailingFiles:
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
+        self.reserved: set[str] = set()
+
+    def reserve_key(self, key: str, node_id: int, created_at: object) -> None:
+        self.reserved.add(key)
+
+    def release_key(self, key: str) -> None:
+        self.reserved.discard(key)
+
+    def reserved_keys(self, node_id: int) -> list[str]:
+        return sorted(self.reserved)
 
     def add(self, stored: StoredFile) -> None:
         raise self.error
@@ -286,10 +296,13 @@ def test_a_failed_row_insert_removes_the_blob(
     tmp_path: Path, local_blobs: bool, error: BaseException
 ) -> None:
     h = Harness(tmp_path, local_blobs=local_blobs)
-    service = h.service(files=FailingFiles(error))
+    files = FailingFiles(error)
+    service = h.service(files=files)
 
     with pytest.raises(type(error)):
         upload(service, h.client, samples.jpeg())
+
+    assert files.reserved == set()  # the blob is gone, so is the intent to write it
 
     if local_blobs:
         assert h.stored_blobs() == []
@@ -336,3 +349,23 @@ def test_a_key_taken_by_another_upload_is_minted_again(tmp_path: Path, local_blo
     assert first.key != second.key
     assert b"".join(h.blobs.open(second.key)) == samples.png(seed=2)
     assert b"".join(h.blobs.open(first.key)) == samples.png(seed=1)
+
+
+def test_a_restart_removes_blobs_whose_row_never_committed(tmp_path: Path) -> None:
+    h = Harness(tmp_path, local_blobs=True)
+    service = h.service()
+    kept = upload(service, h.client, samples.jpeg(seed=1))
+    # A crash between the blob and its row: the intent and the bytes are there, no row.
+    orphan_key = "berkas/sandbox/TEMP/" + h.client.client_id + "/LOGO/1-0007.png"
+    h.db.files.reserve_key(orphan_key, 7, kept.stored.created_at)
+    h.db.files.reserve_key("another/node/blob.png", 8, kept.stored.created_at)
+    source = tmp_path / "orphan.png"
+    source.write_bytes(samples.png())
+    h.blobs.put_file(orphan_key, source, "image/png")
+
+    assert service.recover_orphans() == 1
+
+    assert [p.name for p in h.stored_blobs()] == [kept.stored.key.rsplit("/", 1)[1]]
+    assert h.db.files.reserved_keys(7) == []
+    assert h.db.files.reserved_keys(8) == ["another/node/blob.png"]  # not this node's
+    assert service.recover_orphans() == 0

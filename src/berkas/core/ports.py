@@ -55,8 +55,22 @@ class ClientRepository(Protocol):
 
 
 class FileRepository(Protocol):
+    def reserve_key(self, key: str, node_id: int, created_at: datetime) -> None:
+        """Note, before its bytes are written, that ``key`` may soon hold a blob: the
+        intent a restart uses to remove blobs whose row never committed (DESIGN 5)."""
+        ...
+
     def add(self, stored: StoredFile) -> None:
-        """Insert one row; raises ``Conflict`` (code ``duplicate_id``) on an id collision."""
+        """Insert one row and drop the reservation of its key, in one transaction; raises
+        ``Conflict`` (code ``duplicate_id``) on an id collision."""
+        ...
+
+    def release_key(self, key: str) -> None:
+        """Drop the reservation of ``key`` (its blob was removed or never written)."""
+        ...
+
+    def reserved_keys(self, node_id: int) -> list[str]:
+        """Keys this node reserved and never committed or released."""
         ...
 
     def get(self, file_id: str) -> StoredFile | None: ...

@@ -185,6 +185,9 @@ class UploadService:
             if not last and self._files.get(minted.id) is not None:
                 continue
             key = self._key(client, target.category, minted.epoch_ms, info.kind)
+            # The intent first: a crash between the blob and its row leaves this record,
+            # and the restart removes the blob (recover_orphans).
+            self._files.reserve_key(key, self._node_id, self._clock.now())
             try:
                 self._blobs.put_file(key, spool.path, info.kind.mime)
             except Conflict:
@@ -208,12 +211,24 @@ class UploadService:
                 self._files.add(stored)
             except BaseException as exc:
                 # The row is the commit point: without it the blob is garbage (DESIGN 5).
-                _quietly(self._blobs.delete, key)
+                if _quietly(self._blobs.delete, key):
+                    _quietly(self._files.release_key, key)
                 if isinstance(exc, Conflict) and not last and spool.path.exists():
                     continue
                 raise
             return UploadResult(stored=stored, link=self._links.issue(key))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def recover_orphans(self) -> int:
+        """At start, before serving: remove blobs this node wrote whose row never
+        committed (a crash in between); returns how many. Not safe while serving."""
+        removed = 0
+        for key in self._files.reserved_keys(self._node_id):
+            if self._files.get_by_key(key) is None:
+                self._blobs.delete(key)
+                removed += 1
+            self._files.release_key(key)
+        return removed
 
     def _key(self, client: Client, category: Category, epoch_ms: int, kind: content.Kind) -> str:
         # DOKU's layout <prefix>/<env>/TEMP/<businessServiceClientId>/<category>/<epoch ms>.<ext>,
@@ -235,8 +250,11 @@ def _names(enum_type: type[Category] | type[DocumentCode]) -> str:
     return ", ".join(member.value for member in enum_type)
 
 
-def _quietly(action: Callable[[str], None], key: str) -> None:
+def _quietly(action: Callable[[str], None], key: str) -> bool:
     try:
         action(key)
     except BerkasError:
+        # Left for recover_orphans at the next start: the key is still reserved.
         log.exception("cleanup after a failed upload did not complete")
+        return False
+    return True

@@ -36,9 +36,9 @@ def postgresql_database(postgres_database_url: str) -> Iterator[SqlDatabase]:
     """The session's PostgreSQL database, emptied and unmigrated."""
     database = SqlDatabase.from_url(postgres_database_url)
     with database.engine.begin() as connection:
-        connection.execute(
-            text("DROP TABLE IF EXISTS alembic_version, replays, files, clients CASCADE")
-        )
+        # Every table, whatever later migrations add.
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
     yield database
     database.close()
 

@@ -127,6 +127,36 @@ def test_file_optional_fields_and_large_sizes_round_trip(database: Database) -> 
     assert database.files.get(stored.id) == stored
 
 
+def test_a_committed_row_clears_the_reservation_of_its_key(database: Database) -> None:
+    database.clients.add(make_client())
+    kept = make_file("DCM-0001-1740817815123")
+    orphan_key = "berkas/sandbox/TEMP/BRN-0001-10791114622547/LOGO/1.png"
+    database.files.reserve_key(kept.key, 1, T0)
+    database.files.reserve_key(orphan_key, 1, T0 + timedelta(seconds=1))
+    database.files.reserve_key(orphan_key, 1, T0 + timedelta(seconds=2))  # idempotent
+    database.files.reserve_key("other/node/key.jpg", 2, T0)
+
+    database.files.add(kept)
+
+    assert database.files.reserved_keys(1) == [orphan_key]
+    assert database.files.reserved_keys(2) == ["other/node/key.jpg"]
+    database.files.release_key(orphan_key)
+    database.files.release_key("never/reserved.jpg")
+    assert database.files.reserved_keys(1) == []
+
+
+def test_a_failed_row_keeps_the_reservation(database: Database) -> None:
+    database.clients.add(make_client())
+    database.files.add(make_file("DCM-0001-1740817815123"))
+    clash = make_file("DCM-0001-1740817815123", key="berkas/x/clash.jpg")
+    database.files.reserve_key(clash.key, 1, T0)
+
+    with pytest.raises(Conflict):
+        database.files.add(clash)
+
+    assert database.files.reserved_keys(1) == [clash.key]
+
+
 def test_duplicate_file_id_is_a_conflict(database: Database) -> None:
     database.clients.add(make_client())
     database.files.add(make_file())

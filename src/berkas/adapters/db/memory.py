@@ -24,6 +24,7 @@ class _Tables:
         self.files: dict[str, StoredFile] = {}
         self.keys: dict[str, str] = {}
         self.replays: dict[tuple[str, str], ReplayRecord] = {}
+        self.pending: dict[str, tuple[int, datetime]] = {}
 
 
 class MemoryClientRepository:
@@ -85,6 +86,26 @@ class MemoryFileRepository:
                 raise unknown_client(stored.client_id)
             self._tables.files[stored.id] = stored
             self._tables.keys[stored.key] = stored.id
+            self._tables.pending.pop(stored.key, None)
+
+    def reserve_key(self, key: str, node_id: int, created_at: datetime) -> None:
+        """Record the intent to write ``key`` (idempotent)."""
+        created_at = require_utc(created_at, "created_at")
+        with self._tables.lock:
+            self._tables.pending.setdefault(key, (node_id, created_at))
+
+    def release_key(self, key: str) -> None:
+        """Forget the intent to write ``key``."""
+        with self._tables.lock:
+            self._tables.pending.pop(key, None)
+
+    def reserved_keys(self, node_id: int) -> list[str]:
+        """Keys ``node_id`` reserved and never committed or released, oldest first."""
+        with self._tables.lock:
+            mine = [
+                (at, key) for key, (node, at) in self._tables.pending.items() if node == node_id
+            ]
+        return [key for _, key in sorted(mine)]
 
     def get(self, file_id: str) -> StoredFile | None:
         """The file with ``file_id``, or None."""

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, delete, exc, insert, or_, select, update
 
 from berkas.adapters.db.engine import WRITE_OPTION
-from berkas.adapters.db.tables import clients, files, replays
+from berkas.adapters.db.tables import clients, files, pending_blobs, replays
 from berkas.core.errors import Conflict, InvalidRequest, Unavailable
 from berkas.core.models import Client, ReplayRecord, StoredFile
 
@@ -133,6 +133,7 @@ class SqlFileRepository(_SqlRepository):
         try:
             with self._write() as connection:
                 connection.execute(insert(files).values(values))
+                connection.execute(delete(pending_blobs).where(pending_blobs.c.key == stored.key))
         except exc.IntegrityError as error:
             # Tell the three constraints apart by looking, not by parsing driver messages.
             with self._read() as connection:
@@ -144,6 +145,34 @@ class SqlFileRepository(_SqlRepository):
             if taken is None:
                 raise unknown_client(stored.client_id) from error
             raise duplicate_file(stored) from error
+
+    def reserve_key(self, key: str, node_id: int, created_at: datetime) -> None:
+        """Record the intent to write ``key`` (idempotent)."""
+        values = {
+            "key": key,
+            "node_id": node_id,
+            "created_at": require_utc(created_at, "created_at"),
+        }
+        try:
+            with self._write() as connection:
+                connection.execute(insert(pending_blobs).values(values))
+        except exc.IntegrityError:
+            pass  # already reserved: the same intent, recorded once
+
+    def release_key(self, key: str) -> None:
+        """Forget the intent to write ``key``."""
+        with self._write() as connection:
+            connection.execute(delete(pending_blobs).where(pending_blobs.c.key == key))
+
+    def reserved_keys(self, node_id: int) -> list[str]:
+        """Keys ``node_id`` reserved and never committed or released, oldest first."""
+        with self._read() as connection:
+            rows = connection.execute(
+                select(pending_blobs.c.key)
+                .where(pending_blobs.c.node_id == node_id)
+                .order_by(pending_blobs.c.created_at)
+            ).all()
+        return [row.key for row in rows]
 
     def get(self, file_id: str) -> StoredFile | None:
         """The file with ``file_id``, or None."""

@@ -100,3 +100,14 @@ replays = Table(
     Column("body", LargeBinary(), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
 )
+# Blob keys an upload is about to write, kept until its row commits (same transaction)
+# or its blob is removed: after a crash, a restarting node deletes the blobs it finds
+# here that have no row, so no orphan bytes are left behind (DESIGN 5).
+pending_blobs = Table(
+    "pending_blobs",
+    metadata,
+    Column("key", String(1024), primary_key=True),
+    Column("node_id", Integer(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index("ix_pending_blobs_node_id", "node_id"),
+)
