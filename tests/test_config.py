@@ -40,6 +40,9 @@ def test_a_missing_config_file_is_named(tmp_path: Path, monkeypatch: pytest.Monk
         ("node_id", 10_000),
         ("fetch_allow_networks", "10.0.0.1/8"),
         ("fetch_allow_networks", "not-a-network"),
+        ("fetch_allow_networks", "0.0.0.0/0"),
+        ("fetch_allow_networks", "::/0"),
+        ("storage_url", "s3://bucket/prefix"),
         ("rsa_key_bits", 1024),
     ],
 )

@@ -80,12 +80,17 @@ class Settings(BaseSettings):
         if isinstance(value, list | tuple):
             for item in value:
                 try:
-                    ipaddress.ip_network(str(item), strict=True)
+                    network = ipaddress.ip_network(str(item), strict=True)
                 except ValueError as exc:
                     raise ValueError(
                         f"BERKAS_FETCH_ALLOW_NETWORKS: {item!r} is not a CIDR network "
                         "without host bits (e.g. 203.0.113.0/24)"
                     ) from exc
+                if network.prefixlen == 0:
+                    raise ValueError(
+                        f"BERKAS_FETCH_ALLOW_NETWORKS: {item} allows every address and so "
+                        "switches the fetch guard off; name the networks you trust"
+                    )
             return tuple(str(item) for item in value)
         return value
 
@@ -122,9 +127,10 @@ class Settings(BaseSettings):
                     "e.g. https://berkas.example.com"
                 )
         if self.storage_url is not None and not self.storage_url.startswith(
-            ("file://", "s3://", "memory://")
+            ("file://", "memory://")
         ):
-            raise ValueError("BERKAS_STORAGE_URL must be file:///abs/path or s3://bucket/prefix")
+            # s3:// arrives with the scale-out work; until then only local disk.
+            raise ValueError("BERKAS_STORAGE_URL must be file:///abs/path")
         return self
 
     # Derived locations of the embedded default.
