@@ -37,11 +37,12 @@ def _settings(**overrides: Any) -> Settings:
         # configuration at start-up, never at request time).
         lines = []
         for error in exc.errors():
-            if error["loc"]:
-                name = "BERKAS_" + "_".join(str(p) for p in error["loc"]).upper()
-                lines.append(f"  {name}: {error['msg']}")
-            else:  # a rule across several variables; the message names them
-                lines.append(f"  {error['msg']}")
+            message = str(error["msg"]).removeprefix("Value error, ")
+            name = "BERKAS_" + "_".join(str(p) for p in error["loc"]).upper()
+            if error["loc"] and not message.startswith(name):
+                lines.append(f"  {name}: {message}")
+            else:  # the message names the variable(s) itself
+                lines.append(f"  {message}")
         raise click.ClickException("invalid configuration:\n" + "\n".join(lines)) from None
     except ValueError as exc:
         raise click.ClickException(f"invalid configuration: {exc}") from None
