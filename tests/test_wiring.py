@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import stat
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from berkas.config import load_settings
+from berkas.core.errors import NotFound
+from berkas.core.models import ReplayRecord
 from berkas.wiring import build, ensure_demo_client
 
 
@@ -27,6 +30,73 @@ def test_only_the_serving_process_sweeps_partial_uploads(tmp_path: Path) -> None
 
     build(settings, serving=True).close()  # a (re)starting server: leftovers are a crash's
     assert not in_flight.exists()
+
+
+def test_only_the_serving_process_removes_blobs_whose_upload_never_committed(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(data_dir=tmp_path / "data")
+    key = "berkas/sandbox/TEMP/BRN-0001-00000000000001/LOGO/1700000000000-0001.png"
+    container = build(settings)
+    try:
+        # What a crash between "blob written" and "row committed" leaves behind.
+        container.database.files.reserve_key(key, settings.node_id, datetime.now(UTC))
+        spooled = tmp_path / "spooled.part"
+        spooled.write_bytes(b"half-committed upload")
+        container.blobs.put_file(key, spooled, "image/png")
+    finally:
+        container.close()
+
+    # An admin command cannot tell a crash's leftover from a live server's upload in flight.
+    container = build(settings)
+    try:
+        assert b"".join(container.blobs.open(key)) == b"half-committed upload"
+        assert container.database.files.reserved_keys(settings.node_id) == [key]
+    finally:
+        container.close()
+
+    container = build(settings, serving=True)
+    try:
+        with pytest.raises(NotFound):
+            container.blobs.open(key)
+        assert container.database.files.reserved_keys(settings.node_id) == []
+    finally:
+        container.close()
+
+
+def test_request_id_records_past_their_retention_are_forgotten_at_start(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path / "data", replay_retention_hours=6)
+    now = datetime.now(UTC)
+
+    def record(client_id: str, request_id: str, age: timedelta) -> ReplayRecord:
+        return ReplayRecord(
+            client_id=client_id,
+            request_id=request_id,
+            fingerprint="f" * 64,
+            status=200,
+            body=b'{"token": "..."}',
+            created_at=now - age,
+        )
+
+    container = build(settings)
+    try:
+        client_id = container.clients.create().client_id
+        replays = container.database.replays
+        assert replays.begin(record(client_id, "old", timedelta(hours=7))) is None
+        assert replays.begin(record(client_id, "recent", timedelta(hours=5))) is None
+    finally:
+        container.close()
+
+    container = build(settings)
+    try:
+        replays = container.database.replays
+        # begin() answers None only when the Request-Id is free again.
+        assert replays.begin(record(client_id, "old", timedelta(0))) is None
+        kept = replays.begin(record(client_id, "recent", timedelta(0)))
+        assert kept is not None
+        assert kept.body == b'{"token": "..."}'
+    finally:
+        container.close()
 
 
 def test_the_data_dir_and_database_are_private_even_if_made_by_hand(tmp_path: Path) -> None:

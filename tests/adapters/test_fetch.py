@@ -15,6 +15,7 @@ import ssl
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
+import anyio
 import httpcore
 import pytest
 
@@ -44,11 +45,43 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+class CountingStream(httpcore.AsyncNetworkStream):
+    """A real connection that adds every byte read from it to its network's tally."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream, network: LoopbackOnlyNetwork) -> None:
+        self._inner = inner
+        self._network = network
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data = await self._inner.read(max_bytes, timeout=timeout)
+        self._network.bytes_read += len(data)
+        return data
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        inner = await self._inner.start_tls(ssl_context, server_hostname, timeout)
+        return CountingStream(inner, self._network)
+
+    def get_extra_info(self, info: str) -> object:
+        return self._inner.get_extra_info(info)
+
+
 class LoopbackOnlyNetwork(httpcore.AsyncNetworkBackend):
-    """Records every connect; only loopback ones are really made."""
+    """Records every connect and counts every byte read; only loopback connects are made."""
 
     def __init__(self) -> None:
         self.connects: list[tuple[str, int]] = []
+        self.bytes_read = 0
         self._real = httpcore.AnyIOBackend()
 
     async def connect_tcp(
@@ -62,7 +95,7 @@ class LoopbackOnlyNetwork(httpcore.AsyncNetworkBackend):
         self.connects.append((host, port))
         if not ipaddress.ip_address(host).is_loopback:
             raise httpcore.ConnectError(f"test network refuses non-loopback {host}")
-        return await self._real.connect_tcp(host, port, timeout=timeout)
+        return CountingStream(await self._real.connect_tcp(host, port, timeout=timeout), self)
 
     async def connect_unix_socket(
         self,
@@ -566,11 +599,17 @@ async def test_https_to_http_downgrade_is_refused(
 # --- Time, size and upstream failures. -------------------------------------------------
 
 
+# The tests below that wait on a timeout run under HANG_LIMIT, so a fetcher that stopped
+# enforcing its bound fails the test instead of hanging the whole run.
+HANG_LIMIT = 10
+
+
 async def test_slow_drip_is_cut_off_by_the_total_timeout(server: FixtureServer) -> None:
     server.route("/drip", drip(0.05))
     guarded, _, _ = fetcher(allowing(server, read_timeout=5.0, total_timeout=0.5))
     started = time.monotonic()
-    error = await refusal(guarded, server.url("/drip"))
+    with anyio.fail_after(HANG_LIMIT):
+        error = await refusal(guarded, server.url("/drip"))
     assert error.code == "fetch_timeout"
     assert time.monotonic() - started < 2.5  # 0.5 s bound plus generous scheduling slack
 
@@ -579,7 +618,8 @@ async def test_a_stalled_read_is_cut_off_by_the_read_timeout(server: FixtureServ
     server.route("/stall", drip(60.0))
     guarded, _, _ = fetcher(allowing(server, read_timeout=0.3, total_timeout=30.0))
     started = time.monotonic()
-    error = await refusal(guarded, server.url("/stall"))
+    with anyio.fail_after(HANG_LIMIT):
+        error = await refusal(guarded, server.url("/stall"))
     assert error.code == "fetch_timeout"
     assert time.monotonic() - started < 2.5
 
@@ -594,18 +634,24 @@ async def test_a_hanging_resolver_is_cut_off_by_the_total_timeout() -> None:
         EgressPolicy(total_timeout=0.3), Hanging(), network=LoopbackOnlyNetwork()
     )
     started = time.monotonic()
-    assert (await refusal(guarded, "https://slow-dns.test/")).code == "fetch_timeout"
+    with anyio.fail_after(HANG_LIMIT):
+        error = await refusal(guarded, "https://slow-dns.test/")
+    assert error.code == "fetch_timeout"
     assert time.monotonic() - started < 2.5
 
 
 async def test_an_endless_body_stops_at_the_cap(server: FixtureServer) -> None:
     server.route("/endless", endless(chunk=65536))
-    guarded, _, _ = fetcher(allowing(server))
+    guarded, _, network = fetcher(allowing(server))
     sink = Collected()
-    error = await refusal(guarded, server.url("/endless"), max_bytes=MB, sink=sink)
+    with anyio.fail_after(HANG_LIMIT):
+        error = await refusal(guarded, server.url("/endless"), max_bytes=MB, sink=sink)
     assert error.code == "file_too_large"
     assert len(sink.data) <= MB  # the chunk that crossed the cap never reached the sink
     assert len(sink.data) > MB - 65536 * 2
+    # Reading stops at the cap too: at most one more read (httpcore asks for 64 KiB at a
+    # time) past it, plus the status line and headers.
+    assert len(sink.data) < network.bytes_read <= MB + 65536 + 1024, network.bytes_read
 
 
 async def test_a_declared_oversize_body_is_refused_before_reading_it(server: FixtureServer) -> None:

@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from berkas.cli.main import main
 from tests.support import samples
-from tests.support.fixture_server import FixtureServer, send
+from tests.support.fixture_server import FixtureServer, free_port, send
 from tests.support.server import Partner, Server
 
 pytestmark = pytest.mark.e2e
@@ -171,7 +171,8 @@ def test_flags_override_the_environment(env: dict[str, str], partner: Partner) -
 
 
 def test_an_unreachable_server_is_a_one_line_error(env: dict[str, str]) -> None:
-    result = run({**env, "BERKAS_CLIENT_BASE_URL": "http://127.0.0.1:9"}, "token", "--timeout", "2")
+    nobody = f"http://127.0.0.1:{free_port()}"  # bound, then released: nothing listens
+    result = run({**env, "BERKAS_CLIENT_BASE_URL": nobody}, "token", "--timeout", "2")
     assert result.exit_code == 1
     assert result.stderr.startswith("connection_failed: ")
     assert "Traceback" not in result.stderr

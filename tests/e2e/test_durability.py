@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -98,5 +99,24 @@ def test_kill_9_mid_upload_loses_nothing_acknowledged(tmp_path: Path) -> None:
         for key, path in on_disk.items():
             assert hashlib.sha256(path.read_bytes()).hexdigest() == rows[key], key
         assert "Traceback" not in server.output()
+    finally:
+        server.stop()
+
+
+def test_request_id_replay_survives_a_restart(tmp_path: Path) -> None:
+    # A partner retrying across our restart must still get the first answer, not a second
+    # token: replay records live in the database, not in the process.
+    server = Server(data_dir=tmp_path / "data")
+    server.start()
+    try:
+        partner = server.new_partner()
+        body = json.dumps({"grant_type": "client_credentials", "valid_time": "10"}).encode()
+        first = partner.signed("POST", f"{PREFIX}/token", body, request_id="across-restart-1")
+        assert first.status_code == 200, first.text
+        server.stop()
+        server.start()
+        again = partner.signed("POST", f"{PREFIX}/token", body, request_id="across-restart-1")
+        assert again.status_code == 409, again.text
+        assert again.content == first.content
     finally:
         server.stop()

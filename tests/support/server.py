@@ -41,6 +41,10 @@ def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> str:
     return completed.stdout
 
 
+class PortTaken(AssertionError):
+    """The child could not bind its port: something else took it after ``free_port``."""
+
+
 @dataclass
 class Server:
     """One ``berkas serve`` child process; restartable on the same data dir."""
@@ -60,14 +64,34 @@ class Server:
         assert self.process is not None
         return self.process.pid
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 30.0, attempts: int = 3) -> None:
+        """Spawn the server and wait until /healthz answers.
+
+        ``free_port`` releases its port before the child binds it, so another process can
+        take it in between; when the child reports the address in use, a fresh port is
+        tried (up to ``attempts`` times in all). Partners made before a retry keep the
+        old URL, which only matters on a restart, and a restart reuses a port just freed.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                self._start_once(timeout)
+                return
+            except PortTaken:
+                if attempt == attempts:
+                    raise
+                self.port = free_port()
+
+    def _start_once(self, timeout: float) -> None:
         self.log_path = self.data_dir.parent / f"server-{self.port}-{time.monotonic_ns()}.log"
         with self.log_path.open("wb") as log:
             self.process = self._spawn(log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"berkas serve exited early:\n{self.output()}")
+                output = self.output()
+                if "address already in use" in output.lower():
+                    raise PortTaken(f"port {self.port} was taken:\n{output}")
+                raise AssertionError(f"berkas serve exited early:\n{output}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return
