@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from berkas.adapters.db.memory import MemoryDatabase
 from berkas.adapters.storage.local import LocalBlobStore
 from berkas.adapters.storage.memory import MemoryBlobStore
+from berkas.core import catalogue as catalogue_module
 from berkas.core.catalogue import Catalogue, Category, DocumentCode
 from berkas.core.content import ImageLimits
 from berkas.core.errors import (
@@ -369,3 +371,22 @@ def test_a_restart_removes_blobs_whose_row_never_committed(tmp_path: Path) -> No
     assert h.db.files.reserved_keys(7) == []
     assert h.db.files.reserved_keys(8) == ["another/node/blob.png"]  # not this node's
     assert service.recover_orphans() == 0
+
+
+def test_an_operator_catalogue_narrowing_a_requirement_is_enforced(tmp_path: Path) -> None:
+    # GET /file promises KTP as PDF only; POST /file must then refuse a KTP photo.
+    packaged = json.loads((Path(catalogue_module.__file__).parent / "catalogue.json").read_text())
+    packaged["requirements"]["DOCUMENT/KTP"]["extensions"] = ["PDF"]
+    narrowed = tmp_path / "catalogue.json"
+    narrowed.write_text(json.dumps(packaged))
+    h = Harness(tmp_path)
+    h.catalogue = Catalogue.load(narrowed)
+    service = h.service()
+
+    with pytest.raises(UnsupportedContent) as refused:
+        upload(service, h.client, samples.jpeg())
+    assert refused.value.code == "type_not_allowed"
+    assert "PDF" in refused.value.message
+    assert upload(service, h.client, samples.pdf()).stored.content_type == "application/pdf"
+    # Other documents keep the category's types.
+    assert upload(service, h.client, samples.jpeg(), code="NPWP_BADAN").stored.code == "NPWP_BADAN"

@@ -26,6 +26,14 @@ from berkas.services.links import IssuedLink, LinkService
 
 log = logging.getLogger(__name__)
 
+# The catalogue's upper-case extensions (DOKU's wire form) and the kinds they denote.
+_KIND_OF_EXTENSION = {
+    "JPG": content.Kind.JPEG,
+    "JPEG": content.Kind.JPEG,
+    "PNG": content.Kind.PNG,
+    "PDF": content.Kind.PDF,
+}
+
 # An id or key collision can only follow a clock step backwards across a restart; a
 # couple of fresh mints always clear it.
 _MINT_ATTEMPTS = 3
@@ -39,6 +47,7 @@ class UploadTarget:
     code: DocumentCode | None
     max_bytes: int
     label: str
+    kinds: frozenset[content.Kind]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +124,15 @@ class UploadService:
                     code="code_invalid",
                 ) from None
         # DOKU ignores ``code`` for the other categories (DESIGN 2.4); so do we.
+        requirement = self._catalogue.requirement(cat, doc)
         return UploadTarget(
             category=cat,
             code=doc,
             max_bytes=self._catalogue.max_size_bytes(cat, doc),
             label=self._catalogue.label(cat, doc),
+            # What GET /file promises is what POST /file accepts: the requirement's
+            # extensions (an operator's catalogue may narrow them, e.g. KTP as PDF only).
+            kinds=frozenset(_KIND_OF_EXTENSION[ext] for ext in requirement.extensions),
         )
 
     def open_spool(self, max_bytes: int | None = None, label: str = "upload") -> Spool:
@@ -156,7 +169,7 @@ class UploadService:
                 spool.path,
                 head=spool.head,
                 size=spool.size,
-                allowed=self._allowed(target.category),
+                allowed=target.kinds,
                 filename=filename,
                 label=target.label,
                 limits=self._limits,
@@ -238,12 +251,6 @@ class UploadService:
             f"{epoch_ms}-{self._node_id:04d}.{kind.extension}"
         )
 
-    @staticmethod
-    def _allowed(category: Category) -> frozenset[content.Kind]:
-        kinds = {content.Kind.JPEG, content.Kind.PNG}
-        if category.allows_pdf:
-            kinds.add(content.Kind.PDF)
-        return frozenset(kinds)
 
 
 def _names(enum_type: type[Category] | type[DocumentCode]) -> str:
