@@ -252,7 +252,6 @@ class UploadService:
         )
 
 
-
 def _names(enum_type: type[Category] | type[DocumentCode]) -> str:
     return ", ".join(member.value for member in enum_type)
 
