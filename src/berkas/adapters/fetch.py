@@ -67,7 +67,7 @@ class GuardedFetcher:
     async def fetch(self, url: str, sink: ChunkSink, max_bytes: int) -> FetchResult:
         """Fetch ``url``, passing each body chunk to ``sink``; at most ``max_bytes`` reach it.
 
-        Raises ``FetchRefused`` with its own code per cause (see docs/fetching.md), and lets
+        Raises ``FetchRefused`` with its own code per cause (README, "Fetching by URL"), and lets
         whatever ``sink`` raises (e.g. ``PayloadTooLarge``) propagate unchanged.
         """
         total = self._policy.total_timeout
