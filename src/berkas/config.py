@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     # Signed requests (DESIGN 2.1).
     timestamp_window_seconds: int = Field(default=300, ge=1, le=86_400)
     replay_retention_hours: int = Field(default=48, ge=1)
+    housekeeping_interval_seconds: int = Field(default=3600, ge=1)
 
     # Tokens (DESIGN 2.2).
     token_default_minutes: int = Field(default=5, ge=1)

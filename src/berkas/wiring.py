@@ -29,6 +29,7 @@ from berkas.core.models import Client
 from berkas.core.ports import BlobStore, Fetcher
 from berkas.services.clients import ClientService
 from berkas.services.files import FileService
+from berkas.services.housekeeping import Housekeeping
 from berkas.services.ingest import cleanup_stale
 from berkas.services.links import LinkService
 from berkas.services.requests import IdempotentUploads, RequestVerifier
@@ -57,6 +58,7 @@ class Container:
     uploads: UploadService
     files: FileService
     idempotency: IdempotentUploads
+    housekeeping: Housekeeping
     notes: list[str] = field(default_factory=list)
 
     def close(self) -> None:
@@ -91,14 +93,16 @@ def build(settings: Settings, *, serving: bool = False) -> Container:
         + timedelta(seconds=LEEWAY_SECONDS),
         bits=settings.rsa_key_bits,
     )
-    # Housekeeping at start: keys whose every token has expired leave the ring and JWKS,
-    # and Request-Id records past their retention are forgotten.
-    for kid in keys.prune():
-        log.info("removed expired signing key %s", kid)
-    cutoff = clock.now() - timedelta(hours=settings.replay_retention_hours)
-    purged = database.replays.purge_before(cutoff)
-    if purged:
-        log.info("forgot %d Request-Id record(s) older than %s", purged, cutoff.isoformat())
+    # Keys whose every token has expired leave the ring and JWKS, and Request-Id records
+    # past their retention are forgotten: at start, then periodically while serving.
+    housekeeping = Housekeeping(
+        database.replays,
+        keys,
+        clock,
+        retention=timedelta(hours=settings.replay_retention_hours),
+        interval=timedelta(seconds=settings.housekeeping_interval_seconds),
+    )
+    housekeeping.run_once()
     catalogue = Catalogue.load(settings.catalogue_file)
     links = LinkService(
         LinkSigner(_link_secret(settings)),
@@ -151,6 +155,7 @@ def build(settings: Settings, *, serving: bool = False) -> Container:
         uploads=uploads,
         files=FileService(database.files, blobs, links),
         idempotency=IdempotentUploads(database.replays, clock, stale_after=_stale_after(settings)),
+        housekeeping=housekeeping,
     )
 
 

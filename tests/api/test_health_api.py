@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 
+from berkas.api.app import create_app
+from berkas.config import load_settings
+from berkas.wiring import build
 from tests.support.inprocess import InProcess
 
 
@@ -35,3 +40,27 @@ def test_readyz_is_503_naming_storage_when_the_blob_root_is_gone(server: InProce
     assert server.http.request("HEAD", "/readyz").status_code == 503
     # Liveness is not readiness: the process itself is fine, so it must not be restarted.
     assert server.http.get("/healthz").status_code == 200
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_serving_app_repeats_its_chores(tmp_path: Path, anyio_backend: str) -> None:
+    container = build(load_settings(data_dir=tmp_path, housekeeping_interval_seconds=1))
+    rounds: list[int] = []
+    original = container.housekeeping.run_once
+
+    def counted() -> int:
+        rounds.append(1)
+        return original()
+
+    container.housekeeping.run_once = counted  # type: ignore[method-assign]
+    container.housekeeping.interval = timedelta(milliseconds=20)
+    app = create_app(container)
+    try:
+        async with app.router.lifespan_context(app):
+            with anyio.fail_after(5):
+                while len(rounds) < 2:
+                    await anyio.sleep(0.01)
+    finally:
+        container.close()
+    assert len(rounds) >= 2

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,7 +17,10 @@ from berkas import __version__
 from berkas.api import errors, partner
 from berkas.api.metrics import Metrics, MetricsMiddleware
 from berkas.core.errors import BerkasError, PermissionDenied
+from berkas.services.housekeeping import Housekeeping
 from berkas.wiring import Container
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 berkas speaks DOKU's Partner file API: sign a request with your HMAC secret to get an
@@ -21,9 +29,31 @@ upload each one (POST /file). Every error is `{"error": {"code", "message", "typ
 """
 
 
+async def _housekeeping(housekeeping: Housekeeping) -> None:
+    """Repeat the node's chores for as long as it serves; a failed round is retried."""
+    while True:
+        await asyncio.sleep(housekeeping.interval.total_seconds())
+        try:
+            await run_in_threadpool(housekeeping.run_once)
+        except Exception:
+            log.exception("housekeeping failed; it runs again at the next interval")
+
+
 def create_app(container: Container) -> FastAPI:
     """Build the app around an already-built container (see ``berkas.wiring.build``)."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        chores = asyncio.create_task(_housekeeping(container.housekeeping))
+        try:
+            yield
+        finally:
+            chores.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await chores
+
     app = FastAPI(
+        lifespan=lifespan,
         title="berkas",
         version=__version__,
         description=DESCRIPTION,
