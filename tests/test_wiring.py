@@ -11,7 +11,7 @@ import pytest
 from berkas.config import load_settings
 from berkas.core.errors import NotFound
 from berkas.core.models import ReplayRecord
-from berkas.wiring import build, ensure_demo_client
+from berkas.wiring import build, ensure_demo_client, prepare
 
 
 def _mode(path: Path) -> int:
@@ -20,15 +20,15 @@ def _mode(path: Path) -> int:
 
 def test_only_the_serving_process_sweeps_partial_uploads(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path / "data")
-    build(settings).close()
+    prepare(settings, serving=False).close()
     in_flight = settings.spool_dir / "upload-inflight.part"
     in_flight.write_bytes(b"half an upload")
 
-    # An admin command (berkas clients list) beside a live server leaves its uploads be.
-    build(settings).close()
+    # An admin command (berkas clients create) beside a live server leaves its uploads be.
+    prepare(settings, serving=False).close()
     assert in_flight.exists()
 
-    build(settings, serving=True).close()  # a (re)starting server: leftovers are a crash's
+    prepare(settings, serving=True).close()  # a (re)starting server: leftovers are a crash's
     assert not in_flight.exists()
 
 
@@ -37,7 +37,7 @@ def test_only_the_serving_process_removes_blobs_whose_upload_never_committed(
 ) -> None:
     settings = load_settings(data_dir=tmp_path / "data")
     key = "berkas/sandbox/TEMP/BRN-0001-00000000000001/LOGO/1700000000000-0001.png"
-    container = build(settings)
+    container = prepare(settings, serving=False)
     try:
         # What a crash between "blob written" and "row committed" leaves behind.
         container.database.files.reserve_key(key, settings.node_id, datetime.now(UTC))
@@ -48,14 +48,14 @@ def test_only_the_serving_process_removes_blobs_whose_upload_never_committed(
         container.close()
 
     # An admin command cannot tell a crash's leftover from a live server's upload in flight.
-    container = build(settings)
+    container = prepare(settings, serving=False)
     try:
         assert b"".join(container.blobs.open(key)) == b"half-committed upload"
         assert container.database.files.reserved_keys(settings.node_id) == [key]
     finally:
         container.close()
 
-    container = build(settings, serving=True)
+    container = prepare(settings, serving=True)
     try:
         with pytest.raises(NotFound):
             container.blobs.open(key)
@@ -78,7 +78,7 @@ def test_request_id_records_past_their_retention_are_forgotten_at_start(tmp_path
             created_at=now - age,
         )
 
-    container = build(settings)
+    container = prepare(settings, serving=False)
     try:
         client_id = container.clients.create().client_id
         replays = container.database.replays
@@ -87,7 +87,7 @@ def test_request_id_records_past_their_retention_are_forgotten_at_start(tmp_path
     finally:
         container.close()
 
-    container = build(settings)
+    container = prepare(settings, serving=True)
     try:
         replays = container.database.replays
         # begin() answers None only when the Request-Id is free again.
@@ -103,7 +103,7 @@ def test_the_data_dir_and_database_are_private_even_if_made_by_hand(tmp_path: Pa
     data = tmp_path / "data"
     data.mkdir(mode=0o755)
     data.chmod(0o755)
-    build(load_settings(data_dir=data)).close()
+    prepare(load_settings(data_dir=data), serving=False).close()
     assert _mode(data) == 0o700
     assert _mode(data / "berkas.db") & 0o077 == 0
     assert _mode(data / "link-secret") == 0o600
@@ -112,24 +112,33 @@ def test_the_data_dir_and_database_are_private_even_if_made_by_hand(tmp_path: Pa
 def test_a_relative_file_storage_url_is_refused(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path / "d", storage_url="file://relative/path")
     with pytest.raises(ValueError, match="absolute path"):
-        build(settings)
+        prepare(settings, serving=False)
 
 
 @pytest.mark.parametrize(("host", "created"), [("127.0.0.1", True), ("192.0.2.10", False)])
 def test_the_demo_client_is_made_only_for_a_loopback_server(
     tmp_path: Path, host: str, created: bool
 ) -> None:
-    container = build(load_settings(data_dir=tmp_path / "d", host=host))
+    settings = load_settings(data_dir=tmp_path / "d", host=host)
+    container = prepare(settings, serving=False)
     try:
-        assert (ensure_demo_client(container) is not None) is created
-        assert ensure_demo_client(container) is None  # never a second time
+        assert (ensure_demo_client(container, settings) is not None) is created
+        assert ensure_demo_client(container, settings) is None  # never a second time
     finally:
         container.close()
 
 
 def test_an_explicit_demo_setting_wins(tmp_path: Path) -> None:
-    container = build(load_settings(data_dir=tmp_path / "d", host="192.0.2.10", demo_client=True))
+    settings = load_settings(data_dir=tmp_path / "d", host="192.0.2.10", demo_client=True)
+    container = prepare(settings, serving=False)
     try:
-        assert ensure_demo_client(container) is not None
+        assert ensure_demo_client(container, settings) is not None
     finally:
         container.close()
+
+
+def test_build_alone_creates_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "never-prepared"
+    with pytest.raises(ValueError, match="no signing keys"):
+        build(load_settings(data_dir=data))
+    assert not data.exists()

@@ -1,4 +1,8 @@
-"""The composition root: settings -> adapters -> services. Nothing else picks an implementation."""
+"""The composition root: settings -> adapters -> services. Nothing else picks an implementation.
+
+``build`` only constructs; ``prepare`` does the start-up chores (private directories,
+migrations, first keys, sweeps of what a crash left) that ``serve`` and ``db migrate`` run.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ import ipaddress
 import logging
 import os
 import secrets
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -26,14 +29,16 @@ from berkas.core.egress import EgressPolicy
 from berkas.core.ids import IdMinter
 from berkas.core.links import LinkSigner
 from berkas.core.models import Client
-from berkas.core.ports import BlobStore, Fetcher
+from berkas.core.ports import BlobStore, Clock, Fetcher
+from berkas.services.bundle import Services
 from berkas.services.clients import ClientService
 from berkas.services.files import FileService
 from berkas.services.housekeeping import Housekeeping
-from berkas.services.ingest import cleanup_stale
+from berkas.services.idempotency import IdempotentUploads
 from berkas.services.links import LinkService
-from berkas.services.requests import IdempotentUploads, RequestVerifier
 from berkas.services.requirements import RequirementsService
+from berkas.services.signed import RequestVerifier
+from berkas.services.spool import cleanup_stale
 from berkas.services.tokens import LEEWAY_SECONDS, TokenService
 from berkas.services.uploads import UploadService
 
@@ -42,74 +47,24 @@ log = logging.getLogger(__name__)
 DEMO_MARKER = ".demo-client-created"
 
 
-@dataclass
-class Container:
-    """Everything a process needs, built once from settings."""
+def build(settings: Settings) -> Services:
+    """Construct adapters and services from ``settings``; creates and changes nothing.
 
-    settings: Settings
-    database: SqlDatabase
-    blobs: BlobStore
-    keys: KeyRing
-    catalogue: Catalogue
-    clients: ClientService
-    tokens: TokenService
-    requests: RequestVerifier
-    requirements: RequirementsService
-    uploads: UploadService
-    files: FileService
-    idempotency: IdempotentUploads
-    housekeeping: Housekeeping
-    notes: list[str] = field(default_factory=list)
-
-    def close(self) -> None:
-        self.database.close()
-
-
-def build(settings: Settings, *, serving: bool = False) -> Container:
-    """Create directories, migrate the database, load keys and build the services.
-
-    ``serving`` marks the process that will serve HTTP: only it sweeps the partial files
-    an earlier crash left behind. An admin command run beside a live server must not
-    delete that server's uploads in flight.
+    A data dir that ``prepare`` never made ready (no keys, no link secret) is refused here
+    with a message saying what is missing.
     """
-    # Everything this process creates (database, keys, blobs, spool) is private: the
-    # database holds every client's secret (STYLE: refuse insecure set-ups at start).
-    os.umask(0o077)
-    _private_dir(settings.data_dir)
-    _private_dir(settings.spool_dir)
-    if serving:
-        removed = cleanup_stale(settings.spool_dir)
-        if removed:
-            log.warning("removed %d partial upload(s) left by an earlier crash", removed)
     clock = SystemClock()
-
     database = SqlDatabase.from_url(settings.resolved_database_url)
-    database.migrate()
-    blobs = _blob_store(settings.resolved_storage_url, sweep=serving)
-    keys = KeyRing.open(
-        settings.keys_dir,
-        clock=clock.now,
-        max_token_lifetime=timedelta(minutes=settings.token_max_minutes)
-        + timedelta(seconds=LEEWAY_SECONDS),
-        bits=settings.rsa_key_bits,
-    )
-    # Keys whose every token has expired leave the ring and JWKS, and Request-Id records
-    # past their retention are forgotten: at start, then periodically while serving.
-    housekeeping = Housekeeping(
-        database.replays,
-        keys,
-        clock,
-        retention=timedelta(hours=settings.replay_retention_hours),
-        interval=timedelta(seconds=settings.housekeeping_interval_seconds),
-    )
-    housekeeping.run_once()
+    blobs = _blob_store(settings.resolved_storage_url)
+    keys = _key_ring(settings, clock, create=False)
     catalogue = Catalogue.load(settings.catalogue_file)
     links = LinkService(
-        LinkSigner(_link_secret(settings)),
+        LinkSigner(_link_secret(settings, create=False)),
         clock,
         base_url=settings.base_url,
         ttl=timedelta(seconds=settings.link_ttl_seconds),
     )
+    stale_after = _stale_after(settings)
     uploads = UploadService(
         catalogue=catalogue,
         files=database.files,
@@ -117,6 +72,7 @@ def build(settings: Settings, *, serving: bool = False) -> Container:
         minter=IdMinter(settings.node_id, lambda: int(clock.now().timestamp() * 1000)),
         clock=clock,
         links=links,
+        idempotency=IdempotentUploads(database.replays, clock, stale_after=stale_after),
         spool_dir=settings.spool_dir,
         image_limits=ImageLimits(
             max_pixels=settings.max_image_pixels, max_side=settings.max_image_side
@@ -126,16 +82,7 @@ def build(settings: Settings, *, serving: bool = False) -> Container:
         node_id=settings.node_id,
         fetcher=_fetcher(settings),
     )
-    if serving:
-        orphans = uploads.recover_orphans()
-        if orphans:
-            log.warning("removed %d stored blob(s) whose upload never committed", orphans)
-    return Container(
-        settings=settings,
-        database=database,
-        blobs=blobs,
-        keys=keys,
-        catalogue=catalogue,
+    return Services(
         clients=ClientService(database.clients, clock),
         tokens=TokenService(
             keys,
@@ -144,19 +91,100 @@ def build(settings: Settings, *, serving: bool = False) -> Container:
             default_minutes=settings.token_default_minutes,
             max_minutes=settings.token_max_minutes,
         ),
-        requests=RequestVerifier(
+        signed=RequestVerifier(
             database.clients,
             database.replays,
             clock,
             window=timedelta(seconds=settings.timestamp_window_seconds),
-            stale_after=_stale_after(settings),
+            stale_after=stale_after,
         ),
         requirements=RequirementsService(catalogue),
         uploads=uploads,
         files=FileService(database.files, blobs, links),
-        idempotency=IdempotentUploads(database.replays, clock, stale_after=_stale_after(settings)),
-        housekeeping=housekeeping,
+        # Keys whose every token has expired leave the ring and JWKS, and Request-Id
+        # records past their retention are forgotten: at start, then while serving.
+        housekeeping=Housekeeping(
+            database.replays,
+            keys,
+            clock,
+            retention=timedelta(hours=settings.replay_retention_hours),
+            interval=timedelta(seconds=settings.housekeeping_interval_seconds),
+        ),
+        keys=keys,
+        database=database,
+        blobs=blobs,
     )
+
+
+def prepare(settings: Settings, *, serving: bool) -> Services:
+    """Make the data dir and database ready, then build the services.
+
+    Creates private directories, migrates the schema, creates the first signing key and
+    the link secret. ``serving`` marks the one process that will serve HTTP on this data
+    dir (``berkas serve`` holds its lock): only it sweeps what an earlier crash left
+    (partial spool files, temporary blobs, blobs whose row never committed) and runs the
+    first housekeeping round; an admin command beside a live server must not delete that
+    server's uploads in flight.
+    """
+    # Everything this process creates (database, keys, blobs, spool) is private: the
+    # database holds every client's secret (STYLE: refuse insecure set-ups at start).
+    os.umask(0o077)
+    private_dir(settings.data_dir)
+    private_dir(settings.spool_dir)
+    if serving:
+        removed = cleanup_stale(settings.spool_dir)
+        if removed:
+            log.warning("removed %d partial upload(s) left by an earlier crash", removed)
+    database = SqlDatabase.from_url(settings.resolved_database_url)
+    try:
+        database.migrate()
+    finally:
+        database.close()
+    _key_ring(settings, SystemClock(), create=True)
+    _link_secret(settings, create=True)
+    local = _local_root(settings.resolved_storage_url)
+    if local is not None:
+        store = LocalBlobStore(local, create=True)
+        if serving:
+            removed = store.cleanup_temp()
+            if removed:
+                log.warning("removed %d temporary blob(s) left by an earlier crash", removed)
+    services = build(settings)
+    if serving:
+        try:
+            orphans = services.uploads.recover_orphans()
+            if orphans:
+                log.warning("removed %d stored blob(s) whose upload never committed", orphans)
+            services.housekeeping.run_once()
+        except BaseException:
+            services.close()
+            raise
+    return services
+
+
+def ensure_demo_client(services: Services, settings: Settings) -> Client | None:
+    """On a brand-new data dir, create one demo client (once, ever)."""
+    marker = settings.data_dir / DEMO_MARKER
+    wanted = settings.demo_client
+    if wanted is None:
+        wanted = settings.serves_loopback_only
+    if not wanted or marker.exists():
+        return None
+    client = None
+    if not services.clients.list():
+        client = services.clients.create()
+    marker.write_text("demo client handled; delete this file to get another\n")
+    return client
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` (mode 0700), or make an existing one private."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        # An existing directory made by hand (mkdir -m 755) would expose the database of
+        # client secrets; it is ours, so it is made private rather than refused.
+        log.warning("making %s private (mode 0700)", path)
+        path.chmod(0o700)
 
 
 def _stale_after(settings: Settings) -> timedelta:
@@ -164,40 +192,37 @@ def _stale_after(settings: Settings) -> timedelta:
     return timedelta(seconds=settings.fetch_total_timeout + 120)
 
 
-def ensure_demo_client(container: Container) -> Client | None:
-    """On a brand-new data dir, create one demo client (once, ever)."""
-    marker = container.settings.data_dir / DEMO_MARKER
-    wanted = container.settings.demo_client
-    if wanted is None:
-        wanted = container.settings.serves_loopback_only
-    if not wanted or marker.exists():
-        return None
-    client = None
-    if not container.clients.list():
-        client = container.clients.create()
-    marker.write_text("demo client handled; delete this file to get another\n")
-    return client
+def _key_ring(settings: Settings, clock: Clock, *, create: bool) -> KeyRing:
+    return KeyRing.open(
+        settings.keys_dir,
+        clock=clock,
+        max_token_lifetime=timedelta(minutes=settings.token_max_minutes)
+        + timedelta(seconds=LEEWAY_SECONDS),
+        bits=settings.rsa_key_bits,
+        create=create,
+    )
 
 
-def _blob_store(url: str, *, sweep: bool) -> BlobStore:
+def _local_root(url: str) -> Path | None:
     parsed = urlparse(url)
-    if parsed.scheme == "file":
-        # file:///abs/path only: a host part (file://relative/path) would silently drop
-        # the first segment and store documents somewhere else entirely.
-        if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
-            raise ValueError(
-                f"BERKAS_STORAGE_URL {url!r} must name an absolute path: file:///abs/path"
-            )
-        store = LocalBlobStore(Path(parsed.path))
-        if sweep:
-            removed = store.cleanup_temp()
-            if removed:
-                log.warning("removed %d temporary blob(s) left by an earlier crash", removed)
-        return store
-    if parsed.scheme == "memory":
+    if parsed.scheme != "file":
+        return None
+    # file:///abs/path only: a host part (file://relative/path) would silently drop
+    # the first segment and store documents somewhere else entirely.
+    if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
+        raise ValueError(f"BERKAS_STORAGE_URL {url!r} must name an absolute path: file:///abs/path")
+    return Path(parsed.path)
+
+
+def _blob_store(url: str) -> BlobStore:
+    local = _local_root(url)
+    if local is not None:
+        return LocalBlobStore(local, create=False)
+    if urlparse(url).scheme == "memory":
         return MemoryBlobStore()
     raise ValueError(
-        f"BERKAS_STORAGE_URL scheme {parsed.scheme!r} is not supported yet; use file:///abs/path"
+        f"BERKAS_STORAGE_URL scheme {urlparse(url).scheme!r} is not supported yet; "
+        "use file:///abs/path"
     )
 
 
@@ -215,22 +240,18 @@ def _fetcher(settings: Settings) -> Fetcher | None:
     return GuardedFetcher(policy)
 
 
-def _link_secret(settings: Settings) -> bytes:
+def _link_secret(settings: Settings, *, create: bool) -> bytes:
     if settings.link_secret is not None:
         return settings.link_secret.encode()
     # Embedded mode: a random secret kept beside the data, never any client's secret.
     # Several nodes must share BERKAS_LINK_SECRET instead (README, "Scaling out").
     path = settings.link_secret_file
     if not path.exists():
+        if not create:
+            raise ValueError(
+                f"no link secret at {path}; `berkas serve` or `berkas db migrate` creates "
+                "it (or set BERKAS_LINK_SECRET)"
+            )
         with contextlib.suppress(FileExistsError):  # another process created it first
             atomic_write(path, secrets.token_hex(32).encode(), exclusive=True)
     return path.read_text().strip().encode()
-
-
-def _private_dir(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o077:
-        # An existing directory made by hand (mkdir -m 755) would expose the database of
-        # client secrets; it is ours, so it is made private rather than refused.
-        log.warning("making %s private (mode 0700)", path)
-        path.chmod(0o700)

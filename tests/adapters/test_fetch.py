@@ -128,10 +128,26 @@ class FakeResolver:
 
 
 class Collected:
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
+    """A ``FetchSink`` keeping what it got; it counts against ``max_bytes`` as the spool does."""
 
-    def __call__(self, chunk: bytes) -> None:
+    def __init__(self, max_bytes: int = MB) -> None:
+        self.chunks: list[bytes] = []
+        self.max_bytes = max_bytes
+        self.announced: list[int] = []
+
+    def _refuse(self) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"over the {self.max_bytes} bytes LOGO accepts", code="file_too_large"
+        )
+
+    def expect(self, length: int) -> None:
+        self.announced.append(length)
+        if length > self.max_bytes:
+            raise self._refuse()
+
+    async def write(self, chunk: bytes) -> None:
+        if len(self.data) + len(chunk) > self.max_bytes:
+            raise self._refuse()
         self.chunks.append(chunk)
 
     @property
@@ -148,11 +164,9 @@ def fetcher(
     return GuardedFetcher(policy, resolver, network=network, **kwargs), resolver, network  # type: ignore[arg-type]
 
 
-async def refusal(
-    guarded: GuardedFetcher, url: str, max_bytes: int = MB, sink: Collected | None = None
-) -> FetchRefused:
+async def refusal(guarded: GuardedFetcher, url: str, sink: Collected | None = None) -> FetchRefused:
     with pytest.raises(FetchRefused) as info:
-        await guarded.fetch(url, sink or Collected(), max_bytes)
+        await guarded.fetch(url, sink or Collected())
     return info.value
 
 
@@ -325,7 +339,7 @@ async def test_fetch_delivers_the_exact_bytes_and_names_berkas(server: FixtureSe
     guarded, resolver, network = fetcher(allowing(server), {"files.partner.test": [["127.0.0.1"]]})
     sink = Collected()
 
-    result = await guarded.fetch(f"http://files.partner.test:{server.port}/kyc/ktp.png", sink, MB)
+    result = await guarded.fetch(f"http://files.partner.test:{server.port}/kyc/ktp.png", sink)
 
     assert hashlib.sha256(sink.data).hexdigest() == hashlib.sha256(body).hexdigest()
     assert result == FetchResult(
@@ -348,7 +362,7 @@ async def test_default_network_and_system_resolver_work_for_a_literal_address(
 ) -> None:
     server.route("/a", send(200, b"hello"))
     sink = Collected()
-    result = await GuardedFetcher(allowing(server)).fetch(server.url("/a"), sink, MB)
+    result = await GuardedFetcher(allowing(server)).fetch(server.url("/a"), sink)
     assert (result.status, sink.data) == (200, b"hello")
     # getaddrinfo on a numeric host answers without DNS.
     assert await system_resolver("127.0.0.1", 80) == ["127.0.0.1"]
@@ -362,7 +376,7 @@ async def test_ipv6_literal_is_pinned_and_bracketed_in_host() -> None:
         )
         guarded, resolver, network = fetcher(policy)
         sink = Collected()
-        await guarded.fetch(f"http://[0:0::1]:{v6.port}/x", sink, MB)
+        await guarded.fetch(f"http://[0:0::1]:{v6.port}/x", sink)
         assert sink.data == b"six"
         assert v6.requests[0].headers["host"] == f"[::1]:{v6.port}"
         assert network.connects == [("::1", v6.port)]
@@ -399,7 +413,7 @@ async def test_rebinding_name_is_looked_up_once_and_the_connection_goes_to_that_
     guarded, resolver, network = fetcher(policy, {"rebind.test": [["127.0.0.1"], ["10.0.0.1"]]})
     sink = Collected()
 
-    await guarded.fetch(f"http://rebind.test:{server.port}/doc", sink, MB)
+    await guarded.fetch(f"http://rebind.test:{server.port}/doc", sink)
 
     assert sink.data == b"document"
     assert resolver.calls == [("rebind.test", server.port)]
@@ -507,7 +521,7 @@ async def test_allowed_redirects_are_followed_relative_locations_included(
     guarded, _, _ = fetcher(allowing(server), {"files.partner.test": [["127.0.0.1"]]})
     sink = Collected()
 
-    result = await guarded.fetch(server.url("/a"), sink, MB)
+    result = await guarded.fetch(server.url("/a"), sink)
 
     assert sink.data == b"final"
     assert result.url == f"http://files.partner.test:{server.port}/c?x=1"
@@ -559,7 +573,7 @@ async def test_https_uses_the_name_for_sni_and_certificate_while_connecting_to_t
     )
     sink = Collected()
 
-    result = await guarded.fetch(f"https://public.test:{server.port}/doc.pdf", sink, MB)
+    result = await guarded.fetch(f"https://public.test:{server.port}/doc.pdf", sink)
 
     assert sink.data == b"%PDF-1.7 secure"
     assert result.url == f"https://public.test:{server.port}/doc.pdf"
@@ -643,10 +657,10 @@ async def test_a_hanging_resolver_is_cut_off_by_the_total_timeout() -> None:
 async def test_an_endless_body_stops_at_the_cap(server: FixtureServer) -> None:
     server.route("/endless", endless(chunk=65536))
     guarded, _, network = fetcher(allowing(server))
-    sink = Collected()
-    with anyio.fail_after(HANG_LIMIT):
-        error = await refusal(guarded, server.url("/endless"), max_bytes=MB, sink=sink)
-    assert error.code == "file_too_large"
+    sink = Collected(MB)
+    with anyio.fail_after(HANG_LIMIT), pytest.raises(PayloadTooLarge) as refused:
+        await guarded.fetch(server.url("/endless"), sink)
+    assert refused.value.code == "file_too_large"
     assert len(sink.data) <= MB  # the chunk that crossed the cap never reached the sink
     assert len(sink.data) > MB - 65536 * 2
     # Reading stops at the cap too: at most one more read (httpcore asks for 64 KiB at a
@@ -657,29 +671,31 @@ async def test_an_endless_body_stops_at_the_cap(server: FixtureServer) -> None:
 async def test_a_declared_oversize_body_is_refused_before_reading_it(server: FixtureServer) -> None:
     server.route("/big", send(200, b"x" * 2000))
     guarded, _, _ = fetcher(allowing(server))
-    sink = Collected()
-    error = await refusal(guarded, server.url("/big"), max_bytes=1000, sink=sink)
-    assert error.code == "file_too_large"
-    assert "1000 bytes" in error.message
+    sink = Collected(1000)
+    with pytest.raises(PayloadTooLarge, match="1000 bytes LOGO accepts"):
+        await guarded.fetch(server.url("/big"), sink)
+    # The sink heard the announced length and refused it before any body byte arrived.
+    assert sink.announced == [2000]
     assert sink.chunks == []
 
 
 async def test_a_body_exactly_at_the_cap_is_accepted(server: FixtureServer) -> None:
     server.route("/exact", send(200, b"x" * 1000))
     guarded, _, _ = fetcher(allowing(server))
-    result = await guarded.fetch(server.url("/exact"), Collected(), 1000)
+    result = await guarded.fetch(server.url("/exact"), Collected(1000))
     assert result.size == 1000
 
 
 async def test_the_sinks_own_size_error_propagates_unchanged(server: FixtureServer) -> None:
     server.route("/doc", send(200, b"x" * 5000))
 
-    def strict_sink(chunk: bytes) -> None:
-        raise PayloadTooLarge("file is too large for DOCUMENT/KTP", code="file_too_large")
+    class StrictSink(Collected):
+        async def write(self, chunk: bytes) -> None:
+            raise PayloadTooLarge("file is too large for DOCUMENT/KTP", code="file_too_large")
 
     guarded, _, _ = fetcher(allowing(server))
     with pytest.raises(PayloadTooLarge, match="DOCUMENT/KTP"):
-        await guarded.fetch(server.url("/doc"), strict_sink, MB)
+        await guarded.fetch(server.url("/doc"), StrictSink())
 
 
 async def test_upstream_error_is_fetch_failed_with_status_only(server: FixtureServer) -> None:
@@ -708,6 +724,6 @@ async def test_server_threads_saw_no_unexpected_errors(server: FixtureServer) ->
     # Guards the fixture itself: a clean fetch leaves no handler error behind.
     server.route("/ok", send(200, b"ok"))
     guarded, _, _ = fetcher(allowing(server))
-    await guarded.fetch(server.url("/ok"), Collected(), MB)
+    await guarded.fetch(server.url("/ok"), Collected())
     assert wait_until(lambda: len(server.requests) == 1)
     assert server.errors == []

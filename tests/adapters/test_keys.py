@@ -51,7 +51,7 @@ def open_ring(
 ) -> KeyRing:
     return KeyRing.open(
         directory,
-        clock=clock.now,
+        clock=clock,
         max_token_lifetime=LIFETIME,
         bits=bits,
         refresh_interval=refresh_interval,

@@ -12,7 +12,7 @@ import pytest
 
 from berkas.api.app import create_app
 from berkas.config import load_settings
-from berkas.wiring import build
+from berkas.wiring import prepare
 from tests.support.inprocess import InProcess
 
 
@@ -45,7 +45,9 @@ def test_readyz_is_503_naming_storage_when_the_blob_root_is_gone(server: InProce
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_the_serving_app_repeats_its_chores(tmp_path: Path, anyio_backend: str) -> None:
-    container = build(load_settings(data_dir=tmp_path, housekeeping_interval_seconds=1))
+    container = prepare(
+        load_settings(data_dir=tmp_path, housekeeping_interval_seconds=1), serving=False
+    )
     rounds: list[int] = []
     original = container.housekeeping.run_once
 

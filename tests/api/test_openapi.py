@@ -9,14 +9,14 @@ import pytest
 
 from berkas.api.app import create_app
 from berkas.config import load_settings
-from berkas.wiring import build
+from berkas.wiring import prepare
 
 PREFIX = "/adv-core-api/partner/v1.0"
 
 
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    container = build(load_settings(data_dir=tmp_path_factory.mktemp("openapi")))
+    container = prepare(load_settings(data_dir=tmp_path_factory.mktemp("openapi")), serving=False)
     try:
         # Built with warnings as errors (pytest config): duplicate operation ids would fail.
         return create_app(container).openapi()
@@ -45,7 +45,7 @@ def test_upload_documents_every_category_and_the_error_envelope(spec: dict[str, 
 
 
 def test_head_routes_stay_out_of_the_schema(tmp_path: Path) -> None:
-    container = build(load_settings(data_dir=tmp_path))
+    container = prepare(load_settings(data_dir=tmp_path), serving=False)
     try:
         paths = create_app(container).openapi()["paths"]
     finally:

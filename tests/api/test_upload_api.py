@@ -209,7 +209,7 @@ def test_a_file_before_a_missing_category_is_refused_without_leftovers(
 def test_an_oversize_file_after_its_category_is_refused_while_streaming(
     server: InProcess, partner: Partner
 ) -> None:
-    cap = server.container.uploads.target("PHOTO_PROOF", None).max_bytes
+    cap = server.container.uploads.target({"category": "PHOTO_PROOF"}).max_bytes
     data = b"\xff\xd8\xff" + b"\x00" * cap
     body = multipart(("category", "PHOTO_PROOF"), ("file", data, "big.jpg"))
 
@@ -270,7 +270,7 @@ def test_an_unexpected_failure_is_a_500_envelope_and_nothing_is_kept(
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire at /secret/path")
 
-    monkeypatch.setattr(server.container.uploads, "store", explode)
+    monkeypatch.setattr(server.container.uploads, "_store", explode)
     body = multipart(("category", "LOGO"), ("file", samples.png(), "a.png"))
 
     error = refused(server, partner, body, 500, "internal_error")
@@ -314,5 +314,5 @@ def test_an_unknown_route_uses_the_envelope(server: InProcess) -> None:
 
 def test_spool_dir_is_where_the_tests_look(server: InProcess) -> None:
     # Guards the "nothing left behind" assertions: they must inspect the real spool.
-    assert server.container.settings.spool_dir == server.data_dir.resolve() / "spool"
-    assert server.container.settings.spool_dir.is_dir()
+    assert server.settings.spool_dir == server.data_dir.resolve() / "spool"
+    assert server.settings.spool_dir.is_dir()

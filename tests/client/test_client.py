@@ -1,7 +1,7 @@
 """The partner SDK against the real app in-process: both clients, one set of scenarios.
 
 Every scenario runs twice, through ``BerkasClient`` and through ``AsyncBerkasClient``
-(driven from a blocking portal), against ``create_app(build(settings))`` over
+(driven from a blocking portal), against ``create_app(prepare(settings))`` over
 ``httpx.ASGITransport``. Network faults are injected in front of the app, in ASGI.
 """
 
@@ -38,9 +38,10 @@ from berkas.client import (
     UnsupportedContentError,
 )
 from berkas.client.errors import ConflictError, api_error
-from berkas.config import load_settings
+from berkas.config import Settings, load_settings
 from berkas.core.models import Client
-from berkas.wiring import Container, build
+from berkas.services.bundle import Services
+from berkas.wiring import prepare
 from tests.support import samples
 
 TOKEN_PATH = "/adv-core-api/partner/v1.0/token"
@@ -155,14 +156,19 @@ def portal() -> Iterator[BlockingPortal]:
 
 
 @pytest.fixture(scope="module")
-def container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
-    built = build(load_settings(data_dir=tmp_path_factory.mktemp("sdk") / "data"))
+def sdk_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return load_settings(data_dir=tmp_path_factory.mktemp("sdk") / "data")
+
+
+@pytest.fixture(scope="module")
+def container(sdk_settings: Settings) -> Iterator[Services]:
+    built = prepare(sdk_settings, serving=False)
     yield built
     built.close()
 
 
 @pytest.fixture(scope="module")
-def app(container: Container) -> ASGIApp:
+def app(container: Services) -> ASGIApp:
     return create_app(container)  # type: ignore[return-value]
 
 
@@ -178,7 +184,7 @@ def faults(network: Faults, app: ASGIApp) -> Faults:
 
 
 @pytest.fixture(scope="module")
-def partner(container: Container) -> Client:
+def partner(container: Services) -> Client:
     return container.clients.create()
 
 
@@ -282,15 +288,14 @@ def test_uploads_reuse_the_cached_token(client: Any, faults: Faults) -> None:
 
 
 def test_a_cached_token_the_server_refuses_is_renewed_once(
-    client: Any, faults: Faults, container: Container, tmp_path: Path
+    client: Any, faults: Faults, sdk_settings: Settings, tmp_path: Path
 ) -> None:
     client.token()
     # Another node sharing the database but holding different signing keys: it refuses
     # the cached token (token_key_unknown), as after a botched key rotation.
-    other = build(
-        load_settings(
-            data_dir=tmp_path / "other", database_url=container.settings.resolved_database_url
-        )
+    other = prepare(
+        load_settings(data_dir=tmp_path / "other", database_url=sdk_settings.resolved_database_url),
+        serving=False,
     )
     try:
         faults.app = create_app(other)  # type: ignore[assignment]
@@ -418,7 +423,7 @@ def test_text_is_not_an_image(client: Any) -> None:
 
 
 def test_another_partners_file_is_not_found(
-    client: Any, make_client: Factory, container: Container
+    client: Any, make_client: Factory, container: Services
 ) -> None:
     stranger = container.clients.create()
     theirs = make_client(client_id=stranger.client_id, secret_key=stranger.secret_key)

@@ -365,12 +365,18 @@ def test_operator_can_add_a_business_line(tmp_path: Path) -> None:
 
 
 def test_parse_category_and_code() -> None:
-    assert parse_category("LOGO") is Category.LOGO
-    assert parse_document_code("NIB") is DocumentCode.NIB
-    with pytest.raises(InvalidRequest, match=r"^category 'KTP' .*OWNER_LIVENESS, PHOTO_PROOF"):
+    assert parse_category(" LOGO ") is Category.LOGO
+    assert parse_document_code(Category.DOCUMENT, "NIB") is DocumentCode.NIB
+    # DOKU ignores code outside DOCUMENT (DESIGN 2.4), whatever it says.
+    assert parse_document_code(Category.LOGO, "ktp") is None
+    with pytest.raises(InvalidRequest, match=r'^category "KTP" .*OWNER_LIVENESS, PHOTO_PROOF'):
         parse_category("KTP")
-    with pytest.raises(InvalidRequest, match=r"^code 'ktp' .*AKTA_PENDIRIAN_PERUSAHAAN"):
-        parse_document_code("ktp")
+    with pytest.raises(InvalidRequest, match=r'^code "ktp" .*AKTA_PENDIRIAN_PERUSAHAAN'):
+        parse_document_code(Category.DOCUMENT, "ktp")
+    for missing in (None, "", "  "):
+        with pytest.raises(InvalidRequest, match="required") as caught:
+            parse_document_code(Category.DOCUMENT, missing)
+        assert caught.value.code == "code_missing"
 
 
 # --- bad catalogue files -----------------------------------------------------------

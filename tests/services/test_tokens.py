@@ -17,6 +17,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from berkas.adapters.clock import SystemClock
 from berkas.adapters.keys import KeyRing
 from berkas.core.errors import AuthenticationFailed, InvalidRequest
 from berkas.core.models import Client
@@ -64,7 +65,7 @@ class Clients:
 def seed_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One generated ring, copied per test: RSA generation is the slow part."""
     directory = tmp_path_factory.mktemp("seed") / "keys"
-    KeyRing.open(directory, clock=lambda: datetime.now(UTC), max_token_lifetime=LIFETIME)
+    KeyRing.open(directory, clock=SystemClock(), max_token_lifetime=LIFETIME)
     return directory
 
 
@@ -77,7 +78,7 @@ def clock() -> FakeClock:
 def keys(seed_keys: Path, tmp_path: Path, clock: FakeClock) -> KeyRing:
     directory = tmp_path / "keys"
     shutil.copytree(seed_keys, directory)
-    return KeyRing.open(directory, clock=clock.now, max_token_lifetime=LIFETIME)
+    return KeyRing.open(directory, clock=clock, max_token_lifetime=LIFETIME)
 
 
 @pytest.fixture
@@ -396,7 +397,7 @@ def test_key_rotated_by_another_process_verifies_without_restart(
     keys: KeyRing, clients: Clients, clock: FakeClock
 ) -> None:
     server = KeyRing.open(
-        keys.directory, clock=clock.now, max_token_lifetime=LIFETIME, refresh_interval=0
+        keys.directory, clock=clock, max_token_lifetime=LIFETIME, refresh_interval=0
     )
     verifier = TokenService(server, clients, clock)
     keys.rotate()  # the CLI, in "another process"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 
 from berkas.adapters.db.memory import MemoryDatabase
@@ -15,7 +17,9 @@ from berkas.adapters.storage.memory import MemoryBlobStore
 from berkas.core import catalogue as catalogue_module
 from berkas.core.catalogue import Catalogue, Category, DocumentCode
 from berkas.core.content import ImageLimits
+from berkas.core.egress import FetchResult
 from berkas.core.errors import (
+    Conflict,
     FetchRefused,
     InvalidRequest,
     PayloadTooLarge,
@@ -25,8 +29,10 @@ from berkas.core.errors import (
 from berkas.core.ids import IdMinter, MintedId
 from berkas.core.links import LinkSigner
 from berkas.core.models import Client, StoredFile
-from berkas.core.ports import BlobStore, FileRepository
+from berkas.core.ports import BlobStore, Fetcher, FetchSink, FileRepository
+from berkas.services.idempotency import IdempotentUploads
 from berkas.services.links import LinkService
+from berkas.services.spool import Spool
 from berkas.services.uploads import UploadResult, UploadService
 from tests.support import samples
 from tests.support.fakes import FakeClock
@@ -73,6 +79,28 @@ class FailingFiles:
         return None
 
 
+class BodyFetcher:
+    """A ``Fetcher`` answering every URL with ``body`` in chunks, announcing its length
+    first when ``announce`` (a Content-Length); records how many bytes the sink took."""
+
+    def __init__(self, body: bytes, *, announce: bool = False, chunk: int = 65536) -> None:
+        self.body = body
+        self.announce = announce
+        self.chunk = chunk
+        self.delivered = 0
+
+    def _chunks(self) -> Iterable[bytes]:
+        return (self.body[i : i + self.chunk] for i in range(0, len(self.body), self.chunk))
+
+    async def fetch(self, url: str, sink: FetchSink) -> FetchResult:
+        if self.announce:
+            sink.expect(len(self.body))
+        for piece in self._chunks():
+            await sink.write(piece)
+            self.delivered += len(piece)
+        return FetchResult(url=url, status=200, content_type=None, size=len(self.body))
+
+
 class Harness:
     def __init__(self, tmp_path: Path, *, local_blobs: bool = False) -> None:
         self.clock = FakeClock()
@@ -92,6 +120,7 @@ class Harness:
         minter: IdMinter | None = None,
         env: str = "sandbox",
         node_id: int = 7,
+        fetcher: Fetcher | None = None,
     ) -> UploadService:
         return UploadService(
             catalogue=self.catalogue,
@@ -105,12 +134,13 @@ class Harness:
                 base_url="http://berkas.test",
                 ttl=timedelta(minutes=60),
             ),
+            idempotency=IdempotentUploads(self.db.replays, self.clock),
             spool_dir=self.spool_dir,
             image_limits=ImageLimits(),
             key_prefix="berkas",
             env=env,
             node_id=node_id,
-            fetcher=None,
+            fetcher=fetcher,
         )
 
     def spooled(self) -> list[Path]:
@@ -118,6 +148,11 @@ class Harness:
 
     def stored_blobs(self) -> list[Path]:
         return [p for p in self.blob_root.rglob("*") if p.is_file() and ".tmp" not in p.parts]
+
+
+def fields(category: str | None, code: str | None = None) -> dict[str, str]:
+    given = {"category": category, "code": code}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def upload(
@@ -128,15 +163,24 @@ def upload(
     code: str | None = "KTP",
     *,
     filename: str | None = None,
-    fetched: bool = False,
+    key: str | None = None,
 ) -> UploadResult:
-    target = service.target(category, code)
-    with service.open_spool(target.max_bytes, target.label) as spool:
+    """A multipart upload as the route makes it: the spool, written, then the use case."""
+    form = fields(category, code)
+
+    async def run() -> UploadResult:
+        spool = service.open_spool(form)
         spool.write(data)
-        try:
-            return service.store(client, target, spool, filename=filename, fetched=fetched)
-        finally:
-            spool.discard()
+        return await service.upload_file(client, form, spool, filename, key)
+
+    return anyio.run(run)
+
+
+def upload_url(
+    service: UploadService, client: Client, category: str, code: str | None = None
+) -> UploadResult:
+    form = {**fields(category, code), "file_url": "https://files.example/document"}
+    return anyio.run(service.upload_url, client, form, None)
 
 
 @pytest.fixture
@@ -147,7 +191,7 @@ def h(tmp_path: Path) -> Harness:
 @pytest.mark.parametrize("category", [None, "", "  "])
 def test_a_missing_category_is_named(h: Harness, category: str | None) -> None:
     with pytest.raises(InvalidRequest) as caught:
-        h.service().target(category, None)
+        h.service().target(fields(category))
 
     assert caught.value.code == "category_missing"
     assert "category" in caught.value.message
@@ -157,17 +201,17 @@ def test_a_missing_category_is_named(h: Harness, category: str | None) -> None:
 @pytest.mark.parametrize("category", ["PASSPORT", "photo_proof", "DOCUMENTS"])
 def test_an_unknown_category_lists_the_accepted_ones(h: Harness, category: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
-        h.service().target(category, None)
+        h.service().target(fields(category))
 
     assert caught.value.code == "category_invalid"
-    assert repr(category) in caught.value.message
+    assert f'"{category}"' in caught.value.message
     assert all(member.value in caught.value.message for member in Category)
 
 
 @pytest.mark.parametrize("code", [None, "", " "])
 def test_a_document_needs_a_code(h: Harness, code: str | None) -> None:
     with pytest.raises(InvalidRequest) as caught:
-        h.service().target("DOCUMENT", code)
+        h.service().target(fields("DOCUMENT", code))
 
     assert caught.value.code == "code_missing"
     assert "code" in caught.value.message
@@ -176,16 +220,16 @@ def test_a_document_needs_a_code(h: Harness, code: str | None) -> None:
 
 def test_an_unknown_document_code_lists_the_accepted_ones(h: Harness) -> None:
     with pytest.raises(InvalidRequest) as caught:
-        h.service().target("DOCUMENT", "SIM")
+        h.service().target(fields("DOCUMENT", "SIM"))
 
     assert caught.value.code == "code_invalid"
-    assert "'SIM'" in caught.value.message
+    assert '"SIM"' in caught.value.message
     assert all(member.value in caught.value.message for member in DocumentCode)
 
 
 @pytest.mark.parametrize("category", [c.value for c in Category if c is not Category.DOCUMENT])
 def test_code_is_ignored_outside_documents(h: Harness, category: str) -> None:
-    target = h.service().target(category, "NOT_A_CODE")
+    target = h.service().target(fields(category, "NOT_A_CODE"))
 
     assert target.category.value == category
     assert target.code is None
@@ -248,15 +292,27 @@ def test_a_file_over_the_requirement_cap_is_refused_after_a_late_category(h: Har
     # The file arrived before category: it was spooled under a larger cap and is
     # checked against the real one once the category is known.
     service = h.service()
-    target = service.target("PHOTO_PROOF", None)
-    with service.open_spool(target.max_bytes + 4096) as spool:
-        spool.write(b"\xff\xd8\xff" + b"\x00" * target.max_bytes)
-        with pytest.raises(PayloadTooLarge) as caught:
-            service.store(h.client, target, spool, filename=None)
+    cap = service.target(fields("PHOTO_PROOF")).max_bytes
+    spool = Spool.create(h.spool_dir, cap + 4096, "an upload of any category")
+    spool.write(b"\xff\xd8\xff" + b"\x00" * cap)
+    with pytest.raises(PayloadTooLarge) as caught:
+        anyio.run(service.upload_file, h.client, fields("PHOTO_PROOF"), spool, None, None)
 
     assert caught.value.code == "file_too_large"
-    assert "PHOTO_PROOF" in caught.value.message
+    assert "PHOTO_PROOF accepts at most 15 MB" in caught.value.message
     assert h.spooled() == []
+
+
+def test_a_file_part_before_its_category_is_capped_by_the_largest_requirement(
+    h: Harness,
+) -> None:
+    service = h.service()
+    with service.open_spool({}) as spool:
+        assert spool.max_bytes == h.catalogue.max_upload_bytes()
+        spool.discard()
+    with service.open_spool(fields("LOGO")) as spool:
+        assert spool.max_bytes == h.catalogue.max_size_bytes(Category.LOGO)
+        spool.discard()
 
 
 @pytest.mark.parametrize(
@@ -272,24 +328,74 @@ def test_a_fetched_body_that_fails_content_rules_is_a_fetch_refusal(
     h: Harness, data: bytes, category: str, code: str
 ) -> None:
     with pytest.raises(FetchRefused) as caught:
-        upload(h.service(), h.client, data, category, "KTP", filename=None, fetched=True)
+        upload_url(h.service(fetcher=BodyFetcher(data)), h.client, category, "KTP")
 
     # 422 with the same code a direct upload of those bytes would get.
     assert caught.value.code == code
     with pytest.raises((InvalidRequest, UnsupportedContent)) as direct:
         upload(h.service(), h.client, data, category, "KTP", filename=None)
     assert direct.value.code == code
+    assert h.spooled() == []
 
 
-def test_a_fetched_body_over_the_cap_is_a_fetch_refusal(h: Harness) -> None:
-    service = h.service()
-    target = service.target("LOGO", None)
-    with service.open_spool(target.max_bytes + 4096) as spool:
-        spool.write(b"\x89PNG\r\n\x1a\n" + b"\x00" * target.max_bytes)
-        with pytest.raises(FetchRefused) as caught:
-            service.store(h.client, target, spool, filename=None, fetched=True)
+@pytest.mark.parametrize("announce", [False, True])
+def test_a_fetched_body_over_the_cap_names_the_requirement(h: Harness, announce: bool) -> None:
+    cap = h.catalogue.max_size_bytes(Category.LOGO)
+    fetcher = BodyFetcher(b"\x89PNG\r\n\x1a\n" + b"\x00" * cap, announce=announce)
+    with pytest.raises(FetchRefused) as caught:
+        upload_url(h.service(fetcher=fetcher), h.client, "LOGO")
 
+    # The same words a sent file gets: the spool is the only counter of the cap.
     assert caught.value.code == "file_too_large"
+    assert "LOGO accepts at most 15 MB" in caught.value.message
+    # An announced length is refused before a byte is taken; otherwise at the cap.
+    assert fetcher.delivered == (0 if announce else cap - cap % fetcher.chunk)
+    assert h.spooled() == []
+
+
+def test_a_fetched_document_is_stored_like_a_sent_one(h: Harness) -> None:
+    data = samples.jpeg(64, 48)
+    result = upload_url(h.service(fetcher=BodyFetcher(data, chunk=1000)), h.client, "LOGO")
+
+    assert (result.stored.size, result.stored.sha256) == (len(data), samples.sha256(data))
+    assert b"".join(h.blobs.open(result.stored.key)) == data
+    assert h.spooled() == []
+
+
+def test_file_urls_are_refused_when_fetching_is_disabled(h: Harness) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        upload_url(h.service(fetcher=None), h.client, "LOGO")
+    assert caught.value.code == "url_upload_disabled"
+
+
+def test_exactly_one_of_file_and_file_url(h: Harness) -> None:
+    service = h.service(fetcher=BodyFetcher(samples.png()))
+    form = {**fields("LOGO"), "file_url": "https://files.example/logo.png"}
+    spool = service.open_spool(form)
+    spool.write(samples.png())
+    with pytest.raises(InvalidRequest, match="both were sent") as both:
+        anyio.run(service.upload_file, h.client, form, spool, None, None)
+    with pytest.raises(InvalidRequest, match="neither was sent") as neither:
+        anyio.run(service.upload_url, h.client, fields("LOGO"), None)
+
+    assert both.value.code == neither.value.code == "file_or_url_required"
+    assert h.spooled() == []
+
+
+def test_a_retry_with_the_same_key_gets_the_first_file_with_a_fresh_link(h: Harness) -> None:
+    service = h.service()
+    first = upload(service, h.client, samples.png(), "LOGO", None, key="retry-1")
+    h.clock.advance(timedelta(minutes=90))  # the first link has expired by now
+
+    again = upload(service, h.client, samples.png(), "LOGO", None, key="retry-1")
+
+    assert (first.replayed, again.replayed) == (False, True)
+    assert again.stored == first.stored
+    assert again.link.expires_at > first.link.expires_at
+    with pytest.raises(Conflict) as other:
+        upload(service, h.client, samples.png(seed=9), "LOGO", None, key="retry-1")
+    assert other.value.code == "idempotency_key_reused"
+    assert h.spooled() == []
 
 
 @pytest.mark.parametrize("local_blobs", [False, True])

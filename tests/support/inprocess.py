@@ -16,7 +16,8 @@ import httpx
 from berkas.api.app import create_app
 from berkas.config import load_settings
 from berkas.core import signing
-from berkas.wiring import Container, build
+from berkas.services.bundle import Services
+from berkas.wiring import prepare
 
 PREFIX = "/adv-core-api/partner/v1.0"
 TOKEN_PATH = f"{PREFIX}/token"
@@ -28,7 +29,9 @@ class InProcess:
 
     def __init__(self, data_dir: Path, **overrides: object) -> None:
         self.data_dir = data_dir
-        self.container: Container = build(load_settings(data_dir=data_dir, **overrides))
+        self.settings = load_settings(data_dir=data_dir, **overrides)
+        # As `berkas serve` starts: chores first (this is the data dir's only server).
+        self.container: Services = prepare(self.settings, serving=True)
         self.app = create_app(self.container)
         self.http = Http(self.app)
 
@@ -41,7 +44,7 @@ class InProcess:
 
     def spooled(self) -> list[Path]:
         """Files left in the spool directory (a finished request leaves none)."""
-        return sorted(self.container.settings.spool_dir.iterdir())
+        return sorted(self.settings.spool_dir.iterdir())
 
     def blobs(self) -> list[Path]:
         """Stored objects (outside the store's temp area)."""

@@ -27,11 +27,11 @@ from berkas.core.egress import (
     static_addresses,
 )
 from berkas.core.errors import FetchRefused
+from berkas.core.ports import FetchSink
 
 __all__ = ["FetchResult", "GuardedFetcher", "Resolver", "system_resolver"]
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
-ChunkSink = Callable[[bytes], None]
 
 # RFC 9110 15.4: the redirects that carry a Location to follow. 300 and 304 do not.
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -64,8 +64,9 @@ class GuardedFetcher:
         self._network = network
         self._ssl_context = ssl_context
 
-    async def fetch(self, url: str, sink: ChunkSink, max_bytes: int) -> FetchResult:
-        """Fetch ``url``, passing each body chunk to ``sink``; at most ``max_bytes`` reach it.
+    async def fetch(self, url: str, sink: FetchSink) -> FetchResult:
+        """Fetch ``url``, passing each body chunk to ``sink``, which counts them against
+        the cap (a ``Content-Length`` is announced to it first).
 
         Raises ``FetchRefused`` with its own code per cause (README, "Fetching by URL"), and lets
         whatever ``sink`` raises (e.g. ``PayloadTooLarge``) propagate unchanged.
@@ -75,14 +76,14 @@ class GuardedFetcher:
             # One bound over everything, DNS included: per-read timeouts alone let a server
             # drip one byte per read forever.
             async with asyncio.timeout(total):
-                return await self._follow(url, sink, max_bytes)
+                return await self._follow(url, sink)
         except TimeoutError as exc:
             raise FetchRefused(
                 f"file_url did not finish within {total:g} s; berkas gives up after that",
                 code="fetch_timeout",
             ) from exc
 
-    async def _follow(self, url: str, sink: ChunkSink, max_bytes: int) -> FetchResult:
+    async def _follow(self, url: str, sink: FetchSink) -> FetchResult:
         policy = self._policy
         target = parse_url(url, policy)
         hop = 0
@@ -93,7 +94,7 @@ class GuardedFetcher:
                 if hop == 0:
                     raise
                 raise _at_hop(exc, hop) from exc
-            outcome = await self._exchange(target, addresses, sink, max_bytes)
+            outcome = await self._exchange(target, addresses, sink)
             if isinstance(outcome, FetchResult):
                 return outcome
             if hop == policy.max_redirects:
@@ -149,8 +150,7 @@ class GuardedFetcher:
         self,
         target: Target,
         addresses: tuple[IPAddress, ...],
-        sink: ChunkSink,
-        max_bytes: int,
+        sink: FetchSink,
     ) -> FetchResult | str:
         policy = self._policy
         if self._ssl_context is None:
@@ -180,7 +180,7 @@ class GuardedFetcher:
                 ) as client,
                 client.stream("GET", target.url, headers=headers) as response,
             ):
-                return await _consume(response, target, sink, max_bytes)
+                return await _consume(response, target, sink)
         except httpx.TimeoutException as exc:
             raise FetchRefused(
                 "file_url did not answer in time (connect or read timeout)",
@@ -196,9 +196,7 @@ class GuardedFetcher:
             raise FetchRefused("file_url is not a valid URL", code="url_invalid") from exc
 
 
-async def _consume(
-    response: httpx.Response, target: Target, sink: ChunkSink, max_bytes: int
-) -> FetchResult | str:
+async def _consume(response: httpx.Response, target: Target, sink: FetchSink) -> FetchResult | str:
     status = response.status_code
     if status in _REDIRECTS:
         location: str | None = response.headers.get("location")
@@ -215,19 +213,14 @@ async def _consume(
             f"file_url could not be fetched: upstream answered HTTP {status}",
             code="fetch_failed",
         )
-    too_large = FetchRefused(
-        f"the file at file_url is larger than the {max_bytes} bytes this upload accepts",
-        code="file_too_large",
-    )
     declared: str = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise too_large
+    if declared.isdigit():
+        # Refused before any body byte is read; the sink names the requirement's cap.
+        sink.expect(int(declared))
     size = 0
     async for chunk in response.aiter_raw():
         size += len(chunk)
-        if size > max_bytes:
-            raise too_large
-        sink(chunk)
+        await sink.write(chunk)
     return FetchResult(
         url=target.url,
         status=status,

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from berkas.adapters.durable import atomic_write, fsync_dir
 from berkas.core.keys import SigningKey
+from berkas.core.ports import Clock
 
 # NIST SP 800-131A Rev. 2, table 2: RSA keys shorter than 2048 bits are disallowed for
 # generating digital signatures.
@@ -40,16 +41,6 @@ _KID = re.compile(r"[A-Za-z0-9_-]{43}")
 
 class KeyRingError(ValueError):
     """The key directory is unusable: insecure permissions, a corrupt index, a bad key."""
-
-
-@dataclass(frozen=True, slots=True)
-class KeyInfo:
-    """One key as an operator sees it (``berkas keys list``)."""
-
-    kid: str
-    created_at: datetime
-    retired_at: datetime | None
-    verifies_until: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +98,7 @@ class KeyRing:
         directory: Path,
         ring: _Ring,
         *,
-        clock: Callable[[], datetime],
+        clock: Clock,
         max_token_lifetime: timedelta,
         bits: int,
         refresh_interval: float,
@@ -131,13 +122,15 @@ class KeyRing:
         cls,
         directory: Path,
         *,
-        clock: Callable[[], datetime],
+        clock: Clock,
         max_token_lifetime: timedelta,
         bits: int = MIN_RSA_BITS,
         refresh_interval: float = 5.0,
         monotonic: Callable[[], float] = time.monotonic,
+        create: bool = True,
     ) -> KeyRing:
-        """Load the ring in ``directory``, generating the first key when there is none.
+        """Load the ring in ``directory``, generating the first key when there is none
+        (unless ``create`` is false: then a missing ring is a ``KeyRingError``).
 
         Raises ``ValueError`` for ``bits`` below 2048 and ``KeyRingError`` for a key file
         or directory others can access, a corrupt index or a key that does not match it.
@@ -149,6 +142,11 @@ class KeyRing:
             )
         if max_token_lifetime <= timedelta(0):
             raise ValueError("max_token_lifetime must be positive.")
+        if not create and not (directory / INDEX_NAME).exists():
+            raise KeyRingError(
+                f"no signing keys in {directory}; `berkas serve` or `berkas db migrate` "
+                "creates them"
+            )
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         _check_private(directory, "key directory", "700")
         if not (directory / INDEX_NAME).exists():
@@ -156,7 +154,7 @@ class KeyRing:
                 # Another process may have created the ring while we waited for the lock.
                 if not (directory / INDEX_NAME).exists():
                     kid = _write_new_key(directory, bits)
-                    _write_index(directory, [(kid, clock(), None)])
+                    _write_index(directory, [(kid, clock.now(), None)])
         return cls(
             directory,
             _load_ring(directory, {}),
@@ -180,7 +178,7 @@ class KeyRing:
 
     def verification_key(self, kid: str) -> rsa.RSAPublicKey | None:
         """The public key for ``kid`` while it may still verify tokens, else ``None``."""
-        now = self._clock()
+        now = self._clock.now()
         for entry in self._ring.entries:
             if entry.kid == kid:
                 return entry.public_key if self._still_verifies(entry, now) else None
@@ -188,7 +186,7 @@ class KeyRing:
 
     def jwks(self) -> dict[str, object]:
         """RFC 7517 section 5 JWK Set: the current key first, then retired ones still valid."""
-        now = self._clock()
+        now = self._clock.now()
         keys: list[object] = [
             {**entry.jwk, "use": "sig", "alg": "RS256", "kid": entry.kid}
             for entry in self._ring.entries
@@ -240,7 +238,7 @@ class KeyRing:
         """
         with _locked(self._directory):
             self.reload()  # another process may have rotated since we loaded
-            now = self._clock()
+            now = self._clock.now()
             kid = _write_new_key(self._directory, self._bits)
             rows: list[tuple[str, datetime, datetime | None]] = [
                 (entry.kid, entry.created_at, entry.retired_at or now)
@@ -256,7 +254,7 @@ class KeyRing:
         """Remove retired keys past ``retired_at + max_token_lifetime``; returns their kids."""
         with _locked(self._directory):
             self.reload()
-            now = self._clock()
+            now = self._clock.now()
             gone = [
                 entry.kid for entry in self._ring.entries if not self._still_verifies(entry, now)
             ]
@@ -277,20 +275,6 @@ class KeyRing:
             fsync_dir(self._directory)
             self.reload()
         return gone
-
-    def keys(self) -> list[KeyInfo]:
-        """Every key in the ring, current first, with how long each keeps verifying."""
-        return [
-            KeyInfo(
-                kid=entry.kid,
-                created_at=entry.created_at,
-                retired_at=entry.retired_at,
-                verifies_until=None
-                if entry.retired_at is None
-                else entry.retired_at + self._lifetime,
-            )
-            for entry in self._ring.entries
-        ]
 
     # Internals
 

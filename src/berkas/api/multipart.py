@@ -2,6 +2,8 @@
 
 Starlette's ``Request.form()`` spools every part with no size cap and copies twice; here
 each file chunk goes straight to the spool, which counts, hashes and caps as it writes.
+The parser (and so the spool's disk writes and hashing) runs on a worker thread, fed in
+batches of about a MiB, so the event loop only moves bytes.
 """
 
 from __future__ import annotations
@@ -12,14 +14,18 @@ from dataclasses import dataclass, field
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
 
 from berkas.core.errors import InvalidRequest, PayloadTooLarge
-from berkas.services.ingest import Spool
+from berkas.services.spool import BATCH_BYTES, Spool
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 4096  # file_url is at most 2048 characters; the rest are short codes
 MAX_PARTS = 16
 MAX_HEADER_BYTES = 8192
+# Everything around the file: boundaries, part headers, the short text fields and any
+# preamble. The spool counts the file's bytes against its requirement; this bounds the rest.
+MAX_FRAMING_BYTES = 64 * 1024
 
 
 @dataclass
@@ -160,8 +166,6 @@ async def read_form(
     content_type: str | None,
     stream: AsyncIterator[bytes],
     open_spool: Callable[[dict[str, str]], Spool],
-    *,
-    max_body: int,
 ) -> UploadForm:
     """Parse the whole body; on any error the spool (if any) is discarded and we re-raise."""
     boundary = boundary_of(content_type)
@@ -180,16 +184,19 @@ async def read_form(
         },
     )
     seen = 0
+    batch: list[bytes] = []
+    batched = 0
     try:
         async for chunk in stream:
             seen += len(chunk)
-            if seen > max_body:
-                raise PayloadTooLarge(
-                    f"request body is larger than {max_body // (1024 * 1024)} MB.",
-                    code="file_too_large",
-                )
-            parser.write(chunk)
-        parser.finalize()
+            batch.append(chunk)
+            batched += len(chunk)
+            if batched >= BATCH_BYTES:
+                await run_in_threadpool(parser.write, b"".join(batch))
+                batch, batched = [], 0
+                _check_framing(seen, collector.form)
+        await run_in_threadpool(_finish, parser, b"".join(batch))
+        _check_framing(seen, collector.form)
         if not collector.ended:
             raise InvalidRequest(
                 "multipart body ended before its closing boundary.", code="multipart_malformed"
@@ -203,6 +210,22 @@ async def read_form(
         _discard(collector.form)
         raise
     return collector.form
+
+
+def _finish(parser: MultipartParser, rest: bytes) -> None:
+    if rest:
+        parser.write(rest)
+    parser.finalize()
+
+
+def _check_framing(seen: int, form: UploadForm) -> None:
+    framing = seen - (form.spool.size if form.spool is not None else 0)
+    if framing > MAX_FRAMING_BYTES:
+        raise PayloadTooLarge(
+            f"the multipart framing around the file (preamble, part headers and fields) is "
+            f"over {MAX_FRAMING_BYTES // 1024} KB; send category, code and file or file_url.",
+            code="body_too_large",
+        )
 
 
 def _discard(form: UploadForm) -> None:

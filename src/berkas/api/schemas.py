@@ -7,6 +7,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from berkas.core.catalogue import BusinessType, Category
+from berkas.core.wire import iso8601
+from berkas.services.files import FileView
+from berkas.services.uploads import UploadResult
 
 ID_EXAMPLE = "DCM-0001-1732700000000"
 
@@ -32,6 +35,20 @@ class UploadResponse(BaseModel):
     sha256: str
     link_expires_at: str
 
+    @classmethod
+    def of(cls, result: UploadResult) -> UploadResponse:
+        stored = result.stored
+        return cls(
+            id=stored.id,
+            link=result.link.url,
+            category=stored.category,
+            code=stored.code,
+            content_type=stored.content_type,
+            size=stored.size,
+            sha256=stored.sha256,
+            link_expires_at=iso8601(result.link.expires_at),
+        )
+
 
 class FileMetadata(BaseModel):
     id: str = Field(examples=[ID_EXAMPLE])
@@ -45,6 +62,23 @@ class FileMetadata(BaseModel):
     created_at: str
     link: str
     link_expires_at: str
+
+    @classmethod
+    def of(cls, view: FileView) -> FileMetadata:
+        stored = view.stored
+        return cls(
+            id=stored.id,
+            category=stored.category,
+            code=stored.code,
+            content_type=stored.content_type,
+            size=stored.size,
+            sha256=stored.sha256,
+            width=stored.width,
+            height=stored.height,
+            created_at=iso8601(stored.created_at),
+            link=view.link.url,
+            link_expires_at=iso8601(view.link.expires_at),
+        )
 
 
 class ErrorDetail(BaseModel):
@@ -176,3 +210,47 @@ REQUIREMENT_QUERY: list[dict[str, Any]] = [
         "example": "ID",
     },
 ]
+
+# DOKU's published answer for PERSONAL / PERSEORANGAN / RETAIL / ID (DESIGN 2.3); a test
+# checks that the packaged catalogue still gives exactly this.
+_IMAGE = ["PNG", "JPG", "JPEG"]
+REQUIREMENTS_EXAMPLE: dict[str, Any] = {
+    "business": {
+        "brand": {
+            "photo_proof": {
+                "code": "PHOTO_PROOF",
+                "name": "Brand Photo Proof",
+                "extensions": _IMAGE,
+                "max_size": 15,
+            }
+        },
+        "contact": {
+            "documents": [
+                {
+                    "code": "KTP",
+                    "name": "Kartu Tanda Penduduk",
+                    "extensions": ["PDF", "JPG", "JPEG", "PNG"],
+                    "max_size": 15,
+                    "form": [
+                        {
+                            "code": "NO_KTP",
+                            "name": "No. KTP (NIK)",
+                            "min_size": 16,
+                            "max_size": 16,
+                            "alpha": False,
+                            "numeric": True,
+                            "alpha_numeric": False,
+                            "caption": "Masukkan 16 digit nomor KTP Anda (NIK)",
+                        }
+                    ],
+                }
+            ],
+            "owner_liveness": {
+                "code": "OWNER_LIVENESS",
+                "name": "Owner Liveness",
+                "extensions": _IMAGE,
+                "max_size": 15,
+            },
+        },
+    }
+}

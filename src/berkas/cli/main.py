@@ -16,17 +16,18 @@ from berkas import __version__
 from berkas.cli.partner import partner
 from berkas.config import Settings, load_settings
 from berkas.core.errors import BerkasError
+from berkas.services.bundle import Services
 
 
 @contextmanager
-def _container(**overrides: Any) -> Iterator[Any]:
-    from berkas.wiring import build
+def _container(**overrides: Any) -> Iterator[Services]:
+    from berkas.wiring import prepare
 
-    container = build(_settings(**overrides))
+    services = prepare(_settings(**overrides), serving=False)
     try:
-        yield container
+        yield services
     finally:
-        container.close()
+        services.close()
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -79,17 +80,17 @@ def serve(host: str | None, port: int | None) -> None:
     import uvicorn
 
     from berkas.api.app import create_app
-    from berkas.wiring import build, ensure_demo_client
+    from berkas.wiring import ensure_demo_client, prepare
 
     settings = _settings(host=host, port=port)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
     )
     try:
-        container = build(settings, serving=True)
+        container = prepare(settings, serving=True)
     except (BerkasError, ValueError, OSError) as exc:
         raise click.ClickException(f"cannot start: {_describe(exc)}") from None
-    demo = ensure_demo_client(container)
+    demo = ensure_demo_client(container, settings)
     if demo is not None:
         _print_demo(settings, demo.client_id, demo.secret_key)
     click.echo(f"berkas {__version__} serving on {settings.base_url} (data: {settings.data_dir})")

@@ -23,6 +23,7 @@ from berkas.core.catalogue_types import (
     Requirement,
 )
 from berkas.core.errors import InvalidRequest
+from berkas.core.wire import quoted
 
 __all__ = [
     "DEFAULT_MAX_SIZE_MB",
@@ -39,35 +40,53 @@ __all__ = [
 ]
 
 
-def _shown(value: str) -> str:
-    """Quote caller text for a message, cut short so a message never echoes a page."""
-    return repr(value if len(value) <= 40 else value[:40] + "...")
-
-
 def _invalid(
     parameter: str, value: str, allowed: Iterable[str], context: str = ""
 ) -> InvalidRequest:
     return InvalidRequest(
-        f"{parameter} {_shown(value)} is not supported{context}; "
+        f"{parameter} {quoted(value)} is not supported{context}; "
         f"expected one of: {', '.join(allowed)}.",
         code="invalid_parameter",
     )
 
 
-def parse_category(value: str, *, field: str = "category") -> Category:
-    """Return the Category named ``value`` or raise ``InvalidRequest`` naming ``field``."""
-    try:
-        return Category(value)
-    except ValueError:
-        raise _invalid(field, value, [c.value for c in Category]) from None
+def _names(enum_type: type[Category] | type[DocumentCode]) -> str:
+    return ", ".join(member.value for member in enum_type)
 
 
-def parse_document_code(value: str, *, field: str = "code") -> DocumentCode:
-    """Return the DocumentCode ``value`` or raise ``InvalidRequest`` naming ``field``."""
+def parse_category(value: str | None) -> Category:
+    """The upload's ``category`` field (DESIGN 2.4), or ``InvalidRequest`` listing the
+    accepted ones (``category_missing``, ``category_invalid``)."""
+    if value is None or not value.strip():
+        raise InvalidRequest(
+            f"category is required; one of {_names(Category)}.", code="category_missing"
+        )
     try:
-        return DocumentCode(value)
+        return Category(value.strip())
     except ValueError:
-        raise _invalid(field, value, [c.value for c in DocumentCode]) from None
+        raise InvalidRequest(
+            f"category {quoted(value)} is not accepted; one of {_names(Category)}.",
+            code="category_invalid",
+        ) from None
+
+
+def parse_document_code(category: Category, value: str | None) -> DocumentCode | None:
+    """The upload's ``code`` field: required for DOCUMENT, ignored otherwise as DOKU does
+    (DESIGN 2.4); ``InvalidRequest`` (``code_missing``, ``code_invalid``)."""
+    if category is not Category.DOCUMENT:
+        return None
+    if value is None or not value.strip():
+        raise InvalidRequest(
+            f"code is required when category is DOCUMENT; one of {_names(DocumentCode)}.",
+            code="code_missing",
+        )
+    try:
+        return DocumentCode(value.strip())
+    except ValueError:
+        raise InvalidRequest(
+            f"code {quoted(value)} is not a document code; one of {_names(DocumentCode)}.",
+            code="code_invalid",
+        ) from None
 
 
 class Catalogue:
@@ -160,7 +179,7 @@ class Catalogue:
             )
         if NATIONALITY.fullmatch(nationality) is None:
             raise InvalidRequest(
-                f"businessContactNationality {_shown(nationality)} is not an ISO 3166-1 "
+                f"businessContactNationality {quoted(nationality)} is not an ISO 3166-1 "
                 "alpha-2 country code; expected two upper-case letters such as ID.",
                 code="invalid_parameter",
             )

@@ -44,3 +44,15 @@ class SigningKeys(Protocol):
         the ring changed.
         """
         ...
+
+
+class ManagedKeys(SigningKeys, Protocol):
+    """A key ring an operator manages: rotation, and removal of keys no token needs."""
+
+    def rotate(self) -> str:
+        """Make a new current key, retiring the previous one; returns the new ``kid``."""
+        ...
+
+    def prune(self) -> list[str]:
+        """Remove retired keys whose every token has expired; returns their kids."""
+        ...

@@ -12,28 +12,16 @@ import re
 from urllib.parse import quote
 
 from berkas.core.errors import PermissionDenied
+from berkas.core.object_keys import key_problem
 
 # 256 bits, the HMAC-SHA256 output size; RFC 2104 section 3 advises keys of at least
 # the output length, and a link key is the only thing between a URL and a KYC document.
 MIN_SECRET_BYTES = 32
-_KEY_SEGMENT = r"[A-Za-z0-9._-]+"
-_KEY = re.compile(rf"{_KEY_SEGMENT}(?:/{_KEY_SEGMENT})*")
-_MAX_KEY_CHARS = 1024
 # Canonical decimal seconds: no sign, no leading zeros, ASCII digits only (int() would
 # also take "+5", " 5" and other scripts' digits, all spelling the same signed value).
 _EXPIRES = re.compile(r"0|[1-9][0-9]{0,11}")
 # URL-safe base64 of 32 bytes without padding is exactly 43 characters.
 _SIGNATURE = re.compile(r"[A-Za-z0-9_-]{43}")
-
-
-def _key_problem(key: str) -> str | None:
-    if len(key) > _MAX_KEY_CHARS:
-        return f"longer than {_MAX_KEY_CHARS} characters"
-    if _KEY.fullmatch(key) is None:
-        return "empty segments or characters outside A-Z a-z 0-9 . _ - /"
-    if any(segment in {".", ".."} for segment in key.split("/")):
-        return "a '.' or '..' segment"
-    return None
 
 
 class LinkSigner:
@@ -53,7 +41,7 @@ class LinkSigner:
         ``key`` must be a well-formed object key and ``expires_at`` non-negative epoch
         seconds; anything else is a programming error (``ValueError``).
         """
-        problem = _key_problem(key)
+        problem = key_problem(key)
         if problem is not None:
             raise ValueError(f"object key {key[:80]!r} has {problem}")
         if isinstance(expires_at, bool) or not isinstance(expires_at, int) or expires_at < 0:
@@ -67,7 +55,7 @@ class LinkSigner:
         expiry has been reached (``now >= expires``) raises ``link_expired``. The
         signature is checked before the expiry, so only genuine links are called expired.
         """
-        if _key_problem(key) is not None:
+        if key_problem(key) is not None:
             raise PermissionDenied("This link's file path is not valid.", code="link_invalid")
         if _EXPIRES.fullmatch(expires) is None:
             raise PermissionDenied(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+
+from berkas.core.errors import Conflict, InvalidRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +48,40 @@ class ReplayRecord:
     status: int | None
     body: bytes | None
     created_at: datetime
+
+
+# The checks and errors every repository shares (the SQL ones and their in-memory twins).
+
+
+def require_utc(value: datetime, field: str) -> datetime:
+    """Return ``value`` in UTC; raise ``ValueError`` when it is naive (a caller bug)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{field} must be a timezone-aware datetime, got naive {value!r}")
+    return value.astimezone(UTC)
+
+
+def client_exists(client_id: str) -> Conflict:
+    """The error for registering a Client-Id twice."""
+    return Conflict(
+        f"client_id {client_id!r} is already registered; "
+        "choose another Client-Id or enable the existing one.",
+        code="client_exists",
+    )
+
+
+def unknown_client(client_id: str) -> InvalidRequest:
+    """The error for a file row naming a client that is not registered."""
+    return InvalidRequest(
+        f"client_id {client_id!r} is not a registered client; register it first "
+        "(berkas clients create).",
+        code="unknown_client",
+    )
+
+
+def duplicate_file(stored: StoredFile) -> Conflict:
+    """The error for a file row whose id or blob key is already taken."""
+    return Conflict(
+        f"file id {stored.id!r} or key {stored.key!r} is already taken; "
+        "each stored file needs a new id and key.",
+        code="duplicate_id",
+    )

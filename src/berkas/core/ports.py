@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -117,12 +117,30 @@ class Database(Protocol):
     def close(self) -> None: ...
 
 
-ChunkSink = Callable[[bytes], None]
+class HealthCheck(Protocol):
+    """Something /readyz asks: the database, the blob store."""
+
+    def check(self) -> None:
+        """Raise ``Unavailable`` (its code names the cause) when not reachable."""
+        ...
+
+
+class FetchSink(Protocol):
+    """Where a fetched body goes; it alone counts the bytes against the upload's cap."""
+
+    def expect(self, length: int) -> None:
+        """Raise ``PayloadTooLarge`` now if a body of ``length`` bytes would be over the cap."""
+        ...
+
+    async def write(self, chunk: bytes) -> None:
+        """Take the next chunk; raises ``PayloadTooLarge`` once the cap would be crossed."""
+        ...
 
 
 class Fetcher(Protocol):
     """Fetches a partner-named URL under the egress policy (DESIGN 4), streaming to ``sink``."""
 
-    async def fetch(self, url: str, sink: ChunkSink, max_bytes: int) -> FetchResult:
-        """Stream the body into ``sink``; raise ``FetchRefused`` with a specific code."""
+    async def fetch(self, url: str, sink: FetchSink) -> FetchResult:
+        """Stream the body into ``sink``; raise ``FetchRefused`` with a specific code and
+        let what ``sink`` raises (``PayloadTooLarge``) through unchanged."""
         ...

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Protocol
 
+from berkas.core.keys import ManagedKeys
 from berkas.core.ports import Clock, ReplayRepository
 
 log = logging.getLogger(__name__)
-
-
-class PrunableKeys(Protocol):
-    def prune(self) -> list[str]:
-        """Remove keys whose every token has expired; returns their kids."""
-        ...
 
 
 class Housekeeping:
@@ -23,7 +17,7 @@ class Housekeeping:
     def __init__(
         self,
         replays: ReplayRepository,
-        keys: PrunableKeys,
+        keys: ManagedKeys,
         clock: Clock,
         *,
         retention: timedelta,

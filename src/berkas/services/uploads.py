@@ -1,19 +1,34 @@
-"""The upload use case (DESIGN 2.4): validate fields, ingest bytes, store atomically, link."""
+"""The upload use case (DESIGN 2.4, 3): one entry point per source, a file or a URL.
+
+Owns everything between "the body has been read" and "here is the id and link":
+resolving the requirement once, the file-xor-url rule, upload idempotency, the fetch
+(and the one place a fetch refusal becomes a 422), the spool's lifecycle, inspection,
+the atomic store and the answer, fresh link included, for a retry.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from anyio import to_thread
+
 from berkas.core import content
-from berkas.core.catalogue import Catalogue, Category, DocumentCode
+from berkas.core.catalogue import (
+    Catalogue,
+    Category,
+    DocumentCode,
+    parse_category,
+    parse_document_code,
+)
 from berkas.core.errors import (
     BerkasError,
     Conflict,
     FetchRefused,
     InvalidRequest,
+    NotFound,
     PayloadTooLarge,
     Unavailable,
     UnsupportedContent,
@@ -21,8 +36,9 @@ from berkas.core.errors import (
 from berkas.core.ids import IdMinter
 from berkas.core.models import Client, StoredFile
 from berkas.core.ports import BlobStore, Clock, Fetcher, FileRepository
-from berkas.services.ingest import Spool
+from berkas.services.idempotency import IdempotentUploads
 from berkas.services.links import IssuedLink, LinkService
+from berkas.services.spool import Spool, SpoolWriter
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +54,15 @@ _KIND_OF_EXTENSION = {
 # couple of fresh mints always clear it.
 _MINT_ATTEMPTS = 3
 
+# Names the cap while category and code are not known yet (the file came first).
+_ANY_UPLOAD = "an upload of any category"
+
+UploadFields = Mapping[str, str]
+
 
 @dataclass(frozen=True, slots=True)
 class UploadTarget:
-    """The validated ``category``/``code`` pair and the cap that follows from it."""
+    """The validated ``category``/``code`` pair and what follows from its requirement."""
 
     category: Category
     code: DocumentCode | None
@@ -52,8 +73,11 @@ class UploadTarget:
 
 @dataclass(frozen=True, slots=True)
 class UploadResult:
+    """A stored file and a fresh link; ``replayed`` when a retry got the first upload."""
+
     stored: StoredFile
     link: IssuedLink
+    replayed: bool = False
 
 
 class UploadService:
@@ -68,6 +92,7 @@ class UploadService:
         minter: IdMinter,
         clock: Clock,
         links: LinkService,
+        idempotency: IdempotentUploads,
         spool_dir: Path,
         image_limits: content.ImageLimits,
         key_prefix: str,
@@ -81,103 +106,147 @@ class UploadService:
         self._minter = minter
         self._clock = clock
         self._links = links
+        self._idempotency = idempotency
         self._spool_dir = spool_dir
         self._limits = image_limits
         self._key_prefix = key_prefix
         self._env = env
         self._node_id = node_id
         self._fetcher = fetcher
+        # The cap before the category is known: the largest of any requirement.
+        self.max_upload_bytes = catalogue.max_upload_bytes()
 
-    @property
-    def fetch_enabled(self) -> bool:
-        return self._fetcher is not None
-
-    def max_upload_bytes(self) -> int:
-        """The cap before the category is known: the largest of any requirement."""
-        return self._catalogue.max_upload_bytes()
-
-    def target(self, category: str | None, code: str | None) -> UploadTarget:
-        """Validate the multipart ``category`` and ``code`` fields (DESIGN 2.4)."""
-        if category is None or category.strip() == "":
-            raise InvalidRequest(
-                f"category is required; one of {_names(Category)}.", code="category_missing"
-            )
-        try:
-            cat = Category(category.strip())
-        except ValueError:
-            raise InvalidRequest(
-                f"category {category!r} is not accepted; one of {_names(Category)}.",
-                code="category_invalid",
-            ) from None
-        doc: DocumentCode | None = None
-        if cat is Category.DOCUMENT:
-            if code is None or code.strip() == "":
-                raise InvalidRequest(
-                    f"code is required when category is DOCUMENT; one of {_names(DocumentCode)}.",
-                    code="code_missing",
-                )
-            try:
-                doc = DocumentCode(code.strip())
-            except ValueError:
-                raise InvalidRequest(
-                    f"code {code!r} is not a document code; one of {_names(DocumentCode)}.",
-                    code="code_invalid",
-                ) from None
-        # DOKU ignores ``code`` for the other categories (DESIGN 2.4); so do we.
-        requirement = self._catalogue.requirement(cat, doc)
+    def target(self, fields: UploadFields) -> UploadTarget:
+        """The requirement the ``category`` and ``code`` fields name (DESIGN 2.4)."""
+        category = parse_category(fields.get("category"))
+        code = parse_document_code(category, fields.get("code"))
+        requirement = self._catalogue.requirement(category, code)
         return UploadTarget(
-            category=cat,
-            code=doc,
-            max_bytes=self._catalogue.max_size_bytes(cat, doc),
-            label=self._catalogue.label(cat, doc),
+            category=category,
+            code=code,
+            max_bytes=self._catalogue.max_size_bytes(category, code),
+            label=self._catalogue.label(category, code),
             # What GET /file promises is what POST /file accepts: the requirement's
             # extensions (an operator's catalogue may narrow them, e.g. KTP as PDF only).
             kinds=frozenset(_KIND_OF_EXTENSION[ext] for ext in requirement.extensions),
         )
 
-    def open_spool(self, max_bytes: int | None = None, label: str = "upload") -> Spool:
-        """A temporary file that counts, hashes and caps the bytes written to it."""
-        return Spool.create(self._spool_dir, max_bytes or self.max_upload_bytes(), label)
+    def open_spool(self, fields: UploadFields) -> Spool:
+        """A spool for the ``file`` part, capped by the requirement when the fields before
+        it name one (the usual order), else by the largest cap, tightened once known."""
+        try:
+            target = self.target(fields)
+        except InvalidRequest:
+            return Spool.create(self._spool_dir, self.max_upload_bytes, _ANY_UPLOAD)
+        return self._spool(target)
 
-    async def fetch(self, target: UploadTarget, url: str, spool: Spool) -> None:
-        """Fetch ``file_url`` into ``spool`` under the egress policy."""
+    async def upload_file(
+        self,
+        client: Client,
+        fields: UploadFields,
+        spool: Spool,
+        filename: str | None,
+        key: str | None,
+    ) -> UploadResult:
+        """Store the ``file`` part the caller sent (spooled, complete); the spool is
+        always discarded by the time this returns. ``key`` is the raw Idempotency-Key."""
+        try:
+            target = self.target(fields)
+            if _file_url(fields) is not None:
+                raise _file_xor_url("both were sent.")
+            spool.tighten(target.max_bytes, target.label)
+            return await self._once(
+                client,
+                key,
+                target,
+                spool.sha256,
+                lambda: to_thread.run_sync(self._store, client, target, spool, filename),
+            )
+        finally:
+            spool.discard()
+
+    async def upload_url(
+        self, client: Client, fields: UploadFields, key: str | None
+    ) -> UploadResult:
+        """Fetch ``file_url`` under the egress policy (DESIGN 4) and store what came back."""
+        target = self.target(fields)
+        url = _file_url(fields)
+        if url is None:
+            raise _file_xor_url("neither was sent.")
         if self._fetcher is None:
             raise InvalidRequest(
                 "file_url uploads are not enabled on this server; send the document as file.",
                 code="url_upload_disabled",
             )
-        try:
-            await self._fetcher.fetch(url, spool.write, target.max_bytes)
-        except PayloadTooLarge as exc:
-            # A fetch refusal is a 422 whatever its cause (issue 3), same code.
-            raise FetchRefused(exc.message, code=exc.code) from exc
+        fetcher = self._fetcher
 
-    def store(
+        async def fetch_and_store() -> UploadResult:
+            spool = self._spool(target)
+            try:
+                try:
+                    writer = SpoolWriter(spool)
+                    await fetcher.fetch(url, writer)
+                    await writer.flush()
+                    return await to_thread.run_sync(self._store, client, target, spool, None)
+                except (PayloadTooLarge, UnsupportedContent, InvalidRequest) as exc:
+                    # The one place a fetched body's refusal becomes a fetch refusal: 422
+                    # whatever its cause (issue 3), keeping its code and message.
+                    raise FetchRefused(exc.message, code=exc.code) from exc
+            finally:
+                spool.discard()
+
+        return await self._once(client, key, target, f"url:{url}", fetch_and_store)
+
+    async def _once(
         self,
         client: Client,
+        raw_key: str | None,
         target: UploadTarget,
-        spool: Spool,
-        *,
-        filename: str | None,
-        fetched: bool = False,
+        content_id: str,
+        work: Callable[[], Awaitable[UploadResult]],
+    ) -> UploadResult:
+        """Run ``work`` at most once per idempotency key (DESIGN 3)."""
+        key = IdempotentUploads.parse_key(raw_key)
+        if key is None:
+            return await work()
+        fingerprint = IdempotentUploads.fingerprint(
+            target.category.value, target.code.value if target.code else None, content_id
+        )
+        first = await to_thread.run_sync(self._idempotency.begin, client, key, fingerprint)
+        if first is not None:
+            return await to_thread.run_sync(self._replay, client, first)
+        try:
+            result = await work()
+        except BaseException:
+            await to_thread.run_sync(self._idempotency.release, client, key)
+            raise
+        await to_thread.run_sync(self._idempotency.finish, client, key, result.stored.id)
+        return result
+
+    def _replay(self, client: Client, file_id: str) -> UploadResult:
+        # The first upload's file with a fresh link (the first link may have expired).
+        stored = self._files.get(file_id)
+        if stored is None or stored.client_id != client.client_id:
+            raise NotFound("The file this Idempotency-Key stored is gone.", code="file_not_found")
+        return UploadResult(stored=stored, link=self._links.issue(stored.key), replayed=True)
+
+    def _spool(self, target: UploadTarget) -> Spool:
+        return Spool.create(self._spool_dir, target.max_bytes, target.label)
+
+    def _store(
+        self, client: Client, target: UploadTarget, spool: Spool, filename: str | None
     ) -> UploadResult:
         """Inspect the spooled bytes, then store blob and row (blob durable first)."""
-        try:
-            spool.tighten(target.max_bytes, target.label)
-            spool.finish()
-            info = content.inspect(
-                spool.path,
-                head=spool.head,
-                size=spool.size,
-                allowed=target.kinds,
-                filename=filename,
-                label=target.label,
-                limits=self._limits,
-            )
-        except (UnsupportedContent, PayloadTooLarge, InvalidRequest) as exc:
-            if fetched:
-                raise FetchRefused(exc.message, code=exc.code) from exc
-            raise
+        spool.finish()
+        info = content.inspect(
+            spool.path,
+            head=spool.head,
+            size=spool.size,
+            allowed=target.kinds,
+            filename=filename,
+            label=target.label,
+            limits=self._limits,
+        )
         try:
             return self._commit(client, target, spool, info)
         except Conflict as exc:
@@ -252,8 +321,15 @@ class UploadService:
         )
 
 
-def _names(enum_type: type[Category] | type[DocumentCode]) -> str:
-    return ", ".join(member.value for member in enum_type)
+def _file_url(fields: UploadFields) -> str | None:
+    return (fields.get("file_url") or "").strip() or None
+
+
+def _file_xor_url(what: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"send exactly one of file (the document) and file_url (a URL to fetch); {what}",
+        code="file_or_url_required",
+    )
 
 
 def _quietly(action: Callable[[str], None], key: str) -> bool:

@@ -9,9 +9,15 @@ import dataclasses
 import threading
 from datetime import datetime
 
-from berkas.adapters.db.repositories import duplicate_file, require_utc, unknown_client
-from berkas.core.errors import Conflict
-from berkas.core.models import Client, ReplayRecord, StoredFile
+from berkas.core.models import (
+    Client,
+    ReplayRecord,
+    StoredFile,
+    client_exists,
+    duplicate_file,
+    require_utc,
+    unknown_client,
+)
 from berkas.core.ports import ClientRepository, FileRepository, ReplayRepository
 
 
@@ -40,11 +46,7 @@ class MemoryClientRepository:
         )
         with self._tables.lock:
             if client.client_id in self._tables.clients:
-                raise Conflict(
-                    f"client_id {client.client_id!r} is already registered; "
-                    "choose another Client-Id or enable the existing one.",
-                    code="client_exists",
-                )
+                raise client_exists(client.client_id)
             self._tables.clients[client.client_id] = client
 
     def get(self, client_id: str) -> Client | None:

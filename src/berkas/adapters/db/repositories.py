@@ -8,15 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, delete, exc, insert, or_, select, update
 
 from berkas.adapters.db.engine import WRITE_OPTION
 from berkas.adapters.db.tables import clients, files, pending_blobs, replays
-from berkas.core.errors import Conflict, InvalidRequest, Unavailable
-from berkas.core.models import Client, ReplayRecord, StoredFile
+from berkas.core.errors import Unavailable
+from berkas.core.models import (
+    Client,
+    ReplayRecord,
+    StoredFile,
+    client_exists,
+    duplicate_file,
+    require_utc,
+    unknown_client,
+)
 
 # begin() re-reads after losing the insert race; if the winner released the reservation
 # in between, the insert is tried again (bounded: each round means real progress elsewhere).
@@ -37,13 +45,6 @@ def translate_errors() -> Iterator[None]:
             "The metadata database is unreachable; try again later.",
             code="database_unavailable",
         ) from error
-
-
-def require_utc(value: datetime, field: str) -> datetime:
-    """Return ``value`` in UTC; raise ``ValueError`` when it is naive (a caller bug)."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{field} must be a timezone-aware datetime, got naive {value!r}")
-    return value.astimezone(UTC)
 
 
 class _SqlRepository:
@@ -78,11 +79,7 @@ class SqlClientRepository(_SqlRepository):
             with self._write() as connection:
                 connection.execute(insert(clients).values(values))
         except exc.IntegrityError as error:
-            raise Conflict(
-                f"client_id {client.client_id!r} is already registered; "
-                "choose another Client-Id or enable the existing one.",
-                code="client_exists",
-            ) from error
+            raise client_exists(client.client_id) from error
 
     def get(self, client_id: str) -> Client | None:
         """The client with ``client_id``, or None."""
@@ -267,24 +264,6 @@ class SqlReplayRepository(_SqlRepository):
                 )
             ).one_or_none()
         return None if row is None else _replay(row)
-
-
-def unknown_client(client_id: str) -> InvalidRequest:
-    """The error for a file row naming a client that is not registered."""
-    return InvalidRequest(
-        f"client_id {client_id!r} is not a registered client; register it first "
-        "(berkas clients add).",
-        code="unknown_client",
-    )
-
-
-def duplicate_file(stored: StoredFile) -> Conflict:
-    """The error for a file row whose id or blob key is already taken."""
-    return Conflict(
-        f"file id {stored.id!r} or key {stored.key!r} is already taken; "
-        "each stored file needs a new id and key.",
-        code="duplicate_id",
-    )
 
 
 def _client(row: Row[Any]) -> Client:

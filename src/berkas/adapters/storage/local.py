@@ -1,48 +1,22 @@
-"""``LocalBlobStore``: blobs as files under one directory, written atomically and durably.
-
-Also owns the key rules and errors every blob store shares (``validate_key``).
-"""
+"""``LocalBlobStore``: blobs as files under one directory, written atomically and durably."""
 
 from __future__ import annotations
 
 import errno
 import os
-import re
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 from berkas.adapters.durable import fsync_dir, fsync_file
-from berkas.core.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from berkas.core.errors import InvalidRequest, Unavailable
+from berkas.core.object_keys import duplicate_key, file_not_found, validate_key
 
-MAX_KEY_LENGTH = 1024  # S3's limit, and the width of files.key
 TEMP_DIR = ".tmp"
-_KEY_CHARS = re.compile(r"[A-Za-z0-9._/-]+")
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
 _COPY_CHUNK = 1024 * 1024
-
-
-def validate_key(key: str) -> str:
-    """Return ``key`` if it is a safe relative object key, else raise ``InvalidRequest``.
-
-    Accepted: 1..1024 characters of ``A-Z a-z 0-9 . _ / -``, ``/``-separated segments that
-    are non-empty and do not start with a dot. That rules out absolute paths, ``..``
-    traversal (CWE-22), ``.`` and empty segments, and the store's own ``.tmp`` area.
-    """
-    problem = None
-    if not key or len(key) > MAX_KEY_LENGTH:
-        problem = f"must be 1 to {MAX_KEY_LENGTH} characters long"
-    elif not _KEY_CHARS.fullmatch(key):
-        problem = "may only contain letters, digits, '.', '_', '-' and '/'"
-    elif any(segment == "" for segment in key.split("/")):
-        problem = "must not start or end with '/' nor contain '//'"
-    elif any(segment.startswith(".") for segment in key.split("/")):
-        problem = "must not have a segment starting with '.' (such as '.' or '..')"
-    if problem is not None:
-        raise InvalidRequest(f"storage key {key[:80]!r} {problem}.", code="invalid_key")
-    return key
 
 
 class LocalBlobStore:
@@ -53,8 +27,9 @@ class LocalBlobStore:
     key. Leftovers in ``.tmp`` are removed by ``cleanup_temp`` at start-up.
     """
 
-    def __init__(self, root: Path) -> None:
-        """Open (creating if needed, mode 0700) the store at absolute directory ``root``."""
+    def __init__(self, root: Path, *, create: bool = True) -> None:
+        """Open the store at absolute directory ``root``, creating it (mode 0700) when
+        ``create``; otherwise a missing root makes every call ``Unavailable``."""
         if not root.is_absolute():
             # A relative root would follow the working directory of whoever starts us.
             raise ValueError(
@@ -65,9 +40,9 @@ class LocalBlobStore:
         self._temp = root / TEMP_DIR
         try:
             for directory in (root, self._temp):
-                if not directory.is_dir():
+                if create and not directory.is_dir():
                     directory.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
-            self._real_root = root.resolve(strict=True)
+            self._real_root = root.resolve()
         except OSError as exc:
             raise _unavailable(root) from exc
 
@@ -204,19 +179,6 @@ class LocalBlobStore:
             raise file_not_found(key) from exc
         except OSError as exc:
             raise _unavailable(self.root) from exc
-
-
-def duplicate_key(key: str) -> Conflict:
-    """The error for a write to a key that already holds a file."""
-    return Conflict(
-        f"storage key {key!r} already holds a file; keys are unique per file.",
-        code="duplicate_key",
-    )
-
-
-def file_not_found(key: str) -> NotFound:
-    """The error for a read of a key that holds nothing."""
-    return NotFound(f"No stored file under key {key!r}.", code="file_not_found")
 
 
 def _unavailable(root: Path) -> Unavailable:

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from berkas.adapters.storage.local import duplicate_key, file_not_found, validate_key
+from berkas.core.object_keys import duplicate_key, file_not_found, validate_key
 
 _READ_CHUNK = 1024 * 1024
 

@@ -10,8 +10,9 @@ from berkas.core import signing
 from berkas.core.errors import AuthenticationFailed, Conflict, InvalidRequest, Replayed
 from berkas.core.models import Client, ReplayRecord
 from berkas.core.ports import ClientRepository, Clock, ReplayRepository
+from berkas.services.idempotency import MAX_KEY, reserve
 
-MAX_REQUEST_ID = 128
+MAX_REQUEST_ID = MAX_KEY
 # Stands in for the secret of a Client-Id that does not exist; the result is discarded.
 _NO_SUCH_CLIENT = "SK-berkas-no-such-client"
 
@@ -118,7 +119,7 @@ class RequestVerifier:
             body=None,
             created_at=self._clock.now(),
         )
-        existing = _reserve(self._replays, record, self._stale_after)
+        existing = reserve(self._replays, record, self._stale_after)
         if existing is None:
             return
         if existing.fingerprint != record.fingerprint:
@@ -149,103 +150,3 @@ def _required(value: str | None, header: str) -> str:
             f"The {header} header is required on signed requests.", code="header_missing"
         )
     return value.strip()
-
-
-MAX_IDEMPOTENCY_KEY = MAX_REQUEST_ID
-_UPLOAD_NAMESPACE = "upload:"
-
-
-class IdempotentUploads:
-    """DESIGN 3: an optional ``Idempotency-Key`` (or ``Request-Id``) on POST /file makes a
-    retry safe: same key and same content → the first upload's answer, not a second file.
-
-    Records share the replay table under an ``upload:`` namespace, so they survive
-    restarts and are seen by every node. Only successes are remembered: a refused upload
-    stores nothing, and retrying it simply runs again.
-    """
-
-    def __init__(
-        self,
-        replays: ReplayRepository,
-        clock: Clock,
-        *,
-        stale_after: timedelta = timedelta(minutes=2),
-    ) -> None:
-        self._replays = replays
-        self._clock = clock
-        self._stale_after = stale_after
-
-    @staticmethod
-    def check_key(key: str) -> str:
-        """Validate the header value, or raise ``InvalidRequest`` naming the header."""
-        key = key.strip()
-        if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
-            raise InvalidRequest(
-                f"Idempotency-Key (or Request-Id) must be 1 to {MAX_IDEMPOTENCY_KEY} "
-                "printable characters.",
-                code="invalid_idempotency_key",
-            )
-        return key
-
-    @staticmethod
-    def fingerprint(category: str, code: str | None, content: str) -> str:
-        """``content`` is the sha256 of the file, or ``url:<file_url>``."""
-        text = f"{category}\n{code or ''}\n{content}"
-        return hashlib.sha256(text.encode()).hexdigest()
-
-    def begin(self, client: Client, key: str, fingerprint: str) -> bytes | None:
-        """None when this key is new (now reserved); the first answer when it is a retry."""
-        record = ReplayRecord(
-            client_id=client.client_id,
-            request_id=_upload_record_id(key),
-            fingerprint=fingerprint,
-            status=None,
-            body=None,
-            created_at=self._clock.now(),
-        )
-        existing = _reserve(self._replays, record, self._stale_after)
-        if existing is None:
-            return None
-        if existing.fingerprint != fingerprint:
-            raise Conflict(
-                f"Idempotency-Key {key!r} was already used for a different upload; use a "
-                "new key for each new document.",
-                code="idempotency_key_reused",
-            )
-        if existing.body is None:
-            raise Conflict(
-                f"An upload with Idempotency-Key {key!r} is still being processed; retry shortly.",
-                code="request_in_progress",
-            )
-        return existing.body
-
-    def finish(self, client: Client, key: str, body: bytes) -> None:
-        self._replays.finish(client.client_id, _upload_record_id(key), 200, body)
-
-    def release(self, client: Client, key: str) -> None:
-        self._replays.release(client.client_id, _upload_record_id(key))
-
-
-def _upload_record_id(key: str) -> str:
-    # Hashed so any key a signed call accepts (up to 128 characters) fits beside the
-    # namespace, which keeps upload keys apart from the Request-Ids of signed calls.
-    return _UPLOAD_NAMESPACE + hashlib.sha256(key.encode()).hexdigest()
-
-
-def _reserve(
-    replays: ReplayRepository, record: ReplayRecord, stale_after: timedelta
-) -> ReplayRecord | None:
-    """Reserve ``record``; a same-request reservation left unanswered for longer than
-    ``stale_after`` belonged to a request that died with its node, and is taken over so
-    the retry runs instead of hearing "in progress" until the record expires."""
-    existing = replays.begin(record)
-    if (
-        existing is not None
-        and existing.body is None
-        and existing.fingerprint == record.fingerprint
-        and replays.release_stale(
-            record.client_id, record.request_id, record.created_at - stale_after
-        )
-    ):
-        existing = replays.begin(record)
-    return existing

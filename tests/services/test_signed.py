@@ -11,7 +11,7 @@ from berkas.adapters.db.memory import MemoryDatabase
 from berkas.core import signing
 from berkas.core.errors import AuthenticationFailed, Conflict, InvalidRequest, Replayed
 from berkas.core.models import Client
-from berkas.services.requests import RequestVerifier, SignedRequest
+from berkas.services.signed import RequestVerifier, SignedRequest
 from tests.support.fakes import FakeClock
 
 TOKEN_PATH = "/adv-core-api/partner/v1.0/token"

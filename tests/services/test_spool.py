@@ -12,7 +12,7 @@ import pytest
 
 from berkas.core.content import SNIFF_BYTES, Kind, sniff
 from berkas.core.errors import PayloadTooLarge
-from berkas.services.ingest import Spool, cleanup_stale
+from berkas.services.spool import Spool, cleanup_stale
 
 MB = 1024 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

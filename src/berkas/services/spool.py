@@ -1,7 +1,8 @@
-"""The streamed spool: an upload's bytes counted, capped, hashed and written to disk.
+"""The spool: an upload's bytes counted, capped, hashed and written to a private file.
 
-Both multipart uploads and ``file_url`` fetches write through a ``Spool``; nothing holds a
-whole upload in memory (warehouse's upload loop, as a small object).
+Both multipart uploads and ``file_url`` fetches write through a ``Spool``, the one counter
+of the size cap; nothing holds a whole upload in memory (warehouse's upload loop, as a
+small object). ``SpoolWriter`` feeds it from the event loop in batches on a worker thread.
 """
 
 from __future__ import annotations
@@ -13,12 +14,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Self
 
+from anyio import to_thread
+
 from berkas.core.content import SNIFF_BYTES
 from berkas.core.errors import PayloadTooLarge
 
 _PREFIX = "upload-"
 _SUFFIX = ".part"
 _MIB = 1024 * 1024
+# Disk writes and hashing leave the event loop in batches of about this size: one worker
+# thread hop per MiB rather than per network chunk (as Starlette spools form files).
+BATCH_BYTES = _MIB
 
 
 class Spool:
@@ -72,6 +78,16 @@ class Spool:
     def head(self) -> bytes:
         """The first ``SNIFF_BYTES`` bytes (fewer if the file is shorter)."""
         return self._head
+
+    @property
+    def max_bytes(self) -> int:
+        """The cap: no more bytes than this are ever written."""
+        return self._max_bytes
+
+    def expect(self, length: int) -> None:
+        """Refuse at once a body announced (``Content-Length``) as longer than the cap."""
+        if length > self._max_bytes:
+            self._refuse()
 
     def write(self, chunk: bytes) -> None:
         """Append ``chunk``; raise ``PayloadTooLarge`` before the cap would be crossed."""
@@ -146,6 +162,33 @@ class Spool:
             f"file is larger than {cap}; {self._label} accepts at most {cap}.",
             code="file_too_large",
         )
+
+
+class SpoolWriter:
+    """Feeds a ``Spool`` from async code: the cap is checked as each chunk arrives, the
+    write and hash run on a worker thread once a batch has gathered (``flush`` sends the
+    rest). Implements the fetcher's sink (``core.ports.FetchSink``)."""
+
+    def __init__(self, spool: Spool, batch_bytes: int = BATCH_BYTES) -> None:
+        self._spool = spool
+        self._batch = bytearray()
+        self._batch_bytes = batch_bytes
+
+    def expect(self, length: int) -> None:
+        self._spool.expect(length)
+
+    async def write(self, chunk: bytes) -> None:
+        # Checked here, on the loop, so an oversize body is refused at the chunk that
+        # crosses the cap rather than a batch later.
+        self._spool.expect(self._spool.size + len(self._batch) + len(chunk))
+        self._batch += chunk
+        if len(self._batch) >= self._batch_bytes:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self._batch:
+            batch, self._batch = bytes(self._batch), bytearray()
+            await to_thread.run_sync(self._spool.write, batch)
 
 
 def cleanup_stale(directory: Path) -> int:

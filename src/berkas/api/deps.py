@@ -1,0 +1,84 @@
+"""What every route needs from a request: the services, the bearer client, the signed
+headers, a small JSON body. The one place the app's state is read."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, cast
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from berkas.core.errors import AuthenticationFailed, InvalidRequest, PayloadTooLarge
+from berkas.core.models import Client
+from berkas.core.wire import API_PREFIX
+from berkas.services.bundle import Services
+from berkas.services.signed import SignedRequest
+
+MAX_JSON_BODY = 64 * 1024
+
+
+def services(request: Request) -> Services:
+    """The bundle ``create_app`` was given."""
+    return cast(Services, request.app.state.services)
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+
+
+async def bearer(request: Request, svc: ServicesDep) -> Client:
+    """The enabled client the ``Authorization: Bearer`` token was issued to (DESIGN 2.2)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationFailed(
+            f"Authorization: Bearer <token> is required; get a token from POST {API_PREFIX}/token.",
+            code="token_missing",
+        )
+    return await run_in_threadpool(svc.tokens.verify, token.strip())
+
+
+BearerClient = Annotated[Client, Depends(bearer)]
+
+
+def signed_request(request: Request, body: bytes | None) -> SignedRequest:
+    """DOKU's four headers and the exact bytes received (DESIGN 2.1)."""
+    headers = request.headers
+    return SignedRequest(
+        client_id=headers.get("client-id"),
+        request_id=headers.get("request-id"),
+        timestamp=headers.get("request-timestamp"),
+        signature=headers.get("signature"),
+        method=request.method,
+        path=request.url.path,
+        query=request.url.query,
+        body=body,
+    )
+
+
+async def small_body(request: Request) -> bytes:
+    """The whole body of a JSON request, refused past ``MAX_JSON_BODY``."""
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > MAX_JSON_BODY:
+            raise PayloadTooLarge(
+                f"request body is larger than {MAX_JSON_BODY // 1024} KB.", code="body_too_large"
+            )
+    return bytes(chunks)
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """``body`` parsed as a JSON object, or a 400 saying what was expected."""
+    try:
+        payload = json.loads(body)
+    # ValueError covers JSONDecodeError, bad UTF-8 and Python's cap on integer digits
+    # (CVE-2020-10735); RecursionError a body of deeply nested arrays.
+    except (ValueError, RecursionError):
+        raise InvalidRequest(
+            'body must be a JSON object like {"grant_type": "client_credentials"}.',
+            code="invalid_json",
+        ) from None
+    if not isinstance(payload, dict):
+        raise InvalidRequest("body must be a JSON object.", code="invalid_json")
+    return payload

@@ -1,0 +1,52 @@
+"""Reading stored files back (DESIGN 3): metadata with a fresh link, and the bytes behind
+a link."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from berkas.api import schemas
+from berkas.api.deps import BearerClient, ServicesDep
+from berkas.core.errors import PermissionDenied
+from berkas.core.wire import API_PREFIX
+
+router = APIRouter()
+
+
+@router.get(
+    f"{API_PREFIX}/file/{{file_id}}",
+    summary="File metadata and a fresh link",
+    tags=["partner"],
+    response_model=schemas.FileMetadata,
+    responses=schemas.ERRORS_OPENAPI,
+    openapi_extra={"security": [{"bearer": []}]},
+)
+async def describe(file_id: str, client: BearerClient, svc: ServicesDep) -> Response:
+    view = await run_in_threadpool(svc.files.describe, client, file_id)
+    return JSONResponse(schemas.FileMetadata.of(view).model_dump(mode="json"))
+
+
+@router.get("/links/{key:path}", summary="Download through a signed link", tags=["links"])
+async def download(key: str, request: Request, svc: ServicesDep) -> Response:
+    expires = request.query_params.get("expires")
+    signature = request.query_params.get("signature")
+    if expires is None or signature is None:
+        raise PermissionDenied(
+            "this link is incomplete; ask the API for a fresh one (GET /file/{id}).",
+            code="link_invalid",
+        )
+    stored, chunks = await run_in_threadpool(svc.files.open_link, key, expires, signature)
+    extension = stored.key.rsplit(".", 1)[-1]
+    return StreamingResponse(
+        chunks,
+        media_type=stored.content_type,
+        headers={
+            "Content-Length": str(stored.size),
+            # The bytes are KYC documents: never cached by shared caches, never sniffed.
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f'inline; filename="{stored.id}.{extension}"',
+        },
+    )

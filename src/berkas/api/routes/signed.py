@@ -1,0 +1,95 @@
+"""The HMAC-signed DOKU endpoints (DESIGN 2.1-2.3): Generate Token, File Requirements."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from berkas.api import schemas
+from berkas.api.deps import ServicesDep, json_object, signed_request, small_body
+from berkas.api.errors import error_response
+from berkas.core.errors import BerkasError, InvalidRequest
+from berkas.core.models import Client
+from berkas.core.wire import API_PREFIX
+from berkas.services.bundle import Services
+from berkas.services.signed import SignedRequest
+
+router = APIRouter(prefix=API_PREFIX, tags=["partner"])
+
+
+@router.post(
+    "/token",
+    summary="Generate Token (DOKU)",
+    response_model=schemas.TokenResponse,
+    responses=schemas.ERRORS_OPENAPI,
+    openapi_extra=schemas.TOKEN_BODY,
+)
+async def token(request: Request, svc: ServicesDep) -> Response:
+    body = await small_body(request)
+    signed = signed_request(request, body)
+    client = await run_in_threadpool(svc.signed.authenticate, signed)
+
+    async def issue() -> Response:
+        payload = json_object(body)
+        if payload.get("grant_type") != "client_credentials":
+            raise InvalidRequest(
+                'grant_type must be "client_credentials".', code="grant_type_invalid"
+            )
+        issued = svc.tokens.issue(client.client_id, payload.get("valid_time"))
+        return JSONResponse(schemas.TokenResponse(token=issued.token).model_dump())
+
+    return await _once(svc, client, signed, issue)
+
+
+@router.get(
+    "/file",
+    summary="File Requirements (DOKU)",
+    responses={
+        200: {
+            "description": "The documents a merchant of this kind must provide "
+            "(DOKU's shape; the example is PERSONAL / PERSEORANGAN / RETAIL / ID).",
+            "content": {"application/json": {"example": schemas.REQUIREMENTS_EXAMPLE}},
+        },
+        **schemas.ERRORS_OPENAPI,
+    },
+    openapi_extra={"parameters": schemas.SIGNED_HEADERS + schemas.REQUIREMENT_QUERY},
+)
+async def requirements(request: Request, svc: ServicesDep) -> Response:
+    signed = signed_request(request, None)
+    client = await run_in_threadpool(svc.signed.authenticate, signed)
+
+    async def lookup() -> Response:
+        query = request.query_params
+        repeated = sorted({k for k in query if len(query.getlist(k)) > 1})
+        if repeated:
+            raise InvalidRequest(
+                f"query parameter {repeated[0]} is given more than once; send it once.",
+                code="parameter_repeated",
+            )
+        return JSONResponse(svc.requirements.lookup(dict(query)))
+
+    return await _once(svc, client, signed, lookup)
+
+
+async def _once(
+    svc: Services,
+    client: Client,
+    signed: SignedRequest,
+    handler: Callable[[], Awaitable[Response]],
+) -> Response:
+    """Run a signed request at most once per Request-Id (DOKU's idempotency rule)."""
+    await run_in_threadpool(svc.signed.begin, client, signed)
+    try:
+        response = await handler()
+    except BerkasError as exc:
+        response = error_response(exc)
+    except BaseException:
+        await run_in_threadpool(svc.signed.finish, client, signed, 500, b"")
+        raise
+    await run_in_threadpool(
+        svc.signed.finish, client, signed, response.status_code, bytes(response.body)
+    )
+    return response

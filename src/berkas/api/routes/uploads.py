@@ -1,0 +1,70 @@
+"""POST /file (DESIGN 2.4): stream the multipart body into a spool, hand it to the use case.
+
+One upload crosses into the services three times: the bearer check, the spool for the
+``file`` part (opened by the parser), and ``upload_file`` or ``upload_url``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from berkas.api import schemas
+from berkas.api.deps import BearerClient, ServicesDep
+from berkas.api.multipart import read_form
+from berkas.core.errors import BerkasError, PayloadTooLarge
+from berkas.core.wire import API_PREFIX
+
+router = APIRouter(prefix=API_PREFIX, tags=["partner"])
+
+# After refusing an upload we keep reading (and dropping) this much more so the client,
+# still sending, can read our error instead of a reset connection.
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+@router.post(
+    "/file",
+    summary="Upload File (DOKU)",
+    response_model=schemas.UploadResponse,
+    responses=schemas.ERRORS_OPENAPI,
+    openapi_extra={"security": [{"bearer": []}], **schemas.UPLOAD_BODY},
+)
+async def upload(request: Request, client: BearerClient, svc: ServicesDep) -> Response:
+    uploads = svc.uploads
+    key = request.headers.get("idempotency-key") or request.headers.get("request-id")
+    declared = request.headers.get("content-length")
+    most = uploads.max_upload_bytes
+    if declared is not None and declared.isdigit() and int(declared) > most + DRAIN_LIMIT:
+        # Refused before a byte of the body is read: not even draining would help.
+        raise PayloadTooLarge(
+            f"request body is larger than {most // (1024 * 1024)} MB, the most any upload "
+            "accepts per file.",
+            code="file_too_large",
+        )
+    stream = request.stream()
+    try:
+        form = await read_form(request.headers.get("content-type"), stream, uploads.open_spool)
+        if form.spool is not None:
+            result = await uploads.upload_file(client, form.fields, form.spool, form.filename, key)
+        else:
+            result = await uploads.upload_url(client, form.fields, key)
+    except BerkasError:
+        await _drain(stream)
+        raise
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else None
+    return JSONResponse(schemas.UploadResponse.of(result).model_dump(mode="json"), headers=headers)
+
+
+async def _drain(stream: AsyncIterator[bytes]) -> None:
+    # Read (and drop) what the client is still sending, so it sees our error rather than
+    # a reset connection; a body already read to its end yields nothing more.
+    drained = 0
+    try:
+        async for chunk in stream:
+            drained += len(chunk)
+            if drained > DRAIN_LIMIT:
+                return
+    except Exception:  # the client went away, or the body was consumed; the error stands
+        return

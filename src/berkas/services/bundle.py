@@ -1,0 +1,44 @@
+"""The typed bundle the HTTP app and the CLI work with: use cases and the ports they need.
+
+``berkas.wiring`` fills it; nothing that receives it knows which adapters are inside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from berkas.core.keys import ManagedKeys
+from berkas.core.ports import BlobStore, Database, HealthCheck
+from berkas.services.clients import ClientService
+from berkas.services.files import FileService
+from berkas.services.housekeeping import Housekeeping
+from berkas.services.requirements import RequirementsService
+from berkas.services.signed import RequestVerifier
+from berkas.services.tokens import TokenService
+from berkas.services.uploads import UploadService
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything a process serves or administers with, built once from settings."""
+
+    clients: ClientService
+    tokens: TokenService
+    signed: RequestVerifier
+    requirements: RequirementsService
+    uploads: UploadService
+    files: FileService
+    housekeeping: Housekeeping
+    keys: ManagedKeys
+    database: Database
+    blobs: BlobStore
+
+    @property
+    def health(self) -> Mapping[str, HealthCheck]:
+        """What /readyz asks, by the name it reports."""
+        return {"database": self.database, "storage": self.blobs}
+
+    def close(self) -> None:
+        """Release connections (the database pool)."""
+        self.database.close()
