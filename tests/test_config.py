@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from berkas.config import load_settings
+from berkas.core.egress import parse_networks
 
 
 def test_the_config_file_fills_in_and_the_environment_wins(
@@ -59,5 +61,24 @@ def test_allow_lists_parse_from_comma_separated_text() -> None:
     settings = load_settings(
         fetch_allow_networks="127.0.0.0/8, ::1/128", fetch_allow_ports="80,8443"
     )
-    assert settings.fetch_allow_networks == ("127.0.0.0/8", "::1/128")
+    assert settings.fetch_allow_networks == (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
     assert settings.fetch_allow_ports == (80, 8443)
+
+
+@pytest.mark.parametrize("text", ["10.0.0.1/8", "not-a-network", "0.0.0.0/0", "::/0"])
+def test_a_bad_allowed_network_is_refused_by_core_with_the_variable_named(text: str) -> None:
+    with pytest.raises(ValueError, match=r"^BERKAS_FETCH_ALLOW_NETWORKS: ") as from_core:
+        parse_networks([text], field="BERKAS_FETCH_ALLOW_NETWORKS")
+    with pytest.raises(ValidationError) as from_config:
+        load_settings(fetch_allow_networks=f"127.0.0.0/8, {text}")
+
+    [error] = from_config.value.errors()
+    assert str(error["msg"]) == f"Value error, {from_core.value}"
+
+
+def test_a_port_outside_tcp_range_is_refused_with_the_variable_named() -> None:
+    with pytest.raises(ValidationError, match="BERKAS_FETCH_ALLOW_PORTS: 70000 is not a TCP port"):
+        load_settings(fetch_allow_ports="443,70000")

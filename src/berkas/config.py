@@ -14,6 +14,8 @@ from urllib.parse import urlparse
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from berkas.core.egress import IPNetwork, check_ports, parse_networks
+
 
 class Settings(BaseSettings):
     """Every knob an operator can turn; see the configuration table in README.md."""
@@ -56,7 +58,7 @@ class Settings(BaseSettings):
 
     # Fetching by URL (DESIGN 4).
     fetch_enabled: bool = True
-    fetch_allow_networks: Annotated[tuple[str, ...], NoDecode] = ()
+    fetch_allow_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     fetch_allow_ports: Annotated[tuple[int, ...], NoDecode] = (80, 443)
     fetch_max_redirects: int = Field(default=3, ge=0, le=10)
     fetch_connect_timeout: float = Field(default=5.0, gt=0)
@@ -75,24 +77,14 @@ class Settings(BaseSettings):
 
     @field_validator("fetch_allow_networks", mode="before")
     @classmethod
-    def _split_networks(cls, value: object) -> object:
+    def _parse_networks(cls, value: object) -> object:
+        # core.egress owns what an allowed network may be; this only splits the text.
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         if isinstance(value, list | tuple):
-            for item in value:
-                try:
-                    network = ipaddress.ip_network(str(item), strict=True)
-                except ValueError as exc:
-                    raise ValueError(
-                        f"BERKAS_FETCH_ALLOW_NETWORKS: {item!r} is not a CIDR network "
-                        "without host bits (e.g. 203.0.113.0/24)"
-                    ) from exc
-                if network.prefixlen == 0:
-                    raise ValueError(
-                        f"BERKAS_FETCH_ALLOW_NETWORKS: {item} allows every address and so "
-                        "switches the fetch guard off; name the networks you trust"
-                    )
-            return tuple(str(item) for item in value)
+            return parse_networks(
+                (str(item) for item in value), field="BERKAS_FETCH_ALLOW_NETWORKS"
+            )
         return value
 
     @field_validator("fetch_allow_ports", mode="before")
@@ -107,6 +99,12 @@ class Settings(BaseSettings):
                 ) from exc
         return value
 
+    @field_validator("fetch_allow_ports", mode="after")
+    @classmethod
+    def _tcp_ports(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        check_ports(value, field="BERKAS_FETCH_ALLOW_PORTS")
+        return value
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
@@ -117,9 +115,6 @@ class Settings(BaseSettings):
     def _coherent(self) -> Settings:
         if self.token_default_minutes > self.token_max_minutes:
             raise ValueError("BERKAS_TOKEN_DEFAULT_MINUTES exceeds BERKAS_TOKEN_MAX_MINUTES")
-        for port in self.fetch_allow_ports:
-            if not 1 <= port <= 65535:
-                raise ValueError(f"BERKAS_FETCH_ALLOW_PORTS: {port} is not a TCP port")
         if self.public_url is not None:
             parsed = urlparse(self.public_url)
             if parsed.scheme not in ("http", "https") or not parsed.hostname:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import os
 import secrets
@@ -205,7 +204,7 @@ def _fetcher(settings: Settings) -> Fetcher | None:
     if not settings.fetch_enabled:
         return None
     policy = EgressPolicy(
-        allow_networks=tuple(ipaddress.ip_network(n) for n in settings.fetch_allow_networks),
+        allow_networks=settings.fetch_allow_networks,
         allow_ports=frozenset(settings.fetch_allow_ports),
         max_redirects=settings.fetch_max_redirects,
         connect_timeout=settings.fetch_connect_timeout,
