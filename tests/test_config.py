@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 
+import click
 import pytest
 from pydantic import ValidationError
 
-from berkas.config import load_settings
+from berkas.cli.main import main
+from berkas.config import CONFIG_FILE_VARIABLE, ENVIRONMENT_ONLY, load_settings
+from berkas.core.egress import parse_networks
 
 
 def test_the_config_file_fills_in_and_the_environment_wins(
@@ -59,5 +64,150 @@ def test_allow_lists_parse_from_comma_separated_text() -> None:
     settings = load_settings(
         fetch_allow_networks="127.0.0.0/8, ::1/128", fetch_allow_ports="80,8443"
     )
-    assert settings.fetch_allow_networks == ("127.0.0.0/8", "::1/128")
+    assert settings.fetch_allow_networks == (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
     assert settings.fetch_allow_ports == (80, 8443)
+
+
+@pytest.mark.parametrize("text", ["10.0.0.1/8", "not-a-network", "0.0.0.0/0", "::/0"])
+def test_a_bad_allowed_network_is_refused_by_core_with_the_variable_named(text: str) -> None:
+    with pytest.raises(ValueError, match=r"^BERKAS_FETCH_ALLOW_NETWORKS: ") as from_core:
+        parse_networks([text], field="BERKAS_FETCH_ALLOW_NETWORKS")
+    with pytest.raises(ValidationError) as from_config:
+        load_settings(fetch_allow_networks=f"127.0.0.0/8, {text}")
+
+    [error] = from_config.value.errors()
+    assert str(error["msg"]) == f"Value error, {from_core.value}"
+
+
+def test_a_port_outside_tcp_range_is_refused_with_the_variable_named() -> None:
+    with pytest.raises(ValidationError, match="BERKAS_FETCH_ALLOW_PORTS: 70000 is not a TCP port"):
+        load_settings(fetch_allow_ports="443,70000")
+
+
+# Strict names: a misspelt variable stops start-up instead of leaving a default in place.
+
+
+@pytest.mark.parametrize("name", ["BERKAS_LINK_SECERT", "berkas_link_secert", "BERKAS_LINKSECRET"])
+def test_a_misspelt_environment_variable_is_refused_naming_the_nearest(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, "x" * 40)
+    with pytest.raises(ValueError, match="did you mean") as info:
+        load_settings()
+    assert str(info.value) == f"{name}: unknown; did you mean BERKAS_LINK_SECRET?"
+
+
+def test_a_misspelt_key_in_the_config_file_is_refused_naming_the_nearest_and_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "berkas.env"
+    config.write_text("BERKAS_NODE_ID=42\nBERKAS_LINK_SECERT=" + "x" * 40 + "\n")
+    monkeypatch.setenv(CONFIG_FILE_VARIABLE, str(config))
+    with pytest.raises(ValueError, match="did you mean") as info:
+        load_settings()
+    assert str(info.value) == (
+        f"BERKAS_LINK_SECERT (in {config}): unknown; did you mean BERKAS_LINK_SECRET?"
+    )
+
+
+def test_a_config_file_that_is_not_utf8_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "berkas.env"
+    config.write_bytes(b"BERKAS_ENV=\xff\xfe\n")
+    monkeypatch.setenv(CONFIG_FILE_VARIABLE, str(config))
+    expected = re.escape(f"BERKAS_CONFIG_FILE: {config} is not a readable file")
+    with pytest.raises(ValueError, match=f"^{expected}"):
+        load_settings()
+
+
+def test_a_config_file_key_without_the_prefix_is_refused_naming_the_full_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "berkas.env"
+    config.write_text("PORT=9000\n")
+    monkeypatch.setenv(CONFIG_FILE_VARIABLE, str(config))
+    with pytest.raises(ValueError, match=r"^PORT \(in .*\): unknown; did you mean BERKAS_PORT\?$"):
+        load_settings()
+
+
+def test_a_name_close_to_nothing_points_at_the_configuration_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BERKAS_FOO", "1")
+    with pytest.raises(ValueError, match=r"README\.md, section Configuration") as info:
+        load_settings()
+    assert str(info.value).startswith("BERKAS_FOO: unknown setting; ")
+
+
+def test_every_unknown_name_is_reported_on_its_own_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "berkas.env"
+    config.write_text("BERKAS_DATADIR=/srv/berkas\n")
+    monkeypatch.setenv(CONFIG_FILE_VARIABLE, str(config))
+    monkeypatch.setenv("BERKAS_PROT", "9000")
+    monkeypatch.setenv("BERKAS_LINK_SECERT", "x" * 40)
+    with pytest.raises(ValueError, match="BERKAS_PROT") as info:
+        load_settings()
+    assert str(info.value).splitlines() == [
+        "BERKAS_LINK_SECERT: unknown; did you mean BERKAS_LINK_SECRET?",
+        "BERKAS_PROT: unknown; did you mean BERKAS_PORT?",
+        f"BERKAS_DATADIR (in {config}): unknown; did you mean BERKAS_DATA_DIR?",
+    ]
+
+
+def test_partner_cli_names_and_the_config_file_variable_are_allowed_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "berkas.env"
+    config.write_text("BERKAS_NODE_ID=7\n")
+    monkeypatch.setenv(CONFIG_FILE_VARIABLE, str(config))
+    monkeypatch.setenv("BERKAS_CLIENT_BASE_URL", "http://127.0.0.1:8000")
+    monkeypatch.setenv("BERKAS_CLIENT_ID", "BRN-0001-1")
+    monkeypatch.setenv("BERKAS_CLIENT_SECRET", "SK-x")
+    monkeypatch.setenv("OTHER_APP_SECRET", "not ours")  # outside BERKAS_*: none of our business
+
+    assert load_settings().node_id == 7
+
+
+def test_partner_cli_names_are_read_in_upper_case_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    # click reads BERKAS_CLIENT_ID with exact case; a lower-case one would be ignored.
+    monkeypatch.setenv("berkas_client_id", "BRN-0001-1")
+    with pytest.raises(ValueError, match="did you mean BERKAS_CLIENT_ID"):
+        load_settings()
+
+
+@pytest.mark.parametrize("name", ["BERKAS_CLIENT_SECRET", "BERKAS_CONFIG_FILE"])
+def test_environment_only_names_in_the_config_file_are_refused(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The file is read by the server only; such a line would silently do nothing.
+    config = tmp_path / "berkas.env"
+    config.write_text(f"{name}=value\n")
+    monkeypatch.setenv(CONFIG_FILE_VARIABLE, str(config))
+    with pytest.raises(ValueError, match=f"^{name} .*: read from the environment only"):
+        load_settings()
+
+
+def test_the_allow_list_is_exactly_what_the_cli_reads_from_the_environment() -> None:
+    def envvars(command: click.Command) -> set[str]:
+        found = {
+            name
+            for param in command.params
+            for name in ([param.envvar] if isinstance(param.envvar, str) else param.envvar or [])
+        }
+        if isinstance(command, click.Group):
+            for sub in command.commands.values():
+                found |= envvars(sub)
+        return found
+
+    assert envvars(main) | {CONFIG_FILE_VARIABLE} == ENVIRONMENT_ONLY
+
+
+def test_an_unknown_keyword_from_code_is_refused_too() -> None:
+    with pytest.raises(ValidationError, match="link_secert"):
+        load_settings(link_secert="x" * 40)

@@ -1,27 +1,50 @@
 """Settings from ``BERKAS_*`` environment variables (and an optional .env file), checked at start.
 
-Defaults give the embedded mode: SQLite, blobs and keys under ``BERKAS_DATA_DIR``.
+Defaults give the embedded mode: SQLite, blobs and keys under ``BERKAS_DATA_DIR``. A
+``BERKAS_*`` name that no setting answers to stops start-up, naming the closest one.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlparse
 
+from dotenv import dotenv_values
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from berkas.core.egress import IPNetwork, check_ports, parse_networks
+
+_PREFIX = "BERKAS_"
+CONFIG_FILE_VARIABLE = "BERKAS_CONFIG_FILE"
+# Read from the environment although they are not settings of the server: the name of the
+# config file itself, and what the partner CLI (``berkas partner``, cli/partner.py) takes
+# its connection from. The one list of such names; tests/test_config.py checks it against
+# every envvar the berkas CLI declares. They are read with exactly this spelling
+# (os.environ, click), so only this spelling is allowed.
+ENVIRONMENT_ONLY = frozenset(
+    {CONFIG_FILE_VARIABLE, "BERKAS_CLIENT_BASE_URL", "BERKAS_CLIENT_ID", "BERKAS_CLIENT_SECRET"}
+)
+
 
 class Settings(BaseSettings):
-    """Every knob an operator can turn; see the configuration table in README.md."""
+    """Every knob an operator can turn; see the configuration table in README.md.
+
+    Build it with ``load_settings``, which also refuses names that match no field.
+    """
 
     model_config = SettingsConfigDict(
-        env_prefix="BERKAS_",
+        env_prefix=_PREFIX,
         env_file=None,
-        extra="ignore",
+        # Nothing is silently ignored: a misspelt secret on a fleet is an outage, not a
+        # warning. load_settings refuses unknown names with a suggestion first; "forbid"
+        # also catches an unknown keyword passed by code.
+        extra="forbid",
         validate_default=True,
     )
 
@@ -56,7 +79,7 @@ class Settings(BaseSettings):
 
     # Fetching by URL (DESIGN 4).
     fetch_enabled: bool = True
-    fetch_allow_networks: Annotated[tuple[str, ...], NoDecode] = ()
+    fetch_allow_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     fetch_allow_ports: Annotated[tuple[int, ...], NoDecode] = (80, 443)
     fetch_max_redirects: int = Field(default=3, ge=0, le=10)
     fetch_connect_timeout: float = Field(default=5.0, gt=0)
@@ -75,24 +98,14 @@ class Settings(BaseSettings):
 
     @field_validator("fetch_allow_networks", mode="before")
     @classmethod
-    def _split_networks(cls, value: object) -> object:
+    def _parse_networks(cls, value: object) -> object:
+        # core.egress owns what an allowed network may be; this only splits the text.
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         if isinstance(value, list | tuple):
-            for item in value:
-                try:
-                    network = ipaddress.ip_network(str(item), strict=True)
-                except ValueError as exc:
-                    raise ValueError(
-                        f"BERKAS_FETCH_ALLOW_NETWORKS: {item!r} is not a CIDR network "
-                        "without host bits (e.g. 203.0.113.0/24)"
-                    ) from exc
-                if network.prefixlen == 0:
-                    raise ValueError(
-                        f"BERKAS_FETCH_ALLOW_NETWORKS: {item} allows every address and so "
-                        "switches the fetch guard off; name the networks you trust"
-                    )
-            return tuple(str(item) for item in value)
+            return parse_networks(
+                (str(item) for item in value), field="BERKAS_FETCH_ALLOW_NETWORKS"
+            )
         return value
 
     @field_validator("fetch_allow_ports", mode="before")
@@ -107,6 +120,12 @@ class Settings(BaseSettings):
                 ) from exc
         return value
 
+    @field_validator("fetch_allow_ports", mode="after")
+    @classmethod
+    def _tcp_ports(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        check_ports(value, field="BERKAS_FETCH_ALLOW_PORTS")
+        return value
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
@@ -117,9 +136,6 @@ class Settings(BaseSettings):
     def _coherent(self) -> Settings:
         if self.token_default_minutes > self.token_max_minutes:
             raise ValueError("BERKAS_TOKEN_DEFAULT_MINUTES exceeds BERKAS_TOKEN_MAX_MINUTES")
-        for port in self.fetch_allow_ports:
-            if not 1 <= port <= 65535:
-                raise ValueError(f"BERKAS_FETCH_ALLOW_PORTS: {port} is not a TCP port")
         if self.public_url is not None:
             parsed = urlparse(self.public_url)
             if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -170,17 +186,70 @@ class Settings(BaseSettings):
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
-CONFIG_FILE_VARIABLE = "BERKAS_CONFIG_FILE"
-
-
 def load_settings(**overrides: object) -> Settings:
     """Read the settings; errors name the variable.
 
     Precedence: ``overrides`` (CLI flags), then ``BERKAS_*`` environment variables, then
-    the optional dotenv-style file named by ``BERKAS_CONFIG_FILE``, then defaults.
+    the optional dotenv-style file named by ``BERKAS_CONFIG_FILE``, then defaults. A name
+    no setting answers to, in either place, raises ``ValueError`` (one line per name).
     """
     clean = {k: v for k, v in overrides.items() if v is not None}
     config_file = os.environ.get(CONFIG_FILE_VARIABLE)
     if config_file and not Path(config_file).is_file():
         raise ValueError(f"{CONFIG_FILE_VARIABLE}: {config_file} is not a readable file")
+    problems = _unknown_names(os.environ)
+    if config_file:
+        try:
+            # The parser and encoding pydantic-settings reads the file with: the same keys.
+            keys = dotenv_values(config_file, encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(
+                f"{CONFIG_FILE_VARIABLE}: {config_file} is not a readable file ({exc})"
+            ) from None
+        problems += _unknown_names(keys, config_file=config_file)
+    if problems:
+        raise ValueError("\n".join(problems))
     return Settings(_env_file=config_file or None, **clean)  # type: ignore[arg-type,call-arg]
+
+
+def _unknown_names(names: Iterable[str], *, config_file: str | None = None) -> list[str]:
+    """One message for each of ``names`` that nothing reads, naming the closest known name.
+
+    ``names`` come from the environment, where only ``BERKAS_*`` names are ours, or (with
+    ``config_file``) are the keys of that file, where every key is ours and only settings
+    count: the environment-only names have no effect there.
+    """
+    fields = {_PREFIX + name.upper() for name in Settings.model_fields}
+    in_file = config_file is not None
+    # Compared without the shared prefix, which would make every name look alike
+    # (BERKAS_FOO is not a near miss of BERKAS_PORT).
+    known = fields if in_file else fields | ENVIRONMENT_ONLY
+    stems = sorted(known_name.removeprefix(_PREFIX) for known_name in known)
+    problems = []
+    for name in sorted(names):
+        # pydantic-settings matches setting names case-insensitively (berkas_port sets the
+        # port), so the BERKAS_ namespace is case-insensitive here too: a lower-case
+        # misspelling is refused like an upper-case one. The environment-only names are
+        # read by os.environ and click with exact case, so only that spelling passes.
+        upper = name.upper()
+        if upper in fields or (not in_file and name in ENVIRONMENT_ONLY):
+            continue
+        if not in_file and not upper.startswith(_PREFIX):
+            continue  # someone else's variable
+        where = f"{name} (in {config_file})" if in_file else name
+        if in_file and upper in ENVIRONMENT_ONLY:
+            problems.append(f"{where}: read from the environment only, never from this file")
+            continue
+        # A file key without the prefix ("LINK_SECRET") is matched as if it had it.
+        close = difflib.get_close_matches(upper.removeprefix(_PREFIX), stems, n=1)
+        if not close:
+            problems.append(
+                f"{where}: unknown setting; see the table in README.md, section Configuration"
+            )
+            continue
+        nearest = _PREFIX + close[0]
+        if nearest == upper:  # an environment-only name in the wrong case
+            problems.append(f"{where}: unknown; did you mean {nearest} (upper case)?")
+        else:
+            problems.append(f"{where}: unknown; did you mean {nearest}?")
+    return problems

@@ -7,7 +7,6 @@ migrations, first keys, sweeps of what a crash left) that ``serve`` and ``db mig
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import os
 import secrets
@@ -230,7 +229,7 @@ def _fetcher(settings: Settings) -> Fetcher | None:
     if not settings.fetch_enabled:
         return None
     policy = EgressPolicy(
-        allow_networks=tuple(ipaddress.ip_network(n) for n in settings.fetch_allow_networks),
+        allow_networks=settings.fetch_allow_networks,
         allow_ports=frozenset(settings.fetch_allow_ports),
         max_redirects=settings.fetch_max_redirects,
         connect_timeout=settings.fetch_connect_timeout,

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from berkas.core.egress import (
     EgressPolicy,
     check_address,
+    check_ports,
     classify,
-    networks_from_text,
+    parse_networks,
     parse_url,
     static_addresses,
 )
@@ -243,7 +244,7 @@ def test_refusal_names_the_class_never_the_address() -> None:
 
 
 def test_allowed_networks_let_operators_reach_named_internal_ranges() -> None:
-    policy = EgressPolicy(allow_networks=networks_from_text("127.0.0.0/8, 10.1.0.0/16"))
+    policy = EgressPolicy(allow_networks=parse_networks(["127.0.0.0/8", "10.1.0.0/16"]))
     check_address("127.0.0.1", policy)
     check_address("10.1.2.3", policy)
     for still_refused in ("10.2.0.1", "::1", "169.254.169.254"):
@@ -276,10 +277,32 @@ def test_unsafe_or_nonsensical_policies_are_refused_at_start_up(kwargs: dict[str
         EgressPolicy(**kwargs)  # type: ignore[arg-type]
 
 
-def test_networks_from_text_refuses_host_bits_so_a_typo_cannot_widen_the_list() -> None:
-    with pytest.raises(ValueError, match="host bits"):
-        networks_from_text("10.0.0.1/8")
-    assert networks_from_text("") == ()
+def test_parse_networks_refuses_host_bits_so_a_typo_cannot_widen_the_list() -> None:
+    with pytest.raises(ValueError, match=r"^allow_networks: '10\.0\.0\.1/8' is not a CIDR network"):
+        parse_networks(["10.0.0.1/8"])
+    assert parse_networks([]) == ()
+
+
+@pytest.mark.parametrize("text", ["0.0.0.0/0", "::/0"])
+def test_parse_networks_refuses_a_catch_all_that_would_switch_the_guard_off(text: str) -> None:
+    with pytest.raises(ValueError, match="allows every address"):
+        parse_networks([text])
+
+
+def test_parse_networks_names_the_field_it_is_given_and_keeps_both_families() -> None:
+    assert parse_networks(["127.0.0.0/8", "::1/128"], field="X") == (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
+    with pytest.raises(ValueError, match=r"^X: 'nope' is not a CIDR network"):
+        parse_networks(["nope"], field="X")
+
+
+@pytest.mark.parametrize("port", [0, 65536, -1])
+def test_check_ports_refuses_what_is_not_a_tcp_port(port: int) -> None:
+    with pytest.raises(ValueError, match=rf"^allow_ports: {port} is not a TCP port"):
+        check_ports([80, port])
+    check_ports([1, 80, 65535])
 
 
 def test_default_user_agent_names_berkas() -> None:

@@ -1,6 +1,6 @@
 """A throwaway PostgreSQL cluster for integration tests, or the one CI points us at.
 
-``BERKAS_TEST_POSTGRES_URL`` wins when set (it must name a database the tests may wipe).
+``TEST_POSTGRES_URL`` wins when set (it must name a database the tests may wipe).
 Otherwise ``initdb`` a cluster in a temporary directory, serve it on a free loopback port
 and remove it afterwards. Without PostgreSQL installed the tests skip, except under
 ``CI=true``, where integration tests must run and so fail instead.
@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
-ENV_URL = "BERKAS_TEST_POSTGRES_URL"
+# Deliberately outside BERKAS_*: the environment is passed on to the `berkas serve`
+# processes under test, which refuse any BERKAS_ name that is not one of their settings.
+ENV_URL = "TEST_POSTGRES_URL"
 _DATABASE = "berkas"
 _USER = "postgres"
 # Only the throwaway cluster: durability is pointless there and fsync is slow.

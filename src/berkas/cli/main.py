@@ -46,7 +46,12 @@ def _settings(**overrides: Any) -> Settings:
                 lines.append(f"  {message}")
         raise click.ClickException("invalid configuration:\n" + "\n".join(lines)) from None
     except ValueError as exc:
-        raise click.ClickException(f"invalid configuration: {exc}") from None
+        # One problem stays on the line; several (unknown names) get a line each.
+        problems = str(exc).splitlines()
+        if len(problems) == 1:
+            raise click.ClickException(f"invalid configuration: {exc}") from None
+        listed = "".join(f"\n  {problem}" for problem in problems)
+        raise click.ClickException(f"invalid configuration:{listed}") from None
 
 
 def _guard(action: Callable[[], None]) -> None:

@@ -1,6 +1,7 @@
 """Egress policy for ``file_url`` (DESIGN 4): which URLs, ports and addresses a fetch may reach.
 
-Pure: parses and normalises URLs and classifies IP addresses; ``adapters.fetch`` does the I/O.
+Pure: parses and normalises URLs, classifies IP addresses and checks the operator's
+allow-lists; ``adapters.fetch`` does the I/O.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -45,14 +47,10 @@ class EgressPolicy:
     def __post_init__(self) -> None:
         # Refuse bad configuration at start-up, never at request time (STYLE).
         for network in self.allow_networks:
-            if network.prefixlen == 0:
-                raise ValueError(
-                    f"allow_networks contains {network}, which allows every address and "
-                    "switches the SSRF guard off; list the networks you trust instead"
-                )
-        bad_ports = sorted(p for p in self.allow_ports if not 1 <= p <= 65535)
-        if bad_ports or not self.allow_ports:
-            raise ValueError(f"allow_ports must be 1..65535 and not empty; got {bad_ports}")
+            _refuse_catch_all(network, "allow_networks")
+        check_ports(self.allow_ports, field="allow_ports")
+        if not self.allow_ports:
+            raise ValueError("allow_ports is empty; name at least one port (or disable fetching)")
         if self.max_redirects < 0:
             raise ValueError(f"max_redirects must be 0 or more; got {self.max_redirects}")
         for name in ("connect_timeout", "read_timeout", "total_timeout"):
@@ -197,13 +195,43 @@ def static_addresses(target: Target) -> tuple[IPAddress, ...] | None:
     return None
 
 
-def networks_from_text(text: str) -> tuple[IPNetwork, ...]:
-    """Parse a comma- or space-separated list of CIDRs (for ``BERKAS_FETCH_ALLOW_NETWORKS``).
+def parse_networks(items: Iterable[str], *, field: str = "allow_networks") -> tuple[IPNetwork, ...]:
+    """Parse the CIDRs an operator trusts; a ``ValueError`` names ``field`` and the item.
 
-    Host bits must be zero (``10.0.0.1/8`` is refused) so a typo cannot widen the list.
+    The one place allow-lists are checked: ``config`` calls it for
+    ``BERKAS_FETCH_ALLOW_NETWORKS`` (passing that name as ``field``).
+
+    Host bits must be zero (``10.0.0.1/8`` is refused) so a typo cannot widen the list, and
+    a /0 is refused because it would switch the guard off altogether.
     """
-    items = [item for item in text.replace(",", " ").split() if item]
-    return tuple(ipaddress.ip_network(item, strict=True) for item in items)
+    networks: list[IPNetwork] = []
+    for item in items:
+        try:
+            network = ipaddress.ip_network(item, strict=True)
+        except ValueError as exc:
+            raise ValueError(
+                f"{field}: {item!r} is not a CIDR network without host bits (e.g. 203.0.113.0/24)"
+            ) from exc
+        _refuse_catch_all(network, field)
+        networks.append(network)
+    return tuple(networks)
+
+
+def check_ports(ports: Iterable[int], *, field: str = "allow_ports") -> None:
+    """Raise ``ValueError`` naming ``field`` unless every port is a TCP port (1..65535)."""
+    for port in ports:
+        if not 1 <= port <= 65535:
+            raise ValueError(f"{field}: {port} is not a TCP port")
+
+
+def _refuse_catch_all(network: IPNetwork, field: str) -> None:
+    # 0.0.0.0/0 or ::/0 would let file_url reach loopback, the cloud metadata service and
+    # every private range: that is switching the SSRF guard off, not widening it.
+    if network.prefixlen == 0:
+        raise ValueError(
+            f"{field}: {network} allows every address and so switches the fetch guard off; "
+            "name the networks you trust"
+        )
 
 
 def _invalid(message: str) -> FetchRefused:
