@@ -11,8 +11,8 @@ import functools
 import hashlib
 import io
 import json
-import time
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from berkas.config import load_settings
 from berkas.core.models import Client
 from berkas.wiring import Container, build
 from tests.support import samples
+from tests.support.fakes import FakeClock
 
 TOKEN_PATH = "/adv-core-api/partner/v1.0/token"
 FILE_PATH = "/adv-core-api/partner/v1.0/file"
@@ -138,14 +139,6 @@ class Blocking:
     def __getattr__(self, name: str) -> Callable[..., Any]:
         method = getattr(self._client, name)
         return lambda *args, **kwargs: self._portal.call(functools.partial(method, *args, **kwargs))
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -250,9 +243,10 @@ def test_token_is_cached_until_shortly_before_it_expires(
     assert first.authorization == f"Bearer {first.token}"
     assert client.token(5) is first
 
-    clock.now += 4 * 60 - 10  # a minute's margin before expiry is not reached yet
+    # A minute's margin before expiry is not reached yet.
+    clock.advance(timedelta(seconds=4 * 60 - 10))
     assert client.token(5) is first
-    clock.now += 20
+    clock.advance(timedelta(seconds=20))
     renewed = client.token(5)
     assert renewed is not first
     assert len(faults.requests_to(TOKEN_PATH)) == 2
@@ -486,7 +480,7 @@ def test_a_retry_after_the_reuse_window_is_signed_again_under_the_same_id(
     faults.plan = ["lose"]
 
     def later() -> None:
-        clock.now += 61
+        clock.advance(timedelta(seconds=61))
 
     faults.on_fault = later
     client.token()

@@ -8,13 +8,22 @@ BOUNDARY = "berkas-test-boundary"
 
 
 class FakeClock:
-    """A ``Clock`` that stands still until a test moves it."""
+    """A clock that stands still until a test moves it (set ``current`` or ``advance``).
+
+    It is a ``berkas.core.ports.Clock`` (``now``), and calling it gives epoch seconds: the
+    ``Callable[[], float]`` shape of ``time.time`` (the SDK's clock, a key ring's monotonic).
+    It starts near the real time unless told otherwise, so third parties that read the
+    real clock (PyJWT's exp check, a server's Request-Timestamp window) agree with it.
+    """
 
     def __init__(self, start: datetime | None = None) -> None:
         self.current = start or datetime.now(UTC).replace(microsecond=0)
 
     def now(self) -> datetime:
         return self.current
+
+    def __call__(self) -> float:
+        return self.current.timestamp()
 
     def advance(self, delta: timedelta) -> None:
         self.current += delta
