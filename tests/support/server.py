@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,14 +15,9 @@ from typing import Any
 import httpx
 
 from berkas.core import signing
+from tests.support.fixture_server import free_port
 
 PREFIX = "/adv-core-api/partner/v1.0"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> str:
