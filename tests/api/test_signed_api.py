@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
-import httpx
 import jwt
 import pytest
 
 from berkas.core import signing
+from tests.support.errors import assert_error
 from tests.support.inprocess import FILE_PATH, TOKEN_PATH, InProcess, Partner
 
 PERSONAL = (
@@ -33,16 +32,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
 @pytest.fixture
 def partner(server: InProcess) -> Partner:
     return server.partner()
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "type"}
-    assert body["error"]["code"] == code, body
-    assert "Traceback" not in response.text
-    return dict(body["error"])
 
 
 def test_a_token_carries_dokus_claims_and_a_published_kid(

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.support import samples
+from tests.support.errors import assert_error
 from tests.support.fakes import multipart, multipart_type
 from tests.support.inprocess import FILE_PATH, PREFIX, InProcess, Partner
 
@@ -34,22 +35,6 @@ def partner(server: InProcess) -> Iterator[Partner]:
     # before the test, so one leak fails only the test that caused it).
     assert set(server.spooled()) <= set(spooled)
     assert all(path.exists() for path in stored)
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The response is exactly DESIGN 2.5's envelope with ``code``; returns the error."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert set(error) == {"code", "message", "type"}
-    assert error["code"] == code, error
-    assert isinstance(error["message"], str)
-    assert error["message"]
-    assert "Traceback" not in response.text
-    assert 'File "' not in response.text
-    return dict(error)
 
 
 def refused(
