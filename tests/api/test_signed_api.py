@@ -14,7 +14,8 @@ import pytest
 
 from berkas.core import signing
 from tests.support.errors import assert_error
-from tests.support.inprocess import FILE_PATH, TOKEN_PATH, InProcess, Partner
+from tests.support.inprocess import InProcess
+from tests.support.partner import FILE_PATH, TOKEN_PATH, Partner
 
 PERSONAL = (
     "businessType=PERSONAL&businessLegalEntity=PERSEORANGAN&brandBusinessLine=RETAIL"
@@ -152,7 +153,7 @@ def test_each_missing_signed_header_is_named(partner: Partner, header: str) -> N
     )
     del headers[header]
 
-    response = partner.http.post(TOKEN_PATH, content=body, headers=headers)
+    response = partner.http.request("POST", TOKEN_PATH, content=body, headers=headers)
 
     error = assert_error(response, 401, "header_missing")
     assert header in error["message"]
@@ -198,7 +199,7 @@ def test_requirements_signed_over_path_and_query_are_accepted(partner: Partner) 
         body=None,
     )
 
-    response = partner.http.get(f"{FILE_PATH}?{PERSONAL}", headers=headers)
+    response = partner.http.request("GET", f"{FILE_PATH}?{PERSONAL}", headers=headers)
 
     assert response.status_code == 200, response.text
 

@@ -14,7 +14,8 @@ import pytest
 from tests.support import samples
 from tests.support.errors import assert_error
 from tests.support.fakes import multipart, multipart_type
-from tests.support.inprocess import FILE_PATH, PREFIX, InProcess, Partner
+from tests.support.inprocess import InProcess
+from tests.support.partner import FILE_PATH, PREFIX, Partner
 
 MIB = 1024 * 1024
 MULTIPART = multipart_type()

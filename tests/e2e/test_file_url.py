@@ -11,7 +11,8 @@ import pytest
 from tests.support import samples
 from tests.support.errors import assert_error
 from tests.support.fixture_server import FixtureServer, endless, redirect, send
-from tests.support.server import Partner, Server
+from tests.support.partner import Partner
+from tests.support.server import Server
 
 JPEG = samples.jpeg(120, 90, seed=7)
 PNG = samples.png(50, 40, seed=3)

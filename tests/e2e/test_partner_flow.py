@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives import serialization
 from berkas.core import signing
 from tests.support import samples
 from tests.support.errors import assert_error
-from tests.support.server import PREFIX, Partner, Server
+from tests.support.partner import PREFIX, Partner
+from tests.support.server import Server
 
 ID_RE = re.compile(r"^[A-Z]{3}-\d{4}-\d{13}$")
 
@@ -262,10 +263,10 @@ def test_request_id_replay(partner: Partner) -> None:
 
 
 def test_bad_signature_and_stale_timestamp_are_401(server: Server, partner: Partner) -> None:
-    impostor = Partner(server.url, partner.client_id, "SK-wrong-secret")
+    impostor = Partner(server.http, partner.client_id, "SK-wrong-secret")
     forged = assert_error(impostor.get_token(), 401, "signature_invalid")
     # An unknown Client-Id is indistinguishable from a forged signature.
-    unknown = Partner(server.url, "BRN-9999-00000000000000", "SK-x")
+    unknown = Partner(server.http, "BRN-9999-00000000000000", "SK-x")
     assert assert_error(unknown.get_token(), 401, "signature_invalid") == forged
 
     # Correctly signed by the real client, but ten minutes old: a captured request replayed.
