@@ -20,8 +20,6 @@ from tests.support.fixture_server import FixtureServer, free_port, send
 from tests.support.partner import Partner
 from tests.support.server import Server
 
-pytestmark = pytest.mark.e2e
-
 LOGO = samples.png(60, 40, seed=5)
 
 
