@@ -11,7 +11,7 @@ import functools
 import hashlib
 import io
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ TOKEN_PATH = "/adv-core-api/partner/v1.0/token"
 FILE_PATH = "/adv-core-api/partner/v1.0/file"
 BASE_URL = "http://berkas.test"
 
-ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
 
 
 class Faults:
@@ -73,7 +73,7 @@ class Faults:
     def requests_to(self, path: str) -> list[dict[str, str]]:
         return [headers for _, seen_path, headers in self.seen if seen_path == path]
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -156,7 +156,7 @@ def container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
 
 @pytest.fixture(scope="module")
 def app(container: Container) -> ASGIApp:
-    return create_app(container)  # type: ignore[return-value]
+    return create_app(container)
 
 
 @pytest.fixture(scope="module")
@@ -287,7 +287,7 @@ def test_a_cached_token_the_server_refuses_is_renewed_once(
         )
     )
     try:
-        faults.app = create_app(other)  # type: ignore[assignment]
+        faults.app = create_app(other)
         uploaded = client.upload("LOGO", samples.png())
     finally:
         other.close()

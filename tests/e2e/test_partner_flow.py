@@ -16,6 +16,7 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from berkas.core import signing
 from tests.support import samples
@@ -24,6 +25,9 @@ from tests.support.partner import PREFIX, Partner
 from tests.support.server import Server
 
 ID_RE = re.compile(r"^[A-Z]{3}-\d{4}-\d{13}$")
+
+# httpx's ``files``: (field, (None, text)) for a text field, (field, (name, bytes, type)).
+Files = list[tuple[str, tuple[None, str] | tuple[str, bytes, str]]]
 
 
 def test_token_requirements_upload_and_download(server: Server, partner: Partner) -> None:
@@ -106,6 +110,7 @@ def test_tampered_and_malformed_links_are_refused(partner: Partner) -> None:
 def _public_pem(server: Server) -> bytes:
     jwks = httpx.get(f"{server.url}/.well-known/jwks.json").json()
     key = jwt.PyJWK(jwks["keys"][0]).key
+    assert isinstance(key, rsa.RSAPublicKey), key
     return key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -329,7 +334,7 @@ def test_metrics_count_requests_by_route_template(server: Server, partner: Partn
 def test_upload_with_idempotency_key_is_stored_once(server: Server, partner: Partner) -> None:
     content = samples.jpeg(70, 50, seed=99)
     headers = {**partner.auth(), "Idempotency-Key": "ktp-upload-0001"}
-    parts = [("category", (None, "PHOTO_PROOF")), ("file", ("p.jpg", content, "image/jpeg"))]
+    parts: Files = [("category", (None, "PHOTO_PROOF")), ("file", ("p.jpg", content, "image/jpeg"))]
     url = f"{server.url}{PREFIX}/file"
     first = httpx.post(url, files=parts, headers=headers)
     again = httpx.post(url, files=parts, headers=headers)
@@ -338,15 +343,18 @@ def test_upload_with_idempotency_key_is_stored_once(server: Server, partner: Par
     assert again.headers["idempotent-replayed"] == "true"
     assert httpx.get(again.json()["link"]).content == content
 
-    other = [("category", (None, "PHOTO_PROOF")), ("file", ("q.jpg", samples.jpeg(), "image/jpeg"))]
+    other: Files = [
+        ("category", (None, "PHOTO_PROOF")),
+        ("file", ("q.jpg", samples.jpeg(), "image/jpeg")),
+    ]
     reused = httpx.post(url, files=other, headers=headers)
     assert_error(reused, 409, "idempotency_key_reused")
 
     # A refused upload is not remembered: fixing the request and retrying with the key works.
-    bad = [("category", (None, "LOGO")), ("file", ("x.jpg", b"<html></html>", "image/jpeg"))]
+    bad: Files = [("category", (None, "LOGO")), ("file", ("x.jpg", b"<html></html>", "image/jpeg"))]
     key = {**partner.auth(), "Idempotency-Key": "logo-0001"}
     assert httpx.post(url, files=bad, headers=key).status_code == 415
-    good = [("category", (None, "LOGO")), ("file", ("x.jpg", content, "image/jpeg"))]
+    good: Files = [("category", (None, "LOGO")), ("file", ("x.jpg", content, "image/jpeg"))]
     assert httpx.post(url, files=good, headers=key).status_code == 200
 
 
@@ -354,7 +362,7 @@ def test_upload_request_id_works_as_an_idempotency_key(server: Server, partner: 
     # DOKU partners send a Request-Id on every call; on POST /file it makes retries safe
     # just as Idempotency-Key does (DESIGN 3).
     content = samples.jpeg(60, 40, seed=123)
-    parts = [("category", (None, "PHOTO_PROOF")), ("file", ("r.jpg", content, "image/jpeg"))]
+    parts: Files = [("category", (None, "PHOTO_PROOF")), ("file", ("r.jpg", content, "image/jpeg"))]
     headers = {**partner.auth(), "Request-Id": "upload-by-request-id-0001"}
     url = f"{server.url}{PREFIX}/file"
     first = httpx.post(url, files=parts, headers=headers)
@@ -364,7 +372,10 @@ def test_upload_request_id_works_as_an_idempotency_key(server: Server, partner: 
     assert again.headers["idempotent-replayed"] == "true"
     assert "idempotent-replayed" not in first.headers
 
-    other = [("category", (None, "PHOTO_PROOF")), ("file", ("s.jpg", samples.jpeg(), "image/jpeg"))]
+    other: Files = [
+        ("category", (None, "PHOTO_PROOF")),
+        ("file", ("s.jpg", samples.jpeg(), "image/jpeg")),
+    ]
     reused = httpx.post(url, files=other, headers=headers)
     assert_error(reused, 409, "idempotency_key_reused")
 
