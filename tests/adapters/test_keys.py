@@ -16,29 +16,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from berkas.adapters.keys import INDEX_NAME, KeyRing, KeyRingError, thumbprint
+from tests.support.fakes import FakeClock
 
 LIFETIME = timedelta(hours=24)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.current = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.current
-
-
-class FakeMonotonic:
-    def __init__(self) -> None:
-        self.value = 1000.0
-
-    def __call__(self) -> float:
-        return self.value
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(datetime(2025, 3, 1, 8, 0, tzinfo=UTC))
 
 
 def open_ring(
@@ -218,33 +203,33 @@ def test_jwks_publishes_usable_rs256_public_keys(tmp_path: Path, clock: FakeCloc
 def test_refresh_picks_up_a_rotation_from_another_process_at_most_every_interval(
     tmp_path: Path, clock: FakeClock
 ) -> None:
-    monotonic = FakeMonotonic()
+    monotonic = FakeClock()
     server = open_ring(tmp_path, clock, refresh_interval=5.0, monotonic=monotonic)
     cli = open_ring(tmp_path, clock)
     new = cli.rotate()
 
-    monotonic.value += 4.9
+    monotonic.advance(timedelta(seconds=4.9))
     assert server.refresh() is False  # rate-limited: the disk is not read
     assert server.verification_key(new) is None
 
-    monotonic.value += 0.2
+    monotonic.advance(timedelta(seconds=0.2))
     assert server.refresh() is True
     assert server.current().kid == new
     assert server.verification_key(new) is not None
 
-    monotonic.value += 10
+    monotonic.advance(timedelta(seconds=10))
     assert server.refresh() is False  # nothing changed on disk
 
 
 def test_refresh_keeps_serving_when_the_directory_breaks(
     tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monotonic = FakeMonotonic()
+    monotonic = FakeClock()
     ring = open_ring(tmp_path, clock, monotonic=monotonic)
     kid = ring.current().kid
     (tmp_path / INDEX_NAME).write_text("{not json")
 
-    monotonic.value += 60
+    monotonic.advance(timedelta(seconds=60))
     assert ring.refresh() is False
     assert ring.verification_key(kid) is not None
     assert "could not reload the key ring" in caplog.text

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
-import httpx
 import jwt
 import pytest
 
 from berkas.core import signing
-from tests.support.inprocess import FILE_PATH, TOKEN_PATH, InProcess, Partner
+from tests.support.errors import assert_error
+from tests.support.inprocess import InProcess
+from tests.support.partner import FILE_PATH, TOKEN_PATH, Partner
 
 PERSONAL = (
     "businessType=PERSONAL&businessLegalEntity=PERSEORANGAN&brandBusinessLine=RETAIL"
@@ -33,16 +33,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
 @pytest.fixture
 def partner(server: InProcess) -> Partner:
     return server.partner()
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "type"}
-    assert body["error"]["code"] == code, body
-    assert "Traceback" not in response.text
-    return dict(body["error"])
 
 
 def test_a_token_carries_dokus_claims_and_a_published_kid(
@@ -163,7 +153,7 @@ def test_each_missing_signed_header_is_named(partner: Partner, header: str) -> N
     )
     del headers[header]
 
-    response = partner.http.post(TOKEN_PATH, content=body, headers=headers)
+    response = partner.http.request("POST", TOKEN_PATH, content=body, headers=headers)
 
     error = assert_error(response, 401, "header_missing")
     assert header in error["message"]
@@ -209,7 +199,7 @@ def test_requirements_signed_over_path_and_query_are_accepted(partner: Partner) 
         body=None,
     )
 
-    response = partner.http.get(f"{FILE_PATH}?{PERSONAL}", headers=headers)
+    response = partner.http.request("GET", f"{FILE_PATH}?{PERSONAL}", headers=headers)
 
     assert response.status_code == 200, response.text
 

@@ -12,8 +12,10 @@ import httpx
 import pytest
 
 from tests.support import samples
-from tests.support.fakes import multipart, multipart_type
-from tests.support.inprocess import FILE_PATH, PREFIX, InProcess, Partner
+from tests.support.errors import assert_error
+from tests.support.fakes import StreamedBody, multipart, multipart_type
+from tests.support.inprocess import InProcess
+from tests.support.partner import FILE_PATH, PREFIX, Partner
 
 MIB = 1024 * 1024
 MULTIPART = multipart_type()
@@ -34,22 +36,6 @@ def partner(server: InProcess) -> Iterator[Partner]:
     # before the test, so one leak fails only the test that caused it).
     assert set(server.spooled()) <= set(spooled)
     assert all(path.exists() for path in stored)
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The response is exactly DESIGN 2.5's envelope with ``code``; returns the error."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert set(error) == {"code", "message", "type"}
-    assert error["code"] == code, error
-    assert isinstance(error["message"], str)
-    assert error["message"]
-    assert "Traceback" not in response.text
-    assert 'File "' not in response.text
-    return dict(error)
 
 
 def refused(
@@ -288,11 +274,44 @@ def test_describe_without_a_token_asks_for_one(server: InProcess) -> None:
 
 
 def test_upload_without_a_token_is_refused_before_the_body_is_read(server: InProcess) -> None:
-    body = multipart(("category", "LOGO"), ("file", samples.png(), "a.png"))
+    data = multipart(("category", "LOGO"), ("file", samples.png(), "a.png"))
+    body = StreamedBody(data)
 
-    response = server.http.post(FILE_PATH, content=body, headers={"Content-Type": multipart_type()})
+    response = server.http.post(
+        FILE_PATH,
+        content=body,
+        headers={"Content-Type": multipart_type(), "Content-Length": str(len(data))},
+    )
 
     assert_error(response, 401, "token_missing")
+    assert body.pulled == []  # not even the first chunk
+
+
+def test_a_declared_oversize_body_is_refused_before_it_is_read(
+    server: InProcess, partner: Partner
+) -> None:
+    # A terabyte announced: more than any cap plus what the server drains after a 413.
+    body = StreamedBody(multipart(("category", "LOGO"), ("file", samples.png(), "a.png")))
+    headers = {**partner.auth(), "Content-Type": multipart_type(), "Content-Length": str(10**12)}
+
+    response = server.http.post(FILE_PATH, content=body, headers=headers)
+
+    error = assert_error(response, 413, "file_too_large")
+    assert "15 MB" in error["message"]
+    assert body.pulled == []
+
+
+def test_a_streamed_body_is_pulled_whole_when_accepted(server: InProcess, partner: Partner) -> None:
+    # Guards the two tests above: StreamedBody really sees what the app reads.
+    data = multipart(("category", "LOGO"), ("file", samples.png(seed=4), "a.png"))
+    body = StreamedBody(data, chunk=64)
+    headers = {**partner.auth(), "Content-Type": multipart_type(), "Content-Length": str(len(data))}
+
+    response = server.http.post(FILE_PATH, content=body, headers=headers)
+
+    assert response.status_code == 200, response.text
+    assert len(body.pulled) > 1
+    assert sum(body.pulled) == len(data)
 
 
 def test_another_partners_file_is_not_found(server: InProcess, partner: Partner) -> None:

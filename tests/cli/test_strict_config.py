@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.server import free_port
+from tests.support.fixture_server import free_port
 
 SECRET = "s" * 40
 

@@ -11,8 +11,8 @@ import functools
 import hashlib
 import io
 import json
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +43,13 @@ from berkas.core.models import Client
 from berkas.services.bundle import Services
 from berkas.wiring import prepare
 from tests.support import samples
+from tests.support.fakes import FakeClock
 
 TOKEN_PATH = "/adv-core-api/partner/v1.0/token"
 FILE_PATH = "/adv-core-api/partner/v1.0/file"
 BASE_URL = "http://berkas.test"
 
-ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
 
 
 class Faults:
@@ -73,7 +74,7 @@ class Faults:
     def requests_to(self, path: str) -> list[dict[str, str]]:
         return [headers for _, seen_path, headers in self.seen if seen_path == path]
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -141,14 +142,6 @@ class Blocking:
         return lambda *args, **kwargs: self._portal.call(functools.partial(method, *args, **kwargs))
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture(scope="module")
 def portal() -> Iterator[BlockingPortal]:
     with start_blocking_portal() as running:
@@ -169,7 +162,7 @@ def container(sdk_settings: Settings) -> Iterator[Services]:
 
 @pytest.fixture(scope="module")
 def app(container: Services) -> ASGIApp:
-    return create_app(container)  # type: ignore[return-value]
+    return create_app(container)
 
 
 @pytest.fixture(scope="module")
@@ -256,9 +249,10 @@ def test_token_is_cached_until_shortly_before_it_expires(
     assert first.authorization == f"Bearer {first.token}"
     assert client.token(5) is first
 
-    clock.now += 4 * 60 - 10  # a minute's margin before expiry is not reached yet
+    # A minute's margin before expiry is not reached yet.
+    clock.advance(timedelta(seconds=4 * 60 - 10))
     assert client.token(5) is first
-    clock.now += 20
+    clock.advance(timedelta(seconds=20))
     renewed = client.token(5)
     assert renewed is not first
     assert len(faults.requests_to(TOKEN_PATH)) == 2
@@ -298,7 +292,7 @@ def test_a_cached_token_the_server_refuses_is_renewed_once(
         serving=False,
     )
     try:
-        faults.app = create_app(other)  # type: ignore[assignment]
+        faults.app = create_app(other)
         uploaded = client.upload("LOGO", samples.png())
     finally:
         other.close()
@@ -491,7 +485,7 @@ def test_a_retry_after_the_reuse_window_is_signed_again_under_the_same_id(
     faults.plan = ["lose"]
 
     def later() -> None:
-        clock.now += 61
+        clock.advance(timedelta(seconds=61))
 
     faults.on_fault = later
     client.token()

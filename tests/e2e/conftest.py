@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.server import Partner, Server
+from tests.support.partner import Partner
+from tests.support.server import Server
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

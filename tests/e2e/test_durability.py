@@ -15,7 +15,8 @@ import pytest
 
 from tests.e2e.conftest import spool_and_temp_files
 from tests.support import samples
-from tests.support.server import PREFIX, Partner, Server
+from tests.support.partner import PREFIX, Partner
+from tests.support.server import Server
 
 
 @pytest.mark.slow

@@ -9,8 +9,10 @@ import httpx
 import pytest
 
 from tests.support import samples
+from tests.support.errors import assert_error
 from tests.support.fixture_server import FixtureServer, endless, redirect, send
-from tests.support.server import Partner, Server
+from tests.support.partner import Partner
+from tests.support.server import Server
 
 JPEG = samples.jpeg(120, 90, seed=7)
 PNG = samples.png(50, 40, seed=3)
@@ -82,42 +84,38 @@ def test_fetched_files_are_stored_and_downloadable(
     assert seen[-1].headers["user-agent"].startswith("berkas/")
 
 
-def _refusal(response: httpx.Response) -> dict[str, str]:
-    assert response.status_code == 422, response.text
-    error = response.json()["error"]
+def _refusal(response: httpx.Response, code: str) -> dict[str, str]:
+    error = assert_error(response, 422, code)
     assert error["type"] == "invalid_request_error"
-    return dict(error)
+    return error
 
 
 def test_upstream_404_is_fetch_failed_without_echoing_the_body(
     origin: FixtureServer, fetcher_partner: Partner
 ) -> None:
-    error = _refusal(fetcher_partner.upload(None, file_url=origin.url("/missing")))
-    assert error["code"] == "fetch_failed"
+    error = _refusal(fetcher_partner.upload(None, file_url=origin.url("/missing")), "fetch_failed")
     assert "404" in error["message"]
     assert "secret upstream body" not in error["message"]
 
 
 def test_fetched_html_is_unsupported_type(origin: FixtureServer, fetcher_partner: Partner) -> None:
-    error = _refusal(fetcher_partner.upload(None, file_url=origin.url("/page.html")))
-    assert error["code"] == "unsupported_type"
+    _refusal(fetcher_partner.upload(None, file_url=origin.url("/page.html")), "unsupported_type")
 
 
 def test_endless_body_stops_at_the_cap(
     origin: FixtureServer, fetcher_partner: Partner, fetching_server: Server
 ) -> None:
-    error = _refusal(
-        fetcher_partner.upload(None, category="LOGO", code=None, file_url=origin.url("/forever"))
+    _refusal(
+        fetcher_partner.upload(None, category="LOGO", code=None, file_url=origin.url("/forever")),
+        "file_too_large",
     )
-    assert error["code"] == "file_too_large"
     assert list((fetching_server.data_dir / "spool").glob("*")) == []
 
 
 def test_redirect_to_a_port_outside_the_policy_is_refused(
     origin: FixtureServer, fetcher_partner: Partner
 ) -> None:
-    error = _refusal(fetcher_partner.upload(None, file_url=origin.url("/hop")))
-    assert error["code"] == "url_port_not_allowed"
+    _refusal(fetcher_partner.upload(None, file_url=origin.url("/hop")), "url_port_not_allowed")
 
 
 @pytest.mark.parametrize(
@@ -136,7 +134,7 @@ def test_hostile_urls_are_refused_through_the_api(
 ) -> None:
     before = len(origin.connections)
     refused = fetcher_partner.upload(None, file_url=url.format(port=origin.port))
-    assert _refusal(refused)["code"] == code
+    _refusal(refused, code)
     assert len(origin.connections) == before
 
 
@@ -145,7 +143,6 @@ def test_url_upload_can_be_switched_off(tmp_path: Path, origin: FixtureServer) -
     server.start()
     try:
         response = server.new_partner().upload(None, file_url=origin.url("/ktp.jpg"))
-        assert response.status_code == 400
-        assert response.json()["error"]["code"] == "url_upload_disabled"
+        assert_error(response, 400, "url_upload_disabled")
     finally:
         server.stop()

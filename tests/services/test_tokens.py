@@ -9,7 +9,7 @@ import json
 import re
 import shutil
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import jwt
@@ -22,18 +22,10 @@ from berkas.adapters.keys import KeyRing
 from berkas.core.errors import AuthenticationFailed, InvalidRequest
 from berkas.core.models import Client
 from berkas.services.tokens import TokenService
+from tests.support.fakes import FakeClock
 
 CLIENT_ID = "BRN-0001-10791114622547"
 LIFETIME = timedelta(minutes=1440)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        # Near the real time, so third-party PyJWT checks of exp agree with ours.
-        self.current = datetime.now(UTC).replace(microsecond=0)
-
-    def now(self) -> datetime:
-        return self.current
 
 
 class Clients:

@@ -2,6 +2,7 @@
 
 Routes are plain functions; canned ones serve bytes, redirect, fail, drip slowly or stream
 forever. ``tls_pair`` makes a throwaway CA and certificate so HTTPS can be tested too.
+``free_port`` is the one helper every suite uses to pick a loopback port for a server.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ through ``httpx.ASGITransport`` straight into the ASGI app.
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,9 @@ import httpx
 
 from berkas.api.app import create_app
 from berkas.config import load_settings
-from berkas.core import signing
 from berkas.services.bundle import Services
 from berkas.wiring import prepare
-
-PREFIX = "/adv-core-api/partner/v1.0"
-TOKEN_PATH = f"{PREFIX}/token"
-FILE_PATH = f"{PREFIX}/file"
+from tests.support.partner import Partner
 
 
 class InProcess:
@@ -55,7 +50,8 @@ class InProcess:
 class Http:
     """A synchronous face on ``httpx.AsyncClient`` + ``ASGITransport``, one loop per call.
 
-    The app's unexpected exceptions become its 500 response, as under a real server.
+    The app's unexpected exceptions become its 500 response, as under a real server. A
+    ``Partner``'s ``Transport``; ``content`` may also be an async iterator of chunks.
     """
 
     def __init__(self, app: Any) -> None:
@@ -78,65 +74,3 @@ class Http:
 
     def delete(self, url: str, **kwargs: Any) -> httpx.Response:
         return self.request("DELETE", url, **kwargs)
-
-
-class Partner:
-    """A partner integration: signs DOKU requests and carries a bearer token."""
-
-    def __init__(self, http: Http, client_id: str, secret_key: str) -> None:
-        self.http = http
-        self.client_id = client_id
-        self.secret_key = secret_key
-        self._token: str | None = None
-
-    def signed(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        *,
-        query: str = "",
-        request_id: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        signed_headers = signing.signed_headers(
-            client_id=self.client_id,
-            secret_key=self.secret_key,
-            target=path,
-            body=body,
-            request_id=request_id,
-        )
-        url = f"{path}?{query}" if query else path
-        return self.http.request(
-            method, url, content=body, headers={**signed_headers, **(headers or {})}
-        )
-
-    def token_request(
-        self, payload: dict[str, Any] | bytes, *, request_id: str | None = None
-    ) -> httpx.Response:
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        return self.signed(
-            "POST",
-            TOKEN_PATH,
-            body,
-            request_id=request_id,
-            headers={"Content-Type": "application/json"},
-        )
-
-    @property
-    def token(self) -> str:
-        if self._token is None:
-            response = self.token_request({"grant_type": "client_credentials"})
-            assert response.status_code == 200, response.text
-            self._token = str(response.json()["token"])
-        return self._token
-
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def post_file(self, body: bytes, content_type: str | None) -> httpx.Response:
-        """POST raw bytes to the upload endpoint with the given Content-Type (or none)."""
-        headers = self.auth()
-        if content_type is not None:
-            headers["Content-Type"] = content_type
-        return self.http.post(FILE_PATH, content=body, headers=headers)

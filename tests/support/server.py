@@ -1,11 +1,10 @@
-"""A real ``berkas serve`` process on loopback, and a partner that talks to it over HTTP."""
+"""A real ``berkas serve`` process on loopback, and the transport partners reach it with."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,8 @@ from typing import Any
 
 import httpx
 
-from berkas.core import signing
-
-PREFIX = "/adv-core-api/partner/v1.0"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.fixture_server import free_port
+from tests.support.partner import Partner, Parts
 
 
 def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> str:
@@ -58,6 +50,11 @@ class Server:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def http(self) -> Loopback:
+        """Requests to this server, over loopback (as ``InProcess.http`` is in-process)."""
+        return Loopback(self.url)
 
     @property
     def pid(self) -> int:
@@ -139,72 +136,34 @@ class Server:
         if client_id:
             args += ["--client-id", client_id]
         created = json.loads(self.cli(*args))
-        return Partner(self.url, created["client_id"], created["secret_key"])
+        return Partner(self.http, created["client_id"], created["secret_key"])
 
 
-@dataclass
-class Partner:
-    """A partner integration speaking DOKU's wire protocol with nothing but HTTP."""
+class Loopback:
+    """A ``Partner``'s ``Transport`` to a real server: one fresh connection per request.
 
-    base_url: str
-    client_id: str
-    secret_key: str
-    _token: str | None = None
+    Nothing is pooled, so a server killed or restarted between requests never meets a
+    stale socket, and threads sharing a partner share no connection.
+    """
 
-    def signed(self, method: str, path: str, body: bytes | None, **extra: Any) -> httpx.Response:
-        headers = signing.signed_headers(
-            client_id=self.client_id,
-            secret_key=self.secret_key,
-            target=path,
-            body=body,
-            request_id=extra.pop("request_id", None),
-        )
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        return httpx.request(
-            method, self.base_url + path, content=body, headers=headers, timeout=30, **extra
-        )
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
 
-    def get_token(self, valid_time: str = "60") -> httpx.Response:
-        body = json.dumps({"grant_type": "client_credentials", "valid_time": valid_time}).encode()
-        return self.signed("POST", f"{PREFIX}/token", body)
-
-    @property
-    def token(self) -> str:
-        if self._token is None:
-            response = self.get_token()
-            assert response.status_code == 200, response.text
-            self._token = response.json()["token"]
-        return self._token
-
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def upload(
+    def request(
         self,
-        content: bytes | None,
+        method: str,
+        url: str,
         *,
-        category: str = "DOCUMENT",
-        code: str | None = "KTP",
-        filename: str = "document.jpg",
-        file_url: str | None = None,
-        token: str | None = None,
-        timeout: float = 60,
+        content: bytes | None = None,
+        files: Parts | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30,
     ) -> httpx.Response:
-        # Text fields go as (None, value) parts so the body is multipart even without a file.
-        parts: list[tuple[str, tuple[str | None, bytes | str, str | None]]] = [
-            ("category", (None, category, None))
-        ]
-        if code is not None:
-            parts.append(("code", (None, code, None)))
-        if file_url is not None:
-            parts.append(("file_url", (None, file_url, None)))
-        if content is not None:
-            parts.append(("file", (filename, content, "application/octet-stream")))
-        headers = {"Authorization": f"Bearer {token or self.token}"}
-        return httpx.post(
-            f"{self.base_url}{PREFIX}/file",
-            files=parts,
+        return httpx.request(
+            method,
+            self.base_url + url,
+            content=content,
+            files=files,
             headers=headers,
             timeout=timeout,
         )

@@ -46,13 +46,17 @@ class SigningKeys(Protocol):
         ...
 
 
-class ManagedKeys(SigningKeys, Protocol):
+class PrunableKeys(Protocol):
+    """What housekeeping needs of a key ring."""
+
+    def prune(self) -> list[str]:
+        """Remove retired keys whose every token has expired; returns their kids."""
+        ...
+
+
+class ManagedKeys(SigningKeys, PrunableKeys, Protocol):
     """A key ring an operator manages: rotation, and removal of keys no token needs."""
 
     def rotate(self) -> str:
         """Make a new current key, retiring the previous one; returns the new ``kid``."""
-        ...
-
-    def prune(self) -> list[str]:
-        """Remove retired keys whose every token has expired; returns their kids."""
         ...

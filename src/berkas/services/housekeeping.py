@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from berkas.core.keys import ManagedKeys
+from berkas.core.keys import PrunableKeys
 from berkas.core.ports import Clock, ReplayRepository
 
 log = logging.getLogger(__name__)
@@ -17,7 +17,7 @@ class Housekeeping:
     def __init__(
         self,
         replays: ReplayRepository,
-        keys: ManagedKeys,
+        keys: PrunableKeys,
         clock: Clock,
         *,
         retention: timedelta,

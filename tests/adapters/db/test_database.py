@@ -14,7 +14,7 @@ from berkas.adapters.db.database import SqlDatabase
 from berkas.adapters.db.tables import metadata
 from berkas.core.errors import Unavailable
 from berkas.core.models import Client
-from tests.support.postgres import free_port
+from tests.support.fixture_server import free_port
 
 CLIENT = Client("BRN-0001-10791114622547", "SK-test-0001", True, datetime(2025, 3, 1, tzinfo=UTC))
 

@@ -17,9 +17,8 @@ from click.testing import CliRunner, Result
 from berkas.cli.main import main
 from tests.support import samples
 from tests.support.fixture_server import FixtureServer, free_port, send
-from tests.support.server import Partner, Server
-
-pytestmark = pytest.mark.e2e
+from tests.support.partner import Partner
+from tests.support.server import Server
 
 LOGO = samples.png(60, 40, seed=5)
 
