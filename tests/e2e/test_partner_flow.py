@@ -79,6 +79,29 @@ def test_token_requirements_upload_and_download(server: Server, partner: Partner
         assert httpx.get(meta.json()["link"]).content == content
 
 
+@pytest.mark.parametrize(
+    ("content", "filename", "mime", "extension"),
+    [
+        (samples.png(64, 48), "photo.jpg", "image/png", "png"),
+        (samples.jpeg(64, 48), "IMG_0001.PNG", "image/jpeg", "jpg"),
+        (samples.pdf(), "scan.jpeg", "application/pdf", "pdf"),
+    ],
+)
+def test_the_bytes_decide_the_type_whatever_the_file_is_called(
+    partner: Partner, content: bytes, filename: str, mime: str, extension: str
+) -> None:
+    # DESIGN 2.4: phones and scanners name files as they please; the stored type, the
+    # key's extension and the served Content-Type all follow the bytes.
+    response = partner.upload(content, category="DOCUMENT", code="KTP", filename=filename)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["content_type"] == mime
+    download = httpx.get(body["link"], timeout=30)
+    assert download.headers["content-type"] == mime
+    assert download.content == content
+    assert download.headers["content-disposition"] == f'inline; filename="{body["id"]}.{extension}"'
+
+
 def test_owner_liveness_gets_cnt_prefix(partner: Partner) -> None:
     response = partner.upload(samples.jpeg(), category="OWNER_LIVENESS", code=None)
     assert response.status_code == 200, response.text

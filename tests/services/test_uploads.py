@@ -162,7 +162,6 @@ def upload(
     category: str = "DOCUMENT",
     code: str | None = "KTP",
     *,
-    filename: str | None = None,
     key: str | None = None,
 ) -> UploadResult:
     """A multipart upload as the route makes it: the spool, written, then the use case."""
@@ -171,7 +170,7 @@ def upload(
     async def run() -> UploadResult:
         spool = service.open_spool(form)
         spool.write(data)
-        return await service.upload_file(client, form, spool, filename, key)
+        return await service.upload_file(client, form, spool, key)
 
     return anyio.run(run)
 
@@ -271,7 +270,7 @@ def test_owner_liveness_ids_start_with_cnt(h: Harness) -> None:
 
 @pytest.mark.parametrize("category", ["DOCUMENT", "SERVICE_AGREEMENT", "BANK_ACCOUNT"])
 def test_pdf_is_accepted_where_doku_lists_it(h: Harness, category: str) -> None:
-    stored = upload(h.service(), h.client, samples.pdf(), category, "KTP", filename="a.pdf")
+    stored = upload(h.service(), h.client, samples.pdf(), category, "KTP")
 
     assert stored.stored.content_type == "application/pdf"
     assert stored.stored.key.endswith(".pdf")
@@ -280,7 +279,7 @@ def test_pdf_is_accepted_where_doku_lists_it(h: Harness, category: str) -> None:
 @pytest.mark.parametrize("category", ["PHOTO_PROOF", "OWNER_LIVENESS", "LOGO"])
 def test_pdf_is_refused_for_image_only_categories(h: Harness, category: str) -> None:
     with pytest.raises(UnsupportedContent) as caught:
-        upload(h.service(), h.client, samples.pdf(), category, None, filename="a.pdf")
+        upload(h.service(), h.client, samples.pdf(), category, None)
 
     assert caught.value.code == "type_not_allowed"
     assert category in caught.value.message
@@ -296,7 +295,7 @@ def test_a_file_over_the_requirement_cap_is_refused_after_a_late_category(h: Har
     spool = Spool.create(h.spool_dir, cap + 4096, "an upload of any category")
     spool.write(b"\xff\xd8\xff" + b"\x00" * cap)
     with pytest.raises(PayloadTooLarge) as caught:
-        anyio.run(service.upload_file, h.client, fields("PHOTO_PROOF"), spool, None, None)
+        anyio.run(service.upload_file, h.client, fields("PHOTO_PROOF"), spool, None)
 
     assert caught.value.code == "file_too_large"
     assert "PHOTO_PROOF accepts at most 15 MB" in caught.value.message
@@ -333,7 +332,7 @@ def test_a_fetched_body_that_fails_content_rules_is_a_fetch_refusal(
     # 422 with the same code a direct upload of those bytes would get.
     assert caught.value.code == code
     with pytest.raises((InvalidRequest, UnsupportedContent)) as direct:
-        upload(h.service(), h.client, data, category, "KTP", filename=None)
+        upload(h.service(), h.client, data, category, "KTP")
     assert direct.value.code == code
     assert h.spooled() == []
 
@@ -374,7 +373,7 @@ def test_exactly_one_of_file_and_file_url(h: Harness) -> None:
     spool = service.open_spool(form)
     spool.write(samples.png())
     with pytest.raises(InvalidRequest, match="both were sent") as both:
-        anyio.run(service.upload_file, h.client, form, spool, None, None)
+        anyio.run(service.upload_file, h.client, form, spool, None)
     with pytest.raises(InvalidRequest, match="neither was sent") as neither:
         anyio.run(service.upload_url, h.client, fields("LOGO"), None)
 

@@ -30,11 +30,11 @@ MAX_FRAMING_BYTES = 64 * 1024
 
 @dataclass
 class UploadForm:
-    """The text fields, and the spooled ``file`` part if there was one."""
+    """The text fields, and the spooled ``file`` part if there was one (its filename is
+    not kept: the bytes alone decide a document's type, DESIGN 2.4)."""
 
     fields: dict[str, str] = field(default_factory=dict)
     spool: Spool | None = None
-    filename: str | None = None
 
 
 class _Collector:
@@ -97,7 +97,6 @@ class _Collector:
             )
         if self.form.spool is not None:
             raise InvalidRequest("send exactly one 'file' part per upload.", code="multiple_files")
-        self.form.filename = _filename(options)
         self.form.spool = self._open_spool(self.form.fields)
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
@@ -128,15 +127,6 @@ class _Collector:
 
     def on_end(self) -> None:
         self.ended = True
-
-
-def _filename(options: dict[bytes, bytes]) -> str | None:
-    """The part's plain ``filename``. RFC 7578 section 4.2 forbids the RFC 5987
-    ``filename*`` form in multipart/form-data and python-multipart drops it: a part named
-    only that way has no name, and its bytes alone decide its type (as for any part
-    without a name); the stored file is always named after its sniffed type."""
-    plain = options.get(b"filename")
-    return plain.decode("utf-8", "replace") if plain else None
 
 
 def boundary_of(content_type: str | None) -> bytes:

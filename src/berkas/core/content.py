@@ -32,17 +32,14 @@ _PDF_EOF_WINDOW = 1024
 class Kind(enum.Enum):
     """A content type berkas stores, with its MIME type and storage extension."""
 
-    JPEG = ("image/jpeg", "jpg", "JPEG", frozenset({"jpg", "jpeg", "jfif"}))
-    PNG = ("image/png", "png", "PNG", frozenset({"png"}))
-    PDF = ("application/pdf", "pdf", "PDF", frozenset({"pdf"}))
+    JPEG = ("image/jpeg", "jpg", "JPEG")
+    PNG = ("image/png", "png", "PNG")
+    PDF = ("application/pdf", "pdf", "PDF")
 
-    def __init__(
-        self, mime: str, extension: str, label: str, filename_extensions: frozenset[str]
-    ) -> None:
+    def __init__(self, mime: str, extension: str, label: str) -> None:
         self.mime = mime
         self.extension = extension
         self.label = label
-        self.filename_extensions = filename_extensions
 
 
 _MAGIC: tuple[tuple[bytes, Kind], ...] = (
@@ -102,7 +99,6 @@ def inspect(
     head: bytes,
     size: int,
     allowed: Collection[Kind],
-    filename: str | None,
     label: str,
     limits: ImageLimits,
 ) -> ContentInfo:
@@ -111,9 +107,9 @@ def inspect(
     ``head`` is the file's first bytes (at least ``SNIFF_BYTES`` unless shorter), ``size``
     its length, ``label`` the requirement's name for messages (e.g. ``DOCUMENT/KTP``).
     Raises ``InvalidRequest`` (``empty_file``) or ``UnsupportedContent`` with a code per
-    cause: ``unsupported_type``, ``type_not_allowed``, ``extension_mismatch``,
-    ``image_truncated``, ``image_corrupt``, ``image_too_large``, ``image_too_small``,
-    ``pdf_corrupt``, ``pdf_encrypted``.
+    cause: ``unsupported_type``, ``type_not_allowed``, ``image_truncated``,
+    ``image_corrupt``, ``image_too_large``, ``image_too_small``, ``pdf_corrupt``,
+    ``pdf_encrypted``. The file's name plays no part (DESIGN 2.4).
     """
     accepts = f"{label} accepts {_labels(allowed)}"
     if size == 0:
@@ -129,7 +125,6 @@ def inspect(
             f"file is a {kind.label}, which {label} does not accept; {accepts}.",
             code="type_not_allowed",
         )
-    _check_extension(filename, kind, accepts)
     if kind is Kind.PDF:
         return _inspect_pdf(path, size)
     return _inspect_image(path, kind, limits)
@@ -145,28 +140,6 @@ def _labels(kinds: Collection[Kind]) -> str:
 def _any_kind() -> str:
     names = [k.label for k in Kind]
     return ", ".join(names[:-1]) + " or " + names[-1]
-
-
-def _check_extension(filename: str | None, kind: Kind, accepts: str) -> None:
-    # The bytes decide the type, but a name that promises another known type is refused:
-    # the file is stored and served as what its bytes are, so a reviewer who was told
-    # "id.png" would open a JPEG, and a mismatch usually means the wrong file was picked.
-    # No extension, or one we do not know (".tmp", ".bin"), says nothing and is ignored.
-    if not filename:
-        return
-    base = filename.replace("\\", "/").rsplit("/", 1)[-1].strip().rstrip(".")
-    stem, dot, extension = base.rpartition(".")
-    if not dot or not stem:
-        return
-    extension = extension.lower()
-    named = next((k for k in Kind if extension in k.filename_extensions), None)
-    if named is None or named is kind:
-        return
-    raise UnsupportedContent(
-        f"file name ends in .{extension} but the file is a {kind.label}; rename it to "
-        f".{kind.extension} or upload the {named.label} you meant; {accepts}.",
-        code="extension_mismatch",
-    )
 
 
 def _inspect_image(path: Path, kind: Kind, limits: ImageLimits) -> ContentInfo:

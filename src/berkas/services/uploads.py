@@ -145,11 +145,14 @@ class UploadService:
         client: Client,
         fields: UploadFields,
         spool: Spool,
-        filename: str | None,
         key: str | None,
     ) -> UploadResult:
         """Store the ``file`` part the caller sent (spooled, complete); the spool is
-        always discarded by the time this returns. ``key`` is the raw Idempotency-Key."""
+        always discarded by the time this returns. ``key`` is the raw Idempotency-Key.
+
+        The part's filename plays no part: the type is what the bytes are (DESIGN 2.4),
+        and phones name files as they please, so a PNG called ``photo.jpg`` is a PNG.
+        """
         try:
             target = self.target(fields)
             if _file_url(fields) is not None:
@@ -160,7 +163,7 @@ class UploadService:
                 key,
                 target,
                 spool.sha256,
-                lambda: to_thread.run_sync(self._store, client, target, spool, filename),
+                lambda: to_thread.run_sync(self._store, client, target, spool),
             )
         finally:
             spool.discard()
@@ -187,7 +190,7 @@ class UploadService:
                     writer = SpoolWriter(spool)
                     await fetcher.fetch(url, writer)
                     await writer.flush()
-                    return await to_thread.run_sync(self._store, client, target, spool, None)
+                    return await to_thread.run_sync(self._store, client, target, spool)
                 except (PayloadTooLarge, UnsupportedContent, InvalidRequest) as exc:
                     # The one place a fetched body's refusal becomes a fetch refusal: 422
                     # whatever its cause (issue 3), keeping its code and message.
@@ -233,9 +236,7 @@ class UploadService:
     def _spool(self, target: UploadTarget) -> Spool:
         return Spool.create(self._spool_dir, target.max_bytes, target.label)
 
-    def _store(
-        self, client: Client, target: UploadTarget, spool: Spool, filename: str | None
-    ) -> UploadResult:
+    def _store(self, client: Client, target: UploadTarget, spool: Spool) -> UploadResult:
         """Inspect the spooled bytes, then store blob and row (blob durable first)."""
         spool.finish()
         info = content.inspect(
@@ -243,7 +244,6 @@ class UploadService:
             head=spool.head,
             size=spool.size,
             allowed=target.kinds,
-            filename=filename,
             label=target.label,
             limits=self._limits,
         )

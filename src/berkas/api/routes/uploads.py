@@ -47,7 +47,7 @@ async def upload(request: Request, client: BearerClient, svc: ServicesDep) -> Re
     try:
         form = await read_form(request.headers.get("content-type"), stream, uploads.open_spool)
         if form.spool is not None:
-            result = await uploads.upload_file(client, form.fields, form.spool, form.filename, key)
+            result = await uploads.upload_file(client, form.fields, form.spool, key)
         else:
             result = await uploads.upload_url(client, form.fields, key)
     except BerkasError:
