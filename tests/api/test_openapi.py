@@ -7,11 +7,14 @@ from typing import Any
 
 import pytest
 
+from berkas.api import schemas
 from berkas.api.app import create_app
 from berkas.config import load_settings
+from berkas.core.catalogue import Catalogue
+from berkas.core.wire import API_PREFIX
 from berkas.wiring import prepare
 
-PREFIX = "/adv-core-api/partner/v1.0"
+PREFIX = API_PREFIX
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +55,10 @@ def test_head_routes_stay_out_of_the_schema(tmp_path: Path) -> None:
         container.close()
     assert "head" not in paths["/healthz"]
     assert set(paths["/links/{key}"]) == {"get"}
+
+
+def test_the_documented_example_is_what_the_packaged_catalogue_answers() -> None:
+    # The example is DOKU's published answer (DESIGN 2.3), kept as data in the schema;
+    # if the packaged catalogue drifts from it, one of the two is wrong.
+    answer = Catalogue.load().requirements("PERSONAL", "PERSEORANGAN", "RETAIL", "ID")
+    assert answer == schemas.REQUIREMENTS_EXAMPLE

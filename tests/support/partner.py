@@ -14,8 +14,9 @@ from typing import Any, Protocol
 import httpx
 
 from berkas.core import signing
+from berkas.core.wire import API_PREFIX
 
-PREFIX = "/adv-core-api/partner/v1.0"
+PREFIX = API_PREFIX
 TOKEN_PATH = f"{PREFIX}/token"
 FILE_PATH = f"{PREFIX}/file"
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from berkas.core.catalogue import BusinessType, Category, DocumentCode
+from berkas.core.wire import iso8601
 
 if TYPE_CHECKING:
     from berkas.client import BerkasClient
@@ -83,7 +84,7 @@ def _echo(value: Any) -> None:
 
 def _jsonable(value: object) -> str:
     if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
+        return iso8601(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 

@@ -28,8 +28,9 @@ from berkas.client.flow import Flow, RetryPolicy, Sleep, attempt, pump
 from berkas.client.models import FileInfo, Token, UploadedFile
 from berkas.core.catalogue import Category, DocumentCode
 from berkas.core.signing import signed_headers
+from berkas.core.wire import API_PREFIX
 
-PREFIX = "/adv-core-api/partner/v1.0"
+PREFIX = API_PREFIX
 USER_AGENT = f"berkas-client/{__version__}"
 # Refresh a cached token this long before it expires (or after 80% of a short life), so
 # a request never leaves with a token that expires in flight.

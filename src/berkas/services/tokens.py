@@ -5,7 +5,6 @@ Keys come parsed from ``SigningKeys``; nothing here touches disk.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from berkas.core.errors import AuthenticationFailed, InvalidRequest
 from berkas.core.keys import SigningKeys
 from berkas.core.models import Client
 from berkas.core.ports import ClientRepository, Clock
+from berkas.core.wire import quoted
 
 # The one algorithm we sign with and the only one we accept. Choosing it here, never
 # from the token's own header, is what defeats algorithm confusion: "alg": "none", or
@@ -111,12 +111,12 @@ class TokenService:
         )
         if minutes is None or minutes < 1:
             raise InvalidRequest(
-                f"valid_time must be {accepted}; got {_shown(value)}.",
+                f"valid_time must be {accepted}; got {quoted(value)}.",
                 code="invalid_valid_time",
             )
         if minutes > self._max_minutes:
             raise InvalidRequest(
-                f"valid_time {_shown(value)} is above the maximum of {self._max_minutes} "
+                f"valid_time {quoted(value)} is above the maximum of {self._max_minutes} "
                 f"minutes; send {accepted}.",
                 code="invalid_valid_time",
             )
@@ -142,7 +142,7 @@ class TokenService:
         alg = header.get("alg")
         if alg != ALGORITHM:
             raise AuthenticationFailed(
-                f"token algorithm {_shown(alg)} is not accepted; tokens must be {ALGORITHM}.",
+                f"token algorithm {quoted(alg)} is not accepted; tokens must be {ALGORITHM}.",
                 code="token_algorithm_not_allowed",
             )
         kid = header.get("kid")
@@ -155,7 +155,7 @@ class TokenService:
             public_key = self._keys.verification_key(kid)  # rotated in by another process
         if public_key is None:
             raise AuthenticationFailed(
-                f"token key {_shown(kid)} is not one of this server's signing keys "
+                f"token key {quoted(kid)} is not one of this server's signing keys "
                 "(see /.well-known/jwks.json); request a new token.",
                 code="token_key_unknown",
             )
@@ -184,7 +184,7 @@ class TokenService:
             raise _malformed(str(exc)) from None
         self._check_times(claims)
         if claims["sub"] != SUBJECT:
-            raise _malformed(f'its "sub" is {_shown(claims["sub"])}, not "{SUBJECT}"')
+            raise _malformed(f'its "sub" is {quoted(claims["sub"])}, not "{SUBJECT}"')
         user = claims.get("user")
         client_id = user.get(CLIENT_CLAIM) if isinstance(user, dict) else None
         if not isinstance(client_id, str) or not client_id:
@@ -216,12 +216,12 @@ class TokenService:
         client = self._clients.get(client_id)
         if client is None:
             raise AuthenticationFailed(
-                f"client {_shown(client_id)} is not registered here.", code="client_unknown"
+                f"client {quoted(client_id)} is not registered here.", code="client_unknown"
             )
         if not client.enabled:
             # Disabling a client takes effect at once, even for tokens already issued.
             raise AuthenticationFailed(
-                f"client {_shown(client_id)} is disabled; its tokens are no longer accepted.",
+                f"client {quoted(client_id)} is disabled; its tokens are no longer accepted.",
                 code="client_disabled",
             )
         return client
@@ -232,12 +232,3 @@ def _malformed(problem: str) -> AuthenticationFailed:
         f"bearer token is malformed: {problem}; use the token POST /token returned.",
         code="token_malformed",
     )
-
-
-def _shown(value: object, limit: int = 40) -> str:
-    """``value`` as JSON for a message, cut short so a huge input cannot bloat the reply."""
-    try:
-        text = json.dumps(value, ensure_ascii=True)
-    except (TypeError, ValueError):
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
