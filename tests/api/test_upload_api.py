@@ -5,6 +5,7 @@ Every refusal must leave nothing behind: no spooled part file, no stored blob, n
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -335,3 +336,56 @@ def test_spool_dir_is_where_the_tests_look(server: InProcess) -> None:
     # Guards the "nothing left behind" assertions: they must inspect the real spool.
     assert server.settings.spool_dir == server.data_dir.resolve() / "spool"
     assert server.settings.spool_dir.is_dir()
+
+
+class Recorder:
+    """Stands in for a service and records each call the HTTP layer makes into it."""
+
+    def __init__(self, name: str, inner: object, calls: list[str]) -> None:
+        self._name, self._inner, self._calls = name, inner, calls
+
+    def __getattr__(self, attribute: str) -> Any:
+        value = getattr(self._inner, attribute)
+        if not callable(value):
+            return value
+
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            self._calls.append(f"{self._name}.{attribute}")
+            return value(*args, **kwargs)
+
+        return recorded
+
+
+@pytest.mark.parametrize("source", ["file", "file_url"])
+def test_one_upload_crosses_into_the_services_three_times(
+    server: InProcess, partner: Partner, source: str
+) -> None:
+    # The seam issue 6 drew: the route checks the bearer, streams into a spool the use
+    # case opened, and hands over once; everything else is the use case's own business.
+    token = partner.token  # taken before recording: issuing is not part of the upload
+    calls: list[str] = []
+    real = server.container
+    recorders: dict[str, Any] = {
+        name: Recorder(name, getattr(real, name), calls)
+        for name in ("clients", "tokens", "signed", "requirements", "uploads", "files")
+    }
+    server.app.state.services = dataclasses.replace(real, **recorders)
+    try:
+        if source == "file":
+            body = multipart(("category", "LOGO"), ("file", samples.png(), "logo.png"))
+        else:  # fetching is refused (no fixture server here), which is the last crossing too
+            body = multipart(("category", "LOGO"), ("file_url", "http://127.0.0.1/logo.png"))
+        response = server.http.post(
+            FILE_PATH,
+            content=body,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": MULTIPART},
+        )
+    finally:
+        server.app.state.services = real
+
+    if source == "file":
+        assert response.status_code == 200, response.text
+        assert calls == ["tokens.verify", "uploads.open_spool", "uploads.upload_file"]
+    else:
+        assert_error(response, 422, "address_not_allowed")
+        assert calls == ["tokens.verify", "uploads.upload_url"]

@@ -35,7 +35,6 @@ USER_AGENT = f"berkas-client/{__version__}"
 # Refresh a cached token this long before it expires (or after 80% of a short life), so
 # a request never leaves with a token that expires in flight.
 REFRESH_MARGIN = 60.0
-DOWNLOAD_CHUNK = 64 * 1024
 
 FileInput: TypeAlias = str | os.PathLike[str] | bytes | IO[bytes]
 """A path (streamed from disk), the bytes themselves, or a binary file object."""
