@@ -28,7 +28,9 @@ import psutil
 
 from berkas.core import content
 from tests.support import samples
-from tests.support.server import PREFIX, Server, free_port
+from tests.support.fixture_server import free_port
+from tests.support.partner import PREFIX
+from tests.support.server import Server
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
 
@@ -76,7 +78,10 @@ def bench_upload(server: Server, body: bytes) -> dict[str, float]:
     baseline, baseline_url = _start_baseline()
     try:
         with httpx.Client(timeout=60) as http:
-            files = {"category": (None, "PHOTO_PROOF"), "file": ("p.jpg", body, "image/jpeg")}
+            files: dict[str, tuple[str | None, str | bytes] | tuple[str, bytes, str]] = {
+                "category": (None, "PHOTO_PROOF"),
+                "file": ("p.jpg", body, "image/jpeg"),
+            }
             headers = {"Authorization": f"Bearer {token}"}
 
             def to_berkas() -> None:
@@ -131,7 +136,6 @@ def bench_inspect(body: bytes) -> dict[str, float]:
                 head=body[: content.SNIFF_BYTES],
                 size=len(body),
                 allowed={content.Kind.JPEG},
-                filename=None,
                 label="PHOTO_PROOF",
                 limits=content.ImageLimits(),
             )
