@@ -182,7 +182,7 @@ class Code(StrEnum):
     REQUEST_REPLAYED = (
         "request_replayed",
         409,
-        "This Request-Id was already used for the same request.",
+        "This Request-Id was already used for the same request; the first answer is repeated.",
     )
     REQUEST_ID_REUSED = (
         "request_id_reused",
