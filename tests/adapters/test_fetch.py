@@ -20,6 +20,7 @@ import httpcore
 import pytest
 
 from berkas.adapters.fetch import GuardedFetcher, system_resolver
+from berkas.core.codes import Code
 from berkas.core.egress import EgressPolicy, FetchResult
 from berkas.core.errors import FetchRefused, PayloadTooLarge
 from tests.support.fixture_server import (
@@ -137,7 +138,7 @@ class Collected:
 
     def _refuse(self) -> PayloadTooLarge:
         return PayloadTooLarge(
-            f"over the {self.max_bytes} bytes LOGO accepts", code="file_too_large"
+            f"over the {self.max_bytes} bytes LOGO accepts", code=Code.FILE_TOO_LARGE
         )
 
     def expect(self, length: int) -> None:
@@ -691,7 +692,7 @@ async def test_the_sinks_own_size_error_propagates_unchanged(server: FixtureServ
 
     class StrictSink(Collected):
         async def write(self, chunk: bytes) -> None:
-            raise PayloadTooLarge("file is too large for DOCUMENT/KTP", code="file_too_large")
+            raise PayloadTooLarge("file is too large for DOCUMENT/KTP", code=Code.FILE_TOO_LARGE)
 
     guarded, _, _ = fetcher(allowing(server))
     with pytest.raises(PayloadTooLarge, match="DOCUMENT/KTP"):

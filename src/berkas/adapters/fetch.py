@@ -17,6 +17,7 @@ from urllib.parse import urljoin
 import httpcore
 import httpx
 
+from berkas.core.codes import Code
 from berkas.core.egress import (
     EgressPolicy,
     FetchResult,
@@ -80,7 +81,7 @@ class GuardedFetcher:
         except TimeoutError as exc:
             raise FetchRefused(
                 f"file_url did not finish within {total:g} s; berkas gives up after that",
-                code="fetch_timeout",
+                code=Code.FETCH_TIMEOUT,
             ) from exc
 
     async def _follow(self, url: str, sink: FetchSink) -> FetchResult:
@@ -101,7 +102,7 @@ class GuardedFetcher:
                 raise FetchRefused(
                     f"file_url redirected more than {policy.max_redirects} times; "
                     "give the final URL instead",
-                    code="too_many_redirects",
+                    code=Code.TOO_MANY_REDIRECTS,
                 )
             hop += 1
             try:
@@ -115,7 +116,7 @@ class GuardedFetcher:
         if current.scheme == "https" and following.scheme == "http":
             raise FetchRefused(
                 "file_url redirected from https to http; berkas does not follow downgrades",
-                code="redirect_not_allowed",
+                code=Code.REDIRECT_NOT_ALLOWED,
             )
         return following
 
@@ -133,7 +134,7 @@ class GuardedFetcher:
     async def _lookup(self, target: Target) -> tuple[IPAddress, ...]:
         failed = FetchRefused(
             f"file_url host {target.host} does not resolve; check the host name",
-            code="dns_failed",
+            code=Code.DNS_FAILED,
         )
         try:
             answers = await self._resolve(target.host, target.port)
@@ -184,16 +185,16 @@ class GuardedFetcher:
         except httpx.TimeoutException as exc:
             raise FetchRefused(
                 "file_url did not answer in time (connect or read timeout)",
-                code="fetch_timeout",
+                code=Code.FETCH_TIMEOUT,
             ) from exc
         except httpx.HTTPError as exc:
             # Never echo the underlying error: it can name internal addresses or TLS details.
             raise FetchRefused(
                 "file_url could not be fetched: the connection or TLS handshake failed",
-                code="fetch_failed",
+                code=Code.FETCH_FAILED,
             ) from exc
         except httpx.InvalidURL as exc:
-            raise FetchRefused("file_url is not a valid URL", code="url_invalid") from exc
+            raise FetchRefused("file_url is not a valid URL", code=Code.URL_INVALID) from exc
 
 
 async def _consume(response: httpx.Response, target: Target, sink: FetchSink) -> FetchResult | str:
@@ -204,14 +205,14 @@ async def _consume(response: httpx.Response, target: Target, sink: FetchSink) ->
             raise FetchRefused(
                 f"file_url could not be fetched: upstream answered HTTP {status} without a "
                 "Location",
-                code="fetch_failed",
+                code=Code.FETCH_FAILED,
             )
         return location
     if not 200 <= status < 300:
         # The status only: the upstream body may be an internal error page.
         raise FetchRefused(
             f"file_url could not be fetched: upstream answered HTTP {status}",
-            code="fetch_failed",
+            code=Code.FETCH_FAILED,
         )
     declared: str = response.headers.get("content-length", "")
     if declared.isdigit():

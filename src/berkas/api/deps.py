@@ -9,6 +9,7 @@ from typing import Annotated, Any, cast
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from berkas.core.codes import Code
 from berkas.core.errors import AuthenticationFailed, InvalidRequest, PayloadTooLarge
 from berkas.core.models import Client
 from berkas.core.wire import API_PREFIX
@@ -33,7 +34,7 @@ async def bearer(request: Request, svc: ServicesDep) -> Client:
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed(
             f"Authorization: Bearer <token> is required; get a token from POST {API_PREFIX}/token.",
-            code="token_missing",
+            code=Code.TOKEN_MISSING,
         )
     return await run_in_threadpool(svc.tokens.verify, token.strip())
 
@@ -63,7 +64,7 @@ async def small_body(request: Request) -> bytes:
         chunks += chunk
         if len(chunks) > MAX_JSON_BODY:
             raise PayloadTooLarge(
-                f"request body is larger than {MAX_JSON_BODY // 1024} KB.", code="body_too_large"
+                f"request body is larger than {MAX_JSON_BODY // 1024} KB.", code=Code.BODY_TOO_LARGE
             )
     return bytes(chunks)
 
@@ -77,8 +78,8 @@ def json_object(body: bytes) -> dict[str, Any]:
     except (ValueError, RecursionError):
         raise InvalidRequest(
             'body must be a JSON object like {"grant_type": "client_credentials"}.',
-            code="invalid_json",
+            code=Code.INVALID_JSON,
         ) from None
     if not isinstance(payload, dict):
-        raise InvalidRequest("body must be a JSON object.", code="invalid_json")
+        raise InvalidRequest("body must be a JSON object.", code=Code.INVALID_JSON)
     return payload

@@ -1,17 +1,16 @@
-"""The one error-to-HTTP table and the ``{"error": {...}}`` envelope (DESIGN 2.5).
+"""The one error-to-HTTP mapping and the ``{"error": {...}}`` envelope (DESIGN 2.5).
 
-BerkasError subclass      HTTP   type
-InvalidRequest            400    invalid_request_error
-AuthenticationFailed      401    authentication_error
-PermissionDenied          403    permission_error
-NotFound                  404    not_found_error
-Conflict / Replayed       409    conflict_error
-PayloadTooLarge           413    invalid_request_error
-UnsupportedContent        415    invalid_request_error
-FetchRefused              422    invalid_request_error
-RateLimited               429    rate_limit_error
-Unavailable               503    api_error
-anything else             500    api_error (logged; no stack trace on the wire)
+The table is the catalogue: a ``BerkasError``'s status and type are its code's
+(``berkas.core.codes``), with two exceptions decided here:
+
+- ``FetchRefused`` answers 422 whatever code it carries (a refused ``file_url`` fetch,
+  or a fetched body refused for its size or content, keeps that cause's code);
+- ``Replayed`` answers 409 with the first response's body, not an envelope.
+
+The framework's own failures get codes from the same catalogue: ``invalid_request`` (400,
+a request that fails validation), ``not_found`` (404), ``method_not_allowed`` (405),
+``http_error`` (any other status it raises) and ``internal_error`` (500; logged, no stack
+trace on the wire).
 """
 
 from __future__ import annotations
@@ -25,56 +24,28 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from berkas.core.errors import (
-    AuthenticationFailed,
-    BerkasError,
-    Conflict,
-    FetchRefused,
-    InvalidRequest,
-    NotFound,
-    PayloadTooLarge,
-    PermissionDenied,
-    RateLimited,
-    Replayed,
-    Unavailable,
-    UnsupportedContent,
-)
+from berkas.core.codes import Code
+from berkas.core.errors import AuthenticationFailed, BerkasError, FetchRefused, Replayed
 
 log = logging.getLogger(__name__)
 
-STATUS: dict[type[BerkasError], int] = {
-    InvalidRequest: 400,
-    AuthenticationFailed: 401,
-    PermissionDenied: 403,
-    NotFound: 404,
-    Conflict: 409,
-    PayloadTooLarge: 413,
-    UnsupportedContent: 415,
-    FetchRefused: 422,
-    RateLimited: 429,
-    Unavailable: 503,
-}
-
-_HTTP_CODES: dict[int, tuple[str, str, str]] = {
-    404: ("not_found", "not_found_error", "No such endpoint."),
-    405: ("method_not_allowed", "invalid_request_error", "This method is not allowed here."),
-}
+# Framework statuses with a code of their own; any other is ``http_error``.
+_HTTP_CODES: dict[int, Code] = {404: Code.NOT_FOUND, 405: Code.METHOD_NOT_ALLOWED}
 
 
 def status_of(error: BerkasError) -> int:
-    """The HTTP status for an error: the nearest class in the table wins."""
-    for cls in type(error).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 500
+    """The HTTP status for an error: its code's, or 422 for a refused ``file_url`` fetch."""
+    return error.code.status_for(fetched=isinstance(error, FetchRefused))
 
 
-def envelope(code: str, message: str, error_type: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "type": error_type}}
+def envelope(code: Code, message: str | None = None) -> dict[str, Any]:
+    """``{"error": {"code", "message", "type"}}``; the message defaults to the code's."""
+    text = code.message if message is None else message
+    return {"error": {"code": code.value, "message": text, "type": code.error_type.value}}
 
 
 def error_body(error: BerkasError) -> bytes:
-    return json.dumps(envelope(error.code, error.message, error.error_type)).encode()
+    return json.dumps(envelope(error.code, error.message)).encode()
 
 
 def error_response(error: BerkasError) -> Response:
@@ -83,10 +54,10 @@ def error_response(error: BerkasError) -> Response:
     # (token, requirements) have no registered scheme to name, so they get none.
     bearer = isinstance(error, AuthenticationFailed) and error.code.startswith("token_")
     # Without any token the challenge carries no error code (RFC 6750 section 3.1).
-    challenge = "Bearer" if error.code == "token_missing" else 'Bearer error="invalid_token"'
+    challenge = "Bearer" if error.code is Code.TOKEN_MISSING else 'Bearer error="invalid_token"'
     headers = {"WWW-Authenticate": challenge} if bearer else None
     if isinstance(error, Replayed):
-        return Response(error.body, status_code=409, media_type=error.content_type)
+        return Response(error.body, status_code=status_of(error), media_type=error.content_type)
     return Response(
         error_body(error),
         status_code=status_of(error),
@@ -108,25 +79,21 @@ def install(app: FastAPI) -> None:
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
         message = f"{where}: {first.get('msg', 'invalid value')}."
         return JSONResponse(
-            envelope("invalid_request", message, "invalid_request_error"), status_code=400
+            envelope(Code.INVALID_REQUEST, message), status_code=Code.INVALID_REQUEST.status
         )
 
     async def on_http(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        code, kind, message = _HTTP_CODES.get(
-            exc.status_code, ("http_error", "invalid_request_error", str(exc.detail))
-        )
-        return JSONResponse(
-            envelope(code, message, kind), status_code=exc.status_code, headers=exc.headers
-        )
+        # The framework's status stands: it is the member's for 404 and 405, and
+        # ``http_error`` carries whatever else the framework raised, with its detail.
+        code = _HTTP_CODES.get(exc.status_code)
+        body = envelope(Code.HTTP_ERROR, str(exc.detail)) if code is None else envelope(code)
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     async def on_crash(_: Request, exc: Exception) -> Response:
         # Logged with its traceback for the operator; the caller gets no internals.
         log.error("unhandled error", exc_info=exc)
-        return JSONResponse(
-            envelope("internal_error", "The server failed to handle this request.", "api_error"),
-            status_code=500,
-        )
+        return JSONResponse(envelope(Code.INTERNAL_ERROR), status_code=Code.INTERNAL_ERROR.status)
 
     app.add_exception_handler(BerkasError, on_berkas)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -16,6 +16,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
+from berkas.core.codes import Code
 from berkas.core.errors import InvalidRequest, PayloadTooLarge
 from berkas.services.spool import BATCH_BYTES, Spool
 
@@ -56,7 +57,7 @@ class _Collector:
             raise InvalidRequest(
                 f"multipart body has more than {MAX_PARTS} parts; send category, code and "
                 "one of file or file_url.",
-                code="multipart_too_many_parts",
+                code=Code.MULTIPART_TOO_MANY_PARTS,
             )
         self._disposition = b""
         self._name = None
@@ -69,7 +70,9 @@ class _Collector:
     def on_header_value(self, data: bytes, start: int, end: int) -> None:
         self._header_value += data[start:end]
         if len(self._header_value) > MAX_HEADER_BYTES:
-            raise InvalidRequest("a multipart part header is too long.", code="multipart_malformed")
+            raise InvalidRequest(
+                "a multipart part header is too long.", code=Code.MULTIPART_MALFORMED
+            )
 
     def on_header_end(self) -> None:
         if self._header_name.strip().lower() == b"content-disposition":
@@ -83,7 +86,7 @@ class _Collector:
         if raw_name is None:
             raise InvalidRequest(
                 'every multipart part needs Content-Disposition: form-data; name="..."',
-                code="multipart_malformed",
+                code=Code.MULTIPART_MALFORMED,
             )
         name = raw_name.decode("utf-8", "replace")
         self._name = name
@@ -93,10 +96,12 @@ class _Collector:
         if name != FILE_FIELD:
             raise InvalidRequest(
                 f"file part {name!r} is not accepted; send the document in the field 'file'.",
-                code="unknown_field",
+                code=Code.UNKNOWN_FIELD,
             )
         if self.form.spool is not None:
-            raise InvalidRequest("send exactly one 'file' part per upload.", code="multiple_files")
+            raise InvalidRequest(
+                "send exactly one 'file' part per upload.", code=Code.MULTIPLE_FILES
+            )
         self.form.spool = self._open_spool(self.form.fields)
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
@@ -107,7 +112,7 @@ class _Collector:
         if len(self._data) + (end - start) > MAX_FIELD_BYTES:
             raise InvalidRequest(
                 f"field {self._name!r} is longer than {MAX_FIELD_BYTES} bytes.",
-                code="field_too_long",
+                code=Code.FIELD_TOO_LONG,
             )
         self._data += data[start:end]
 
@@ -116,13 +121,13 @@ class _Collector:
             return
         if self._name in self.form.fields:
             raise InvalidRequest(
-                f"field {self._name!r} appears more than once.", code="duplicate_field"
+                f"field {self._name!r} appears more than once.", code=Code.DUPLICATE_FIELD
             )
         try:
             self.form.fields[self._name] = codecs.decode(bytes(self._data), "utf-8")
         except UnicodeDecodeError:
             raise InvalidRequest(
-                f"field {self._name!r} is not valid UTF-8.", code="field_invalid"
+                f"field {self._name!r} is not valid UTF-8.", code=Code.FIELD_INVALID
             ) from None
 
     def on_end(self) -> None:
@@ -135,19 +140,19 @@ def boundary_of(content_type: str | None) -> bytes:
         raise InvalidRequest(
             "Content-Type must be multipart/form-data with fields category, code and file "
             "or file_url.",
-            code="multipart_required",
+            code=Code.MULTIPART_REQUIRED,
         )
     media, params = parse_options_header(content_type)
     if media != b"multipart/form-data":
         raise InvalidRequest(
             f"Content-Type {media.decode('latin-1')!r} is not accepted; send multipart/form-data.",
-            code="multipart_required",
+            code=Code.MULTIPART_REQUIRED,
         )
     boundary = params.get(b"boundary")
     if not boundary or len(boundary) > 200:
         raise InvalidRequest(
             "Content-Type multipart/form-data needs a boundary parameter (RFC 7578).",
-            code="multipart_malformed",
+            code=Code.MULTIPART_MALFORMED,
         )
     return boundary
 
@@ -189,12 +194,12 @@ async def read_form(
         _check_framing(seen, collector.form)
         if not collector.ended:
             raise InvalidRequest(
-                "multipart body ended before its closing boundary.", code="multipart_malformed"
+                "multipart body ended before its closing boundary.", code=Code.MULTIPART_MALFORMED
             )
     except FormParserError as exc:
         _discard(collector.form)
         raise InvalidRequest(
-            "the multipart/form-data body could not be parsed.", code="multipart_malformed"
+            "the multipart/form-data body could not be parsed.", code=Code.MULTIPART_MALFORMED
         ) from exc
     except BaseException:
         _discard(collector.form)
@@ -214,7 +219,7 @@ def _check_framing(seen: int, form: UploadForm) -> None:
         raise PayloadTooLarge(
             f"the multipart framing around the file (preamble, part headers and fields) is "
             f"over {MAX_FRAMING_BYTES // 1024} KB; send category, code and file or file_url.",
-            code="body_too_large",
+            code=Code.BODY_TOO_LARGE,
         )
 
 

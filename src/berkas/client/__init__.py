@@ -26,6 +26,7 @@ from berkas.client.flow import RetryPolicy
 from berkas.client.models import FileInfo, Token, UploadedFile
 from berkas.client.sync import BerkasClient
 from berkas.core.catalogue import Category, DocumentCode
+from berkas.core.codes import Code as ErrorCode
 
 __all__ = [
     "AsyncBerkasClient",
@@ -37,6 +38,7 @@ __all__ = [
     "ConflictError",
     "ConnectionFailed",
     "DocumentCode",
+    "ErrorCode",
     "FetchError",
     "FileInfo",
     "FileInput",

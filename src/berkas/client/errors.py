@@ -21,9 +21,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from berkas.core.codes import Code, ErrorType
+
 # The envelope every berkas error uses (DESIGN 2.5); DOKU's non-SNAP APIs use the same.
 _ENVELOPE_KEYS = ("code", "message", "type")
-_CONFLICT_TYPE = "conflict_error"
 
 
 class BerkasClientError(Exception):
@@ -153,14 +154,14 @@ def api_error(status: int, body: bytes, *, request_id: str | None = None) -> Ber
     Request-Id replayed (DESIGN 2.1), so it becomes ``ReplayedError`` carrying that body.
     """
     found = envelope(body)
-    if status == 409 and (found is None or found["type"] != _CONFLICT_TYPE):
+    if status == 409 and (found is None or found["type"] != ErrorType.CONFLICT):
         cls: type[BerkasAPIError] = ReplayedError
         if found is None:
             found = {
-                "code": "request_replayed",
+                "code": Code.REQUEST_REPLAYED.value,
                 "message": "this Request-Id was already used for the same request; "
                 "the first response is in .body",
-                "type": _CONFLICT_TYPE,
+                "type": ErrorType.CONFLICT.value,
             }
     else:
         cls = _BY_STATUS.get(status, ServerError)
@@ -169,7 +170,7 @@ def api_error(status: int, body: bytes, *, request_id: str | None = None) -> Ber
         found = {
             "code": f"http_{status}",
             "message": text or f"the server answered HTTP {status} with no error body",
-            "type": "api_error",
+            "type": ErrorType.API.value,
         }
     return cls(
         status, found["code"], found["message"], found["type"], body=body, request_id=request_id

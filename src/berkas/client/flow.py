@@ -21,6 +21,7 @@ from berkas.client.errors import (
     api_error,
     envelope,
 )
+from berkas.core.codes import Code
 
 T = TypeVar("T")
 
@@ -168,4 +169,4 @@ def _transient(error: Exception, *, retried: bool) -> bool:
         return True
     # Our own earlier try still running on the server (its answer timed out): the
     # server will have the answer to replay soon.
-    return retried and isinstance(error, ConflictError) and error.code == "request_in_progress"
+    return retried and isinstance(error, ConflictError) and error.code == Code.REQUEST_IN_PROGRESS

@@ -22,6 +22,7 @@ from berkas.core.catalogue_types import (
     Ref,
     Requirement,
 )
+from berkas.core.codes import Code
 from berkas.core.errors import InvalidRequest
 from berkas.core.wire import quoted
 
@@ -46,7 +47,7 @@ def _invalid(
     return InvalidRequest(
         f"{parameter} {quoted(value)} is not supported{context}; "
         f"expected one of: {', '.join(allowed)}.",
-        code="invalid_parameter",
+        code=Code.INVALID_PARAMETER,
     )
 
 
@@ -59,14 +60,14 @@ def parse_category(value: str | None) -> Category:
     accepted ones (``category_missing``, ``category_invalid``)."""
     if value is None or not value.strip():
         raise InvalidRequest(
-            f"category is required; one of {_names(Category)}.", code="category_missing"
+            f"category is required; one of {_names(Category)}.", code=Code.CATEGORY_MISSING
         )
     try:
         return Category(value.strip())
     except ValueError:
         raise InvalidRequest(
             f"category {quoted(value)} is not accepted; one of {_names(Category)}.",
-            code="category_invalid",
+            code=Code.CATEGORY_INVALID,
         ) from None
 
 
@@ -78,14 +79,14 @@ def parse_document_code(category: Category, value: str | None) -> DocumentCode |
     if value is None or not value.strip():
         raise InvalidRequest(
             f"code is required when category is DOCUMENT; one of {_names(DocumentCode)}.",
-            code="code_missing",
+            code=Code.CODE_MISSING,
         )
     try:
         return DocumentCode(value.strip())
     except ValueError:
         raise InvalidRequest(
             f"code {quoted(value)} is not a document code; one of {_names(DocumentCode)}.",
-            code="code_invalid",
+            code=Code.CODE_INVALID,
         ) from None
 
 
@@ -181,7 +182,7 @@ class Catalogue:
             raise InvalidRequest(
                 f"businessContactNationality {quoted(nationality)} is not an ISO 3166-1 "
                 "alpha-2 country code; expected two upper-case letters such as ID.",
-                code="invalid_parameter",
+                code=Code.INVALID_PARAMETER,
             )
         if profile.nationalities is not None and nationality not in profile.nationalities:
             raise _invalid(

@@ -18,6 +18,7 @@ from PIL import Image
 from pypdf import PdfReader
 from pypdf.errors import PdfReadWarning
 
+from berkas.core.codes import Code
 from berkas.core.errors import InvalidRequest, UnsupportedContent
 
 # How many leading bytes a caller must keep for ``sniff``: the longest magic number is
@@ -113,17 +114,17 @@ def inspect(
     """
     accepts = f"{label} accepts {_labels(allowed)}"
     if size == 0:
-        raise InvalidRequest(f"file is empty; {accepts}.", code="empty_file")
+        raise InvalidRequest(f"file is empty; {accepts}.", code=Code.EMPTY_FILE)
     kind = sniff(head)
     if kind is None:
         raise UnsupportedContent(
             f"file is not a {_any_kind()}; {accepts}.",
-            code="unsupported_type",
+            code=Code.UNSUPPORTED_TYPE,
         )
     if kind not in allowed:
         raise UnsupportedContent(
             f"file is a {kind.label}, which {label} does not accept; {accepts}.",
-            code="type_not_allowed",
+            code=Code.TYPE_NOT_ALLOWED,
         )
     if kind is Kind.PDF:
         return _inspect_pdf(path, size)
@@ -180,13 +181,13 @@ def _check_dimensions(width: int, height: int, kind: Kind, limits: ImageLimits) 
         raise UnsupportedContent(
             f"file is a {width}x{height} {kind.label}; images may be at most "
             f"{limits.max_side} pixels on a side and {limits.max_pixels:,} pixels in all.",
-            code="image_too_large",
+            code=Code.IMAGE_TOO_LARGE,
         )
     if width < limits.min_side or height < limits.min_side:
         raise UnsupportedContent(
             f"file is a {width}x{height} {kind.label}; images must be at least "
             f"{limits.min_side} pixels on a side.",
-            code="image_too_small",
+            code=Code.IMAGE_TOO_SMALL,
         )
 
 
@@ -221,19 +222,19 @@ def _image_failure(kind: Kind, exc: Exception) -> UnsupportedContent:
         return UnsupportedContent(
             f"file is a {kind.label} that declares too many pixels to decode safely (a "
             "possible decompression bomb); resize it and upload again.",
-            code="image_too_large",
+            code=Code.IMAGE_TOO_LARGE,
         )
     text = str(exc).lower()
     if isinstance(exc, EOFError) or "truncated" in text:
         return UnsupportedContent(
             f"file is a {kind.label} that ends before its image data does (truncated, "
             "perhaps an interrupted transfer); upload the complete file.",
-            code="image_truncated",
+            code=Code.IMAGE_TRUNCATED,
         )
     return UnsupportedContent(
         f"file starts like a {kind.label} but its image data does not decode (corrupt); "
         "export or scan it again and upload the new file.",
-        code="image_corrupt",
+        code=Code.IMAGE_CORRUPT,
     )
 
 
@@ -247,13 +248,13 @@ def _inspect_pdf(path: Path, size: int) -> ContentInfo:
             raise UnsupportedContent(
                 f"file is a PDF with no %%EOF marker in its last {_PDF_EOF_WINDOW} bytes "
                 "(truncated or damaged); upload the complete file.",
-                code="pdf_corrupt",
+                code=Code.PDF_CORRUPT,
             )
         fh.seek(0, os.SEEK_SET)
         pages = _pdf_pages(fh)
     if pages < 1:
         raise UnsupportedContent(
-            "file is a PDF with no pages; upload the document itself.", code="pdf_corrupt"
+            "file is a PDF with no pages; upload the document itself.", code=Code.PDF_CORRUPT
         )
     return ContentInfo(kind=Kind.PDF, width=None, height=None, pages=pages)
 
@@ -274,13 +275,13 @@ def _pdf_pages(fh: BinaryIO) -> int:
         raise UnsupportedContent(
             "file is a PDF whose structure does not parse (corrupt or damaged); save or "
             "export it again and upload the new file.",
-            code="pdf_corrupt",
+            code=Code.PDF_CORRUPT,
         ) from exc
     if pages is None:
         # Refused even with an empty user password: a reviewer may still be asked for
         # one, and nothing past the header could be inspected here.
         raise UnsupportedContent(
             "file is an encrypted PDF; remove the password or encryption and upload again.",
-            code="pdf_encrypted",
+            code=Code.PDF_ENCRYPTED,
         )
     return pages

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from berkas import __version__
+from berkas.core.codes import Code
 from berkas.core.errors import FetchRefused
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -130,14 +131,14 @@ def parse_url(url: str, policy: EgressPolicy, *, field: str = "file_url") -> Tar
         raise FetchRefused(
             f"{field} contains credentials (user@host); they are not accepted, "
             "use a pre-signed URL instead",
-            code="url_credentials_not_allowed",
+            code=Code.URL_CREDENTIALS_NOT_ALLOWED,
         )
     host, literal, port = _split_authority(authority, scheme, field)
     if port not in policy.allow_ports:
         allowed = ", ".join(str(p) for p in sorted(policy.allow_ports))
         raise FetchRefused(
             f"{field} port {port} is not accepted; allowed ports: {allowed}",
-            code="url_port_not_allowed",
+            code=Code.URL_PORT_NOT_ALLOWED,
         )
 
     path_and_query = remainder.split("#", 1)[0]
@@ -163,7 +164,7 @@ def classify(address: IPAddress | str) -> str | None:
 
 
 def check_address(address: IPAddress | str, policy: EgressPolicy) -> None:
-    """Raise ``FetchRefused(code="address_not_allowed")`` unless a fetch may reach ``address``.
+    """Raise ``FetchRefused(code=Code.ADDRESS_NOT_ALLOWED)`` unless a fetch may reach ``address``.
 
     The message names the class of address only, never the address: echoing what an
     internal name resolves to would itself leak the internal network.
@@ -178,7 +179,7 @@ def check_address(address: IPAddress | str, policy: EgressPolicy) -> None:
         raise FetchRefused(
             f"file_url leads to a non-public address ({kind}); berkas fetches only from "
             "public addresses",
-            code="address_not_allowed",
+            code=Code.ADDRESS_NOT_ALLOWED,
         )
 
 
@@ -235,7 +236,7 @@ def _refuse_catch_all(network: IPNetwork, field: str) -> None:
 
 
 def _invalid(message: str) -> FetchRefused:
-    return FetchRefused(message, code="url_invalid")
+    return FetchRefused(message, code=Code.URL_INVALID)
 
 
 def _split_scheme(url: str, field: str) -> tuple[str, str]:
@@ -249,13 +250,13 @@ def _split_scheme(url: str, field: str) -> tuple[str, str]:
     if not valid:
         raise FetchRefused(
             f"{field} has no scheme; it must start with http:// or https://",
-            code="url_scheme_not_allowed",
+            code=Code.URL_SCHEME_NOT_ALLOWED,
         )
     scheme = scheme.lower()
     if scheme not in DEFAULT_PORTS:
         raise FetchRefused(
             f"{field} scheme '{scheme[:20]}' is not accepted; use http or https",
-            code="url_scheme_not_allowed",
+            code=Code.URL_SCHEME_NOT_ALLOWED,
         )
     return scheme, rest
 

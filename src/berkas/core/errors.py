@@ -1,73 +1,77 @@
 """The error tree every layer raises; ``berkas.api.errors`` maps it to HTTP once.
 
     BerkasError                       api_error
-    ├── InvalidRequest                invalid_request_error   (400)
-    ├── AuthenticationFailed          authentication_error    (401)
-    ├── PermissionDenied              permission_error        (403)
-    ├── NotFound                      not_found_error         (404)
-    ├── Conflict                      conflict_error          (409)
-    │   └── Replayed                  (409, carries the first response body)
-    ├── PayloadTooLarge               invalid_request_error   (413)
-    ├── UnsupportedContent            invalid_request_error   (415)
-    ├── FetchRefused                  invalid_request_error   (422)
-    ├── RateLimited                   rate_limit_error        (429)
-    └── Unavailable                   api_error               (503)
+    ├── InvalidRequest                invalid_request
+    ├── AuthenticationFailed          authentication_failed
+    ├── PermissionDenied              permission_denied
+    ├── NotFound                      not_found
+    ├── Conflict                      conflict
+    │   └── Replayed                  request_replayed (carries the first response body)
+    ├── PayloadTooLarge               file_too_large
+    ├── UnsupportedContent            unsupported_type
+    ├── FetchRefused                  fetch_failed (any code, answered as a fetch refusal)
+    ├── RateLimited                   rate_limited
+    └── Unavailable                   service_unavailable
 
-Each instance carries a snake_case wire ``code`` and a human ``message`` that names the
-field, what was wrong and what is accepted (DESIGN 2.5).
+The classes are the families a caller catches, each shown with its default code. Each
+instance carries a wire ``code`` from the catalogue (``berkas.core.codes``), which knows
+its HTTP status and type, and a human ``message`` that names the field, what was wrong
+and what is accepted (DESIGN 2.5).
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from berkas.core.codes import Code
+
 
 class BerkasError(Exception):
-    """Base of every error berkas raises on purpose."""
+    """Base of every error berkas raises on purpose.
 
-    default_code = "api_error"
-    error_type = "api_error"
+    ``code`` is a ``Code`` member, which equals its wire string (``code == "token_expired"``);
+    without a ``message`` the code's default message is used.
+    """
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code or self.default_code
+    default_code: ClassVar[Code] = Code.API_ERROR
+
+    def __init__(self, message: str | None = None, *, code: Code | None = None) -> None:
+        self.code: Code = self.default_code if code is None else code
+        self.message: str = self.code.message if message is None else message
+        super().__init__(self.message)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+        return f"{type(self).__name__}(code={self.code.value!r}, message={self.message!r})"
 
 
 class InvalidRequest(BerkasError):
     """The request is malformed or a field has a value we do not accept."""
 
-    default_code = "invalid_request"
-    error_type = "invalid_request_error"
+    default_code = Code.INVALID_REQUEST
 
 
 class AuthenticationFailed(BerkasError):
     """Unknown client, bad signature, stale timestamp, bad or expired token."""
 
-    default_code = "authentication_failed"
-    error_type = "authentication_error"
+    default_code = Code.AUTHENTICATION_FAILED
 
 
 class PermissionDenied(BerkasError):
     """A valid caller (or a link holder) touching what is not theirs or no longer valid."""
 
-    default_code = "permission_denied"
-    error_type = "permission_error"
+    default_code = Code.PERMISSION_DENIED
 
 
 class NotFound(BerkasError):
     """No such resource visible to this caller (existence is never revealed)."""
 
-    default_code = "not_found"
-    error_type = "not_found_error"
+    default_code = Code.NOT_FOUND
 
 
 class Conflict(BerkasError):
     """The request clashes with an earlier one (Request-Id reused, duplicate client)."""
 
-    default_code = "conflict"
-    error_type = "conflict_error"
+    default_code = Code.CONFLICT
 
 
 class Replayed(Conflict):
@@ -76,10 +80,10 @@ class Replayed(Conflict):
     DOKU's idempotency rule: a repeated Request-Id gets the first response again.
     """
 
-    default_code = "request_replayed"
+    default_code = Code.REQUEST_REPLAYED
 
     def __init__(self, body: bytes, *, content_type: str = "application/json") -> None:
-        super().__init__("This Request-Id was already used for the same request.")
+        super().__init__()
         self.body = body
         self.content_type = content_type
 
@@ -87,33 +91,32 @@ class Replayed(Conflict):
 class PayloadTooLarge(BerkasError):
     """The body or file is over its cap (enforced while streaming)."""
 
-    default_code = "file_too_large"
-    error_type = "invalid_request_error"
+    default_code = Code.FILE_TOO_LARGE
 
 
 class UnsupportedContent(BerkasError):
     """The bytes are not a type this category accepts, or do not parse as that type."""
 
-    default_code = "unsupported_type"
-    error_type = "invalid_request_error"
+    default_code = Code.UNSUPPORTED_TYPE
 
 
 class FetchRefused(BerkasError):
-    """Fetching ``file_url`` was refused or failed (DESIGN 4); each cause has its own code."""
+    """Fetching ``file_url`` was refused or failed (DESIGN 4); each cause has its own code.
 
-    default_code = "fetch_failed"
-    error_type = "invalid_request_error"
+    Always answered 422, whatever code it carries: a fetched body refused for its size or
+    content is re-raised as this, keeping its own code (members marked ``fetch_refusal``).
+    """
+
+    default_code = Code.FETCH_FAILED
 
 
 class RateLimited(BerkasError):
     """Too many requests."""
 
-    default_code = "rate_limited"
-    error_type = "rate_limit_error"
+    default_code = Code.RATE_LIMITED
 
 
 class Unavailable(BerkasError):
     """A dependency (database, storage) is unreachable; safe to retry later."""
 
-    default_code = "service_unavailable"
-    error_type = "api_error"
+    default_code = Code.SERVICE_UNAVAILABLE

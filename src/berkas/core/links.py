@@ -11,6 +11,7 @@ import hmac
 import re
 from urllib.parse import quote
 
+from berkas.core.codes import Code
 from berkas.core.errors import PermissionDenied
 from berkas.core.object_keys import key_problem
 
@@ -56,27 +57,27 @@ class LinkSigner:
         signature is checked before the expiry, so only genuine links are called expired.
         """
         if key_problem(key) is not None:
-            raise PermissionDenied("This link's file path is not valid.", code="link_invalid")
+            raise PermissionDenied("This link's file path is not valid.", code=Code.LINK_INVALID)
         if _EXPIRES.fullmatch(expires) is None:
             raise PermissionDenied(
                 "This link's expires parameter must be epoch seconds (digits only).",
-                code="link_invalid",
+                code=Code.LINK_INVALID,
             )
         if _SIGNATURE.fullmatch(signature) is None:
             raise PermissionDenied(
-                "This link's signature parameter is malformed.", code="link_invalid"
+                "This link's signature parameter is malformed.", code=Code.LINK_INVALID
             )
         expires_at = int(expires)
         expected = self._mac(key, expires_at)
         if not hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii")):
             raise PermissionDenied(
                 "This link's signature does not match; request a fresh link.",
-                code="link_invalid",
+                code=Code.LINK_INVALID,
             )
         if now >= expires_at:
             raise PermissionDenied(
                 "This link has expired; request a fresh link for the file.",
-                code="link_expired",
+                code=Code.LINK_EXPIRED,
             )
 
     def url(self, base_url: str, key: str, expires_at: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from berkas.core.codes import Code
 from berkas.core.errors import Conflict, InvalidRequest
 
 
@@ -65,7 +66,7 @@ def client_exists(client_id: str) -> Conflict:
     return Conflict(
         f"client_id {client_id!r} is already registered; "
         "choose another Client-Id or enable the existing one.",
-        code="client_exists",
+        code=Code.CLIENT_EXISTS,
     )
 
 
@@ -74,7 +75,7 @@ def unknown_client(client_id: str) -> InvalidRequest:
     return InvalidRequest(
         f"client_id {client_id!r} is not a registered client; register it first "
         "(berkas clients create).",
-        code="unknown_client",
+        code=Code.UNKNOWN_CLIENT,
     )
 
 
@@ -83,5 +84,5 @@ def duplicate_file(stored: StoredFile) -> Conflict:
     return Conflict(
         f"file id {stored.id!r} or key {stored.key!r} is already taken; "
         "each stored file needs a new id and key.",
-        code="duplicate_id",
+        code=Code.DUPLICATE_ID,
     )

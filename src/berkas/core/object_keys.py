@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from berkas.core.codes import Code
 from berkas.core.errors import Conflict, InvalidRequest, NotFound
 
 MAX_KEY_LENGTH = 1024  # S3's limit, and the width of files.key
@@ -34,7 +35,7 @@ def validate_key(key: str) -> str:
     """Return ``key`` if it is a safe relative object key, else raise ``InvalidRequest``."""
     problem = key_problem(key)
     if problem is not None:
-        raise InvalidRequest(f"storage key {key[:80]!r} {problem}.", code="invalid_key")
+        raise InvalidRequest(f"storage key {key[:80]!r} {problem}.", code=Code.INVALID_KEY)
     return key
 
 
@@ -42,10 +43,10 @@ def duplicate_key(key: str) -> Conflict:
     """The error for a write to a key that already holds a file."""
     return Conflict(
         f"storage key {key!r} already holds a file; keys are unique per file.",
-        code="duplicate_key",
+        code=Code.DUPLICATE_KEY,
     )
 
 
 def file_not_found(key: str) -> NotFound:
     """The error for a read of a key that holds nothing."""
-    return NotFound(f"No stored file under key {key!r}.", code="file_not_found")
+    return NotFound(f"No stored file under key {key!r}.", code=Code.FILE_NOT_FOUND)

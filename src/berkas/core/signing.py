@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from berkas.core.codes import Code
 from berkas.core.errors import AuthenticationFailed
 
 SIGNATURE_PREFIX = "HMACSHA256="
@@ -129,11 +130,11 @@ def parse_timestamp(value: str) -> datetime:
         "YYYY-MM-DDTHH:MM:SSZ (for example 2020-08-11T08:45:42Z)."
     )
     if not _TIMESTAMP_SHAPE.fullmatch(value):
-        raise AuthenticationFailed(problem, code="timestamp_invalid")
+        raise AuthenticationFailed(problem, code=Code.TIMESTAMP_INVALID)
     try:
         parsed = datetime.strptime(value, TIMESTAMP_FORMAT)
     except ValueError:  # right shape, impossible date such as month 13
-        raise AuthenticationFailed(problem, code="timestamp_invalid") from None
+        raise AuthenticationFailed(problem, code=Code.TIMESTAMP_INVALID) from None
     return parsed.replace(tzinfo=UTC)
 
 

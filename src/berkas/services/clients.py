@@ -6,6 +6,7 @@ import re
 import secrets
 from dataclasses import replace
 
+from berkas.core.codes import Code
 from berkas.core.errors import InvalidRequest, NotFound
 from berkas.core.models import Client
 from berkas.core.ports import ClientRepository, Clock
@@ -30,7 +31,7 @@ class ClientService:
             raise InvalidRequest(
                 f"client id {client_id!r} must be 1-64 letters, digits, '-' or '_' "
                 "(e.g. BRN-0001-10791114622547).",
-                code="client_id_invalid",
+                code=Code.CLIENT_ID_INVALID,
             )
         # 256 bits from the OS CSPRNG; the SK- prefix mirrors DOKU's secret keys.
         client = Client(
@@ -48,7 +49,7 @@ class ClientService:
     def set_enabled(self, client_id: str, enabled: bool) -> Client:
         """Enable or disable; disabled clients get no tokens and their tokens stop working."""
         if not self._clients.set_enabled(client_id, enabled):
-            raise NotFound(f"No client {client_id!r}.", code="client_not_found")
+            raise NotFound(f"No client {client_id!r}.", code=Code.CLIENT_NOT_FOUND)
         client = self._clients.get(client_id)
         assert client is not None  # just updated
         return replace(client)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from berkas.core.codes import Code
 from berkas.core.errors import NotFound
 from berkas.core.ids import is_file_id
 from berkas.core.models import Client, StoredFile
@@ -34,7 +35,7 @@ class FileService:
             shown = repr(file_id) if is_file_id(file_id) else "of that form"
             raise NotFound(
                 f"No file with id {shown}; ids look like DCM-0001-1732700000000.",
-                code="file_not_found",
+                code=Code.FILE_NOT_FOUND,
             )
         return FileView(stored=stored, link=self._links.issue(stored.key))
 
@@ -45,5 +46,5 @@ class FileService:
         self._links.check(key, expires, signature)
         stored = self._files.get_by_key(key)
         if stored is None:
-            raise NotFound("The linked file no longer exists.", code="file_not_found")
+            raise NotFound("The linked file no longer exists.", code=Code.FILE_NOT_FOUND)
         return stored, self._blobs.open(key)

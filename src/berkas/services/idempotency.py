@@ -10,6 +10,7 @@ import hashlib
 import json
 from datetime import timedelta
 
+from berkas.core.codes import Code
 from berkas.core.errors import Conflict, InvalidRequest
 from berkas.core.models import Client, ReplayRecord
 from berkas.core.ports import Clock, ReplayRepository
@@ -70,7 +71,7 @@ class IdempotentUploads:
         if not key or len(key) > MAX_KEY or not key.isprintable():
             raise InvalidRequest(
                 f"Idempotency-Key (or Request-Id) must be 1 to {MAX_KEY} printable characters.",
-                code="invalid_idempotency_key",
+                code=Code.INVALID_IDEMPOTENCY_KEY,
             )
         return key
 
@@ -98,12 +99,12 @@ class IdempotentUploads:
             raise Conflict(
                 f"Idempotency-Key {key!r} was already used for a different upload; use a "
                 "new key for each new document.",
-                code="idempotency_key_reused",
+                code=Code.IDEMPOTENCY_KEY_REUSED,
             )
         if existing.body is None:
             raise Conflict(
                 f"An upload with Idempotency-Key {key!r} is still being processed; retry shortly.",
-                code="request_in_progress",
+                code=Code.REQUEST_IN_PROGRESS,
             )
         # Records written before this format held the whole answer; both carry "id".
         return str(json.loads(existing.body)["id"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from berkas.core.catalogue import Catalogue
+from berkas.core.codes import Code
 from berkas.core.errors import InvalidRequest
 
 PARAMETERS = (
@@ -27,7 +28,7 @@ class RequirementsService:
         if missing:
             raise InvalidRequest(
                 f"Query parameter {missing[0]} is required (required: {', '.join(PARAMETERS)}).",
-                code="parameter_missing",
+                code=Code.PARAMETER_MISSING,
             )
         return self._catalogue.requirements(
             query["businessType"].strip(),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from berkas.core import signing
+from berkas.core.codes import Code
 from berkas.core.errors import AuthenticationFailed, Conflict, InvalidRequest, Replayed
 from berkas.core.models import Client, ReplayRecord
 from berkas.core.ports import ClientRepository, Clock, ReplayRepository
@@ -64,7 +65,7 @@ class RequestVerifier:
         if len(request_id) > MAX_REQUEST_ID or not request_id.isprintable():
             raise InvalidRequest(
                 f"Request-Id must be 1 to {MAX_REQUEST_ID} printable characters.",
-                code="invalid_request_id",
+                code=Code.INVALID_REQUEST_ID,
             )
         timestamp = signing.parse_timestamp(raw_timestamp)
         now = self._clock.now()
@@ -73,7 +74,7 @@ class RequestVerifier:
             raise AuthenticationFailed(
                 f"Request-Timestamp {raw_timestamp} is more than {seconds} seconds away from "
                 f"the server time {signing.format_timestamp(now)}; check the client clock.",
-                code="timestamp_out_of_window",
+                code=Code.TIMESTAMP_OUT_OF_WINDOW,
             )
         client = self._clients.get(client_id)
         digest = signing.digest(request.body) if request.body is not None else None
@@ -99,12 +100,12 @@ class RequestVerifier:
                 "Client-Id is unknown or Signature does not match the request; sign "
                 "Client-Id, Request-Id, Request-Timestamp, Request-Target and Digest as "
                 "DOKU specifies.",
-                code="signature_invalid",
+                code=Code.SIGNATURE_INVALID,
             )
         # Checked after the signature so a forger cannot probe which clients are disabled.
         if not client.enabled:
             raise AuthenticationFailed(
-                f"Client-Id {client_id!r} is disabled.", code="client_disabled"
+                f"Client-Id {client_id!r} is disabled.", code=Code.CLIENT_DISABLED
             )
         return client
 
@@ -126,12 +127,12 @@ class RequestVerifier:
             raise Conflict(
                 f"Request-Id {request_id!r} was already used for a different request; "
                 "use a new Request-Id for each new request.",
-                code="request_id_reused",
+                code=Code.REQUEST_ID_REUSED,
             )
         if existing.body is None:
             raise Conflict(
                 f"A request with Request-Id {request_id!r} is still being processed.",
-                code="request_in_progress",
+                code=Code.REQUEST_IN_PROGRESS,
             )
         raise Replayed(existing.body)
 
@@ -147,6 +148,6 @@ class RequestVerifier:
 def _required(value: str | None, header: str) -> str:
     if value is None or value.strip() == "":
         raise AuthenticationFailed(
-            f"The {header} header is required on signed requests.", code="header_missing"
+            f"The {header} header is required on signed requests.", code=Code.HEADER_MISSING
         )
     return value.strip()

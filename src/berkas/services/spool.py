@@ -16,6 +16,7 @@ from typing import BinaryIO, Self
 
 from anyio import to_thread
 
+from berkas.core.codes import Code
 from berkas.core.content import SNIFF_BYTES
 from berkas.core.errors import PayloadTooLarge
 
@@ -160,7 +161,7 @@ class Spool:
         self.discard()
         raise PayloadTooLarge(
             f"file is larger than {cap}; {self._label} accepts at most {cap}.",
-            code="file_too_large",
+            code=Code.FILE_TOO_LARGE,
         )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import jwt
 
+from berkas.core.codes import Code
 from berkas.core.errors import AuthenticationFailed, InvalidRequest
 from berkas.core.keys import SigningKeys
 from berkas.core.models import Client
@@ -112,13 +113,13 @@ class TokenService:
         if minutes is None or minutes < 1:
             raise InvalidRequest(
                 f"valid_time must be {accepted}; got {quoted(value)}.",
-                code="invalid_valid_time",
+                code=Code.INVALID_VALID_TIME,
             )
         if minutes > self._max_minutes:
             raise InvalidRequest(
                 f"valid_time {quoted(value)} is above the maximum of {self._max_minutes} "
                 f"minutes; send {accepted}.",
-                code="invalid_valid_time",
+                code=Code.INVALID_VALID_TIME,
             )
         return minutes
 
@@ -131,7 +132,7 @@ class TokenService:
         if not token or token.isspace():
             raise AuthenticationFailed(
                 "Authorization must carry a bearer token from POST /token; it was empty.",
-                code="token_missing",
+                code=Code.TOKEN_MISSING,
             )
         if len(token) > MAX_TOKEN_CHARS:
             raise _malformed(f"it is {len(token)} characters long, over {MAX_TOKEN_CHARS}")
@@ -143,7 +144,7 @@ class TokenService:
         if alg != ALGORITHM:
             raise AuthenticationFailed(
                 f"token algorithm {quoted(alg)} is not accepted; tokens must be {ALGORITHM}.",
-                code="token_algorithm_not_allowed",
+                code=Code.TOKEN_ALGORITHM_NOT_ALLOWED,
             )
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
@@ -157,7 +158,7 @@ class TokenService:
             raise AuthenticationFailed(
                 f"token key {quoted(kid)} is not one of this server's signing keys "
                 "(see /.well-known/jwks.json); request a new token.",
-                code="token_key_unknown",
+                code=Code.TOKEN_KEY_UNKNOWN,
             )
         try:
             claims = jwt.decode(
@@ -176,7 +177,7 @@ class TokenService:
         except jwt.InvalidSignatureError:
             raise AuthenticationFailed(
                 "token signature does not verify; it was altered or not issued here.",
-                code="token_signature_invalid",
+                code=Code.TOKEN_SIGNATURE_INVALID,
             ) from None
         except jwt.MissingRequiredClaimError as exc:
             raise _malformed(f'it lacks the "{exc.claim}" claim') from None
@@ -201,7 +202,7 @@ class TokenService:
             expired_at = datetime.fromtimestamp(expires, UTC).isoformat()
             raise AuthenticationFailed(
                 f"token expired at {expired_at}; request a new one from POST /token.",
-                code="token_expired",
+                code=Code.TOKEN_EXPIRED,
             )
         if issued_at > now + LEEWAY_SECONDS:
             # Only a key of ours could have signed it, so the nodes' clocks disagree.
@@ -209,20 +210,20 @@ class TokenService:
                 "token is issued in the future (iat); the clocks of the issuing and the "
                 "verifying server disagree by more than "
                 f"{LEEWAY_SECONDS} seconds.",
-                code="token_not_yet_valid",
+                code=Code.TOKEN_NOT_YET_VALID,
             )
 
     def _enabled_client(self, client_id: str) -> Client:
         client = self._clients.get(client_id)
         if client is None:
             raise AuthenticationFailed(
-                f"client {quoted(client_id)} is not registered here.", code="client_unknown"
+                f"client {quoted(client_id)} is not registered here.", code=Code.CLIENT_UNKNOWN
             )
         if not client.enabled:
             # Disabling a client takes effect at once, even for tokens already issued.
             raise AuthenticationFailed(
                 f"client {quoted(client_id)} is disabled; its tokens are no longer accepted.",
-                code="client_disabled",
+                code=Code.CLIENT_DISABLED,
             )
         return client
 
@@ -230,5 +231,5 @@ class TokenService:
 def _malformed(problem: str) -> AuthenticationFailed:
     return AuthenticationFailed(
         f"bearer token is malformed: {problem}; use the token POST /token returned.",
-        code="token_malformed",
+        code=Code.TOKEN_MALFORMED,
     )

@@ -23,6 +23,7 @@ from berkas.core.catalogue import (
     parse_category,
     parse_document_code,
 )
+from berkas.core.codes import Code
 from berkas.core.errors import (
     BerkasError,
     Conflict,
@@ -179,7 +180,7 @@ class UploadService:
         if self._fetcher is None:
             raise InvalidRequest(
                 "file_url uploads are not enabled on this server; send the document as file.",
-                code="url_upload_disabled",
+                code=Code.URL_UPLOAD_DISABLED,
             )
         fetcher = self._fetcher
 
@@ -230,7 +231,9 @@ class UploadService:
         # The first upload's file with a fresh link (the first link may have expired).
         stored = self._files.get(file_id)
         if stored is None or stored.client_id != client.client_id:
-            raise NotFound("The file this Idempotency-Key stored is gone.", code="file_not_found")
+            raise NotFound(
+                "The file this Idempotency-Key stored is gone.", code=Code.FILE_NOT_FOUND
+            )
         return UploadResult(stored=stored, link=self._links.issue(stored.key), replayed=True)
 
     def _spool(self, target: UploadTarget) -> Spool:
@@ -253,7 +256,7 @@ class UploadService:
             # Only a race after several fresh mints ends here; the caller can simply retry.
             raise Unavailable(
                 "could not allocate a unique file id; retry the upload.",
-                code="id_allocation_failed",
+                code=Code.ID_ALLOCATION_FAILED,
             ) from exc
 
     def _commit(
@@ -328,7 +331,7 @@ def _file_url(fields: UploadFields) -> str | None:
 def _file_xor_url(what: str) -> InvalidRequest:
     return InvalidRequest(
         f"send exactly one of file (the document) and file_url (a URL to fetch); {what}",
-        code="file_or_url_required",
+        code=Code.FILE_OR_URL_REQUIRED,
     )
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, Row, delete, exc, insert, or_, select
 
 from berkas.adapters.db.engine import WRITE_OPTION
 from berkas.adapters.db.tables import clients, files, pending_blobs, replays
+from berkas.core.codes import Code
 from berkas.core.errors import Unavailable
 from berkas.core.models import (
     Client,
@@ -33,7 +34,7 @@ _BEGIN_ATTEMPTS = 5
 
 @contextmanager
 def translate_errors() -> Iterator[None]:
-    """Turn driver failures into ``Unavailable(code="database_unavailable")``.
+    """Turn driver failures into ``Unavailable(code=Code.DATABASE_UNAVAILABLE)``.
 
     Covers a server that is down or unreachable, a dropped connection, a locked SQLite
     file past its busy timeout and an exhausted connection pool: all safe to retry later.
@@ -43,7 +44,7 @@ def translate_errors() -> Iterator[None]:
     except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
         raise Unavailable(
             "The metadata database is unreachable; try again later.",
-            code="database_unavailable",
+            code=Code.DATABASE_UNAVAILABLE,
         ) from error
 
 
@@ -214,7 +215,7 @@ class SqlReplayRepository(_SqlRepository):
         raise Unavailable(
             f"Request-Id {record.request_id!r} is being reserved and released repeatedly; "
             "retry the request.",
-            code="database_unavailable",
+            code=Code.DATABASE_UNAVAILABLE,
         )
 
     def finish(self, client_id: str, request_id: str, status: int, body: bytes) -> None:

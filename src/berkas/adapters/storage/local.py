@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from berkas.adapters.durable import fsync_dir, fsync_file
+from berkas.core.codes import Code
 from berkas.core.errors import InvalidRequest, Unavailable
 from berkas.core.object_keys import duplicate_key, file_not_found, validate_key
 
@@ -130,7 +131,7 @@ class LocalBlobStore:
         if not path.resolve().is_relative_to(self._real_root):
             raise InvalidRequest(
                 f"storage key {key[:80]!r} resolves outside the storage root.",
-                code="invalid_key",
+                code=Code.INVALID_KEY,
             )
         return path
 
@@ -184,5 +185,5 @@ class LocalBlobStore:
 def _unavailable(root: Path) -> Unavailable:
     return Unavailable(
         f"File storage at {str(root)!r} cannot be written or read; try again later.",
-        code="storage_unavailable",
+        code=Code.STORAGE_UNAVAILABLE,
     )

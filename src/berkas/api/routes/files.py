@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from berkas.api import schemas
 from berkas.api.deps import BearerClient, ServicesDep
+from berkas.core.codes import Code
 from berkas.core.errors import PermissionDenied
 from berkas.core.wire import API_PREFIX
 
@@ -35,7 +36,7 @@ async def download(key: str, request: Request, svc: ServicesDep) -> Response:
     if expires is None or signature is None:
         raise PermissionDenied(
             "this link is incomplete; ask the API for a fresh one (GET /file/{id}).",
-            code="link_invalid",
+            code=Code.LINK_INVALID,
         )
     stored, chunks = await run_in_threadpool(svc.files.open_link, key, expires, signature)
     extension = stored.key.rsplit(".", 1)[-1]

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from berkas.api import schemas
 from berkas.api.deps import ServicesDep, json_object, signed_request, small_body
 from berkas.api.errors import error_response
+from berkas.core.codes import Code
 from berkas.core.errors import BerkasError, InvalidRequest
 from berkas.core.models import Client
 from berkas.core.wire import API_PREFIX
@@ -36,7 +37,7 @@ async def token(request: Request, svc: ServicesDep) -> Response:
         payload = json_object(body)
         if payload.get("grant_type") != "client_credentials":
             raise InvalidRequest(
-                'grant_type must be "client_credentials".', code="grant_type_invalid"
+                'grant_type must be "client_credentials".', code=Code.GRANT_TYPE_INVALID
             )
         issued = svc.tokens.issue(client.client_id, payload.get("valid_time"))
         return JSONResponse(schemas.TokenResponse(token=issued.token).model_dump())
@@ -67,7 +68,7 @@ async def requirements(request: Request, svc: ServicesDep) -> Response:
         if repeated:
             raise InvalidRequest(
                 f"query parameter {repeated[0]} is given more than once; send it once.",
-                code="parameter_repeated",
+                code=Code.PARAMETER_REPEATED,
             )
         return JSONResponse(svc.requirements.lookup(dict(query)))
 

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from berkas.api import schemas
 from berkas.api.deps import BearerClient, ServicesDep
 from berkas.api.multipart import read_form
+from berkas.core.codes import Code
 from berkas.core.errors import BerkasError, PayloadTooLarge
 from berkas.core.wire import API_PREFIX
 
@@ -41,7 +42,7 @@ async def upload(request: Request, client: BearerClient, svc: ServicesDep) -> Re
         raise PayloadTooLarge(
             f"request body is larger than {most // (1024 * 1024)} MB, the most any upload "
             "accepts per file.",
-            code="file_too_large",
+            code=Code.FILE_TOO_LARGE,
         )
     stream = request.stream()
     try:
