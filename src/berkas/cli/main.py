@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,10 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, BerkasError):
         return f"{exc.message} ({exc.code})"
     if isinstance(exc, OSError) and exc.filename is not None:
-        return f"{exc.filename}: {exc.strerror} (check BERKAS_DATA_DIR and its permissions)"
+        return (
+            f"{exc.filename}: {exc.strerror} "
+            "(check --data-dir or BERKAS_DATA_DIR, and its permissions)"
+        )
     return str(exc)
 
 
@@ -121,35 +125,73 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="Port (env BERKAS_PORT, default 8000).")
 @data_dir_option
 def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
-    """Run the HTTP service (embedded SQLite + local disk unless configured otherwise)."""
+    """Run the HTTP service (embedded SQLite + local disk unless configured otherwise).
+
+    One server per data dir: a second serve on it refuses to start.
+    """
     import uvicorn
 
     from berkas.api.app import create_app
-    from berkas.wiring import ensure_demo_client, prepare
+    from berkas.wiring import (
+        CannotListen,
+        DataDirInUse,
+        ensure_demo_client,
+        listen,
+        lock_data_dir,
+        prepare,
+    )
 
     settings = _settings(host=host, port=port, data_dir=data_dir)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
     )
+    # The port first: a taken (or mistyped) port is refused before the data dir is
+    # touched, and "serving on" below is only ever printed for a port we hold.
     try:
-        container = prepare(settings, serving=True)
-    except (BerkasError, ValueError, OSError) as exc:
-        raise click.ClickException(f"cannot start: {_describe(exc)}") from None
-    demo = ensure_demo_client(container, settings)
-    if demo is not None:
-        _print_demo(settings, demo.client_id, demo.secret_key)
-    click.echo(f"berkas {__version__} serving on {settings.base_url} (data: {settings.data_dir})")
-    try:
-        uvicorn.run(
-            create_app(container),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            proxy_headers=False,
-            server_header=False,
-        )
-    finally:
-        container.close()
+        sock = listen(settings)
+    except CannotListen as exc:
+        raise click.ClickException(str(exc)) from None
+    with closing(sock):
+        # Then the data dir's lock, held until this process exits: a second serve would
+        # sweep this one's spool (its uploads in flight) as a crash's leftovers.
+        try:
+            lock = lock_data_dir(settings)
+        except DataDirInUse as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            raise click.ClickException(f"cannot start: {_describe(exc)}") from None
+        with lock:
+            try:
+                container = prepare(settings, serving=True)
+            except (BerkasError, ValueError, OSError) as exc:
+                raise click.ClickException(f"cannot start: {_describe(exc)}") from None
+            try:
+                demo = ensure_demo_client(container, settings)
+                if demo is not None:
+                    _print_demo(settings, demo.client_id, demo.secret_key)
+                click.echo(
+                    f"berkas {__version__} serving on {settings.base_url} "
+                    f"(data: {settings.data_dir})"
+                )
+                # As uvicorn.run does, but on the socket already bound and locked for.
+                server = uvicorn.Server(
+                    uvicorn.Config(
+                        create_app(container),
+                        host=settings.host,  # for uvicorn's log lines only
+                        port=settings.port,
+                        log_level=settings.log_level,
+                        proxy_headers=False,
+                        server_header=False,
+                    )
+                )
+                # uvicorn re-raises the SIGINT it handled once shut down (uvicorn.run
+                # swallows it the same way).
+                with contextlib.suppress(KeyboardInterrupt):
+                    server.run(sockets=[sock])
+            finally:
+                container.close()
+    if not server.started:
+        sys.exit(3)  # uvicorn's STARTUP_FAILURE: the app's lifespan startup failed
 
 
 def _print_demo(settings: Settings, client_id: str, secret: str) -> None:
