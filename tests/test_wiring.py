@@ -11,7 +11,15 @@ import pytest
 from berkas.config import load_settings
 from berkas.core.errors import NotFound
 from berkas.core.models import ReplayRecord
-from berkas.wiring import build, ensure_demo_client, prepare
+from berkas.wiring import (
+    DataDirInUse,
+    build,
+    database_shown,
+    ensure_demo_client,
+    lock_data_dir,
+    open_existing,
+    prepare,
+)
 
 
 def _mode(path: Path) -> int:
@@ -142,3 +150,43 @@ def test_build_alone_creates_nothing(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no signing keys"):
         build(load_settings(data_dir=data))
     assert not data.exists()
+
+
+def test_open_existing_refuses_a_missing_data_dir_and_creates_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "never-prepared"
+    with pytest.raises(ValueError, match=rf"^no berkas data dir at {data};"):
+        open_existing(load_settings(data_dir=data))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_open_existing_neither_migrates_nor_sweeps(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path / "data")
+    prepare(settings, serving=False).close()
+    in_flight = settings.spool_dir / "upload-inflight.part"
+    in_flight.write_bytes(b"half an upload")
+
+    services = open_existing(settings)
+    try:
+        assert services.clients.list() == []
+    finally:
+        services.close()
+    assert in_flight.exists()
+
+
+def test_the_database_is_shown_without_its_password(tmp_path: Path) -> None:
+    settings = load_settings(
+        data_dir=tmp_path / "d", database_url="postgresql://berkas:hunter2@db:5432/berkas"
+    )
+    assert database_shown(settings) == "postgresql://berkas:***@db:5432/berkas"
+    assert database_shown(load_settings(data_dir=tmp_path / "d")) == (
+        f"sqlite:///{tmp_path}/d/berkas.db"
+    )
+
+
+def test_the_serve_lock_makes_a_private_data_dir_and_admits_one_holder(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path / "new")
+    with lock_data_dir(settings):
+        assert _mode(settings.data_dir) == 0o700
+        assert [p.name for p in settings.data_dir.iterdir()] == ["serve.pid"]
+        with pytest.raises(DataDirInUse):
+            lock_data_dir(settings)

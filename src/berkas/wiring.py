@@ -1,7 +1,9 @@
 """The composition root: settings -> adapters -> services. Nothing else picks an implementation.
 
 ``build`` only constructs; ``prepare`` does the start-up chores (private directories,
-migrations, first keys, sweeps of what a crash left) that ``serve`` and ``db migrate`` run.
+migrations, first keys, sweeps of what a crash left) that ``serve`` and the write verbs
+run; ``open_existing`` is what read-only verbs use: it creates nothing. ``listen`` and
+``lock_data_dir`` are the two things ``serve`` holds before it prepares anything.
 """
 
 from __future__ import annotations
@@ -10,15 +12,21 @@ import contextlib
 import logging
 import os
 import secrets
+import socket
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
+from berkas.adapters import datadir
+from berkas.adapters import listen as listener
 from berkas.adapters.clock import SystemClock
+from berkas.adapters.datadir import DataDirInUse, DataDirLock
 from berkas.adapters.db.database import SqlDatabase
+from berkas.adapters.db.engine import display_url, sqlite_file
 from berkas.adapters.durable import atomic_write
 from berkas.adapters.fetch import GuardedFetcher
 from berkas.adapters.keys import KeyRing
+from berkas.adapters.listen import CannotListen
 from berkas.adapters.storage.local import LocalBlobStore
 from berkas.adapters.storage.memory import MemoryBlobStore
 from berkas.config import Settings
@@ -40,6 +48,22 @@ from berkas.services.signed import RequestVerifier
 from berkas.services.spool import cleanup_stale
 from berkas.services.tokens import LEEWAY_SECONDS, TokenService
 from berkas.services.uploads import UploadService
+
+# CannotListen and DataDirInUse are re-exported for the CLI, which catches them but
+# never imports an adapter.
+__all__ = [
+    "DEMO_MARKER",
+    "CannotListen",
+    "DataDirInUse",
+    "build",
+    "database_shown",
+    "ensure_demo_client",
+    "listen",
+    "lock_data_dir",
+    "open_existing",
+    "prepare",
+    "private_dir",
+]
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +183,65 @@ def prepare(settings: Settings, *, serving: bool) -> Services:
             services.close()
             raise
     return services
+
+
+def open_existing(settings: Settings) -> Services:
+    """Build the services over a data dir and database that already exist and are current.
+
+    For read-only commands beside (or without) a server: creates, migrates and sweeps
+    nothing. Raises ``ValueError`` naming the absolute path of a missing data dir or
+    SQLite file, and pointing at ``berkas db migrate`` when the schema is behind.
+    """
+    url = settings.resolved_database_url
+    path = sqlite_file(url)  # first: an unsupported URL is a configuration error
+    if not settings.data_dir.is_dir():
+        raise ValueError(
+            f"no berkas data dir at {settings.data_dir}; start the server there with "
+            "berkas serve, or pass --data-dir"
+        )
+    # SQLite creates a missing file on first connect; a read must not leave an empty
+    # database behind that a later serve would take for a real one.
+    if path is not None and not path.is_file():
+        raise ValueError(
+            f"no berkas database at {path}; start the server with berkas serve, "
+            "or run berkas db migrate"
+        )
+    database = SqlDatabase.from_url(url)
+    try:
+        current = database.current_revision()
+        head = database.head_revision()
+    finally:
+        database.close()
+    if current != head:
+        raise ValueError(
+            f"the database schema is at revision {current or 'none'}, this berkas needs "
+            f"{head}; run berkas db migrate"
+        )
+    return build(settings)
+
+
+def database_shown(settings: Settings) -> str:
+    """The database URL as it may be printed (any password masked)."""
+    return display_url(settings.resolved_database_url)
+
+
+def listen(settings: Settings) -> socket.socket:
+    """The bound, listening socket ``serve`` hands to uvicorn; raises ``CannotListen``."""
+    return listener.listen(settings.host, settings.port)
+
+
+def lock_data_dir(settings: Settings) -> DataDirLock:
+    """Take the one-server lock on the data dir (creating the dir, 0700, if it is new).
+
+    Raises ``DataDirInUse`` naming the pid of the serve that holds it. Hold the lock for
+    the life of the process: it is what lets ``prepare(serving=True)`` sweep the spool.
+    """
+    # Private from the start (as in prepare): the dir will hold every client's secret.
+    os.umask(0o077)
+    # No chmod of an existing dir here (prepare does that once the lock is ours): a
+    # refused second server must leave the first one's data dir exactly as it was.
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return datadir.lock(settings.data_dir)
 
 
 def ensure_demo_client(services: Services, settings: Settings) -> Client | None:

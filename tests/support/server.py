@@ -44,6 +44,8 @@ class Server:
     data_dir: Path
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    # More arguments for ``berkas serve`` (after ``--port``), e.g. ``("--data-dir", ...)``.
+    args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -86,7 +88,9 @@ class Server:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 output = self.output()
-                if "address already in use" in output.lower():
+                # What serve says when it cannot bind (adapters/listen.py), before it
+                # touches the data dir: retrying elsewhere is safe.
+                if f"cannot listen on 127.0.0.1:{self.port}: address already in use" in output:
                     raise PortTaken(f"port {self.port} was taken:\n{output}")
                 raise AssertionError(f"berkas serve exited early:\n{output}")
             try:
@@ -99,7 +103,15 @@ class Server:
 
     def _spawn(self, log: Any) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", "berkas.cli.main", "serve", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "berkas.cli.main",
+                "serve",
+                "--port",
+                str(self.port),
+                *self.args,
+            ],
             env={
                 **os.environ,
                 "BERKAS_DATA_DIR": str(self.data_dir),

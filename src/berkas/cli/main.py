@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -18,16 +20,54 @@ from berkas.config import Settings, load_settings
 from berkas.core.errors import BerkasError
 from berkas.services.bundle import Services
 
+# The one --data-dir option, on serve and every admin verb: it wins over BERKAS_DATA_DIR
+# (load_settings takes it as an override), so a command never has to guess the env.
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data directory (env BERKAS_DATA_DIR, default ./berkas-data).",
+)
+
 
 @contextmanager
-def _container(**overrides: Any) -> Iterator[Services]:
-    from berkas.wiring import prepare
+def _reading(data_dir: Path | None) -> Iterator[Services]:
+    """Services for a read-only verb: the data dir must exist; nothing is created."""
+    from berkas.wiring import open_existing
 
-    services = prepare(_settings(**overrides), serving=False)
+    settings = _settings(data_dir=data_dir)
+    services = open_existing(settings)
     try:
+        _show_where(settings)
         yield services
     finally:
         services.close()
+
+
+@contextmanager
+def _writing(data_dir: Path | None) -> Iterator[Services]:
+    """Services for a verb that changes the data: prepares (never sweeps) the data dir."""
+    from berkas.wiring import prepare
+
+    settings = _settings(data_dir=data_dir)
+    new = not settings.data_dir.exists()
+    # serving=False: beside a live server, whose uploads in flight must not be swept.
+    services = prepare(settings, serving=False)
+    try:
+        if new:
+            click.echo(f"created a new berkas data dir at {settings.data_dir}", err=True)
+        _show_where(settings)
+        yield services
+    finally:
+        services.close()
+
+
+def _show_where(settings: Settings) -> None:
+    # On stderr, so --json output on stdout stays machine-readable. An operator with two
+    # data dirs (or a forgotten BERKAS_DATABASE_URL) sees which one the verb acted on.
+    from berkas.wiring import database_shown
+
+    click.echo(f"data dir: {settings.data_dir}  database: {database_shown(settings)}", err=True)
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -65,7 +105,10 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, BerkasError):
         return f"{exc.message} ({exc.code})"
     if isinstance(exc, OSError) and exc.filename is not None:
-        return f"{exc.filename}: {exc.strerror} (check BERKAS_DATA_DIR and its permissions)"
+        return (
+            f"{exc.filename}: {exc.strerror} "
+            "(check --data-dir or BERKAS_DATA_DIR, and its permissions)"
+        )
     return str(exc)
 
 
@@ -80,36 +123,75 @@ def main() -> None:
     "--host", default=None, help="Interface to bind (env BERKAS_HOST, default 127.0.0.1)."
 )
 @click.option("--port", type=int, default=None, help="Port (env BERKAS_PORT, default 8000).")
-def serve(host: str | None, port: int | None) -> None:
-    """Run the HTTP service (embedded SQLite + local disk unless configured otherwise)."""
+@data_dir_option
+def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
+    """Run the HTTP service (embedded SQLite + local disk unless configured otherwise).
+
+    One server per data dir: a second serve on it refuses to start.
+    """
     import uvicorn
 
     from berkas.api.app import create_app
-    from berkas.wiring import ensure_demo_client, prepare
+    from berkas.wiring import (
+        CannotListen,
+        DataDirInUse,
+        ensure_demo_client,
+        listen,
+        lock_data_dir,
+        prepare,
+    )
 
-    settings = _settings(host=host, port=port)
+    settings = _settings(host=host, port=port, data_dir=data_dir)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
     )
+    # The port first: a taken (or mistyped) port is refused before the data dir is
+    # touched, and "serving on" below is only ever printed for a port we hold.
     try:
-        container = prepare(settings, serving=True)
-    except (BerkasError, ValueError, OSError) as exc:
-        raise click.ClickException(f"cannot start: {_describe(exc)}") from None
-    demo = ensure_demo_client(container, settings)
-    if demo is not None:
-        _print_demo(settings, demo.client_id, demo.secret_key)
-    click.echo(f"berkas {__version__} serving on {settings.base_url} (data: {settings.data_dir})")
-    try:
-        uvicorn.run(
-            create_app(container),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            proxy_headers=False,
-            server_header=False,
-        )
-    finally:
-        container.close()
+        sock = listen(settings)
+    except CannotListen as exc:
+        raise click.ClickException(str(exc)) from None
+    with closing(sock):
+        # Then the data dir's lock, held until this process exits: a second serve would
+        # sweep this one's spool (its uploads in flight) as a crash's leftovers.
+        try:
+            lock = lock_data_dir(settings)
+        except DataDirInUse as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            raise click.ClickException(f"cannot start: {_describe(exc)}") from None
+        with lock:
+            try:
+                container = prepare(settings, serving=True)
+            except (BerkasError, ValueError, OSError) as exc:
+                raise click.ClickException(f"cannot start: {_describe(exc)}") from None
+            try:
+                demo = ensure_demo_client(container, settings)
+                if demo is not None:
+                    _print_demo(settings, demo.client_id, demo.secret_key)
+                click.echo(
+                    f"berkas {__version__} serving on {settings.base_url} "
+                    f"(data: {settings.data_dir})"
+                )
+                # As uvicorn.run does, but on the socket already bound and locked for.
+                server = uvicorn.Server(
+                    uvicorn.Config(
+                        create_app(container),
+                        host=settings.host,  # for uvicorn's log lines only
+                        port=settings.port,
+                        log_level=settings.log_level,
+                        proxy_headers=False,
+                        server_header=False,
+                    )
+                )
+                # uvicorn re-raises the SIGINT it handled once shut down (uvicorn.run
+                # swallows it the same way).
+                with contextlib.suppress(KeyboardInterrupt):
+                    server.run(sockets=[sock])
+            finally:
+                container.close()
+    if not server.started:
+        sys.exit(3)  # uvicorn's STARTUP_FAILURE: the app's lifespan startup failed
 
 
 def _print_demo(settings: Settings, client_id: str, secret: str) -> None:
@@ -138,11 +220,12 @@ def clients() -> None:
     "--client-id", default=None, help="e.g. BRN-0001-10791114622547 (generated if omitted)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print {client_id, secret_key} as JSON.")
-def clients_create(client_id: str | None, as_json: bool) -> None:
+@data_dir_option
+def clients_create(client_id: str | None, as_json: bool, data_dir: Path | None) -> None:
     """Create a client with a strong random secret key (printed once)."""
 
     def run() -> None:
-        with _container() as container:
+        with _writing(data_dir) as container:
             client = container.clients.create(client_id)
         if as_json:
             click.echo(json.dumps({"client_id": client.client_id, "secret_key": client.secret_key}))
@@ -154,11 +237,12 @@ def clients_create(client_id: str | None, as_json: bool) -> None:
 
 @clients.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
-def clients_list(as_json: bool) -> None:
+@data_dir_option
+def clients_list(as_json: bool, data_dir: Path | None) -> None:
     """List clients (secrets are never printed here)."""
 
     def run() -> None:
-        with _container() as container:
+        with _reading(data_dir) as container:
             rows = container.clients.list()
         if as_json:
             click.echo(
@@ -183,20 +267,22 @@ def clients_list(as_json: bool) -> None:
 
 @clients.command("disable")
 @click.argument("client_id")
-def clients_disable(client_id: str) -> None:
+@data_dir_option
+def clients_disable(client_id: str, data_dir: Path | None) -> None:
     """Disable a client: no new tokens, and tokens already issued stop working."""
-    _guard(lambda: _set_enabled(client_id, False))
+    _guard(lambda: _set_enabled(data_dir, client_id, False))
 
 
 @clients.command("enable")
 @click.argument("client_id")
-def clients_enable(client_id: str) -> None:
+@data_dir_option
+def clients_enable(client_id: str, data_dir: Path | None) -> None:
     """Enable a disabled client again."""
-    _guard(lambda: _set_enabled(client_id, True))
+    _guard(lambda: _set_enabled(data_dir, client_id, True))
 
 
-def _set_enabled(client_id: str, enabled: bool) -> None:
-    with _container() as container:
+def _set_enabled(data_dir: Path | None, client_id: str, enabled: bool) -> None:
+    with _writing(data_dir) as container:
         container.clients.set_enabled(client_id, enabled)
     click.echo(f"{client_id} {'enabled' if enabled else 'disabled'}")
 
@@ -207,11 +293,12 @@ def keys() -> None:
 
 
 @keys.command("rotate")
-def keys_rotate() -> None:
+@data_dir_option
+def keys_rotate(data_dir: Path | None) -> None:
     """Add a new signing key; old keys verify until every token they signed has expired."""
 
     def run() -> None:
-        with _container() as container:
+        with _writing(data_dir) as container:
             kid = container.keys.rotate()
         click.echo(f"new signing key {kid}; running servers pick it up on their next token")
 
@@ -219,11 +306,12 @@ def keys_rotate() -> None:
 
 
 @keys.command("list")
-def keys_list() -> None:
+@data_dir_option
+def keys_list(data_dir: Path | None) -> None:
     """Print the published JWKS."""
 
     def run() -> None:
-        with _container() as container:
+        with _reading(data_dir) as container:
             click.echo(json.dumps(container.keys.jwks(), indent=2))
 
     _guard(run)
@@ -235,11 +323,12 @@ def db() -> None:
 
 
 @db.command("migrate")
-def db_migrate() -> None:
+@data_dir_option
+def db_migrate(data_dir: Path | None) -> None:
     """Apply pending migrations (also done at every start)."""
 
     def run() -> None:
-        with _container():
+        with _writing(data_dir):
             pass
         click.echo("database is up to date")
 

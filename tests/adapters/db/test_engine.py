@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
-from berkas.adapters.db.engine import normalise_url
+from berkas.adapters.db.engine import display_url, normalise_url, sqlite_file
 
 
 @pytest.mark.parametrize(
@@ -46,3 +47,23 @@ def test_missing_psycopg_names_the_extra_to_install(monkeypatch: pytest.MonkeyPa
 
     with pytest.raises(RuntimeError, match=r"pip install 'berkas\[postgres\]'"):
         normalise_url("postgresql://berkas@db/berkas")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://berkas:hunter2@db:5432/berkas", "postgresql://berkas:***@db:5432/berkas"),
+        ("postgresql://berkas:p%40ss@db/berkas", "postgresql://berkas:***@db/berkas"),
+        ("postgresql://berkas@db/berkas", "postgresql://berkas@db/berkas"),
+        ("sqlite:////var/lib/berkas/berkas.db", "sqlite:////var/lib/berkas/berkas.db"),
+    ],
+)
+def test_a_printed_database_url_never_shows_the_password(url: str, shown: str) -> None:
+    assert display_url(url) == shown
+
+
+def test_sqlite_file_names_the_file_a_connect_would_create() -> None:
+    assert sqlite_file("sqlite:////var/lib/berkas/berkas.db") == Path("/var/lib/berkas/berkas.db")
+    assert sqlite_file("postgresql://berkas@db/berkas") is None
+    with pytest.raises(ValueError, match="not supported"):
+        sqlite_file("mysql://db/berkas")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib.util
 import sqlite3
 import time
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -67,6 +67,23 @@ def normalise_url(url: str) -> URL:
     raise ValueError(
         f"database URL scheme {parsed.drivername!r} is not supported; expected {_ACCEPTED}"
     )
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file an ``sqlite://`` URL names (which connecting would create); None otherwise."""
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    return Path(str(parsed.database))
+
+
+def display_url(url: str) -> str:
+    """``url`` as it may be printed: any password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        # Not parseable, so no password can be located in it: print only the scheme.
+        return url.split(":", 1)[0] + "://…"
 
 
 def build_engine(url: str) -> Engine:
