@@ -18,6 +18,7 @@ from berkas import __version__
 from berkas.cli.partner import partner
 from berkas.config import Settings, load_settings
 from berkas.core.errors import BerkasError
+from berkas.core.wire import iso8601
 from berkas.services.bundle import Services
 
 # The one --data-dir option, on serve and every admin verb: it wins over BERKAS_DATA_DIR
@@ -251,7 +252,7 @@ def clients_list(as_json: bool, data_dir: Path | None) -> None:
                         {
                             "client_id": c.client_id,
                             "enabled": c.enabled,
-                            "created_at": c.created_at.isoformat(),
+                            "created_at": iso8601(c.created_at),
                         }
                         for c in rows
                     ]
@@ -260,7 +261,7 @@ def clients_list(as_json: bool, data_dir: Path | None) -> None:
             return
         for c in rows:
             state = "enabled" if c.enabled else "disabled"
-            click.echo(f"{c.client_id}\t{state}\t{c.created_at.isoformat()}")
+            click.echo(f"{c.client_id}\t{state}\t{iso8601(c.created_at)}")
 
     _guard(run)
 
