@@ -6,12 +6,14 @@ Every refusal must leave nothing behind: no spooled part file, no stored blob, n
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from berkas.services.spool import Spool
 from tests.support import samples
 from tests.support.errors import assert_error
 from tests.support.fakes import StreamedBody, multipart, multipart_type
@@ -389,3 +391,26 @@ def test_one_upload_crosses_into_the_services_three_times(
     else:
         assert_error(response, 422, "address_not_allowed")
         assert calls == ["tokens.verify", "uploads.upload_url"]
+
+
+def test_spool_writes_and_hashing_run_off_the_event_loop(
+    server: InProcess, partner: Partner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 6: the parser's callbacks write and hash on a worker thread, so a big upload
+    # never stalls the loop every other request shares. The loop runs on the main thread.
+    writers: list[threading.Thread] = []
+    original = Spool.write
+
+    def recording(self: Spool, chunk: bytes) -> None:
+        writers.append(threading.current_thread())
+        original(self, chunk)
+
+    monkeypatch.setattr(Spool, "write", recording)
+    data = samples.jpeg() + b"\0" * (3 * MIB)  # several batches
+    response = partner.post_file(
+        multipart(("category", "LOGO"), ("file", data, "logo.jpg")), MULTIPART
+    )
+
+    assert response.status_code == 200, response.text
+    assert writers
+    assert threading.main_thread() not in writers

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
@@ -495,3 +496,22 @@ def test_an_operator_catalogue_narrowing_a_requirement_is_enforced(tmp_path: Pat
     assert upload(service, h.client, samples.pdf()).stored.content_type == "application/pdf"
     # Other documents keep the category's types.
     assert upload(service, h.client, samples.jpeg(), code="NPWP_BADAN").stored.code == "NPWP_BADAN"
+
+
+def test_a_fetched_body_is_written_off_the_event_loop(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writers: list[threading.Thread] = []
+    original = Spool.write
+
+    def recording(self: Spool, chunk: bytes) -> None:
+        writers.append(threading.current_thread())
+        original(self, chunk)
+
+    monkeypatch.setattr(Spool, "write", recording)
+    data = samples.jpeg() + b"\0" * (3 * 1024 * 1024)
+    upload_url(h.service(fetcher=BodyFetcher(data)), h.client, "LOGO")
+
+    # Batched: a few worker-thread writes for 3 MiB of 64 KiB chunks, none on the loop.
+    assert 1 <= len(writers) <= 4
+    assert threading.main_thread() not in writers
