@@ -211,3 +211,20 @@ def test_the_allow_list_is_exactly_what_the_cli_reads_from_the_environment() -> 
 def test_an_unknown_keyword_from_code_is_refused_too() -> None:
     with pytest.raises(ValidationError, match="link_secert"):
         load_settings(link_secert="x" * 40)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("auto", "auto"), ("0", 0), ("9999", 9999)])
+def test_a_node_id_is_a_number_or_auto(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, expected: object
+) -> None:
+    monkeypatch.setenv("BERKAS_NODE_ID", value)
+    assert load_settings(data_dir=tmp_path).node_id == expected
+
+
+@pytest.mark.parametrize("value", ["10000", "-1", "any", "AUTO1"])
+def test_a_node_id_outside_the_range_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("BERKAS_NODE_ID", value)
+    with pytest.raises(ValidationError):
+        load_settings(data_dir=tmp_path)

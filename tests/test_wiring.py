@@ -48,7 +48,7 @@ def test_only_the_serving_process_removes_blobs_whose_upload_never_committed(
     container = prepare(settings, serving=False)
     try:
         # What a crash between "blob written" and "row committed" leaves behind.
-        container.database.files.reserve_key(key, settings.node_id, datetime.now(UTC))
+        container.database.files.reserve_key(key, 1, datetime.now(UTC))
         spooled = tmp_path / "spooled.part"
         spooled.write_bytes(b"half-committed upload")
         container.blobs.put_file(key, spooled, "image/png")
@@ -59,7 +59,7 @@ def test_only_the_serving_process_removes_blobs_whose_upload_never_committed(
     container = prepare(settings, serving=False)
     try:
         assert b"".join(container.blobs.open(key)) == b"half-committed upload"
-        assert container.database.files.reserved_keys(settings.node_id) == [key]
+        assert container.database.files.reserved_keys(1) == [key]
     finally:
         container.close()
 
@@ -67,7 +67,7 @@ def test_only_the_serving_process_removes_blobs_whose_upload_never_committed(
     try:
         with pytest.raises(NotFound):
             container.blobs.open(key)
-        assert container.database.files.reserved_keys(settings.node_id) == []
+        assert container.database.files.reserved_keys(1) == []
     finally:
         container.close()
 

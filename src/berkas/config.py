@@ -11,7 +11,7 @@ import ipaddress
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlparse
 
 from dotenv import dotenv_values
@@ -56,7 +56,9 @@ class Settings(BaseSettings):
     public_url: str | None = None
     env: str = Field(default="sandbox", pattern=r"^[a-z0-9-]{1,32}$")
     key_prefix: str = Field(default="berkas", pattern=r"^[a-z0-9-]{1,64}$")
-    node_id: int = Field(default=1, ge=0, le=9999)
+    # A number 0-9999 (part of every file id), or "auto": the lowest one no live node
+    # leases (DESIGN 5).
+    node_id: Annotated[int, Field(ge=0, le=9999)] | Literal["auto"] = 1
     catalogue_file: Path | None = None
 
     # Signed requests (DESIGN 2.1).

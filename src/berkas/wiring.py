@@ -43,6 +43,7 @@ from berkas.services.files import FileService
 from berkas.services.housekeeping import Housekeeping
 from berkas.services.idempotency import IdempotentUploads
 from berkas.services.links import LinkService
+from berkas.services.nodes import NodeLeases
 from berkas.services.requirements import RequirementsService
 from berkas.services.signed import RequestVerifier
 from berkas.services.spool import cleanup_stale
@@ -68,16 +69,24 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEMO_MARKER = ".demo-client-created"
+NODE_IDENTITY = "node-identity"
 
 
-def build(settings: Settings) -> Services:
+def build(settings: Settings, *, node_id: int | None = None) -> Services:
     """Construct adapters and services from ``settings``; creates and changes nothing.
 
-    A data dir that ``prepare`` never made ready (no keys, no link secret) is refused here
-    with a message saying what is missing.
+    ``node_id`` is the number ``prepare`` leased for a serving node; without it the
+    configured number is used (0 for ``auto``: an admin command mints no ids). A data dir
+    that ``prepare`` never made ready (no keys, no link secret) is refused here with a
+    message saying what is missing.
     """
     clock = SystemClock()
     database = SqlDatabase.from_url(settings.resolved_database_url)
+    nodes = _node_leases(settings, database, clock)
+    if node_id is not None:
+        nodes.node_id = node_id
+    else:
+        node_id = settings.node_id if isinstance(settings.node_id, int) else 0
     blobs = _blob_store(settings.resolved_storage_url)
     keys = _key_ring(settings, clock, create=False)
     catalogue = Catalogue.load(settings.catalogue_file)
@@ -92,7 +101,7 @@ def build(settings: Settings) -> Services:
         catalogue=catalogue,
         files=database.files,
         blobs=blobs,
-        minter=IdMinter(settings.node_id, lambda: int(clock.now().timestamp() * 1000)),
+        minter=IdMinter(node_id, lambda: int(clock.now().timestamp() * 1000)),
         clock=clock,
         links=links,
         idempotency=IdempotentUploads(database.replays, clock, stale_after=stale_after),
@@ -102,7 +111,7 @@ def build(settings: Settings) -> Services:
         ),
         key_prefix=settings.key_prefix,
         env=settings.env,
-        node_id=settings.node_id,
+        node_id=node_id,
         fetcher=_fetcher(settings),
     )
     return Services(
@@ -133,6 +142,7 @@ def build(settings: Settings) -> Services:
             retention=timedelta(hours=settings.replay_retention_hours),
             interval=timedelta(seconds=settings.housekeeping_interval_seconds),
         ),
+        nodes=nodes,
         keys=keys,
         database=database,
         blobs=blobs,
@@ -158,9 +168,16 @@ def prepare(settings: Settings, *, serving: bool) -> Services:
         removed = cleanup_stale(settings.spool_dir)
         if removed:
             log.warning("removed %d partial upload(s) left by an earlier crash", removed)
+    _node_identity(settings, create=True)
     database = SqlDatabase.from_url(settings.resolved_database_url)
+    node_id: int | None = None
     try:
         database.migrate()
+        if serving:
+            # Before anything is swept or minted: a node number another live node holds
+            # is refused here, naming that node.
+            wanted = settings.node_id if isinstance(settings.node_id, int) else None
+            node_id = _node_leases(settings, database, SystemClock()).claim(wanted)
     finally:
         database.close()
     _key_ring(settings, SystemClock(), create=True)
@@ -172,7 +189,7 @@ def prepare(settings: Settings, *, serving: bool) -> Services:
             removed = store.cleanup_temp()
             if removed:
                 log.warning("removed %d temporary blob(s) left by an earlier crash", removed)
-    services = build(settings)
+    services = build(settings, node_id=node_id)
     if serving:
         try:
             orphans = services.uploads.recover_orphans()
@@ -267,6 +284,27 @@ def private_dir(path: Path) -> None:
         # client secrets; it is ours, so it is made private rather than refused.
         log.warning("making %s private (mode 0700)", path)
         path.chmod(0o700)
+
+
+def _node_identity(settings: Settings, *, create: bool) -> str:
+    # Which data dir a lease belongs to: a node restarting on its data dir after a crash
+    # (the data-dir lock proves the old process is gone) takes its lease straight back.
+    path = settings.data_dir / NODE_IDENTITY
+    if not path.exists():
+        if not create:
+            return f"unprepared-{secrets.token_hex(8)}"
+        with contextlib.suppress(FileExistsError):  # another process created it first
+            atomic_write(path, secrets.token_hex(16).encode(), exclusive=True)
+    return path.read_text().strip()
+
+
+def _node_leases(settings: Settings, database: SqlDatabase, clock: Clock) -> NodeLeases:
+    return NodeLeases(
+        database.leases,
+        clock,
+        holder=_node_identity(settings, create=False),
+        label=f"host {socket.gethostname()} pid {os.getpid()} data dir {settings.data_dir}",
+    )
 
 
 def _stale_after(settings: Settings) -> timedelta:

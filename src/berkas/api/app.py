@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -16,7 +16,6 @@ from berkas.api import errors
 from berkas.api.metrics import Metrics, MetricsMiddleware
 from berkas.api.routes import files, public, signed, uploads
 from berkas.services.bundle import Services
-from berkas.services.housekeeping import Housekeeping
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +26,14 @@ upload each one (POST /file). Every error is `{"error": {"code", "message", "typ
 """
 
 
-async def _housekeeping(housekeeping: Housekeeping) -> None:
-    """Repeat the node's chores for as long as it serves; a failed round is retried."""
+async def _every(seconds: float, chore: Callable[[], object], what: str) -> None:
+    """Repeat a node's chore for as long as it serves; a failed round is retried."""
     while True:
-        await asyncio.sleep(housekeeping.interval.total_seconds())
+        await asyncio.sleep(seconds)
         try:
-            await run_in_threadpool(housekeeping.run_once)
+            await run_in_threadpool(chore)
         except Exception:
-            log.exception("housekeeping failed; it runs again at the next interval")
+            log.exception("%s failed; it runs again at the next interval", what)
 
 
 def create_app(services: Services) -> FastAPI:
@@ -42,13 +41,27 @@ def create_app(services: Services) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        chores = asyncio.create_task(_housekeeping(services.housekeeping))
+        housekeeping, nodes = services.housekeeping, services.nodes
+        chores = [
+            asyncio.create_task(
+                _every(housekeeping.interval.total_seconds(), housekeeping.run_once, "housekeeping")
+            ),
+            # The node-number lease (DESIGN 5), renewed well before it lapses.
+            asyncio.create_task(
+                _every(nodes.interval.total_seconds(), nodes.heartbeat, "node lease renewal")
+            ),
+        ]
         try:
             yield
         finally:
-            chores.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await chores
+            for chore in chores:
+                chore.cancel()
+            for chore in chores:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await chore
+            # A clean stop frees the number at once; a crash frees it when the lease lapses.
+            with contextlib.suppress(Exception):
+                await run_in_threadpool(nodes.release)
 
     app = FastAPI(
         lifespan=lifespan,

@@ -202,6 +202,11 @@ class Code(StrEnum):
     CLIENT_EXISTS = ("client_exists", 409, "The client id is already registered.")
     DUPLICATE_ID = ("duplicate_id", 409, "The file id or key is already taken.")
     DUPLICATE_KEY = ("duplicate_key", 409, "The storage key already holds a file.")
+    NODE_ID_TAKEN = (
+        "node_id_taken",
+        409,
+        "Another live node holds this node id (raised at start, never on the wire).",
+    )
 
     # 413: over a size cap, enforced while the body streams in.
     FILE_TOO_LARGE = ("file_too_large", 413, "The file is over its size cap.", FETCHED)

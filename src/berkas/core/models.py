@@ -51,6 +51,20 @@ class ReplayRecord:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class NodeLease:
+    """Who holds a node number until when (DESIGN 5: each node leases its node id).
+
+    ``holder`` is the stable identity of a data dir (so the same node restarting after a
+    crash takes its lease straight back); ``label`` says where it runs, for messages.
+    """
+
+    node_id: int
+    holder: str
+    label: str
+    expires_at: datetime
+
+
 # The checks and errors every repository shares (the SQL ones and their in-memory twins).
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from berkas.core.egress import FetchResult
-from berkas.core.models import Client, ReplayRecord, StoredFile
+from berkas.core.models import Client, NodeLease, ReplayRecord, StoredFile
 
 
 class Clock(Protocol):
@@ -103,12 +103,35 @@ class ReplayRepository(Protocol):
         ...
 
 
+class NodeLeaseRepository(Protocol):
+    """Node numbers leased to live nodes; every write is atomic across nodes."""
+
+    def acquire(self, lease: NodeLease, now: datetime) -> NodeLease | None:
+        """Take ``lease.node_id`` for ``lease.holder`` until ``lease.expires_at``: None when
+        taken (it was free, expired before ``now``, or already this holder's), else the
+        live lease of another holder."""
+        ...
+
+    def renew(self, lease: NodeLease) -> bool:
+        """Extend a lease this holder still holds; False when it was lost meanwhile."""
+        ...
+
+    def release(self, node_id: int, holder: str) -> None:
+        """Give the number up (a clean shutdown); another holder's lease is untouched."""
+        ...
+
+    def held(self, now: datetime) -> list[NodeLease]:
+        """Leases still live at ``now``, by node number."""
+        ...
+
+
 class Database(Protocol):
     """The metadata store as a whole: its repositories plus health."""
 
     clients: ClientRepository
     files: FileRepository
     replays: ReplayRepository
+    leases: NodeLeaseRepository
 
     def check(self) -> None:
         """Raise ``Unavailable`` if unreachable (for /readyz)."""

@@ -13,6 +13,7 @@ from berkas.core.ports import BlobStore, Database, HealthCheck
 from berkas.services.clients import ClientService
 from berkas.services.files import FileService
 from berkas.services.housekeeping import Housekeeping
+from berkas.services.nodes import NodeLeases
 from berkas.services.requirements import RequirementsService
 from berkas.services.signed import RequestVerifier
 from berkas.services.tokens import TokenService
@@ -30,6 +31,7 @@ class Services:
     uploads: UploadService
     files: FileService
     housekeeping: Housekeeping
+    nodes: NodeLeases
     keys: ManagedKeys
     database: Database
     blobs: BlobStore

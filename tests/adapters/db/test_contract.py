@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from berkas.core.errors import Conflict, InvalidRequest
-from berkas.core.models import Client, ReplayRecord, StoredFile
+from berkas.core.models import Client, NodeLease, ReplayRecord, StoredFile
 from berkas.core.ports import Database
 
 T0 = datetime(2025, 3, 1, 8, 30, 15, 123456, tzinfo=UTC)
@@ -336,3 +336,77 @@ def test_concurrent_begins_reserve_exactly_once(database: Database) -> None:
     assert len(winners) == 1
     losers = [result for result in results.values() if result is not None]
     assert {loser.fingerprint for loser in losers} == {f"{winners[0]:064d}"}
+
+
+# node leases
+
+
+def lease(
+    node_id: int = 1, holder: str = "node-a", *, until: datetime = T0 + timedelta(seconds=30)
+) -> NodeLease:
+    return NodeLease(node_id=node_id, holder=holder, label=f"{holder} on host x", expires_at=until)
+
+
+def test_a_free_node_id_is_leased_and_then_held(database: Database) -> None:
+    assert database.leases.acquire(lease(), T0) is None
+
+    assert database.leases.held(T0) == [lease()]
+    # Another holder is refused while the lease lives, and told whose it is.
+    assert database.leases.acquire(lease(holder="node-b"), T0 + timedelta(seconds=29)) == lease()
+
+
+def test_the_same_holder_takes_its_lease_back_at_once(database: Database) -> None:
+    # A node restarting on its data dir after a crash, before its lease lapsed.
+    database.leases.acquire(lease(), T0)
+    later = lease(until=T0 + timedelta(seconds=40))
+    assert database.leases.acquire(later, T0 + timedelta(seconds=10)) is None
+    assert database.leases.held(T0 + timedelta(seconds=35)) == [later]
+
+
+def test_a_lapsed_lease_is_taken_over(database: Database) -> None:
+    database.leases.acquire(lease(), T0)
+    theirs = lease(holder="node-b", until=T0 + timedelta(seconds=61))
+    assert database.leases.acquire(theirs, T0 + timedelta(seconds=31)) is None
+    assert database.leases.held(T0 + timedelta(seconds=31)) == [theirs]
+    # The first holder has lost it: renewing says so.
+    assert database.leases.renew(lease(until=T0 + timedelta(seconds=70))) is False
+
+
+def test_renew_extends_and_release_frees(database: Database) -> None:
+    database.leases.acquire(lease(), T0)
+    assert database.leases.renew(lease(until=T0 + timedelta(seconds=90))) is True
+    assert database.leases.held(T0 + timedelta(seconds=60)) == [
+        lease(until=T0 + timedelta(seconds=90))
+    ]
+    database.leases.release(1, "node-b")  # not theirs: untouched
+    assert len(database.leases.held(T0)) == 1
+    database.leases.release(1, "node-a")
+    assert database.leases.held(T0) == []
+    assert database.leases.acquire(lease(holder="node-b"), T0) is None
+
+
+def test_held_lists_only_live_leases_by_number(database: Database) -> None:
+    database.leases.acquire(lease(7, "node-a"), T0)
+    database.leases.acquire(lease(2, "node-b", until=T0 + timedelta(seconds=5)), T0)
+    database.leases.acquire(lease(0, "node-c"), T0)
+    assert [x.node_id for x in database.leases.held(T0)] == [0, 2, 7]
+    assert [x.node_id for x in database.leases.held(T0 + timedelta(seconds=10))] == [0, 7]
+
+
+def test_two_nodes_claiming_one_free_number_at_once_get_one_winner(database: Database) -> None:
+    outcomes: list[NodeLease | None] = []
+    barrier = threading.Barrier(8)
+
+    def claim(holder: str) -> None:
+        barrier.wait()
+        outcomes.append(database.leases.acquire(lease(3, holder), T0))
+
+    threads = [threading.Thread(target=claim, args=(f"node-{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert outcomes.count(None) == 1
+    (winner,) = database.leases.held(T0)
+    assert all(o == winner for o in outcomes if o is not None)

@@ -17,10 +17,16 @@ from berkas.adapters.db.engine import WRITE_OPTION, build_engine
 from berkas.adapters.db.repositories import (
     SqlClientRepository,
     SqlFileRepository,
+    SqlNodeLeaseRepository,
     SqlReplayRepository,
     translate_errors,
 )
-from berkas.core.ports import ClientRepository, FileRepository, ReplayRepository
+from berkas.core.ports import (
+    ClientRepository,
+    FileRepository,
+    NodeLeaseRepository,
+    ReplayRepository,
+)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Arbitrary constant naming berkas's PostgreSQL advisory lock: nodes starting together
@@ -37,6 +43,7 @@ class SqlDatabase:
         self.clients: ClientRepository = SqlClientRepository(engine)
         self.files: FileRepository = SqlFileRepository(engine)
         self.replays: ReplayRepository = SqlReplayRepository(engine)
+        self.leases: NodeLeaseRepository = SqlNodeLeaseRepository(engine)
 
     @classmethod
     def from_url(cls, url: str) -> SqlDatabase:

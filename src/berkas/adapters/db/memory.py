@@ -11,6 +11,7 @@ from datetime import datetime
 
 from berkas.core.models import (
     Client,
+    NodeLease,
     ReplayRecord,
     StoredFile,
     client_exists,
@@ -18,7 +19,12 @@ from berkas.core.models import (
     require_utc,
     unknown_client,
 )
-from berkas.core.ports import ClientRepository, FileRepository, ReplayRepository
+from berkas.core.ports import (
+    ClientRepository,
+    FileRepository,
+    NodeLeaseRepository,
+    ReplayRepository,
+)
 
 
 class _Tables:
@@ -31,6 +37,7 @@ class _Tables:
         self.keys: dict[str, str] = {}
         self.replays: dict[tuple[str, str], ReplayRecord] = {}
         self.pending: dict[str, tuple[int, datetime]] = {}
+        self.leases: dict[int, NodeLease] = {}
 
 
 class MemoryClientRepository:
@@ -173,6 +180,47 @@ class MemoryReplayRepository:
         return len(old)
 
 
+class MemoryNodeLeaseRepository:
+    """Node-number leases in a dict; the lock makes each claim atomic."""
+
+    def __init__(self, tables: _Tables) -> None:
+        self._tables = tables
+
+    def acquire(self, lease: NodeLease, now: datetime) -> NodeLease | None:
+        """Take the number unless another holder's lease is still live at ``now``."""
+        now = require_utc(now, "now")
+        lease = dataclasses.replace(lease, expires_at=require_utc(lease.expires_at, "expires_at"))
+        with self._tables.lock:
+            current = self._tables.leases.get(lease.node_id)
+            if current is not None and current.holder != lease.holder and current.expires_at > now:
+                return current
+            self._tables.leases[lease.node_id] = lease
+            return None
+
+    def renew(self, lease: NodeLease) -> bool:
+        """Extend the lease while this holder still has it."""
+        with self._tables.lock:
+            current = self._tables.leases.get(lease.node_id)
+            if current is None or current.holder != lease.holder:
+                return False
+            self._tables.leases[lease.node_id] = lease
+            return True
+
+    def release(self, node_id: int, holder: str) -> None:
+        """Drop this holder's lease on ``node_id``."""
+        with self._tables.lock:
+            current = self._tables.leases.get(node_id)
+            if current is not None and current.holder == holder:
+                del self._tables.leases[node_id]
+
+    def held(self, now: datetime) -> list[NodeLease]:
+        """Leases live at ``now``, lowest number first."""
+        now = require_utc(now, "now")
+        with self._tables.lock:
+            live = [lease for lease in self._tables.leases.values() if lease.expires_at > now]
+        return sorted(live, key=lambda lease: lease.node_id)
+
+
 class MemoryDatabase:
     """The in-memory metadata store (implements ``core.ports.Database``)."""
 
@@ -181,6 +229,7 @@ class MemoryDatabase:
         self.clients: ClientRepository = MemoryClientRepository(tables)
         self.files: FileRepository = MemoryFileRepository(tables)
         self.replays: ReplayRepository = MemoryReplayRepository(tables)
+        self.leases: NodeLeaseRepository = MemoryNodeLeaseRepository(tables)
 
     def check(self) -> None:
         """Always reachable."""

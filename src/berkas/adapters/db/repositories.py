@@ -14,11 +14,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, delete, exc, insert, or_, select, update
 
 from berkas.adapters.db.engine import WRITE_OPTION
-from berkas.adapters.db.tables import clients, files, pending_blobs, replays
+from berkas.adapters.db.tables import clients, files, node_leases, pending_blobs, replays
 from berkas.core.codes import Code
 from berkas.core.errors import Unavailable
 from berkas.core.models import (
     Client,
+    NodeLease,
     ReplayRecord,
     StoredFile,
     client_exists,
@@ -265,6 +266,91 @@ class SqlReplayRepository(_SqlRepository):
                 )
             ).one_or_none()
         return None if row is None else _replay(row)
+
+
+class SqlNodeLeaseRepository(_SqlRepository):
+    """Node-number leases in the ``node_leases`` table."""
+
+    def acquire(self, lease: NodeLease, now: datetime) -> NodeLease | None:
+        """Take the number unless another holder's lease is still live at ``now``.
+
+        One write transaction: on SQLite it starts with BEGIN IMMEDIATE, on PostgreSQL the
+        row is read FOR UPDATE, and a first claim races on the primary key; so two nodes
+        claiming one free number at once cannot both win.
+        """
+        now = require_utc(now, "now")
+        values = {
+            "holder": lease.holder,
+            "label": lease.label,
+            "expires_at": require_utc(lease.expires_at, "expires_at"),
+        }
+        try:
+            with self._write() as connection:
+                row = connection.execute(
+                    select(node_leases)
+                    .where(node_leases.c.node_id == lease.node_id)
+                    .with_for_update()
+                ).one_or_none()
+                if row is None:
+                    connection.execute(insert(node_leases).values(node_id=lease.node_id, **values))
+                    return None
+                current = _lease(row)
+                if current.holder != lease.holder and current.expires_at > now:
+                    return current
+                connection.execute(
+                    update(node_leases)
+                    .where(node_leases.c.node_id == lease.node_id)
+                    .values(**values)
+                )
+                return None
+        except exc.IntegrityError:
+            # Another node inserted the same number first: it is theirs now.
+            with self._read() as connection:
+                row = connection.execute(
+                    select(node_leases).where(node_leases.c.node_id == lease.node_id)
+                ).one()
+            return _lease(row)
+
+    def renew(self, lease: NodeLease) -> bool:
+        """Extend the lease while this holder still has it."""
+        with self._write() as connection:
+            result = connection.execute(
+                update(node_leases)
+                .where(
+                    node_leases.c.node_id == lease.node_id,
+                    node_leases.c.holder == lease.holder,
+                )
+                .values(
+                    label=lease.label,
+                    expires_at=require_utc(lease.expires_at, "expires_at"),
+                )
+            )
+        return bool(result.rowcount)
+
+    def release(self, node_id: int, holder: str) -> None:
+        """Drop this holder's lease on ``node_id``."""
+        with self._write() as connection:
+            connection.execute(
+                delete(node_leases).where(
+                    node_leases.c.node_id == node_id, node_leases.c.holder == holder
+                )
+            )
+
+    def held(self, now: datetime) -> list[NodeLease]:
+        """Leases live at ``now``, lowest number first."""
+        with self._read() as connection:
+            rows = connection.execute(
+                select(node_leases)
+                .where(node_leases.c.expires_at > require_utc(now, "now"))
+                .order_by(node_leases.c.node_id)
+            ).all()
+        return [_lease(row) for row in rows]
+
+
+def _lease(row: Row[Any]) -> NodeLease:
+    return NodeLease(
+        node_id=row.node_id, holder=row.holder, label=row.label, expires_at=row.expires_at
+    )
 
 
 def _client(row: Row[Any]) -> Client:

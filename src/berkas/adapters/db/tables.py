@@ -111,3 +111,13 @@ pending_blobs = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Index("ix_pending_blobs_node_id", "node_id"),
 )
+# Node numbers leased by live nodes (DESIGN 5): a node renews its lease while it serves,
+# so two live nodes never mint ids with the same number.
+node_leases = Table(
+    "node_leases",
+    metadata,
+    Column("node_id", Integer(), primary_key=True, autoincrement=False),
+    Column("holder", String(128), nullable=False),
+    Column("label", String(255), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+)
