@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 from tests.support.partner import Partner
+from tests.support.postgres import postgres_url
 from tests.support.server import Server
 
 
@@ -17,13 +20,52 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
+@pytest.fixture(scope="session")
+def e2e_postgres() -> Iterator[str]:
+    """One throwaway PostgreSQL cluster for the end-to-end suite; a database per module."""
+    with postgres_url() as url:
+        yield url
+
+
+def fresh_database(cluster_url: str, name: str) -> str:
+    """Create database ``name`` on the cluster and return its URL."""
+    admin = sqlalchemy.create_engine(
+        cluster_url.replace("postgresql://", "postgresql+psycopg://", 1),
+        isolation_level="AUTOCOMMIT",
+    )
+    try:
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}"'))
+            connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return cluster_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+# The foundation's end-to-end suite runs on the embedded default and on PostgreSQL (the
+# scale-out metadata store), each through a real `berkas serve`.
+BACKENDS = ["embedded", "postgresql"]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment that points a server at this run's backend."""
+    if request.param == "embedded":
+        return {}
+    cluster: str = request.getfixturevalue("e2e_postgres")
+    name = "e2e_" + re.sub(r"[^a-z0-9]+", "_", request.module.__name__.lower())[-40:]
+    return {"BERKAS_DATABASE_URL": fresh_database(cluster, name)}
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, backend_env: dict[str, str]
+) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("e2e")
     srv = Server(
         data_dir=root / "data",
         # The tests' own fixture servers live on loopback (issue 3).
-        env={"BERKAS_FETCH_ALLOW_NETWORKS": "127.0.0.0/8"},
+        env={"BERKAS_FETCH_ALLOW_NETWORKS": "127.0.0.0/8", **backend_env},
     )
     srv.start()
     yield srv
