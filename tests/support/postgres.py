@@ -13,8 +13,9 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -42,9 +43,25 @@ def find_bindir() -> Path | None:
     return Path(found).parent if found else None
 
 
+@dataclass
+class Cluster:
+    """A running throwaway cluster: its URL, and a way to stop and restart it (faults)."""
+
+    url: str
+    stop: Callable[[], None]
+    start: Callable[[], None]
+
+
 @contextmanager
 def throwaway_cluster(bindir: Path) -> Iterator[str]:
     """Run a fresh cluster from ``bindir``; yield ``postgresql://postgres@127.0.0.1:<port>/berkas``."""
+    with controlled_cluster(bindir) as cluster:
+        yield cluster.url
+
+
+@contextmanager
+def controlled_cluster(bindir: Path) -> Iterator[Cluster]:
+    """Like ``throwaway_cluster``, yielding a ``Cluster`` a test may stop and start."""
     root = Path(tempfile.mkdtemp(prefix="berkas-pg-"))
     data, sockets, log = root / "data", root / "sockets", root / "server.log"
     sockets.mkdir()
@@ -80,26 +97,39 @@ def throwaway_cluster(bindir: Path) -> Iterator[str]:
             "--no-sync",
         )
         options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 {_SERVER_OPTIONS}"
-        run(
-            str(bindir / "pg_ctl"),
-            "start",
-            "-w",
-            "-t",
-            "60",
-            "-D",
-            str(data),
-            "-l",
-            str(log),
-            "-o",
-            options,
-        )
+        running = [False]
+
+        def start() -> None:
+            run(
+                str(bindir / "pg_ctl"),
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                str(data),
+                "-l",
+                str(log),
+                "-o",
+                options,
+            )
+            running[0] = True
+
+        def stop() -> None:
+            if running[0]:
+                run(str(bindir / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(data))
+                running[0] = False
+
+        start()
         try:
             run(
                 str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", _USER, _DATABASE
             )
-            yield f"postgresql://{_USER}@127.0.0.1:{port}/{_DATABASE}"
+            yield Cluster(
+                url=f"postgresql://{_USER}@127.0.0.1:{port}/{_DATABASE}", stop=stop, start=start
+            )
         finally:
-            run(str(bindir / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(data))
+            stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -111,11 +141,16 @@ def postgres_url() -> Iterator[str]:
     if configured:
         yield configured
         return
+    with throwaway_cluster(required_bindir()) as url:
+        yield url
+
+
+def required_bindir() -> Path:
+    """PostgreSQL's server binaries; skips without them, except under ``CI=true`` (fails)."""
     bindir = find_bindir()
     if bindir is None:
         message = "PostgreSQL not installed: apt-get install postgresql"
         if os.environ.get("CI") == "true":
             pytest.fail(f"{message} (CI=true: integration tests must run)")
         pytest.skip(message)
-    with throwaway_cluster(bindir) as url:
-        yield url
+    return bindir
