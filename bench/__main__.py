@@ -6,6 +6,8 @@
 - memory: berkas' RSS growth across many near-cap uploads, as a ratio to the body size
   (flat memory means the ratio stays far below 1).
 - inspection: content.inspect() time vs sha256 over the same bytes (in-process).
+- throughput on PostgreSQL: concurrent uploads per second with the metadata on a
+  throwaway PostgreSQL cluster ÷ the same on the embedded SQLite, in this run.
 
 Results print as a table and go to bench/results/latest.json. Nothing here asserts a
 time: numbers on a shared machine are for comparison within one run.
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -30,6 +33,7 @@ from berkas.core import content
 from tests.support import samples
 from tests.support.fixture_server import free_port
 from tests.support.partner import PREFIX
+from tests.support.postgres import postgres_url
 from tests.support.server import Server
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
@@ -155,6 +159,43 @@ def _big_jpeg(target_bytes: int) -> bytes:
     return image + os.urandom(max(0, target_bytes - len(image)))
 
 
+def _uploads_per_second(server: Server, body: bytes, count: int, concurrency: int) -> float:
+    token = server.new_partner().token
+    headers = {"Authorization": f"Bearer {token}"}
+    files: dict[str, tuple[str | None, str | bytes] | tuple[str, bytes, str]] = {
+        "category": (None, "PHOTO_PROOF"),
+        "file": ("p.jpg", body, "image/jpeg"),
+    }
+    limits = httpx.Limits(max_connections=concurrency)
+    with httpx.Client(timeout=60, limits=limits) as http:
+
+        def one(_: int) -> None:
+            r = http.post(f"{server.url}{PREFIX}/file", files=files, headers=headers)
+            assert r.status_code == 200, r.text
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(one, range(concurrency)))  # warm-up: connections, pools
+            start = time.perf_counter()
+            list(pool.map(one, range(count)))
+            return count / (time.perf_counter() - start)
+
+
+def bench_postgres_throughput(embedded: Server, postgres: Server) -> dict[str, float]:
+    """Concurrent 200 KB uploads per second on PostgreSQL ÷ on the embedded SQLite, the
+    two measured in turn, twice, so a passing load on the machine hits both alike."""
+    body = _big_jpeg(200 * 1024)
+    rates: dict[str, list[float]] = {"embedded": [], "postgresql": []}
+    for _ in range(2):
+        for name, server in (("embedded", embedded), ("postgresql", postgres)):
+            rates[name].append(_uploads_per_second(server, body, count=8 * ROUNDS, concurrency=8))
+    embedded_rps, postgres_rps = max(rates["embedded"]), max(rates["postgresql"])
+    return {
+        "embedded_per_s": embedded_rps,
+        "postgresql_per_s": postgres_rps,
+        "ratio": postgres_rps / embedded_rps,
+    }
+
+
 def main() -> None:
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -163,6 +204,18 @@ def main() -> None:
         try:
             results["upload_5mb"] = bench_upload(server, _big_jpeg(5 * 1024 * 1024))
             results["memory_14mb"] = bench_memory(server, _big_jpeg(14 * 1024 * 1024))
+            with postgres_url() as database_url:
+                on_postgres = Server(
+                    data_dir=Path(tmp) / "pg-node",
+                    env={"BERKAS_DEMO_CLIENT": "false", "BERKAS_DATABASE_URL": database_url},
+                )
+                on_postgres.start()
+                try:
+                    results["throughput_postgresql"] = bench_postgres_throughput(
+                        server, on_postgres
+                    )
+                finally:
+                    on_postgres.stop()
         finally:
             server.stop()
     results["inspect_3000x2000_jpeg"] = bench_inspect(samples.jpeg(3000, 2000))
