@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from tests.support import samples
+from tests.support.fixture_server import free_port
 from tests.support.rgw import Rgw, remove_bucket
 from tests.support.server import Server, cli
 
@@ -23,7 +24,7 @@ def test_upload_to_s3_and_download_through_the_proxy_link(rgw: Rgw, tmp_path: Pa
     try:
         # Without its bucket the server refuses to start, saying which and where.
         refused = subprocess.run(
-            [sys.executable, "-m", "berkas.cli.main", "serve", "--port", "1"],
+            [sys.executable, "-m", "berkas.cli.main", "serve", "--port", str(free_port())],
             env={**os.environ, "BERKAS_DATA_DIR": str(data_dir), **env},
             capture_output=True,
             text=True,

@@ -86,6 +86,19 @@ def test_a_missing_bucket_stops_start_up_naming_bucket_and_endpoint(
     assert "berkas storage init" in caught.value.message
 
 
+def test_wrong_credentials_stop_start_up_pointing_at_them(
+    rgw: Rgw, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret-at-all-0000000000000000000")
+    store = s3_store(rgw, bucket)
+
+    with pytest.raises(Unavailable) as caught:
+        store.require_bucket()
+
+    assert "refuses these credentials" in caught.value.message
+    assert "not-the-secret" not in caught.value.message
+
+
 def test_storage_init_creates_the_bucket_once_then_start_up_passes(
     rgw: Rgw, tmp_path: Path
 ) -> None:
