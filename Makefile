@@ -12,7 +12,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dev,postgres]'
+	$(BIN)/python -m pip install --quiet -e '.[test,dev,postgres,s3]'
 	touch $(STAMP)
 
 serve: install
@@ -46,10 +46,17 @@ imports: install
 bench: install
 	$(BIN)/python -m bench
 
-# Debian packages the integration tests use (PostgreSQL server binaries).
+# Debian packages the integration tests use: PostgreSQL server binaries, and a Ceph
+# monitor, OSD and RADOS gateway for the S3 blob store (tests/support/rgw.py).
+CEPH_PACKAGES := ceph-mon ceph-osd radosgw ceph-common
 system-deps:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	fi
+	@if ! command -v radosgw >/dev/null 2>&1 || ! command -v ceph-osd >/dev/null 2>&1 \
+		|| ! command -v ceph-mon >/dev/null 2>&1 || ! command -v radosgw-admin >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $(CEPH_PACKAGES) >/dev/null; \
 	fi
 
 clean:

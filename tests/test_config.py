@@ -11,7 +11,12 @@ import pytest
 from pydantic import ValidationError
 
 from berkas.cli.main import main
-from berkas.config import CONFIG_FILE_VARIABLE, ENVIRONMENT_ONLY, load_settings
+from berkas.config import (
+    CONFIG_FILE_VARIABLE,
+    ENVIRONMENT_ONLY,
+    load_settings,
+    s3_bucket_and_prefix,
+)
 from berkas.core.egress import parse_networks
 
 
@@ -47,13 +52,38 @@ def test_a_missing_config_file_is_named(tmp_path: Path, monkeypatch: pytest.Monk
         ("fetch_allow_networks", "not-a-network"),
         ("fetch_allow_networks", "0.0.0.0/0"),
         ("fetch_allow_networks", "::/0"),
-        ("storage_url", "s3://bucket/prefix"),
+        ("storage_url", "gs://bucket/prefix"),
+        ("storage_url", "s3://Upper_Case/prefix"),
+        ("storage_url", "s3://ab/prefix"),
+        ("storage_url", "s3://bucket/../prefix"),
+        ("storage_url", "s3://bucket/pre fix"),
+        ("storage_url", "s3://bucket/prefix?region=x"),
+        ("s3_endpoint_url", "ftp://rgw.example.com"),
+        ("s3_endpoint_url", "http://key:secret@rgw.example.com"),
+        ("s3_addressing_style", "sideways"),
         ("rsa_key_bits", 1024),
     ],
 )
 def test_insecure_or_malformed_values_are_refused_at_start(field: str, value: object) -> None:
     with pytest.raises(ValidationError):
         load_settings(**{field: value})
+
+
+def test_an_s3_storage_url_is_accepted_with_its_settings() -> None:
+    settings = load_settings(
+        storage_url="s3://berkas-docs/prod/eu",
+        s3_endpoint_url="http://127.0.0.1:7480",
+        s3_addressing_style="path",
+    )
+
+    assert s3_bucket_and_prefix(settings.resolved_storage_url) == ("berkas-docs", "prod/eu")
+    assert s3_bucket_and_prefix("s3://berkas-docs") == ("berkas-docs", "")
+    assert settings.s3_region == "us-east-1"
+
+
+def test_a_malformed_s3_url_names_the_variable_and_the_accepted_form() -> None:
+    with pytest.raises(ValueError, match=r"BERKAS_STORAGE_URL .*s3://bucket/prefix"):
+        s3_bucket_and_prefix("s3://Bad_Bucket/x")
 
 
 def test_log_level_is_case_insensitive() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Literal
@@ -19,8 +20,11 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from berkas.core.egress import IPNetwork, check_ports, parse_networks
+from berkas.core.object_keys import key_problem
 
 _PREFIX = "BERKAS_"
+# S3's bucket naming rules (virtual-host safe): 3-63 of a-z 0-9 . -, letter or digit at ends.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 CONFIG_FILE_VARIABLE = "BERKAS_CONFIG_FILE"
 # Read from the environment although they are not settings of the server: the name of the
 # config file itself, and what the partner CLI (``berkas partner``, cli/partner.py) takes
@@ -60,6 +64,12 @@ class Settings(BaseSettings):
     # leases (DESIGN 5).
     node_id: Annotated[int, Field(ge=0, le=9999)] | Literal["auto"] = 1
     catalogue_file: Path | None = None
+
+    # Object storage, for BERKAS_STORAGE_URL=s3://bucket/prefix; credentials come from the
+    # standard AWS chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, profiles, roles).
+    s3_endpoint_url: str | None = None
+    s3_region: str = Field(default="us-east-1", pattern=r"^[a-z0-9-]{1,32}$")
+    s3_addressing_style: Literal["path", "virtual", "auto"] = "auto"
 
     # Signed requests (DESIGN 2.1).
     timestamp_window_seconds: int = Field(default=300, ge=1, le=86_400)
@@ -145,11 +155,26 @@ class Settings(BaseSettings):
                     "BERKAS_PUBLIC_URL must be an http:// or https:// URL with a host, "
                     "e.g. https://berkas.example.com"
                 )
-        if self.storage_url is not None and not self.storage_url.startswith(
-            ("file://", "memory://")
-        ):
-            # s3:// arrives with the scale-out work; until then only local disk.
-            raise ValueError("BERKAS_STORAGE_URL must be file:///abs/path")
+        if self.storage_url is not None:
+            if self.storage_url.startswith("s3://"):
+                s3_bucket_and_prefix(self.storage_url)
+            elif not self.storage_url.startswith(("file://", "memory://")):
+                raise ValueError(
+                    "BERKAS_STORAGE_URL must be file:///abs/path or s3://bucket/prefix"
+                )
+        if self.s3_endpoint_url is not None:
+            parsed = urlparse(self.s3_endpoint_url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise ValueError(
+                    "BERKAS_S3_ENDPOINT_URL must be an http:// or https:// URL with a host, "
+                    "e.g. https://rgw.example.com:7480"
+                )
+            if parsed.username or parsed.password:
+                # Credentials in a URL end up in logs and error messages.
+                raise ValueError(
+                    "BERKAS_S3_ENDPOINT_URL must not carry credentials; set "
+                    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                )
         return self
 
     # Derived locations of the embedded default.
@@ -186,6 +211,25 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def s3_bucket_and_prefix(url: str) -> tuple[str, str]:
+    """The bucket and key prefix of ``s3://bucket/prefix`` (prefix may be empty); raises
+    ``ValueError`` naming BERKAS_STORAGE_URL and what is accepted."""
+    parsed = urlparse(url)
+    bucket, prefix = parsed.netloc, parsed.path.strip("/")
+    if parsed.scheme != "s3" or not _BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise ValueError(
+            f"BERKAS_STORAGE_URL {url!r}: expected s3://bucket/prefix with a bucket name of "
+            "3 to 63 lower-case letters, digits, '.' and '-'"
+        )
+    if parsed.query or parsed.fragment or parsed.params:
+        raise ValueError(f"BERKAS_STORAGE_URL {url!r}: no query or fragment is accepted")
+    if prefix:
+        problem = key_problem(prefix)
+        if problem is not None:
+            raise ValueError(f"BERKAS_STORAGE_URL {url!r}: the key prefix {problem}")
+    return bucket, prefix
 
 
 def load_settings(**overrides: object) -> Settings:

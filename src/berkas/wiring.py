@@ -15,6 +15,7 @@ import secrets
 import socket
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from berkas.adapters import datadir
@@ -29,7 +30,7 @@ from berkas.adapters.keys import KeyRing
 from berkas.adapters.listen import CannotListen
 from berkas.adapters.storage.local import LocalBlobStore
 from berkas.adapters.storage.memory import MemoryBlobStore
-from berkas.config import Settings
+from berkas.config import Settings, s3_bucket_and_prefix
 from berkas.core.catalogue import Catalogue
 from berkas.core.content import ImageLimits
 from berkas.core.egress import EgressPolicy
@@ -50,6 +51,9 @@ from berkas.services.spool import cleanup_stale
 from berkas.services.tokens import LEEWAY_SECONDS, TokenService
 from berkas.services.uploads import UploadService
 
+if TYPE_CHECKING:
+    from berkas.adapters.storage.s3 import S3BlobStore
+
 # CannotListen and DataDirInUse are re-exported for the CLI, which catches them but
 # never imports an adapter.
 __all__ = [
@@ -59,6 +63,7 @@ __all__ = [
     "build",
     "database_shown",
     "ensure_demo_client",
+    "init_storage",
     "listen",
     "lock_data_dir",
     "open_existing",
@@ -87,7 +92,7 @@ def build(settings: Settings, *, node_id: int | None = None) -> Services:
         nodes.node_id = node_id
     else:
         node_id = settings.node_id if isinstance(settings.node_id, int) else 0
-    blobs = _blob_store(settings.resolved_storage_url)
+    blobs = _blob_store(settings)
     keys = _key_ring(settings, clock, create=False)
     catalogue = Catalogue.load(settings.catalogue_file)
     links = LinkService(
@@ -189,6 +194,10 @@ def prepare(settings: Settings, *, serving: bool) -> Services:
             removed = store.cleanup_temp()
             if removed:
                 log.warning("removed %d temporary blob(s) left by an earlier crash", removed)
+    if _is_s3(settings.resolved_storage_url):
+        # A missing bucket or a wrong endpoint stops start-up here, naming both, rather
+        # than failing every upload later with a bare storage_unavailable.
+        _s3_store(settings).require_bucket()
     services = build(settings, node_id=node_id)
     if serving:
         try:
@@ -334,15 +343,59 @@ def _local_root(url: str) -> Path | None:
     return Path(parsed.path)
 
 
-def _blob_store(url: str) -> BlobStore:
+def init_storage(settings: Settings) -> str:
+    """Create the blob store's bucket or directory if it is missing (idempotent); returns
+    what was done, for ``berkas storage init``. Raises ``Unavailable`` naming the store."""
+    url = settings.resolved_storage_url
+    if _is_s3(url):
+        store = _s3_store(settings)
+        where = f"S3 bucket {store.location.bucket!r} at {store.location.endpoint_shown}"
+        return f"created {where}" if store.create_bucket() else f"{where} already exists"
+    local = _local_root(url)
+    if local is not None:
+        existed = local.is_dir()
+        LocalBlobStore(local, create=True)
+        return f"storage directory {local} {'already exists' if existed else 'created'}"
+    return f"storage {url} needs no set-up"
+
+
+def _is_s3(url: str) -> bool:
+    return urlparse(url).scheme == "s3"
+
+
+def _s3_store(settings: Settings) -> S3BlobStore:
+    try:
+        # Imported only for s3:// so that boto3 stays an optional extra.
+        from berkas.adapters.storage.s3 import S3BlobStore, S3Location  # noqa: PLC0415
+    except ImportError as exc:
+        raise ValueError(
+            f"BERKAS_STORAGE_URL {settings.resolved_storage_url!r} needs boto3, which is not "
+            f"installed ({exc}); pip install 'berkas[s3]'"
+        ) from None
+    bucket, prefix = s3_bucket_and_prefix(settings.resolved_storage_url)
+    return S3BlobStore(
+        S3Location(
+            bucket=bucket,
+            prefix=prefix,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            addressing_style=settings.s3_addressing_style,
+        )
+    )
+
+
+def _blob_store(settings: Settings) -> BlobStore:
+    url = settings.resolved_storage_url
     local = _local_root(url)
     if local is not None:
         return LocalBlobStore(local, create=False)
     if urlparse(url).scheme == "memory":
         return MemoryBlobStore()
+    if _is_s3(url):
+        return _s3_store(settings)
     raise ValueError(
-        f"BERKAS_STORAGE_URL scheme {urlparse(url).scheme!r} is not supported yet; "
-        "use file:///abs/path"
+        f"BERKAS_STORAGE_URL scheme {urlparse(url).scheme!r} is not supported; "
+        "use file:///abs/path or s3://bucket/prefix"
     )
 
 

@@ -1,4 +1,4 @@
-"""The ``berkas`` command: serve, clients, keys, db."""
+"""The ``berkas`` command: serve, clients, keys, db, storage."""
 
 from __future__ import annotations
 
@@ -332,6 +332,26 @@ def db_migrate(data_dir: Path | None) -> None:
         with _writing(data_dir):
             pass
         click.echo("database is up to date")
+
+    _guard(run)
+
+
+@main.group()
+def storage() -> None:
+    """Blob storage (BERKAS_STORAGE_URL)."""
+
+
+@storage.command("init")
+@data_dir_option
+def storage_init(data_dir: Path | None) -> None:
+    """Create the S3 bucket (or the storage directory) if missing; safe to repeat."""
+
+    def run() -> None:
+        from berkas.wiring import init_storage
+
+        # No data dir is prepared: on a fleet this runs once, from anywhere, before the
+        # first node starts (which refuses to start without the bucket).
+        click.echo(init_storage(_settings(data_dir=data_dir)))
 
     _guard(run)
 

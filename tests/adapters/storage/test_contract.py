@@ -1,4 +1,4 @@
-"""One contract, every blob store: in-memory and local disk (S3 plugs in via conftest)."""
+"""One contract, every blob store: in-memory, local disk and S3 (on a throwaway Ceph RGW)."""
 
 from __future__ import annotations
 

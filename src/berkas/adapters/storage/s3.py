@@ -1,0 +1,247 @@
+"""``S3BlobStore``: blobs as objects in one bucket of an S3-compatible store (AWS S3,
+Ceph RGW, MinIO), each written with one conditional PUT. Needs ``pip install 'berkas[s3]'``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from berkas.core.codes import Code
+from berkas.core.errors import InvalidRequest, Unavailable
+from berkas.core.object_keys import MAX_KEY_LENGTH, duplicate_key, file_not_found, validate_key
+
+log = logging.getLogger(__name__)
+
+AddressingStyle = Literal["path", "virtual", "auto"]
+
+# Bounded so a hung store costs a request seconds, not minutes: botocore's defaults are
+# 60 s connect and read, with retries on top.
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 30.0
+MAX_ATTEMPTS = 3  # botocore "standard" mode: the first try plus two retries, with backoff
+
+_MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
+_NO_BUCKET = frozenset({"NoSuchBucket"})
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """Where the blobs go: a bucket, a key prefix in it, and how to reach the store."""
+
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    addressing_style: AddressingStyle = "auto"
+
+    @property
+    def endpoint_shown(self) -> str:
+        """The endpoint as operators may see it (no user info), for start-up errors and logs."""
+        if self.endpoint_url is None:
+            return f"AWS S3 ({self.region})"
+        parsed = urlparse(self.endpoint_url)
+        return f"{parsed.scheme}://{parsed.hostname}" + (f":{parsed.port}" if parsed.port else "")
+
+
+class S3BlobStore:
+    """Blobs in ``location.bucket`` under ``location.prefix`` (implements ``core.ports.BlobStore``).
+
+    Credentials come from the standard AWS chain (``AWS_ACCESS_KEY_ID`` and
+    ``AWS_SECRET_ACCESS_KEY``, a profile, an instance role). Errors raised to callers never
+    name the endpoint, bucket or credentials (they can reach the wire through /readyz and
+    uploads); the details go to the log.
+    """
+
+    def __init__(
+        self,
+        location: S3Location,
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
+        self.location = location
+        self._bucket = location.bucket
+        self._prefix = f"{location.prefix}/" if location.prefix else ""
+        config = Config(
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"mode": "standard", "total_max_attempts": max_attempts},
+            s3={"addressing_style": location.addressing_style},
+        )
+        # A client of its own session: thread-safe for the worker threads that call us, and
+        # untouched by whatever default session another library configured.
+        self._s3: Any = boto3.session.Session().client(
+            "s3",
+            endpoint_url=location.endpoint_url,
+            region_name=location.region,
+            config=config,
+        )
+
+    def put_file(self, key: str, path: Path, content_type: str) -> None:
+        """Upload the file at ``path`` to ``key`` in one PUT; durable when this returns.
+
+        The body is streamed from the open file (botocore reads it in chunks), never held
+        in memory; one PUT takes up to 5 GiB, far over any category's cap. ``If-None-Match:
+        *`` makes the store refuse an existing key atomically (RFC 9110 13.1.2; AWS since
+        2024-08, Ceph RGW since long before: measured on 16.2, eight racing writers of one
+        key get one 200 and seven 412). Raises ``Conflict`` (``duplicate_key``) when taken.
+        """
+        name = self._name(key)
+        try:
+            with open(path, "rb") as body:
+                self._s3.put_object(
+                    Bucket=self._bucket,
+                    Key=name,
+                    Body=body,
+                    ContentType=content_type,
+                    IfNoneMatch="*",
+                )
+        except ClientError as exc:
+            status, code = _status(exc), _code(exc)
+            # 409 ConditionalRequestConflict: another conditional PUT of this key is in
+            # flight (AWS); keys are unique per file, so that writer holds the key.
+            if status == 412 or code in {"PreconditionFailed", "ConditionalRequestConflict"}:
+                raise duplicate_key(key) from exc
+            raise self._unavailable("put", exc) from exc
+        except (BotoCoreError, OSError) as exc:
+            raise self._unavailable("put", exc) from exc
+
+    def open(self, key: str, chunk_size: int = 65536) -> Iterator[bytes]:
+        """Yield the bytes stored under ``key``; ``NotFound`` (``file_not_found``) if absent.
+
+        The GET is sent here, before the first chunk, so absence is known before a caller
+        starts its response.
+        """
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive number of bytes, got {chunk_size}")
+        name = self._name(key)
+        try:
+            response = self._s3.get_object(Bucket=self._bucket, Key=name)
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                raise file_not_found(key) from exc
+            raise self._unavailable("get", exc) from exc
+        except BotoCoreError as exc:
+            raise self._unavailable("get", exc) from exc
+        return self._chunks(response["Body"], chunk_size)
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; an absent key is not an error (S3 answers 204 either way)."""
+        name = self._name(key)
+        try:
+            self._s3.delete_object(Bucket=self._bucket, Key=name)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._unavailable("delete", exc) from exc
+
+    def check(self) -> None:
+        """Raise ``Unavailable`` unless the bucket answers a HEAD (for /readyz)."""
+        try:
+            self._s3.head_bucket(Bucket=self._bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._unavailable("check", exc) from exc
+
+    def require_bucket(self) -> None:
+        """At start: raise ``Unavailable`` naming bucket and endpoint unless the bucket is
+        there and ours. For operators (a terminal, a log), never for the wire."""
+        where = f"S3 bucket {self._bucket!r} at {self.location.endpoint_shown}"
+        try:
+            self._s3.head_bucket(Bucket=self._bucket)
+        except ClientError as exc:
+            status = _status(exc)
+            if status == 404 or _code(exc) in _NO_BUCKET:
+                problem = "does not exist; create it with `berkas storage init`"
+            elif status == 403:
+                problem = "refuses these credentials (see AWS_ACCESS_KEY_ID and friends)"
+            else:
+                problem = f"answered {status} {_code(exc)}"
+            raise Unavailable(f"{where} {problem}", code=Code.STORAGE_UNAVAILABLE) from exc
+        except BotoCoreError as exc:
+            raise Unavailable(
+                f"{where} cannot be reached ({type(exc).__name__}); "
+                "check BERKAS_S3_ENDPOINT_URL and the network",
+                code=Code.STORAGE_UNAVAILABLE,
+            ) from exc
+
+    def create_bucket(self) -> bool:
+        """Create the bucket; False when it already exists and is ours (idempotent)."""
+        where = f"S3 bucket {self._bucket!r} at {self.location.endpoint_shown}"
+        # Asked first: RGW (like AWS in us-east-1) answers 200 to re-creating one's own
+        # bucket, so the CreateBucket answer alone cannot tell "created" from "was there".
+        try:
+            self.require_bucket()
+        except Unavailable:
+            pass
+        else:
+            return False
+        arguments: dict[str, Any] = {"Bucket": self._bucket}
+        if self.location.region != "us-east-1":
+            # us-east-1 is the one region that refuses an explicit location constraint.
+            arguments["CreateBucketConfiguration"] = {"LocationConstraint": self.location.region}
+        try:
+            self._s3.create_bucket(**arguments)
+        except ClientError as exc:
+            if _code(exc) == "BucketAlreadyOwnedByYou":
+                return False
+            if _code(exc) == "BucketAlreadyExists":
+                raise Unavailable(
+                    f"{where} already exists and belongs to someone else; choose another name",
+                    code=Code.STORAGE_UNAVAILABLE,
+                ) from exc
+            raise Unavailable(
+                f"{where} could not be created: {_status(exc)} {_code(exc)}",
+                code=Code.STORAGE_UNAVAILABLE,
+            ) from exc
+        except BotoCoreError as exc:
+            raise Unavailable(
+                f"{where} cannot be reached ({type(exc).__name__})", code=Code.STORAGE_UNAVAILABLE
+            ) from exc
+        return True
+
+    def _name(self, key: str) -> str:
+        name = self._prefix + validate_key(key)
+        if len(name) > MAX_KEY_LENGTH:
+            raise InvalidRequest(
+                f"storage key {key[:80]!r} is too long with the bucket prefix "
+                f"({len(name)} characters; S3 takes at most {MAX_KEY_LENGTH}).",
+                code=Code.INVALID_KEY,
+            )
+        return name
+
+    def _chunks(self, body: Any, chunk_size: int) -> Iterator[bytes]:
+        try:
+            yield from body.iter_chunks(chunk_size)
+        except (BotoCoreError, OSError) as exc:
+            raise self._unavailable("get", exc) from exc
+        finally:
+            body.close()
+
+    def _unavailable(self, operation: str, exc: Exception) -> Unavailable:
+        # The detail (endpoint, bucket, the store's own words) is for the operator's log.
+        log.warning(
+            "S3 %s on bucket %r at %s failed: %s",
+            operation,
+            self._bucket,
+            self.location.endpoint_shown,
+            exc,
+        )
+        return Unavailable(
+            "File storage is unreachable; try again later.", code=Code.STORAGE_UNAVAILABLE
+        )
+
+
+def _status(exc: ClientError) -> int:
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return int(status)
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
