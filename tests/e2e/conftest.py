@@ -11,6 +11,7 @@ import sqlalchemy
 
 from tests.support.partner import Partner
 from tests.support.postgres import postgres_url
+from tests.support.rgw import Rgw
 from tests.support.server import Server
 
 
@@ -42,19 +43,26 @@ def fresh_database(cluster_url: str, name: str) -> str:
     return cluster_url.rsplit("/", 1)[0] + f"/{name}"
 
 
-# The foundation's end-to-end suite runs on the embedded default and on PostgreSQL (the
-# scale-out metadata store), each through a real `berkas serve`.
-BACKENDS = ["embedded", "postgresql"]
+# The foundation's end-to-end suite runs on the embedded default and on the scale-out
+# stores (PostgreSQL for metadata, Ceph RGW for bytes), each through a real `berkas serve`.
+BACKENDS = ["embedded", "postgresql+rgw"]
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def backend_env(request: pytest.FixtureRequest) -> dict[str, str]:
+def backend_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     """The environment that points a server at this run's backend."""
     if request.param == "embedded":
-        return {}
+        yield {}
+        return
     cluster: str = request.getfixturevalue("e2e_postgres")
+    gateway: Rgw = request.getfixturevalue("rgw")
     name = "e2e_" + re.sub(r"[^a-z0-9]+", "_", request.module.__name__.lower())[-40:]
-    return {"BERKAS_DATABASE_URL": fresh_database(cluster, name)}
+    with gateway.bucket() as bucket:
+        yield {
+            "BERKAS_DATABASE_URL": fresh_database(cluster, name),
+            "BERKAS_STORAGE_URL": f"s3://{bucket}/e2e",
+            **gateway.env,
+        }
 
 
 @pytest.fixture(scope="module")
