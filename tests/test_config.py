@@ -258,3 +258,15 @@ def test_a_node_id_outside_the_range_is_refused(
     monkeypatch.setenv("BERKAS_NODE_ID", value)
     with pytest.raises(ValidationError):
         load_settings(data_dir=tmp_path)
+
+
+def test_presigned_links_need_an_s3_store(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="BERKAS_LINK_MODE=presigned needs an S3 store"):
+        load_settings(data_dir=tmp_path, link_mode="presigned")
+    settings = load_settings(data_dir=tmp_path, link_mode="presigned", storage_url="s3://docs/kyc")
+    assert settings.link_mode == "presigned"
+
+
+def test_the_public_s3_endpoint_is_checked_like_the_private_one(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="BERKAS_S3_PUBLIC_ENDPOINT_URL must not carry"):
+        load_settings(data_dir=tmp_path, s3_public_endpoint_url="https://k:s@rgw.example.com")

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     s3_region: str = Field(default="us-east-1", pattern=r"^[a-z0-9-]{1,32}$")
     s3_addressing_style: Literal["path", "virtual", "auto"] = "auto"
+    # Where partners reach the store when it differs from where nodes do (presigned links
+    # are signed for this host, so they work from outside).
+    s3_public_endpoint_url: str | None = None
 
     # Signed requests (DESIGN 2.1).
     timestamp_window_seconds: int = Field(default=300, ge=1, le=86_400)
@@ -84,6 +87,8 @@ class Settings(BaseSettings):
     # Links.
     link_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 86_400)
     link_secret: str | None = Field(default=None, min_length=32)
+    # proxy: berkas-signed links any node serves; presigned: the store's own SigV4 URL.
+    link_mode: Literal["proxy", "presigned"] = "proxy"
 
     # Content.
     max_image_pixels: int = Field(default=40_000_000, ge=1)
@@ -162,19 +167,29 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "BERKAS_STORAGE_URL must be file:///abs/path or s3://bucket/prefix"
                 )
-        if self.s3_endpoint_url is not None:
-            parsed = urlparse(self.s3_endpoint_url)
+        for name, value in (
+            ("BERKAS_S3_ENDPOINT_URL", self.s3_endpoint_url),
+            ("BERKAS_S3_PUBLIC_ENDPOINT_URL", self.s3_public_endpoint_url),
+        ):
+            if value is None:
+                continue
+            parsed = urlparse(value)
             if parsed.scheme not in ("http", "https") or not parsed.hostname:
                 raise ValueError(
-                    "BERKAS_S3_ENDPOINT_URL must be an http:// or https:// URL with a host, "
+                    f"{name} must be an http:// or https:// URL with a host, "
                     "e.g. https://rgw.example.com:7480"
                 )
             if parsed.username or parsed.password:
                 # Credentials in a URL end up in logs and error messages.
                 raise ValueError(
-                    "BERKAS_S3_ENDPOINT_URL must not carry credentials; set "
+                    f"{name} must not carry credentials; set "
                     "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
                 )
+        if self.link_mode == "presigned" and not self.resolved_storage_url.startswith("s3://"):
+            raise ValueError(
+                "BERKAS_LINK_MODE=presigned needs an S3 store (BERKAS_STORAGE_URL=s3://…): "
+                "the links are the store's own signed URLs"
+            )
         return self
 
     # Derived locations of the embedded default.

@@ -37,7 +37,7 @@ from berkas.core.egress import EgressPolicy
 from berkas.core.ids import IdMinter
 from berkas.core.links import LinkSigner
 from berkas.core.models import Client
-from berkas.core.ports import BlobStore, Clock, Fetcher
+from berkas.core.ports import BlobStore, Clock, Fetcher, LinkPresigner
 from berkas.services.bundle import Services
 from berkas.services.clients import ClientService
 from berkas.services.files import FileService
@@ -100,6 +100,7 @@ def build(settings: Settings, *, node_id: int | None = None) -> Services:
         clock,
         base_url=settings.base_url,
         ttl=timedelta(seconds=settings.link_ttl_seconds),
+        presigner=_presigner(settings, blobs),
     )
     stale_after = _stale_after(settings)
     uploads = UploadService(
@@ -380,8 +381,18 @@ def _s3_store(settings: Settings) -> S3BlobStore:
             endpoint_url=settings.s3_endpoint_url,
             region=settings.s3_region,
             addressing_style=settings.s3_addressing_style,
+            public_endpoint_url=settings.s3_public_endpoint_url,
         )
     )
+
+
+def _presigner(settings: Settings, blobs: BlobStore) -> LinkPresigner | None:
+    if settings.link_mode != "presigned":
+        return None
+    # Config allows presigned only with an s3:// store, whose adapter signs its own URLs.
+    if not isinstance(blobs, LinkPresigner):
+        raise ValueError("BERKAS_LINK_MODE=presigned needs an S3 store (BERKAS_STORAGE_URL=s3://…)")
+    return blobs
 
 
 def _blob_store(settings: Settings) -> BlobStore:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from berkas.core.egress import FetchResult
 from berkas.core.models import Client, NodeLease, ReplayRecord, StoredFile
@@ -37,6 +37,16 @@ class BlobStore(Protocol):
 
     def check(self) -> None:
         """Raise ``Unavailable`` if the store cannot be reached (for /readyz)."""
+        ...
+
+
+@runtime_checkable
+class LinkPresigner(Protocol):
+    """A store that signs its own download URLs (S3's SigV4 query authentication)."""
+
+    def presign(self, key: str, *, content_type: str, filename: str, expires_in: int) -> str:
+        """A URL that GETs ``key`` for ``expires_in`` seconds, answering with this content
+        type, ``Cache-Control: private, no-store`` and an inline ``filename``."""
         ...
 
 

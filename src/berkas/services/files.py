@@ -37,7 +37,7 @@ class FileService:
                 f"No file with id {shown}; ids look like DCM-0001-1732700000000.",
                 code=Code.FILE_NOT_FOUND,
             )
-        return FileView(stored=stored, link=self._links.issue(stored.key))
+        return FileView(stored=stored, link=self._links.issue(stored))
 
     def open_link(
         self, key: str, expires: str, signature: str

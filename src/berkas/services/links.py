@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from berkas.core.links import LinkSigner
-from berkas.core.ports import Clock
+from berkas.core.models import StoredFile
+from berkas.core.ports import Clock, LinkPresigner
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,21 +17,40 @@ class IssuedLink:
 
 
 class LinkService:
-    """Links are URLs on this server, HMAC-signed over the object key and expiry."""
+    """Proxy links (the default) are URLs on this server, HMAC-signed over the object key
+    and expiry; with a ``presigner`` (``BERKAS_LINK_MODE=presigned``) a link is the
+    store's own signed URL instead, and the bytes never pass through a node."""
 
-    def __init__(self, signer: LinkSigner, clock: Clock, *, base_url: str, ttl: timedelta) -> None:
+    def __init__(
+        self,
+        signer: LinkSigner,
+        clock: Clock,
+        *,
+        base_url: str,
+        ttl: timedelta,
+        presigner: LinkPresigner | None = None,
+    ) -> None:
         self._signer = signer
         self._clock = clock
         self._base_url = base_url
         self._ttl = ttl
+        self._presigner = presigner
 
-    def issue(self, key: str) -> IssuedLink:
-        """A fresh link to ``key`` valid for the configured time."""
-        expires = int((self._clock.now() + self._ttl).timestamp())
-        return IssuedLink(
-            url=self._signer.url(self._base_url, key, expires),
-            expires_at=datetime.fromtimestamp(expires, tz=UTC),
-        )
+    def issue(self, stored: StoredFile) -> IssuedLink:
+        """A fresh link to ``stored``'s bytes valid for the configured time."""
+        seconds = int(self._ttl.total_seconds())
+        expires = int(self._clock.now().timestamp()) + seconds
+        if self._presigner is not None:
+            extension = stored.key.rsplit(".", 1)[-1]
+            url = self._presigner.presign(
+                stored.key,
+                content_type=stored.content_type,
+                filename=f"{stored.id}.{extension}",
+                expires_in=seconds,
+            )
+        else:
+            url = self._signer.url(self._base_url, stored.key, expires)
+        return IssuedLink(url=url, expires_at=datetime.fromtimestamp(expires, tz=UTC))
 
     def check(self, key: str, expires: str, signature: str) -> None:
         """Raise ``PermissionDenied`` unless the link is intact and unexpired."""

@@ -234,7 +234,7 @@ class UploadService:
             raise NotFound(
                 "The file this Idempotency-Key stored is gone.", code=Code.FILE_NOT_FOUND
             )
-        return UploadResult(stored=stored, link=self._links.issue(stored.key), replayed=True)
+        return UploadResult(stored=stored, link=self._links.issue(stored), replayed=True)
 
     def _spool(self, target: UploadTarget) -> Spool:
         return Spool.create(self._spool_dir, target.max_bytes, target.label)
@@ -301,7 +301,7 @@ class UploadService:
                 if isinstance(exc, Conflict) and not last and spool.path.exists():
                     continue
                 raise
-            return UploadResult(stored=stored, link=self._links.issue(key))
+            return UploadResult(stored=stored, link=self._links.issue(stored))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def recover_orphans(self) -> int:
