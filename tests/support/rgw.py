@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +36,25 @@ class Rgw:
     """A running gateway: its endpoint and the test user's keys."""
 
     endpoint: str
+    directory: Path | None = None
+
+    def stop_gateway(self) -> None:
+        """Kill radosgw alone (the cluster keeps its objects): the store is unreachable."""
+        assert self.directory is not None
+        pid = int((self.directory / "run" / "client.rgw.a.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
+    def start_gateway(self) -> None:
+        """Start radosgw again (the script starts only what is down) and wait for it."""
+        assert self.directory is not None
+        port = self.endpoint.rsplit(":", 1)[1]
+        _script("start", str(self.directory), port)
 
     @property
     def env(self) -> dict[str, str]:
@@ -82,6 +103,14 @@ def remove_bucket(s3: Any, name: str) -> None:
         pass
 
 
+def _script(*args: str) -> None:
+    done = subprocess.run(
+        ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=300, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"ceph-rgw.sh {args[0]} failed:\n{done.stdout}{done.stderr}")
+
+
 def missing_binaries() -> list[str]:
     return [name for name in _BINARIES if shutil.which(name) is None]
 
@@ -101,16 +130,10 @@ def throwaway_rgw() -> Iterator[Rgw]:
     root = Path(tempfile.mkdtemp(prefix="berkas-rgw-"))
     port = free_port()
 
-    def run(*args: str) -> None:
-        done = subprocess.run(
-            ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=300, check=False
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"ceph-rgw.sh {args[0]} failed:\n{done.stdout}{done.stderr}")
-
+    run = _script
     try:
         run("start", str(root / "cluster"), str(port))
-        rgw = Rgw(f"http://127.0.0.1:{port}")
+        rgw = Rgw(f"http://127.0.0.1:{port}", root / "cluster")
         # A fresh gateway creates its data pools on the first write (~2-4 s): pay that
         # here, once, not inside whichever test happens to run first.
         s3 = rgw.client()
