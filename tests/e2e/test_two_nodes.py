@@ -1,0 +1,194 @@
+"""Two `berkas serve` nodes on one PostgreSQL and one Ceph RGW (DESIGN 5).
+
+Nodes share the database and the object store, nothing else. Until signing keys move
+into the database (a later slice of the scale-out issue) each node verifies only the
+tokens it issued, so a partner here holds one token per node; everything else crosses.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from berkas.core import signing
+from tests.e2e.conftest import fresh_database
+from tests.support import samples
+from tests.support.errors import assert_error
+from tests.support.partner import PREFIX, TOKEN_PATH, Partner
+from tests.support.rgw import Rgw
+from tests.support.server import Server
+
+LINK_SECRET = "fleet-link-secret-" + "0" * 32
+
+
+@pytest.fixture
+def fleet(
+    tmp_path: Path, rgw: Rgw, e2e_postgres: str, request: pytest.FixtureRequest
+) -> Iterator[dict[str, str]]:
+    """The environment every node of one fleet shares: a fresh database and bucket."""
+    with rgw.bucket() as bucket:
+        yield {
+            **rgw.env,
+            "BERKAS_DATABASE_URL": fresh_database(
+                e2e_postgres, f"fleet_{request.node.name[-30:]}".lower()
+            ),
+            "BERKAS_STORAGE_URL": f"s3://{bucket}/fleet",
+            "BERKAS_LINK_SECRET": LINK_SECRET,
+            "BERKAS_DEMO_CLIENT": "false",
+        }
+
+
+def start_together(*nodes: Server) -> None:
+    # At the same moment on an empty database: migrations and node leases must not race.
+    with ThreadPoolExecutor(len(nodes)) as pool:
+        list(pool.map(lambda node: node.start(), nodes))
+
+
+def node(tmp_path: Path, fleet: dict[str, str], name: str, node_id: str) -> Server:
+    return Server(data_dir=tmp_path / name, env={**fleet, "BERKAS_NODE_ID": node_id})
+
+
+def partner_on(server: Server, client_id: str, secret: str) -> Partner:
+    return Partner(server.http, client_id, secret)
+
+
+def test_two_nodes_share_files_ids_replays_and_clients(
+    tmp_path: Path, fleet: dict[str, str], rgw: Rgw
+) -> None:
+    one, two = node(tmp_path, fleet, "one", "1"), node(tmp_path, fleet, "two", "2")
+    start_together(one, two)
+    try:
+        created = json.loads(one.cli("clients", "create", "--json"))
+        on_one = partner_on(one, created["client_id"], created["secret_key"])
+        on_two = partner_on(two, created["client_id"], created["secret_key"])
+
+        # Node 1's upload is described and downloaded through node 2.
+        first = on_one.upload(samples.jpeg(seed=1), category="LOGO", code=None).json()
+        meta = on_two.http.request("GET", f"{PREFIX}/file/{first['id']}", headers=on_two.auth())
+        assert meta.status_code == 200, meta.text
+        via_two = first["link"].replace(one.url, two.url)
+        assert httpx.get(via_two, timeout=30).content == samples.jpeg(seed=1)
+
+        # 300 concurrent uploads spread over both: distinct ids carrying their node.
+        def upload(i: int) -> tuple[int, dict[str, str]]:
+            partner = (on_one, on_two)[i % 2]
+            answer = partner.upload(samples.png(seed=i), category="LOGO", code=None)
+            assert answer.status_code == 200, answer.text
+            return i, answer.json()
+
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(upload, range(300)))
+        ids = [body["id"] for _, body in results]
+        assert len(set(ids)) == 300
+        for i, body in results:
+            assert body["id"].startswith(("DCM-0001-", "DCM-0002-")[i % 2])
+        objects = rgw.client().list_objects_v2(Bucket=fleet["BERKAS_STORAGE_URL"][5:].split("/")[0])
+        assert objects["KeyCount"] == 301
+        for i, body in results[::10]:
+            assert httpx.get(body["link"], timeout=30).content == samples.png(seed=i)
+
+        # One Request-Id sent to both nodes at once: one 200, one 409 (DOKU's rule).
+        payload = json.dumps({"grant_type": "client_credentials"}).encode()
+        headers = signing.signed_headers(
+            client_id=created["client_id"],
+            secret_key=created["secret_key"],
+            target=TOKEN_PATH,
+            body=payload,
+        )
+        headers["Content-Type"] = "application/json"
+        barrier = threading.Barrier(2)
+
+        def token_from(server: Server) -> int:
+            barrier.wait()
+            return httpx.post(server.url + TOKEN_PATH, content=payload, headers=headers).status_code
+
+        with ThreadPoolExecutor(2) as pool:
+            assert sorted(pool.map(token_from, (one, two))) == [200, 409]
+
+        # Disabling the client on one node stops its tokens on both, at once.
+        one.cli("clients", "disable", created["client_id"])
+        for partner in (on_one, on_two):
+            refused = partner.upload(samples.png(), category="LOGO", code=None)
+            assert_error(refused, 401, "client_disabled")
+
+        # A third node configured with a live node's id refuses to start.
+        third = node(tmp_path, fleet, "three", "1")
+        with pytest.raises(AssertionError, match="node id 1 is held by another live node"):
+            third.start(timeout=30, attempts=1)
+    finally:
+        one.stop()
+        two.stop()
+
+
+def test_kill_9_one_node_under_load_the_other_keeps_answering(
+    tmp_path: Path, fleet: dict[str, str]
+) -> None:
+    one, two = node(tmp_path, fleet, "one", "1"), node(tmp_path, fleet, "two", "2")
+    start_together(one, two)
+    try:
+        created = json.loads(one.cli("clients", "create", "--json"))
+        on_one = partner_on(one, created["client_id"], created["secret_key"])
+        on_two = partner_on(two, created["client_id"], created["secret_key"])
+        on_one.token, on_two.token  # noqa: B018 - taken before the load starts
+        acknowledged: list[tuple[int, str]] = []
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def load(worker: int) -> None:
+            i = worker
+            while not stop.is_set():
+                partner = on_one if i % 2 else on_two
+                try:
+                    answer = partner.upload(samples.png(seed=i), category="LOGO", code=None)
+                except httpx.TransportError:
+                    assert partner is on_one  # only the killed node may fail to answer
+                else:
+                    if partner is on_two:
+                        assert answer.status_code == 200, answer.text
+                    if answer.status_code == 200:
+                        with lock:
+                            acknowledged.append((i, answer.json()["id"]))
+                i += 8
+
+        def wait_for(count: int) -> None:
+            deadline = time.monotonic() + 120
+            while len(acknowledged) < count:
+                # A failed worker (its assertion) ends the wait: fail, never hang.
+                if any(future.done() for future in running) or time.monotonic() > deadline:
+                    stop.set()
+                    break
+                time.sleep(0.05)
+
+        with ThreadPoolExecutor(8) as pool:
+            running = [pool.submit(load, worker) for worker in range(8)]
+            wait_for(40)
+            one.kill9()
+            before = len(acknowledged)
+            wait_for(before + 40)  # node two goes on answering 200
+            stop.set()
+            for future in running:
+                future.result()
+        assert len(acknowledged) >= before + 40
+
+        one.start()  # the killed node takes its own id straight back
+        answer = on_one.upload(samples.png(seed=10_000), category="LOGO", code=None)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["id"].startswith("DCM-0001-")
+        for i, file_id in acknowledged:
+            meta = on_two.http.request("GET", f"{PREFIX}/file/{file_id}", headers=on_two.auth())
+            assert meta.status_code == 200, meta.text
+            assert meta.json()["sha256"] == samples.sha256(samples.png(seed=i))
+        sample = acknowledged[:: max(1, len(acknowledged) // 20)]
+        for i, file_id in sample:
+            meta = on_two.http.request("GET", f"{PREFIX}/file/{file_id}", headers=on_two.auth())
+            assert httpx.get(meta.json()["link"], timeout=30).content == samples.png(seed=i)
+    finally:
+        one.stop()
+        two.stop()
