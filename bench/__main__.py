@@ -6,8 +6,8 @@
 - memory: berkas' RSS growth across many near-cap uploads, as a ratio to the body size
   (flat memory means the ratio stays far below 1).
 - inspection: content.inspect() time vs sha256 over the same bytes (in-process).
-- throughput on PostgreSQL: concurrent uploads per second with the metadata on a
-  throwaway PostgreSQL cluster ÷ the same on the embedded SQLite, in this run.
+- throughput at scale: concurrent uploads per second on a node using a throwaway
+  PostgreSQL cluster and Ceph RGW ÷ the same on the embedded default, in this run.
 
 Results print as a table and go to bench/results/latest.json. Nothing here asserts a
 time: numbers on a shared machine are for comparison within one run.
@@ -34,6 +34,7 @@ from tests.support import samples
 from tests.support.fixture_server import free_port
 from tests.support.partner import PREFIX
 from tests.support.postgres import postgres_url
+from tests.support.rgw import throwaway_rgw
 from tests.support.server import Server
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
@@ -180,19 +181,19 @@ def _uploads_per_second(server: Server, body: bytes, count: int, concurrency: in
             return count / (time.perf_counter() - start)
 
 
-def bench_postgres_throughput(embedded: Server, postgres: Server) -> dict[str, float]:
-    """Concurrent 200 KB uploads per second on PostgreSQL ÷ on the embedded SQLite, the
-    two measured in turn, twice, so a passing load on the machine hits both alike."""
+def bench_scaled_throughput(embedded: Server, scaled: Server) -> dict[str, float]:
+    """Concurrent 200 KB uploads per second on PostgreSQL + Ceph RGW ÷ on the embedded
+    default, the two measured in turn, twice, so a passing load hits both alike."""
     body = _big_jpeg(200 * 1024)
-    rates: dict[str, list[float]] = {"embedded": [], "postgresql": []}
+    rates: dict[str, list[float]] = {"embedded": [], "scaled": []}
     for _ in range(2):
-        for name, server in (("embedded", embedded), ("postgresql", postgres)):
+        for name, server in (("embedded", embedded), ("scaled", scaled)):
             rates[name].append(_uploads_per_second(server, body, count=8 * ROUNDS, concurrency=8))
-    embedded_rps, postgres_rps = max(rates["embedded"]), max(rates["postgresql"])
+    embedded_rps, scaled_rps = max(rates["embedded"]), max(rates["scaled"])
     return {
         "embedded_per_s": embedded_rps,
-        "postgresql_per_s": postgres_rps,
-        "ratio": postgres_rps / embedded_rps,
+        "postgresql_rgw_per_s": scaled_rps,
+        "ratio": scaled_rps / embedded_rps,
     }
 
 
@@ -204,18 +205,21 @@ def main() -> None:
         try:
             results["upload_5mb"] = bench_upload(server, _big_jpeg(5 * 1024 * 1024))
             results["memory_14mb"] = bench_memory(server, _big_jpeg(14 * 1024 * 1024))
-            with postgres_url() as database_url:
-                on_postgres = Server(
-                    data_dir=Path(tmp) / "pg-node",
-                    env={"BERKAS_DEMO_CLIENT": "false", "BERKAS_DATABASE_URL": database_url},
+            with postgres_url() as database_url, throwaway_rgw() as rgw, rgw.bucket() as bucket:
+                scaled = Server(
+                    data_dir=Path(tmp) / "scaled-node",
+                    env={
+                        "BERKAS_DEMO_CLIENT": "false",
+                        "BERKAS_DATABASE_URL": database_url,
+                        "BERKAS_STORAGE_URL": f"s3://{bucket}/bench",
+                        **rgw.env,
+                    },
                 )
-                on_postgres.start()
+                scaled.start()
                 try:
-                    results["throughput_postgresql"] = bench_postgres_throughput(
-                        server, on_postgres
-                    )
+                    results["throughput_postgresql_rgw"] = bench_scaled_throughput(server, scaled)
                 finally:
-                    on_postgres.stop()
+                    scaled.stop()
         finally:
             server.stop()
     results["inspect_3000x2000_jpeg"] = bench_inspect(samples.jpeg(3000, 2000))
