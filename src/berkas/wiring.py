@@ -9,6 +9,7 @@ run; ``open_existing`` is what read-only verbs use: it creates nothing. ``listen
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import secrets
@@ -312,9 +313,18 @@ def _node_leases(settings: Settings, database: SqlDatabase, clock: Clock) -> Nod
     return NodeLeases(
         database.leases,
         clock,
-        holder=_node_identity(settings, create=False),
+        holder=_lease_holder(settings),
         label=f"host {socket.gethostname()} pid {os.getpid()} data dir {settings.data_dir}",
     )
+
+
+def _lease_holder(settings: Settings) -> str:
+    # The data dir's identity, on this host, at this path. Only the same node restarting
+    # (the data-dir flock proves the old process is gone) may take a live lease back; a
+    # data dir copied to another host or path (a snapshot, a baked image) is another
+    # node, so it must not inherit the lease the original still holds.
+    where = f"{_node_identity(settings, create=False)}|{socket.gethostname()}|{settings.data_dir}"
+    return hashlib.sha256(where.encode()).hexdigest()[:32]
 
 
 def _stale_after(settings: Settings) -> timedelta:

@@ -414,3 +414,14 @@ def test_spool_writes_and_hashing_run_off_the_event_loop(
     assert response.status_code == 200, response.text
     assert writers
     assert threading.main_thread() not in writers
+
+
+def test_an_endless_part_header_name_is_refused(server: InProcess, partner: Partner) -> None:
+    # Header values were capped; a header *name* streaming on forever was not.
+    body = (
+        b"--berkas-test-boundary\r\n"
+        + b"X" * (64 * 1024)
+        + b': x\r\nContent-Disposition: form-data; name="category"\r\n\r\nLOGO\r\n'
+        + b"--berkas-test-boundary--\r\n"
+    )
+    refused(server, partner, body, 400, "multipart_malformed")

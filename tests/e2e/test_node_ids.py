@@ -7,6 +7,7 @@ PostgreSQL on a fleet), where node numbers are leased.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,17 @@ def test_a_killed_node_restarts_with_its_number_at_once(tmp_path: Path) -> None:
         assert answer.json()["id"].startswith("DCM-0005-")
     finally:
         crashed.stop()
+
+
+def test_a_copied_data_dir_is_another_node(tmp_path: Path) -> None:
+    # A snapshot of a live node's data dir (same node-identity file) started elsewhere
+    # must not inherit the number the original still holds.
+    original = node(tmp_path, "node-a", BERKAS_NODE_ID="3")
+    original.start()
+    try:
+        shutil.copytree(tmp_path / "node-a", tmp_path / "node-a-copy")
+        refused = serve_refused(tmp_path, "node-a-copy", BERKAS_NODE_ID="3")
+        assert refused.returncode != 0
+        assert "node id 3 is held by another live node" in refused.stderr
+    finally:
+        original.stop()

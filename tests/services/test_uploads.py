@@ -17,6 +17,7 @@ from berkas.adapters.storage.local import LocalBlobStore
 from berkas.adapters.storage.memory import MemoryBlobStore
 from berkas.core import catalogue as catalogue_module
 from berkas.core.catalogue import Catalogue, Category, DocumentCode
+from berkas.core.codes import Code
 from berkas.core.content import ImageLimits
 from berkas.core.egress import FetchResult
 from berkas.core.errors import (
@@ -515,3 +516,18 @@ def test_a_fetched_body_is_written_off_the_event_loop(
     # Batched: a few worker-thread writes for 3 MiB of 64 KiB chunks, none on the loop.
     assert 1 <= len(writers) <= 4
     assert threading.main_thread() not in writers
+
+
+def test_a_stored_upload_is_answered_even_if_its_key_cannot_be_recorded(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = h.service()
+
+    def database_gone(*args: object) -> None:
+        raise Unavailable("db down", code=Code.DATABASE_UNAVAILABLE)
+
+    monkeypatch.setattr(h.db.replays, "finish", database_gone)
+    result = upload(service, h.client, samples.png(), "LOGO", None, key="lost-finish")
+
+    # The file is committed, so the partner learns its id rather than a 503.
+    assert h.db.files.get(result.stored.id) == result.stored

@@ -42,6 +42,9 @@ def create_app(services: Services) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         housekeeping, nodes = services.housekeeping, services.nodes
+        # Renewed once before serving: start-up chores (first keys, bucket checks, orphan
+        # sweeps) may have eaten into the lease since prepare claimed it.
+        await run_in_threadpool(nodes.heartbeat)
         chores = [
             asyncio.create_task(
                 _every(housekeeping.interval.total_seconds(), housekeeping.run_once, "housekeeping")

@@ -66,6 +66,10 @@ class _Collector:
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._header_name += data[start:end]
+        if len(self._header_name) > MAX_HEADER_BYTES:
+            raise InvalidRequest(
+                "a multipart part header name is too long.", code=Code.MULTIPART_MALFORMED
+            )
 
     def on_header_value(self, data: bytes, start: int, end: int) -> None:
         self._header_value += data[start:end]

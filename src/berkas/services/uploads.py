@@ -224,7 +224,13 @@ class UploadService:
         except BaseException:
             await to_thread.run_sync(self._idempotency.release, client, key)
             raise
-        await to_thread.run_sync(self._idempotency.finish, client, key, result.stored.id)
+        try:
+            await to_thread.run_sync(self._idempotency.finish, client, key, result.stored.id)
+        except BerkasError:
+            # The file is stored and committed: answer with it. A retry of this key hears
+            # "in progress" until the reservation goes stale (then runs again); failing
+            # this request instead would make that retry the only way to learn the id.
+            log.exception("the upload is stored but its Idempotency-Key was not recorded")
         return result
 
     def _replay(self, client: Client, file_id: str) -> UploadResult:

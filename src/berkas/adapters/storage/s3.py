@@ -90,6 +90,16 @@ class S3BlobStore:
             region_name=location.region,
             config=config,
         )
+        # The conditional PUT gets one attempt: if a first try stored the object but its
+        # answer was lost, botocore's retry would meet our own object (412) and the upload
+        # would be taken for a key clash. A failed PUT is a 503; the partner's retry (with
+        # an Idempotency-Key) is the retry.
+        self._put: Any = boto3.session.Session().client(
+            "s3",
+            endpoint_url=location.endpoint_url,
+            region_name=location.region,
+            config=config.merge(Config(retries={"mode": "standard", "total_max_attempts": 1})),
+        )
         # SigV4 signs the Host, so a link for another endpoint must be signed for that
         # endpoint (rewriting a signed URL's host would invalidate it). Presigning is
         # local computation: this client never sends a request.
@@ -116,7 +126,7 @@ class S3BlobStore:
         name = self._name(key)
         try:
             with open(path, "rb") as body:
-                self._s3.put_object(
+                self._put.put_object(
                     Bucket=self._bucket,
                     Key=name,
                     Body=body,
