@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from berkas.wiring import (
     open_existing,
     prepare,
 )
+from tests.support.legacy import new_rsa_key, write_key_directory
 
 
 def _mode(path: Path) -> int:
@@ -114,7 +116,7 @@ def test_the_data_dir_and_database_are_private_even_if_made_by_hand(tmp_path: Pa
     prepare(load_settings(data_dir=data), serving=False).close()
     assert _mode(data) == 0o700
     assert _mode(data / "berkas.db") & 0o077 == 0
-    assert _mode(data / "link-secret") == 0o600
+    assert _mode(data / "master-key") == 0o600
 
 
 def test_a_relative_file_storage_url_is_refused(tmp_path: Path) -> None:
@@ -147,7 +149,7 @@ def test_an_explicit_demo_setting_wins(tmp_path: Path) -> None:
 
 def test_build_alone_creates_nothing(tmp_path: Path) -> None:
     data = tmp_path / "never-prepared"
-    with pytest.raises(ValueError, match="no signing keys"):
+    with pytest.raises(ValueError, match="no master key"):
         build(load_settings(data_dir=data))
     assert not data.exists()
 
@@ -190,3 +192,53 @@ def test_the_serve_lock_makes_a_private_data_dir_and_admits_one_holder(tmp_path:
         assert [p.name for p in settings.data_dir.iterdir()] == ["serve.pid"]
         with pytest.raises(DataDirInUse):
             lock_data_dir(settings)
+
+
+def test_a_malformed_master_key_stops_start_up_naming_the_variable(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path / "d", master_key="bm90IDMyIGJ5dGVz")
+    with pytest.raises(ValueError, match=r"^BERKAS_MASTER_KEY: a master key is 32 random bytes"):
+        prepare(settings, serving=False)
+
+
+def test_a_master_key_and_a_master_key_file_together_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="BERKAS_MASTER_KEY or BERKAS_MASTER_KEY_FILE, not both"):
+        load_settings(data_dir=tmp_path / "d", master_key="x" * 44, master_key_file=tmp_path / "k")
+
+
+def test_a_node_with_another_master_key_refuses_to_start(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = base64.b64encode(bytes(32)).decode()
+    other = base64.b64encode(bytes([1]) * 32).decode()
+    prepare(
+        load_settings(data_dir=tmp_path / "a", database_url=database_url, master_key=first),
+        serving=False,
+    ).close()
+
+    # Node b also has an old key directory to import: nothing of it may reach the
+    # database sealed under a key the fleet cannot open.
+    write_key_directory(tmp_path / "b" / "keys", [(new_rsa_key(), datetime.now(UTC), None)])
+    with pytest.raises(ValueError, match=r"sealed with master key .* which this node does not"):
+        prepare(
+            load_settings(data_dir=tmp_path / "b", database_url=database_url, master_key=other),
+            serving=False,
+        )
+    assert (tmp_path / "b" / "keys").is_dir()
+    fleet = open_existing(
+        load_settings(data_dir=tmp_path / "a", database_url=database_url, master_key=first)
+    )
+    try:
+        keys = fleet.keys.jwks()["keys"]
+        assert isinstance(keys, list)
+        assert len(keys) == 1
+    finally:
+        fleet.close()
+    # With the first key given as an older one, the node starts.
+    prepare(
+        load_settings(
+            data_dir=tmp_path / "b",
+            database_url=database_url,
+            master_key=other,
+            master_key_previous=first,
+        ),
+        serving=False,
+    ).close()

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlparse
 
 from dotenv import dotenv_values
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from berkas.core.egress import IPNetwork, check_ports, parse_networks
@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     token_max_minutes: int = Field(default=1440, ge=1)
     rsa_key_bits: int = Field(default=2048, ge=2048)
 
+    # The master key sealing every secret the database holds (adapters/sealing.py): 32
+    # random bytes in base64, given directly or as a file (first line current, later lines
+    # older keys still opened). Neither: <data dir>/master-key, created on first start.
+    master_key: SecretStr | None = None
+    master_key_file: Path | None = None
+    # Older master keys, comma-separated, still opened (not used to seal) until
+    # `berkas secrets rekey` has resealed everything under the current one.
+    master_key_previous: SecretStr | None = None
+
     # Links.
     link_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 86_400)
     link_secret: str | None = Field(default=None, min_length=32)
@@ -143,14 +152,19 @@ class Settings(BaseSettings):
         check_ports(value, field="BERKAS_FETCH_ALLOW_PORTS")
         return value
 
-    @field_validator("data_dir", mode="after")
+    @field_validator("data_dir", "master_key_file", mode="after")
     @classmethod
-    def _absolute_data_dir(cls, value: Path) -> Path:
+    def _absolute_path(cls, value: Path | None) -> Path | None:
         # Resolved once at start so a later chdir cannot move the data.
-        return value.expanduser().resolve()
+        return None if value is None else value.expanduser().resolve()
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
+        if self.master_key is not None and self.master_key_file is not None:
+            raise ValueError(
+                "set BERKAS_MASTER_KEY or BERKAS_MASTER_KEY_FILE, not both: which key seals "
+                "would be ambiguous"
+            )
         if self.token_default_minutes > self.token_max_minutes:
             raise ValueError("BERKAS_TOKEN_DEFAULT_MINUTES exceeds BERKAS_TOKEN_MAX_MINUTES")
         if self.public_url is not None:
@@ -203,7 +217,13 @@ class Settings(BaseSettings):
 
     @property
     def keys_dir(self) -> Path:
+        # Where berkas kept signing keys before they moved into the database; imported
+        # and removed at start.
         return self.data_dir / "keys"
+
+    @property
+    def default_master_key_file(self) -> Path:
+        return self.data_dir / "master-key"
 
     @property
     def spool_dir(self) -> Path:
@@ -211,6 +231,8 @@ class Settings(BaseSettings):
 
     @property
     def link_secret_file(self) -> Path:
+        # Where berkas kept the link secret before it moved into the database; imported
+        # and removed at start.
         return self.data_dir / "link-secret"
 
     @property

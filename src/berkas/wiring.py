@@ -27,8 +27,9 @@ from berkas.adapters.db.database import SqlDatabase
 from berkas.adapters.db.engine import display_url, sqlite_file
 from berkas.adapters.durable import atomic_write
 from berkas.adapters.fetch import GuardedFetcher
-from berkas.adapters.keys import KeyRing
+from berkas.adapters.keys import KeyRing, KeyStore, import_key_directory
 from berkas.adapters.listen import CannotListen
+from berkas.adapters.sealing import Sealer, create_key_file, parse_master_key, read_key_file
 from berkas.adapters.storage.local import LocalBlobStore
 from berkas.adapters.storage.memory import MemoryBlobStore
 from berkas.config import Settings, s3_bucket_and_prefix
@@ -76,6 +77,11 @@ log = logging.getLogger(__name__)
 
 DEMO_MARKER = ".demo-client-created"
 NODE_IDENTITY = "node-identity"
+# Longer than a serving node's key sync (api.app.KEY_SYNC_SECONDS) with room to spare:
+# after a rotation elsewhere a node may sign with the retired key until it syncs.
+_KEY_SYNC_MARGIN = timedelta(minutes=1)
+# The name of the link secret in the database's service_secrets.
+LINK_SECRET_NAME = "link-secret"  # noqa: S105 - a row name, not a secret
 
 
 def build(settings: Settings, *, node_id: int | None = None) -> Services:
@@ -87,17 +93,24 @@ def build(settings: Settings, *, node_id: int | None = None) -> Services:
     message saying what is missing.
     """
     clock = SystemClock()
-    database = SqlDatabase.from_url(settings.resolved_database_url)
+    database = SqlDatabase.from_url(
+        settings.resolved_database_url, sealer=_sealer(settings, create=False)
+    )
+    try:
+        keys = _key_ring(settings, database.signing_keys, clock, create=False)
+        link_secret = _link_secret(settings, database)
+    except BaseException:
+        database.close()
+        raise
     nodes = _node_leases(settings, database, clock)
     if node_id is not None:
         nodes.node_id = node_id
     else:
         node_id = settings.node_id if isinstance(settings.node_id, int) else 0
     blobs = _blob_store(settings)
-    keys = _key_ring(settings, clock, create=False)
     catalogue = Catalogue.load(settings.catalogue_file)
     links = LinkService(
-        LinkSigner(_link_secret(settings, create=False)),
+        LinkSigner(link_secret),
         clock,
         base_url=settings.base_url,
         ttl=timedelta(seconds=settings.link_ttl_seconds),
@@ -153,6 +166,7 @@ def build(settings: Settings, *, node_id: int | None = None) -> Services:
         keys=keys,
         database=database,
         blobs=blobs,
+        secrets=database.sealed,
     )
 
 
@@ -176,7 +190,9 @@ def prepare(settings: Settings, *, serving: bool) -> Services:
         if removed:
             log.warning("removed %d partial upload(s) left by an earlier crash", removed)
     _node_identity(settings, create=True)
-    database = SqlDatabase.from_url(settings.resolved_database_url)
+    database = SqlDatabase.from_url(
+        settings.resolved_database_url, sealer=_sealer(settings, create=True)
+    )
     node_id: int | None = None
     try:
         database.migrate()
@@ -185,10 +201,9 @@ def prepare(settings: Settings, *, serving: bool) -> Services:
             # is refused here, naming that node.
             wanted = settings.node_id if isinstance(settings.node_id, int) else None
             node_id = _node_leases(settings, database, SystemClock()).claim(wanted)
+        _prepare_secrets(settings, database)
     finally:
         database.close()
-    _key_ring(settings, SystemClock(), create=True)
-    _link_secret(settings, create=True)
     local = _local_root(settings.resolved_storage_url)
     if local is not None:
         store = LocalBlobStore(local, create=True)
@@ -332,15 +347,92 @@ def _stale_after(settings: Settings) -> timedelta:
     return timedelta(seconds=settings.fetch_total_timeout + 120)
 
 
-def _key_ring(settings: Settings, clock: Clock, *, create: bool) -> KeyRing:
+def _key_ring(settings: Settings, store: KeyStore, clock: Clock, *, create: bool) -> KeyRing:
     return KeyRing.open(
-        settings.keys_dir,
+        store,
         clock=clock,
+        # A retired key verifies for as long as a token it signed can live, plus the
+        # leeway, plus a margin for nodes that signed with it before their next key sync.
         max_token_lifetime=timedelta(minutes=settings.token_max_minutes)
-        + timedelta(seconds=LEEWAY_SECONDS),
+        + timedelta(seconds=LEEWAY_SECONDS)
+        + _KEY_SYNC_MARGIN,
         bits=settings.rsa_key_bits,
         create=create,
     )
+
+
+def _sealer(settings: Settings, *, create: bool) -> Sealer:
+    """The master keys, from BERKAS_MASTER_KEY, BERKAS_MASTER_KEY_FILE or the data dir."""
+    previous = [
+        parse_master_key(part, where="BERKAS_MASTER_KEY_PREVIOUS")
+        for part in (
+            settings.master_key_previous.get_secret_value().split(",")
+            if settings.master_key_previous is not None
+            else []
+        )
+        if part.strip()
+    ]
+    if settings.master_key is not None:
+        current = parse_master_key(
+            settings.master_key.get_secret_value(), where="BERKAS_MASTER_KEY"
+        )
+        return Sealer(current, previous, source="BERKAS_MASTER_KEY")
+    path = settings.master_key_file
+    if path is None:
+        # Embedded default: one command on a laptop (README). A fleet sets the same
+        # BERKAS_MASTER_KEY on every node instead; prepare warns when it does not.
+        path = settings.default_master_key_file
+        if not path.exists():
+            if not create:
+                raise ValueError(
+                    f"no master key at {path}; `berkas serve` or `berkas db migrate` creates "
+                    "it (or set BERKAS_MASTER_KEY)"
+                )
+            create_key_file(path)
+    first, *older = read_key_file(path)
+    return Sealer(first, [*older, *previous], source=str(path))
+
+
+def _prepare_secrets(settings: Settings, database: SqlDatabase) -> None:
+    """Secrets into the database, sealed: the first signing key and the link secret, an
+    older data dir's key directory and link-secret file, plaintext client secrets."""
+    now = SystemClock().now()
+    if (
+        database.dialect != "sqlite"
+        and settings.master_key is None
+        and settings.master_key_file is None
+    ):
+        log.warning(
+            "the master key is this node's own file %s; every other node of the fleet "
+            "needs the same key: set BERKAS_MASTER_KEY (or BERKAS_MASTER_KEY_FILE) on all",
+            settings.default_master_key_file,
+        )
+    # The link secret first: opening it proves this node's master key is the one the
+    # database was sealed with before this node writes anything sealed (a node with the
+    # wrong key must not leave rows no other node can open).
+    legacy = settings.link_secret_file
+    if legacy.exists():
+        value = legacy.read_text().strip().encode()
+        if database.service_secrets.ensure(LINK_SECRET_NAME, value, now) != value:
+            log.warning(
+                "the database already has a link secret; links signed with %s stop working",
+                legacy,
+            )
+        legacy.unlink()  # stored (committed) first: a crash in between imports again
+        log.warning("moved the link secret from %s into the database", legacy)
+    else:
+        database.service_secrets.ensure(LINK_SECRET_NAME, secrets.token_hex(32).encode(), now)
+    imported = import_key_directory(database.signing_keys, settings.keys_dir, now)
+    if imported:
+        log.warning(
+            "moved %d signing key(s) from %s into the database", imported, settings.keys_dir
+        )
+    _key_ring(settings, database.signing_keys, SystemClock(), create=True)
+    sealed = sum(database.sealed.reseal(plaintext_only=True).values())
+    if sealed:
+        # Old plaintext must not linger in the SQLite file's free pages or its WAL.
+        database.compact()
+        log.warning("sealed %d client secret key(s) under the master key", sealed)
 
 
 def _local_root(url: str) -> Path | None:
@@ -434,18 +526,14 @@ def _fetcher(settings: Settings) -> Fetcher | None:
     return GuardedFetcher(policy)
 
 
-def _link_secret(settings: Settings, *, create: bool) -> bytes:
+def _link_secret(settings: Settings, database: SqlDatabase) -> bytes:
     if settings.link_secret is not None:
         return settings.link_secret.encode()
-    # Embedded mode: a random secret kept beside the data, never any client's secret.
-    # Several nodes must share BERKAS_LINK_SECRET instead (README, "Scaling out").
-    path = settings.link_secret_file
-    if not path.exists():
-        if not create:
-            raise ValueError(
-                f"no link secret at {path}; `berkas serve` or `berkas db migrate` creates "
-                "it (or set BERKAS_LINK_SECRET)"
-            )
-        with contextlib.suppress(FileExistsError):  # another process created it first
-            atomic_write(path, secrets.token_hex(32).encode(), exclusive=True)
-    return path.read_text().strip().encode()
+    # Shared by every node through the database (DESIGN 5); never any client's secret.
+    value = database.service_secrets.get(LINK_SECRET_NAME)
+    if value is None:
+        raise ValueError(
+            "no link secret in the database yet; `berkas serve` or `berkas db migrate` "
+            "creates it (or set BERKAS_LINK_SECRET)"
+        )
+    return value

@@ -282,16 +282,14 @@ def test_uploads_reuse_the_cached_token(client: Any, faults: Faults) -> None:
 
 
 def test_a_cached_token_the_server_refuses_is_renewed_once(
-    client: Any, faults: Faults, sdk_settings: Settings, tmp_path: Path
+    client: Any, faults: Faults, partner: Client, tmp_path: Path
 ) -> None:
     client.token()
-    # Another node sharing the database but holding different signing keys: it refuses
-    # the cached token (token_key_unknown), as after a botched key rotation.
-    other = prepare(
-        load_settings(data_dir=tmp_path / "other", database_url=sdk_settings.resolved_database_url),
-        serving=False,
-    )
+    # Another server that knows the partner but holds different signing keys: it refuses
+    # the cached token (token_key_unknown), as after a restore from an older backup.
+    other = prepare(load_settings(data_dir=tmp_path / "other"), serving=False)
     try:
+        other.database.clients.add(partner)
         faults.app = create_app(other)
         uploaded = client.upload("LOGO", samples.png())
     finally:

@@ -20,7 +20,8 @@ from tests.support.server import Server
 def shared(tmp_path: Path) -> dict[str, str]:
     return {
         "BERKAS_DATABASE_URL": f"sqlite:///{tmp_path / 'shared.db'}",
-        "BERKAS_LINK_SECRET": "l" * 40,
+        # Nodes sharing a database share its master key (DESIGN 5).
+        "BERKAS_MASTER_KEY": "bm9kZXMgb2YgYSBmbGVldCBzaGFyZSB0aGlzIGtleSE=",
         "BERKAS_DEMO_CLIENT": "false",
     }
 

@@ -166,11 +166,10 @@ def test_forged_tokens_are_refused(server: Server, partner: Partner) -> None:
     mac = hmac.new(_public_pem(server), signing_input, hashlib.sha256).digest()
     hs256_with_public_key = f"{hs_header}.{payload}.{_b64(mac)}"
 
-    # The server's own private key from its data dir, to forge only the expiry.
-    key_files = sorted((server.data_dir / "keys").glob("*.pem"))
-    private = serialization.load_pem_private_key(key_files[0].read_bytes(), password=None)
-    expired = jwt.encode(_claims(partner, -3600), private, algorithm="RS256", headers={"kid": kid})  # type: ignore[arg-type]
-    wrong_kid = jwt.encode(claims, private, algorithm="RS256", headers={"kid": "not-a-key"})  # type: ignore[arg-type]
+    # The server's own private key (opened with its master key), to forge only the expiry.
+    private = server.signing_key()
+    expired = jwt.encode(_claims(partner, -3600), private, algorithm="RS256", headers={"kid": kid})
+    wrong_kid = jwt.encode(claims, private, algorithm="RS256", headers={"kid": "not-a-key"})
 
     for token, code in [
         (alg_none, "token_algorithm_not_allowed"),
@@ -336,13 +335,16 @@ def test_unknown_route_uses_the_envelope(server: Server) -> None:
     assert_error(httpx.get(f"{server.url}/nope"), 404, "not_found")
 
 
-def test_key_files_are_private(server: Server) -> None:
-    keys_dir = server.data_dir / "keys"
-    pems = sorted(keys_dir.glob("*.pem"))
-    assert pems, f"no signing key in {keys_dir}"
-    assert stat.S_IMODE(keys_dir.stat().st_mode) == 0o700
-    for pem in pems:
-        assert stat.S_IMODE(pem.stat().st_mode) == 0o600, pem.name
+def test_no_secret_is_kept_in_a_file_of_its_own_and_the_master_key_is_private(
+    server: Server, partner: Partner
+) -> None:
+    # Signing keys and the link secret live in the database, sealed (DESIGN 5); only the
+    # master key that opens them is a file, when no BERKAS_MASTER_KEY is given.
+    assert not (server.data_dir / "keys").exists()
+    assert not (server.data_dir / "link-secret").exists()
+    master_key = server.data_dir / "master-key"
+    assert stat.S_IMODE(master_key.stat().st_mode) == 0o600
+    assert partner.get_token().status_code == 200
 
 
 def test_metrics_count_requests_by_route_template(server: Server, partner: Partner) -> None:

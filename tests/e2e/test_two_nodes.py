@@ -1,12 +1,13 @@
 """Two `berkas serve` nodes on one PostgreSQL and one Ceph RGW (DESIGN 5).
 
-Nodes share the database and the object store, nothing else. Until signing keys move
-into the database (a later slice of the scale-out issue) each node verifies only the
-tokens it issued, so a partner here holds one token per node; everything else crosses.
+Nodes share the database, the object store and the master key, nothing else: signing
+keys, the link secret and client secrets are in the database, sealed under the master
+key, so a token, a link or a client made through one node works on the other.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -15,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 
 from berkas.core import signing
@@ -25,7 +27,8 @@ from tests.support.partner import PREFIX, TOKEN_PATH, Partner
 from tests.support.rgw import Rgw
 from tests.support.server import Server
 
-LINK_SECRET = "fleet-link-secret-" + "0" * 32
+# What an operator gives every node (`openssl rand -base64 32`).
+MASTER_KEY = base64.b64encode(bytes(range(100, 132))).decode()
 
 
 @pytest.fixture
@@ -40,7 +43,7 @@ def fleet(
                 e2e_postgres, f"fleet_{request.node.name[-30:]}".lower()
             ),
             "BERKAS_STORAGE_URL": f"s3://{bucket}/fleet",
-            "BERKAS_LINK_SECRET": LINK_SECRET,
+            "BERKAS_MASTER_KEY": MASTER_KEY,
             "BERKAS_DEMO_CLIENT": "false",
         }
 
@@ -68,6 +71,13 @@ def test_two_nodes_share_files_ids_replays_and_clients(
         created = json.loads(one.cli("clients", "create", "--json"))
         on_one = partner_on(one, created["client_id"], created["secret_key"])
         on_two = partner_on(two, created["client_id"], created["secret_key"])
+
+        # A token node 1 issued is accepted by node 2.
+        from_one = {"Authorization": f"Bearer {on_one.token}"}
+        answer = on_two.http.request(
+            "GET", f"{PREFIX}/file/DCM-0001-0000000000000", headers=from_one
+        )
+        assert_error(answer, 404, "file_not_found")  # authenticated; no such file
 
         # Node 1's upload is described and downloaded through node 2.
         first = on_one.upload(samples.jpeg(seed=1), category="LOGO", code=None).json()
@@ -111,6 +121,30 @@ def test_two_nodes_share_files_ids_replays_and_clients(
 
         with ThreadPoolExecutor(2) as pool:
             assert sorted(pool.map(token_from, (one, two))) == [200, 409]
+
+        # `keys rotate` on one node: within seconds both sign with the new key, and a
+        # token the old key signed keeps working on both until it expires.
+        old_token = on_one.token
+        old_kid = jwt.get_unverified_header(old_token)["kid"]
+        new_kid = two.cli("keys", "rotate").split()[3].rstrip(";")
+        assert new_kid != old_kid
+        for server in (one, two):
+            deadline = time.monotonic() + 15
+            while True:
+                fresh = partner_on(server, created["client_id"], created["secret_key"])
+                if jwt.get_unverified_header(fresh.token)["kid"] == new_kid:
+                    break
+                assert time.monotonic() < deadline, f"{server.url} still signs with {old_kid}"
+                time.sleep(0.5)
+            jwks = httpx.get(f"{server.url}/.well-known/jwks.json").json()["keys"]
+            assert [key["kid"] for key in jwks] == [new_kid, old_kid]
+            for token in (old_token, fresh.token):
+                still = server.http.request(
+                    "GET",
+                    f"{PREFIX}/file/{first['id']}",
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                assert still.status_code == 200, still.text
 
         # Disabling the client on one node stops its tokens on both, at once.
         one.cli("clients", "disable", created["client_id"])

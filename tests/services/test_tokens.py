@@ -7,22 +7,21 @@ import hashlib
 import hmac
 import json
 import re
-import shutil
 from collections.abc import Mapping
 from datetime import timedelta
-from pathlib import Path
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from berkas.adapters.clock import SystemClock
-from berkas.adapters.keys import KeyRing
+from berkas.adapters.db.memory import MemoryKeyStore
+from berkas.adapters.keys import KeyRing, StoredKey, thumbprint
 from berkas.core.errors import AuthenticationFailed, InvalidRequest
 from berkas.core.models import Client
 from berkas.services.tokens import TokenService
 from tests.support.fakes import FakeClock
+from tests.support.legacy import new_rsa_key, pem_of
 
 CLIENT_ID = "BRN-0001-10791114622547"
 LIFETIME = timedelta(minutes=1440)
@@ -54,11 +53,10 @@ class Clients:
 
 
 @pytest.fixture(scope="session")
-def seed_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One generated ring, copied per test: RSA generation is the slow part."""
-    directory = tmp_path_factory.mktemp("seed") / "keys"
-    KeyRing.open(directory, clock=SystemClock(), max_token_lifetime=LIFETIME)
-    return directory
+def seed_key() -> tuple[str, bytes]:
+    """One generated key, stored afresh per test: RSA generation is the slow part."""
+    key = new_rsa_key()
+    return thumbprint(key.public_key()), pem_of(key)
 
 
 @pytest.fixture
@@ -67,10 +65,16 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def keys(seed_keys: Path, tmp_path: Path, clock: FakeClock) -> KeyRing:
-    directory = tmp_path / "keys"
-    shutil.copytree(seed_keys, directory)
-    return KeyRing.open(directory, clock=clock, max_token_lifetime=LIFETIME)
+def key_store(seed_key: tuple[str, bytes], clock: FakeClock) -> MemoryKeyStore:
+    store = MemoryKeyStore()
+    kid, pem = seed_key
+    store.add(StoredKey(kid, clock.now(), None), pem, replace_current=False)
+    return store
+
+
+@pytest.fixture
+def keys(key_store: MemoryKeyStore, clock: FakeClock) -> KeyRing:
+    return KeyRing.open(key_store, clock=clock, max_token_lifetime=LIFETIME)
 
 
 @pytest.fixture
@@ -385,14 +389,12 @@ def test_rotated_out_key_verifies_until_retired_plus_lifetime_then_pruned(
     assert refused(service, old_token).code == "token_key_unknown"
 
 
-def test_key_rotated_by_another_process_verifies_without_restart(
-    keys: KeyRing, clients: Clients, clock: FakeClock
+def test_key_rotated_by_another_node_verifies_without_restart(
+    keys: KeyRing, key_store: MemoryKeyStore, clients: Clients, clock: FakeClock
 ) -> None:
-    server = KeyRing.open(
-        keys.directory, clock=clock, max_token_lifetime=LIFETIME, refresh_interval=0
-    )
+    server = KeyRing.open(key_store, clock=clock, max_token_lifetime=LIFETIME, refresh_interval=0)
     verifier = TokenService(server, clients, clock)
-    keys.rotate()  # the CLI, in "another process"
+    keys.rotate()  # another node, or the CLI, sharing the database
     token = TokenService(keys, clients, clock).issue(CLIENT_ID, "5").token
 
     assert verifier.verify(token).client_id == CLIENT_ID

@@ -11,9 +11,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
+from berkas.config import load_settings
+from berkas.wiring import open_existing
 from tests.support.fixture_server import free_port
 from tests.support.partner import Partner, Parts
 
@@ -142,6 +146,17 @@ class Server:
 
     def cli(self, *args: str) -> str:
         return cli(self.data_dir, *args, env=self.env)
+
+    def signing_key(self) -> RSAPrivateKey:
+        """The private key this server signs tokens with, read as an operator's process
+        on the same data dir and database would (to forge tokens in tests)."""
+        environment = {"BERKAS_DATA_DIR": str(self.data_dir), **self.env}
+        with mock.patch.dict(os.environ, environment):
+            services = open_existing(load_settings())
+        try:
+            return services.keys.current().private_key
+        finally:
+            services.close()
 
     def new_partner(self, client_id: str | None = None) -> Partner:
         args = ["clients", "create", "--json"]

@@ -1,30 +1,34 @@
-"""The RSA key ring on disk: one PKCS8 PEM per key plus a ``keyring.json`` index.
+"""The RSA key ring tokens are signed with, over a ``KeyStore`` (the database: DESIGN 5).
 
-Keys are parsed once when the ring is opened or reloaded, never per request.
+Every node reads the same keys, so a token one node issued verifies on all of them.
+Keys are parsed once per kid when the ring is loaded or reloaded, never per request.
+Also here: the import of a key directory written by berkas before keys moved into the
+database (``keyring.json`` plus one PKCS8 PEM per key).
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
 import hashlib
 import json
 import logging
-import os
 import re
+import shutil
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from berkas.adapters.durable import atomic_write, fsync_dir
+from berkas.adapters.durable import fsync_dir
+from berkas.adapters.sealing import SealingError
+from berkas.core.errors import Unavailable
 from berkas.core.keys import SigningKey
 from berkas.core.ports import Clock
 
@@ -32,7 +36,8 @@ from berkas.core.ports import Clock
 # generating digital signatures.
 MIN_RSA_BITS = 2048
 INDEX_NAME = "keyring.json"
-_LOCK_NAME = ".lock"
+# A rotation retries when another one committed between its read and its write.
+_ROTATE_ATTEMPTS = 5
 _INDEX_VERSION = 1
 # A kid is an RFC 7638 thumbprint: base64url (no padding) of a SHA-256 digest, 43
 # characters. It names a file, so nothing else is ever accepted from the index.
@@ -40,7 +45,8 @@ _KID = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class KeyRingError(ValueError):
-    """The key directory is unusable: insecure permissions, a corrupt index, a bad key."""
+    """The keys are unusable: no current key, a bad key, or (importing a key directory)
+    insecure permissions or a corrupt index."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,16 +92,49 @@ def thumbprint(public_key: rsa.RSAPublicKey) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """A key's row in a ``KeyStore``: its id and dates (the private key is fetched apart)."""
+
+    kid: str
+    created_at: datetime
+    retired_at: datetime | None
+
+
+class KeyStore(Protocol):
+    """Where the ring's keys are kept: the database (shared by every node), or memory."""
+
+    def index(self) -> list[StoredKey]:
+        """Every key, in no particular order (cheap: no private key is opened)."""
+        ...
+
+    def private_pem(self, kid: str) -> bytes | None:
+        """The PKCS8 PEM of ``kid``, or None when it is gone."""
+        ...
+
+    def add(self, key: StoredKey, pem: bytes, *, replace_current: bool) -> bool:
+        """Store ``key``; a current one (``retired_at`` None) retires the current key at
+        ``key.created_at`` in the same transaction when ``replace_current``. Returns False,
+        storing nothing, when the kid exists or (without ``replace_current``) another key
+        is current."""
+        ...
+
+    def remove(self, kids: list[str]) -> None:
+        """Delete these keys."""
+        ...
+
+
 class KeyRing:
-    """A file-backed ``SigningKeys``: the current key and retired keys still verifying.
+    """A ``ManagedKeys`` over a ``KeyStore``: the current key and retired keys still verifying.
 
     A retired key keeps verifying until ``retired_at + max_token_lifetime`` (the last
-    token it signed has expired by then); ``prune`` then removes it from disk.
+    token it signed has expired by then); ``prune`` then removes it. Private keys are
+    parsed once per kid, never per request.
     """
 
     def __init__(
         self,
-        directory: Path,
+        store: KeyStore,
         ring: _Ring,
         *,
         clock: Clock,
@@ -104,8 +143,8 @@ class KeyRing:
         refresh_interval: float,
         monotonic: Callable[[], float],
     ) -> None:
-        # Use KeyRing.open(); it validates the arguments and loads ``ring`` from disk.
-        self._directory = directory
+        # Use KeyRing.open(); it validates the arguments and loads ``ring``.
+        self._store = store
         self._clock = clock
         self._lifetime = max_token_lifetime
         self._bits = bits
@@ -120,7 +159,7 @@ class KeyRing:
     @classmethod
     def open(
         cls,
-        directory: Path,
+        store: KeyStore,
         *,
         clock: Clock,
         max_token_lifetime: timedelta,
@@ -129,11 +168,11 @@ class KeyRing:
         monotonic: Callable[[], float] = time.monotonic,
         create: bool = True,
     ) -> KeyRing:
-        """Load the ring in ``directory``, generating the first key when there is none
-        (unless ``create`` is false: then a missing ring is a ``KeyRingError``).
+        """Load the ring from ``store``, generating the first key when there is none
+        (unless ``create`` is false: then an empty store is a ``KeyRingError``).
 
-        Raises ``ValueError`` for ``bits`` below 2048 and ``KeyRingError`` for a key file
-        or directory others can access, a corrupt index or a key that does not match it.
+        Raises ``ValueError`` for ``bits`` below 2048 and ``KeyRingError`` for a stored
+        key that is not a usable RSA key or does not match its kid.
         """
         if bits < MIN_RSA_BITS:
             raise ValueError(
@@ -142,33 +181,25 @@ class KeyRing:
             )
         if max_token_lifetime <= timedelta(0):
             raise ValueError("max_token_lifetime must be positive.")
-        if not create and not (directory / INDEX_NAME).exists():
-            raise KeyRingError(
-                f"no signing keys in {directory}; `berkas serve` or `berkas db migrate` "
-                "creates them"
-            )
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _check_private(directory, "key directory", "700")
-        if not (directory / INDEX_NAME).exists():
-            with _locked(directory):
-                # Another process may have created the ring while we waited for the lock.
-                if not (directory / INDEX_NAME).exists():
-                    kid = _write_new_key(directory, bits)
-                    _write_index(directory, [(kid, clock.now(), None)])
+        if not any(key.retired_at is None for key in store.index()):
+            if not create:
+                raise KeyRingError(
+                    "no signing key in the database yet; `berkas serve` or `berkas db "
+                    "migrate` creates the first one"
+                )
+            # Nodes starting together race here; the store keeps exactly one current key
+            # and the loser's fresh key is simply not stored.
+            kid, pem = _new_key(bits)
+            store.add(StoredKey(kid, clock.now(), None), pem, replace_current=False)
         return cls(
-            directory,
-            _load_ring(directory, {}),
+            store,
+            _load_ring(store, {}),
             clock=clock,
             max_token_lifetime=max_token_lifetime,
             bits=bits,
             refresh_interval=refresh_interval,
             monotonic=monotonic,
         )
-
-    @property
-    def directory(self) -> Path:
-        """Where the PEM files and the index live."""
-        return self._directory
 
     # SigningKeys
 
@@ -195,11 +226,11 @@ class KeyRing:
         return {"keys": keys}
 
     def refresh(self) -> bool:
-        """Reload from disk at most once per ``refresh_interval`` seconds.
+        """Reload from the store at most once per ``refresh_interval`` seconds.
 
-        The server calls this on meeting an unknown kid, so a rotation done by the CLI in
-        another process is picked up without a restart, while forged kids cannot make
-        every request read the disk. Returns True when the set of keys changed.
+        The server calls this on meeting an unknown kid, so a key another node (or the
+        CLI) created is picked up without a restart, while forged kids cannot make every
+        request query the database. Returns True when the set of keys changed.
         """
         if not self._refresh_lock.acquire(blocking=False):
             return False  # another thread is reloading right now
@@ -210,69 +241,59 @@ class KeyRing:
             before = self._state()
             try:
                 self.reload()
-            except (KeyRingError, OSError):
-                # Mid-request, a broken directory (an operator editing it by hand) must
-                # not take verification down: keep serving the ring we have, say why.
+            except Unavailable as exc:
+                # Mid-request, a database that is down must not take verification down:
+                # keep serving the ring we have (/readyz reports the outage).
+                logging.getLogger(__name__).warning(
+                    "could not reload the signing keys (%s); keeping the keys already loaded",
+                    exc.code,
+                )
+                return False
+            except (KeyRingError, SealingError):
+                # A broken row: keep serving the ring we have, and say why in full.
                 logging.getLogger(__name__).exception(
-                    "could not reload the key ring in %s; keeping the keys already loaded",
-                    self._directory,
+                    "could not reload the signing keys; keeping the keys already loaded"
                 )
                 return False
             return self._state() != before
         finally:
             self._refresh_lock.release()
 
-    # Operations (CLI: berkas keys ...)
+    # Operations (CLI: berkas keys ...; the server's key sync)
 
     def reload(self) -> None:
-        """Re-read the index; parse only PEM files of keys not already in memory."""
+        """Re-read the index; open and parse only keys not already in memory."""
         known = {entry.kid: entry for entry in self._ring.entries}
-        self._ring = _load_ring(self._directory, known)
+        self._ring = _load_ring(self._store, known)
         self._last_refresh = self._monotonic()
 
     def rotate(self) -> str:
         """Make a new current key and retire the previous one; returns the new kid.
 
         The retired key keeps verifying for ``max_token_lifetime`` so tokens it signed
-        stay valid until they expire.
+        stay valid until they expire. Every node picks the new key up within seconds.
         """
-        with _locked(self._directory):
-            self.reload()  # another process may have rotated since we loaded
-            now = self._clock.now()
-            kid = _write_new_key(self._directory, self._bits)
-            rows: list[tuple[str, datetime, datetime | None]] = [
-                (entry.kid, entry.created_at, entry.retired_at or now)
-                for entry in self._ring.entries
-            ]
-            rows.insert(0, (kid, now, None))
-            # The index rename is the commit point: the PEM is already durable on disk.
-            _write_index(self._directory, rows)
-            self.reload()
+        kid, pem = _new_key(self._bits)
+        for _ in range(_ROTATE_ATTEMPTS):
+            # False only when another rotation committed between our read and write:
+            # ours is then simply the next one.
+            if self._store.add(StoredKey(kid, self._clock.now(), None), pem, replace_current=True):
+                break
+        else:
+            raise KeyRingError("could not rotate: other rotations kept winning; try again")
+        self.reload()
         return kid
 
     def prune(self) -> list[str]:
         """Remove retired keys past ``retired_at + max_token_lifetime``; returns their kids."""
-        with _locked(self._directory):
-            self.reload()
-            now = self._clock.now()
-            gone = [
-                entry.kid for entry in self._ring.entries if not self._still_verifies(entry, now)
-            ]
-            if not gone:
-                return []
-            _write_index(
-                self._directory,
-                [
-                    (entry.kid, entry.created_at, entry.retired_at)
-                    for entry in self._ring.entries
-                    if entry.kid not in gone
-                ],
-            )
-            # Index first, then files: a crash in between leaves an orphan PEM, never an
-            # index naming a missing file.
-            for kid in gone:
-                (self._directory / f"{kid}.pem").unlink(missing_ok=True)
-            fsync_dir(self._directory)
+        now = self._clock.now()
+        gone = [
+            key.kid
+            for key in self._store.index()
+            if key.retired_at is not None and now >= key.retired_at + self._lifetime
+        ]
+        if gone:
+            self._store.remove(gone)
             self.reload()
         return gone
 
@@ -285,28 +306,138 @@ class KeyRing:
         return tuple((entry.kid, entry.retired_at) for entry in self._ring.entries)
 
 
-def _load_ring(directory: Path, known: dict[str, _Entry]) -> _Ring:
+def _load_ring(store: KeyStore, known: dict[str, _Entry]) -> _Ring:
     entries: list[_Entry] = []
-    for kid, created_at, retired_at in _read_index(directory):
-        old = known.get(kid)
-        if old is None:
-            entries.append(_load_entry(directory, kid, created_at, retired_at))
-        else:  # parsed already: keep the key objects, take the dates from the index
+    for key in store.index():
+        old = known.get(key.kid)
+        if old is not None:  # parsed already: keep the key objects, take the dates anew
             entries.append(
-                _Entry(kid, created_at, retired_at, old.private_key, old.public_key, old.jwk)
+                _Entry(
+                    key.kid,
+                    key.created_at,
+                    key.retired_at,
+                    old.private_key,
+                    old.public_key,
+                    old.jwk,
+                )
+            )
+            continue
+        try:
+            pem = store.private_pem(key.kid)
+            if pem is None:  # removed between the two reads (a prune elsewhere)
+                continue
+            entries.append(_entry(key, _parse_private(pem, f"signing key {key.kid}")))
+        except (KeyRingError, SealingError):
+            if key.retired_at is None:
+                raise  # no current key to sign with: refuse, naming the cause
+            # One retired key that cannot be opened (sealed under a master key this node
+            # lacks) must not stop every other key from verifying.
+            logging.getLogger(__name__).exception(
+                "retired signing key %s cannot be loaded; tokens it signed are refused",
+                key.kid,
             )
     current = [entry for entry in entries if entry.retired_at is None]
     if len(current) != 1:
         raise KeyRingError(
-            f"{directory / INDEX_NAME} must have exactly one key without retired_at (the "
-            f"current key); it has {len(current)}."
+            f"the signing keys must have exactly one current key; they have {len(current)}"
         )
-    entries.sort(key=lambda entry: entry.retired_at is not None)  # stable: current first
+    # Current first, then the newest retired ones.
+    entries.sort(key=lambda entry: entry.created_at, reverse=True)
+    entries.sort(key=lambda entry: entry.retired_at is not None)
     cur = current[0]
     return _Ring(
         entries=tuple(entries),
         current=SigningKey(kid=cur.kid, private_key=cur.private_key, created_at=cur.created_at),
     )
+
+
+def _entry(key: StoredKey, private_key: rsa.RSAPrivateKey) -> _Entry:
+    public_key = private_key.public_key()
+    if thumbprint(public_key) != key.kid:
+        raise KeyRingError(
+            f"signing key {key.kid} holds a different key than its kid says (RFC 7638 "
+            "thumbprint mismatch); it was replaced or corrupted"
+        )
+    return _Entry(
+        key.kid, key.created_at, key.retired_at, private_key, public_key, public_jwk(public_key)
+    )
+
+
+def _parse_private(pem: bytes, what: str) -> rsa.RSAPrivateKey:
+    try:
+        private_key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise KeyRingError(f"{what} is not an unencrypted PEM private key: {exc}") from exc
+    if not isinstance(private_key, rsa.RSAPrivateKey):
+        raise KeyRingError(f"{what} is not an RSA key; tokens are RS256 only.")
+    if private_key.key_size < MIN_RSA_BITS:
+        raise KeyRingError(
+            f"{what} is a {private_key.key_size}-bit RSA key; at least {MIN_RSA_BITS} bits "
+            "are required (NIST SP 800-131A Rev. 2)."
+        )
+    return private_key
+
+
+def _new_key(bits: int) -> tuple[str, bytes]:
+    # 65537: the public exponent NIST SP 800-56B Rev. 2 (6.2.1) and everyone else use.
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    pem = private_key.private_bytes(
+        encoding=serialization.Encoding.PEM,
+        format=serialization.PrivateFormat.PKCS8,
+        encryption_algorithm=serialization.NoEncryption(),
+    )
+    return thumbprint(private_key.public_key()), pem
+
+
+# Key directories of berkas before the keys moved into the database: imported once at
+# start (berkas.wiring.prepare), then removed.
+
+
+def read_key_directory(directory: Path) -> list[tuple[StoredKey, bytes]]:
+    """The keys of a pre-database key directory (``keyring.json`` plus PEM files).
+
+    Raises ``KeyRingError`` for a file others can access, a corrupt index or a key that
+    does not match its name, as the file-backed ring did: such a key may be copied.
+    """
+    _check_private(directory, "key directory", "700")
+    keys: list[tuple[StoredKey, bytes]] = []
+    for kid, created_at, retired_at in _read_index(directory):
+        path = directory / f"{kid}.pem"
+        _check_private(path, "key file", "600")
+        pem = path.read_bytes()
+        key = StoredKey(kid, created_at, retired_at)
+        _entry(key, _parse_private(pem, str(path)))  # refuses a swapped file
+        keys.append((key, pem))
+    return keys
+
+
+def import_key_directory(store: KeyStore, directory: Path, now: datetime) -> int:
+    """Move the keys of a pre-database key directory into ``store``, then delete it.
+
+    Tokens they signed keep verifying: every key keeps its kid and dates. When the store
+    already has a current key (another node imported first, or this is a second data
+    dir), an imported current key is stored as retired now. Returns how many were added.
+    """
+    done = directory.with_name(f"{directory.name}.imported")
+    if done.exists():  # imported and renamed, then a crash before it was deleted
+        shutil.rmtree(done)
+    if not (directory / INDEX_NAME).exists():
+        return 0
+    added = 0
+    for key, pem in read_key_directory(directory):
+        if store.add(key, pem, replace_current=False):
+            added += 1
+        elif key.retired_at is None and store.add(
+            StoredKey(key.kid, key.created_at, now), pem, replace_current=False
+        ):
+            added += 1  # another key is current already: this one verifies, retired
+    # Stored (committed) first, then moved aside in one atomic rename, then deleted: a
+    # crash before the rename imports again (adding nothing twice), one after it leaves
+    # only the renamed directory, which the next start deletes.
+    directory.rename(done)
+    fsync_dir(directory.parent)
+    shutil.rmtree(done)
+    return added
 
 
 def _read_index(directory: Path) -> list[tuple[str, datetime, datetime | None]]:
@@ -339,71 +470,6 @@ def _read_index(directory: Path) -> list[tuple[str, datetime, datetime | None]]:
     return rows
 
 
-def _load_entry(
-    directory: Path, kid: str, created_at: datetime, retired_at: datetime | None
-) -> _Entry:
-    path = directory / f"{kid}.pem"
-    _check_private(path, "key file", "600")
-    try:
-        private_key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (ValueError, TypeError) as exc:
-        raise KeyRingError(f"{path} is not an unencrypted PEM private key: {exc}") from exc
-    if not isinstance(private_key, rsa.RSAPrivateKey):
-        raise KeyRingError(f"{path} is not an RSA key; tokens are RS256 only.")
-    if private_key.key_size < MIN_RSA_BITS:
-        raise KeyRingError(
-            f"{path} is a {private_key.key_size}-bit RSA key; at least {MIN_RSA_BITS} bits "
-            "are required (NIST SP 800-131A Rev. 2)."
-        )
-    public_key = private_key.public_key()
-    if thumbprint(public_key) != kid:
-        raise KeyRingError(
-            f"{path} holds a different key than its name says (RFC 7638 thumbprint "
-            "mismatch); the file was replaced or corrupted."
-        )
-    return _Entry(kid, created_at, retired_at, private_key, public_key, public_jwk(public_key))
-
-
-def _write_new_key(directory: Path, bits: int) -> str:
-    # 65537: the public exponent NIST SP 800-56B Rev. 2 (6.2.1) and everyone else use.
-    private_key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    kid = thumbprint(private_key.public_key())
-    pem = private_key.private_bytes(
-        encoding=serialization.Encoding.PEM,
-        format=serialization.PrivateFormat.PKCS8,
-        encryption_algorithm=serialization.NoEncryption(),
-    )
-    atomic_write(directory / f"{kid}.pem", pem)
-    return kid
-
-
-def _write_index(directory: Path, rows: list[tuple[str, datetime, datetime | None]]) -> None:
-    document = {
-        "version": _INDEX_VERSION,
-        "keys": [
-            {
-                "kid": kid,
-                "created_at": created_at.isoformat(),
-                "retired_at": None if retired_at is None else retired_at.isoformat(),
-            }
-            for kid, created_at, retired_at in rows
-        ],
-    }
-    atomic_write(directory / INDEX_NAME, json.dumps(document, indent=2).encode())
-
-
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    # Writers in different processes (server start, `berkas keys rotate`) serialise on an
-    # flock; readers need none because every file is replaced whole by rename.
-    fd = os.open(directory / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
-
-
 def _parse_time(value: object, where: str) -> datetime:
     if isinstance(value, str):
         try:
@@ -427,7 +493,7 @@ def _check_private(path: Path, what: str, mode: str) -> None:
     if st.st_mode & 0o077:
         raise KeyRingError(
             f"{what} {path} is accessible by group or others (mode "
-            f"{stat.S_IMODE(st.st_mode):04o}); berkas refuses it because whoever can read or "
-            f"replace it can forge tokens. Run `chmod {mode} {path}`, and rotate the key "
-            "(`berkas keys rotate`) if others may have copied it."
+            f"{stat.S_IMODE(st.st_mode):04o}); berkas refuses to import it because whoever "
+            f"could read or replace it can forge tokens. Run `chmod {mode} {path}`, and "
+            "rotate the key (`berkas keys rotate`) once started if others may have copied it."
         )

@@ -15,9 +15,15 @@ from berkas import __version__
 from berkas.api import errors
 from berkas.api.metrics import Metrics, MetricsMiddleware
 from berkas.api.routes import files, public, signed, uploads
+from berkas.core.errors import Unavailable
 from berkas.services.bundle import Services
 
 log = logging.getLogger(__name__)
+
+# How often a serving node re-reads the signing keys: a `berkas keys rotate` anywhere in
+# the fleet signs new tokens on every node within this, and its JWKS shows the new key.
+# (An unknown kid in a token triggers a re-read sooner, rate-limited in the key ring.)
+KEY_SYNC_SECONDS = 5.0
 
 DESCRIPTION = """\
 berkas speaks DOKU's Partner file API: sign a request with your HMAC secret to get an
@@ -32,6 +38,10 @@ async def _every(seconds: float, chore: Callable[[], object], what: str) -> None
         await asyncio.sleep(seconds)
         try:
             await run_in_threadpool(chore)
+        except Unavailable as exc:
+            # The database or store is down: /readyz and every request already say so;
+            # one line per round, no traceback (the next round retries).
+            log.warning("%s skipped: %s (%s)", what, exc.message, exc.code)
         except Exception:
             log.exception("%s failed; it runs again at the next interval", what)
 
@@ -53,6 +63,7 @@ def create_app(services: Services) -> FastAPI:
             asyncio.create_task(
                 _every(nodes.interval.total_seconds(), nodes.heartbeat, "node lease renewal")
             ),
+            asyncio.create_task(_every(KEY_SYNC_SECONDS, services.keys.reload, "signing key sync")),
         ]
         try:
             yield

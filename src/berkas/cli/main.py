@@ -1,4 +1,4 @@
-"""The ``berkas`` command: serve, clients, keys, db, storage."""
+"""The ``berkas`` command: serve, clients, keys, secrets, db, storage."""
 
 from __future__ import annotations
 
@@ -301,7 +301,10 @@ def keys_rotate(data_dir: Path | None) -> None:
     def run() -> None:
         with _writing(data_dir) as container:
             kid = container.keys.rotate()
-        click.echo(f"new signing key {kid}; running servers pick it up on their next token")
+        click.echo(
+            f"new signing key {kid}; every running node signs with it within seconds, and "
+            "tokens signed with the old key verify until they expire"
+        )
 
     _guard(run)
 
@@ -314,6 +317,57 @@ def keys_list(data_dir: Path | None) -> None:
     def run() -> None:
         with _reading(data_dir) as container:
             click.echo(json.dumps(container.keys.jwks(), indent=2))
+
+    _guard(run)
+
+
+@main.group("secrets")
+def secrets_group() -> None:
+    """Secrets sealed under the master key (client secrets, signing keys, link secret)."""
+
+
+@secrets_group.command("status")
+@data_dir_option
+def secrets_status(data_dir: Path | None) -> None:
+    """Show which master key seals how many secrets of each kind (as JSON)."""
+
+    def run() -> None:
+        with _reading(data_dir) as container:
+            vault = container.secrets
+            report = {
+                "master_keys": list(vault.master_key_ids),
+                "sealing_with": vault.master_key_ids[0],
+                "sealed": vault.by_master_key(),
+            }
+        click.echo(json.dumps(report, indent=2))
+
+    _guard(run)
+
+
+@secrets_group.command("rekey")
+@data_dir_option
+def secrets_rekey(data_dir: Path | None) -> None:
+    """Reseal every secret under the current master key (after a master key change).
+
+    Give the new key as BERKAS_MASTER_KEY (or the first line of the key file) and the old
+    one as BERKAS_MASTER_KEY_PREVIOUS (or a later line); once this has run, the old key
+    can be removed. Safe to repeat.
+    """
+
+    def run() -> None:
+        with _writing(data_dir) as container:
+            vault = container.secrets
+            done = vault.reseal(plaintext_only=False)
+            current = vault.master_key_ids[0]
+            left = {
+                kind: {kid: n for kid, n in counts.items() if kid != current}
+                for kind, counts in vault.by_master_key().items()
+            }
+        resealed = ", ".join(f"{n} {kind}" for kind, n in done.items())
+        click.echo(f"resealed under master key {current}: {resealed}")
+        if any(left.values()):  # pragma: no cover - reseal covers every sealed column
+            raise click.ClickException(f"still sealed with other keys: {left}")
+        click.echo("no secret needs an older master key now; it can be removed")
 
     _guard(run)
 

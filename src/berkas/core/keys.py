@@ -60,3 +60,8 @@ class ManagedKeys(SigningKeys, PrunableKeys, Protocol):
     def rotate(self) -> str:
         """Make a new current key, retiring the previous one; returns the new ``kid``."""
         ...
+
+    def reload(self) -> None:
+        """Re-read the keys now (a serving node does this every few seconds, so a key
+        rotated anywhere in the fleet signs everywhere soon after)."""
+        ...

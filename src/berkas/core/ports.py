@@ -150,6 +150,23 @@ class Database(Protocol):
     def close(self) -> None: ...
 
 
+class SealedSecrets(Protocol):
+    """The secrets the database keeps sealed under the master key (``berkas secrets``)."""
+
+    @property
+    def master_key_ids(self) -> tuple[str, ...]:
+        """The ids of the master keys this process holds, the current (sealing) one first."""
+        ...
+
+    def by_master_key(self) -> dict[str, dict[str, int]]:
+        """For each kind of secret, how many values each master key id seals."""
+        ...
+
+    def reseal(self, *, plaintext_only: bool) -> dict[str, int]:
+        """Seal under the current master key whatever is not; counts by kind."""
+        ...
+
+
 class HealthCheck(Protocol):
     """Something /readyz asks: the database, the blob store."""
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from berkas.core.keys import ManagedKeys
-from berkas.core.ports import BlobStore, Database, HealthCheck
+from berkas.core.ports import BlobStore, Database, HealthCheck, SealedSecrets
 from berkas.services.clients import ClientService
 from berkas.services.files import FileService
 from berkas.services.housekeeping import Housekeeping
@@ -35,6 +35,7 @@ class Services:
     keys: ManagedKeys
     database: Database
     blobs: BlobStore
+    secrets: SealedSecrets
 
     @property
     def health(self) -> Mapping[str, HealthCheck]:

@@ -10,10 +10,13 @@ from sqlalchemy import text
 
 from berkas.adapters.db.database import SqlDatabase
 from berkas.adapters.db.memory import MemoryDatabase
+from berkas.adapters.sealing import MasterKey, Sealer
 from berkas.core.ports import Database
 from tests.support.postgres import postgres_url
 
 SQL_BACKENDS = ["sqlite", "postgresql"]
+# A fixed master key for the suites: sealed values must open again after a reopen.
+SEALER = Sealer(MasterKey(bytes(range(32))), source="the test master key")
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +29,7 @@ def postgres_database_url() -> Iterator[str]:
 @pytest.fixture
 def sqlite_database(tmp_path: Path) -> Iterator[SqlDatabase]:
     """An empty, unmigrated SQLite file database."""
-    database = SqlDatabase.from_url(f"sqlite:///{tmp_path / 'berkas.db'}")
+    database = SqlDatabase.from_url(f"sqlite:///{tmp_path / 'berkas.db'}", sealer=SEALER)
     yield database
     database.close()
 
@@ -34,7 +37,7 @@ def sqlite_database(tmp_path: Path) -> Iterator[SqlDatabase]:
 @pytest.fixture
 def postgresql_database(postgres_database_url: str) -> Iterator[SqlDatabase]:
     """The session's PostgreSQL database, emptied and unmigrated."""
-    database = SqlDatabase.from_url(postgres_database_url)
+    database = SqlDatabase.from_url(postgres_database_url, sealer=SEALER)
     with database.engine.begin() as connection:
         # Every table, whatever later migrations add.
         connection.execute(text("DROP SCHEMA public CASCADE"))

@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import insert
 
 from berkas.adapters.db.database import SqlDatabase
-from berkas.adapters.db.tables import metadata
+from berkas.adapters.db.tables import clients, metadata
+from berkas.adapters.sealing import SealingError
 from berkas.core.errors import Unavailable
 from berkas.core.models import Client
+from tests.adapters.db.conftest import SEALER
 from tests.support.fixture_server import free_port
 
 CLIENT = Client("BRN-0001-10791114622547", "SK-test-0001", True, datetime(2025, 3, 1, tzinfo=UTC))
@@ -50,7 +53,9 @@ def test_rows_survive_reopening(sql_database: SqlDatabase) -> None:
     sql_database.clients.add(CLIENT)
     sql_database.close()
 
-    reopened = SqlDatabase.from_url(sql_database.engine.url.render_as_string(hide_password=False))
+    reopened = SqlDatabase.from_url(
+        sql_database.engine.url.render_as_string(hide_password=False), sealer=SEALER
+    )
 
     assert reopened.is_up_to_date() is True
     assert reopened.clients.get(CLIENT.client_id) == CLIENT
@@ -62,7 +67,9 @@ def test_check_passes_when_reachable(sql_database: SqlDatabase) -> None:
 
 
 def test_sqlite_in_a_missing_directory_is_unavailable(tmp_path: Path) -> None:
-    database = SqlDatabase.from_url(f"sqlite:///{tmp_path / 'missing' / 'berkas.db'}")
+    database = SqlDatabase.from_url(
+        f"sqlite:///{tmp_path / 'missing' / 'berkas.db'}", sealer=SEALER
+    )
 
     with pytest.raises(Unavailable) as caught:
         database.check()
@@ -76,7 +83,9 @@ def test_sqlite_in_a_missing_directory_is_unavailable(tmp_path: Path) -> None:
 
 
 def test_unreachable_postgresql_is_unavailable() -> None:
-    database = SqlDatabase.from_url(f"postgresql://postgres@127.0.0.1:{free_port()}/berkas")
+    database = SqlDatabase.from_url(
+        f"postgresql://postgres@127.0.0.1:{free_port()}/berkas", sealer=SEALER
+    )
 
     with pytest.raises(Unavailable) as caught:
         database.check()
@@ -125,3 +134,23 @@ def test_nodes_migrating_at_once_both_succeed(sql_database: SqlDatabase) -> None
 
     assert failures == []
     assert sql_database.is_up_to_date() is True
+
+
+def test_a_client_secret_stored_in_clear_is_refused_not_used(sql_database: SqlDatabase) -> None:
+    sql_database.migrate()
+    with sql_database.engine.begin() as connection:
+        connection.execute(
+            insert(clients).values(
+                client_id="BRN-X",
+                secret_key="SK-chosen-by-whoever-wrote-the-row",
+                enabled=True,
+                created_at=datetime.now(UTC),
+            )
+        )
+    with pytest.raises(SealingError, match="stored in clear"):
+        sql_database.clients.get("BRN-X")
+    # What a start does to rows an older berkas wrote: seal them; then they open.
+    assert sql_database.sealed.reseal(plaintext_only=True)["client secret keys"] == 1
+    client = sql_database.clients.get("BRN-X")
+    assert client is not None
+    assert client.secret_key == "SK-chosen-by-whoever-wrote-the-row"

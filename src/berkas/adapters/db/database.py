@@ -5,6 +5,7 @@ The schema is only ever created or changed by the alembic revisions in ``migrati
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from alembic import command
@@ -17,10 +18,16 @@ from berkas.adapters.db.engine import WRITE_OPTION, build_engine
 from berkas.adapters.db.repositories import (
     SqlClientRepository,
     SqlFileRepository,
+    SqlKeyStore,
     SqlNodeLeaseRepository,
     SqlReplayRepository,
+    SqlSealedValues,
+    SqlServiceSecrets,
     translate_errors,
 )
+from berkas.adapters.sealing import Sealer
+from berkas.core.codes import Code
+from berkas.core.errors import Unavailable
 from berkas.core.ports import (
     ClientRepository,
     FileRepository,
@@ -35,24 +42,55 @@ _MIGRATION_LOCK_ID = 0x62657262  # "berb"
 
 
 class SqlDatabase:
-    """The metadata store over one SQLAlchemy engine (implements ``core.ports.Database``)."""
+    """The metadata store over one SQLAlchemy engine (implements ``core.ports.Database``).
 
-    def __init__(self, engine: Engine) -> None:
+    ``sealer`` holds the master key that seals and opens the secrets stored here; without
+    it only the schema and the secret-free tables can be used.
+    """
+
+    def __init__(self, engine: Engine, sealer: Sealer | None = None) -> None:
         self.engine = engine
         # Annotated with the Protocols: Database's attributes are mutable, hence invariant.
-        self.clients: ClientRepository = SqlClientRepository(engine)
+        self.clients: ClientRepository = SqlClientRepository(engine, sealer)
         self.files: FileRepository = SqlFileRepository(engine)
         self.replays: ReplayRepository = SqlReplayRepository(engine)
         self.leases: NodeLeaseRepository = SqlNodeLeaseRepository(engine)
+        self.signing_keys = SqlKeyStore(engine, sealer)
+        self.service_secrets = SqlServiceSecrets(engine, sealer)
+        self.sealed = SqlSealedValues(engine, sealer)
 
     @classmethod
-    def from_url(cls, url: str) -> SqlDatabase:
+    def from_url(cls, url: str, *, sealer: Sealer | None = None) -> SqlDatabase:
         """Open (lazily: nothing connects yet) the database at ``url``.
 
         Accepts ``sqlite:////absolute/path.db`` and ``postgresql://…``. Raises
         ``ValueError`` for other URLs and ``RuntimeError`` when psycopg is missing.
         """
-        return cls(build_engine(url))
+        return cls(build_engine(url), sealer)
+
+    def compact(self) -> None:
+        """On SQLite, rewrite the file so no freed page keeps an old value (VACUUM) and
+        empty the write-ahead log; a no-op elsewhere.
+
+        Run after plaintext secrets were sealed: SQLite leaves overwritten content in
+        free pages and in the WAL until they are reused (https://www.sqlite.org/lang_vacuum.html,
+        https://www.sqlite.org/pragma.html#pragma_wal_checkpoint).
+        """
+        if self.dialect != "sqlite":
+            return
+        with translate_errors(), self.engine.connect() as connection:
+            # VACUUM cannot run inside a transaction; the driver-level connection is in
+            # autocommit (engine.py takes transaction control from pysqlite).
+            raw = connection.connection.driver_connection
+            assert raw is not None
+            try:
+                raw.execute("VACUUM")
+                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as error:
+                raise Unavailable(
+                    f"could not compact the SQLite database after sealing secrets: {error}",
+                    code=Code.DATABASE_UNAVAILABLE,
+                ) from error
 
     @property
     def dialect(self) -> str:

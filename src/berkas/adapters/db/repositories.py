@@ -1,7 +1,9 @@
-"""The SQL repositories (clients, files, replay records) over one SQLAlchemy engine.
+"""The SQL repositories (clients, files, replay records, leases, keys, secrets) over one
+SQLAlchemy engine.
 
 Vendor exceptions stop here: lost connections become ``Unavailable``, key clashes
-``Conflict``.
+``Conflict``. Secrets (client secret keys, signing keys, the link secret) are sealed
+under the master key on the way in and opened on the way out (adapters/sealing.py).
 """
 
 from __future__ import annotations
@@ -14,7 +16,17 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, delete, exc, insert, or_, select, update
 
 from berkas.adapters.db.engine import WRITE_OPTION
-from berkas.adapters.db.tables import clients, files, node_leases, pending_blobs, replays
+from berkas.adapters.db.tables import (
+    clients,
+    files,
+    node_leases,
+    pending_blobs,
+    replays,
+    service_secrets,
+    signing_keys,
+)
+from berkas.adapters.keys import StoredKey
+from berkas.adapters.sealing import Sealer, SealingError, is_sealed, sealed_kid
 from berkas.core.codes import Code
 from berkas.core.errors import Unavailable
 from berkas.core.models import (
@@ -66,14 +78,50 @@ class _SqlRepository:
             yield connection
 
 
-class SqlClientRepository(_SqlRepository):
-    """Partner clients in the ``clients`` table."""
+class _Sealed:
+    """Holds the master-key sealer of the repositories that store secrets."""
+
+    def __init__(self, sealer: Sealer | None) -> None:
+        self._sealer = sealer
+
+    @property
+    def sealer(self) -> Sealer:
+        if self._sealer is None:
+            # A programming error: wiring always passes the master key when it builds the
+            # repositories a server or admin verb uses.
+            raise RuntimeError("this database was opened without the master key")
+        return self._sealer
+
+
+def client_context(client_id: str) -> str:
+    """What a client's sealed secret is bound to (its row)."""
+    return f"client:{client_id}:secret_key"
+
+
+def key_context(kid: str) -> str:
+    """What a sealed signing key is bound to (its kid)."""
+    return f"signing-key:{kid}"
+
+
+def secret_context(name: str) -> str:
+    """What a sealed service secret is bound to (its name)."""
+    return f"service-secret:{name}"
+
+
+class SqlClientRepository(_SqlRepository, _Sealed):
+    """Partner clients in the ``clients`` table, their secret keys sealed."""
+
+    def __init__(self, engine: Engine, sealer: Sealer | None) -> None:
+        _SqlRepository.__init__(self, engine)
+        _Sealed.__init__(self, sealer)
 
     def add(self, client: Client) -> None:
         """Insert; raises ``Conflict`` (code ``client_exists``) on a duplicate id."""
         values = {
             "client_id": client.client_id,
-            "secret_key": client.secret_key,
+            "secret_key": self.sealer.seal(
+                client.secret_key.encode(), client_context(client.client_id)
+            ),
             "enabled": client.enabled,
             "created_at": require_utc(client.created_at, "created_at"),
         }
@@ -89,7 +137,7 @@ class SqlClientRepository(_SqlRepository):
             row = connection.execute(
                 select(clients).where(clients.c.client_id == client_id)
             ).one_or_none()
-        return None if row is None else _client(row)
+        return None if row is None else self._client(row)
 
     def list(self) -> list[Client]:
         """Every client, oldest first."""
@@ -97,7 +145,24 @@ class SqlClientRepository(_SqlRepository):
             rows = connection.execute(
                 select(clients).order_by(clients.c.created_at, clients.c.client_id)
             ).all()
-        return [_client(row) for row in rows]
+        return [self._client(row) for row in rows]
+
+    def _client(self, row: Row[Any]) -> Client:
+        if not is_sealed(row.secret_key):
+            # Every start seals what an older berkas wrote in clear (wiring.prepare), so
+            # plaintext here was put there since, around the master key: refused, or
+            # whoever can write one row could choose a partner's secret.
+            raise SealingError(
+                f"{client_context(row.client_id)} is stored in clear; restart berkas serve "
+                "to seal it, or create the client anew"
+            )
+        secret = self.sealer.open(row.secret_key, client_context(row.client_id)).decode()
+        return Client(
+            client_id=row.client_id,
+            secret_key=secret,
+            enabled=bool(row.enabled),
+            created_at=row.created_at,
+        )
 
     def set_enabled(self, client_id: str, enabled: bool) -> bool:
         """Enable or disable a client; False when no such client."""
@@ -353,15 +418,6 @@ def _lease(row: Row[Any]) -> NodeLease:
     )
 
 
-def _client(row: Row[Any]) -> Client:
-    return Client(
-        client_id=row.client_id,
-        secret_key=row.secret_key,
-        enabled=bool(row.enabled),
-        created_at=row.created_at,
-    )
-
-
 def _stored_file(row: Row[Any]) -> StoredFile:
     return StoredFile(
         id=row.id,
@@ -387,3 +443,174 @@ def _replay(row: Row[Any]) -> ReplayRecord:
         body=None if row.body is None else bytes(row.body),
         created_at=row.created_at,
     )
+
+
+class SqlKeyStore(_SqlRepository, _Sealed):
+    """The signing keys in ``signing_keys`` (an ``adapters.keys.KeyStore``), sealed."""
+
+    def __init__(self, engine: Engine, sealer: Sealer | None) -> None:
+        _SqlRepository.__init__(self, engine)
+        _Sealed.__init__(self, sealer)
+
+    def index(self) -> list[StoredKey]:
+        """Every key's kid and dates; no private key is read."""
+        columns = (signing_keys.c.kid, signing_keys.c.created_at, signing_keys.c.retired_at)
+        with self._read() as connection:
+            rows = connection.execute(select(*columns)).all()
+        return [StoredKey(row.kid, row.created_at, row.retired_at) for row in rows]
+
+    def private_pem(self, kid: str) -> bytes | None:
+        """The opened PEM of ``kid``; None when no such key."""
+        with self._read() as connection:
+            sealed = connection.execute(
+                select(signing_keys.c.private_key).where(signing_keys.c.kid == kid)
+            ).scalar_one_or_none()
+        return None if sealed is None else self.sealer.open(sealed, key_context(kid))
+
+    def add(self, key: StoredKey, pem: bytes, *, replace_current: bool) -> bool:
+        """Insert ``key`` (retiring the current one first if asked); False if refused."""
+        current = key.retired_at is None
+        values = {
+            "kid": key.kid,
+            "created_at": require_utc(key.created_at, "created_at"),
+            "retired_at": (
+                None if key.retired_at is None else require_utc(key.retired_at, "retired_at")
+            ),
+            "is_current": True if current else None,
+            "private_key": self.sealer.seal(pem, key_context(key.kid)),
+        }
+        try:
+            with self._write() as connection:
+                if current and replace_current:
+                    connection.execute(
+                        update(signing_keys)
+                        .where(signing_keys.c.is_current.is_(True))
+                        .values(is_current=None, retired_at=values["created_at"])
+                    )
+                connection.execute(insert(signing_keys).values(values))
+        except exc.IntegrityError:
+            # The kid exists, or another key became current first (the unique constraint
+            # on is_current): nothing of this attempt was stored.
+            return False
+        return True
+
+    def remove(self, kids: list[str]) -> None:
+        """Delete the keys named."""
+        with self._write() as connection:
+            connection.execute(delete(signing_keys).where(signing_keys.c.kid.in_(kids)))
+
+
+class SqlServiceSecrets(_SqlRepository, _Sealed):
+    """Named secrets of the service (the link secret) in ``service_secrets``, sealed."""
+
+    def __init__(self, engine: Engine, sealer: Sealer | None) -> None:
+        _SqlRepository.__init__(self, engine)
+        _Sealed.__init__(self, sealer)
+
+    def get(self, name: str) -> bytes | None:
+        """The opened secret called ``name``, or None."""
+        with self._read() as connection:
+            sealed = connection.execute(
+                select(service_secrets.c.value).where(service_secrets.c.name == name)
+            ).scalar_one_or_none()
+        return None if sealed is None else self.sealer.open(sealed, secret_context(name))
+
+    def ensure(self, name: str, value: bytes, now: datetime) -> bytes:
+        """Store ``value`` as ``name`` unless a value exists; returns the one stored.
+
+        Nodes starting together race here; the first insert wins and everyone returns it.
+        """
+        existing = self.get(name)
+        if existing is not None:
+            return existing
+        row = {
+            "name": name,
+            "value": self.sealer.seal(value, secret_context(name)),
+            "created_at": require_utc(now, "now"),
+        }
+        try:
+            with self._write() as connection:
+                connection.execute(insert(service_secrets).values(row))
+        except exc.IntegrityError:
+            pass  # another node stored it first
+        stored = self.get(name)
+        assert stored is not None  # inserted by us or by the winner of the race
+        return stored
+
+
+class SqlSealedValues(_SqlRepository, _Sealed):
+    """Every sealed value of the database at once: what ``berkas secrets`` reports and
+    reseals under the current master key."""
+
+    def __init__(self, engine: Engine, sealer: Sealer | None) -> None:
+        _SqlRepository.__init__(self, engine)
+        _Sealed.__init__(self, sealer)
+
+    @property
+    def master_key_ids(self) -> tuple[str, ...]:
+        """The master keys this process holds, the one that seals first."""
+        return self.sealer.kids
+
+    def by_master_key(self) -> dict[str, dict[str, int]]:
+        """For each kind of secret, how many values each master key id seals
+        (``plaintext`` for client secrets written before sealing)."""
+        report: dict[str, dict[str, int]] = {}
+        with self._read() as connection:
+            for kind, _table, _context, _key, value in self._columns():
+                counts = report.setdefault(kind, {})
+                for sealed in connection.execute(select(value)).scalars():
+                    kid = sealed_kid(sealed) or "plaintext"
+                    counts[kid] = counts.get(kid, 0) + 1
+        return report
+
+    def reseal(self, *, plaintext_only: bool) -> dict[str, int]:
+        """Seal under the current master key every value that is not yet (or, with
+        ``plaintext_only``, every plaintext client secret); one transaction. Returns how
+        many values of each kind were resealed."""
+        sealer = self.sealer
+        done: dict[str, int] = {}
+        with self._write() as connection:
+            for kind, table, context, key, value in self._columns():
+                done[kind] = 0
+                for row in connection.execute(select(key, value)).all():
+                    name, stored = row[0], row[1]
+                    if not sealer.needs_reseal(stored):
+                        continue
+                    if plaintext_only and is_sealed(stored):
+                        continue
+                    plain = (
+                        sealer.open(stored, context(name)) if is_sealed(stored) else stored.encode()
+                    )
+                    connection.execute(
+                        update(table)
+                        .where(key == name)
+                        .values({value.name: sealer.seal(plain, context(name))})
+                    )
+                    done[kind] += 1
+        return done
+
+    @staticmethod
+    def _columns() -> list[tuple[str, Any, Any, Any, Any]]:
+        return [
+            (
+                "client secret keys",
+                clients,
+                client_context,
+                clients.c.client_id,
+                clients.c.secret_key,
+            ),
+            (
+                "signing keys",
+                signing_keys,
+                key_context,
+                signing_keys.c.kid,
+                signing_keys.c.private_key,
+            ),
+            (
+                "service secrets",
+                service_secrets,
+                secret_context,
+                service_secrets.c.name,
+                service_secrets.c.value,
+            ),
+        ]

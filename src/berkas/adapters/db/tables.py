@@ -20,7 +20,9 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 
 # Explicit constraint names, so migrations can refer to (and later alter) them by name on
@@ -68,8 +70,10 @@ clients = Table(
     "clients",
     metadata,
     Column("client_id", String(128), primary_key=True),
-    # Kept in the clear: verifying DOKU's HMAC-SHA256 signature needs the raw secret
-    # (DESIGN 2.1), so it cannot be hashed like a password. Protect the database at rest.
+    # Verifying DOKU's HMAC-SHA256 signature needs the raw secret (DESIGN 2.1), so it
+    # cannot be hashed like a password; it is sealed under the master key instead
+    # (adapters/sealing.py). Rows written before sealing hold plaintext until the next
+    # start seals them.
     Column("secret_key", String(512), nullable=False),
     Column("enabled", Boolean(), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
@@ -120,4 +124,26 @@ node_leases = Table(
     Column("holder", String(128), nullable=False),
     Column("label", String(255), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=False),
+)
+# The RSA keys tokens are signed with, shared by every node (DESIGN 5). ``is_current`` is
+# TRUE for exactly one row and NULL for the others: the unique constraint (NULLs are
+# distinct on SQLite and PostgreSQL) keeps two racing rotations from both winning.
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("retired_at", UtcDateTime(), nullable=True),
+    Column("is_current", Boolean(), nullable=True),
+    # The PKCS8 PEM, sealed under the master key.
+    Column("private_key", Text(), nullable=False),
+    UniqueConstraint("is_current"),
+)
+# Named secrets of the service itself (the link secret), sealed under the master key.
+service_secrets = Table(
+    "service_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
