@@ -71,6 +71,7 @@ __all__ = [
     "open_existing",
     "prepare",
     "private_dir",
+    "secrets_status",
 ]
 
 log = logging.getLogger(__name__)
@@ -235,6 +236,13 @@ def open_existing(settings: Settings) -> Services:
     nothing. Raises ``ValueError`` naming the absolute path of a missing data dir or
     SQLite file, and pointing at ``berkas db migrate`` when the schema is behind.
     """
+    _check_existing(settings)
+    return build(settings)
+
+
+def _check_existing(settings: Settings) -> None:
+    """Raise ``ValueError`` unless the data dir and a current database exist (see
+    ``open_existing``); touches nothing."""
     url = settings.resolved_database_url
     path = sqlite_file(url)  # first: an unsupported URL is a configuration error
     if not settings.data_dir.is_dir():
@@ -260,7 +268,26 @@ def open_existing(settings: Settings) -> Services:
             f"the database schema is at revision {current or 'none'}, this berkas needs "
             f"{head}; run berkas db migrate"
         )
-    return build(settings)
+
+
+def secrets_status(settings: Settings) -> dict[str, object]:
+    """What ``berkas secrets status`` prints: the master keys this process holds and how
+    many secrets of each kind each master key id seals.
+
+    Opens no secret, so it works when a needed master key is missing (the case it is
+    there to diagnose); creates nothing.
+    """
+    _check_existing(settings)
+    sealer = _sealer(settings, create=False)
+    database = SqlDatabase.from_url(settings.resolved_database_url, sealer=sealer)
+    try:
+        return {
+            "master_keys": list(sealer.kids),
+            "sealing_with": sealer.current.kid,
+            "sealed": database.sealed.by_master_key(),
+        }
+    finally:
+        database.close()
 
 
 def database_shown(settings: Settings) -> str:

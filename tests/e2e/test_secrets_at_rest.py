@@ -194,7 +194,12 @@ def test_the_master_key_is_changed_with_rekey(tmp_path: Path) -> None:
     finally:
         server.stop()
 
-    # With only the old key, the node refuses to start, naming the key it lacks.
+    # With only the old key, the node refuses to start, naming the key it lacks, and
+    # `secrets status` still says what is sealed with which key.
     write_keys(old)
     with pytest.raises(AssertionError, match="sealed with master key"):
         server.start(attempts=1)
+    lacking = json.loads(server.cli("secrets", "status"))
+    assert lacking["master_keys"] == [lacking["sealing_with"]]
+    assert lacking["sealing_with"] not in lacking["sealed"]["client secret keys"]
+    assert lacking["sealed"] == status["sealed"]

@@ -332,13 +332,13 @@ def secrets_status(data_dir: Path | None) -> None:
     """Show which master key seals how many secrets of each kind (as JSON)."""
 
     def run() -> None:
-        with _reading(data_dir) as container:
-            vault = container.secrets
-            report = {
-                "master_keys": list(vault.master_key_ids),
-                "sealing_with": vault.master_key_ids[0],
-                "sealed": vault.by_master_key(),
-            }
+        from berkas.wiring import secrets_status
+
+        # Not through _reading: that opens every signing key, and this must also work
+        # when a master key they need is missing.
+        settings = _settings(data_dir=data_dir)
+        report = secrets_status(settings)
+        _show_where(settings)
         click.echo(json.dumps(report, indent=2))
 
     _guard(run)
