@@ -25,6 +25,7 @@ from berkas.adapters.db.repositories import (
     SqlServiceSecrets,
     translate_errors,
 )
+from berkas.adapters.db.writes import DirectWrites, GroupCommit, Writes
 from berkas.adapters.sealing import Sealer
 from berkas.core.codes import Code
 from berkas.core.errors import Unavailable
@@ -50,14 +51,20 @@ class SqlDatabase:
 
     def __init__(self, engine: Engine, sealer: Sealer | None = None) -> None:
         self.engine = engine
+        # SQLite has one writer and an fsync per commit: concurrent writes are batched
+        # into one transaction (writes.py). PostgreSQL runs concurrent writers itself.
+        self._writes: Writes = (
+            GroupCommit(engine) if engine.dialect.name == "sqlite" else DirectWrites(engine)
+        )
+        writes = self._writes
         # Annotated with the Protocols: Database's attributes are mutable, hence invariant.
-        self.clients: ClientRepository = SqlClientRepository(engine, sealer)
-        self.files: FileRepository = SqlFileRepository(engine)
-        self.replays: ReplayRepository = SqlReplayRepository(engine)
-        self.leases: NodeLeaseRepository = SqlNodeLeaseRepository(engine)
-        self.signing_keys = SqlKeyStore(engine, sealer)
-        self.service_secrets = SqlServiceSecrets(engine, sealer)
-        self.sealed = SqlSealedValues(engine, sealer)
+        self.clients: ClientRepository = SqlClientRepository(engine, sealer, writes)
+        self.files: FileRepository = SqlFileRepository(engine, writes)
+        self.replays: ReplayRepository = SqlReplayRepository(engine, writes)
+        self.leases: NodeLeaseRepository = SqlNodeLeaseRepository(engine, writes)
+        self.signing_keys = SqlKeyStore(engine, sealer, writes)
+        self.service_secrets = SqlServiceSecrets(engine, sealer, writes)
+        self.sealed = SqlSealedValues(engine, sealer, writes)
 
     @classmethod
     def from_url(cls, url: str, *, sealer: Sealer | None = None) -> SqlDatabase:
@@ -103,7 +110,8 @@ class SqlDatabase:
             connection.execute(text("SELECT 1"))
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Commit what is queued, then close every pooled connection."""
+        self._writes.close()
         self.engine.dispose()
 
     def migrate(self, revision: str = "head") -> None:

@@ -22,6 +22,10 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 POSTGRES_CONNECT_TIMEOUT_S = 5
 # Execution option asking for ``BEGIN IMMEDIATE`` on SQLite (see _begin below).
 WRITE_OPTION = "berkas_write"
+# Pooled connections: every request thread (anyio's default limiter runs 40) can hold
+# one without queueing for the pool, which SQLAlchemy's default of 5 + 10 made them do.
+POOL_SIZE = 40
+POOL_OVERFLOW = 16
 
 _ACCEPTED = "sqlite:////absolute/path/berkas.db or postgresql://user:password@host:5432/dbname"
 
@@ -96,6 +100,9 @@ def build_engine(url: str) -> Engine:
         # Drops connections the server closed (restart, failover) instead of failing a
         # request with them.
         pool_pre_ping=True,
+        # Fewer than SQLite's: each is a server process, and N nodes share max_connections.
+        pool_size=10,
+        max_overflow=30,
         connect_args={
             "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
             "application_name": "berkas",
@@ -106,7 +113,12 @@ def build_engine(url: str) -> Engine:
 def _sqlite_engine(url: URL) -> Engine:
     # QueuePool (the default for SQLite files) with check_same_thread off: a connection
     # is used by one thread at a time but may be checked out by different threads.
-    engine = create_engine(url, connect_args={"check_same_thread": False})
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False},
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_OVERFLOW,
+    )
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_begin)
     return engine

@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, delete, exc, insert, or_, select, update
 
-from berkas.adapters.db.engine import WRITE_OPTION
 from berkas.adapters.db.tables import (
     clients,
     files,
@@ -25,6 +24,7 @@ from berkas.adapters.db.tables import (
     service_secrets,
     signing_keys,
 )
+from berkas.adapters.db.writes import DirectWrites, Writes
 from berkas.adapters.keys import StoredKey
 from berkas.adapters.sealing import Sealer, SealingError, is_sealed, sealed_kid
 from berkas.core.codes import Code
@@ -62,14 +62,15 @@ def translate_errors() -> Iterator[None]:
 
 
 class _SqlRepository:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, writes: Writes | None = None) -> None:
         self._engine = engine
-        # Same pool; on SQLite transactions from here start with BEGIN IMMEDIATE.
-        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+        # Shared by the repositories of one database (SqlDatabase): on SQLite a group
+        # commit, else a transaction per call.
+        self._writes = writes if writes is not None else DirectWrites(engine)
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with translate_errors(), self._writer.begin() as connection:
+        with translate_errors(), self._writes.transaction() as connection:
             yield connection
 
     @contextmanager
@@ -111,8 +112,8 @@ def secret_context(name: str) -> str:
 class SqlClientRepository(_SqlRepository, _Sealed):
     """Partner clients in the ``clients`` table, their secret keys sealed."""
 
-    def __init__(self, engine: Engine, sealer: Sealer | None) -> None:
-        _SqlRepository.__init__(self, engine)
+    def __init__(self, engine: Engine, sealer: Sealer | None, writes: Writes | None = None) -> None:
+        _SqlRepository.__init__(self, engine, writes)
         _Sealed.__init__(self, sealer)
 
     def add(self, client: Client) -> None:
@@ -194,21 +195,23 @@ class SqlFileRepository(_SqlRepository):
             "height": stored.height,
             "created_at": require_utc(stored.created_at, "created_at"),
         }
-        try:
-            with self._write() as connection:
-                connection.execute(insert(files).values(values))
-                connection.execute(delete(pending_blobs).where(pending_blobs.c.key == stored.key))
-        except exc.IntegrityError as error:
-            # Tell the three constraints apart by looking, not by parsing driver messages.
-            with self._read() as connection:
+        with self._write() as connection:
+            try:
+                with connection.begin_nested():
+                    connection.execute(insert(files).values(values))
+            except exc.IntegrityError as error:
+                # Tell the three constraints apart by looking, not by parsing driver
+                # messages; on this connection, which also sees a clashing row written
+                # earlier in the same (group-committed) transaction.
                 taken = connection.execute(
                     select(files.c.id).where(
                         or_(files.c.id == stored.id, files.c.key == stored.key)
                     )
                 ).first()
-            if taken is None:
-                raise unknown_client(stored.client_id) from error
-            raise duplicate_file(stored) from error
+                if taken is None:
+                    raise unknown_client(stored.client_id) from error
+                raise duplicate_file(stored) from error
+            connection.execute(delete(pending_blobs).where(pending_blobs.c.key == stored.key))
 
     def reserve_key(self, key: str, node_id: int, created_at: datetime) -> None:
         """Record the intent to write ``key`` (idempotent)."""
@@ -268,15 +271,19 @@ class SqlReplayRepository(_SqlRepository):
             "body": record.body,
             "created_at": require_utc(record.created_at, "created_at"),
         }
+        key = (replays.c.client_id == record.client_id, replays.c.request_id == record.request_id)
         for _ in range(_BEGIN_ATTEMPTS):
-            try:
-                with self._write() as connection:
-                    connection.execute(insert(replays).values(values))
-            except exc.IntegrityError:
-                existing = self._get(record.client_id, record.request_id)
-                if existing is not None:
-                    return existing
-                continue
+            with self._write() as connection:
+                try:
+                    with connection.begin_nested():
+                        connection.execute(insert(replays).values(values))
+                except exc.IntegrityError:
+                    # Read on this connection: it also sees a reservation made earlier in
+                    # the same (group-committed) transaction.
+                    row = connection.execute(select(replays).where(*key)).one_or_none()
+                    if row is not None:
+                        return _replay(row)
+                    continue  # released in between: try to reserve again
             return None
         raise Unavailable(
             f"Request-Id {record.request_id!r} is being reserved and released repeatedly; "
@@ -448,8 +455,8 @@ def _replay(row: Row[Any]) -> ReplayRecord:
 class SqlKeyStore(_SqlRepository, _Sealed):
     """The signing keys in ``signing_keys`` (an ``adapters.keys.KeyStore``), sealed."""
 
-    def __init__(self, engine: Engine, sealer: Sealer | None) -> None:
-        _SqlRepository.__init__(self, engine)
+    def __init__(self, engine: Engine, sealer: Sealer | None, writes: Writes | None = None) -> None:
+        _SqlRepository.__init__(self, engine, writes)
         _Sealed.__init__(self, sealer)
 
     def index(self) -> list[StoredKey]:
@@ -503,8 +510,8 @@ class SqlKeyStore(_SqlRepository, _Sealed):
 class SqlServiceSecrets(_SqlRepository, _Sealed):
     """Named secrets of the service (the link secret) in ``service_secrets``, sealed."""
 
-    def __init__(self, engine: Engine, sealer: Sealer | None) -> None:
-        _SqlRepository.__init__(self, engine)
+    def __init__(self, engine: Engine, sealer: Sealer | None, writes: Writes | None = None) -> None:
+        _SqlRepository.__init__(self, engine, writes)
         _Sealed.__init__(self, sealer)
 
     def get(self, name: str) -> bytes | None:
@@ -528,22 +535,24 @@ class SqlServiceSecrets(_SqlRepository, _Sealed):
             "value": self.sealer.seal(value, secret_context(name)),
             "created_at": require_utc(now, "now"),
         }
-        try:
-            with self._write() as connection:
-                connection.execute(insert(service_secrets).values(row))
-        except exc.IntegrityError:
-            pass  # another node stored it first
-        stored = self.get(name)
-        assert stored is not None  # inserted by us or by the winner of the race
-        return stored
+        with self._write() as connection:
+            try:
+                with connection.begin_nested():
+                    connection.execute(insert(service_secrets).values(row))
+            except exc.IntegrityError:
+                pass  # another node stored it first
+            sealed = connection.execute(
+                select(service_secrets.c.value).where(service_secrets.c.name == name)
+            ).scalar_one()
+        return self.sealer.open(sealed, secret_context(name))
 
 
 class SqlSealedValues(_SqlRepository, _Sealed):
     """Every sealed value of the database at once: what ``berkas secrets`` reports and
     reseals under the current master key."""
 
-    def __init__(self, engine: Engine, sealer: Sealer | None) -> None:
-        _SqlRepository.__init__(self, engine)
+    def __init__(self, engine: Engine, sealer: Sealer | None, writes: Writes | None = None) -> None:
+        _SqlRepository.__init__(self, engine, writes)
         _Sealed.__init__(self, sealer)
 
     @property

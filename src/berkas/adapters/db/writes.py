@@ -1,0 +1,196 @@
+"""How the repositories write: one transaction per call, or a group commit on SQLite.
+
+SQLite has one writer at a time, and with ``synchronous=FULL`` every commit is an fsync
+(https://www.sqlite.org/pragma.html#pragma_synchronous). Concurrent uploads each taking
+the write lock for their own small transaction spend their time queueing for that lock
+and for the disk. ``GroupCommit`` does what databases do for their own log (PostgreSQL's
+``commit_delay``, InnoDB's group commit): one writer thread runs the writes of every
+caller waiting at that moment inside one transaction, each in its own SAVEPOINT, and
+commits them with one fsync. A caller returns only after that commit, so nothing is
+acknowledged before it is durable: a kill -9 loses nothing a caller was told was stored.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
+
+from sqlalchemy import Connection, Engine
+
+from berkas.adapters.db.engine import WRITE_OPTION
+from berkas.core.codes import Code
+from berkas.core.errors import Unavailable
+
+# Enough to cover every request thread (anyio's default limiter is 40) in one batch.
+MAX_BATCH = 64
+
+
+class Writes(Protocol):
+    """Gives a repository a connection inside a write transaction."""
+
+    def transaction(self) -> AbstractContextManager[Connection]: ...
+
+    def close(self) -> None: ...
+
+
+class DirectWrites:
+    """Each write is its own transaction (PostgreSQL runs concurrent writers itself)."""
+
+    def __init__(self, engine: Engine) -> None:
+        # Same pool; on SQLite transactions from here start with BEGIN IMMEDIATE.
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self._writer.begin() as connection:
+            yield connection
+
+    def close(self) -> None:
+        """Nothing of its own to release."""
+
+
+class _Ticket:
+    """One caller's place in a batch."""
+
+    __slots__ = ("committed", "connection", "done", "error", "turn")
+
+    def __init__(self) -> None:
+        self.turn = threading.Event()  # the writer lends the caller its connection
+        self.done = threading.Event()  # the caller has finished with it
+        self.committed = threading.Event()  # the batch is committed (or failed)
+        self.connection: Connection | None = None
+        self.error: BaseException | None = None
+
+
+_STOP = _Ticket()
+
+
+class GroupCommit:
+    """Writes of concurrent callers batched into one transaction by one writer thread."""
+
+    def __init__(self, engine: Engine, *, max_batch: int = MAX_BATCH) -> None:
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Ticket] = queue.SimpleQueue()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A connection inside the current batch's transaction, for this caller alone.
+
+        The caller's statements run in a SAVEPOINT: if its block raises (a unique
+        violation, say), only its own changes are rolled back. On leaving the block the
+        caller waits for the batch to commit; a failed commit raises ``Unavailable``.
+        """
+        nested: Connection | None = getattr(self._local, "connection", None)
+        if nested is not None:  # a write inside a write: part of the same savepoint
+            with nested.begin_nested():
+                yield nested
+            return
+        ticket = _Ticket()
+        self._start()
+        self._queue.put(ticket)
+        ticket.turn.wait()
+        if ticket.connection is None:  # the batch could not begin
+            raise _unavailable() from ticket.error
+        connection = ticket.connection
+        self._local.connection = connection
+        try:
+            with connection.begin_nested():
+                yield connection
+        finally:
+            # Raised or not, the writer gets its connection back (a raising caller's
+            # savepoint is rolled back; the rest of the batch goes on).
+            self._local.connection = None
+            ticket.done.set()
+        ticket.committed.wait()
+        if ticket.error is not None:
+            raise _unavailable() from ticket.error
+
+    def close(self) -> None:
+        """Stop the writer thread once the batches queued so far are committed."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(_STOP)
+            thread.join(timeout=30)
+
+    def _start(self) -> None:
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="berkas-group-commit", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            self._batch(first)
+
+    def _batch(self, first: _Ticket) -> None:
+        batch = [first]
+        try:
+            connection = self._writer.connect()
+        except Exception as exc:  # the database is unreachable: this caller is told
+            first.error = exc
+            first.turn.set()
+            return
+        try:
+            transaction = connection.begin()
+        except Exception as exc:
+            connection.close()
+            first.error = exc
+            first.turn.set()
+            return
+        ticket: _Ticket | None = first
+        while ticket is not None:
+            ticket.connection = connection
+            ticket.turn.set()
+            ticket.done.wait()
+            ticket = self._next(len(batch))
+            if ticket is not None:
+                batch.append(ticket)
+        error: BaseException | None = None
+        try:
+            transaction.commit()
+        except Exception as exc:
+            error = exc
+            # A failed COMMIT may leave SQLite's transaction open: drop the connection
+            # (closing it rolls back) so the next batch cannot start inside it.
+            connection.invalidate()
+        finally:
+            connection.close()
+        for waiting in batch:
+            waiting.error = error
+            waiting.committed.set()
+
+    def _next(self, size: int) -> _Ticket | None:
+        # Whoever queued while the batch ran joins it, up to the cap; a stop request
+        # waits for the next round (put back, it ends the loop once this batch commits).
+        if size >= self._max_batch:
+            return None
+        try:
+            ticket = self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if ticket is _STOP:
+            self._queue.put(_STOP)
+            return None
+        return ticket
+
+
+def _unavailable() -> Unavailable:
+    return Unavailable(
+        "The metadata database is unreachable; try again later.",
+        code=Code.DATABASE_UNAVAILABLE,
+    )

@@ -1,0 +1,121 @@
+"""The SQLite group commit: concurrent writes share one transaction and one fsync, and
+nobody is told a write is stored before it is committed."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, event, func, insert, select
+
+from berkas.adapters.db.database import SqlDatabase
+from berkas.adapters.db.tables import pending_blobs
+from berkas.adapters.db.writes import GroupCommit
+from berkas.core.errors import Unavailable
+from tests.adapters.db.conftest import SEALER
+
+NOW = datetime(2026, 12, 2, tzinfo=UTC)
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[SqlDatabase]:
+    db = SqlDatabase.from_url(f"sqlite:///{tmp_path / 'berkas.db'}", sealer=SEALER)
+    db.migrate()
+    yield db
+    db.close()
+
+
+def keys_in(db: SqlDatabase) -> int:
+    with db.engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(pending_blobs)).scalar_one())
+
+
+def test_concurrent_writes_are_committed_in_fewer_transactions_than_writers(
+    database: SqlDatabase,
+) -> None:
+    commits: list[int] = []
+    event.listen(database.engine, "commit", lambda _conn: commits.append(1))
+    barrier = threading.Barrier(32)
+
+    def write(i: int) -> None:
+        barrier.wait()
+        database.files.reserve_key(f"k/{i}", 1, NOW)
+
+    with ThreadPoolExecutor(32) as pool:
+        list(pool.map(write, range(32)))
+
+    assert keys_in(database) == 32
+    assert 1 <= len(commits) < 32  # batched: far fewer fsyncs than writes
+
+
+def test_a_write_is_visible_to_everyone_once_the_call_returns(database: SqlDatabase) -> None:
+    database.files.reserve_key("k/1", 1, NOW)
+    other = SqlDatabase.from_url(str(database.engine.url), sealer=SEALER)
+    try:
+        assert other.files.reserved_keys(1) == ["k/1"]
+    finally:
+        other.close()
+
+
+def test_one_callers_failure_does_not_undo_the_others_in_its_batch(tmp_path: Path) -> None:
+    db = SqlDatabase.from_url(f"sqlite:///{tmp_path / 'b.db'}", sealer=SEALER)
+    db.migrate()
+    group = GroupCommit(db.engine)
+    barrier = threading.Barrier(8)
+
+    def write(i: int) -> str:
+        barrier.wait()
+        try:
+            with group.transaction() as connection:
+                connection.execute(
+                    insert(pending_blobs).values(key=f"k/{i}", node_id=1, created_at=NOW)
+                )
+                if i % 2:
+                    raise ValueError("this caller changes its mind")
+        except ValueError:
+            return "rolled back"
+        return "stored"
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(write, range(8)))
+        assert outcomes.count("stored") == 4
+        assert sorted(db.files.reserved_keys(1)) == [f"k/{i}" for i in range(0, 8, 2)]
+    finally:
+        group.close()
+        db.close()
+
+
+def test_a_failed_commit_tells_every_caller_of_the_batch_and_stores_nothing(
+    database: SqlDatabase,
+) -> None:
+    fail = threading.Event()
+    fail.set()
+
+    def refuse(connection: Connection) -> None:
+        if fail.is_set():
+            fail.clear()
+            raise OSError("disk I/O error")
+
+    event.listen(database.engine, "commit", refuse)
+    with pytest.raises(Unavailable) as caught:
+        database.files.reserve_key("k/lost", 1, NOW)
+    assert caught.value.code == "database_unavailable"
+    event.remove(database.engine, "commit", refuse)
+
+    assert keys_in(database) == 0
+    database.files.reserve_key("k/kept", 1, NOW)  # the writer goes on after a failure
+    assert database.files.reserved_keys(1) == ["k/kept"]
+
+
+def test_an_unreachable_database_is_unavailable_not_a_hang(tmp_path: Path) -> None:
+    db = SqlDatabase.from_url(f"sqlite:///{tmp_path / 'missing' / 'x.db'}", sealer=SEALER)
+    try:
+        with pytest.raises(Unavailable):
+            db.files.reserve_key("k", 1, NOW)
+    finally:
+        db.close()
