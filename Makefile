@@ -43,8 +43,19 @@ typecheck: install
 imports: install
 	$(BIN)/lint-imports
 
-bench: install
+# berkas vs the careful peer under wrk (issue 8), plus the baseline ratios; see
+# bench/README.md. Installs wrk (Debian) and the `bench` extra if missing.
+BENCH_STAMP := $(VENV)/.bench-stamp
+bench: install $(BENCH_STAMP)
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	@command -v taskset >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux >/dev/null; }
 	$(BIN)/python -m bench
+
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP)
 
 # Debian packages the integration tests use: PostgreSQL server binaries, and a Ceph
 # monitor, OSD and RADOS gateway for the S3 blob store (tests/support/rgw.py).

@@ -1,4 +1,8 @@
-"""``make bench``: upload latency and server memory, each as a ratio to a baseline.
+"""``make bench``: berkas against the careful peer under wrk, and ratios to baselines.
+
+- vs peer (bench/compare.py): the issue 8 workloads and sweeps under wrk, berkas and
+  bench/peer pinned to one core, wrk to the other; a table, the budget ratios and
+  bench/results/bench.png (throughput and p99 against concurrency and file size).
 
 - upload: median time of a multipart upload to berkas vs the same body POSTed to a bare
   ASGI app that only streams it to a temp file and fsyncs (bench/baseline_app.py), both
@@ -29,6 +33,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from bench import compare, servers, wrk
 from berkas.core import content
 from tests.support import samples
 from tests.support.fixture_server import free_port
@@ -197,9 +202,63 @@ def bench_scaled_throughput(embedded: Server, scaled: Server) -> dict[str, float
     }
 
 
+def _vs_peer(tmp: Path) -> dict[str, object]:
+    wrk.ensure_wrk()
+    berkas = servers.berkas(tmp / "berkas-vs-peer")
+    peer = servers.Peer(tmp / "peer")
+    try:
+        peer.start()
+        return compare.compare(tmp, berkas, peer)
+    finally:
+        berkas.stop()
+        peer.stop()
+
+
+def _print_table(vs_peer: dict[str, object]) -> None:
+    rows = compare.rows_from(vs_peer)
+    print()
+    print(
+        f"{'workload':22} {'c':>4} {'side':6} {'KB':>7} {'req/s':>8} {'MB/s':>7}"
+        f" {'p50 ms':>8} {'p99 ms':>8} {'non2xx':>6} {'RSS MB':>7} {'ratio':>6}"
+    )
+    for row in rows:
+        ratio = ""
+        if row.side == "berkas":
+            peer = next(
+                (
+                    r
+                    for r in rows
+                    if r.side == "peer"
+                    and r.workload == row.workload
+                    and r.connections == row.connections
+                    and (r.workload != "size sweep jpeg" or r.body_bytes == row.body_bytes)
+                ),
+                None,
+            )
+            if peer is not None and peer.rps:
+                ratio = f"{row.rps / peer.rps:.2f}"
+        print(
+            f"{row.workload:22} {row.connections:>4} {row.side:6} {row.body_bytes / 1e3:>7.0f}"
+            f" {row.rps:>8.1f} {row.mb_per_s:>7.1f} {row.p50_ms:>8.1f} {row.p99_ms:>8.1f}"
+            f" {row.non_2xx + row.socket_errors:>6} {row.peak_rss_mb:>7.0f} {ratio:>6}"
+        )
+    print("\nratio = berkas req/s / peer req/s at the same workload and concurrency")
+    ratios = vs_peer["ratios"]
+    assert isinstance(ratios, dict)
+    print("\nbudget ratios (reported, not asserted):")
+    for name, value in ratios.items():
+        print(f"  {name:52} {value:8.3f}")
+
+
 def main() -> None:
+    started = time.perf_counter()
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
+        vs_peer = _vs_peer(Path(tmp))
+        results["vs_peer"] = vs_peer
+        compare.plot(compare.rows_from(vs_peer), out / "bench.png")
         server = Server(data_dir=Path(tmp) / "data", env={"BERKAS_DEMO_CLIENT": "false"})
         server.start()
         try:
@@ -223,15 +282,23 @@ def main() -> None:
         finally:
             server.stop()
     results["inspect_3000x2000_jpeg"] = bench_inspect(samples.jpeg(3000, 2000))
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
+    results["wall_seconds"] = time.perf_counter() - started
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    _print_table(vs_peer)
+    print()
     for name, values in results.items():
-        assert isinstance(values, dict)
+        if name == "vs_peer" or not isinstance(values, dict):
+            continue
         cells = ", ".join(
             f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()
         )
         print(f"{name:28} {cells}")
+    print(f"\nwall time {results['wall_seconds']:.0f} s; results in {out}/latest.json, bench.png")
+    failures = vs_peer["failures"]
+    assert isinstance(failures, list)
+    if failures:
+        print("\nFAILED (non-2xx or errors):\n  " + "\n  ".join(failures))
+        sys.exit(1)
 
 
 if __name__ == "__main__":

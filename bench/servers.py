@@ -1,0 +1,114 @@
+"""The two servers under load, each pinned to the server core with ``taskset``.
+
+berkas is ``berkas serve`` with the embedded default's settings (SQLite + local disk, no
+demo client) through the tests' ``Server`` helper; the peer is ``python -m bench.peer``
+(or, with more than one worker, the same app under ``uvicorn --workers``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.peer.app import create_app
+from tests.support.fixture_server import free_port
+from tests.support.server import Server
+
+SERVER_CPU = os.environ.get("BENCH_SERVER_CPU", "0")
+WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))
+
+
+class PinnedServer(Server):
+    """``berkas serve`` under ``taskset -c SERVER_CPU`` (taskset execs: same pid)."""
+
+    def _spawn(self, log: Any) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "berkas.cli.main", "serve", "--port", str(self.port)]
+        return subprocess.Popen(
+            ["taskset", "-c", SERVER_CPU, *command, *self.args],
+            env={
+                **os.environ,
+                "BERKAS_DATA_DIR": str(self.data_dir),
+                "BERKAS_LOG_LEVEL": "warning",
+                **self.env,
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def berkas(data_dir: Path) -> PinnedServer:
+    env = {"BERKAS_DEMO_CLIENT": "false"}
+    if WORKERS > 1:
+        env["BERKAS_WORKERS"] = str(WORKERS)
+    server = PinnedServer(data_dir=data_dir, env=env)
+    server.start()
+    return server
+
+
+class Peer:
+    """The careful peer on loopback, pinned like berkas."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = data_dir.parent / f"peer-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if WORKERS > 1:
+            create_app(self.data_dir)  # makes the RSA key once, before workers race for it
+            command = [
+                sys.executable, "-m", "uvicorn", "--factory", "bench.peer_workers:app",
+                "--port", str(self.port), "--workers", str(WORKERS),
+                "--log-level", "warning", "--no-access-log",
+            ]  # fmt: skip
+        else:
+            command = [
+                sys.executable, "-m", "bench.peer",
+                "--port", str(self.port), "--data-dir", str(self.data_dir),
+            ]  # fmt: skip
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                ["taskset", "-c", SERVER_CPU, *command],
+                env={**os.environ, "BENCH_PEER_DATA_DIR": str(self.data_dir)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"peer exited early:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"peer did not become healthy:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
