@@ -422,3 +422,63 @@ def test_damaged_real_files_raise_only_berkas_errors(
     for where, mask in flips:
         data[min(len(data) - 1, int(len(data) * where))] ^= mask
     _inspect_or_refuse(tmp_path_factory.mktemp("fuzz"), bytes(data))
+
+
+# --- PNG image data, checked as a stream ---------------------------------------------------
+
+
+def png_raw(
+    width: int, height: int, scanlines: bytes, *, interlace: int = 0, colour: int = 0
+) -> bytes:
+    """A PNG with valid CRCs whose IDAT inflates to exactly ``scanlines``."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, interlace)
+    idat = zlib.compress(scanlines)
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    )
+
+
+def adam7_scanlines(width: int, height: int, filter_type: int = 0) -> bytes:
+    passes = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+              (0, 1, 1, 2))  # fmt: skip
+    out = b""
+    for x0, y0, dx, dy in passes:
+        pass_w = max(0, (width - x0 + dx - 1) // dx)
+        pass_h = max(0, (height - y0 + dy - 1) // dy)
+        if pass_w:
+            out += (bytes([filter_type]) + bytes(pass_w)) * pass_h
+    return out
+
+
+def test_an_interlaced_png_is_accepted_and_pillow_agrees(tmp_path: Path) -> None:
+    data = png_raw(13, 9, adam7_scanlines(13, 9), interlace=1)
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()  # the reference decoder accepts it too
+    assert run(tmp_path, data) == ContentInfo(kind=Kind.PNG, width=13, height=9, pages=None)
+
+
+def test_a_png_scanline_with_an_unknown_filter_type_is_corrupt(tmp_path: Path) -> None:
+    rows = (b"\x00" + bytes(20)) * 9 + b"\x05" + bytes(20)  # the last row: filter 5
+    assert refused(tmp_path, png_raw(20, 10, rows)).code == "image_corrupt"
+
+
+def test_png_image_data_shorter_than_its_header_says_is_truncated(tmp_path: Path) -> None:
+    rows = (b"\x00" + bytes(20)) * 9  # one row short, in a complete zlib stream
+    assert refused(tmp_path, png_raw(20, 10, rows)).code == "image_truncated"
+
+
+def test_png_image_data_longer_than_its_header_says_is_corrupt(tmp_path: Path) -> None:
+    rows = (b"\x00" + bytes(20)) * 11
+    assert refused(tmp_path, png_raw(20, 10, rows)).code == "image_corrupt"
+
+
+def test_a_png_is_checked_without_decoding_it_into_a_pixel_buffer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Memory stays flat however large the image: Pillow's load() is never called.
+    def no_pixel_buffer(self: object) -> None:
+        raise AssertionError("a PNG was decoded into memory")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_pixel_buffer)
+    info = run(tmp_path, png_bytes((2000, 1500), "RGB"))
+    assert (info.width, info.height) == (2000, 1500)

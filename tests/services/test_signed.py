@@ -357,3 +357,47 @@ def test_a_stale_reservation_of_another_request_is_still_a_conflict(
     with pytest.raises(Conflict) as caught:
         verifier.begin(verifier.authenticate(other), other)
     assert caught.value.code == "request_id_reused"
+
+
+# record(): the one-write form the token and requirements endpoints use.
+
+
+def test_a_recorded_answer_is_what_the_same_request_hears_again(
+    verifier: RequestVerifier, clock: FakeClock
+) -> None:
+    first = signed(clock)
+    verifier.record(verifier.authenticate(first), first, 200, b'{"token": "first"}')
+
+    again = signed(clock)
+    with pytest.raises(Replayed) as caught:
+        verifier.record(verifier.authenticate(again), again, 200, b'{"token": "second"}')
+    assert caught.value.body == b'{"token": "first"}'
+    # The two-phase form sees the same record.
+    with pytest.raises(Replayed):
+        verifier.begin(verifier.authenticate(again), again)
+
+
+def test_a_recorded_request_id_for_a_different_request_is_a_conflict(
+    verifier: RequestVerifier, clock: FakeClock
+) -> None:
+    first = signed(clock)
+    verifier.record(verifier.authenticate(first), first, 200, b'{"token": "first"}')
+
+    different = signed(clock, method="GET", path=FILE_PATH, body=None)
+    with pytest.raises(Conflict) as caught:
+        verifier.record(verifier.authenticate(different), different, 200, b"{}")
+    assert not isinstance(caught.value, Replayed)
+    assert caught.value.code == "request_id_reused"
+
+
+def test_a_server_error_is_not_recorded_so_a_retry_runs(
+    verifier: RequestVerifier, clock: FakeClock
+) -> None:
+    failed = signed(clock)
+    verifier.record(verifier.authenticate(failed), failed, 500, b"")
+
+    retry = signed(clock)
+    verifier.record(verifier.authenticate(retry), retry, 200, b'{"token": "t"}')
+    with pytest.raises(Replayed) as caught:
+        verifier.begin(verifier.authenticate(retry), retry)
+    assert caught.value.body == b'{"token": "t"}'

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import enum
 import os
+import struct
 import warnings
-from collections.abc import Collection, Sequence
+import zlib
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -159,7 +161,11 @@ def _inspect_image(path: Path, kind: Kind, limits: ImageLimits) -> ContentInfo:
             # Image.load() does not check chunk CRCs; verify() walks every chunk and does
             # (a flipped bit inside IDAT can still inflate to plausible pixels).
             _decode(fh, fmt, kind, verify=True)
-        _decode(fh, fmt, kind, verify=False)
+            # Then the image data itself, inflated as a stream: the same checks a full
+            # load makes, without a pixel buffer (a 26 MP RGB PNG would need ~78 MB).
+            _inflate_png(fh, kind)
+        else:
+            _decode(fh, fmt, kind, verify=False)
     return ContentInfo(kind=kind, width=width, height=height, pages=None)
 
 
@@ -212,6 +218,94 @@ def _decode(fh: BinaryIO, fmt: str, kind: Kind, *, verify: bool) -> None:
     except Exception as exc:
         # See _declared_size: parser internals never leave this module.
         raise _image_failure(kind, exc) from exc
+
+
+# PNG (ISO/IEC 15948, W3C PNG 2nd ed.): samples per pixel by colour type (11.2.2), and
+# the Adam7 passes (8.2) as (x0, y0, dx, dy).
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_ADAM7 = (
+    (0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+    (0, 1, 1, 2),
+)  # fmt: skip
+_INFLATE_PIECE = 1 << 16
+
+
+def _png_chunks(fh: BinaryIO) -> Iterator[tuple[bytes, bytes]]:
+    """(type, data) of each chunk after the signature, up to and including IEND."""
+    fh.seek(8)
+    while True:
+        header = fh.read(8)
+        if len(header) < 8:
+            raise EOFError("no IEND chunk")
+        length, name = struct.unpack(">I4s", header)
+        data = fh.read(length)
+        if len(data) < length or len(fh.read(4)) < 4:  # the CRC, checked by verify()
+            raise EOFError("chunk cut short")
+        yield name, data
+        if name == b"IEND":
+            return
+
+
+class _Scanlines:
+    """The inflated image data of a PNG, checked as it streams past."""
+
+    def __init__(self, ihdr: bytes) -> None:
+        width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", ihdr)
+        bits = depth * _PNG_CHANNELS[colour]
+        passes = _ADAM7 if interlace == 1 else ((0, 0, 1, 1),)
+        # Every scanline's length (its filter byte included), pass after pass.
+        self._rows: list[int] = []
+        for x0, y0, dx, dy in passes:
+            pass_w = (width - x0 + dx - 1) // dx if width > x0 else 0
+            pass_h = (height - y0 + dy - 1) // dy if height > y0 else 0
+            if pass_w:
+                self._rows.extend([1 + (pass_w * bits + 7) // 8] * pass_h)
+        self.expected = sum(self._rows)
+        self.produced = 0
+        self._row = 0  # the next scanline
+        self._next = 0  # where in the stream it starts
+
+    def feed(self, piece: bytes) -> None:
+        end = self.produced + len(piece)
+        if end > self.expected:
+            raise ValueError("more image data than the header declares")
+        while self._next < end:
+            if piece[self._next - self.produced] > 4:
+                raise ValueError("unknown scanline filter type")
+            self._next += self._rows[self._row]
+            self._row += 1
+        self.produced = end
+
+
+def _inflate_png(fh: BinaryIO, kind: Kind) -> None:
+    """Inflate every IDAT of the PNG in ``fh`` as one stream, in bounded pieces, and check
+    what a decoder would: the zlib stream is valid and complete, it holds exactly the
+    scanlines IHDR implies, and each scanline starts with a known filter type (0-4).
+
+    ``verify()`` has already checked the chunk CRCs and their order (IHDR first).
+    """
+    inflater = zlib.decompressobj()
+    lines: _Scanlines | None = None
+    try:
+        for name, data in _png_chunks(fh):
+            if name == b"IHDR":
+                lines = _Scanlines(data)
+            elif name == b"IDAT" and lines is not None:
+                pending = data
+                while pending:
+                    lines.feed(inflater.decompress(pending, _INFLATE_PIECE))
+                    pending = inflater.unconsumed_tail
+        if lines is None:
+            raise ValueError("no IHDR chunk")
+        lines.feed(inflater.flush())
+    except zlib.error as exc:
+        raise _image_failure(kind, ValueError(str(exc))) from exc
+    except (EOFError, ValueError, KeyError, IndexError, struct.error) as exc:
+        raise _image_failure(kind, exc) from exc
+    if not inflater.eof or lines.produced < lines.expected:
+        raise _image_failure(kind, EOFError("image data truncated"))
+    if inflater.unused_data:
+        raise _image_failure(kind, ValueError("data after the end of the image stream"))
 
 
 def _image_failure(kind: Kind, exc: Exception) -> UnsupportedContent:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NoReturn
 
 from berkas.core import signing
 from berkas.core.codes import Code
@@ -121,20 +122,31 @@ class RequestVerifier:
             created_at=self._clock.now(),
         )
         existing = reserve(self._replays, record, self._stale_after)
-        if existing is None:
+        if existing is not None:
+            _refuse(existing, record)
+
+    def record(self, client: Client, request: SignedRequest, status: int, body: bytes) -> None:
+        """For work whose only effect is its answer (a token, a requirements lookup):
+        store that answer under the Request-Id after the work; one write, where
+        ``begin`` + ``finish`` take two.
+
+        Raises ``Replayed`` (the first answer) or ``Conflict`` when the Request-Id was
+        used first, as ``begin`` would: of two identical requests racing, one is answered
+        and the other hears the first answer. A 5xx is not remembered (a retry runs).
+        """
+        if status >= 500:
             return
-        if existing.fingerprint != record.fingerprint:
-            raise Conflict(
-                f"Request-Id {request_id!r} was already used for a different request; "
-                "use a new Request-Id for each new request.",
-                code=Code.REQUEST_ID_REUSED,
-            )
-        if existing.body is None:
-            raise Conflict(
-                f"A request with Request-Id {request_id!r} is still being processed.",
-                code=Code.REQUEST_IN_PROGRESS,
-            )
-        raise Replayed(existing.body)
+        answered = ReplayRecord(
+            client_id=client.client_id,
+            request_id=_required(request.request_id, "Request-Id"),
+            fingerprint=request.fingerprint(),
+            status=status,
+            body=body,
+            created_at=self._clock.now(),
+        )
+        existing = reserve(self._replays, answered, self._stale_after)
+        if existing is not None:
+            _refuse(existing, answered)
 
     def finish(self, client: Client, request: SignedRequest, status: int, body: bytes) -> None:
         """Remember the response; a 5xx is forgotten instead so the client can retry."""
@@ -143,6 +155,23 @@ class RequestVerifier:
             self._replays.release(client.client_id, request_id)
         else:
             self._replays.finish(client.client_id, request_id, status, body)
+
+
+def _refuse(existing: ReplayRecord, record: ReplayRecord) -> NoReturn:
+    """What a request whose Request-Id was used first hears: the first answer, or why not."""
+    request_id = record.request_id
+    if existing.fingerprint != record.fingerprint:
+        raise Conflict(
+            f"Request-Id {request_id!r} was already used for a different request; "
+            "use a new Request-Id for each new request.",
+            code=Code.REQUEST_ID_REUSED,
+        )
+    if existing.body is None:
+        raise Conflict(
+            f"A request with Request-Id {request_id!r} is still being processed.",
+            code=Code.REQUEST_IN_PROGRESS,
+        )
+    raise Replayed(existing.body)
 
 
 def _required(value: str | None, header: str) -> str:

@@ -81,16 +81,19 @@ async def _once(
     signed: SignedRequest,
     handler: Callable[[], Awaitable[Response]],
 ) -> Response:
-    """Run a signed request at most once per Request-Id (DOKU's idempotency rule)."""
-    await run_in_threadpool(svc.signed.begin, client, signed)
+    """Answer a signed request at most once per Request-Id (DOKU's idempotency rule).
+
+    Both signed endpoints only compute their answer (no other effect), so the work runs
+    first and the answer is stored once, in one write; a Request-Id used first gets the
+    first answer (or a conflict) instead of this one.
+    """
     try:
         response = await handler()
     except BerkasError as exc:
         response = error_response(exc)
-    except BaseException:
-        await run_in_threadpool(svc.signed.finish, client, signed, 500, b"")
-        raise
-    await run_in_threadpool(
-        svc.signed.finish, client, signed, response.status_code, bytes(response.body)
-    )
+    body = bytes(response.body)
+    try:
+        await run_in_threadpool(svc.signed.record, client, signed, response.status_code, body)
+    except BerkasError as exc:
+        return error_response(exc)
     return response
