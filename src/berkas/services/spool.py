@@ -119,10 +119,14 @@ class Spool:
             self._refuse()
 
     def finish(self) -> None:
-        """Flush and fsync the file, then close it; ``path`` is complete and durable."""
+        """Flush and close the file: ``path`` is complete (not yet durable).
+
+        No fsync here: the spool is scratch space. Durability is the blob store's job
+        (``BlobStore.put_file`` fsyncs what it keeps, or hands it to S3), so an upload
+        that inspection refuses costs no disk flush, and a kept one costs one, not two.
+        """
         fh = self._open_file()
         fh.flush()
-        os.fsync(fh.fileno())
         fh.close()
         self._fh = None
 

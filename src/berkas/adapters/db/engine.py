@@ -22,6 +22,9 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 POSTGRES_CONNECT_TIMEOUT_S = 5
 # Execution option asking for ``BEGIN IMMEDIATE`` on SQLite (see _begin below).
 WRITE_OPTION = "berkas_write"
+# Execution option for a single-statement read: on SQLite no BEGIN is sent, so the
+# statement runs in autocommit (its own snapshot) and no ROLLBACK follows.
+READ_OPTION = "berkas_read"
 # Pooled connections: every request thread (anyio's default limiter runs 40) can hold
 # one without queueing for the pool, which SQLAlchemy's default of 5 + 10 made them do.
 POOL_SIZE = 40
@@ -171,7 +174,8 @@ def _sqlite_begin(connection: Connection) -> None:
     # Writers take the write lock up front (BEGIN IMMEDIATE) so they queue on busy_timeout;
     # a deferred transaction that reads first and then writes can instead fail at once with
     # SQLITE_BUSY_SNAPSHOT in WAL mode. https://www.sqlite.org/lang_transaction.html
-    if connection.get_execution_options().get(WRITE_OPTION):
+    options = connection.get_execution_options()
+    if options.get(WRITE_OPTION):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
+    elif not options.get(READ_OPTION):
         connection.exec_driver_sql("BEGIN")
