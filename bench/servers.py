@@ -46,7 +46,9 @@ class PinnedServer(Server):
 def berkas(data_dir: Path) -> PinnedServer:
     env = {"BERKAS_DEMO_CLIENT": "false"}
     if WORKERS > 1:
-        env["BERKAS_WORKERS"] = str(WORKERS)
+        # berkas serves one process per node today (no BERKAS_WORKERS; an unknown
+        # BERKAS_* name would stop it at start): compare like with like instead.
+        raise SystemExit("BENCH_WORKERS must be 1: berkas runs one worker process per node")
     server = PinnedServer(data_dir=data_dir, env=env)
     server.start()
     return server

@@ -125,7 +125,7 @@ def test_a_server_failure_is_not_replayed(
         def explode(*args: object, **kwargs: object) -> None:
             raise RuntimeError("key store exploded")
 
-        patched.setattr(server.container.tokens, "issue", explode)
+        patched.setattr(server.container.tokens, "issue_to", explode)
         failed = partner.token_request(payload, request_id="tok-3")
 
     error = assert_error(failed, 500, "internal_error")

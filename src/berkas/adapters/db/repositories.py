@@ -9,7 +9,7 @@ under the master key on the way in and opened on the way out (adapters/sealing.p
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -60,6 +60,19 @@ def translate_errors() -> Iterator[None]:
             "The metadata database is unreachable; try again later.",
             code=Code.DATABASE_UNAVAILABLE,
         ) from error
+
+
+def _statement_scope(connection: Connection) -> AbstractContextManager[object]:
+    """Where a statement that may hit a constraint runs, so the transaction can go on.
+
+    PostgreSQL aborts the whole transaction on an error, so the statement gets a
+    SAVEPOINT. SQLite undoes only the failing statement and keeps the transaction
+    ("ABORT ... the transaction remains active", https://www.sqlite.org/lang_conflict.html),
+    so no savepoint is needed: two statements fewer per write.
+    """
+    if connection.dialect.name == "sqlite":
+        return nullcontext()
+    return connection.begin_nested()
 
 
 class _SqlRepository:
@@ -201,7 +214,7 @@ class SqlFileRepository(_SqlRepository):
         }
         with self._write() as connection:
             try:
-                with connection.begin_nested():
+                with _statement_scope(connection):
                     connection.execute(insert(files).values(values))
             except exc.IntegrityError as error:
                 # Tell the three constraints apart by looking, not by parsing driver
@@ -279,7 +292,7 @@ class SqlReplayRepository(_SqlRepository):
         for _ in range(_BEGIN_ATTEMPTS):
             with self._write() as connection:
                 try:
-                    with connection.begin_nested():
+                    with _statement_scope(connection):
                         connection.execute(insert(replays).values(values))
                 except exc.IntegrityError:
                     # Read on this connection: it also sees a reservation made earlier in
@@ -541,7 +554,7 @@ class SqlServiceSecrets(_SqlRepository, _Sealed):
         }
         with self._write() as connection:
             try:
-                with connection.begin_nested():
+                with _statement_scope(connection):
                     connection.execute(insert(service_secrets).values(row))
             except exc.IntegrityError:
                 pass  # another node stored it first

@@ -39,7 +39,7 @@ async def token(request: Request, svc: ServicesDep) -> Response:
             raise InvalidRequest(
                 'grant_type must be "client_credentials".', code=Code.GRANT_TYPE_INVALID
             )
-        issued = svc.tokens.issue(client.client_id, payload.get("valid_time"))
+        issued = svc.tokens.issue_to(client, payload.get("valid_time"))
         return JSONResponse(schemas.TokenResponse(token=issued.token).model_dump())
 
     return await _once(svc, client, signed, issue)
