@@ -10,7 +10,7 @@ import pytest
 from berkas.adapters.db.memory import MemoryDatabase
 from berkas.core import signing
 from berkas.core.errors import AuthenticationFailed, Conflict, InvalidRequest, Replayed
-from berkas.core.models import Client
+from berkas.core.models import Client, ReplayRecord
 from berkas.services.signed import RequestVerifier, SignedRequest
 from tests.support.fakes import FakeClock
 
@@ -236,34 +236,44 @@ def test_a_signature_over_another_query_is_refused(
 
 
 def _run(verifier: RequestVerifier, request: SignedRequest, status: int, body: bytes) -> None:
-    client = verifier.authenticate(request)
-    verifier.begin(client, request)
-    verifier.finish(client, request, status, body)
+    verifier.record(verifier.authenticate(request), request, status, body)
 
 
-def test_the_same_request_again_replays_the_first_body(
+def _heard(verifier: RequestVerifier, request: SignedRequest) -> bytes:
+    """What ``request`` hears when its Request-Id was answered first."""
+    with pytest.raises(Replayed) as caught:
+        _run(verifier, request, 200, b'{"token": "not this one"}')
+    return caught.value.body
+
+
+def _left_running(db: MemoryDatabase, request: SignedRequest, clock: FakeClock) -> None:
+    """A reservation with no answer yet: a request still running on another node, or
+    one whose node died (as an older berkas, which reserved first, could leave)."""
+    assert request.client_id is not None
+    assert request.request_id is not None
+    db.replays.begin(
+        ReplayRecord(
+            client_id=request.client_id,
+            request_id=request.request_id,
+            fingerprint=request.fingerprint(),
+            status=None,
+            body=None,
+            created_at=clock.now(),
+        )
+    )
+
+
+def test_the_same_request_again_hears_the_first_answer(
     verifier: RequestVerifier, clock: FakeClock
 ) -> None:
-    request = signed(clock)
-    _run(verifier, request, 200, b'{"token": "first"}')
-
-    again = signed(clock)
-    client = verifier.authenticate(again)
-    with pytest.raises(Replayed) as caught:
-        verifier.begin(client, again)
-
-    assert caught.value.body == b'{"token": "first"}'
+    _run(verifier, signed(clock), 200, b'{"token": "first"}')
+    assert _heard(verifier, signed(clock)) == b'{"token": "first"}'
 
 
 def test_an_error_answer_is_replayed_too(verifier: RequestVerifier, clock: FakeClock) -> None:
     error = b'{"error": {"code": "grant_type_invalid"}}'
     _run(verifier, signed(clock), 400, error)
-
-    request = signed(clock)
-    with pytest.raises(Replayed) as caught:
-        verifier.begin(verifier.authenticate(request), request)
-
-    assert caught.value.body == error
+    assert _heard(verifier, signed(clock)) == error
 
 
 @pytest.mark.parametrize(
@@ -281,123 +291,59 @@ def test_the_same_request_id_for_a_different_request_is_a_conflict(
 
     different = signed(clock, **other)  # type: ignore[arg-type]
     with pytest.raises(Conflict) as caught:
-        verifier.begin(verifier.authenticate(different), different)
+        _run(verifier, different, 200, b"{}")
 
     assert not isinstance(caught.value, Replayed)
     assert caught.value.code == "request_id_reused"
     assert "req-1" in caught.value.message
 
 
-def test_a_request_still_running_is_reported_in_progress(
-    verifier: RequestVerifier, clock: FakeClock
+def test_a_request_still_running_elsewhere_is_reported_in_progress(
+    verifier: RequestVerifier, db: MemoryDatabase, clock: FakeClock
 ) -> None:
-    request = signed(clock)
-    client = verifier.authenticate(request)
-    verifier.begin(client, request)
+    _left_running(db, signed(clock), clock)
 
     with pytest.raises(Conflict) as caught:
-        verifier.begin(client, signed(clock))
+        _run(verifier, signed(clock), 200, b"{}")
 
     assert caught.value.code == "request_in_progress"
 
 
 @pytest.mark.parametrize("status", [500, 503])
-def test_a_server_failure_is_forgotten_so_a_retry_runs(
+def test_a_server_failure_is_not_remembered_so_a_retry_runs(
     verifier: RequestVerifier, clock: FakeClock, status: int
 ) -> None:
     _run(verifier, signed(clock), status, b"")
-
-    retry = signed(clock)
-    client = verifier.authenticate(retry)
-    verifier.begin(client, retry)  # runs again instead of raising
-    verifier.finish(client, retry, 200, b'{"token": "second"}')
-
-    with pytest.raises(Replayed) as caught:
-        verifier.begin(client, signed(clock))
-    assert caught.value.body == b'{"token": "second"}'
+    _run(verifier, signed(clock), 200, b'{"token": "second"}')  # runs again, no raise
+    assert _heard(verifier, signed(clock)) == b'{"token": "second"}'
 
 
 def test_request_ids_are_per_client(verifier: RequestVerifier, clock: FakeClock) -> None:
     _run(verifier, signed(clock), 200, b'{"token": "one"}')
 
     other = signed(clock, client_id="BRN-0002-2", secret="SK-two-secret")
-    client = verifier.authenticate(other)
-    verifier.begin(client, other)  # the same Request-Id is new for another client
-    verifier.finish(client, other, 200, b'{"token": "two"}')
+    _run(verifier, other, 200, b'{"token": "two"}')  # the same Request-Id is new here
 
-    with pytest.raises(Replayed) as caught:
-        verifier.begin(client, signed(clock, client_id="BRN-0002-2", secret="SK-two-secret"))
-    assert caught.value.body == b'{"token": "two"}'
+    again = signed(clock, client_id="BRN-0002-2", secret="SK-two-secret")
+    assert _heard(verifier, again) == b'{"token": "two"}'
 
 
 def test_a_reservation_left_by_a_crashed_request_is_taken_over_by_its_retry(
-    verifier: RequestVerifier, clock: FakeClock
+    verifier: RequestVerifier, db: MemoryDatabase, clock: FakeClock
 ) -> None:
-    request = signed(clock)
-    client = verifier.authenticate(request)
-    verifier.begin(client, request)  # the node dies here: no finish, no release
+    _left_running(db, signed(clock), clock)  # the node died: no answer, no release
 
     clock.advance(timedelta(minutes=5))
-    retry = signed(clock)
-    verifier.begin(verifier.authenticate(retry), retry)  # runs instead of "in progress"
-    verifier.finish(client, retry, 200, b'{"token": "t"}')
-
-    with pytest.raises(Replayed) as caught:
-        verifier.begin(client, signed(clock))
-    assert caught.value.body == b'{"token": "t"}'
+    _run(verifier, signed(clock), 200, b'{"token": "t"}')  # runs instead of "in progress"
+    assert _heard(verifier, signed(clock)) == b'{"token": "t"}'
 
 
 def test_a_stale_reservation_of_another_request_is_still_a_conflict(
-    verifier: RequestVerifier, clock: FakeClock
+    verifier: RequestVerifier, db: MemoryDatabase, clock: FakeClock
 ) -> None:
-    request = signed(clock)
-    verifier.begin(verifier.authenticate(request), request)
+    _left_running(db, signed(clock), clock)
     clock.advance(timedelta(minutes=5))
     other = signed(clock, method="GET", path=FILE_PATH, body=None)
     with pytest.raises(Conflict) as caught:
-        verifier.begin(verifier.authenticate(other), other)
+        _run(verifier, other, 200, b"{}")
     assert caught.value.code == "request_id_reused"
-
-
-# record(): the one-write form the token and requirements endpoints use.
-
-
-def test_a_recorded_answer_is_what_the_same_request_hears_again(
-    verifier: RequestVerifier, clock: FakeClock
-) -> None:
-    first = signed(clock)
-    verifier.record(verifier.authenticate(first), first, 200, b'{"token": "first"}')
-
-    again = signed(clock)
-    with pytest.raises(Replayed) as caught:
-        verifier.record(verifier.authenticate(again), again, 200, b'{"token": "second"}')
-    assert caught.value.body == b'{"token": "first"}'
-    # The two-phase form sees the same record.
-    with pytest.raises(Replayed):
-        verifier.begin(verifier.authenticate(again), again)
-
-
-def test_a_recorded_request_id_for_a_different_request_is_a_conflict(
-    verifier: RequestVerifier, clock: FakeClock
-) -> None:
-    first = signed(clock)
-    verifier.record(verifier.authenticate(first), first, 200, b'{"token": "first"}')
-
-    different = signed(clock, method="GET", path=FILE_PATH, body=None)
-    with pytest.raises(Conflict) as caught:
-        verifier.record(verifier.authenticate(different), different, 200, b"{}")
-    assert not isinstance(caught.value, Replayed)
-    assert caught.value.code == "request_id_reused"
-
-
-def test_a_server_error_is_not_recorded_so_a_retry_runs(
-    verifier: RequestVerifier, clock: FakeClock
-) -> None:
-    failed = signed(clock)
-    verifier.record(verifier.authenticate(failed), failed, 500, b"")
-
-    retry = signed(clock)
-    verifier.record(verifier.authenticate(retry), retry, 200, b'{"token": "t"}')
-    with pytest.raises(Replayed) as caught:
-        verifier.begin(verifier.authenticate(retry), retry)
-    assert caught.value.body == b'{"token": "t"}'

@@ -110,29 +110,14 @@ class RequestVerifier:
             )
         return client
 
-    def begin(self, client: Client, request: SignedRequest) -> None:
-        """Reserve the Request-Id; raise ``Replayed`` or ``Conflict`` if it was used."""
-        request_id = _required(request.request_id, "Request-Id")
-        record = ReplayRecord(
-            client_id=client.client_id,
-            request_id=request_id,
-            fingerprint=request.fingerprint(),
-            status=None,
-            body=None,
-            created_at=self._clock.now(),
-        )
-        existing = reserve(self._replays, record, self._stale_after)
-        if existing is not None:
-            _refuse(existing, record)
-
     def record(self, client: Client, request: SignedRequest, status: int, body: bytes) -> None:
         """For work whose only effect is its answer (a token, a requirements lookup):
-        store that answer under the Request-Id after the work; one write, where
-        ``begin`` + ``finish`` take two.
+        store that answer under the Request-Id after the work, in one write.
 
-        Raises ``Replayed`` (the first answer) or ``Conflict`` when the Request-Id was
-        used first, as ``begin`` would: of two identical requests racing, one is answered
-        and the other hears the first answer. A 5xx is not remembered (a retry runs).
+        Raises ``Replayed`` (the first answer) or ``Conflict`` (another request under
+        that Request-Id, or one still running) when the Request-Id was used first: of two
+        identical requests racing, one is answered and the other hears the first answer.
+        A 5xx is not remembered (a retry runs).
         """
         if status >= 500:
             return
@@ -147,14 +132,6 @@ class RequestVerifier:
         existing = reserve(self._replays, answered, self._stale_after)
         if existing is not None:
             _refuse(existing, answered)
-
-    def finish(self, client: Client, request: SignedRequest, status: int, body: bytes) -> None:
-        """Remember the response; a 5xx is forgotten instead so the client can retry."""
-        request_id = _required(request.request_id, "Request-Id")
-        if status >= 500:
-            self._replays.release(client.client_id, request_id)
-        else:
-            self._replays.finish(client.client_id, request_id, status, body)
 
 
 def _refuse(existing: ReplayRecord, record: ReplayRecord) -> NoReturn:
