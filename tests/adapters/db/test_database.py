@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from berkas.adapters.db.database import SqlDatabase
 from berkas.adapters.db.tables import clients, metadata
@@ -154,3 +154,28 @@ def test_a_client_secret_stored_in_clear_is_refused_not_used(sql_database: SqlDa
     client = sql_database.clients.get("BRN-X")
     assert client is not None
     assert client.secret_key == "SK-chosen-by-whoever-wrote-the-row"
+
+
+def test_postgresql_reads_run_outside_a_transaction_and_writes_inside_one(
+    postgresql_database: SqlDatabase,
+) -> None:
+    # A read is one statement: in autocommit it is its own transaction (now() is the
+    # statement's start), with no BEGIN and ROLLBACK round trips around it. A write must
+    # still be one transaction: now() stays the same across its statements.
+    postgresql_database.migrate()
+    files = postgresql_database.files
+    same = text("SELECT now() = statement_timestamp()")
+    with files._read() as connection:
+        assert connection.execute(same).scalar_one() is True
+    with files._write() as connection:
+        first = connection.execute(text("SELECT now()")).scalar_one()
+        connection.execute(text("SELECT pg_sleep(0.01)"))
+        assert connection.execute(same).scalar_one() is False
+        assert connection.execute(text("SELECT now()")).scalar_one() == first
+    # The pooled connection a read used goes back to transactions for its next writer.
+    for _ in range(3):
+        with files._read() as connection:
+            connection.execute(same)
+        with files._write() as connection:
+            connection.execute(text("SELECT pg_sleep(0.001)"))
+            assert connection.execute(same).scalar_one() is False

@@ -25,6 +25,21 @@ WRITE_OPTION = "berkas_write"
 # Execution option for a single-statement read: on SQLite no BEGIN is sent, so the
 # statement runs in autocommit (its own snapshot) and no ROLLBACK follows.
 READ_OPTION = "berkas_read"
+
+
+def read_options(engine: Engine) -> dict[str, object]:
+    """Execution options for a single-statement read on ``engine``.
+
+    One statement is its own consistent snapshot, so no transaction is opened: on SQLite
+    no BEGIN is sent (see ``_sqlite_begin``); on PostgreSQL the connection is put in
+    autocommit (psycopg sets that locally, and skips ROLLBACK on an idle connection), so a
+    read is one round trip instead of BEGIN + SELECT + ROLLBACK.
+    """
+    if engine.dialect.name == "postgresql":
+        return {READ_OPTION: True, "isolation_level": "AUTOCOMMIT"}
+    return {READ_OPTION: True}
+
+
 # Pooled connections: every request thread (anyio's default limiter runs 40) can hold
 # one without queueing for the pool, which SQLAlchemy's default of 5 + 10 made them do.
 POOL_SIZE = 40

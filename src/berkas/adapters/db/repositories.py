@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, delete, exc, insert, or_, select, update
 
-from berkas.adapters.db.engine import READ_OPTION
+from berkas.adapters.db.engine import read_options
 from berkas.adapters.db.tables import (
     clients,
     files,
@@ -81,9 +81,9 @@ class _SqlRepository:
         # Shared by the repositories of one database (SqlDatabase): on SQLite a group
         # commit, else a transaction per call.
         self._writes = writes if writes is not None else DirectWrites(engine)
-        # Reads are single statements: on SQLite they run without BEGIN/ROLLBACK (each
-        # statement is its own consistent snapshot), two round trips fewer per read.
-        self._reader = engine.execution_options(**{READ_OPTION: True})
+        # Reads are single statements, run outside a transaction (engine.read_options):
+        # two round trips fewer per read.
+        self._reader = engine.execution_options(**read_options(engine))
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
