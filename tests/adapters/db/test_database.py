@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, text
 
 from berkas.adapters.db.database import SqlDatabase
+from berkas.adapters.db.repositories import SqlFileRepository
 from berkas.adapters.db.tables import clients, metadata
 from berkas.adapters.sealing import SealingError
 from berkas.core.errors import Unavailable
@@ -163,7 +164,7 @@ def test_postgresql_reads_run_outside_a_transaction_and_writes_inside_one(
     # statement's start), with no BEGIN and ROLLBACK round trips around it. A write must
     # still be one transaction: now() stays the same across its statements.
     postgresql_database.migrate()
-    files = postgresql_database.files
+    files = SqlFileRepository(postgresql_database.engine)
     same = text("SELECT now() = statement_timestamp()")
     with files._read() as connection:
         assert connection.execute(same).scalar_one() is True
