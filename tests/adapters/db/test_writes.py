@@ -62,29 +62,67 @@ def test_a_write_is_visible_to_everyone_once_the_call_returns(database: SqlDatab
 
 
 def test_one_callers_failure_does_not_undo_the_others_in_its_batch(tmp_path: Path) -> None:
+    # Callers lending the writer's connection (transaction) and callers handing it work
+    # (run) share batches; each one's failure undoes its own rows only, and reaches it as
+    # the exception it raised.
     db = SqlDatabase.from_url(f"sqlite:///{tmp_path / 'b.db'}", sealer=SEALER)
     db.migrate()
     group = GroupCommit(db.engine)
-    barrier = threading.Barrier(8)
+    barrier = threading.Barrier(16)
+
+    def rows(connection: Connection, i: int) -> str:
+        for part in ("a", "b"):
+            connection.execute(
+                insert(pending_blobs).values(key=f"k/{i}/{part}", node_id=1, created_at=NOW)
+            )
+        if i % 2:
+            raise ValueError(f"caller {i} changes its mind")
+        return f"stored {i}"
 
     def write(i: int) -> str:
         barrier.wait()
         try:
-            with group.transaction() as connection:
-                connection.execute(
-                    insert(pending_blobs).values(key=f"k/{i}", node_id=1, created_at=NOW)
-                )
-                if i % 2:
-                    raise ValueError("this caller changes its mind")
-        except ValueError:
-            return "rolled back"
-        return "stored"
+            if i % 4 < 2:
+                with group.transaction() as connection:
+                    return rows(connection, i)
+            return group.run(lambda connection: rows(connection, i))
+        except ValueError as exc:
+            return f"rolled back: {exc}"
 
     try:
-        with ThreadPoolExecutor(8) as pool:
-            outcomes = list(pool.map(write, range(8)))
-        assert outcomes.count("stored") == 4
-        assert sorted(db.files.reserved_keys(1)) == [f"k/{i}" for i in range(0, 8, 2)]
+        with ThreadPoolExecutor(16) as pool:
+            outcomes = list(pool.map(write, range(16)))
+        assert outcomes == [
+            f"stored {i}" if i % 2 == 0 else f"rolled back: caller {i} changes its mind"
+            for i in range(16)
+        ]
+        assert sorted(db.files.reserved_keys(1)) == sorted(
+            f"k/{i}/{part}" for i in range(0, 16, 2) for part in ("a", "b")
+        )
+    finally:
+        group.close()
+        db.close()
+
+
+def test_work_handed_to_the_writer_returns_only_once_committed(tmp_path: Path) -> None:
+    db = SqlDatabase.from_url(f"sqlite:///{tmp_path / 'c.db'}", sealer=SEALER)
+    db.migrate()
+    group = GroupCommit(db.engine)
+    committed: list[int] = []
+    event.listen(db.engine, "commit", lambda _conn: committed.append(1))
+    try:
+
+        def work(connection: Connection) -> int:
+            connection.execute(insert(pending_blobs).values(key="k/1", node_id=1, created_at=NOW))
+            # A nested write (another repository's) joins the same savepoint.
+            with group.transaction() as nested:
+                nested.execute(insert(pending_blobs).values(key="k/2", node_id=1, created_at=NOW))
+            assert not committed
+            return 42
+
+        assert group.run(work) == 42
+        assert committed
+        assert sorted(db.files.reserved_keys(1)) == ["k/1", "k/2"]
     finally:
         group.close()
         db.close()

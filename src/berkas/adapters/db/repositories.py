@@ -8,10 +8,10 @@ under the master key on the way in and opened on the way out (adapters/sealing.p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Row, Table, delete, exc, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -63,6 +63,9 @@ def translate_errors() -> Iterator[None]:
         ) from error
 
 
+T = TypeVar("T")
+
+
 def _insert_unless_taken(connection: Connection, table: Table, values: dict[str, Any]) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING: False when a unique constraint already holds
     such a row (nothing written), True when inserted. Other violations (a foreign key)
@@ -96,6 +99,12 @@ class _SqlRepository:
     def _write(self) -> Iterator[Connection]:
         with translate_errors(), self._writes.transaction() as connection:
             yield connection
+
+    def _run(self, work: Callable[[Connection], T]) -> T:
+        """``work`` in a write transaction (``Writes.run``): the cheaper form of
+        ``_write`` for a hot write whose statements need no caller state in between."""
+        with translate_errors():
+            return self._writes.run(work)
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -219,7 +228,8 @@ class SqlFileRepository(_SqlRepository):
             "height": stored.height,
             "created_at": require_utc(stored.created_at, "created_at"),
         }
-        with self._write() as connection:
+
+        def insert_row(connection: Connection) -> None:
             try:
                 inserted = _insert_unless_taken(connection, files, values)
             except exc.IntegrityError as error:
@@ -229,6 +239,8 @@ class SqlFileRepository(_SqlRepository):
                 raise duplicate_file(stored)
             connection.execute(delete(pending_blobs).where(pending_blobs.c.key == stored.key))
 
+        self._run(insert_row)
+
     def reserve_key(self, key: str, node_id: int, created_at: datetime) -> None:
         """Record the intent to write ``key`` (idempotent)."""
         values = {
@@ -236,11 +248,8 @@ class SqlFileRepository(_SqlRepository):
             "node_id": node_id,
             "created_at": require_utc(created_at, "created_at"),
         }
-        try:
-            with self._write() as connection:
-                connection.execute(insert(pending_blobs).values(values))
-        except exc.IntegrityError:
-            pass  # already reserved: the same intent, recorded once
+        # Already reserved: the same intent, recorded once.
+        self._run(lambda connection: _insert_unless_taken(connection, pending_blobs, values))
 
     def release_key(self, key: str) -> None:
         """Forget the intent to write ``key``."""
@@ -288,15 +297,20 @@ class SqlReplayRepository(_SqlRepository):
             "created_at": require_utc(record.created_at, "created_at"),
         }
         key = (replays.c.client_id == record.client_id, replays.c.request_id == record.request_id)
+
+        def reserve(connection: Connection) -> Row[Any] | bool | None:
+            if _insert_unless_taken(connection, replays, values):
+                return True
+            # Read on this connection: it also sees a reservation made earlier in the
+            # same (group-committed) transaction.
+            return connection.execute(select(replays).where(*key)).one_or_none()
+
         for _ in range(_BEGIN_ATTEMPTS):
-            with self._write() as connection:
-                if _insert_unless_taken(connection, replays, values):
-                    return None
-                # Read on this connection: it also sees a reservation made earlier in the
-                # same (group-committed) transaction.
-                row = connection.execute(select(replays).where(*key)).one_or_none()
-                if row is not None:
-                    return _replay(row)
+            row = self._run(reserve)
+            if row is True:
+                return None
+            if isinstance(row, Row):
+                return _replay(row)
             # Released in between: try to reserve again.
         raise Unavailable(
             f"Request-Id {record.request_id!r} is being reserved and released repeatedly; "

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Protocol
+from typing import Protocol, TypeVar, cast
 
 from sqlalchemy import Connection, Engine
 
 from berkas.adapters.db.engine import WRITE_OPTION
 from berkas.core.codes import Code
 from berkas.core.errors import Unavailable
+
+T = TypeVar("T")
 
 # Enough to cover every request thread (anyio's default limiter is 40) in one batch.
 MAX_BATCH = 64
@@ -32,6 +34,10 @@ class Writes(Protocol):
     """Gives a repository a connection inside a write transaction."""
 
     def transaction(self) -> AbstractContextManager[Connection]: ...
+
+    def run(self, work: Callable[[Connection], T]) -> T:
+        """``work(connection)`` inside a write transaction, its result once committed."""
+        ...
 
     def close(self) -> None: ...
 
@@ -48,21 +54,30 @@ class DirectWrites:
         with self._writer.begin() as connection:
             yield connection
 
+    def run(self, work: Callable[[Connection], T]) -> T:
+        with self.transaction() as connection:
+            return work(connection)
+
     def close(self) -> None:
         """Nothing of its own to release."""
 
 
 class _Ticket:
-    """One caller's place in a batch."""
+    """One caller's place in a batch: either a block of the caller's own (the writer
+    lends it the connection: ``turn``, then ``done``), or ``work`` the writer runs."""
 
-    __slots__ = ("committed", "connection", "done", "error", "turn")
+    __slots__ = ("committed", "connection", "done", "error", "raised", "result", "turn", "work")
 
-    def __init__(self) -> None:
-        self.turn = threading.Event()  # the writer lends the caller its connection
-        self.done = threading.Event()  # the caller has finished with it
+    def __init__(self, work: Callable[[Connection], object] | None = None) -> None:
+        self.work = work
+        if work is None:
+            self.turn = threading.Event()  # the writer lends the caller its connection
+            self.done = threading.Event()  # the caller has finished with it
         self.committed = threading.Event()  # the batch is committed (or failed)
         self.connection: Connection | None = None
-        self.error: BaseException | None = None
+        self.error: BaseException | None = None  # the batch failed: begin or commit
+        self.raised: BaseException | None = None  # ``work`` raised (its savepoint undone)
+        self.result: object = None
 
 
 _STOP = _Ticket()
@@ -112,6 +127,29 @@ class GroupCommit:
         if ticket.error is not None:
             raise _unavailable() from ticket.error
 
+    def run(self, work: Callable[[Connection], T]) -> T:
+        """``work(connection)`` run by the writer in the current batch, in its own
+        SAVEPOINT; returns its result once the batch is committed, or raises what it
+        raised (only its own changes undone), or ``Unavailable`` when the batch failed.
+
+        Cheaper than ``transaction`` for a hot write: the caller sleeps once (until the
+        commit) instead of taking turns with the writer thread, two thread hand-offs
+        fewer per write.
+        """
+        nested: Connection | None = getattr(self._local, "connection", None)
+        if nested is not None:  # a write inside a write: part of the same savepoint
+            with nested.begin_nested():
+                return work(nested)
+        ticket = _Ticket(work)
+        self._start()
+        self._queue.put(ticket)
+        ticket.committed.wait()
+        if ticket.raised is not None:
+            raise ticket.raised
+        if ticket.error is not None:
+            raise _unavailable() from ticket.error
+        return cast(T, ticket.result)
+
     def close(self) -> None:
         """Stop the writer thread once the batches queued so far are committed."""
         with self._lock:
@@ -142,21 +180,22 @@ class GroupCommit:
         try:
             connection = self._writer.connect()
         except Exception as exc:  # the database is unreachable: this caller is told
-            first.error = exc
-            first.turn.set()
+            _refuse(first, exc)
             return
         try:
             transaction = connection.begin()
         except Exception as exc:
             connection.close()
-            first.error = exc
-            first.turn.set()
+            _refuse(first, exc)
             return
         ticket: _Ticket | None = first
         while ticket is not None:
             ticket.connection = connection
-            ticket.turn.set()
-            ticket.done.wait()
+            if ticket.work is not None:
+                self._work(ticket, connection)
+            else:
+                ticket.turn.set()
+                ticket.done.wait()
             ticket = self._next(len(batch))
             if ticket is not None:
                 batch.append(ticket)
@@ -174,6 +213,17 @@ class GroupCommit:
             waiting.error = error
             waiting.committed.set()
 
+    def _work(self, ticket: _Ticket, connection: Connection) -> None:
+        assert ticket.work is not None
+        self._local.connection = connection  # its own nested writes join its savepoint
+        try:
+            with connection.begin_nested():
+                ticket.result = ticket.work(connection)
+        except BaseException as exc:  # the caller's to handle, not the writer's
+            ticket.raised = exc
+        finally:
+            self._local.connection = None
+
     def _next(self, size: int) -> _Ticket | None:
         # Whoever queued while the batch ran joins it, up to the cap; a stop request
         # waits for the next round (put back, it ends the loop once this batch commits).
@@ -187,6 +237,14 @@ class GroupCommit:
             self._queue.put(_STOP)
             return None
         return ticket
+
+
+def _refuse(ticket: _Ticket, error: BaseException) -> None:
+    # The batch could not begin: its first caller is told (the rest are still queued).
+    ticket.error = error
+    if ticket.work is None:
+        ticket.turn.set()
+    ticket.committed.set()
 
 
 def _unavailable() -> Unavailable:
