@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -31,9 +31,8 @@ router = APIRouter(prefix=API_PREFIX, tags=["partner"])
 async def token(request: Request, svc: ServicesDep) -> Response:
     body = await small_body(request)
     signed = signed_request(request, body)
-    client = await run_in_threadpool(svc.signed.authenticate, signed)
 
-    async def issue() -> Response:
+    def issue(client: Client) -> Response:
         payload = json_object(body)
         if payload.get("grant_type") != "client_credentials":
             raise InvalidRequest(
@@ -42,7 +41,7 @@ async def token(request: Request, svc: ServicesDep) -> Response:
         issued = svc.tokens.issue_to(client, payload.get("valid_time"))
         return JSONResponse(schemas.TokenResponse(token=issued.token).model_dump())
 
-    return await _once(svc, client, signed, issue)
+    return await _once(svc, signed, issue)
 
 
 @router.get(
@@ -60,10 +59,9 @@ async def token(request: Request, svc: ServicesDep) -> Response:
 )
 async def requirements(request: Request, svc: ServicesDep) -> Response:
     signed = signed_request(request, None)
-    client = await run_in_threadpool(svc.signed.authenticate, signed)
+    query = request.query_params
 
-    async def lookup() -> Response:
-        query = request.query_params
+    def lookup(_: Client) -> Response:
         repeated = sorted({k for k in query if len(query.getlist(k)) > 1})
         if repeated:
             raise InvalidRequest(
@@ -72,28 +70,34 @@ async def requirements(request: Request, svc: ServicesDep) -> Response:
             )
         return JSONResponse(svc.requirements.lookup(dict(query)))
 
-    return await _once(svc, client, signed, lookup)
+    return await _once(svc, signed, lookup)
 
 
 async def _once(
     svc: Services,
-    client: Client,
     signed: SignedRequest,
-    handler: Callable[[], Awaitable[Response]],
+    handler: Callable[[Client], Response],
 ) -> Response:
-    """Answer a signed request at most once per Request-Id (DOKU's idempotency rule).
+    """Authenticate, then answer a signed request at most once per Request-Id (DOKU's
+    idempotency rule).
 
     Both signed endpoints only compute their answer (no other effect), so the work runs
     first and the answer is stored once, in one write; a Request-Id used first gets the
-    first answer (or a conflict) instead of this one.
+    first answer (or a conflict) instead of this one. All of it (the client lookup, the
+    RSA signature, the write) is blocking work done in one worker-thread trip: a trip
+    per step cost a thread hand-off each, and signing on the event loop stalled it.
     """
-    try:
-        response = await handler()
-    except BerkasError as exc:
-        response = error_response(exc)
-    body = bytes(response.body)
-    try:
-        await run_in_threadpool(svc.signed.record, client, signed, response.status_code, body)
-    except BerkasError as exc:
-        return error_response(exc)
-    return response
+
+    def answer() -> Response:
+        client = svc.signed.authenticate(signed)
+        try:
+            response = handler(client)
+        except BerkasError as exc:
+            response = error_response(exc)
+        try:
+            svc.signed.record(client, signed, response.status_code, bytes(response.body))
+        except BerkasError as exc:
+            return error_response(exc)
+        return response
+
+    return await run_in_threadpool(answer)
