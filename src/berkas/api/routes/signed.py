@@ -85,8 +85,10 @@ async def _once(
 
     Both signed endpoints only compute their answer (no other effect), so the work runs
     first and the answer is stored once, in one write; a Request-Id used first gets the
-    first answer (or a conflict) instead of this one.
+    first answer (or a conflict) instead of this one. A request over the client's rate
+    is refused before that, so its Request-Id stays unused for the retry.
     """
+    svc.limits.admit_request(client.client_id)
     try:
         response = await handler()
     except BerkasError as exc:
