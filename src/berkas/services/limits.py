@@ -65,6 +65,7 @@ class Buckets:
         self.rate = rate
         self._clock = clock
         self._buckets: dict[str, _Bucket] = {}
+        self._prune_at = _PRUNE_ABOVE
         # The routes call from the event loop only; the lock keeps a future caller on a
         # worker thread correct for the price of an uncontended acquire.
         self._lock = threading.Lock()
@@ -94,7 +95,7 @@ class Buckets:
         rate = self.rate
         bucket = self._buckets.get(key)
         if bucket is None:
-            if len(self._buckets) >= _PRUNE_ABOVE:
+            if len(self._buckets) >= self._prune_at:
                 self._prune(now)
             bucket = self._buckets[key] = _Bucket(float(rate.burst), now)
             return bucket
@@ -117,6 +118,9 @@ class Buckets:
         ]
         for key in full:
             del self._buckets[key]
+        # The next sweep waits until the map has doubled: amortised O(1) per new client
+        # even when every bucket is in use.
+        self._prune_at = max(_PRUNE_ABOVE, 2 * len(self._buckets))
 
 
 class UploadSlots:
