@@ -62,6 +62,11 @@ def test_a_missing_config_file_is_named(tmp_path: Path, monkeypatch: pytest.Monk
         ("s3_endpoint_url", "http://key:secret@rgw.example.com"),
         ("s3_addressing_style", "sideways"),
         ("rsa_key_bits", 1024),
+        ("rate_limit_per_second", -1),
+        ("rate_limit_per_second", "inf"),
+        ("upload_rate_burst", -1),
+        ("max_concurrent_uploads", -1),
+        ("fetch_refusals_per_hour", "nan"),
     ],
 )
 def test_insecure_or_malformed_values_are_refused_at_start(field: str, value: object) -> None:

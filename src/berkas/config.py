@@ -112,6 +112,17 @@ class Settings(BaseSettings):
     fetch_read_timeout: float = Field(default=10.0, gt=0)
     fetch_total_timeout: float = Field(default=30.0, gt=0)
 
+    # Limits (README "Limits"), per node and in its memory; 0 turns a limit off. Generous
+    # by default: a partner never meets them, `make bench` (one client, up to 128
+    # connections) neither.
+    rate_limit_per_second: float = Field(default=1000, ge=0, allow_inf_nan=False)
+    rate_limit_burst: int = Field(default=2000, ge=0)
+    upload_rate_per_second: float = Field(default=500, ge=0, allow_inf_nan=False)
+    upload_rate_burst: int = Field(default=1000, ge=0)
+    max_concurrent_uploads: int = Field(default=256, ge=0)
+    fetch_refusals_per_hour: float = Field(default=60, ge=0, allow_inf_nan=False)
+    fetch_refusal_burst: int = Field(default=50, ge=0)
+
     # None: create the demo client only when serving on loopback (a laptop), never on a
     # node reachable from elsewhere, whose logs would then hold a working secret.
     demo_client: bool | None = None

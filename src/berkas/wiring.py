@@ -45,6 +45,7 @@ from berkas.services.clients import ClientService
 from berkas.services.files import FileService
 from berkas.services.housekeeping import Housekeeping
 from berkas.services.idempotency import IdempotentUploads
+from berkas.services.limits import ClientLimits, Rate
 from berkas.services.links import LinkService
 from berkas.services.nodes import NodeLeases
 from berkas.services.requirements import RequirementsService
@@ -168,6 +169,17 @@ def build(settings: Settings, *, node_id: int | None = None) -> Services:
         database=database,
         blobs=blobs,
         secrets=database.sealed,
+        limits=_limits(settings),
+    )
+
+
+def _limits(settings: Settings) -> ClientLimits:
+    # Node-local by design (services/limits.py says why; README "Limits").
+    return ClientLimits(
+        requests=Rate(settings.rate_limit_per_second, settings.rate_limit_burst),
+        uploads=Rate(settings.upload_rate_per_second, settings.upload_rate_burst),
+        concurrent_uploads=settings.max_concurrent_uploads,
+        fetch_refusals=Rate(settings.fetch_refusals_per_hour / 3600, settings.fetch_refusal_burst),
     )
 
 

@@ -43,7 +43,7 @@ def test_upload_documents_every_category_and_the_error_envelope(spec: dict[str, 
     schema = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert schema["properties"]["file"]["format"] == "binary"
     assert "DOCUMENT" in schema["properties"]["category"]["enum"]
-    for status in ("400", "401", "413", "415", "422"):
+    for status in ("400", "401", "413", "415", "422", "429"):
         assert status in operation["responses"]
 
 

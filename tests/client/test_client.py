@@ -32,6 +32,7 @@ from berkas.client import (
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitError,
     ReplayedError,
     RetryPolicy,
     ServerError,
@@ -57,7 +58,8 @@ class Faults:
 
     Each request takes the next entry of ``plan``: ``"refuse"`` (nothing reaches the
     app: a connection error), ``"lose"`` (the app does the work, the answer is lost on
-    the way back), ``"503"``, ``"html502"`` (a proxy's HTML page); none left: pass.
+    the way back), ``"503"``, ``"html502"`` (a proxy's HTML page), ``"429"`` (a limit,
+    ``Retry-After: 0``), ``"429-long"`` (``Retry-After: 60``); none left: pass.
     ``seen`` records (method, path, headers) of every request that arrived.
     """
 
@@ -105,6 +107,18 @@ class Faults:
                     "headers": [(b"content-type", kind)],
                 }
             )
+            await send({"type": "http.response.body", "body": body})
+            return
+        if fault in ("429", "429-long"):
+            wait = b"0" if fault == "429" else b"60"
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 429,
+                    "headers": [(b"content-type", b"application/json"), (b"retry-after", wait)],
+                }
+            )
+            body = _envelope("rate_limited", "slow down")
             await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, send)
@@ -501,6 +515,26 @@ def test_requirements_survive_a_refused_connection_and_a_503(client: Any, faults
     tries = faults.requests_to(FILE_PATH)
     assert len(tries) == 3
     assert len({h["request-id"] for h in tries}) == 1
+
+
+def test_a_429_is_retried_after_its_retry_after_under_the_same_request_id(
+    client: Any, faults: Faults
+) -> None:
+    faults.plan = ["429"]
+    assert "business" in client.requirements("PERSONAL", "PERSEORANGAN", "RETAIL", "ID")
+    tries = faults.requests_to(FILE_PATH)
+    assert len(tries) == 2
+    assert len({h["request-id"] for h in tries}) == 1
+
+
+def test_a_retry_after_longer_than_the_backoff_cap_raises_at_once(
+    client: Any, faults: Faults
+) -> None:
+    faults.plan = ["429-long"]
+    with pytest.raises(RateLimitError) as caught:
+        client.requirements("PERSONAL", "PERSEORANGAN", "RETAIL", "ID")
+    assert caught.value.code == "rate_limited"
+    assert len(faults.requests_to(FILE_PATH)) == 1
 
 
 def test_retries_are_bounded(client: Any, faults: Faults) -> None:

@@ -36,7 +36,10 @@ async def bearer(request: Request, svc: ServicesDep) -> Client:
             f"Authorization: Bearer <token> is required; get a token from POST {API_PREFIX}/token.",
             code=Code.TOKEN_MISSING,
         )
-    return await run_in_threadpool(svc.tokens.verify, token.strip())
+    client = await run_in_threadpool(svc.tokens.verify, token.strip())
+    # Counted once the caller is known: a forged Client-Id or token spends nobody's budget.
+    svc.limits.admit_request(client.client_id)
+    return client
 
 
 BearerClient = Annotated[Client, Depends(bearer)]

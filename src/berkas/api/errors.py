@@ -5,7 +5,9 @@ The table is the catalogue: a ``BerkasError``'s status and type are its code's
 
 - ``FetchRefused`` answers 422 whatever code it carries (a refused ``file_url`` fetch,
   or a fetched body refused for its size or content, keeps that cause's code);
-- ``Replayed`` answers 409 with the first response's body, not an envelope.
+- ``Replayed`` answers 409 with the first response's body, not an envelope;
+- ``RateLimited`` (429) adds ``Retry-After`` in seconds (RFC 6585 section 4, RFC 9110
+  section 10.2.3).
 
 The framework's own failures get codes from the same catalogue: ``invalid_request`` (400,
 a request that fails validation), ``not_found`` (404), ``method_not_allowed`` (405),
@@ -25,7 +27,13 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from berkas.core.codes import Code
-from berkas.core.errors import AuthenticationFailed, BerkasError, FetchRefused, Replayed
+from berkas.core.errors import (
+    AuthenticationFailed,
+    BerkasError,
+    FetchRefused,
+    RateLimited,
+    Replayed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +64,10 @@ def error_response(error: BerkasError) -> Response:
     # Without any token the challenge carries no error code (RFC 6750 section 3.1).
     challenge = "Bearer" if error.code is Code.TOKEN_MISSING else 'Bearer error="invalid_token"'
     headers = {"WWW-Authenticate": challenge} if bearer else None
+    if isinstance(error, RateLimited):
+        # RFC 6585 section 4: a 429 "MAY include a Retry-After header"; delay-seconds is
+        # a whole number (RFC 9110 section 10.2.3), rounded up by the limiter.
+        headers = {"Retry-After": str(error.retry_after)}
     if isinstance(error, Replayed):
         return Response(error.body, status_code=status_of(error), media_type=error.content_type)
     return Response(

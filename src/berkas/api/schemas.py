@@ -135,6 +135,7 @@ ERRORS_OPENAPI: dict[int | str, dict[str, Any]] = {
         413: "Too large",
         415: "Unsupported content",
         422: "file_url fetch refused or failed",
+        429: "Over a limit; Retry-After says how many seconds to wait",
     }.items()
 }
 

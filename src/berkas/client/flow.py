@@ -26,8 +26,9 @@ from berkas.core.codes import Code
 T = TypeVar("T")
 
 # Statuses worth another try: the server (or a load balancer in front of it) says
-# "not now" and did no work. 500 is not retried: it may recur on every try.
-RETRY_STATUSES = frozenset({502, 503, 504})
+# "not now" and did no work. 500 is not retried: it may recur on every try. berkas's 429
+# comes before any work, with a Retry-After (RFC 6585 section 4) that ``delay`` honours.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # Failures before any request byte left: retrying cannot do the work twice, so even a
 # non-idempotent upload may retry them.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -125,7 +126,7 @@ def attempt(
     """Send the request ``build`` makes until it gets a 2xx, retrying what is safe.
 
     ``build`` runs once per try (a signed request decides there whether to re-sign).
-    Idempotent requests retry transport failures and 502/503/504; others retry only
+    Idempotent requests retry transport failures and 429/502/503/504; others retry only
     failures before any byte was sent. A 409 whose body is not an error envelope, on a
     retry, is the server replaying our own first try's answer (same Request-Id, DESIGN
     2.1): the first try worked and only its answer was lost, so it is returned as such.

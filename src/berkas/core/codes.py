@@ -260,8 +260,27 @@ class Code(StrEnum):
     TOO_MANY_REDIRECTS = ("too_many_redirects", 422, "file_url redirected too many times.")
     FETCH_TIMEOUT = ("fetch_timeout", 422, "file_url did not answer in time.")
 
-    # 429: reserved; berkas has no rate limiting yet.
-    RATE_LIMITED = ("rate_limited", 429, "Too many requests; slow down and retry later.")
+    # 429: a limit of README "Limits"; Retry-After (seconds) says when to try again.
+    RATE_LIMITED = (
+        "rate_limited",
+        429,
+        "Too many requests from this client; retry after the Retry-After seconds.",
+    )
+    UPLOAD_RATE_LIMITED = (
+        "upload_rate_limited",
+        429,
+        "Too many uploads from this client; retry after the Retry-After seconds.",
+    )
+    TOO_MANY_UPLOADS = (
+        "too_many_uploads",
+        429,
+        "This node has as many uploads in progress as it takes; retry shortly.",
+    )
+    FETCH_BUDGET_EXHAUSTED = (
+        "fetch_budget_exhausted",
+        429,
+        "Too many of this client's file_url fetches were refused; send the file, or wait.",
+    )
 
     # 500 and 503: the server failed; never with a stack trace.
     API_ERROR = ("api_error", 500, "The server failed to handle this request.")

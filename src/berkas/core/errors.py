@@ -111,9 +111,15 @@ class FetchRefused(BerkasError):
 
 
 class RateLimited(BerkasError):
-    """Too many requests."""
+    """A limit is reached (README "Limits"); ``retry_after`` is whole seconds to wait."""
 
     default_code = Code.RATE_LIMITED
+
+    def __init__(
+        self, message: str | None = None, *, code: Code | None = None, retry_after: int = 1
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
 
 
 class Unavailable(BerkasError):

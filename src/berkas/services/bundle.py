@@ -13,6 +13,7 @@ from berkas.core.ports import BlobStore, Database, HealthCheck, SealedSecrets
 from berkas.services.clients import ClientService
 from berkas.services.files import FileService
 from berkas.services.housekeeping import Housekeeping
+from berkas.services.limits import ClientLimits
 from berkas.services.nodes import NodeLeases
 from berkas.services.requirements import RequirementsService
 from berkas.services.signed import RequestVerifier
@@ -36,6 +37,7 @@ class Services:
     database: Database
     blobs: BlobStore
     secrets: SealedSecrets
+    limits: ClientLimits
 
     @property
     def health(self) -> Mapping[str, HealthCheck]:

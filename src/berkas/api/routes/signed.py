@@ -83,13 +83,16 @@ async def _once(
 
     Both signed endpoints only compute their answer (no other effect), so the work runs
     first and the answer is stored once, in one write; a Request-Id used first gets the
-    first answer (or a conflict) instead of this one. All of it (the client lookup, the
-    RSA signature, the write) is blocking work done in one worker-thread trip: a trip
-    per step cost a thread hand-off each, and signing on the event loop stalled it.
+    first answer (or a conflict) instead of this one. A request over the client's rate
+    is refused before that, so its Request-Id stays unused for the retry. All of it (the
+    client lookup, the RSA signature, the write) is blocking work done in one
+    worker-thread trip: a trip per step cost a thread hand-off each, and signing on the
+    event loop stalled it.
     """
 
     def answer() -> Response:
         client = svc.signed.authenticate(signed)
+        svc.limits.admit_request(client.client_id)
         try:
             response = handler(client)
         except BerkasError as exc:

@@ -44,16 +44,21 @@ async def upload(request: Request, client: BearerClient, svc: ServicesDep) -> Re
             "accepts per file.",
             code=Code.FILE_TOO_LARGE,
         )
-    stream = request.stream()
-    try:
-        form = await read_form(request.headers.get("content-type"), stream, uploads.open_spool)
-        if form.spool is not None:
-            result = await uploads.upload_file(client, form.fields, form.spool, key)
-        else:
-            result = await uploads.upload_url(client, form.fields, key)
-    except BerkasError:
-        await _drain(stream)
-        raise
+    # The client's upload rate and a slot on this node, before a byte of the body is read
+    # (a refusal drains nothing: reading it is what the limit saves); the slot is held
+    # until the upload is handled, however that ends (README "Limits").
+    with svc.limits.upload(client.client_id):
+        stream = request.stream()
+        try:
+            form = await read_form(request.headers.get("content-type"), stream, uploads.open_spool)
+            if form.spool is not None:
+                result = await uploads.upload_file(client, form.fields, form.spool, key)
+            else:
+                with svc.limits.fetching(client.client_id):
+                    result = await uploads.upload_url(client, form.fields, key)
+        except BerkasError:
+            await _drain(stream)
+            raise
     headers = {"Idempotent-Replayed": "true"} if result.replayed else None
     return JSONResponse(schemas.UploadResponse.of(result).model_dump(mode="json"), headers=headers)
 
