@@ -44,7 +44,14 @@ class PinnedServer(Server):
 
 
 def berkas(data_dir: Path) -> PinnedServer:
-    env = {"BERKAS_DEMO_CLIENT": "false"}
+    env = {
+        "BERKAS_DEMO_CLIENT": "false",
+        # One bench client sends what a whole fleet of partners would: the per-client
+        # rate limits (services/limits.py) would measure themselves, not the work. The
+        # per-node cap on concurrent uploads (256) stays on; the bench sends at most 128.
+        "BERKAS_RATE_LIMIT_PER_SECOND": "0",
+        "BERKAS_UPLOAD_RATE_PER_SECOND": "0",
+    }
     if WORKERS > 1:
         # berkas serves one process per node today (no BERKAS_WORKERS; an unknown
         # BERKAS_* name would stop it at start): compare like with like instead.
