@@ -242,3 +242,28 @@ def test_a_node_with_another_master_key_refuses_to_start(tmp_path: Path) -> None
         ),
         serving=False,
     ).close()
+
+
+@pytest.mark.parametrize(
+    ("host", "public_url", "warned"),
+    [
+        ("0.0.0.0", None, True),  # noqa: S104 - what an operator may configure
+        ("::", None, True),
+        ("0.0.0.0", "https://berkas.example.com", False),  # noqa: S104
+        ("127.0.0.1", None, False),
+    ],
+)
+def test_links_that_would_point_at_a_wildcard_address_are_warned_about(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    host: str,
+    public_url: str | None,
+    warned: bool,
+) -> None:
+    settings = load_settings(data_dir=tmp_path / "d", host=host, public_url=public_url)
+    with caplog.at_level("WARNING", logger="berkas.wiring"):
+        prepare(settings, serving=True).close()
+    warnings = [r.getMessage() for r in caplog.records if "BERKAS_PUBLIC_URL" in r.getMessage()]
+    assert bool(warnings) is warned
+    if warned:
+        assert f"links will point at {settings.base_url}" in warnings[0]

@@ -199,6 +199,7 @@ def prepare(settings: Settings, *, serving: bool) -> Services:
     private_dir(settings.data_dir)
     private_dir(settings.spool_dir)
     if serving:
+        _warn_wildcard_links(settings)
         removed = cleanup_stale(settings.spool_dir)
         if removed:
             log.warning("removed %d partial upload(s) left by an earlier crash", removed)
@@ -239,6 +240,19 @@ def prepare(settings: Settings, *, serving: bool) -> Services:
             services.close()
             raise
     return services
+
+
+def _warn_wildcard_links(settings: Settings) -> None:
+    # Links are built from BERKAS_PUBLIC_URL or else the listen address: behind a wildcard
+    # bind that is http://0.0.0.0:port, which no partner can open.
+    wildcard = {"0.0.0.0", "::", ""}  # noqa: S104 - recognised here, not bound to
+    if settings.public_url is None and settings.host.strip("[]") in wildcard:
+        log.warning(
+            "links will point at %s, which partners cannot reach: listening on every "
+            "interface needs BERKAS_PUBLIC_URL (the address partners use, e.g. "
+            "https://berkas.example.com)",
+            settings.base_url,
+        )
 
 
 def open_existing(settings: Settings) -> Services:
