@@ -69,6 +69,11 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends $(CEPH_PACKAGES) >/dev/null; \
 	fi
+	@# Headless Chromium renders /docs offline (tests/e2e/test_docs.py).
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium >/dev/null; \
+	fi
 	@# systemd-analyze checks deploy/berkas.service (tests/test_deploy.py).
 	@if ! command -v systemd-analyze >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \

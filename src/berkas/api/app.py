@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from berkas import __version__
-from berkas.api import errors
+from berkas.api import docs, errors
 from berkas.api.metrics import Metrics, MetricsMiddleware
 from berkas.api.routes import files, public, signed, uploads
 from berkas.core.errors import Unavailable
@@ -88,11 +88,13 @@ def create_app(services: Services) -> FastAPI:
         title="berkas",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/docs",
+        # Served by api/docs.py from packaged assets, not FastAPI's CDN pages.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.services = services
     errors.install(app)
+    docs.install(app)
     metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
