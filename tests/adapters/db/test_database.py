@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,9 +11,11 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import insert, text
 
 from berkas.adapters.db.database import SqlDatabase
+from berkas.adapters.db.migrations import HEAD
 from berkas.adapters.db.repositories import SqlFileRepository
 from berkas.adapters.db.tables import clients, metadata
 from berkas.adapters.sealing import SealingError
@@ -180,3 +184,31 @@ def test_postgresql_reads_run_outside_a_transaction_and_writes_inside_one(
         with files._write() as connection:
             connection.execute(text("SELECT pg_sleep(0.001)"))
             assert connection.execute(same).scalar_one() is False
+
+
+def test_the_known_head_is_alembics_head() -> None:
+    # HEAD lets a node on a current schema start without alembic; a new revision must
+    # update it (else `migrate` would skip it).
+    config = SqlDatabase._alembic_config()
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD
+
+
+def test_a_node_on_a_current_schema_starts_without_loading_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'berkas.db'}"
+    database = SqlDatabase.from_url(url, sealer=SEALER)
+    database.migrate()
+    database.close()
+    # A fresh interpreter: this one has alembic loaded already.
+    probe = (
+        "import sys\n"
+        "from berkas.adapters.db.database import SqlDatabase\n"
+        f"db = SqlDatabase.from_url({url!r})\n"
+        "db.migrate()\n"
+        "assert db.is_up_to_date()\n"
+        "db.close()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 
 from berkas.adapters.db.engine import WRITE_OPTION, build_engine
+from berkas.adapters.db.migrations import HEAD
 from berkas.adapters.db.repositories import (
     SqlClientRepository,
     SqlFileRepository,
@@ -29,6 +27,10 @@ from berkas.adapters.db.writes import DirectWrites, GroupCommit, Writes
 from berkas.adapters.sealing import Sealer
 from berkas.core.codes import Code
 from berkas.core.errors import Unavailable
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 from berkas.core.ports import (
     ClientRepository,
     FileRepository,
@@ -118,8 +120,13 @@ class SqlDatabase:
         """Bring the schema up to ``revision``; a no-op when it is already there.
 
         All revisions run in one transaction (SQLite and PostgreSQL both have transactional
-        DDL), so a failure leaves the schema as it was.
+        DDL), so a failure leaves the schema as it was. A database already at the head is
+        recognised with one query, without loading alembic.
         """
+        if revision == "head" and self.current_revision() == HEAD:
+            return
+        from alembic import command  # noqa: PLC0415 - only when there is work to do
+
         config = self._alembic_config()
         with translate_errors():
             writer = self.engine.execution_options(**{WRITE_OPTION: True})
@@ -132,16 +139,20 @@ class SqlDatabase:
                 command.upgrade(config, revision)
 
     def current_revision(self) -> str | None:
-        """The revision the database is at; None before the first migration."""
+        """The revision the database is at; None before the first migration.
+
+        Read as alembic keeps it (one row in ``alembic_version``; berkas's history is
+        linear), without loading alembic.
+        """
         with translate_errors(), self.engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            if not inspect(connection).has_table("alembic_version"):
+                return None
+            version = connection.execute(text("SELECT version_num FROM alembic_version"))
+            return version.scalar_one_or_none()
 
     def head_revision(self) -> str:
         """The newest revision this version of berkas ships."""
-        head = ScriptDirectory.from_config(self._alembic_config()).get_current_head()
-        if head is None:  # pragma: no cover - the package always ships revisions
-            raise RuntimeError(f"no alembic revisions found in {MIGRATIONS_DIR}")
-        return head
+        return HEAD
 
     def is_up_to_date(self) -> bool:
         """True when the schema is at the newest revision (``berkas db migrate`` not needed)."""
@@ -149,6 +160,8 @@ class SqlDatabase:
 
     @staticmethod
     def _alembic_config() -> Config:
+        from alembic.config import Config  # noqa: PLC0415 - loaded only to migrate
+
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         return config
