@@ -37,6 +37,7 @@ _TYPE_OF_STATUS = {
     429: ErrorType.RATE_LIMIT,
     500: ErrorType.API,
     503: ErrorType.API,
+    507: ErrorType.API,
 }
 
 FETCH_REFUSAL_STATUS = 422
@@ -263,7 +264,7 @@ class Code(StrEnum):
     # 429: reserved; berkas has no rate limiting yet.
     RATE_LIMITED = ("rate_limited", 429, "Too many requests; slow down and retry later.")
 
-    # 500 and 503: the server failed; never with a stack trace.
+    # 500, 503 and 507: the server failed; never with a stack trace.
     API_ERROR = ("api_error", 500, "The server failed to handle this request.")
     INTERNAL_ERROR = ("internal_error", 500, "The server failed to handle this request.")
     SERVICE_UNAVAILABLE = (
@@ -280,6 +281,12 @@ class Code(StrEnum):
         "storage_unavailable",
         503,
         "File storage is unreachable; try again later.",
+    )
+    # 507 (RFC 4918 section 11.5): the disk under the spool, blobs or SQLite file is full.
+    INSUFFICIENT_STORAGE = (
+        "insufficient_storage",
+        507,
+        "The server's storage is full; nothing was stored. Try again later.",
     )
     ID_ALLOCATION_FAILED = (
         "id_allocation_failed",

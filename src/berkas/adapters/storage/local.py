@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import uuid
@@ -11,13 +12,18 @@ from pathlib import Path
 
 from berkas.adapters.durable import fsync_dir, fsync_file
 from berkas.core.codes import Code
-from berkas.core.errors import InvalidRequest, Unavailable
+from berkas.core.errors import InsufficientStorage, InvalidRequest, Unavailable, is_disk_full
 from berkas.core.object_keys import duplicate_key, file_not_found, validate_key
 
 TEMP_DIR = ".tmp"
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
 _COPY_CHUNK = 1024 * 1024
+# ``check`` (/readyz) calls the store full below this much room: a file the size of the
+# smallest upload could not land (the same floor as the spool's, services/spool.py).
+MIN_FREE_BYTES = 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 
 class LocalBlobStore:
@@ -70,7 +76,7 @@ class LocalBlobStore:
                 raise duplicate_key(key) from None
             fsync_dir(final.parent)
         except OSError as exc:
-            raise _unavailable(self.root) from exc
+            raise _os_error(self.root, exc) from exc
         finally:
             temp.unlink(missing_ok=True)
 
@@ -98,14 +104,20 @@ class LocalBlobStore:
             raise _unavailable(self.root) from exc
 
     def check(self) -> None:
-        """Raise ``Unavailable`` unless a file can be created in the store (for /readyz)."""
+        """Raise ``Unavailable`` unless a file can be created in the store, and
+        ``InsufficientStorage`` while its disk is full (for /readyz)."""
         probe = self._temp / f"check-{uuid.uuid4().hex}"
         try:
             fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
             os.close(fd)
             probe.unlink()
+            stats = os.statvfs(self._temp)
         except OSError as exc:
-            raise _unavailable(self.root) from exc
+            raise _os_error(self.root, exc) from exc
+        # An empty file can still be created on a full disk (it needs an inode, not a
+        # block), so the probe alone would report a full store as ready.
+        if stats.f_bavail * stats.f_frsize < MIN_FREE_BYTES:
+            raise _full(self.root)
 
     def cleanup_temp(self) -> int:
         """Remove what interrupted writes left in ``.tmp``; returns how many entries.
@@ -180,6 +192,19 @@ class LocalBlobStore:
             raise file_not_found(key) from exc
         except OSError as exc:
             raise _unavailable(self.root) from exc
+
+
+def _os_error(root: Path, exc: OSError) -> Unavailable:
+    return _full(root) if is_disk_full(exc) else _unavailable(root)
+
+
+def _full(root: Path) -> InsufficientStorage:
+    # The path is for the operator's log; the wire names no server path (DESIGN 2.5).
+    log.warning("file storage at %s is full", root)
+    return InsufficientStorage(
+        "the server's storage is full, so the upload was not stored; try again later.",
+        code=Code.INSUFFICIENT_STORAGE,
+    )
 
 
 def _unavailable(root: Path) -> Unavailable:
