@@ -163,7 +163,16 @@ class Code(StrEnum):
         "The token's signature does not verify.",
     )
     TOKEN_EXPIRED = ("token_expired", 401, "The token has expired.")
-    TOKEN_NOT_YET_VALID = ("token_not_yet_valid", 401, "The token is issued in the future.")
+    TOKEN_NOT_YET_VALID = (
+        "token_not_yet_valid",
+        401,
+        "The token is issued (iat) or valid (nbf) only in the future.",
+    )
+    TOKEN_LIFETIME_TOO_LONG = (
+        "token_lifetime_too_long",
+        401,
+        "The token lives longer than the longest valid_time this server grants.",
+    )
 
     # 403: a valid caller, or a link holder, touching what is not theirs or no longer valid.
     PERMISSION_DENIED = ("permission_denied", 403, "This is not yours to access.")
