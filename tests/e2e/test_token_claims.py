@@ -45,7 +45,9 @@ class Target:
         )
 
     def forge(self, **changes: object) -> str:
-        return signed(self.key, self.kid, claims(self.partner.client_id, **changes))
+        lifetime = changes.pop("lifetime", 300)
+        assert isinstance(lifetime, int)
+        return signed(self.key, self.kid, claims(self.partner.client_id, lifetime, **changes))
 
 
 @pytest.fixture(scope="module")

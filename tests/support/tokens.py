@@ -25,7 +25,7 @@ def segment(document: Mapping[str, object]) -> str:
     return b64url(json.dumps(document, separators=(",", ":")).encode())
 
 
-def claims(client_id: str, *, lifetime: int = 300, **changes: object) -> dict[str, Any]:
+def claims(client_id: str, lifetime: int = 300, **changes: object) -> dict[str, Any]:
     """DOKU's claims for ``client_id``, issued now for ``lifetime`` seconds; a change
     to ``None`` removes that claim."""
     now = int(time.time())
