@@ -5,6 +5,8 @@ Keys come parsed from ``SigningKeys``; nothing here touches disk.
 
 from __future__ import annotations
 
+import base64
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -141,13 +143,7 @@ class TokenService:
         maximum ``valid_time``, with DOKU's ``sub`` and a client that still exists and is
         enabled.
         """
-        if not token or token.isspace():
-            raise AuthenticationFailed(
-                "Authorization must carry a bearer token from POST /token; it was empty.",
-                code=Code.TOKEN_MISSING,
-            )
-        if len(token) > MAX_TOKEN_CHARS:
-            raise _malformed(f"it is {len(token)} characters long, over {MAX_TOKEN_CHARS}")
+        _check_shape(token)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -263,6 +259,39 @@ class TokenService:
                 code=Code.CLIENT_DISABLED,
             )
         return client
+
+
+# RFC 7515 section 2 and 7.1: each part of a compact JWS is base64url "with all trailing
+# '=' characters omitted" and no other characters; RFC 4648 section 3.5 lets a decoder
+# refuse non-canonical encodings (unused bits set). Refusing every other spelling gives a
+# token exactly one: PyJWT 2.13 accepted junk after the signature (GHSA-hxm8-2xgr-2p9m,
+# a raw-token revocation list bypassed) and later releases still accept "=" padding.
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def _check_shape(token: str) -> None:
+    if not token or token.isspace():
+        raise AuthenticationFailed(
+            "Authorization must carry a bearer token from POST /token; it was empty.",
+            code=Code.TOKEN_MISSING,
+        )
+    if len(token) > MAX_TOKEN_CHARS:
+        raise _malformed(f"it is {len(token)} characters long, over {MAX_TOKEN_CHARS}")
+    if not _canonical(token):
+        raise _malformed("it is not three unpadded base64url parts (header.payload.signature)")
+
+
+def _canonical(token: str) -> bool:
+    parts = token.split(".")
+    if len(parts) != 3:
+        return False
+    for part in parts:
+        if not _BASE64URL.fullmatch(part) or len(part) % 4 == 1:
+            return False
+        decoded = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        if base64.urlsafe_b64encode(decoded).rstrip(b"=").decode("ascii") != part:
+            return False
+    return True
 
 
 def _malformed(problem: str) -> AuthenticationFailed:
