@@ -51,7 +51,7 @@ class LocalBlobStore:
                     directory.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
             self._real_root = root.resolve()
         except OSError as exc:
-            raise _unavailable(root) from exc
+            raise _unavailable(root, at_start=True) from exc
 
     def put_file(self, key: str, path: Path, content_type: str) -> None:
         """Store the file at ``path`` under ``key``; durable when this returns.
@@ -101,7 +101,7 @@ class LocalBlobStore:
             if path.parent.is_dir():
                 fsync_dir(path.parent)
         except OSError as exc:
-            raise _unavailable(self.root) from exc
+            raise _unavailable(self.root, exc) from exc
 
     def check(self) -> None:
         """Raise ``Unavailable`` unless a file can be created in the store, and
@@ -133,7 +133,7 @@ class LocalBlobStore:
                     entry.unlink(missing_ok=True)
                 removed += 1
         except OSError as exc:
-            raise _unavailable(self.root) from exc
+            raise _unavailable(self.root, exc) from exc
         return removed
 
     def _path(self, key: str) -> Path:
@@ -191,11 +191,11 @@ class LocalBlobStore:
         except FileNotFoundError as exc:
             raise file_not_found(key) from exc
         except OSError as exc:
-            raise _unavailable(self.root) from exc
+            raise _unavailable(self.root, exc) from exc
 
 
 def _os_error(root: Path, exc: OSError) -> Unavailable:
-    return _full(root) if is_disk_full(exc) else _unavailable(root)
+    return _full(root) if is_disk_full(exc) else _unavailable(root, exc)
 
 
 def _full(root: Path) -> InsufficientStorage:
@@ -207,8 +207,15 @@ def _full(root: Path) -> InsufficientStorage:
     )
 
 
-def _unavailable(root: Path) -> Unavailable:
+def _unavailable(root: Path, exc: OSError | None = None, *, at_start: bool = False) -> Unavailable:
+    if at_start:  # for the operator starting the server, who needs to know which
+        return Unavailable(
+            f"File storage at {str(root)!r} cannot be written or read.",
+            code=Code.STORAGE_UNAVAILABLE,
+        )
+    # A request's answer names no server path (DESIGN 2.5); the log does.
+    log.warning("file storage at %s cannot be written or read: %s", root, exc)
     return Unavailable(
-        f"File storage at {str(root)!r} cannot be written or read; try again later.",
+        "File storage cannot be written or read; try again later.",
         code=Code.STORAGE_UNAVAILABLE,
     )
