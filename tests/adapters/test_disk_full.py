@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import exc
 
 from berkas.adapters.db.database import SqlDatabase
+from berkas.adapters.db.repositories import translate_errors
 from berkas.adapters.storage.local import LocalBlobStore
 from berkas.core.codes import Code
-from berkas.core.errors import InsufficientStorage
+from berkas.core.errors import InsufficientStorage, Unavailable
 from berkas.core.models import Client
 from tests.adapters.db.conftest import SEALER
 from tests.support import samples
@@ -77,3 +79,16 @@ def test_local_store_full_is_insufficient_storage_and_leaves_no_temp(
     store.check()
     store.put_file("a/b/one.jpg", source, "image/jpeg")
     assert b"".join(store.open("a/b/one.jpg")) == source.read_bytes()
+
+
+def test_postgresql_disk_full_is_insufficient_storage_and_other_failures_are_not() -> None:
+    # PostgreSQL's disk_full (SQLSTATE 53100), as psycopg raises it and SQLAlchemy wraps
+    # it; a full PostgreSQL disk is not something a test can cheaply cause on a server.
+    psycopg_errors = pytest.importorskip("psycopg.errors")
+    full = exc.OperationalError("INSERT ...", {}, psycopg_errors.DiskFull("could not extend"))
+    with pytest.raises(InsufficientStorage), translate_errors():
+        raise full
+    down = exc.OperationalError("SELECT 1", {}, psycopg_errors.AdminShutdown("terminating"))
+    with pytest.raises(Unavailable) as raised, translate_errors():
+        raise down
+    assert raised.value.code is Code.DATABASE_UNAVAILABLE
