@@ -133,6 +133,10 @@ class InsufficientStorage(Unavailable):
     default_code = Code.INSUFFICIENT_STORAGE
 
 
+# /readyz calls a disk with less room than this full (spool, blobs, SQLite file): it could
+# not take even a small upload, nor the write-ahead-log pages its row needs.
+FULL_BELOW_BYTES = 1024 * 1024
+
 # ENOSPC: the file system is full; EDQUOT: the user's quota is (write(2), open(2)).
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 

@@ -19,7 +19,13 @@ from anyio import to_thread
 
 from berkas.core.codes import Code
 from berkas.core.content import SNIFF_BYTES
-from berkas.core.errors import InsufficientStorage, PayloadTooLarge, Unavailable, is_disk_full
+from berkas.core.errors import (
+    FULL_BELOW_BYTES,
+    InsufficientStorage,
+    PayloadTooLarge,
+    Unavailable,
+    is_disk_full,
+)
 
 _PREFIX = "upload-"
 _SUFFIX = ".part"
@@ -27,9 +33,6 @@ _MIB = 1024 * 1024
 # Disk writes and hashing leave the event loop in batches of about this size: one worker
 # thread hop per MiB rather than per network chunk (as Starlette spools form files).
 BATCH_BYTES = _MIB
-# /readyz calls a disk with less room than this full: it cannot take even a small upload
-# (or the SQLite pages and write-ahead log its row needs).
-MIN_FREE_BYTES = _MIB
 
 
 class Spool:
@@ -230,7 +233,7 @@ def disk_full() -> InsufficientStorage:
     )
 
 
-def check_free_space(directory: Path, min_free: int = MIN_FREE_BYTES) -> None:
+def check_free_space(directory: Path, min_free: int = FULL_BELOW_BYTES) -> None:
     """Raise ``InsufficientStorage`` when ``directory``'s file system has less than
     ``min_free`` bytes left for us (for /readyz: the spool of every upload is there)."""
     try:

@@ -29,7 +29,7 @@ from berkas.adapters.db.repositories import (
 from berkas.adapters.db.writes import DirectWrites, GroupCommit, Writes, unavailable
 from berkas.adapters.sealing import Sealer
 from berkas.core.codes import Code
-from berkas.core.errors import InsufficientStorage, Unavailable
+from berkas.core.errors import FULL_BELOW_BYTES, InsufficientStorage, Unavailable
 from berkas.core.ports import (
     ClientRepository,
     FileRepository,
@@ -41,9 +41,6 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Arbitrary constant naming berkas's PostgreSQL advisory lock: nodes starting together
 # migrate one after another instead of racing to create the same tables.
 _MIGRATION_LOCK_ID = 0x62657262  # "berb"
-# ``check`` (/readyz) calls an SQLite file's disk full below this much room: a write
-# needs pages in the write-ahead log (the spool and blob store use the same floor).
-MIN_FREE_BYTES = 1024 * 1024
 
 
 class SqlDatabase:
@@ -120,7 +117,7 @@ class SqlDatabase:
                 stats = os.statvfs(Path(database).parent)
             except OSError as exc:
                 raise unavailable(exc) from exc
-            if stats.f_bavail * stats.f_frsize < MIN_FREE_BYTES:
+            if stats.f_bavail * stats.f_frsize < FULL_BELOW_BYTES:
                 raise InsufficientStorage(
                     "the metadata database's disk is full; try again later.",
                     code=Code.INSUFFICIENT_STORAGE,

@@ -12,16 +12,19 @@ from pathlib import Path
 
 from berkas.adapters.durable import fsync_dir, fsync_file
 from berkas.core.codes import Code
-from berkas.core.errors import InsufficientStorage, InvalidRequest, Unavailable, is_disk_full
+from berkas.core.errors import (
+    FULL_BELOW_BYTES,
+    InsufficientStorage,
+    InvalidRequest,
+    Unavailable,
+    is_disk_full,
+)
 from berkas.core.object_keys import duplicate_key, file_not_found, validate_key
 
 TEMP_DIR = ".tmp"
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
 _COPY_CHUNK = 1024 * 1024
-# ``check`` (/readyz) calls the store full below this much room: a file the size of the
-# smallest upload could not land (the same floor as the spool's, services/spool.py).
-MIN_FREE_BYTES = 1024 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +119,8 @@ class LocalBlobStore:
             raise _os_error(self.root, exc) from exc
         # An empty file can still be created on a full disk (it needs an inode, not a
         # block), so the probe alone would report a full store as ready.
-        if stats.f_bavail * stats.f_frsize < MIN_FREE_BYTES:
-            raise _full(self.root)
+        if stats.f_bavail * stats.f_frsize < FULL_BELOW_BYTES:
+            raise _full(self.root, logged=False)  # polled: the log would repeat itself
 
     def cleanup_temp(self) -> int:
         """Remove what interrupted writes left in ``.tmp``; returns how many entries.
@@ -198,9 +201,10 @@ def _os_error(root: Path, exc: OSError) -> Unavailable:
     return _full(root) if is_disk_full(exc) else _unavailable(root, exc)
 
 
-def _full(root: Path) -> InsufficientStorage:
+def _full(root: Path, *, logged: bool = True) -> InsufficientStorage:
     # The path is for the operator's log; the wire names no server path (DESIGN 2.5).
-    log.warning("file storage at %s is full", root)
+    if logged:
+        log.warning("file storage at %s is full", root)
     return InsufficientStorage(
         "the server's storage is full, so the upload was not stored; try again later.",
         code=Code.INSUFFICIENT_STORAGE,
