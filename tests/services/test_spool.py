@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from berkas.core.content import SNIFF_BYTES, Kind, sniff
-from berkas.core.errors import PayloadTooLarge
-from berkas.services.spool import Spool, cleanup_stale
+from berkas.core.errors import InsufficientStorage, PayloadTooLarge
+from berkas.services.spool import Spool, check_free_space, cleanup_stale
 
 MB = 1024 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -251,3 +251,46 @@ def test_a_negative_cap_is_a_programming_error(tmp_path: Path) -> None:
         Spool.create(tmp_path, max_bytes=-1, label="LOGO")
 
     assert spooled(tmp_path) == []
+
+
+def _on_a_full_disk(tmp_path: Path) -> Spool:
+    # /dev/full answers every write with ENOSPC; the spool's own file stands beside it,
+    # so the test sees whether the spool removes it.
+    path = tmp_path / "upload-full.part"
+    path.write_bytes(b"")
+    return Spool(open("/dev/full", "wb"), path, MB, "LOGO")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("size", [100, 64 * 1024], ids=["buffered, full at finish", "at write"])
+def test_a_full_disk_is_insufficient_storage_and_removes_the_spool(
+    tmp_path: Path, size: int
+) -> None:
+    spool = _on_a_full_disk(tmp_path)
+
+    def write_and_finish() -> None:
+        spool.write(b"x" * size)
+        spool.finish()
+
+    with pytest.raises(InsufficientStorage) as raised:
+        write_and_finish()
+    assert raised.value.code == "insufficient_storage"
+    assert str(tmp_path) not in raised.value.message
+    assert not spool.path.exists()
+    spool.discard()  # safe to repeat
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_discarding_a_spool_whose_buffer_cannot_be_flushed_still_removes_it(
+    tmp_path: Path,
+) -> None:
+    spool = _on_a_full_disk(tmp_path)
+    spool.write(b"x" * 100)  # buffered: flushing it at close fails with ENOSPC
+    spool.discard()
+    assert not spool.path.exists()
+
+
+def test_check_free_space_reports_a_disk_below_the_floor(tmp_path: Path) -> None:
+    check_free_space(tmp_path, min_free=0)
+    with pytest.raises(InsufficientStorage):
+        check_free_space(tmp_path, min_free=2**62)

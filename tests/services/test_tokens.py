@@ -322,6 +322,60 @@ def test_token_issued_in_the_future_is_refused(
     assert refused(service, sign(keys, claims)).code == "token_not_yet_valid"
 
 
+def test_nbf_in_the_future_is_refused_beyond_the_leeway(
+    service: TokenService, keys: KeyRing, clock: FakeClock
+) -> None:
+    claims = claims_for(clock)
+    ahead = int(clock.now().timestamp()) + 30
+    claims["nbf"] = ahead
+    assert service.verify(sign(keys, claims)).client_id == CLIENT_ID  # within leeway
+    claims["nbf"] = ahead + 1
+    error = refused(service, sign(keys, claims))
+    assert error.code == "token_not_yet_valid"
+    assert '"nbf"' in error.message
+
+
+def test_lifetime_is_bounded_by_the_maximum_plus_leeway(
+    service: TokenService, keys: KeyRing, clock: FakeClock
+) -> None:
+    # The service's maximum is 1440 minutes (TokenService's default).
+    issued = int(clock.now().timestamp())
+    claims = claims_for(clock)
+    claims["exp"] = issued + 1440 * 60 + 30
+    assert service.verify(sign(keys, claims)).client_id == CLIENT_ID
+    claims["exp"] = issued + 1440 * 60 + 31
+    assert refused(service, sign(keys, claims)).code == "token_lifetime_too_long"
+
+
+def test_remaining_life_over_the_maximum_is_refused(
+    service: TokenService, keys: KeyRing, clock: FakeClock
+) -> None:
+    # iat 25 s ahead (inside the leeway), exp - iat inside the bound, exp - now over it.
+    issued = int(clock.now().timestamp()) + 25
+    claims = claims_for(clock)
+    claims.update(iat=issued, exp=issued + 1440 * 60 + 25)
+    assert refused(service, sign(keys, claims)).code == "token_lifetime_too_long"
+
+
+def test_the_bound_follows_the_configured_maximum(
+    keys: KeyRing, clients: Clients, clock: FakeClock
+) -> None:
+    service = TokenService(keys, clients, clock, max_minutes=60)
+    claims = claims_for(clock)
+    claims["exp"] = int(clock.now().timestamp()) + 61 * 60
+    assert refused(service, sign(keys, claims)).code == "token_lifetime_too_long"
+
+
+def test_exp_not_after_iat_is_malformed(
+    service: TokenService, keys: KeyRing, clock: FakeClock
+) -> None:
+    claims = claims_for(clock)
+    claims["exp"] = claims["iat"]
+    error = refused(service, sign(keys, claims))
+    assert error.code == "token_malformed"
+    assert '"exp" is not after its "iat"' in error.message
+
+
 @pytest.mark.parametrize(
     ("change", "problem"),
     [
@@ -330,6 +384,9 @@ def test_token_issued_in_the_future_is_refused(
         ({"exp": None}, 'lacks the "exp" claim'),
         ({"iat": None}, 'lacks the "iat" claim'),
         ({"exp": "soon"}, '"exp" is not a whole number'),
+        ({"iat": 1.5}, '"iat" is not a whole number'),
+        ({"nbf": "now"}, '"nbf" is not a whole number'),
+        ({"exp": True}, '"exp" is not a whole number'),
         ({"user": None}, "user.businessServiceClientId"),
         ({"user": {"businessServiceClientId": 7}}, "user.businessServiceClientId"),
     ],

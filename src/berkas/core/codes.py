@@ -37,6 +37,7 @@ _TYPE_OF_STATUS = {
     429: ErrorType.RATE_LIMIT,
     500: ErrorType.API,
     503: ErrorType.API,
+    507: ErrorType.API,
 }
 
 FETCH_REFUSAL_STATUS = 422
@@ -162,7 +163,16 @@ class Code(StrEnum):
         "The token's signature does not verify.",
     )
     TOKEN_EXPIRED = ("token_expired", 401, "The token has expired.")
-    TOKEN_NOT_YET_VALID = ("token_not_yet_valid", 401, "The token is issued in the future.")
+    TOKEN_NOT_YET_VALID = (
+        "token_not_yet_valid",
+        401,
+        "The token is issued (iat) or valid (nbf) only in the future.",
+    )
+    TOKEN_LIFETIME_TOO_LONG = (
+        "token_lifetime_too_long",
+        401,
+        "The token lives longer than the longest valid_time this server grants.",
+    )
 
     # 403: a valid caller, or a link holder, touching what is not theirs or no longer valid.
     PERMISSION_DENIED = ("permission_denied", 403, "This is not yours to access.")
@@ -282,7 +292,7 @@ class Code(StrEnum):
         "Too many of this client's file_url fetches were refused; send the file, or wait.",
     )
 
-    # 500 and 503: the server failed; never with a stack trace.
+    # 500, 503 and 507: the server failed; never with a stack trace.
     API_ERROR = ("api_error", 500, "The server failed to handle this request.")
     INTERNAL_ERROR = ("internal_error", 500, "The server failed to handle this request.")
     SERVICE_UNAVAILABLE = (
@@ -299,6 +309,12 @@ class Code(StrEnum):
         "storage_unavailable",
         503,
         "File storage is unreachable; try again later.",
+    )
+    # 507 (RFC 4918 section 11.5): the disk under the spool, blobs or SQLite file is full.
+    INSUFFICIENT_STORAGE = (
+        "insufficient_storage",
+        507,
+        "The server's storage is full; nothing was stored. Try again later.",
     )
     ID_ALLOCATION_FAILED = (
         "id_allocation_failed",

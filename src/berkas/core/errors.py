@@ -12,6 +12,7 @@
     ├── FetchRefused                  fetch_failed (any code, answered as a fetch refusal)
     ├── RateLimited                   rate_limited
     └── Unavailable                   service_unavailable
+        └── InsufficientStorage       insufficient_storage (a full disk)
 
 The classes are the families a caller catches, each shown with its default code. Each
 instance carries a wire ``code`` from the catalogue (``berkas.core.codes``), which knows
@@ -21,6 +22,7 @@ and what is accepted (DESIGN 2.5).
 
 from __future__ import annotations
 
+import errno
 from typing import ClassVar
 
 from berkas.core.codes import Code
@@ -126,3 +128,25 @@ class Unavailable(BerkasError):
     """A dependency (database, storage) is unreachable; safe to retry later."""
 
     default_code = Code.SERVICE_UNAVAILABLE
+
+
+class InsufficientStorage(Unavailable):
+    """The disk under the spool, the blobs or the database is full (ENOSPC, SQLITE_FULL).
+
+    An ``Unavailable``: retrying once space is freed succeeds, with no restart.
+    """
+
+    default_code = Code.INSUFFICIENT_STORAGE
+
+
+# /readyz calls a disk with less room than this full (spool, blobs, SQLite file): it could
+# not take even a small upload, nor the write-ahead-log pages its row needs.
+FULL_BELOW_BYTES = 1024 * 1024
+
+# ENOSPC: the file system is full; EDQUOT: the user's quota is (write(2), open(2)).
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """True for an ``OSError`` saying the disk (or a quota) has no room left."""
+    return isinstance(error, OSError) and error.errno in _FULL_ERRNOS

@@ -41,9 +41,21 @@ class Services:
 
     @property
     def health(self) -> Mapping[str, HealthCheck]:
-        """What /readyz asks, by the name it reports."""
-        return {"database": self.database, "storage": self.blobs}
+        """What /readyz asks, by the name it reports. "storage" covers the blob store and
+        this node's spool, where every upload lands first (a full spool disk is full
+        storage to a partner, whichever store keeps the bytes)."""
+        return {"database": self.database, "storage": _Storage(self.blobs, self.uploads)}
 
     def close(self) -> None:
         """Release connections (the database pool)."""
         self.database.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Storage:
+    blobs: BlobStore
+    uploads: UploadService
+
+    def check(self) -> None:
+        self.blobs.check()
+        self.uploads.check_spool()

@@ -7,18 +7,25 @@ small object). ``SpoolWriter`` feeds it from the event loop in batches on a work
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Self
+from typing import BinaryIO, NoReturn, Self
 
 from anyio import to_thread
 
 from berkas.core.codes import Code
 from berkas.core.content import SNIFF_BYTES
-from berkas.core.errors import PayloadTooLarge
+from berkas.core.errors import (
+    FULL_BELOW_BYTES,
+    InsufficientStorage,
+    PayloadTooLarge,
+    Unavailable,
+    is_disk_full,
+)
 
 _PREFIX = "upload-"
 _SUFFIX = ".part"
@@ -52,7 +59,12 @@ class Spool:
             raise ValueError(f"max_bytes must not be negative, got {max_bytes}")
         # mkstemp opens with O_EXCL and mode 0600: the name cannot be pre-planted (a
         # symlink to elsewhere) and no other local user can read a KYC document.
-        fd, name = tempfile.mkstemp(prefix=_PREFIX, suffix=_SUFFIX, dir=directory)
+        try:
+            fd, name = tempfile.mkstemp(prefix=_PREFIX, suffix=_SUFFIX, dir=directory)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full() from exc
+            raise
         try:
             fh = os.fdopen(fd, "wb")
         except BaseException:
@@ -99,7 +111,10 @@ class Spool:
             # Refused before writing: the message states only the cap, never a total we
             # have not read (the rest of the body is never consumed).
             self._refuse()
-        fh.write(chunk)
+        try:
+            fh.write(chunk)
+        except OSError as exc:
+            self._fail(exc)
         self._size += len(chunk)
         self._hash.update(chunk)
         if len(self._head) < SNIFF_BYTES:
@@ -126,7 +141,11 @@ class Spool:
         that inspection refuses costs no disk flush, and a kept one costs one, not two.
         """
         fh = self._open_file()
-        fh.flush()
+        try:
+            # Buffered bytes reach the disk here, so a full disk may only show now.
+            fh.flush()
+        except OSError as exc:
+            self._fail(exc)
         fh.close()
         self._fh = None
 
@@ -135,7 +154,10 @@ class Spool:
         self._discarded = True
         fh, self._fh = self._fh, None
         if fh is not None:
-            fh.close()
+            # Closing flushes what is buffered, which fails on a full disk; the descriptor
+            # is closed all the same (io.BufferedWriter.close), and the file must go.
+            with contextlib.suppress(OSError):
+                fh.close()
         self._path.unlink(missing_ok=True)
 
     def __enter__(self) -> Self:
@@ -159,6 +181,13 @@ class Spool:
             state = "discarded" if self._discarded else "finished"
             raise ValueError(f"spool {self._path.name} is already {state}")
         return self._fh
+
+    def _fail(self, exc: OSError) -> NoReturn:
+        # Nothing partial stays behind: the spool goes, whatever the write error was.
+        self.discard()
+        if is_disk_full(exc):
+            raise disk_full() from exc
+        raise exc
 
     def _refuse(self) -> None:
         cap = _megabytes(self._max_bytes)
@@ -194,6 +223,27 @@ class SpoolWriter:
         if self._batch:
             batch, self._batch = bytes(self._batch), bytearray()
             await to_thread.run_sync(self._spool.write, batch)
+
+
+def disk_full() -> InsufficientStorage:
+    """The refusal of an upload the disk has no room for (no path: DESIGN 2.5)."""
+    return InsufficientStorage(
+        "the server's storage is full, so the upload was not stored; try again later.",
+        code=Code.INSUFFICIENT_STORAGE,
+    )
+
+
+def check_free_space(directory: Path, min_free: int = FULL_BELOW_BYTES) -> None:
+    """Raise ``InsufficientStorage`` when ``directory``'s file system has less than
+    ``min_free`` bytes left for us (for /readyz: the spool of every upload is there)."""
+    try:
+        stats = os.statvfs(directory)
+    except OSError as exc:
+        raise Unavailable(
+            "the upload spool cannot be read; try again later.", code=Code.STORAGE_UNAVAILABLE
+        ) from exc
+    if stats.f_bavail * stats.f_frsize < min_free:
+        raise disk_full()
 
 
 def cleanup_stale(directory: Path) -> int:

@@ -5,6 +5,8 @@ Keys come parsed from ``SigningKeys``; nothing here touches disk.
 
 from __future__ import annotations
 
+import base64
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -136,16 +138,12 @@ class TokenService:
     def verify(self, token: str) -> Client:
         """The enabled client a bearer token was issued to; ``AuthenticationFailed`` if not.
 
-        Accepts RS256 only, signed by a key of ours named by ``kid``, unexpired, with
-        DOKU's ``sub`` and a client that still exists and is enabled.
+        Accepts RS256 only, signed by a key of ours named by ``kid``, unexpired, not
+        issued (``iat``) or valid (``nbf``) only in the future, living no longer than the
+        maximum ``valid_time``, with DOKU's ``sub`` and a client that still exists and is
+        enabled.
         """
-        if not token or token.isspace():
-            raise AuthenticationFailed(
-                "Authorization must carry a bearer token from POST /token; it was empty.",
-                code=Code.TOKEN_MISSING,
-            )
-        if len(token) > MAX_TOKEN_CHARS:
-            raise _malformed(f"it is {len(token)} characters long, over {MAX_TOKEN_CHARS}")
+        _check_shape(token)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -203,25 +201,50 @@ class TokenService:
         return self._enabled_client(client_id)
 
     def _check_times(self, claims: dict[str, Any]) -> None:
-        expires, issued_at = claims["exp"], claims["iat"]
-        for name, value in (("exp", expires), ("iat", issued_at)):
+        # Every time claim is a NumericDate (RFC 7519 section 2); we issue whole seconds.
+        times: dict[str, int] = {}
+        for name in ("exp", "iat", "nbf"):
+            if name not in claims:
+                continue  # exp and iat are required by jwt.decode above; nbf is optional
+            value = claims[name]
             if not isinstance(value, int) or isinstance(value, bool):
                 raise _malformed(f'its "{name}" is not a whole number of seconds')
+            times[name] = value
+        expires, issued_at = times["exp"], times["iat"]
         now = self._clock.now().timestamp()
+        # RFC 7519 section 4.1.4: not accepted on or after exp (with a small leeway).
         if now >= expires + LEEWAY_SECONDS:
             expired_at = datetime.fromtimestamp(expires, UTC).isoformat()
             raise AuthenticationFailed(
                 f"token expired at {expired_at}; request a new one from POST /token.",
                 code=Code.TOKEN_EXPIRED,
             )
-        if issued_at > now + LEEWAY_SECONDS:
-            # Only a key of ours could have signed it, so the nodes' clocks disagree.
+        # RFC 7519 section 4.1.5: not accepted before nbf. We never set nbf, but a token
+        # that names one is held to it. An iat in the future is refused the same way:
+        # only a key of ours could have signed it, so it comes from a clock far off, or
+        # from someone holding our key minting tokens for later (RFC 8725 section 3.10
+        # asks verifiers to check every claim they rely on).
+        for name in ("nbf", "iat"):
+            if name in times and times[name] > now + LEEWAY_SECONDS:
+                raise AuthenticationFailed(
+                    f'token is not valid yet ("{name}" is in the future); the clocks of the '
+                    "issuing and the verifying server disagree by more than "
+                    f"{LEEWAY_SECONDS} seconds, or it was not issued by POST /token.",
+                    code=Code.TOKEN_NOT_YET_VALID,
+                )
+        # A token lives at most as long as POST /token would grant (valid_time <= the
+        # maximum). A signature alone does not bound it: a leaked signing key, or an
+        # issuer bug, must not yield a token good for ten years. Both the stated lifetime
+        # (exp - iat) and what is left of it (exp - now) are bounded, with the leeway.
+        longest = self._max_minutes * 60 + LEEWAY_SECONDS
+        if expires - issued_at > longest or expires - now > longest:
             raise AuthenticationFailed(
-                "token is issued in the future (iat); the clocks of the issuing and the "
-                "verifying server disagree by more than "
-                f"{LEEWAY_SECONDS} seconds.",
-                code=Code.TOKEN_NOT_YET_VALID,
+                f"token lifetime is longer than the {self._max_minutes} minutes this server "
+                "issues tokens for; request a new one from POST /token.",
+                code=Code.TOKEN_LIFETIME_TOO_LONG,
             )
+        if expires <= issued_at:
+            raise _malformed('its "exp" is not after its "iat"')
 
     def _enabled_client(self, client_id: str) -> Client:
         client = self._clients.get(client_id)
@@ -236,6 +259,39 @@ class TokenService:
                 code=Code.CLIENT_DISABLED,
             )
         return client
+
+
+# RFC 7515 section 2 and 7.1: each part of a compact JWS is base64url "with all trailing
+# '=' characters omitted" and no other characters; RFC 4648 section 3.5 lets a decoder
+# refuse non-canonical encodings (unused bits set). Refusing every other spelling gives a
+# token exactly one: PyJWT 2.13 accepted junk after the signature (GHSA-hxm8-2xgr-2p9m,
+# a raw-token revocation list bypassed) and later releases still accept "=" padding.
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def _check_shape(token: str) -> None:
+    if not token or token.isspace():
+        raise AuthenticationFailed(
+            "Authorization must carry a bearer token from POST /token; it was empty.",
+            code=Code.TOKEN_MISSING,
+        )
+    if len(token) > MAX_TOKEN_CHARS:
+        raise _malformed(f"it is {len(token)} characters long, over {MAX_TOKEN_CHARS}")
+    if not _canonical(token):
+        raise _malformed("it is not three unpadded base64url parts (header.payload.signature)")
+
+
+def _canonical(token: str) -> bool:
+    parts = token.split(".")
+    if len(parts) != 3:
+        return False
+    for part in parts:
+        if not _BASE64URL.fullmatch(part) or len(part) % 4 == 1:
+            return False
+        decoded = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        if base64.urlsafe_b64encode(decoded).rstrip(b"=").decode("ascii") != part:
+            return False
+    return True
 
 
 def _malformed(problem: str) -> AuthenticationFailed:

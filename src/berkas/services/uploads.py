@@ -39,7 +39,7 @@ from berkas.core.models import Client, StoredFile
 from berkas.core.ports import BlobStore, Clock, Fetcher, FileRepository
 from berkas.services.idempotency import IdempotentUploads
 from berkas.services.links import IssuedLink, LinkService
-from berkas.services.spool import Spool, SpoolWriter
+from berkas.services.spool import Spool, SpoolWriter, check_free_space
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,10 @@ class UploadService:
             # extensions (an operator's catalogue may narrow them, e.g. KTP as PDF only).
             kinds=frozenset(_KIND_OF_EXTENSION[ext] for ext in requirement.extensions),
         )
+
+    def check_spool(self) -> None:
+        """Raise ``InsufficientStorage`` while the spool's disk is full (for /readyz)."""
+        check_free_space(self._spool_dir)
 
     def open_spool(self, fields: UploadFields) -> Spool:
         """A spool for the ``file`` part, capped by the requirement when the fields before
@@ -285,6 +289,12 @@ class UploadService:
                 if last or not spool.path.exists():
                     raise
                 continue
+            except BerkasError:
+                # A store that failed (a full disk, an outage) may still have linked the
+                # bytes before failing: remove them, then the intent, as for a failed row.
+                if _quietly(self._blobs.delete, key):
+                    _quietly(self._files.release_key, key)
+                raise
             stored = StoredFile(
                 id=minted.id,
                 client_id=client.client_id,

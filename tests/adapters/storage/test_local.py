@@ -124,6 +124,8 @@ def test_vanished_root_is_unavailable(local_blob_store: LocalBlobStore, spool: P
         local_blob_store.check()
     assert caught.value.code == "storage_unavailable"
 
-    with pytest.raises(Unavailable):
+    with pytest.raises(Unavailable) as caught:
         local_blob_store.put_file(KEY, spool / "upload", "image/jpeg")
     assert not local_blob_store.root.exists()
+    # The message reaches the wire: it names no server path (the log has it).
+    assert str(local_blob_store.root) not in caught.value.message

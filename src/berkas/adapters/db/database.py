@@ -5,6 +5,7 @@ The schema is only ever created or changed by the alembic revisions in ``migrati
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,10 +24,10 @@ from berkas.adapters.db.repositories import (
     SqlServiceSecrets,
     translate_errors,
 )
-from berkas.adapters.db.writes import DirectWrites, GroupCommit, Writes
+from berkas.adapters.db.writes import DirectWrites, GroupCommit, Writes, unavailable
 from berkas.adapters.sealing import Sealer
 from berkas.core.codes import Code
-from berkas.core.errors import Unavailable
+from berkas.core.errors import FULL_BELOW_BYTES, InsufficientStorage, Unavailable
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -107,9 +108,22 @@ class SqlDatabase:
         return self.engine.dialect.name
 
     def check(self) -> None:
-        """Run ``SELECT 1``; raise ``Unavailable`` if the database cannot be reached."""
+        """Run ``SELECT 1``; raise ``Unavailable`` if the database cannot be reached, and
+        ``InsufficientStorage`` while an SQLite file's disk is full (reads still work
+        then, so ``SELECT 1`` alone would call it ready)."""
         with translate_errors(), self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
+        database = self.engine.url.database
+        if self.dialect == "sqlite" and database:
+            try:
+                stats = os.statvfs(Path(database).parent)
+            except OSError as exc:
+                raise unavailable(exc) from exc
+            if stats.f_bavail * stats.f_frsize < FULL_BELOW_BYTES:
+                raise InsufficientStorage(
+                    "the metadata database's disk is full; try again later.",
+                    code=Code.INSUFFICIENT_STORAGE,
+                )
 
     def close(self) -> None:
         """Commit what is queued, then close every pooled connection."""

@@ -26,7 +26,7 @@ from berkas.adapters.db.tables import (
     service_secrets,
     signing_keys,
 )
-from berkas.adapters.db.writes import DirectWrites, Writes
+from berkas.adapters.db.writes import DirectWrites, Writes, unavailable
 from berkas.adapters.keys import StoredKey
 from berkas.adapters.sealing import Sealer, SealingError, is_sealed, sealed_kid
 from berkas.core.codes import Code
@@ -49,18 +49,17 @@ _BEGIN_ATTEMPTS = 5
 
 @contextmanager
 def translate_errors() -> Iterator[None]:
-    """Turn driver failures into ``Unavailable(code=Code.DATABASE_UNAVAILABLE)``.
+    """Turn driver failures into ``Unavailable(code=Code.DATABASE_UNAVAILABLE)``, or
+    ``InsufficientStorage`` when the database's disk is full.
 
     Covers a server that is down or unreachable, a dropped connection, a locked SQLite
-    file past its busy timeout and an exhausted connection pool: all safe to retry later.
+    file past its busy timeout, an exhausted connection pool and a full disk: all safe to
+    retry later.
     """
     try:
         yield
     except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
-        raise Unavailable(
-            "The metadata database is unreachable; try again later.",
-            code=Code.DATABASE_UNAVAILABLE,
-        ) from error
+        raise unavailable(error) from error
 
 
 T = TypeVar("T")

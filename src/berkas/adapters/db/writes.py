@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine
 
 from berkas.adapters.db.engine import WRITE_OPTION
 from berkas.core.codes import Code
-from berkas.core.errors import Unavailable
+from berkas.core.errors import InsufficientStorage, Unavailable, is_disk_full
 
 T = TypeVar("T")
 
@@ -112,7 +112,7 @@ class GroupCommit:
         self._queue.put(ticket)
         ticket.turn.wait()
         if ticket.connection is None:  # the batch could not begin
-            raise _unavailable() from ticket.error
+            raise unavailable(ticket.error) from ticket.error
         connection = ticket.connection
         self._local.connection = connection
         try:
@@ -125,7 +125,7 @@ class GroupCommit:
             ticket.done.set()
         ticket.committed.wait()
         if ticket.error is not None:
-            raise _unavailable() from ticket.error
+            raise unavailable(ticket.error) from ticket.error
 
     def run(self, work: Callable[[Connection], T]) -> T:
         """``work(connection)`` run by the writer in the current batch, in its own
@@ -147,7 +147,7 @@ class GroupCommit:
         if ticket.raised is not None:
             raise ticket.raised
         if ticket.error is not None:
-            raise _unavailable() from ticket.error
+            raise unavailable(ticket.error) from ticket.error
         return cast(T, ticket.result)
 
     def close(self) -> None:
@@ -247,8 +247,31 @@ def _refuse(ticket: _Ticket, error: BaseException) -> None:
     ticket.committed.set()
 
 
-def _unavailable() -> Unavailable:
+def unavailable(cause: BaseException | None) -> Unavailable:
+    """What a driver failure means to a caller: the database's disk is full (SQLite's
+    SQLITE_FULL, PostgreSQL's disk_full), or the database is unreachable."""
+    if _disk_full(cause):
+        return InsufficientStorage(
+            "the server's storage is full, so nothing was stored; try again later.",
+            code=Code.INSUFFICIENT_STORAGE,
+        )
     return Unavailable(
         "The metadata database is unreachable; try again later.",
         code=Code.DATABASE_UNAVAILABLE,
+    )
+
+
+# SQLITE_FULL: "database or disk is full" (https://www.sqlite.org/rescode.html#full);
+# SQLSTATE 53100 disk_full (https://www.postgresql.org/docs/current/errcodes-appendix.html).
+_SQLITE_FULL = 13
+_PG_DISK_FULL = "53100"
+
+
+def _disk_full(cause: BaseException | None) -> bool:
+    # SQLAlchemy wraps the driver's exception; the driver's is in ``orig``.
+    driver = getattr(cause, "orig", None) or cause
+    return (
+        (isinstance(driver, BaseException) and is_disk_full(driver))
+        or getattr(driver, "sqlite_errorcode", None) == _SQLITE_FULL
+        or getattr(driver, "sqlstate", None) == _PG_DISK_FULL
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import uuid
@@ -11,13 +12,21 @@ from pathlib import Path
 
 from berkas.adapters.durable import fsync_dir, fsync_file
 from berkas.core.codes import Code
-from berkas.core.errors import InvalidRequest, Unavailable
+from berkas.core.errors import (
+    FULL_BELOW_BYTES,
+    InsufficientStorage,
+    InvalidRequest,
+    Unavailable,
+    is_disk_full,
+)
 from berkas.core.object_keys import duplicate_key, file_not_found, validate_key
 
 TEMP_DIR = ".tmp"
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
 _COPY_CHUNK = 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 
 class LocalBlobStore:
@@ -45,7 +54,7 @@ class LocalBlobStore:
                     directory.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
             self._real_root = root.resolve()
         except OSError as exc:
-            raise _unavailable(root) from exc
+            raise _unavailable(root, at_start=True) from exc
 
     def put_file(self, key: str, path: Path, content_type: str) -> None:
         """Store the file at ``path`` under ``key``; durable when this returns.
@@ -70,7 +79,7 @@ class LocalBlobStore:
                 raise duplicate_key(key) from None
             fsync_dir(final.parent)
         except OSError as exc:
-            raise _unavailable(self.root) from exc
+            raise _os_error(self.root, exc) from exc
         finally:
             temp.unlink(missing_ok=True)
 
@@ -95,17 +104,23 @@ class LocalBlobStore:
             if path.parent.is_dir():
                 fsync_dir(path.parent)
         except OSError as exc:
-            raise _unavailable(self.root) from exc
+            raise _unavailable(self.root, exc) from exc
 
     def check(self) -> None:
-        """Raise ``Unavailable`` unless a file can be created in the store (for /readyz)."""
+        """Raise ``Unavailable`` unless a file can be created in the store, and
+        ``InsufficientStorage`` while its disk is full (for /readyz)."""
         probe = self._temp / f"check-{uuid.uuid4().hex}"
         try:
             fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
             os.close(fd)
             probe.unlink()
+            stats = os.statvfs(self._temp)
         except OSError as exc:
-            raise _unavailable(self.root) from exc
+            raise _os_error(self.root, exc) from exc
+        # An empty file can still be created on a full disk (it needs an inode, not a
+        # block), so the probe alone would report a full store as ready.
+        if stats.f_bavail * stats.f_frsize < FULL_BELOW_BYTES:
+            raise _full(self.root, logged=False)  # polled: the log would repeat itself
 
     def cleanup_temp(self) -> int:
         """Remove what interrupted writes left in ``.tmp``; returns how many entries.
@@ -121,7 +136,7 @@ class LocalBlobStore:
                     entry.unlink(missing_ok=True)
                 removed += 1
         except OSError as exc:
-            raise _unavailable(self.root) from exc
+            raise _unavailable(self.root, exc) from exc
         return removed
 
     def _path(self, key: str) -> Path:
@@ -179,11 +194,32 @@ class LocalBlobStore:
         except FileNotFoundError as exc:
             raise file_not_found(key) from exc
         except OSError as exc:
-            raise _unavailable(self.root) from exc
+            raise _unavailable(self.root, exc) from exc
 
 
-def _unavailable(root: Path) -> Unavailable:
+def _os_error(root: Path, exc: OSError) -> Unavailable:
+    return _full(root) if is_disk_full(exc) else _unavailable(root, exc)
+
+
+def _full(root: Path, *, logged: bool = True) -> InsufficientStorage:
+    # The path is for the operator's log; the wire names no server path (DESIGN 2.5).
+    if logged:
+        log.warning("file storage at %s is full", root)
+    return InsufficientStorage(
+        "the server's storage is full, so the upload was not stored; try again later.",
+        code=Code.INSUFFICIENT_STORAGE,
+    )
+
+
+def _unavailable(root: Path, exc: OSError | None = None, *, at_start: bool = False) -> Unavailable:
+    if at_start:  # for the operator starting the server, who needs to know which
+        return Unavailable(
+            f"File storage at {str(root)!r} cannot be written or read.",
+            code=Code.STORAGE_UNAVAILABLE,
+        )
+    # A request's answer names no server path (DESIGN 2.5); the log does.
+    log.warning("file storage at %s cannot be written or read: %s", root, exc)
     return Unavailable(
-        f"File storage at {str(root)!r} cannot be written or read; try again later.",
+        "File storage cannot be written or read; try again later.",
         code=Code.STORAGE_UNAVAILABLE,
     )
