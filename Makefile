@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install serve test test-fast check lint format typecheck imports bench system-deps clean
+.PHONY: install serve test test-fast check lint format typecheck imports bench soak system-deps clean
 
 install: $(STAMP)
 
@@ -56,6 +56,11 @@ bench: install $(BENCH_STAMP)
 $(BENCH_STAMP): pyproject.toml $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	touch $(BENCH_STAMP)
+
+# Mixed partner traffic against a real `berkas serve` for SOAK_SECONDS (default 600):
+# RSS every 30 s, then statuses, p50/p99 per operation and PASS/FAIL (bench/soak.py).
+soak: install
+	$(BIN)/python -m bench.soak
 
 # Debian packages the integration tests use: PostgreSQL server binaries, and a Ceph
 # monitor, OSD and RADOS gateway for the S3 blob store (tests/support/rgw.py).

@@ -62,6 +62,17 @@ def write_requests(path: Path, requests: Iterable[bytes]) -> int:
     return count
 
 
+def rss_bytes(process: psutil.Process) -> int:
+    """The RSS of ``process`` and its children, in bytes (a child that just left counts 0)."""
+    total = 0
+    for proc in [process, *process.children(recursive=True)]:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
 class PeakRss:
     """Samples a process's RSS (with its children) every 20 ms in a thread."""
 
@@ -72,13 +83,7 @@ class PeakRss:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> int:
-        total = 0
-        for proc in [self._process, *self._process.children(recursive=True)]:
-            try:
-                total += proc.memory_info().rss
-            except psutil.Error:
-                continue
-        return total
+        return rss_bytes(self._process)
 
     def _run(self) -> None:
         while not self._stop.is_set():
