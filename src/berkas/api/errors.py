@@ -11,6 +11,10 @@ The framework's own failures get codes from the same catalogue: ``invalid_reques
 a request that fails validation), ``not_found`` (404), ``method_not_allowed`` (405),
 ``http_error`` (any other status it raises) and ``internal_error`` (500; logged, no stack
 trace on the wire).
+
+A client that goes away before its request is read (``ClientDisconnect``) gets no answer:
+nobody is left to read one. It is one INFO line and status 499 in ``/metrics`` (nginx's
+"client closed request"), not a 500: a phone losing its signal is not a server fault.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from berkas.core.codes import Code
 from berkas.core.errors import AuthenticationFailed, BerkasError, FetchRefused, Replayed
@@ -31,6 +36,9 @@ log = logging.getLogger(__name__)
 
 # Framework statuses with a code of their own; any other is ``http_error``.
 _HTTP_CODES: dict[int, Code] = {404: Code.NOT_FOUND, 405: Code.METHOD_NOT_ALLOWED}
+
+# Never sent (the client is gone); what /metrics counts a request abandoned mid-way as.
+CLIENT_CLOSED_REQUEST = 499
 
 
 def status_of(error: BerkasError) -> int:
@@ -90,6 +98,16 @@ def install(app: FastAPI) -> None:
         body = envelope(Code.HTTP_ERROR, str(exc.detail)) if code is None else envelope(code)
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
+    async def on_disconnect(request: Request, _: Exception) -> Response:
+        # What was read is already discarded (the multipart reader removes its spool on
+        # any error); the server is fine, so no traceback and no ERROR.
+        log.info(
+            "client disconnected before its request was read: %s %s",
+            request.method,
+            request.url.path,
+        )
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+
     async def on_crash(_: Request, exc: Exception) -> Response:
         # Logged with its traceback for the operator; the caller gets no internals.
         log.error("unhandled error", exc_info=exc)
@@ -98,4 +116,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(BerkasError, on_berkas)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(ClientDisconnect, on_disconnect)
     app.add_exception_handler(Exception, on_crash)
