@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from berkas import __version__
 from berkas.api import errors
+from berkas.api.connections import BodyIdleTimeout
 from berkas.api.metrics import Metrics, MetricsMiddleware
 from berkas.api.routes import files, public, signed, uploads
 from berkas.core.errors import Unavailable
@@ -46,8 +47,12 @@ async def _every(seconds: float, chore: Callable[[], object], what: str) -> None
             log.exception("%s failed; it runs again at the next interval", what)
 
 
-def create_app(services: Services) -> FastAPI:
-    """Build the app around already-built services (see ``berkas.wiring.build``)."""
+def create_app(services: Services, *, body_idle_timeout: float | None = None) -> FastAPI:
+    """Build the app around already-built services (see ``berkas.wiring.build``).
+
+    ``body_idle_timeout``: the longest gap between a request body's chunks (``serve``
+    passes ``BERKAS_BODY_IDLE_TIMEOUT_SECONDS``; in-process tests need none).
+    """
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -88,6 +93,8 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     errors.install(app)
     metrics = Metrics()
+    if body_idle_timeout is not None:
+        app.add_middleware(BodyIdleTimeout, seconds=body_idle_timeout)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
     for module in (signed, uploads, files, public):

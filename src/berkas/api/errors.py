@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from berkas.api.connections import answered_by_protocol
 from berkas.core.codes import Code
 from berkas.core.errors import AuthenticationFailed, BerkasError, FetchRefused, Replayed
 
@@ -64,6 +65,9 @@ def error_response(error: BerkasError) -> Response:
     # Without any token the challenge carries no error code (RFC 6750 section 3.1).
     challenge = "Bearer" if error.code is Code.TOKEN_MISSING else 'Bearer error="invalid_token"'
     headers = {"WWW-Authenticate": challenge} if bearer else None
+    if error.code is Code.REQUEST_TIMEOUT:
+        # RFC 9110 section 15.5.9: a 408 closes the connection (the body never came).
+        headers = {"Connection": "close"}
     if isinstance(error, Replayed):
         return Response(error.body, status_code=status_of(error), media_type=error.content_type)
     return Response(
@@ -100,13 +104,16 @@ def install(app: FastAPI) -> None:
 
     async def on_disconnect(request: Request, _: Exception) -> Response:
         # What was read is already discarded (the multipart reader removes its spool on
-        # any error); the server is fine, so no traceback and no ERROR.
-        log.info(
-            "client disconnected before its request was read: %s %s",
-            request.method,
-            request.url.path,
-        )
-        return Response(status_code=CLIENT_CLOSED_REQUEST)
+        # any error); the server is fine, so no traceback and no ERROR. Unless the
+        # connection layer answered (a malformed chunked body, say) and logged it itself.
+        status = answered_by_protocol(request.scope, CLIENT_CLOSED_REQUEST)
+        if status == CLIENT_CLOSED_REQUEST:
+            log.info(
+                "client disconnected before its request was read: %s %s",
+                request.method,
+                request.url.path,
+            )
+        return Response(status_code=status)
 
     async def on_crash(_: Request, exc: Exception) -> Response:
         # Logged with its traceback for the operator; the caller gets no internals.
