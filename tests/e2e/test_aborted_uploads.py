@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import socket
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -36,7 +35,8 @@ def test_an_upload_aborted_mid_body_is_one_quiet_line_a_499_and_no_spool_left(
 ) -> None:
     partner = server.new_partner()
     token = partner.token
-    content = samples.jpeg(seed=9) * 40  # a few hundred KB: the file part is being spooled
+    # Past the 1 MiB the reader gathers before parsing, so the file part is being spooled.
+    content = samples.jpeg(seed=9) + bytes(2 * 1024 * 1024)
     body, content_type = multipart_body(
         [("category", None, b"PHOTO_PROOF"), ("file", "photo.jpg", content)]
     )
@@ -49,7 +49,7 @@ def test_an_upload_aborted_mid_body_is_one_quiet_line_a_499_and_no_spool_left(
     ).encode()
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(head + sent)
-        time.sleep(0.5)  # the server is reading the body, and has opened a spool file
+        assert wait_for(lambda: bool(spooled(server.data_dir)), timeout=10)
     # The client is gone; the server notices, counts it and cleans up.
     assert wait_for(lambda: bool(metric_statuses(server.url, FILE_PATH)), timeout=10)
 
