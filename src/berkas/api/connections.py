@@ -96,6 +96,10 @@ class GuardedProtocol(HttpToolsProtocol):
         self._message_begun = False
         self._heads = 0  # request heads completed on this connection
         self._answered = False
+        # A framing error in bytes after a complete request still with the app (a body
+        # shorter than its Content-Length said, a pipelined request gone wrong): answered
+        # once that request has its own answer, which it is owed first (RFC 9112 9.3.2).
+        self._deferred: tuple[int, Code, str] | None = None
 
     # Connection lifecycle
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -126,8 +130,8 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._answered:
-            return  # lingering after our answer: read and drop
+        if self._answered or self._deferred is not None:
+            return  # lingering after our answer (or before it): read and drop
         self._unset_keepalive_if_required()
         heads = self._heads
         try:
@@ -175,7 +179,12 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         pipelined = bool(self.pipeline)
         super().on_response_complete()
-        if self.transport.is_closing() or pipelined or self._waiting == "head":
+        if self.transport.is_closing():
+            return
+        if self._deferred is not None:
+            self._answer(*self._deferred)
+            return
+        if pipelined or self._waiting == "head":
             return
         self._arm("keepalive", self.limits.keepalive_timeout)
 
@@ -217,12 +226,19 @@ class GuardedProtocol(HttpToolsProtocol):
         cause = exc.__context__ if isinstance(exc, httptools.HttpParserCallbackError) else exc
         detail = str(cause).strip().rstrip(".") or type(cause).__name__
         self.logger.info("malformed HTTP request answered 400: %s", detail)
-        self._answer(
+        answer = (
             400,
             Code.MALFORMED_HTTP,
             f"the request does not parse as HTTP/1.1 ({detail}); check the request line, "
-            "the headers and any chunked body.",
+            "the headers, Content-Length and any chunked body.",
         )
+        cycle = self.cycle
+        if cycle is not None and not cycle.more_body and not cycle.response_complete:
+            self._deferred = answer
+            self._cancel()
+            self.flow.pause_reading()
+            return
+        self._answer(*answer)
 
     def _answer(
         self, status: int, code: Code, message: str, headers: tuple[tuple[str, str], ...] = ()
