@@ -289,7 +289,9 @@ class BodyIdleTimeout:
             if complete:
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.seconds)
+                # asyncio.timeout, not wait_for: no task per chunk on the upload path.
+                async with asyncio.timeout(self.seconds):
+                    message = await receive()
             except TimeoutError:
                 complete = True
                 raise RequestTimeout(
