@@ -22,6 +22,7 @@ from tests.support import samples
 from tests.support.errors import assert_error
 from tests.support.http import (
     RawResponse,
+    connection_answers,
     exchange,
     metric_statuses,
     multipart_body,
@@ -108,11 +109,14 @@ def closed_by_server(sock: socket.socket, within: float) -> tuple[RawResponse | 
 
 @pytest.mark.parametrize("raw", MALFORMED.values(), ids=MALFORMED.keys())
 def test_a_request_that_does_not_parse_is_400_malformed_http(server: Server, raw: bytes) -> None:
+    counted = connection_answers(server.url).get(("400", "malformed_http"), 0)
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         sock.sendall(raw)
         response, _ = closed_by_server(sock, MARGIN)
     assert_envelope(response, 400, "malformed_http")
     assert "HTTP/1.1" in response.json()["error"]["message"]  # type: ignore[union-attr]
+    # An operator sees them in /metrics, although no route ever ran.
+    assert connection_answers(server.url)[("400", "malformed_http")] == counted + 1
 
 
 def test_a_head_over_64_kb_is_431_before_it_is_all_read(server: Server) -> None:
@@ -154,6 +158,7 @@ def test_a_connection_that_sends_nothing_is_closed_unanswered(server: Server) ->
         response, took = closed_by_server(sock, TIMEOUT + MARGIN)
     assert response is None
     assert took >= TIMEOUT - 0.5
+    assert connection_answers(server.url)[("none", "header_timeout")] >= 1
 
 
 def test_an_idle_keep_alive_connection_is_closed(server: Server) -> None:
@@ -238,6 +243,8 @@ def test_past_the_connection_cap_a_new_connection_is_503_at_once(tmp_path: Path)
             response = busy(srv)
             assert_envelope(response, 503, "server_busy")
             assert response.headers["retry-after"] == "1"  # type: ignore[union-attr]
+            # Counted (the cap leaves room for nothing, so /metrics is asked once freed).
+            refused = sum(1 for _ in range(3) if busy(srv) is not None) + 1
         finally:
             for sock in held:
                 sock.close()
@@ -246,6 +253,7 @@ def test_past_the_connection_cap_a_new_connection_is_503_at_once(tmp_path: Path)
             lambda: httpx.get(f"{srv.url}/healthz", timeout=10).status_code == 200,
             timeout=MARGIN,
         )
+        assert connection_answers(srv.url)[("503", "server_busy")] >= refused
         log = srv.output()
         assert len(re.findall("connection cap reached", log)) == 1, log
     finally:

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 _REQUESTS = re.compile(r"^berkas_http_requests_total\{([^}]*)\} ([0-9.e+]+)$", re.M)
+_ANSWERS = re.compile(r"^berkas_http_connection_answers_total\{([^}]*)\} ([0-9.e+]+)$", re.M)
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -103,6 +104,16 @@ def metric_statuses(base_url: str, route: str) -> dict[str, int]:
         found = dict(_LABEL.findall(labels))
         if found.get("route") == route:
             counts[found["status"]] = counts.get(found["status"], 0) + int(float(value))
+    return counts
+
+
+def connection_answers(base_url: str) -> dict[tuple[str, str], int]:
+    """``{(status, code): count}`` of what the connection layer answered before any route."""
+    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    counts = {}
+    for labels, value in _ANSWERS.findall(text):
+        found = dict(_LABEL.findall(labels))
+        counts[found["status"], found["code"]] = int(float(value))
     return counts
 
 

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from berkas import __version__
 from berkas.api import errors
 from berkas.api.connections import BodyIdleTimeout
-from berkas.api.metrics import Metrics, MetricsMiddleware
+from berkas.api.metrics import METRICS_STATE, Metrics, MetricsMiddleware
 from berkas.api.routes import files, public, signed, uploads
 from berkas.core.errors import Unavailable
 from berkas.services.bundle import Services
@@ -54,8 +54,10 @@ def create_app(services: Services, *, body_idle_timeout: float | None = None) ->
     passes ``BERKAS_BODY_IDLE_TIMEOUT_SECONDS``; in-process tests need none).
     """
 
+    metrics = Metrics()
+
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Metrics]]:
         housekeeping, nodes = services.housekeeping, services.nodes
         # Renewed once before serving: start-up chores (first keys, bucket checks, orphan
         # sweeps) may have eaten into the lease since prepare claimed it.
@@ -71,7 +73,8 @@ def create_app(services: Services, *, body_idle_timeout: float | None = None) ->
             asyncio.create_task(_every(KEY_SYNC_SECONDS, services.keys.reload, "signing key sync")),
         ]
         try:
-            yield
+            # The connection layer counts what it answers itself in the same registry.
+            yield {METRICS_STATE: metrics}
         finally:
             for chore in chores:
                 chore.cancel()
@@ -92,7 +95,6 @@ def create_app(services: Services, *, body_idle_timeout: float | None = None) ->
     )
     app.state.services = services
     errors.install(app)
-    metrics = Metrics()
     if body_idle_timeout is not None:
         app.add_middleware(BodyIdleTimeout, seconds=body_idle_timeout)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -20,6 +20,7 @@ import httptools
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from berkas.api.metrics import METRICS_STATE, Metrics
 from berkas.core.codes import Code
 from berkas.core.errors import RequestTimeout
 
@@ -219,6 +220,8 @@ class GuardedProtocol(HttpToolsProtocol):
             )
             return
         # Nothing of a request was sent: an idle connection, closed without an answer.
+        if waiting == "head":
+            self._count("none", "header_timeout")
         self.transport.close()
 
     # Answers of our own
@@ -245,6 +248,7 @@ class GuardedProtocol(HttpToolsProtocol):
     ) -> None:
         """Answer with the envelope (unless a response has begun), then close."""
         self._answered = True
+        self._count(str(status), code.value)
         self._cancel()
         cycle = self.cycle
         in_flight = cycle is not None and not cycle.response_complete
@@ -264,6 +268,11 @@ class GuardedProtocol(HttpToolsProtocol):
             self.loop.call_later(LINGER_SECONDS, self.transport.close)
         else:
             self.transport.close()
+
+    def _count(self, status: str, code: str) -> None:
+        metrics = self.app_state.get(METRICS_STATE)
+        if isinstance(metrics, Metrics):
+            metrics.connection_answers.labels(status, code).inc()
 
 
 class BodyIdleTimeout:
