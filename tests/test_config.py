@@ -62,6 +62,11 @@ def test_a_missing_config_file_is_named(tmp_path: Path, monkeypatch: pytest.Monk
         ("s3_endpoint_url", "http://key:secret@rgw.example.com"),
         ("s3_addressing_style", "sideways"),
         ("rsa_key_bits", 1024),
+        # A zero deadline or cap would refuse every client (api/connections.py).
+        ("header_timeout_seconds", 0),
+        ("body_idle_timeout_seconds", -1),
+        ("keepalive_timeout_seconds", 0),
+        ("max_connections", 0),
     ],
 )
 def test_insecure_or_malformed_values_are_refused_at_start(field: str, value: object) -> None:
