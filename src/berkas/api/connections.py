@@ -121,6 +121,7 @@ class GuardedProtocol(HttpToolsProtocol):
                 Code.SERVER_BUSY,
                 f"this node has {self.limits.max_connections} connections open, its "
                 "most; retry shortly.",
+                # RFC 9110 section 10.2.3: when to try again; a slot frees up quickly.
                 (("retry-after", "1"),),
             )
             return
