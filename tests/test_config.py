@@ -67,6 +67,11 @@ def test_a_missing_config_file_is_named(tmp_path: Path, monkeypatch: pytest.Monk
         ("upload_rate_burst", -1),
         ("max_concurrent_uploads", -1),
         ("fetch_refusals_per_hour", "nan"),
+        # A zero deadline or cap would refuse every client (api/connections.py).
+        ("header_timeout_seconds", 0),
+        ("body_idle_timeout_seconds", -1),
+        ("keepalive_timeout_seconds", 0),
+        ("max_connections", 0),
     ],
 )
 def test_insecure_or_malformed_values_are_refused_at_start(field: str, value: object) -> None:

@@ -122,6 +122,15 @@ class Settings(BaseSettings):
     max_concurrent_uploads: int = Field(default=256, ge=0)
     fetch_refusals_per_hour: float = Field(default=60, ge=0, allow_inf_nan=False)
     fetch_refusal_burst: int = Field(default=50, ge=0)
+    # Connections (api/connections.py): slow clients are cut (CWE-400, slowloris).
+    # A complete request head within this of connecting (or of a later request's start).
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    # The longest gap between two chunks of a request body while the app reads it.
+    body_idle_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # An idle keep-alive connection is closed after this.
+    keepalive_timeout_seconds: float = Field(default=5.0, gt=0, le=3600)
+    # Open connections per node; more are answered 503 server_busy at once.
+    max_connections: int = Field(default=512, ge=1)
 
     # None: create the demo client only when serving on loopback (a laptop), never on a
     # node reachable from elsewhere, whose logs would then hold a working secret.

@@ -14,7 +14,8 @@ from starlette.concurrency import run_in_threadpool
 
 from berkas import __version__
 from berkas.api import docs, errors
-from berkas.api.metrics import Metrics, MetricsMiddleware
+from berkas.api.connections import BodyIdleTimeout
+from berkas.api.metrics import METRICS_STATE, Metrics, MetricsMiddleware
 from berkas.api.routes import files, public, signed, uploads
 from berkas.core.errors import Unavailable
 from berkas.services.bundle import Services
@@ -47,11 +48,17 @@ async def _every(seconds: float, chore: Callable[[], object], what: str) -> None
             log.exception("%s failed; it runs again at the next interval", what)
 
 
-def create_app(services: Services) -> FastAPI:
-    """Build the app around already-built services (see ``berkas.wiring.build``)."""
+def create_app(services: Services, *, body_idle_timeout: float | None = None) -> FastAPI:
+    """Build the app around already-built services (see ``berkas.wiring.build``).
+
+    ``body_idle_timeout``: the longest gap between a request body's chunks (``serve``
+    passes ``BERKAS_BODY_IDLE_TIMEOUT_SECONDS``; in-process tests need none).
+    """
+
+    metrics = Metrics()
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Metrics]]:
         housekeeping, nodes = services.housekeeping, services.nodes
         # Renewed once before serving: start-up chores (first keys, bucket checks, orphan
         # sweeps) may have eaten into the lease since prepare claimed it.
@@ -72,7 +79,8 @@ def create_app(services: Services) -> FastAPI:
         # https://docs.python.org/3/library/gc.html#gc.freeze
         gc.freeze()
         try:
-            yield
+            # The connection layer counts what it answers itself in the same registry.
+            yield {METRICS_STATE: metrics}
         finally:
             for chore in chores:
                 chore.cancel()
@@ -95,7 +103,8 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     errors.install(app)
     docs.install(app)
-    metrics = Metrics()
+    if body_idle_timeout is not None:
+        app.add_middleware(BodyIdleTimeout, seconds=body_idle_timeout)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
     for module in (signed, uploads, files, public):

@@ -13,6 +13,10 @@ The framework's own failures get codes from the same catalogue: ``invalid_reques
 a request that fails validation), ``not_found`` (404), ``method_not_allowed`` (405),
 ``http_error`` (any other status it raises) and ``internal_error`` (500; logged, no stack
 trace on the wire).
+
+A client that goes away before its request is read (``ClientDisconnect``) gets no answer:
+nobody is left to read one. It is one INFO line and status 499 in ``/metrics`` (nginx's
+"client closed request"), not a 500: a phone losing its signal is not a server fault.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
+from berkas.api.connections import answered_by_protocol
 from berkas.core.codes import Code
 from berkas.core.errors import (
     AuthenticationFailed,
@@ -39,6 +45,9 @@ log = logging.getLogger(__name__)
 
 # Framework statuses with a code of their own; any other is ``http_error``.
 _HTTP_CODES: dict[int, Code] = {404: Code.NOT_FOUND, 405: Code.METHOD_NOT_ALLOWED}
+
+# Never sent (the client is gone); what /metrics counts a request abandoned mid-way as.
+CLIENT_CLOSED_REQUEST = 499
 
 
 def status_of(error: BerkasError) -> int:
@@ -68,6 +77,9 @@ def error_response(error: BerkasError) -> Response:
         # RFC 6585 section 4: a 429 "MAY include a Retry-After header"; delay-seconds is
         # a whole number (RFC 9110 section 10.2.3), rounded up by the limiter.
         headers = {"Retry-After": str(error.retry_after)}
+    elif error.code is Code.REQUEST_TIMEOUT:
+        # RFC 9110 section 15.5.9: a 408 closes the connection (the body never came).
+        headers = {"Connection": "close"}
     if isinstance(error, Replayed):
         return Response(error.body, status_code=status_of(error), media_type=error.content_type)
     return Response(
@@ -102,6 +114,19 @@ def install(app: FastAPI) -> None:
         body = envelope(Code.HTTP_ERROR, str(exc.detail)) if code is None else envelope(code)
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
+    async def on_disconnect(request: Request, _: Exception) -> Response:
+        # What was read is already discarded (the multipart reader removes its spool on
+        # any error); the server is fine, so no traceback and no ERROR. Unless the
+        # connection layer answered (a malformed chunked body, say) and logged it itself.
+        status = answered_by_protocol(request.scope, CLIENT_CLOSED_REQUEST)
+        if status == CLIENT_CLOSED_REQUEST:
+            log.info(
+                "client disconnected before its request was read: %s %s",
+                request.method,
+                request.url.path,
+            )
+        return Response(status_code=status)
+
     async def on_crash(_: Request, exc: Exception) -> Response:
         # Logged with its traceback for the operator; the caller gets no internals.
         log.error("unhandled error", exc_info=exc)
@@ -110,4 +135,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(BerkasError, on_berkas)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(ClientDisconnect, on_disconnect)
     app.add_exception_handler(Exception, on_crash)

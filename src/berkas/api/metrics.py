@@ -20,6 +20,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# The lifespan state key under which the app hands its Metrics to the connection layer
+# (uvicorn gives every connection the lifespan's state).
+METRICS_STATE = "berkas.metrics"
+
 
 class Metrics:
     """The instruments; ``middleware`` feeds them, ``endpoint`` exposes them."""
@@ -38,6 +42,16 @@ class Metrics:
             ["method", "route"],
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+
+        # Answered (or cut) by the connection layer before any route ran
+        # (api/connections.py): framing errors, deadlines, the connection cap.
+        self.connection_answers = Counter(
+            "berkas_http_connection_answers",
+            "Answers of the connection layer before any route, by status and code "
+            '(status "none": closed unanswered).',
+            ["status", "code"],
+            registry=self.registry,
         )
 
     async def endpoint(self, _: Request) -> Response:

@@ -92,7 +92,12 @@ class _Collector:
                 'every multipart part needs Content-Disposition: form-data; name="..."',
                 code=Code.MULTIPART_MALFORMED,
             )
-        name = raw_name.decode("utf-8", "replace")
+        # RFC 7578 section 5.1: names (and filenames) are UTF-8. One that is not is
+        # refused, not decoded with replacement: "caf\ufffd" would pass as an unknown
+        # field, silently dropped, and the upload stored without what was meant.
+        name = _utf8(raw_name, "a multipart part's name")
+        if b"filename" in options:
+            _utf8(options[b"filename"], f"the filename of part {name!r}")
         self._name = name
         self._is_file = b"filename" in options or name == FILE_FIELD
         if not self._is_file:
@@ -136,6 +141,15 @@ class _Collector:
 
     def on_end(self) -> None:
         self.ended = True
+
+
+def _utf8(raw: bytes, what: str) -> str:
+    try:
+        return codecs.decode(raw, "utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest(
+            f"{what} is not valid UTF-8 (RFC 7578 section 5.1).", code=Code.FIELD_INVALID
+        ) from None
 
 
 def boundary_of(content_type: str | None) -> bytes:
@@ -203,7 +217,10 @@ async def read_form(
     except FormParserError as exc:
         _discard(collector.form)
         raise InvalidRequest(
-            "the multipart/form-data body could not be parsed.", code=Code.MULTIPART_MALFORMED
+            "the multipart/form-data body does not parse: it must start with --<boundary> "
+            "(no preamble), give each part a header block, and end lines with CRLF "
+            "(RFC 7578, RFC 2046 section 5.1.1).",
+            code=Code.MULTIPART_MALFORMED,
         ) from exc
     except BaseException:
         _discard(collector.form)

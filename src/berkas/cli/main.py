@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -133,6 +134,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     import uvicorn
 
     from berkas.api.app import create_app
+    from berkas.api.connections import ConnectionLimits, guarded_protocol
     from berkas.wiring import (
         CannotListen,
         DataDirInUse,
@@ -174,15 +176,27 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
                     f"berkas {__version__} serving on {settings.base_url} "
                     f"(data: {settings.data_dir})"
                 )
+                limits = ConnectionLimits(
+                    header_timeout=settings.header_timeout_seconds,
+                    body_idle_timeout=settings.body_idle_timeout_seconds,
+                    keepalive_timeout=settings.keepalive_timeout_seconds,
+                    max_connections=settings.max_connections,
+                )
                 # As uvicorn.run does, but on the socket already bound and locked for.
                 server = uvicorn.Server(
                     uvicorn.Config(
-                        create_app(container),
+                        create_app(container, body_idle_timeout=limits.body_idle_timeout),
                         host=settings.host,  # for uvicorn's log lines only
                         port=settings.port,
                         log_level=settings.log_level,
                         proxy_headers=False,
                         server_header=False,
+                        # httptools with deadlines, a head cap and a connection cap, and
+                        # framing errors in the envelope (issue 9).
+                        http=guarded_protocol(limits),
+                        # uvicorn's own keep-alive timer; the protocol's is the one that
+                        # holds when stray bytes arrive.
+                        timeout_keep_alive=max(1, math.ceil(limits.keepalive_timeout)),
                     )
                 )
                 # uvicorn re-raises the SIGINT it handled once shut down (uvicorn.run

@@ -30,10 +30,12 @@ _TYPE_OF_STATUS = {
     403: ErrorType.PERMISSION,
     404: ErrorType.NOT_FOUND,
     405: ErrorType.INVALID_REQUEST,
+    408: ErrorType.INVALID_REQUEST,
     409: ErrorType.CONFLICT,
     413: ErrorType.INVALID_REQUEST,
     415: ErrorType.INVALID_REQUEST,
     422: ErrorType.INVALID_REQUEST,
+    431: ErrorType.INVALID_REQUEST,
     429: ErrorType.RATE_LIMIT,
     500: ErrorType.API,
     503: ErrorType.API,
@@ -119,6 +121,12 @@ class Code(StrEnum):
     DUPLICATE_FIELD = ("duplicate_field", 400, "A form field appears more than once.")
     FIELD_TOO_LONG = ("field_too_long", 400, "A form field is too long.")
     FIELD_INVALID = ("field_invalid", 400, "A form field is not valid UTF-8.")
+    # Answered by the connection layer (api/connections.py), before any route runs.
+    MALFORMED_HTTP = (
+        "malformed_http",
+        400,
+        "The request line, headers or chunked body do not parse as HTTP/1.1.",
+    )
     INVALID_IDEMPOTENCY_KEY = (
         "invalid_idempotency_key",
         400,
@@ -186,6 +194,13 @@ class Code(StrEnum):
 
     # 405: the path exists, the method does not.
     METHOD_NOT_ALLOWED = ("method_not_allowed", 405, "This method is not allowed here.")
+
+    # 408: the connection layer gave up waiting for the request (api/connections.py).
+    REQUEST_TIMEOUT = (
+        "request_timeout",
+        408,
+        "The request did not arrive in time; the connection is closed.",
+    )
 
     # 409: clashes with an earlier request.
     CONFLICT = ("conflict", 409, "The request clashes with an earlier one.")
@@ -270,6 +285,13 @@ class Code(StrEnum):
     TOO_MANY_REDIRECTS = ("too_many_redirects", 422, "file_url redirected too many times.")
     FETCH_TIMEOUT = ("fetch_timeout", 422, "file_url did not answer in time.")
 
+    # 431: a request head larger than the connection layer reads (api/connections.py).
+    HEADERS_TOO_LARGE = (
+        "headers_too_large",
+        431,
+        "The request line and headers are too large.",
+    )
+
     # 429: a limit of README "Limits"; Retry-After (seconds) says when to try again.
     RATE_LIMITED = (
         "rate_limited",
@@ -315,6 +337,11 @@ class Code(StrEnum):
         "insufficient_storage",
         507,
         "The server's storage is full; nothing was stored. Try again later.",
+    )
+    SERVER_BUSY = (
+        "server_busy",
+        503,
+        "This node has as many connections open as it serves; retry shortly.",
     )
     ID_ALLOCATION_FAILED = (
         "id_allocation_failed",

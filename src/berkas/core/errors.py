@@ -5,6 +5,7 @@
     ├── AuthenticationFailed          authentication_failed
     ├── PermissionDenied              permission_denied
     ├── NotFound                      not_found
+    ├── RequestTimeout                request_timeout (a request body that stalls)
     ├── Conflict                      conflict
     │   └── Replayed                  request_replayed (carries the first response body)
     ├── PayloadTooLarge               file_too_large
@@ -68,6 +69,12 @@ class NotFound(BerkasError):
     """No such resource visible to this caller (existence is never revealed)."""
 
     default_code = Code.NOT_FOUND
+
+
+class RequestTimeout(BerkasError):
+    """The client stopped sending its request; the connection is closed after the answer."""
+
+    default_code = Code.REQUEST_TIMEOUT
 
 
 class Conflict(BerkasError):
