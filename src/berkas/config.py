@@ -136,8 +136,10 @@ class Settings(BaseSettings):
     # node reachable from elsewhere, whose logs would then hold a working secret.
     demo_client: bool | None = None
     log_level: str = Field(default="info", pattern=r"^(critical|error|warning|info|debug)$")
+    # text: one human line per record; json: one JSON object per line (log shippers).
+    log_format: str = Field(default="text", pattern=r"^(text|json)$")
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value

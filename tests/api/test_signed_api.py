@@ -117,7 +117,10 @@ def test_a_reused_request_id_for_another_body_is_a_conflict(partner: Partner) ->
 
 
 def test_a_server_failure_is_not_replayed(
-    server: InProcess, partner: Partner, monkeypatch: pytest.MonkeyPatch
+    server: InProcess,
+    partner: Partner,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     payload = {"grant_type": "client_credentials"}
     with monkeypatch.context() as patched:
@@ -128,9 +131,14 @@ def test_a_server_failure_is_not_replayed(
         patched.setattr(server.container.tokens, "issue_to", explode)
         failed = partner.token_request(payload, request_id="tok-3")
 
-    error = assert_error(failed, 500, "internal_error")
+    error = assert_error(failed, 500, "internal_error")  # with the Request-Id header's id
     assert error["type"] == "api_error"
     assert "exploded" not in failed.text
+    # Logged once, with the traceback and the id the caller was given.
+    crashes = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+    assert len(crashes) == 1
+    assert crashes[0].exc_info is not None
+    assert getattr(crashes[0], "request_id", None) == failed.headers["request-id"] == "tok-3"
 
     retry = partner.token_request(payload, request_id="tok-3")
     assert retry.status_code == 200, retry.text

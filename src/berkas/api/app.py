@@ -15,7 +15,8 @@ from starlette.concurrency import run_in_threadpool
 from berkas import __version__
 from berkas.api import docs, errors
 from berkas.api.connections import BodyIdleTimeout
-from berkas.api.metrics import METRICS_STATE, Metrics, MetricsMiddleware
+from berkas.api.metrics import METRICS_STATE, Metrics
+from berkas.api.observe import RequestLog
 from berkas.api.routes import files, public, signed, uploads
 from berkas.core.errors import Unavailable
 from berkas.services.bundle import Services
@@ -105,7 +106,8 @@ def create_app(services: Services, *, body_idle_timeout: float | None = None) ->
     docs.install(app)
     if body_idle_timeout is not None:
         app.add_middleware(BodyIdleTimeout, seconds=body_idle_timeout)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # Outermost: the request id, the access line and the metrics see every answer.
+    app.add_middleware(RequestLog, crash_body=errors.crash_body, observe=metrics.observe)
     app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
     for module in (signed, uploads, files, public):
         app.include_router(module.router)

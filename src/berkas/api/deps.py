@@ -9,6 +9,7 @@ from typing import Annotated, Any, cast
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from berkas.api import observe
 from berkas.core.codes import Code
 from berkas.core.errors import AuthenticationFailed, InvalidRequest, PayloadTooLarge
 from berkas.core.models import Client
@@ -37,6 +38,7 @@ async def bearer(request: Request, svc: ServicesDep) -> Client:
             code=Code.TOKEN_MISSING,
         )
     client = await run_in_threadpool(svc.tokens.verify, token.strip())
+    observe.note_client(client.client_id)
     # Counted once the caller is known: a forged Client-Id or token spends nobody's budget.
     svc.limits.admit_request(client.client_id)
     return client

@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from berkas.api import observe
 from berkas.api.connections import answered_by_protocol
 from berkas.core.codes import Code
 from berkas.core.errors import (
@@ -56,13 +57,47 @@ def status_of(error: BerkasError) -> int:
 
 
 def envelope(code: Code, message: str | None = None) -> dict[str, Any]:
-    """``{"error": {"code", "message", "type"}}``; the message defaults to the code's."""
+    """``{"error": {"code", "message", "type"}}``; the message defaults to the code's.
+
+    A 5xx also carries ``request_id`` (the ``Request-Id`` response header's value): the
+    string that finds the server's log lines about it.
+    """
     text = code.message if message is None else message
-    return {"error": {"code": code.value, "message": text, "type": code.error_type.value}}
+    error = {"code": code.value, "message": text, "type": code.error_type.value}
+    context = observe.current()
+    if code.status >= 500 and context is not None:
+        error["request_id"] = context.request_id
+    return {"error": error}
 
 
 def error_body(error: BerkasError) -> bytes:
     return json.dumps(envelope(error.code, error.message)).encode()
+
+
+def crash_body() -> bytes:
+    """The 500 for an unexpected failure (``observe.RequestLog`` sends it, once it has
+    logged the traceback): the envelope and the request id, no internals."""
+    return json.dumps(envelope(Code.INTERNAL_ERROR)).encode()
+
+
+def _log_answer(error: BerkasError, status: int) -> None:
+    observe.note_error(error.code.value)
+    if status >= 500:
+        # Expected outages (database, store, full disk): one line with the cause for the
+        # operator, no traceback (the cause is the driver's, and the line repeats for
+        # every request while it lasts). Unexpected failures are on_crash's, below.
+        cause = error.__cause__
+        log.warning(
+            "answered %d %s: %s%s",
+            status,
+            error.code.value,
+            error.message,
+            f" (cause: {type(cause).__name__}: {cause})" if cause is not None else "",
+        )
+    elif status == 401:
+        # Why a caller was refused, for an operator debugging a partner's integration;
+        # the partner's message already says it, and at INFO it would be noise.
+        log.debug("answered 401 %s: %s", error.code.value, error.message)
 
 
 def error_response(error: BerkasError) -> Response:
@@ -73,6 +108,7 @@ def error_response(error: BerkasError) -> Response:
     # Without any token the challenge carries no error code (RFC 6750 section 3.1).
     challenge = "Bearer" if error.code is Code.TOKEN_MISSING else 'Bearer error="invalid_token"'
     headers = {"WWW-Authenticate": challenge} if bearer else None
+    _log_answer(error, status_of(error))
     if isinstance(error, RateLimited):
         # RFC 6585 section 4: a 429 "MAY include a Retry-After header"; delay-seconds is
         # a whole number (RFC 9110 section 10.2.3), rounded up by the limiter.
@@ -102,6 +138,7 @@ def install(app: FastAPI) -> None:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
         message = f"{where}: {first.get('msg', 'invalid value')}."
+        observe.note_error(Code.INVALID_REQUEST.value)
         return JSONResponse(
             envelope(Code.INVALID_REQUEST, message), status_code=Code.INVALID_REQUEST.status
         )
@@ -111,6 +148,7 @@ def install(app: FastAPI) -> None:
         # The framework's status stands: it is the member's for 404 and 405, and
         # ``http_error`` carries whatever else the framework raised, with its detail.
         code = _HTTP_CODES.get(exc.status_code)
+        observe.note_error((code or Code.HTTP_ERROR).value)
         body = envelope(Code.HTTP_ERROR, str(exc.detail)) if code is None else envelope(code)
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
@@ -127,13 +165,7 @@ def install(app: FastAPI) -> None:
             )
         return Response(status_code=status)
 
-    async def on_crash(_: Request, exc: Exception) -> Response:
-        # Logged with its traceback for the operator; the caller gets no internals.
-        log.error("unhandled error", exc_info=exc)
-        return JSONResponse(envelope(Code.INTERNAL_ERROR), status_code=Code.INTERNAL_ERROR.status)
-
     app.add_exception_handler(BerkasError, on_berkas)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(ClientDisconnect, on_disconnect)
-    app.add_exception_handler(Exception, on_crash)

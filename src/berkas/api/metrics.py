@@ -6,9 +6,6 @@ process never share counters.
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -18,7 +15,6 @@ from prometheus_client import (
 )
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # The lifespan state key under which the app hands its Metrics to the connection layer
 # (uvicorn gives every connection the lifespan's state).
@@ -26,7 +22,7 @@ METRICS_STATE = "berkas.metrics"
 
 
 class Metrics:
-    """The instruments; ``middleware`` feeds them, ``endpoint`` exposes them."""
+    """The instruments; ``observe`` feeds them, ``endpoint`` exposes them."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -54,36 +50,10 @@ class Metrics:
             registry=self.registry,
         )
 
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request (``api.observe.RequestLog`` calls this)."""
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+
     async def endpoint(self, _: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
-
-
-class MetricsMiddleware:
-    """Pure ASGI middleware (streaming bodies pass through untouched)."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-        start = time.perf_counter()
-
-        async def record_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record_status)
-        finally:
-            # The template (/file/{file_id}), never the raw path: ids must not become labels.
-            route: Any = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "")
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import math
 import sys
 from collections.abc import Callable, Iterator
@@ -133,6 +132,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     """
     import uvicorn
 
+    from berkas.api import observe
     from berkas.api.app import create_app
     from berkas.api.connections import ConnectionLimits, guarded_protocol
     from berkas.wiring import (
@@ -145,9 +145,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     )
 
     settings = _settings(host=host, port=port, data_dir=data_dir)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
-    )
+    log_config = observe.configure(settings.log_level, settings.log_format)
     # The port first: a taken (or mistyped) port is refused before the data dir is
     # touched, and "serving on" below is only ever printed for a port we hold.
     try:
@@ -189,6 +187,10 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
                         host=settings.host,  # for uvicorn's log lines only
                         port=settings.port,
                         log_level=settings.log_level,
+                        # berkas's own handler for uvicorn's loggers, and no uvicorn
+                        # access log: it prints raw paths with a link's signature.
+                        log_config=log_config,
+                        access_log=False,
                         proxy_headers=False,
                         server_header=False,
                         # httptools with deadlines, a head cap and a connection cap, and

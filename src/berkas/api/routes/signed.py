@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from berkas.api import schemas
+from berkas.api import observe, schemas
 from berkas.api.deps import ServicesDep, json_object, signed_request, small_body
 from berkas.api.errors import error_response
 from berkas.core.codes import Code
@@ -92,6 +92,7 @@ async def _once(
 
     def answer() -> Response:
         client = svc.signed.authenticate(signed)
+        observe.note_client(client.client_id)
         svc.limits.admit_request(client.client_id)
         try:
             response = handler(client)

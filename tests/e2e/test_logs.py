@@ -1,0 +1,131 @@
+"""What a real ``berkas serve`` writes to its log: one access line per request with the
+route template, status, duration, error code, client and request id; never a link's
+signature, a token or a secret (issue 10)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import samples
+from tests.support.partner import PREFIX
+from tests.support.server import Server
+
+
+@pytest.fixture(scope="module")
+def json_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = Server(
+        data_dir=tmp_path_factory.mktemp("logs") / "data",
+        env={"BERKAS_LOG_LEVEL": "debug", "BERKAS_LOG_FORMAT": "json"},
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+def records(server: Server) -> list[dict[str, Any]]:
+    """The JSON log lines so far (the start-up banner is plain text on stdout)."""
+    lines = []
+    for line in server.output().splitlines():
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+    return lines
+
+
+def access_line(server: Server, request_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while True:
+        found = [
+            r
+            for r in records(server)
+            if r["logger"] == "berkas.access" and r.get("request_id") == request_id
+        ]
+        if found or time.monotonic() > deadline:
+            assert len(found) == 1, found
+            return found[0]
+        time.sleep(0.05)
+
+
+def test_every_request_gets_one_access_line_naming_its_route_client_and_id(
+    json_server: Server,
+) -> None:
+    partner = json_server.new_partner()
+    uploaded = partner.upload(samples.jpeg(seed=11), category="LOGO", code=None)
+    assert uploaded.status_code == 200, uploaded.text
+    line = access_line(json_server, uploaded.headers["request-id"])
+    assert line["method"] == "POST"
+    assert line["route"] == f"{PREFIX}/file"
+    assert line["status"] == 200
+    assert line["client_id"] == partner.client_id
+    assert isinstance(line["duration_ms"], float)
+    assert line["level"] == "info"
+    assert line["time"].endswith("Z")
+
+    missing = partner.http.request(
+        "GET", f"{PREFIX}/file/DCM-0001-0000000000000", headers=partner.auth()
+    )
+    line = access_line(json_server, missing.headers["request-id"])
+    assert (line["route"], line["status"], line["error_code"]) == (
+        f"{PREFIX}/file/{{file_id}}",
+        404,
+        "file_not_found",
+    )
+
+
+def test_a_signed_requests_id_is_the_callers_request_id(json_server: Server) -> None:
+    partner = json_server.new_partner()
+    answered = partner.token_request(
+        {"grant_type": "client_credentials"}, request_id="support-ticket-4711"
+    )
+    assert answered.status_code == 200, answered.text
+    assert answered.headers["request-id"] == "support-ticket-4711"
+    line = access_line(json_server, "support-ticket-4711")
+    assert (line["route"], line["client_id"]) == (f"{PREFIX}/token", partner.client_id)
+
+
+def test_links_tokens_and_secrets_never_reach_the_log(json_server: Server) -> None:
+    partner = json_server.new_partner()
+    stored = partner.upload(samples.jpeg(seed=12), category="LOGO", code=None).json()
+    link = stored["link"]
+    assert "signature=" in link
+    downloaded = httpx.get(link, timeout=30)
+    assert downloaded.status_code == 200
+    tampered = httpx.get(link[:-2] + "xx", timeout=30)
+    assert tampered.status_code == 403
+    refused = partner.upload(samples.jpeg(seed=13), token=partner.token[:-4] + "AAAA")
+    assert refused.status_code == 401
+
+    line = access_line(json_server, downloaded.headers["request-id"])
+    assert (line["route"], line["status"]) == ("/links/{key:path}", 200)
+    log = json_server.output()
+    query = link.partition("?")[2]
+    assert query
+    assert query not in log  # neither the signature nor the expiry of any link
+    assert "signature" not in json.dumps(line)
+    assert partner.token not in log
+    assert partner.secret_key not in log
+    # The cause of the 401 is there at debug level, for the operator.
+    causes = [r for r in records(json_server) if r["message"].startswith("answered 401")]
+    assert any(r["request_id"] == refused.headers["request-id"] for r in causes), causes
+
+
+def test_text_lines_are_one_human_line_per_request(tmp_path: Path) -> None:
+    server = Server(data_dir=tmp_path / "data", env={"BERKAS_LOG_LEVEL": "info"})
+    server.start()
+    try:
+        answered = httpx.get(f"{server.url}/healthz", timeout=10)
+        request_id = answered.headers["request-id"]
+        deadline = time.monotonic() + 10
+        while request_id not in server.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (line,) = [text for text in server.output().splitlines() if request_id in text]
+        assert " INFO berkas.access GET /healthz 200 " in line
+        assert line.endswith(f"request_id={request_id}")
+    finally:
+        server.stop()
