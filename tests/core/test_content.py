@@ -7,6 +7,7 @@ import io
 import random
 import struct
 import warnings
+import zipfile
 import zlib
 from collections.abc import Collection
 from pathlib import Path
@@ -482,3 +483,125 @@ def test_a_png_is_checked_without_decoding_it_into_a_pixel_buffer(
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_pixel_buffer)
     info = run(tmp_path, png_bytes((2000, 1500), "RGB"))
     assert (info.width, info.height) == (2000, 1500)
+
+
+# --- what follows the end of an image -----------------------------------------------------
+
+
+def exif_with_thumbnail(thumbnail: bytes) -> bytes:
+    """An APP1 Exif segment whose IFD1 carries ``thumbnail`` (CIPA DC-008 4.5.8), as
+    cameras and phones write it: a whole JPEG, EOI included, inside the main one."""
+    # TIFF header (big-endian), an empty IFD0 linking to IFD1, which points at the JPEG.
+    ifd1_at = 8 + 2 + 4
+    thumb_at = ifd1_at + 2 + 2 * 12 + 4
+    tiff = (
+        b"MM\x00*"
+        + struct.pack(">I", 8)
+        + struct.pack(">HI", 0, ifd1_at)
+        + struct.pack(">H", 2)
+        + struct.pack(">HHII", 0x0201, 4, 1, thumb_at)  # JPEGInterchangeFormat
+        + struct.pack(">HHII", 0x0202, 4, 1, len(thumbnail))  # ...Length
+        + struct.pack(">I", 0)
+        + thumbnail
+    )
+    payload = b"Exif\x00\x00" + tiff
+    return b"\xff\xe1" + struct.pack(">H", 2 + len(payload)) + payload
+
+
+def jpeg_with_thumbnail() -> bytes:
+    main = jpeg_bytes((640, 480))
+    return main[:2] + exif_with_thumbnail(jpeg_bytes((160, 120))) + main[2:]
+
+
+def _zip_of(name: str, text: str) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr(name, text)
+    return out.getvalue()
+
+
+def test_jpeg_with_an_exif_thumbnail_is_accepted_although_the_thumbnail_ends_first(
+    tmp_path: Path,
+) -> None:
+    data = jpeg_with_thumbnail()
+    with Image.open(io.BytesIO(data)) as im:  # Pillow reads the Exif block as a camera's
+        assert im.info["exif"].startswith(b"Exif\x00\x00MM")
+    # The thumbnail's own EOI comes long before the main image's: the first FF D9 lies.
+    assert data.index(b"\xff\xd9") < len(data) // 2
+
+    info = run(tmp_path, data)
+
+    assert (info.kind, info.width, info.height) == (Kind.JPEG, 640, 480)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"progressive": True}, {"restart_marker_blocks": 2}],
+    ids=["baseline", "progressive", "restart-markers"],
+)
+def test_jpeg_with_a_zip_appended_is_refused_as_trailing_data(
+    tmp_path: Path, options: dict[str, object]
+) -> None:
+    # Today's polyglot: the picture a reviewer sees, and an archive unzip or Java opens.
+    out = io.BytesIO()
+    _noise((320, 240)).save(out, "JPEG", quality=85, **options)
+    image = out.getvalue()
+    assert run(tmp_path, image).kind is Kind.JPEG  # the image alone is fine
+    polyglot = image + _zip_of("payload.html", "<script>alert(document.domain)</script>")
+    assert zipfile.is_zipfile(io.BytesIO(polyglot))
+
+    error = refused(tmp_path, polyglot)
+
+    assert error.code == "trailing_data"
+    assert f"{len(polyglot) - len(image):,} bytes after the end of its image" in error.message
+    assert "EOI" in error.message
+
+
+def test_exif_thumbnail_jpeg_with_a_zip_appended_is_refused(tmp_path: Path) -> None:
+    assert refused(tmp_path, jpeg_with_thumbnail() + _zip_of("a", "b")).code == "trailing_data"
+
+
+def test_png_with_html_after_iend_is_refused_as_trailing_data(tmp_path: Path) -> None:
+    png = png_bytes((64, 64), "RGB")
+
+    error = refused(tmp_path, png + b"<html><script>alert(1)</script></html>")
+
+    assert error.code == "trailing_data"
+    assert "IEND" in error.message
+
+
+@pytest.mark.parametrize("kind", [Kind.JPEG, Kind.PNG])
+@pytest.mark.parametrize(
+    "tail", [b"\x00", b"\x00" * 1024, b"\xff" * 512 + b"\x00" * 512], ids=["1", "1024", "mixed"]
+)
+def test_up_to_a_kib_of_zero_or_ff_padding_is_accepted(
+    tmp_path: Path, kind: Kind, tail: bytes
+) -> None:
+    image = jpeg_bytes((64, 48)) if kind is Kind.JPEG else png_bytes((64, 48))
+
+    assert run(tmp_path, image + tail).kind is kind
+
+
+@pytest.mark.parametrize("kind", [Kind.JPEG, Kind.PNG])
+@pytest.mark.parametrize(
+    "tail", [b"\x00" * 1025, b"\n", b"\x00" * 100 + b"PK"], ids=["1025-zeros", "newline", "PK"]
+)
+def test_more_padding_or_anything_but_padding_is_refused(
+    tmp_path: Path, kind: Kind, tail: bytes
+) -> None:
+    image = jpeg_bytes((64, 48)) if kind is Kind.JPEG else png_bytes((64, 48))
+
+    assert refused(tmp_path, image + tail).code == "trailing_data"
+
+
+def test_jpeg_without_its_eoi_is_truncated(tmp_path: Path) -> None:
+    # Every scan is complete, so a lenient decoder shows the whole picture.
+    assert refused(tmp_path, jpeg_bytes((64, 48))[:-2]).code == "image_truncated"
+
+
+def test_jpeg_marker_segment_running_past_the_end_is_truncated(tmp_path: Path) -> None:
+    whole = jpeg_bytes((64, 48))
+    # A COM segment declaring 60000 bytes, just before EOI: the file ends inside it.
+    cut = whole[:-2] + b"\xff\xfe\xea\x60" + b"x" * 100
+
+    assert refused(tmp_path, cut).code == "image_truncated"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import json
+import random
 import re
 import stat
 import time
@@ -17,6 +19,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from PIL import Image
 
 from berkas.core import signing
 from tests.support import samples
@@ -248,10 +251,14 @@ PEAK_GROWTH_LIMIT = 8 * 1024 * 1024
 
 
 def _big_jpeg(size: int) -> bytes:
-    # Decoders stop at the JPEG's EOI marker and ignore what follows (as bench/ does), so
-    # padding makes an accepted body of any size without a huge image to decode.
-    image = samples.jpeg(320, 200, seed=7)
-    return image + b"\xa5" * (size - len(image))
+    # A real JPEG of about ``size`` bytes: noise at quality 100 without chroma subsampling
+    # takes ~4.1 bytes a pixel, so 14 MB is a ~3.4-megapixel image. (Padding after EOI,
+    # once the cheap way to grow a body, is refused as trailing_data since issue 9.)
+    side = int((size / 4.1) ** 0.5)
+    noise = random.Random(7).randbytes(side * side * 3)  # noqa: S311 - not a secret
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), noise).save(out, "JPEG", quality=100, subsampling=0)
+    return out.getvalue()
 
 
 def test_big_uploads_leave_server_peak_memory_flat(server: Server, partner: Partner) -> None:

@@ -231,6 +231,12 @@ class Code(StrEnum):
     IMAGE_CORRUPT = ("image_corrupt", 415, "The image data does not decode.", FETCHED)
     PDF_CORRUPT = ("pdf_corrupt", 415, "The PDF does not parse or has no pages.", FETCHED)
     PDF_ENCRYPTED = ("pdf_encrypted", 415, "The PDF is encrypted.", FETCHED)
+    TRAILING_DATA = (
+        "trailing_data",
+        415,
+        "The image has data after its end (JPEG EOI, PNG IEND) beyond a little padding.",
+        FETCHED,
+    )
 
     # 422: fetching file_url was refused or failed (DESIGN 4); each cause has its own code.
     FETCH_FAILED = ("fetch_failed", 422, "file_url could not be fetched.")
