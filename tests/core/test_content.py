@@ -27,6 +27,7 @@ from berkas.core.content import (
     sniff,
 )
 from berkas.core.errors import BerkasError, InvalidRequest, UnsupportedContent
+from tests.support import corpus
 
 ANY = (Kind.PDF, Kind.JPEG, Kind.PNG)
 IMAGES = frozenset({Kind.JPEG, Kind.PNG})
@@ -488,42 +489,10 @@ def test_a_png_is_checked_without_decoding_it_into_a_pixel_buffer(
 # --- what follows the end of an image -----------------------------------------------------
 
 
-def exif_with_thumbnail(thumbnail: bytes) -> bytes:
-    """An APP1 Exif segment whose IFD1 carries ``thumbnail`` (CIPA DC-008 4.5.8), as
-    cameras and phones write it: a whole JPEG, EOI included, inside the main one."""
-    # TIFF header (big-endian), an empty IFD0 linking to IFD1, which points at the JPEG.
-    ifd1_at = 8 + 2 + 4
-    thumb_at = ifd1_at + 2 + 2 * 12 + 4
-    tiff = (
-        b"MM\x00*"
-        + struct.pack(">I", 8)
-        + struct.pack(">HI", 0, ifd1_at)
-        + struct.pack(">H", 2)
-        + struct.pack(">HHII", 0x0201, 4, 1, thumb_at)  # JPEGInterchangeFormat
-        + struct.pack(">HHII", 0x0202, 4, 1, len(thumbnail))  # ...Length
-        + struct.pack(">I", 0)
-        + thumbnail
-    )
-    payload = b"Exif\x00\x00" + tiff
-    return b"\xff\xe1" + struct.pack(">H", 2 + len(payload)) + payload
-
-
-def jpeg_with_thumbnail() -> bytes:
-    main = jpeg_bytes((640, 480))
-    return main[:2] + exif_with_thumbnail(jpeg_bytes((160, 120))) + main[2:]
-
-
-def _zip_of(name: str, text: str) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
-        archive.writestr(name, text)
-    return out.getvalue()
-
-
 def test_jpeg_with_an_exif_thumbnail_is_accepted_although_the_thumbnail_ends_first(
     tmp_path: Path,
 ) -> None:
-    data = jpeg_with_thumbnail()
+    data = corpus.jpeg_with_thumbnail()
     with Image.open(io.BytesIO(data)) as im:  # Pillow reads the Exif block as a camera's
         assert im.info["exif"].startswith(b"Exif\x00\x00MM")
     # The thumbnail's own EOI comes long before the main image's: the first FF D9 lies.
@@ -547,7 +516,7 @@ def test_jpeg_with_a_zip_appended_is_refused_as_trailing_data(
     _noise((320, 240)).save(out, "JPEG", quality=85, **options)
     image = out.getvalue()
     assert run(tmp_path, image).kind is Kind.JPEG  # the image alone is fine
-    polyglot = image + _zip_of("payload.html", "<script>alert(document.domain)</script>")
+    polyglot = image + corpus.zip_of("payload.html", "<script>alert(document.domain)</script>")
     assert zipfile.is_zipfile(io.BytesIO(polyglot))
 
     error = refused(tmp_path, polyglot)
@@ -558,7 +527,9 @@ def test_jpeg_with_a_zip_appended_is_refused_as_trailing_data(
 
 
 def test_exif_thumbnail_jpeg_with_a_zip_appended_is_refused(tmp_path: Path) -> None:
-    assert refused(tmp_path, jpeg_with_thumbnail() + _zip_of("a", "b")).code == "trailing_data"
+    polyglot = corpus.jpeg_with_thumbnail() + corpus.zip_of("a", "b")
+
+    assert refused(tmp_path, polyglot).code == "trailing_data"
 
 
 def test_png_with_html_after_iend_is_refused_as_trailing_data(tmp_path: Path) -> None:
@@ -605,3 +576,114 @@ def test_jpeg_marker_segment_running_past_the_end_is_truncated(tmp_path: Path) -
     cut = whole[:-2] + b"\xff\xfe\xea\x60" + b"x" * 100
 
     assert refused(tmp_path, cut).code == "image_truncated"
+
+
+# --- PDFs that do more than show pages ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(corpus.plain_pdf(), id="pypdf"),
+        pytest.param(corpus.raw_pdf(), id="hand-written"),
+        pytest.param(corpus.packed_pdf(), id="object-stream"),
+        pytest.param(corpus.raw_pdf(corpus.GOTO_OPEN_ACTION), id="opens-at-page-1"),
+        pytest.param(corpus.raw_pdf(corpus.URI_OPEN_ACTION), id="uri-action"),
+        pytest.param(corpus.packed_pdf(corpus.URI_OPEN_ACTION), id="packed-uri-action"),
+    ],
+)
+def test_plain_pdfs_and_harmless_actions_are_accepted(tmp_path: Path, data: bytes) -> None:
+    assert run(tmp_path, data).kind is Kind.PDF
+
+
+ACTIVE = [
+    pytest.param(corpus.pdf_with_javascript(), "JavaScript", id="document-javascript"),
+    pytest.param(corpus.pdf_with_javascript(on_page=True), "JavaScript", id="page-open-js"),
+    pytest.param(corpus.raw_pdf(corpus.JS_OPEN_ACTION), "JavaScript", id="open-action-js"),
+    pytest.param(corpus.raw_pdf(corpus.JS_HEX_ESCAPED), "JavaScript", id="hex-escaped-names"),
+    pytest.param(corpus.packed_pdf(corpus.JS_HEX_ESCAPED), "JavaScript", id="packed-and-escaped"),
+    pytest.param(
+        corpus.raw_pdf(corpus.CLOSE_AA, (corpus.SCRIPT_OBJECT,)), "JavaScript", id="catalogue-aa"
+    ),
+    pytest.param(
+        corpus.packed_pdf(corpus.CLOSE_AA, (corpus.SCRIPT_OBJECT,)), "JavaScript", id="packed-aa"
+    ),
+    pytest.param(corpus.pdf_with_open_action(corpus.launch_action()), "/Launch", id="launch-pypdf"),
+    pytest.param(corpus.packed_pdf(corpus.LAUNCH_OPEN_ACTION), "/Launch", id="packed-launch"),
+    pytest.param(corpus.raw_pdf(corpus.SUBMIT_OPEN_ACTION), "/SubmitForm", id="submit-form"),
+    pytest.param(
+        corpus.raw_pdf(corpus.XFA_FORM, (b"[(template) 5 0 R]", corpus.EMBEDDED_STREAM)),
+        "/XFA",
+        id="xfa",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "named"), ACTIVE)
+def test_pdf_with_active_content_is_refused_and_the_message_names_it(
+    tmp_path: Path, data: bytes, named: str
+) -> None:
+    error = refused(tmp_path, data)
+
+    assert error.code == "pdf_active_content"
+    assert named in error.message
+    assert "DOCUMENT/KTP must be a plain document" in error.message
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(corpus.pdf_with_attachment(), id="pypdf-attachment"),
+        pytest.param(
+            corpus.raw_pdf(corpus.EMBEDDED_FILES, (corpus.FILESPEC, corpus.EMBEDDED_STREAM)),
+            id="embedded-files-tree",
+        ),
+        # Unreferenced from the catalogue: still in the file, and a repairing viewer finds it.
+        pytest.param(corpus.raw_pdf(b"", (corpus.EMBEDDED_STREAM,)), id="orphan-stream"),
+    ],
+)
+def test_pdf_with_an_embedded_file_is_refused(tmp_path: Path, data: bytes) -> None:
+    error = refused(tmp_path, data)
+
+    assert error.code == "pdf_embedded_file"
+    assert "an embedded file (/EmbeddedFile)" in error.message
+
+
+def test_a_pdf_with_both_names_each_and_says_active(tmp_path: Path) -> None:
+    both = corpus.raw_pdf(
+        corpus.EMBEDDED_FILES + b" " + corpus.LAUNCH_OPEN_ACTION,
+        (corpus.FILESPEC, corpus.EMBEDDED_STREAM),
+    )
+
+    error = refused(tmp_path, both)
+
+    assert error.code == "pdf_active_content"
+    assert "a launch action (/Launch), which starts a program, an embedded file" in error.message
+
+
+def test_a_pdf_listing_more_objects_than_inspected_is_refused_before_the_walk(
+    tmp_path: Path,
+) -> None:
+    crowded = corpus.raw_pdf(b"", tuple(b"null" for _ in range(50_000)))
+
+    error = refused(tmp_path, crowded)
+
+    assert error.code == "pdf_too_complex"
+    assert "50,003 objects" in error.message
+
+
+def test_an_object_stream_that_inflates_past_the_cap_is_refused(tmp_path: Path) -> None:
+    # 20 MB of dictionary text in a ~20 KB object stream: pypdf's own cap (75 MB) would
+    # inflate it all; ours stops at 16 MB.
+    bomb = corpus.packed_pdf(b"", (b"(" + b"0" * 20_000_000 + b")",))
+    assert len(bomb) < 100_000
+
+    assert refused(tmp_path, bomb).code == "pdf_corrupt"
+
+
+def test_damaged_pdfs_with_active_content_raise_only_berkas_errors(tmp_path: Path) -> None:
+    # A cut anywhere in a hostile PDF is refused cleanly, never a parser's exception.
+    hostile = corpus.packed_pdf(corpus.JS_HEX_ESCAPED)
+    for cut in range(20, len(hostile), 7):
+        with contextlib.suppress(BerkasError):
+            run(tmp_path, hostile[:cut] + b"\n%%EOF\n")

@@ -6,6 +6,7 @@ multipart part's Content-Type, both of which the sender chooses freely.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import re
@@ -18,11 +19,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from PIL import Image
-from pypdf import PdfReader
+from pypdf import PdfReader, apply_configuration
 from pypdf.errors import PdfReadWarning
 
+from berkas.core import pdf_active
 from berkas.core.codes import Code
 from berkas.core.errors import InvalidRequest, UnsupportedContent
+from berkas.core.pdf_active import Finding
 
 # How many leading bytes a caller must keep for ``sniff``: the longest magic number is
 # PNG's 8-byte signature; the rest is headroom for a future kind (WebP needs 12).
@@ -113,7 +116,8 @@ def inspect(
     Raises ``InvalidRequest`` (``empty_file``) or ``UnsupportedContent`` with a code per
     cause: ``unsupported_type``, ``type_not_allowed``, ``image_truncated``,
     ``image_corrupt``, ``image_too_large``, ``image_too_small``, ``trailing_data``,
-    ``pdf_corrupt``, ``pdf_encrypted``. The file's name plays no part (DESIGN 2.4).
+    ``pdf_corrupt``, ``pdf_encrypted``, ``pdf_too_complex``, ``pdf_active_content``,
+    ``pdf_embedded_file``. The file's name plays no part (DESIGN 2.4).
     """
     accepts = f"{label} accepts {_labels(allowed)}"
     if size == 0:
@@ -130,7 +134,7 @@ def inspect(
             code=Code.TYPE_NOT_ALLOWED,
         )
     if kind is Kind.PDF:
-        return _inspect_pdf(path, size)
+        return _inspect_pdf(path, size, label)
     return _inspect_image(path, kind, limits, size)
 
 
@@ -455,10 +459,10 @@ def _image_failure(kind: Kind, exc: Exception) -> UnsupportedContent:
     )
 
 
-def _inspect_pdf(path: Path, size: int) -> ContentInfo:
-    # A PDF is parsed for structure only (xref, trailer, page tree), never rendered:
-    # rendering is where the work and the attack surface are, and a reviewer's viewer
-    # does that. The size was already capped while streaming.
+def _inspect_pdf(path: Path, size: int, label: str) -> ContentInfo:
+    # A PDF is parsed for structure only (xref, trailer, page tree, every listed object's
+    # dictionary), never rendered: rendering is where the work and the attack surface
+    # are, and a reviewer's viewer does that. The size was already capped while streaming.
     with path.open("rb") as fh:
         fh.seek(max(0, size - _PDF_EOF_WINDOW))
         if b"%%EOF" not in fh.read():
@@ -468,37 +472,85 @@ def _inspect_pdf(path: Path, size: int) -> ContentInfo:
                 code=Code.PDF_CORRUPT,
             )
         fh.seek(0, os.SEEK_SET)
-        pages = _pdf_pages(fh)
+        pages, found = _read_pdf(fh)
     if pages < 1:
         raise UnsupportedContent(
             "file is a PDF with no pages; upload the document itself.", code=Code.PDF_CORRUPT
         )
+    if found:
+        _refuse_active(found, label)
     return ContentInfo(kind=Kind.PDF, width=None, height=None, pages=pages)
 
 
-def _pdf_pages(fh: BinaryIO) -> int:
+# The most objects a PDF may list. A scanned KTP has a dozen, a 300-page deed a few
+# thousand; each costs a parse (and a bad offset makes pypdf search the whole file), so
+# the cap bounds the work of one upload at a few seconds.
+_PDF_MAX_OBJECTS = 50_000
+# pypdf decodes only object and cross-reference streams here (never page content or
+# images). Its default cap is 75 MB of output per stream; an object stream holding more
+# than 16 MB of dictionaries would be far past _PDF_MAX_OBJECTS, so nothing honest needs
+# more, and a zlib bomb stops there (pypdf.Configuration, since pypdf 6.18).
+_PDF_DECODE_CAP = 16_000_000
+
+
+def _pdf_decode_caps() -> contextlib.AbstractContextManager[object]:
+    # A context variable: the caps hold for this thread's parse only.
+    return apply_configuration(
+        array_based_stream_maximum_output_length=_PDF_DECODE_CAP,
+        lzw_maximum_output_length=_PDF_DECODE_CAP,
+        run_length_maximum_output_length=_PDF_DECODE_CAP,
+        zlib_maximum_output_length=_PDF_DECODE_CAP,
+        brotli_maximum_output_length=_PDF_DECODE_CAP,
+    )
+
+
+def _read_pdf(fh: BinaryIO) -> tuple[int, frozenset[Finding]]:
+    """The page count and the active content of the PDF in ``fh``."""
     try:
         # pypdf reports repairs it made through logging (fine) and deprecations through
         # warnings; a PdfReadWarning, should one be raised, means the file is damaged.
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _pdf_decode_caps():
             warnings.simplefilter("error", PdfReadWarning)
             reader = PdfReader(fh, strict=True)
-            pages = None if reader.is_encrypted else len(reader.pages)
-    except MemoryError:
+            if reader.is_encrypted:
+                # Refused even with an empty user password: a reviewer may still be asked
+                # for one, and nothing past the header could be inspected here.
+                raise UnsupportedContent(
+                    "file is an encrypted PDF; remove the password or encryption and upload again.",
+                    code=Code.PDF_ENCRYPTED,
+                )
+            found = pdf_active.findings(reader, max_objects=_PDF_MAX_OBJECTS)
+            return len(reader.pages), found
+    except (MemoryError, UnsupportedContent):
         raise
+    except pdf_active.TooManyObjects as exc:
+        raise UnsupportedContent(
+            f"file is a PDF of {exc.count:,} objects; berkas inspects PDFs of at most "
+            f'{exc.limit:,}. Save it again with "reduce file size" or split it, and upload '
+            "the new file.",
+            code=Code.PDF_TOO_COMPLEX,
+        ) from exc
     except Exception as exc:
-        # Any parser failure (PdfReadError, ValueError, KeyError, RecursionError on a
-        # looping page tree...) means a reviewer could not rely on the file either.
+        # Any parser failure (PdfReadError, LimitReachedError, ValueError, KeyError,
+        # RecursionError on a looping page tree...) means a reviewer could not rely on the
+        # file either.
         raise UnsupportedContent(
             "file is a PDF whose structure does not parse (corrupt or damaged); save or "
             "export it again and upload the new file.",
             code=Code.PDF_CORRUPT,
         ) from exc
-    if pages is None:
-        # Refused even with an empty user password: a reviewer may still be asked for
-        # one, and nothing past the header could be inspected here.
-        raise UnsupportedContent(
-            "file is an encrypted PDF; remove the password or encryption and upload again.",
-            code=Code.PDF_ENCRYPTED,
-        )
-    return pages
+
+
+def _refuse_active(found: frozenset[Finding], label: str) -> None:
+    # A document to review is text and pictures; anything that runs, calls out or hides a
+    # second file is refused rather than stripped, since the stored bytes are exactly the
+    # bytes sent (their sha256 is part of the answer).
+    named = ", ".join(finding.words for finding in Finding if finding in found)
+    message = (
+        f"file is a PDF carrying {named}; {label} must be a plain document (text and "
+        'pictures only): print it to a new PDF ("Save as PDF", "Microsoft Print to PDF") '
+        "or scan it, and upload that."
+    )
+    if all(finding.is_file for finding in found):
+        raise UnsupportedContent(message, code=Code.PDF_EMBEDDED_FILE)
+    raise UnsupportedContent(message, code=Code.PDF_ACTIVE_CONTENT)
