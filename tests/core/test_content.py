@@ -392,7 +392,14 @@ def test_truncated_images_are_never_loaded_leniently(tmp_path: Path) -> None:
 # --- whatever the bytes, only BerkasError comes out -----------------------------------
 
 _MAGICS = [b"", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"%PDF-1.4\n"]
-_FILTH = [jpeg_bytes((48, 32)), png_bytes((48, 32), "RGB"), pdf_bytes(1)]
+_FILTH = [
+    jpeg_bytes((48, 32)),
+    png_bytes((48, 32), "RGB"),
+    pdf_bytes(1),
+    # The walks added for issue 9: markers past an EXIF thumbnail, packed PDF objects.
+    corpus.jpeg_with_thumbnail((48, 32)),
+    corpus.packed_pdf(corpus.JS_HEX_ESCAPED),
+]
 
 
 def _inspect_or_refuse(directory: Path, data: bytes) -> None:
@@ -687,3 +694,69 @@ def test_damaged_pdfs_with_active_content_raise_only_berkas_errors(tmp_path: Pat
     for cut in range(20, len(hostile), 7):
         with contextlib.suppress(BerkasError):
             run(tmp_path, hostile[:cut] + b"\n%%EOF\n")
+
+
+# --- one file that is also an archive -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(corpus.jpeg_with_zip_in_comment(), id="jpeg-comment-segment"),
+        pytest.param(corpus.png_with_zip_chunk(), id="png-private-chunk"),
+        pytest.param(corpus.pdf_with_zip_inside(), id="pdf-stream"),
+    ],
+)
+def test_a_zip_tucked_inside_the_format_is_refused_as_an_embedded_archive(
+    tmp_path: Path, data: bytes
+) -> None:
+    # Nothing trails the end marker, yet unzip (and Java, and Python) opens the file.
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.read("payload.html") == b"<script>alert(1)</script>"
+
+    error = refused(tmp_path, data)
+
+    assert error.code == "embedded_archive"
+    assert "also a ZIP archive" in error.message
+
+
+def test_an_eocd_signature_alone_is_not_an_archive(tmp_path: Path) -> None:
+    # The four signature bytes (and a plausible record) without a central directory
+    # before them: a comment that happens to contain them is no polyglot.
+    record = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, 1, 1, 46, 0, 2)
+    image = jpeg_bytes((64, 48))
+    data = image[:-2] + b"\xff\xfe" + struct.pack(">H", 2 + len(record)) + record + image[-2:]
+
+    assert run(tmp_path, data).kind is Kind.JPEG
+
+
+def test_pdf_with_a_zip_after_its_last_eof_is_refused_as_trailing_data(tmp_path: Path) -> None:
+    data = pdf_bytes() + corpus.zip_of("a.txt", "b")
+
+    error = refused(tmp_path, data)
+
+    assert error.code == "trailing_data"
+    assert "after its last %%EOF" in error.message
+
+
+@pytest.mark.parametrize("tail", [b"\r\n", b"\n\x00\x00\x00", b"   \n"])
+def test_pdf_with_whitespace_after_its_eof_is_accepted(tmp_path: Path, tail: bytes) -> None:
+    assert run(tmp_path, pdf_bytes() + tail).kind is Kind.PDF
+
+
+def test_interlaced_and_16_bit_pngs_are_accepted(tmp_path: Path) -> None:
+    for data, size in [
+        (corpus.png_interlaced((67, 45), "RGB"), (67, 45)),
+        (corpus.png_interlaced((33, 20), "L"), (33, 20)),
+        (corpus.png_16bit((64, 48)), (64, 48)),
+    ]:
+        assert (run(tmp_path, data).width, run(tmp_path, data).height) == size
+
+
+def test_png_zlib_bomb_is_refused_without_inflating_it(tmp_path: Path) -> None:
+    # 64 MiB of image data behind a 100x100 header: the inflate stops at the first piece
+    # past what the header implies, so neither time nor memory follows the bomb.
+    bomb = corpus.png_zlib_bomb()
+    assert len(bomb) < 100_000
+
+    assert refused(tmp_path, bomb).code == "image_corrupt"

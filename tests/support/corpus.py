@@ -77,13 +77,13 @@ def png_declaring(width: int, height: int, idat: bytes | None = None) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
 
 
-def png_zlib_bomb() -> bytes:
-    """A small, legal-looking 10000x4000 grey PNG whose IDAT inflates to 40 MB of zeros:
-    inside the pixel cap, so only streaming the inflate keeps memory flat."""
-    rows = (b"\x00" * 10_001 for _ in range(4_000))
+def png_zlib_bomb(inflated: int = 64 << 20) -> bytes:
+    """A 100x100 grey PNG whose IDAT inflates to ``inflated`` bytes of zeros (64 MiB in a
+    file of ~64 KB, deflate's ~1000:1 ceiling), where the header implies 10,100."""
     packer = zlib.compressobj(9)
-    idat = b"".join(packer.compress(row) for row in rows) + packer.flush()
-    return png_declaring(10_000, 4_000, idat)
+    piece = bytes(1 << 20)
+    idat = b"".join(packer.compress(piece) for _ in range(inflated >> 20)) + packer.flush()
+    return png_declaring(100, 100, idat)
 
 
 def jpeg_declaring(width: int, height: int) -> bytes:
@@ -94,11 +94,61 @@ def jpeg_declaring(width: int, height: int) -> bytes:
     return bytes(data)
 
 
-def zip_of(name: str, text: str) -> bytes:
+def png_interlaced(size: tuple[int, int] = (67, 45), mode: str = "RGB") -> bytes:
+    """An Adam7-interlaced PNG of noise (Pillow writes none), filter type 0 throughout."""
+    image = noise(size, mode)
+    width, height = size
+    pixels, step = image.tobytes(), len(mode)
+    passes = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
+              (1, 0, 2, 2), (0, 1, 1, 2))  # fmt: skip
+    raw = b""
+    for x0, y0, dx, dy in passes:
+        for y in range(y0, height, dy):
+            row = pixels[y * width * step : (y + 1) * width * step]
+            picked = b"".join(row[x * step : (x + 1) * step] for x in range(x0, width, dx))
+            if picked:
+                raw += b"\x00" + picked
+    colour = {"L": 0, "RGB": 2, "RGBA": 6}[mode]
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 1)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def png_16bit(size: tuple[int, int] = (64, 48)) -> bytes:
+    """A 16-bit greyscale PNG (bit depth 16, colour type 0)."""
+    data = random.Random(3).randbytes(size[0] * size[1] * 2)  # noqa: S311
+    return encode(Image.frombytes("I;16", size, data), "PNG")
+
+
+def zip_of(name: str, text: str, *, comment_reach: int = 0) -> bytes:
+    """A ZIP archive; ``comment_reach`` sets its end record's comment length, so that the
+    comment runs over that many bytes placed after the archive (APPNOTE 4.3.16)."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
         archive.writestr(name, text)
-    return out.getvalue()
+    data = out.getvalue()
+    return data[:-2] + struct.pack("<H", comment_reach)
+
+
+def jpeg_with_zip_in_comment() -> bytes:
+    """A JPEG whose last segment before EOI is a comment holding a ZIP; the archive's
+    comment covers the EOI, so the file ends where both formats say it does."""
+    image = jpeg((160, 120))
+    archive = zip_of("payload.html", "<script>alert(1)</script>", comment_reach=2)
+    comment = b"\xff\xfe" + struct.pack(">H", 2 + len(archive)) + archive
+    return image[:-2] + comment + image[-2:]
+
+
+def png_with_zip_chunk() -> bytes:
+    """A PNG with a private ancillary chunk holding a ZIP, just before IEND; the archive's
+    comment covers the chunk's CRC and the IEND chunk."""
+    image = png((64, 48), "RGB")
+    archive = zip_of("payload.html", "<script>alert(1)</script>", comment_reach=4 + 12)
+    return image[:-12] + chunk(b"ziPx", archive) + image[-12:]
 
 
 # Formats berkas does not take, with an image/jpeg label and a .jpg name in the tests.
@@ -177,6 +227,17 @@ def packed_pdf(catalogue_extra: bytes = b"", extra: tuple[bytes, ...] = ()) -> b
         b"stream\n%s\nendstream\nendobj\n" % (xref_number, xref_number + 1, len(table), table)
     )
     return out + b"startxref\n%d\n%%%%EOF\n" % xref_at
+
+
+def pdf_with_zip_inside() -> bytes:
+    """A hand-written PDF with a ZIP in an unreferenced stream whose comment runs over the
+    rest of the file (endstream ... %%EOF): a PDF and an archive at once."""
+    archive = zip_of("payload.html", "<script>alert(1)</script>")
+    stream = b"<< /Length %d >>\nstream\n" % len(archive)
+    probe = raw_pdf(b"", (stream + archive + b"\nendstream",))
+    rest = len(probe) - (probe.index(archive) + len(archive))
+    patched = archive[:-2] + struct.pack("<H", rest)
+    return raw_pdf(b"", (stream + patched + b"\nendstream",))
 
 
 def plain_pdf(pages: int = 2) -> bytes:

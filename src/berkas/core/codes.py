@@ -242,7 +242,13 @@ class Code(StrEnum):
     TRAILING_DATA = (
         "trailing_data",
         415,
-        "The image has data after its end (JPEG EOI, PNG IEND) beyond a little padding.",
+        "The file has data after its end (JPEG EOI, PNG IEND, PDF %%EOF) beyond padding.",
+        FETCHED,
+    )
+    EMBEDDED_ARCHIVE = (
+        "embedded_archive",
+        415,
+        "The file is also a ZIP archive (a polyglot).",
         FETCHED,
     )
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import os
-import re
 import struct
 import warnings
 import zlib
@@ -22,7 +21,7 @@ from PIL import Image
 from pypdf import PdfReader, apply_configuration
 from pypdf.errors import PdfReadWarning
 
-from berkas.core import pdf_active
+from berkas.core import file_end, pdf_active
 from berkas.core.codes import Code
 from berkas.core.errors import InvalidRequest, UnsupportedContent
 from berkas.core.pdf_active import Finding
@@ -116,8 +115,8 @@ def inspect(
     Raises ``InvalidRequest`` (``empty_file``) or ``UnsupportedContent`` with a code per
     cause: ``unsupported_type``, ``type_not_allowed``, ``image_truncated``,
     ``image_corrupt``, ``image_too_large``, ``image_too_small``, ``trailing_data``,
-    ``pdf_corrupt``, ``pdf_encrypted``, ``pdf_too_complex``, ``pdf_active_content``,
-    ``pdf_embedded_file``. The file's name plays no part (DESIGN 2.4).
+    ``embedded_archive``, ``pdf_corrupt``, ``pdf_encrypted``, ``pdf_too_complex``,
+    ``pdf_active_content``, ``pdf_embedded_file``. The file's name plays no part (DESIGN 2.4).
     """
     accepts = f"{label} accepts {_labels(allowed)}"
     if size == 0:
@@ -172,7 +171,8 @@ def _inspect_image(path: Path, kind: Kind, limits: ImageLimits, size: int) -> Co
         else:
             _decode(fh, fmt, kind, verify=False)
             end = _jpeg_end(fh, kind)
-        _check_trailing(fh, end, size, kind)
+        file_end.check_image_tail(fh, end, size, kind.label, _END_MARK[kind])
+        file_end.check_no_archive(fh, size, kind.label)
     return ContentInfo(kind=kind, width=width, height=height, pages=None)
 
 
@@ -317,122 +317,14 @@ def _inflate_png(fh: BinaryIO, kind: Kind) -> int:
     return fh.tell()  # _png_chunks stops right after IEND's CRC
 
 
-# --- where an image ends, and what may follow it -----------------------------------------
-
-# JPEG markers (ITU-T T.81 B.1.1.3, Table B.1). SOI, EOI, TEM and RSTn stand alone; every
-# other marker is followed by a two-byte segment length that counts itself.
-_JPEG_EOI, _JPEG_SOS = 0xD9, 0xDA
-_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
-# Inside entropy-coded data a 0xFF byte is stuffed with 0x00 and RSTn markers interleave
-# the data (T.81 B.1.1.5, F.1.2.3); any other FF xx is the marker that ends the scan.
-# 0xFF may repeat as fill before a marker (B.1.1.2): the match is the run's last FF.
-_JPEG_SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
-_READ_PIECE = 1 << 16
-
-
-class _Cursor:
-    """Forward reads over a file in bounded pieces; ``pos`` is the file offset of ``buf[0]``."""
-
-    def __init__(self, fh: BinaryIO, pos: int) -> None:
-        fh.seek(pos)
-        self.fh, self.pos, self.buf = fh, pos, b""
-
-    def take(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            more = self.fh.read(max(_READ_PIECE, n - len(self.buf)))
-            if not more:
-                raise EOFError("JPEG ends inside a marker segment")
-            self.buf += more
-        out, self.buf = self.buf[:n], self.buf[n:]
-        self.pos += n
-        return out
-
-    def skip(self, n: int) -> None:
-        if n <= len(self.buf):
-            self.buf = self.buf[n:]
-        else:
-            self.fh.seek(self.pos + n)  # a segment past the end fails at the next take()
-            self.buf = b""
-        self.pos += n
-
-    def skip_scan(self) -> None:
-        """Move to the FF of the marker that ends the entropy-coded data here."""
-        while True:
-            found = _JPEG_SCAN_END.search(self.buf)
-            if found is not None:
-                self.skip(found.start())
-                return
-            # A final FF may be fill, or a marker's first byte, split across two reads.
-            self.skip(len(self.buf) - self.buf.endswith(b"\xff"))
-            more = self.fh.read(_READ_PIECE)
-            if not more:
-                raise EOFError("JPEG ends inside its image data")
-            self.buf += more
-
-
-def _jpeg_end(fh: BinaryIO, kind: Kind) -> int:
-    """Offset just past the EOI that ends the main image of the JPEG in ``fh``.
-
-    Marker segments are skipped by their length, so a whole JPEG inside one (the EXIF
-    thumbnail in APP1, CIPA DC-008 4.5) never counts; the entropy-coded data after each SOS
-    is scanned to the marker that ends it, and a progressive file's further scans (T.81
-    G.1.1) follow in turn, up to EOI. The first FF D9 in the file is not the end.
-    """
-    cursor = _Cursor(fh, 2)  # past SOI, which sniff() has seen
-    try:
-        while True:
-            if cursor.take(1) != b"\xff":
-                raise ValueError("expected a marker")
-            code = cursor.take(1)[0]
-            while code == 0xFF:  # fill bytes (B.1.1.2)
-                code = cursor.take(1)[0]
-            if code == _JPEG_EOI:
-                return cursor.pos
-            if code in _JPEG_STANDALONE:
-                continue
-            if code in (0x00, 0xD8):  # a stuffed zero or a second SOI: not this grammar
-                raise ValueError(f"unexpected marker FF {code:02X}")
-            (length,) = struct.unpack(">H", cursor.take(2))
-            if length < 2:
-                raise ValueError("marker segment shorter than its length field")
-            cursor.skip(length - 2)
-            if code == _JPEG_SOS:
-                cursor.skip_scan()
-    except (EOFError, ValueError, struct.error) as exc:
-        raise _image_failure(kind, exc) from exc
-
-
-# What may follow the end of an image: by the formats, nothing (T.81 B.2.1 ends a JPEG
-# with EOI; PNG 3rd ed. 11.2.5, IEND "marks the end of the PNG datastream"). Some camera
-# firmware and scanner drivers still pad a finished file with 0x00 or 0xFF bytes (to an
-# even length, a buffer or a 512-byte sector), and decoders ignore them; padding can
-# carry nothing, so up to 1 KiB of it is accepted. Anything else is where a second file
-# hides: a ZIP or JAR after an image is still a valid archive, since ZIP readers look for
-# the end record from the file's end (GIFAR, CVE-2008-5343; A. Albertini, "Abusing file
-# formats", PoC||GTFO 0x07), and HTML or script after IEND has been served as a page by
-# content-sniffing browsers. Phone "motion photos" (an MP4 after the JPEG) and MPO
-# multi-picture files (CIPA DC-007) land here too: what a reviewer sees is the first
-# picture only, so they are refused with advice rather than stored with hidden parts.
-_PADDING_MAX = 1024
-_PADDING = b"\x00\xff"
 _END_MARK = {Kind.JPEG: "its EOI marker", Kind.PNG: "its IEND chunk"}
 
 
-def _check_trailing(fh: BinaryIO, end: int, size: int, kind: Kind) -> None:
-    extra = size - end
-    if extra <= 0:
-        return
-    if extra <= _PADDING_MAX:
-        fh.seek(end)
-        if not fh.read(extra).strip(_PADDING):
-            return
-    raise UnsupportedContent(
-        f"file is a {kind.label} with {extra:,} bytes after the end of its image "
-        f"({_END_MARK[kind]}), where another file can hide; at most {_PADDING_MAX:,} bytes "
-        "of zero or 0xFF padding may follow. Phones add such data for motion photos and "
-        f"multi-picture files: save or export a plain {kind.label} and upload that.",
-        code=Code.TRAILING_DATA,
-    )
+def _jpeg_end(fh: BinaryIO, kind: Kind) -> int:
+    try:
+        return file_end.jpeg_end(fh)
+    except (EOFError, ValueError, struct.error) as exc:
+        raise _image_failure(kind, exc) from exc
 
 
 def _image_failure(kind: Kind, exc: Exception) -> UnsupportedContent:
@@ -465,12 +357,15 @@ def _inspect_pdf(path: Path, size: int, label: str) -> ContentInfo:
     # are, and a reviewer's viewer does that. The size was already capped while streaming.
     with path.open("rb") as fh:
         fh.seek(max(0, size - _PDF_EOF_WINDOW))
-        if b"%%EOF" not in fh.read():
+        window = fh.read()
+        if b"%%EOF" not in window:
             raise UnsupportedContent(
                 f"file is a PDF with no %%EOF marker in its last {_PDF_EOF_WINDOW} bytes "
                 "(truncated or damaged); upload the complete file.",
                 code=Code.PDF_CORRUPT,
             )
+        file_end.check_pdf_tail(window)
+        file_end.check_no_archive(fh, size, Kind.PDF.label)
         fh.seek(0, os.SEEK_SET)
         pages, found = _read_pdf(fh)
     if pages < 1:
