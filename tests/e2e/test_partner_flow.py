@@ -5,9 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import io
 import json
-import random
 import re
 import stat
 import time
@@ -19,7 +17,6 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from PIL import Image
 
 from berkas.core import signing
 from tests.support import samples
@@ -250,17 +247,6 @@ def _peak_rss(pid: int) -> int:
 PEAK_GROWTH_LIMIT = 8 * 1024 * 1024
 
 
-def _big_jpeg(size: int) -> bytes:
-    # A real JPEG of about ``size`` bytes: noise at quality 100 without chroma subsampling
-    # takes ~4.1 bytes a pixel, so 14 MB is a ~3.4-megapixel image. (Padding after EOI,
-    # once the cheap way to grow a body, is refused as trailing_data since issue 9.)
-    side = int((size / 4.1) ** 0.5)
-    noise = random.Random(7).randbytes(side * side * 3)  # noqa: S311 - not a secret
-    out = io.BytesIO()
-    Image.frombytes("RGB", (side, side), noise).save(out, "JPEG", quality=100, subsampling=0)
-    return out.getvalue()
-
-
 def test_big_uploads_leave_server_peak_memory_flat(server: Server, partner: Partner) -> None:
     # VmHWM only ever rises, so the baseline comes after a warm-up upload (pools, caches
     # and the first decode are then already in it), and the warm-up must be small: a big
@@ -269,7 +255,7 @@ def test_big_uploads_leave_server_peak_memory_flat(server: Server, partner: Part
     assert warm.status_code == 200, warm.text
     baseline = _peak_rss(server.pid)
 
-    accepted = _big_jpeg(14 * 1024 * 1024)
+    accepted = samples.big_jpeg(14 * 1024 * 1024)
     stored = partner.upload(accepted, category="LOGO", code=None, filename="big.jpg")
     assert stored.status_code == 200, stored.text
     assert stored.json()["sha256"] == samples.sha256(accepted)
