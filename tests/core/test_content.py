@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile
 from pypdf import PdfWriter
 
+from berkas.core import pdf_active
 from berkas.core.content import (
     SNIFF_BYTES,
     ContentInfo,
@@ -676,7 +677,35 @@ def test_a_pdf_listing_more_objects_than_inspected_is_refused_before_the_walk(
     error = refused(tmp_path, crowded)
 
     assert error.code == "pdf_too_complex"
-    assert "50,003 objects" in error.message
+    assert "of 50,003 objects, more than the 50,000 berkas inspects" in error.message
+
+
+def test_a_pdf_whose_walk_outlasts_its_budget_is_too_complex(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pdf_active, "TIME_BUDGET_S", -1.0)
+
+    error = refused(tmp_path, pdf_bytes())
+
+    assert error.code == "pdf_too_complex"
+    assert "takes more than -1 s to inspect" in error.message
+
+
+def test_a_pdf_whose_cross_reference_points_away_is_refused_before_any_repair(
+    tmp_path: Path,
+) -> None:
+    # pypdf would search the whole file once per wrong entry; two thousand of them in a
+    # few MB of upload used to keep a worker busy for minutes.
+    damaged = corpus.pdf_with_misplaced_entries(2_000, misplaced=2_000)
+
+    error = refused(tmp_path, damaged)
+
+    assert error.code == "pdf_corrupt"
+    assert "2,000 entries point away from their object" in error.message
+
+
+def test_a_few_misplaced_entries_are_repaired_as_a_viewer_would(tmp_path: Path) -> None:
+    assert run(tmp_path, corpus.pdf_with_misplaced_entries(50, misplaced=3)).pages == 1
 
 
 def test_an_object_stream_that_inflates_past_the_cap_is_refused(tmp_path: Path) -> None:

@@ -196,6 +196,21 @@ def raw_pdf(catalogue_extra: bytes = b"", extra: tuple[bytes, ...] = ()) -> byte
     return out
 
 
+def pdf_with_misplaced_entries(objects: int, misplaced: int) -> bytes:
+    """``raw_pdf`` with ``objects`` small extra objects, the cross-reference entries of the
+    last ``misplaced`` of them pointing two bytes past their object."""
+    data = raw_pdf(b"", tuple(b"<< /A [1 2 3] >>" for _ in range(objects)))
+    table_at = data.index(b"xref\n")
+    head, table = data[:table_at], data[table_at:]
+    lines = table.split(b"\n")
+    # lines: "xref", "0 N", the free entry, then one line per object, then the trailer.
+    total = objects + 3
+    for index in range(3 + total - misplaced, 3 + total):
+        offset = int(lines[index][:10]) + 2
+        lines[index] = b"%010d" % offset + lines[index][10:]
+    return head + b"\n".join(lines)
+
+
 def packed_pdf(catalogue_extra: bytes = b"", extra: tuple[bytes, ...] = ()) -> bytes:
     """The same PDF with every object packed in one compressed object stream (ISO 32000-1
     7.5.7), listed by a cross-reference stream (7.5.8): nothing readable in the raw bytes."""

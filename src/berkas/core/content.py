@@ -418,11 +418,17 @@ def _read_pdf(fh: BinaryIO) -> tuple[int, frozenset[Finding]]:
             return len(reader.pages), found
     except (MemoryError, UnsupportedContent):
         raise
-    except pdf_active.TooManyObjects as exc:
+    except pdf_active.DamagedCrossReference as exc:
         raise UnsupportedContent(
-            f"file is a PDF of {exc.count:,} objects; berkas inspects PDFs of at most "
-            f'{exc.limit:,}. Save it again with "reduce file size" or split it, and upload '
+            f"file is a PDF whose cross-reference table is damaged ({exc.misplaced:,} "
+            "entries point away from their object); save or export it again and upload "
             "the new file.",
+            code=Code.PDF_CORRUPT,
+        ) from exc
+    except pdf_active.TooComplex as exc:
+        raise UnsupportedContent(
+            f'file is a PDF {exc.what}; save it again with "reduce file size" or split it, '
+            "and upload the new file.",
             code=Code.PDF_TOO_COMPLEX,
         ) from exc
     except Exception as exc:

@@ -9,6 +9,8 @@ The walk runs over pypdf's parse, so names arrive decoded (``/J#61vaScript`` is
 from __future__ import annotations
 
 import enum
+import re
+import time
 from collections.abc import Iterator
 
 from pypdf import PdfReader
@@ -77,13 +79,34 @@ _SUBTYPES = {"/FileAttachment": Finding.EMBEDDED_FILE, "/RichMedia": Finding.RIC
 _MAX_DEPTH = 64
 
 
-class TooManyObjects(Exception):
-    """The cross-reference lists more objects than the walk may visit."""
+# An object's entry in a classic cross-reference table gives its byte offset, where
+# "<number> <generation> obj" starts (ISO 32000-1 7.3.10, 7.5.4).
+_OBJECT_HEADER = re.compile(rb"\s*(\d{1,10})\s+(\d{1,5})\s+obj\b")
+# pypdf repairs an entry that points elsewhere by searching the whole file for the object
+# (a regular expression over every byte): 2,000 such entries in an 8 MB upload cost four
+# minutes of CPU. A few are a sloppy writer, and a viewer repairs them too; more is
+# refused before the walk would pay for them.
+MAX_MISPLACED = 16
+# Belt and braces for the walk as a whole: checked between objects, so one upload's
+# inspection stops within a second or so of this.
+TIME_BUDGET_S = 15.0
 
-    def __init__(self, count: int, limit: int) -> None:
-        super().__init__(f"{count} objects, at most {limit} inspected")
-        self.count = count
-        self.limit = limit
+
+class DamagedCrossReference(Exception):
+    """More cross-reference entries than ``MAX_MISPLACED`` point away from their object."""
+
+    def __init__(self, misplaced: int) -> None:
+        super().__init__(f"{misplaced} cross-reference entries point away from their object")
+        self.misplaced = misplaced
+
+
+class TooComplex(Exception):
+    """The PDF lists more objects than the walk may visit, or the walk ran out of time;
+    ``what`` says which, as words that follow "file is a PDF"."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
 
 
 def object_count(reader: PdfReader) -> int:
@@ -97,14 +120,22 @@ def findings(reader: PdfReader, *, max_objects: int) -> frozenset[Finding]:
 
     Every listed object is visited, reachable from the catalogue or not: a viewer that
     rebuilds a damaged file's cross-reference may find what the page tree does not
-    reference. Raises ``TooManyObjects`` before visiting any when there are more than
-    ``max_objects``; pypdf's own errors (a damaged file) pass through to the caller.
+    reference. Raises ``TooComplex`` before visiting any when there are more than
+    ``max_objects`` (or when the walk outlasts ``TIME_BUDGET_S``), and
+    ``DamagedCrossReference`` when more than ``MAX_MISPLACED`` entries need a repair;
+    pypdf's own errors (a damaged file) pass through to the caller.
     """
     count = object_count(reader)
     if count > max_objects:
-        raise TooManyObjects(count, max_objects)
+        raise TooComplex(f"of {count:,} objects, more than the {max_objects:,} berkas inspects")
+    misplaced = _misplaced(reader)
+    if misplaced > MAX_MISPLACED:
+        raise DamagedCrossReference(misplaced)
+    deadline = time.monotonic() + TIME_BUDGET_S
     found: set[Finding] = set()
     for reference in _references(reader):
+        if time.monotonic() > deadline:
+            raise TooComplex(f"that takes more than {TIME_BUDGET_S:g} s to inspect")
         obj = reader.get_object(reference)
         _judge_tree(obj, found)
         if isinstance(obj, StreamObject) and obj.get("/Type") != "/ObjStm":
@@ -114,6 +145,23 @@ def findings(reader: PdfReader, *, max_objects: int) -> frozenset[Finding]:
             reader.resolved_objects.pop((reference.generation, reference.idnum), None)
     _judge_tree(reader.trailer, found)
     return frozenset(found)
+
+
+def _misplaced(reader: PdfReader) -> int:
+    """How many in-use entries of the cross-reference do not point at their object."""
+    stream = reader.stream
+    packed = set(reader.xref_objStm)
+    misplaced = 0
+    for generation, numbers in reader.xref.items():
+        free = reader.xref_free_entry.get(generation, {})
+        for idnum, offset in numbers.items():
+            if free.get(idnum, False) or (generation == 0 and idnum in packed):
+                continue
+            stream.seek(offset)
+            header = _OBJECT_HEADER.match(stream.read(40))
+            if header is None or (int(header[1]), int(header[2])) != (idnum, generation):
+                misplaced += 1
+    return misplaced
 
 
 def _references(reader: PdfReader) -> Iterator[IndirectObject]:
