@@ -789,3 +789,23 @@ def test_png_zlib_bomb_is_refused_without_inflating_it(tmp_path: Path) -> None:
     assert len(bomb) < 100_000
 
     assert refused(tmp_path, bomb).code == "image_corrupt"
+
+
+def _damaged_scan(kind: str) -> bytes:
+    image = corpus.jpeg((320, 240))
+    middle = (image.index(b"\xff\xda") + len(image)) // 2
+    if kind == "garbage":  # bytes with no 0xFF in them, so no marker appears
+        junk = bytes(random.Random(5).randrange(0, 255) for _ in range(2000))  # noqa: S311
+        return image[:middle] + junk + image[middle + 2000 :]
+    return image[:middle] + b"\xff\xd9"  # the scan cut short, then a proper EOI
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: libjpeg only warns about bad Huffman codes and a scan ending early "
+    "(JWRN_HUFF_BAD_CODE, JWRN_HIT_MARKER) and Pillow discards its warnings; a decoder that "
+    "reports them (simplejpeg's strict=True) wants the whole file in memory",
+)
+@pytest.mark.parametrize("kind", ["garbage", "cut-then-eoi"])
+def test_jpeg_scan_damage_that_forms_no_marker_is_corrupt(tmp_path: Path, kind: str) -> None:
+    assert refused(tmp_path, _damaged_scan(kind)).code in {"image_corrupt", "image_truncated"}
