@@ -19,6 +19,7 @@ import pytest
 from tests.e2e.conftest import spool_and_temp_files
 from tests.support import corpus, samples
 from tests.support.errors import assert_error
+from tests.support.fixture_server import FixtureServer, send
 from tests.support.partner import FILE_PATH, PREFIX, Partner, Parts
 from tests.support.server import Server
 from tests.support.vectors import server_errors, tally
@@ -258,3 +259,58 @@ def test_a_refusal_says_what_was_found_and_what_to_do(pdf_partner: Partner) -> N
 
     assert "JavaScript" in message
     assert "DOCUMENT/KTP must be a plain document" in message
+
+
+# --- the same refusals for a fetched file_url: 422, each keeping its code (DESIGN 2.5) ---
+
+FETCHED = {
+    "/polyglot.jpg": (IMAGES["jpeg+zip"], "trailing_data"),
+    "/zip-in-chunk.png": (IMAGES["zip-in-png-chunk"], "embedded_archive"),
+    "/active.pdf": (PDFS["pdf+js"], "pdf_active_content"),
+    "/attachment.pdf": (PDFS["pdf-embedded-file"], "pdf_embedded_file"),
+}
+
+
+@pytest.fixture(scope="module")
+def origin() -> Iterator[FixtureServer]:
+    with FixtureServer("127.0.0.1") as fixture:
+        for path, (vector, _) in FETCHED.items():
+            fixture.route(path, send(200, vector.make(), content_type=vector.mime))
+        yield fixture
+
+
+@pytest.fixture(scope="module")
+def fetching_server(
+    tmp_path_factory: pytest.TempPathFactory, origin: FixtureServer
+) -> Iterator[Server]:
+    server = Server(
+        data_dir=tmp_path_factory.mktemp("corpus-fetch") / "data",
+        env={
+            "BERKAS_FETCH_ALLOW_NETWORKS": "127.0.0.0/8",
+            "BERKAS_FETCH_ALLOW_PORTS": str(origin.port),
+        },
+    )
+    server.start()
+    try:
+        yield server
+        assert server_errors("fetched", server.url) == 0, server.output()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("path", list(FETCHED))
+def test_a_fetched_hostile_file_is_refused_with_its_code_as_a_422(
+    origin: FixtureServer, fetching_server: Server, path: str
+) -> None:
+    vector, code = FETCHED[path]
+    partner = fetching_server.new_partner()
+    before = _stored(fetching_server)
+
+    response = partner.upload(
+        None, category=vector.category, code=vector.code, file_url=origin.url(path)
+    )
+    tally("fetched", response.status_code)
+
+    assert_error(response, 422, code)
+    assert _stored(fetching_server) == before
+    assert spool_and_temp_files(fetching_server.data_dir) == []
