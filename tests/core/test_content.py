@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile
 from pypdf import PdfWriter
 
+from berkas.core import content as content_module
 from berkas.core import pdf_active
 from berkas.core.content import (
     SNIFF_BYTES,
@@ -677,7 +678,35 @@ def test_a_pdf_listing_more_objects_than_inspected_is_refused_before_the_walk(
     error = refused(tmp_path, crowded)
 
     assert error.code == "pdf_too_complex"
-    assert "of 50,003 objects, more than the 50,000 berkas inspects" in error.message
+    assert "with 50,004 cross-reference entries, more than the 50,000" in error.message
+
+
+def test_a_huge_cross_reference_table_is_refused_before_it_is_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 60,000 entries, nearly all free: pypdf would build all of them (700,000 in a 14 MB
+    # upload took it 27 s and 140 MB); the declared count is read from the headers.
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("pypdf was asked to parse the table")
+
+    monkeypatch.setattr(content_module, "PdfReader", never)
+
+    error = refused(tmp_path, corpus.pdf_declaring_entries(60_000, stream=False))
+
+    assert error.code == "pdf_too_complex"
+    assert "60,000 cross-reference entries" in error.message
+
+
+def test_a_huge_cross_reference_stream_stops_at_pypdfs_cap(tmp_path: Path) -> None:
+    # 1.9 million entries in 13 KB: pypdf's own cap, lowered to ours, stops it early.
+    bomb = corpus.pdf_declaring_entries(1_900_000, stream=True)
+    assert len(bomb) < 20_000
+
+    assert refused(tmp_path, bomb).code == "pdf_corrupt"
+
+
+def test_a_pdf_with_a_modest_table_is_counted_not_refused(tmp_path: Path) -> None:
+    assert run(tmp_path, corpus.pdf_declaring_entries(5_000, stream=False)).pages == 1
 
 
 def test_a_pdf_whose_walk_outlasts_its_budget_is_too_complex(

@@ -211,6 +211,34 @@ def pdf_with_misplaced_entries(objects: int, misplaced: int) -> bytes:
     return head + b"\n".join(lines)
 
 
+def pdf_declaring_entries(entries: int, *, stream: bool) -> bytes:
+    """A one-page PDF whose cross-reference declares ``entries`` entries, all but the
+    first few free: as a classic table (20 bytes each), or as a compressed stream
+    (1.9 million of them fit in 13 KB)."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", *_PAGE_OBJECTS]
+    out = b"%PDF-1.7\n"
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref_at = len(out)
+    if not stream:
+        out += b"xref\n0 %d\n0000000000 65535 f \n" % entries
+        out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+        out += b"0000000000 00000 f \n" * (entries - 4)
+        out += b"trailer\n<< /Size %d /Root 1 0 R >>\n" % entries
+        return out + b"startxref\n%d\n%%%%EOF\n" % xref_at
+    rows = [struct.pack(">BIH", 0, 0, 65535)]
+    rows += [struct.pack(">BIH", 1, offset, 0) for offset in offsets]
+    rows += [struct.pack(">BIH", 1, xref_at, 0)]
+    table = zlib.compress(b"".join(rows) + bytes(7) * (entries - 5), 9)
+    out += (
+        b"4 0 obj\n<< /Type /XRef /Size %d /W [1 4 2] /Root 1 0 R /Filter /FlateDecode "
+        b"/Length %d >>\nstream\n%s\nendstream\nendobj\n" % (entries, len(table), table)
+    )
+    return out + b"startxref\n%d\n%%%%EOF\n" % xref_at
+
+
 def packed_pdf(catalogue_extra: bytes = b"", extra: tuple[bytes, ...] = ()) -> bytes:
     """The same PDF with every object packed in one compressed object stream (ISO 32000-1
     7.5.7), listed by a cross-reference stream (7.5.8): nothing readable in the raw bytes."""

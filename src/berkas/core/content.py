@@ -367,7 +367,7 @@ def _inspect_pdf(path: Path, size: int, label: str) -> ContentInfo:
         file_end.check_pdf_tail(window)
         file_end.check_no_archive(fh, size, Kind.PDF.label)
         fh.seek(0, os.SEEK_SET)
-        pages, found = _read_pdf(fh)
+        pages, found = _read_pdf(fh, size, window)
     if pages < 1:
         raise UnsupportedContent(
             "file is a PDF with no pages; upload the document itself.", code=Code.PDF_CORRUPT
@@ -378,8 +378,9 @@ def _inspect_pdf(path: Path, size: int, label: str) -> ContentInfo:
 
 
 # The most objects a PDF may list. A scanned KTP has a dozen, a 300-page deed a few
-# thousand; each costs a parse (and a bad offset makes pypdf search the whole file), so
-# the cap bounds the work of one upload at a few seconds.
+# thousand; each costs a parse, so the cap bounds the work of one upload at a few
+# seconds. It is checked in the raw bytes (classic tables) and by pypdf (cross-reference
+# streams) before pypdf builds the table, and again on the table pypdf built.
 _PDF_MAX_OBJECTS = 50_000
 # pypdf decodes only object and cross-reference streams here (never page content or
 # images). Its default cap is 75 MB of output per stream; an object stream holding more
@@ -399,14 +400,21 @@ def _pdf_decode_caps() -> contextlib.AbstractContextManager[object]:
     )
 
 
-def _read_pdf(fh: BinaryIO) -> tuple[int, frozenset[Finding]]:
-    """The page count and the active content of the PDF in ``fh``."""
+def _read_pdf(fh: BinaryIO, size: int, window: bytes) -> tuple[int, frozenset[Finding]]:
+    """The page count and the active content of the PDF in ``fh`` (``window``: its end)."""
     try:
         # pypdf reports repairs it made through logging (fine) and deprecations through
         # warnings; a PdfReadWarning, should one be raised, means the file is damaged.
         with warnings.catch_warnings(), _pdf_decode_caps():
             warnings.simplefilter("error", PdfReadWarning)
-            reader = PdfReader(fh, strict=True)
+            entries = pdf_active.declared_entries(fh, size, window)
+            if entries > _PDF_MAX_OBJECTS:
+                raise pdf_active.TooComplex(
+                    f"with {entries:,} cross-reference entries, more than the "
+                    f"{_PDF_MAX_OBJECTS:,} objects berkas inspects"
+                )
+            fh.seek(0)
+            reader = PdfReader(fh, strict=True, xref_stream_maximum_entries=_PDF_MAX_OBJECTS)
             if reader.is_encrypted:
                 # Refused even with an empty user password: a reviewer may still be asked
                 # for one, and nothing past the header could be inspected here.
