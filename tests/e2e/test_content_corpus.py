@@ -154,6 +154,19 @@ PDFS: dict[str, Vector] = {
         lambda: corpus.plain_pdf() + corpus.zip_of("a", "b"), "trailing_data", **_PDF
     ),
     "truncated-pdf": Vector(_half(corpus.plain_pdf), "pdf_corrupt", **_PDF),
+    # Refused: work bombs for the parser.
+    "pdf-huge-xref-table": Vector(
+        lambda: corpus.pdf_declaring_entries(60_000, stream=False), "pdf_too_complex", **_PDF
+    ),
+    "pdf-xref-stream-bomb": Vector(
+        lambda: corpus.pdf_declaring_entries(1_900_000, stream=True), "pdf_corrupt", **_PDF
+    ),
+    "pdf-xref-pointing-away": Vector(
+        lambda: corpus.pdf_with_misplaced_entries(2_000, misplaced=2_000), "pdf_corrupt", **_PDF
+    ),
+    "pdf-object-stream-bomb": Vector(
+        lambda: corpus.packed_pdf(b"", (b"(" + b"0" * 20_000_000 + b")",)), "pdf_corrupt", **_PDF
+    ),
     "html-then-pdf": Vector(
         lambda: b"<html><script>alert(1)</script></html>\n" + corpus.plain_pdf(),
         "unsupported_type",
