@@ -621,6 +621,26 @@ ACTIVE = [
     pytest.param(corpus.packed_pdf(corpus.LAUNCH_OPEN_ACTION), "/Launch", id="packed-launch"),
     pytest.param(corpus.raw_pdf(corpus.SUBMIT_OPEN_ACTION), "/SubmitForm", id="submit-form"),
     pytest.param(
+        corpus.raw_pdf(b"/OpenAction << /S /GoToR /F (\\\\host\\share\\a.pdf) /D [0 /Fit] >>"),
+        "/GoToR",
+        id="remote-goto",
+    ),
+    pytest.param(
+        corpus.raw_pdf(b"/OpenAction << /S /ImportData /F (data.fdf) >>"),
+        "/ImportData",
+        id="import-data",
+    ),
+    pytest.param(
+        corpus.raw_pdf(b"", (b"<< /Type /Annot /Subtype /RichMedia /Rect [0 0 9 9] >>",)),
+        "/RichMedia",
+        id="rich-media-annotation",
+    ),
+    pytest.param(
+        corpus.packed_pdf(b"", (b"<< /Type /Annot /Subtype /3D /Rect [0 0 9 9] >>",)),
+        "/3D",
+        id="3d-annotation",
+    ),
+    pytest.param(
         corpus.raw_pdf(corpus.XFA_FORM, (b"[(template) 5 0 R]", corpus.EMBEDDED_STREAM)),
         "/XFA",
         id="xfa",

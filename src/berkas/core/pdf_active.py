@@ -36,6 +36,9 @@ class Finding(enum.Enum):
     # Adobe Supplement to ISO 32000 Extension Level 3, 9.6 (ISO 32000-2 13.7): Flash and
     # other rich media, run by a player inside the reader.
     RICH_MEDIA = ("rich media (/RichMedia)", False)
+    # 13.6 3D annotations: U3D and PRC scenes, parsed and scripted by the reader's 3D
+    # plug-in (CVE-2009-3953, CVE-2011-2462, both exploited in the wild).
+    THREE_D = ("3D content (/3D)", False)
     # 12.7.8: an XFA form is an XML form with its own scripts (JavaScript or FormCalc).
     XFA = ("an XFA form (/XFA), which carries scripts", False)
     # 7.11.4 embedded file streams, reached from the /EmbeddedFiles name tree (7.7.4), a
@@ -73,7 +76,11 @@ _KEYS = {
     "/RichMediaContent": Finding.RICH_MEDIA,
 }
 _TYPES = {"/EmbeddedFile": Finding.EMBEDDED_FILE}
-_SUBTYPES = {"/FileAttachment": Finding.EMBEDDED_FILE, "/RichMedia": Finding.RICH_MEDIA}
+_SUBTYPES = {
+    "/FileAttachment": Finding.EMBEDDED_FILE,
+    "/RichMedia": Finding.RICH_MEDIA,
+    "/3D": Finding.THREE_D,
+}
 
 # Direct objects nest (a dictionary in an array in a dictionary...); pypdf's parser bounds
 # what one object can hold, and this bounds how deep the walk follows it.
