@@ -406,7 +406,7 @@ def test_spool_writes_and_hashing_run_off_the_event_loop(
         original(self, chunk)
 
     monkeypatch.setattr(Spool, "write", recording)
-    data = samples.jpeg() + b"\0" * (3 * MIB)  # several batches
+    data = samples.big_jpeg(3 * MIB)  # several batches
     response = partner.post_file(
         multipart(("category", "LOGO"), ("file", data, "logo.jpg")), MULTIPART
     )

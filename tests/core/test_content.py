@@ -7,6 +7,7 @@ import io
 import random
 import struct
 import warnings
+import zipfile
 import zlib
 from collections.abc import Collection
 from pathlib import Path
@@ -17,6 +18,8 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile
 from pypdf import PdfWriter
 
+from berkas.core import content as content_module
+from berkas.core import pdf_active
 from berkas.core.content import (
     SNIFF_BYTES,
     ContentInfo,
@@ -26,6 +29,7 @@ from berkas.core.content import (
     sniff,
 )
 from berkas.core.errors import BerkasError, InvalidRequest, UnsupportedContent
+from tests.support import corpus
 
 ANY = (Kind.PDF, Kind.JPEG, Kind.PNG)
 IMAGES = frozenset({Kind.JPEG, Kind.PNG})
@@ -390,7 +394,14 @@ def test_truncated_images_are_never_loaded_leniently(tmp_path: Path) -> None:
 # --- whatever the bytes, only BerkasError comes out -----------------------------------
 
 _MAGICS = [b"", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"%PDF-1.4\n"]
-_FILTH = [jpeg_bytes((48, 32)), png_bytes((48, 32), "RGB"), pdf_bytes(1)]
+_FILTH = [
+    jpeg_bytes((48, 32)),
+    png_bytes((48, 32), "RGB"),
+    pdf_bytes(1),
+    # The walks added for issue 9: markers past an EXIF thumbnail, packed PDF objects.
+    corpus.jpeg_with_thumbnail((48, 32)),
+    corpus.packed_pdf(corpus.JS_HEX_ESCAPED),
+]
 
 
 def _inspect_or_refuse(directory: Path, data: bytes) -> None:
@@ -482,3 +493,368 @@ def test_a_png_is_checked_without_decoding_it_into_a_pixel_buffer(
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_pixel_buffer)
     info = run(tmp_path, png_bytes((2000, 1500), "RGB"))
     assert (info.width, info.height) == (2000, 1500)
+
+
+# --- what follows the end of an image -----------------------------------------------------
+
+
+def test_jpeg_with_an_exif_thumbnail_is_accepted_although_the_thumbnail_ends_first(
+    tmp_path: Path,
+) -> None:
+    data = corpus.jpeg_with_thumbnail()
+    with Image.open(io.BytesIO(data)) as im:  # Pillow reads the Exif block as a camera's
+        assert im.info["exif"].startswith(b"Exif\x00\x00MM")
+    # The thumbnail's own EOI comes long before the main image's: the first FF D9 lies.
+    assert data.index(b"\xff\xd9") < len(data) // 2
+
+    info = run(tmp_path, data)
+
+    assert (info.kind, info.width, info.height) == (Kind.JPEG, 640, 480)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"progressive": True}, {"restart_marker_blocks": 2}],
+    ids=["baseline", "progressive", "restart-markers"],
+)
+def test_jpeg_with_a_zip_appended_is_refused_as_trailing_data(
+    tmp_path: Path, options: dict[str, object]
+) -> None:
+    # Today's polyglot: the picture a reviewer sees, and an archive unzip or Java opens.
+    out = io.BytesIO()
+    _noise((320, 240)).save(out, "JPEG", quality=85, **options)
+    image = out.getvalue()
+    assert run(tmp_path, image).kind is Kind.JPEG  # the image alone is fine
+    polyglot = image + corpus.zip_of("payload.html", "<script>alert(document.domain)</script>")
+    assert zipfile.is_zipfile(io.BytesIO(polyglot))
+
+    error = refused(tmp_path, polyglot)
+
+    assert error.code == "trailing_data"
+    assert f"{len(polyglot) - len(image):,} bytes after the end of its image" in error.message
+    assert "EOI" in error.message
+
+
+def test_exif_thumbnail_jpeg_with_a_zip_appended_is_refused(tmp_path: Path) -> None:
+    polyglot = corpus.jpeg_with_thumbnail() + corpus.zip_of("a", "b")
+
+    assert refused(tmp_path, polyglot).code == "trailing_data"
+
+
+def test_png_with_html_after_iend_is_refused_as_trailing_data(tmp_path: Path) -> None:
+    png = png_bytes((64, 64), "RGB")
+
+    error = refused(tmp_path, png + b"<html><script>alert(1)</script></html>")
+
+    assert error.code == "trailing_data"
+    assert "IEND" in error.message
+
+
+@pytest.mark.parametrize("kind", [Kind.JPEG, Kind.PNG])
+@pytest.mark.parametrize(
+    "tail", [b"\x00", b"\x00" * 1024, b"\xff" * 512 + b"\x00" * 512], ids=["1", "1024", "mixed"]
+)
+def test_up_to_a_kib_of_zero_or_ff_padding_is_accepted(
+    tmp_path: Path, kind: Kind, tail: bytes
+) -> None:
+    image = jpeg_bytes((64, 48)) if kind is Kind.JPEG else png_bytes((64, 48))
+
+    assert run(tmp_path, image + tail).kind is kind
+
+
+@pytest.mark.parametrize("kind", [Kind.JPEG, Kind.PNG])
+@pytest.mark.parametrize(
+    "tail", [b"\x00" * 1025, b"\n", b"\x00" * 100 + b"PK"], ids=["1025-zeros", "newline", "PK"]
+)
+def test_more_padding_or_anything_but_padding_is_refused(
+    tmp_path: Path, kind: Kind, tail: bytes
+) -> None:
+    image = jpeg_bytes((64, 48)) if kind is Kind.JPEG else png_bytes((64, 48))
+
+    assert refused(tmp_path, image + tail).code == "trailing_data"
+
+
+def test_jpeg_without_its_eoi_is_truncated(tmp_path: Path) -> None:
+    # Every scan is complete, so a lenient decoder shows the whole picture.
+    assert refused(tmp_path, jpeg_bytes((64, 48))[:-2]).code == "image_truncated"
+
+
+def test_jpeg_marker_segment_running_past_the_end_is_truncated(tmp_path: Path) -> None:
+    whole = jpeg_bytes((64, 48))
+    # A COM segment declaring 60000 bytes, just before EOI: the file ends inside it.
+    cut = whole[:-2] + b"\xff\xfe\xea\x60" + b"x" * 100
+
+    assert refused(tmp_path, cut).code == "image_truncated"
+
+
+# --- PDFs that do more than show pages ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(corpus.plain_pdf(), id="pypdf"),
+        pytest.param(corpus.raw_pdf(), id="hand-written"),
+        pytest.param(corpus.packed_pdf(), id="object-stream"),
+        pytest.param(corpus.raw_pdf(corpus.GOTO_OPEN_ACTION), id="opens-at-page-1"),
+        pytest.param(corpus.raw_pdf(corpus.URI_OPEN_ACTION), id="uri-action"),
+        pytest.param(corpus.packed_pdf(corpus.URI_OPEN_ACTION), id="packed-uri-action"),
+    ],
+)
+def test_plain_pdfs_and_harmless_actions_are_accepted(tmp_path: Path, data: bytes) -> None:
+    assert run(tmp_path, data).kind is Kind.PDF
+
+
+ACTIVE = [
+    pytest.param(corpus.pdf_with_javascript(), "JavaScript", id="document-javascript"),
+    pytest.param(corpus.pdf_with_javascript(on_page=True), "JavaScript", id="page-open-js"),
+    pytest.param(corpus.raw_pdf(corpus.JS_OPEN_ACTION), "JavaScript", id="open-action-js"),
+    pytest.param(corpus.raw_pdf(corpus.JS_HEX_ESCAPED), "JavaScript", id="hex-escaped-names"),
+    pytest.param(corpus.packed_pdf(corpus.JS_HEX_ESCAPED), "JavaScript", id="packed-and-escaped"),
+    pytest.param(
+        corpus.raw_pdf(corpus.CLOSE_AA, (corpus.SCRIPT_OBJECT,)), "JavaScript", id="catalogue-aa"
+    ),
+    pytest.param(
+        corpus.packed_pdf(corpus.CLOSE_AA, (corpus.SCRIPT_OBJECT,)), "JavaScript", id="packed-aa"
+    ),
+    pytest.param(corpus.pdf_with_open_action(corpus.launch_action()), "/Launch", id="launch-pypdf"),
+    pytest.param(corpus.packed_pdf(corpus.LAUNCH_OPEN_ACTION), "/Launch", id="packed-launch"),
+    pytest.param(corpus.raw_pdf(corpus.SUBMIT_OPEN_ACTION), "/SubmitForm", id="submit-form"),
+    pytest.param(
+        corpus.raw_pdf(b"/OpenAction << /S /GoToR /F (\\\\host\\share\\a.pdf) /D [0 /Fit] >>"),
+        "/GoToR",
+        id="remote-goto",
+    ),
+    pytest.param(
+        corpus.raw_pdf(b"/OpenAction << /S /ImportData /F (data.fdf) >>"),
+        "/ImportData",
+        id="import-data",
+    ),
+    pytest.param(
+        corpus.raw_pdf(b"", (b"<< /Type /Annot /Subtype /RichMedia /Rect [0 0 9 9] >>",)),
+        "/RichMedia",
+        id="rich-media-annotation",
+    ),
+    pytest.param(
+        corpus.packed_pdf(b"", (b"<< /Type /Annot /Subtype /3D /Rect [0 0 9 9] >>",)),
+        "/3D",
+        id="3d-annotation",
+    ),
+    pytest.param(
+        corpus.raw_pdf(corpus.XFA_FORM, (b"[(template) 5 0 R]", corpus.EMBEDDED_STREAM)),
+        "/XFA",
+        id="xfa",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "named"), ACTIVE)
+def test_pdf_with_active_content_is_refused_and_the_message_names_it(
+    tmp_path: Path, data: bytes, named: str
+) -> None:
+    error = refused(tmp_path, data)
+
+    assert error.code == "pdf_active_content"
+    assert named in error.message
+    assert "DOCUMENT/KTP must be a plain document" in error.message
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(corpus.pdf_with_attachment(), id="pypdf-attachment"),
+        pytest.param(
+            corpus.raw_pdf(corpus.EMBEDDED_FILES, (corpus.FILESPEC, corpus.EMBEDDED_STREAM)),
+            id="embedded-files-tree",
+        ),
+        # Unreferenced from the catalogue: still in the file, and a repairing viewer finds it.
+        pytest.param(corpus.raw_pdf(b"", (corpus.EMBEDDED_STREAM,)), id="orphan-stream"),
+    ],
+)
+def test_pdf_with_an_embedded_file_is_refused(tmp_path: Path, data: bytes) -> None:
+    error = refused(tmp_path, data)
+
+    assert error.code == "pdf_embedded_file"
+    assert "an embedded file (/EmbeddedFile)" in error.message
+
+
+def test_a_pdf_with_both_names_each_and_says_active(tmp_path: Path) -> None:
+    both = corpus.raw_pdf(
+        corpus.EMBEDDED_FILES + b" " + corpus.LAUNCH_OPEN_ACTION,
+        (corpus.FILESPEC, corpus.EMBEDDED_STREAM),
+    )
+
+    error = refused(tmp_path, both)
+
+    assert error.code == "pdf_active_content"
+    assert "a launch action (/Launch), which starts a program, an embedded file" in error.message
+
+
+def test_a_pdf_listing_more_objects_than_inspected_is_refused_before_the_walk(
+    tmp_path: Path,
+) -> None:
+    crowded = corpus.raw_pdf(b"", tuple(b"null" for _ in range(50_000)))
+
+    error = refused(tmp_path, crowded)
+
+    assert error.code == "pdf_too_complex"
+    assert "with 50,004 cross-reference entries, more than the 50,000" in error.message
+
+
+def test_a_huge_cross_reference_table_is_refused_before_it_is_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 60,000 entries, nearly all free: pypdf would build all of them (700,000 in a 14 MB
+    # upload took it 27 s and 140 MB); the declared count is read from the headers.
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("pypdf was asked to parse the table")
+
+    monkeypatch.setattr(content_module, "PdfReader", never)
+
+    error = refused(tmp_path, corpus.pdf_declaring_entries(60_000, stream=False))
+
+    assert error.code == "pdf_too_complex"
+    assert "60,000 cross-reference entries" in error.message
+
+
+def test_a_huge_cross_reference_stream_stops_at_pypdfs_cap(tmp_path: Path) -> None:
+    # 1.9 million entries in 13 KB: pypdf's own cap, lowered to ours, stops it early.
+    bomb = corpus.pdf_declaring_entries(1_900_000, stream=True)
+    assert len(bomb) < 20_000
+
+    assert refused(tmp_path, bomb).code == "pdf_corrupt"
+
+
+def test_a_pdf_with_a_modest_table_is_counted_not_refused(tmp_path: Path) -> None:
+    assert run(tmp_path, corpus.pdf_declaring_entries(5_000, stream=False)).pages == 1
+
+
+def test_a_pdf_whose_walk_outlasts_its_budget_is_too_complex(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pdf_active, "TIME_BUDGET_S", -1.0)
+
+    error = refused(tmp_path, pdf_bytes())
+
+    assert error.code == "pdf_too_complex"
+    assert "takes more than -1 s to inspect" in error.message
+
+
+def test_a_pdf_whose_cross_reference_points_away_is_refused_before_any_repair(
+    tmp_path: Path,
+) -> None:
+    # pypdf would search the whole file once per wrong entry; two thousand of them in a
+    # few MB of upload used to keep a worker busy for minutes.
+    damaged = corpus.pdf_with_misplaced_entries(2_000, misplaced=2_000)
+
+    error = refused(tmp_path, damaged)
+
+    assert error.code == "pdf_corrupt"
+    assert "2,000 entries point away from their object" in error.message
+
+
+def test_a_few_misplaced_entries_are_repaired_as_a_viewer_would(tmp_path: Path) -> None:
+    assert run(tmp_path, corpus.pdf_with_misplaced_entries(50, misplaced=3)).pages == 1
+
+
+def test_an_object_stream_that_inflates_past_the_cap_is_refused(tmp_path: Path) -> None:
+    # 20 MB of dictionary text in a ~20 KB object stream: pypdf's own cap (75 MB) would
+    # inflate it all; ours stops at 16 MB.
+    bomb = corpus.packed_pdf(b"", (b"(" + b"0" * 20_000_000 + b")",))
+    assert len(bomb) < 100_000
+
+    assert refused(tmp_path, bomb).code == "pdf_corrupt"
+
+
+def test_damaged_pdfs_with_active_content_raise_only_berkas_errors(tmp_path: Path) -> None:
+    # A cut anywhere in a hostile PDF is refused cleanly, never a parser's exception.
+    hostile = corpus.packed_pdf(corpus.JS_HEX_ESCAPED)
+    for cut in range(20, len(hostile), 7):
+        with contextlib.suppress(BerkasError):
+            run(tmp_path, hostile[:cut] + b"\n%%EOF\n")
+
+
+# --- one file that is also an archive -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(corpus.jpeg_with_zip_in_comment(), id="jpeg-comment-segment"),
+        pytest.param(corpus.png_with_zip_chunk(), id="png-private-chunk"),
+        pytest.param(corpus.pdf_with_zip_inside(), id="pdf-stream"),
+    ],
+)
+def test_a_zip_tucked_inside_the_format_is_refused_as_an_embedded_archive(
+    tmp_path: Path, data: bytes
+) -> None:
+    # Nothing trails the end marker, yet unzip (and Java, and Python) opens the file.
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.read("payload.html") == b"<script>alert(1)</script>"
+
+    error = refused(tmp_path, data)
+
+    assert error.code == "embedded_archive"
+    assert "also a ZIP archive" in error.message
+
+
+def test_an_eocd_signature_alone_is_not_an_archive(tmp_path: Path) -> None:
+    # The four signature bytes (and a plausible record) without a central directory
+    # before them: a comment that happens to contain them is no polyglot.
+    record = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, 1, 1, 46, 0, 2)
+    image = jpeg_bytes((64, 48))
+    data = image[:-2] + b"\xff\xfe" + struct.pack(">H", 2 + len(record)) + record + image[-2:]
+
+    assert run(tmp_path, data).kind is Kind.JPEG
+
+
+def test_pdf_with_a_zip_after_its_last_eof_is_refused_as_trailing_data(tmp_path: Path) -> None:
+    data = pdf_bytes() + corpus.zip_of("a.txt", "b")
+
+    error = refused(tmp_path, data)
+
+    assert error.code == "trailing_data"
+    assert "after its last %%EOF" in error.message
+
+
+@pytest.mark.parametrize("tail", [b"\r\n", b"\n\x00\x00\x00", b"   \n"])
+def test_pdf_with_whitespace_after_its_eof_is_accepted(tmp_path: Path, tail: bytes) -> None:
+    assert run(tmp_path, pdf_bytes() + tail).kind is Kind.PDF
+
+
+def test_interlaced_and_16_bit_pngs_are_accepted(tmp_path: Path) -> None:
+    for data, size in [
+        (corpus.png_interlaced((67, 45), "RGB"), (67, 45)),
+        (corpus.png_interlaced((33, 20), "L"), (33, 20)),
+        (corpus.png_16bit((64, 48)), (64, 48)),
+    ]:
+        assert (run(tmp_path, data).width, run(tmp_path, data).height) == size
+
+
+def test_png_zlib_bomb_is_refused_without_inflating_it(tmp_path: Path) -> None:
+    # 64 MiB of image data behind a 100x100 header: the inflate stops at the first piece
+    # past what the header implies, so neither time nor memory follows the bomb.
+    bomb = corpus.png_zlib_bomb()
+    assert len(bomb) < 100_000
+
+    assert refused(tmp_path, bomb).code == "image_corrupt"
+
+
+def _damaged_scan(kind: str) -> bytes:
+    image = corpus.jpeg((320, 240))
+    middle = (image.index(b"\xff\xda") + len(image)) // 2
+    if kind == "garbage":  # bytes with no 0xFF in them, so no marker appears
+        junk = bytes(random.Random(5).randrange(0, 255) for _ in range(2000))  # noqa: S311
+        return image[:middle] + junk + image[middle + 2000 :]
+    return image[:middle] + b"\xff\xd9"  # the scan cut short, then a proper EOI
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: libjpeg only warns about bad Huffman codes and a scan ending early "
+    "(JWRN_HUFF_BAD_CODE, JWRN_HIT_MARKER) and Pillow discards its warnings; a decoder that "
+    "reports them (simplejpeg's strict=True) wants the whole file in memory",
+)
+@pytest.mark.parametrize("kind", ["garbage", "cut-then-eoi"])
+def test_jpeg_scan_damage_that_forms_no_marker_is_corrupt(tmp_path: Path, kind: str) -> None:
+    assert refused(tmp_path, _damaged_scan(kind)).code in {"image_corrupt", "image_truncated"}

@@ -247,13 +247,6 @@ def _peak_rss(pid: int) -> int:
 PEAK_GROWTH_LIMIT = 8 * 1024 * 1024
 
 
-def _big_jpeg(size: int) -> bytes:
-    # Decoders stop at the JPEG's EOI marker and ignore what follows (as bench/ does), so
-    # padding makes an accepted body of any size without a huge image to decode.
-    image = samples.jpeg(320, 200, seed=7)
-    return image + b"\xa5" * (size - len(image))
-
-
 def test_big_uploads_leave_server_peak_memory_flat(server: Server, partner: Partner) -> None:
     # VmHWM only ever rises, so the baseline comes after a warm-up upload (pools, caches
     # and the first decode are then already in it), and the warm-up must be small: a big
@@ -262,7 +255,7 @@ def test_big_uploads_leave_server_peak_memory_flat(server: Server, partner: Part
     assert warm.status_code == 200, warm.text
     baseline = _peak_rss(server.pid)
 
-    accepted = _big_jpeg(14 * 1024 * 1024)
+    accepted = samples.big_jpeg(14 * 1024 * 1024)
     stored = partner.upload(accepted, category="LOGO", code=None, filename="big.jpg")
     assert stored.status_code == 200, stored.text
     assert stored.json()["sha256"] == samples.sha256(accepted)

@@ -510,7 +510,7 @@ def test_a_fetched_body_is_written_off_the_event_loop(
         original(self, chunk)
 
     monkeypatch.setattr(Spool, "write", recording)
-    data = samples.jpeg() + b"\0" * (3 * 1024 * 1024)
+    data = samples.big_jpeg(3 * 1024 * 1024)
     upload_url(h.service(fetcher=BodyFetcher(data)), h.client, "LOGO")
 
     # Batched: a few worker-thread writes for 3 MiB of 64 KiB chunks, none on the loop.

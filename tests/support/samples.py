@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import random
 
 from PIL import Image
 
@@ -14,6 +15,17 @@ def jpeg(width: int = 64, height: int = 48, seed: int = 0) -> bytes:
         image.putpixel((x, (x + seed) % height), (255, 255, 255))
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def big_jpeg(size: int, seed: int = 7) -> bytes:
+    """A real JPEG of about ``size`` bytes (a few % either way), for bodies that must be
+    big: data after EOI is refused (trailing_data), so padding a small one no longer
+    does. Noise at quality 100 without chroma subsampling takes ~4.1 bytes a pixel."""
+    side = int((size / 4.1) ** 0.5)
+    noise = random.Random(seed).randbytes(side * side * 3)  # noqa: S311 - not a secret
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (side, side), noise).save(buffer, "JPEG", quality=100, subsampling=0)
     return buffer.getvalue()
 
 

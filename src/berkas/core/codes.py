@@ -256,6 +256,26 @@ class Code(StrEnum):
     IMAGE_CORRUPT = ("image_corrupt", 415, "The image data does not decode.", FETCHED)
     PDF_CORRUPT = ("pdf_corrupt", 415, "The PDF does not parse or has no pages.", FETCHED)
     PDF_ENCRYPTED = ("pdf_encrypted", 415, "The PDF is encrypted.", FETCHED)
+    PDF_TOO_COMPLEX = ("pdf_too_complex", 415, "The PDF has too many objects to inspect.", FETCHED)
+    PDF_ACTIVE_CONTENT = (
+        "pdf_active_content",
+        415,
+        "The PDF has JavaScript, launch, submit-form or other active content.",
+        FETCHED,
+    )
+    PDF_EMBEDDED_FILE = ("pdf_embedded_file", 415, "The PDF carries an embedded file.", FETCHED)
+    TRAILING_DATA = (
+        "trailing_data",
+        415,
+        "The file has data after its end (JPEG EOI, PNG IEND, PDF %%EOF) beyond padding.",
+        FETCHED,
+    )
+    EMBEDDED_ARCHIVE = (
+        "embedded_archive",
+        415,
+        "The file is also a ZIP archive (a polyglot).",
+        FETCHED,
+    )
 
     # 422: fetching file_url was refused or failed (DESIGN 4); each cause has its own code.
     FETCH_FAILED = ("fetch_failed", 422, "file_url could not be fetched.")

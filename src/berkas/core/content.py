@@ -6,6 +6,7 @@ multipart part's Content-Type, both of which the sender chooses freely.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import struct
@@ -17,11 +18,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from PIL import Image
-from pypdf import PdfReader
+from pypdf import PdfReader, apply_configuration
 from pypdf.errors import PdfReadWarning
 
+from berkas.core import file_end, pdf_active
 from berkas.core.codes import Code
 from berkas.core.errors import InvalidRequest, UnsupportedContent
+from berkas.core.pdf_active import Finding
 
 # How many leading bytes a caller must keep for ``sniff``: the longest magic number is
 # PNG's 8-byte signature; the rest is headroom for a future kind (WebP needs 12).
@@ -111,8 +114,9 @@ def inspect(
     its length, ``label`` the requirement's name for messages (e.g. ``DOCUMENT/KTP``).
     Raises ``InvalidRequest`` (``empty_file``) or ``UnsupportedContent`` with a code per
     cause: ``unsupported_type``, ``type_not_allowed``, ``image_truncated``,
-    ``image_corrupt``, ``image_too_large``, ``image_too_small``, ``pdf_corrupt``,
-    ``pdf_encrypted``. The file's name plays no part (DESIGN 2.4).
+    ``image_corrupt``, ``image_too_large``, ``image_too_small``, ``trailing_data``,
+    ``embedded_archive``, ``pdf_corrupt``, ``pdf_encrypted``, ``pdf_too_complex``,
+    ``pdf_active_content``, ``pdf_embedded_file``. The file's name plays no part (DESIGN 2.4).
     """
     accepts = f"{label} accepts {_labels(allowed)}"
     if size == 0:
@@ -129,8 +133,8 @@ def inspect(
             code=Code.TYPE_NOT_ALLOWED,
         )
     if kind is Kind.PDF:
-        return _inspect_pdf(path, size)
-    return _inspect_image(path, kind, limits)
+        return _inspect_pdf(path, size, label)
+    return _inspect_image(path, kind, limits, size)
 
 
 def _labels(kinds: Collection[Kind]) -> str:
@@ -145,7 +149,7 @@ def _any_kind() -> str:
     return ", ".join(names[:-1]) + " or " + names[-1]
 
 
-def _inspect_image(path: Path, kind: Kind, limits: ImageLimits) -> ContentInfo:
+def _inspect_image(path: Path, kind: Kind, limits: ImageLimits, size: int) -> ContentInfo:
     fmt = _PIL_FORMAT[kind]
     # Pillow warns (DecompressionBombWarning) above Image.MAX_IMAGE_PIXELS and raises
     # only above twice that; DESIGN 2.4 wants bombs refused, never merely warned about.
@@ -163,9 +167,12 @@ def _inspect_image(path: Path, kind: Kind, limits: ImageLimits) -> ContentInfo:
             _decode(fh, fmt, kind, verify=True)
             # Then the image data itself, inflated as a stream: the same checks a full
             # load makes, without a pixel buffer (a 26 MP RGB PNG would need ~78 MB).
-            _inflate_png(fh, kind)
+            end = _inflate_png(fh, kind)
         else:
             _decode(fh, fmt, kind, verify=False)
+            end = _jpeg_end(fh, kind)
+        file_end.check_image_tail(fh, end, size, kind.label, _END_MARK[kind])
+        file_end.check_no_archive(fh, size, kind.label)
     return ContentInfo(kind=kind, width=width, height=height, pages=None)
 
 
@@ -277,10 +284,11 @@ class _Scanlines:
         self.produced = end
 
 
-def _inflate_png(fh: BinaryIO, kind: Kind) -> None:
+def _inflate_png(fh: BinaryIO, kind: Kind) -> int:
     """Inflate every IDAT of the PNG in ``fh`` as one stream, in bounded pieces, and check
     what a decoder would: the zlib stream is valid and complete, it holds exactly the
     scanlines IHDR implies, and each scanline starts with a known filter type (0-4).
+    Returns the offset just past the IEND chunk, where the PNG ends.
 
     ``verify()`` has already checked the chunk CRCs and their order (IHDR first).
     """
@@ -306,6 +314,17 @@ def _inflate_png(fh: BinaryIO, kind: Kind) -> None:
         raise _image_failure(kind, EOFError("image data truncated"))
     if inflater.unused_data:
         raise _image_failure(kind, ValueError("data after the end of the image stream"))
+    return fh.tell()  # _png_chunks stops right after IEND's CRC
+
+
+_END_MARK = {Kind.JPEG: "its EOI marker", Kind.PNG: "its IEND chunk"}
+
+
+def _jpeg_end(fh: BinaryIO, kind: Kind) -> int:
+    try:
+        return file_end.jpeg_end(fh)
+    except (EOFError, ValueError, struct.error) as exc:
+        raise _image_failure(kind, exc) from exc
 
 
 def _image_failure(kind: Kind, exc: Exception) -> UnsupportedContent:
@@ -332,50 +351,115 @@ def _image_failure(kind: Kind, exc: Exception) -> UnsupportedContent:
     )
 
 
-def _inspect_pdf(path: Path, size: int) -> ContentInfo:
-    # A PDF is parsed for structure only (xref, trailer, page tree), never rendered:
-    # rendering is where the work and the attack surface are, and a reviewer's viewer
-    # does that. The size was already capped while streaming.
+def _inspect_pdf(path: Path, size: int, label: str) -> ContentInfo:
+    # A PDF is parsed for structure only (xref, trailer, page tree, every listed object's
+    # dictionary), never rendered: rendering is where the work and the attack surface
+    # are, and a reviewer's viewer does that. The size was already capped while streaming.
     with path.open("rb") as fh:
         fh.seek(max(0, size - _PDF_EOF_WINDOW))
-        if b"%%EOF" not in fh.read():
+        window = fh.read()
+        if b"%%EOF" not in window:
             raise UnsupportedContent(
                 f"file is a PDF with no %%EOF marker in its last {_PDF_EOF_WINDOW} bytes "
                 "(truncated or damaged); upload the complete file.",
                 code=Code.PDF_CORRUPT,
             )
+        file_end.check_pdf_tail(window)
+        file_end.check_no_archive(fh, size, Kind.PDF.label)
         fh.seek(0, os.SEEK_SET)
-        pages = _pdf_pages(fh)
+        pages, found = _read_pdf(fh, size, window)
     if pages < 1:
         raise UnsupportedContent(
             "file is a PDF with no pages; upload the document itself.", code=Code.PDF_CORRUPT
         )
+    if found:
+        _refuse_active(found, label)
     return ContentInfo(kind=Kind.PDF, width=None, height=None, pages=pages)
 
 
-def _pdf_pages(fh: BinaryIO) -> int:
+# The most objects a PDF may list. A scanned KTP has a dozen, a 300-page deed a few
+# thousand; each costs a parse, so the cap bounds the work of one upload at a few
+# seconds. It is checked in the raw bytes (classic tables) and by pypdf (cross-reference
+# streams) before pypdf builds the table, and again on the table pypdf built.
+_PDF_MAX_OBJECTS = 50_000
+# pypdf decodes only object and cross-reference streams here (never page content or
+# images). Its default cap is 75 MB of output per stream; an object stream holding more
+# than 16 MB of dictionaries would be far past _PDF_MAX_OBJECTS, so nothing honest needs
+# more, and a zlib bomb stops there (pypdf.Configuration, since pypdf 6.18).
+_PDF_DECODE_CAP = 16_000_000
+
+
+def _pdf_decode_caps() -> contextlib.AbstractContextManager[object]:
+    # A context variable: the caps hold for this thread's parse only.
+    return apply_configuration(
+        array_based_stream_maximum_output_length=_PDF_DECODE_CAP,
+        lzw_maximum_output_length=_PDF_DECODE_CAP,
+        run_length_maximum_output_length=_PDF_DECODE_CAP,
+        zlib_maximum_output_length=_PDF_DECODE_CAP,
+        brotli_maximum_output_length=_PDF_DECODE_CAP,
+    )
+
+
+def _read_pdf(fh: BinaryIO, size: int, window: bytes) -> tuple[int, frozenset[Finding]]:
+    """The page count and the active content of the PDF in ``fh`` (``window``: its end)."""
     try:
         # pypdf reports repairs it made through logging (fine) and deprecations through
         # warnings; a PdfReadWarning, should one be raised, means the file is damaged.
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _pdf_decode_caps():
             warnings.simplefilter("error", PdfReadWarning)
-            reader = PdfReader(fh, strict=True)
-            pages = None if reader.is_encrypted else len(reader.pages)
-    except MemoryError:
+            entries = pdf_active.declared_entries(fh, size, window)
+            if entries > _PDF_MAX_OBJECTS:
+                raise pdf_active.TooComplex(
+                    f"with {entries:,} cross-reference entries, more than the "
+                    f"{_PDF_MAX_OBJECTS:,} objects berkas inspects"
+                )
+            fh.seek(0)
+            reader = PdfReader(fh, strict=True, xref_stream_maximum_entries=_PDF_MAX_OBJECTS)
+            if reader.is_encrypted:
+                # Refused even with an empty user password: a reviewer may still be asked
+                # for one, and nothing past the header could be inspected here.
+                raise UnsupportedContent(
+                    "file is an encrypted PDF; remove the password or encryption and upload again.",
+                    code=Code.PDF_ENCRYPTED,
+                )
+            found = pdf_active.findings(reader, max_objects=_PDF_MAX_OBJECTS)
+            return len(reader.pages), found
+    except (MemoryError, UnsupportedContent):
         raise
+    except pdf_active.DamagedCrossReference as exc:
+        raise UnsupportedContent(
+            f"file is a PDF whose cross-reference table is damaged ({exc.misplaced:,} "
+            "entries point away from their object); save or export it again and upload "
+            "the new file.",
+            code=Code.PDF_CORRUPT,
+        ) from exc
+    except pdf_active.TooComplex as exc:
+        raise UnsupportedContent(
+            f'file is a PDF {exc.what}; save it again with "reduce file size" or split it, '
+            "and upload the new file.",
+            code=Code.PDF_TOO_COMPLEX,
+        ) from exc
     except Exception as exc:
-        # Any parser failure (PdfReadError, ValueError, KeyError, RecursionError on a
-        # looping page tree...) means a reviewer could not rely on the file either.
+        # Any parser failure (PdfReadError, LimitReachedError, ValueError, KeyError,
+        # RecursionError on a looping page tree...) means a reviewer could not rely on the
+        # file either.
         raise UnsupportedContent(
             "file is a PDF whose structure does not parse (corrupt or damaged); save or "
             "export it again and upload the new file.",
             code=Code.PDF_CORRUPT,
         ) from exc
-    if pages is None:
-        # Refused even with an empty user password: a reviewer may still be asked for
-        # one, and nothing past the header could be inspected here.
-        raise UnsupportedContent(
-            "file is an encrypted PDF; remove the password or encryption and upload again.",
-            code=Code.PDF_ENCRYPTED,
-        )
-    return pages
+
+
+def _refuse_active(found: frozenset[Finding], label: str) -> None:
+    # A document to review is text and pictures; anything that runs, calls out or hides a
+    # second file is refused rather than stripped, since the stored bytes are exactly the
+    # bytes sent (their sha256 is part of the answer).
+    named = ", ".join(finding.words for finding in Finding if finding in found)
+    message = (
+        f"file is a PDF carrying {named}; {label} must be a plain document (text and "
+        'pictures only): print it to a new PDF ("Save as PDF", "Microsoft Print to PDF") '
+        "or scan it, and upload that."
+    )
+    if all(finding.is_file for finding in found):
+        raise UnsupportedContent(message, code=Code.PDF_EMBEDDED_FILE)
+    raise UnsupportedContent(message, code=Code.PDF_ACTIVE_CONTENT)
