@@ -1,4 +1,6 @@
-"""Prometheus metrics for /metrics: requests by route template and status, and latency.
+"""Prometheus metrics for /metrics: requests by route template and status, latency, what
+the service did (uploads, bytes stored, refusals by code, fetches), the build and the
+process.
 
 A registry per app (not the process-global default), so tests and several apps in one
 process never share counters.
@@ -6,15 +8,26 @@ process never share counters.
 
 from __future__ import annotations
 
+import platform
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
 from starlette.requests import Request
 from starlette.responses import Response
+
+from berkas import __version__
+from berkas.api.observe import RequestContext
+from berkas.core.catalogue_types import Category
+
+_CATEGORIES = frozenset(category.value for category in Category)
 
 # The lifespan state key under which the app hands its Metrics to the connection layer
 # (uvicorn gives every connection the lifespan's state).
@@ -50,10 +63,62 @@ class Metrics:
             registry=self.registry,
         )
 
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.uploads = Counter(
+            "berkas_uploads",
+            "Uploads by category and outcome: stored, replayed (an Idempotency-Key's "
+            "earlier file) or refused.",
+            ["category", "outcome"],
+            registry=self.registry,
+        )
+        self.stored_bytes = Counter(
+            "berkas_stored_bytes",
+            "Bytes of documents stored, by category.",
+            ["category"],
+            registry=self.registry,
+        )
+        self.refusals = Counter(
+            "berkas_refusals",
+            "Error answers by code (signature and token failures among them).",
+            ["code"],
+            registry=self.registry,
+        )
+        self.fetches = Counter(
+            "berkas_fetches",
+            "file_url uploads by outcome: stored, or the code that refused them.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        Info("berkas_build", "The running berkas.", registry=self.registry).info(
+            {"version": __version__, "python": platform.python_version()}
+        )
+        # CPU, memory, open files and start time of this process; the Python runtime.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+
+    def observe(
+        self, method: str, route: str, status: int, seconds: float, context: RequestContext
+    ) -> None:
         """Count one answered request (``api.observe.RequestLog`` calls this)."""
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
+        if context.error_code is not None:
+            self.refusals.labels(context.error_code).inc()
+        if context.upload_category is None:
+            return
+        # A label only ever holds a catalogue category: whatever else a caller sent
+        # must not become a time series of its own.
+        category = context.upload_category
+        category = category if category in _CATEGORIES else "invalid"
+        if context.stored_bytes is not None and 200 <= status < 300:
+            outcome = "replayed" if context.replayed else "stored"
+            if not context.replayed:
+                self.stored_bytes.labels(category).inc(context.stored_bytes)
+        else:
+            outcome = "refused"
+        self.uploads.labels(category, outcome).inc()
+        if context.fetched:
+            fetch = outcome if outcome != "refused" else context.error_code or "refused"
+            self.fetches.labels(fetch).inc()
 
     async def endpoint(self, _: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

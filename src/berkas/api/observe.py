@@ -40,6 +40,12 @@ class RequestContext:
     request_id: str
     client_id: str | None = None
     error_code: str | None = None
+    # An upload: its category as sent (checked before it becomes a metric label), whether
+    # it came by file_url, and what was stored.
+    upload_category: str | None = None
+    fetched: bool = False
+    stored_bytes: int | None = None
+    replayed: bool = False
 
 
 _CURRENT: ContextVar[RequestContext | None] = ContextVar("berkas_request", default=None)
@@ -64,6 +70,20 @@ def note_error(code: str) -> None:
         context.error_code = code
 
 
+def note_upload(category: str | None, *, fetched: bool) -> None:
+    """An upload's form is read: what it asks to store, and how."""
+    context = _CURRENT.get()
+    if context is not None:
+        context.upload_category, context.fetched = category, fetched
+
+
+def note_stored(size: int, *, replayed: bool) -> None:
+    """The upload is answered with a stored file (``replayed``: an earlier upload's)."""
+    context = _CURRENT.get()
+    if context is not None:
+        context.stored_bytes, context.replayed = size, replayed
+
+
 def request_id_of(scope: Scope) -> str:
     """The caller's ``Request-Id`` when it is 1..128 visible ASCII characters (safe to
     echo in a header and a log line), else a fresh random id."""
@@ -79,15 +99,15 @@ def request_id_of(scope: Scope) -> str:
 class RequestLog:
     """Pure ASGI middleware: the request id in and out, and one access line per request.
 
-    ``observe(method, template, status, seconds)`` is called once per request as well
-    (the metrics), with what the line shows.
+    ``observe(method, template, status, seconds, context)`` is called once per request
+    as well (the metrics), with what the line shows.
     """
 
     def __init__(
         self,
         app: ASGIApp,
         crash_body: Callable[[], bytes],
-        observe: Callable[[str, str, int, float], None] | None = None,
+        observe: Callable[[str, str, int, float, RequestContext], None] | None = None,
     ) -> None:
         self.app = app
         self.crash_body = crash_body
@@ -133,11 +153,10 @@ class RequestLog:
         finally:
             seconds = time.perf_counter() - start
             # The template (/file/{file_id}), never the raw path or its query.
-            route: Any = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = route_template(scope)
             method = scope.get("method", "")
             if self.observe is not None:
-                self.observe(method, template, status, seconds)
+                self.observe(method, template, status, seconds, context)
             access_log.info(
                 "%s %s %d %.1fms%s%s request_id=%s",
                 method,
@@ -158,6 +177,19 @@ class RequestLog:
                 },
             )
             _CURRENT.reset(token)
+
+
+def route_template(scope: Scope) -> str:
+    """The route that answered, as a template (``/file/{file_id}``); a mounted app (the
+    docs' assets) as its mount path plus ``{path:path}``; ``unmatched`` for a 404."""
+    route: Any = scope.get("route")
+    path = getattr(route, "path", None)
+    if path:
+        return str(path)
+    if scope.get("endpoint") is not None and scope.get("root_path"):
+        # Starlette's Mount leaves no route, only its app and the path it matched.
+        return f"{scope['root_path']}/{{path:path}}"
+    return "unmatched"
 
 
 class _RequestIdFilter(logging.Filter):

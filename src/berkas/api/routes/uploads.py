@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from berkas.api import schemas
+from berkas.api import observe, schemas
 from berkas.api.deps import BearerClient, ServicesDep
 from berkas.api.multipart import read_form
 from berkas.core.codes import Code
@@ -51,6 +51,7 @@ async def upload(request: Request, client: BearerClient, svc: ServicesDep) -> Re
         stream = request.stream()
         try:
             form = await read_form(request.headers.get("content-type"), stream, uploads.open_spool)
+            observe.note_upload(form.fields.get("category"), fetched=form.spool is None)
             if form.spool is not None:
                 result = await uploads.upload_file(client, form.fields, form.spool, key)
             else:
@@ -59,6 +60,7 @@ async def upload(request: Request, client: BearerClient, svc: ServicesDep) -> Re
         except BerkasError:
             await _drain(stream)
             raise
+    observe.note_stored(result.stored.size, replayed=result.replayed)
     headers = {"Idempotent-Replayed": "true"} if result.replayed else None
     return JSONResponse(schemas.UploadResponse.of(result).model_dump(mode="json"), headers=headers)
 
