@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     storage_url: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # /metrics on a listener of its own, for the monitoring network only: the port
+    # (default: BERKAS_PORT + 1000), or "main" to serve it on the partner port as well.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: str = Field(default="", pattern=r"^(|main|[0-9]{1,5})$")
     public_url: str | None = None
     env: str = Field(default="sandbox", pattern=r"^[a-z0-9-]{1,32}$")
     key_prefix: str = Field(default="berkas", pattern=r"^[a-z0-9-]{1,64}$")
@@ -189,6 +193,7 @@ class Settings(BaseSettings):
             )
         if self.token_default_minutes > self.token_max_minutes:
             raise ValueError("BERKAS_TOKEN_DEFAULT_MINUTES exceeds BERKAS_TOKEN_MAX_MINUTES")
+        self._check_metrics_port()
         if self.public_url is not None:
             parsed = urlparse(self.public_url)
             if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -266,6 +271,25 @@ class Settings(BaseSettings):
             return ipaddress.ip_address(host).is_loopback
         except ValueError:
             return False
+
+    def _check_metrics_port(self) -> None:
+        if self.metrics_port not in ("", "main") and not 1 <= int(self.metrics_port) <= 65535:
+            raise ValueError("BERKAS_METRICS_PORT must be a port (1-65535) or main")
+        if self.metrics_port == "" and self.port + 1000 > 65535:
+            raise ValueError(
+                f"BERKAS_METRICS_PORT defaults to BERKAS_PORT + 1000, past 65535 for port "
+                f"{self.port}: set it (or main)"
+            )
+        if self.metrics_listener is not None and self.metrics_listener[1] == self.port:
+            raise ValueError("BERKAS_METRICS_PORT is BERKAS_PORT; use main for one port")
+
+    @property
+    def metrics_listener(self) -> tuple[str, int] | None:
+        """Where the metrics listener binds; None when /metrics is on the partner port."""
+        if self.metrics_port == "main":
+            return None
+        port = int(self.metrics_port) if self.metrics_port else self.port + 1000
+        return self.metrics_host, port
 
     @property
     def base_url(self) -> str:

@@ -326,6 +326,12 @@ def listen(settings: Settings) -> socket.socket:
     return listener.listen(settings.host, settings.port)
 
 
+def listen_metrics(settings: Settings) -> socket.socket | None:
+    """The metrics listener's socket; None when /metrics is on the partner port."""
+    where = settings.metrics_listener
+    return None if where is None else listener.listen(*where)
+
+
 def lock_data_dir(settings: Settings) -> DataDirLock:
     """Take the one-server lock on the data dir (creating the dir, 0700, if it is new).
 

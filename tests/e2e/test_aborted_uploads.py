@@ -51,15 +51,16 @@ def test_an_upload_aborted_mid_body_is_one_quiet_line_a_499_and_no_spool_left(
         sock.sendall(head + sent)
         assert wait_for(lambda: bool(spooled(server.data_dir)), timeout=10)
     # The client is gone; the server notices, counts it and cleans up.
-    assert wait_for(lambda: bool(metric_statuses(server.url, FILE_PATH)), timeout=10)
+    assert wait_for(lambda: bool(metric_statuses(server.metrics_url, FILE_PATH)), timeout=10)
 
-    statuses = metric_statuses(server.url, FILE_PATH)
+    statuses = metric_statuses(server.metrics_url, FILE_PATH)
     assert statuses == {"499": 1}, statuses
     assert spooled(server.data_dir) == []
     log = server.output()
     assert "Traceback" not in log, log
-    assert not re.search(r"^(ERROR|CRITICAL)", log, re.M), log
-    assert len(re.findall(r"^INFO .*disconnect", log, re.M | re.I)) == 1, log
+    # Text log lines: "<date> <time> LEVEL logger message".
+    assert not re.search(r"^\S+ \S+ (ERROR|CRITICAL) ", log, re.M), log
+    assert len(re.findall(r"^\S+ \S+ INFO \S+ .*disconnect", log, re.M | re.I)) == 1, log
     # And the node still serves uploads.
     assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
     done = partner.upload(samples.jpeg(seed=10), category="PHOTO_PROOF", code=None)

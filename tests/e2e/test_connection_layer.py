@@ -109,14 +109,14 @@ def closed_by_server(sock: socket.socket, within: float) -> tuple[RawResponse | 
 
 @pytest.mark.parametrize("raw", MALFORMED.values(), ids=MALFORMED.keys())
 def test_a_request_that_does_not_parse_is_400_malformed_http(server: Server, raw: bytes) -> None:
-    counted = connection_answers(server.url).get(("400", "malformed_http"), 0)
+    counted = connection_answers(server.metrics_url).get(("400", "malformed_http"), 0)
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         sock.sendall(raw)
         response, _ = closed_by_server(sock, MARGIN)
     assert_envelope(response, 400, "malformed_http")
     assert "HTTP/1.1" in response.json()["error"]["message"]  # type: ignore[union-attr]
     # An operator sees them in /metrics, although no route ever ran.
-    assert connection_answers(server.url)[("400", "malformed_http")] == counted + 1
+    assert connection_answers(server.metrics_url)[("400", "malformed_http")] == counted + 1
 
 
 def test_a_head_over_64_kb_is_431_before_it_is_all_read(server: Server) -> None:
@@ -158,7 +158,7 @@ def test_a_connection_that_sends_nothing_is_closed_unanswered(server: Server) ->
         response, took = closed_by_server(sock, TIMEOUT + MARGIN)
     assert response is None
     assert took >= TIMEOUT - 0.5
-    assert connection_answers(server.url)[("none", "header_timeout")] >= 1
+    assert connection_answers(server.metrics_url)[("none", "header_timeout")] >= 1
 
 
 def test_an_idle_keep_alive_connection_is_closed(server: Server) -> None:
@@ -190,7 +190,7 @@ def test_an_upload_whose_body_stalls_is_408_and_its_spool_is_removed(server: Ser
         [("category", None, b"PHOTO_PROOF"), ("file", "photo.jpg", content)]
     )
     assert len(body) > 1_200_000
-    before = metric_statuses(server.url, FILE_PATH).get("408", 0)
+    before = metric_statuses(server.metrics_url, FILE_PATH).get("408", 0)
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         sock.sendall(
             f"POST {FILE_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {partner.token}\r\n"
@@ -201,7 +201,7 @@ def test_an_upload_whose_body_stalls_is_408_and_its_spool_is_removed(server: Ser
         response, _ = closed_by_server(sock, TIMEOUT + MARGIN)
     assert_envelope(response, 408, "request_timeout")
     assert wait_for(lambda: not spooled(server.data_dir), timeout=MARGIN)
-    assert metric_statuses(server.url, FILE_PATH).get("408", 0) == before + 1
+    assert metric_statuses(server.metrics_url, FILE_PATH).get("408", 0) == before + 1
 
 
 def test_a_malformed_chunked_upload_is_400_and_leaves_no_spool(server: Server) -> None:
@@ -225,8 +225,8 @@ def test_a_malformed_chunked_upload_is_400_and_leaves_no_spool(server: Server) -
     assert_envelope(response, 400, "malformed_http")
     assert wait_for(lambda: not spooled(server.data_dir), timeout=MARGIN)
     # What the client was told is what /metrics counts: not a 499, never a 5xx.
-    assert wait_for(lambda: "400" in metric_statuses(server.url, FILE_PATH), timeout=MARGIN)
-    assert not any(s.startswith("5") for s in metric_statuses(server.url, FILE_PATH))
+    assert wait_for(lambda: "400" in metric_statuses(server.metrics_url, FILE_PATH), timeout=MARGIN)
+    assert not any(s.startswith("5") for s in metric_statuses(server.metrics_url, FILE_PATH))
 
 
 def test_past_the_connection_cap_a_new_connection_is_503_at_once(tmp_path: Path) -> None:
@@ -253,7 +253,7 @@ def test_past_the_connection_cap_a_new_connection_is_503_at_once(tmp_path: Path)
             lambda: httpx.get(f"{srv.url}/healthz", timeout=10).status_code == 200,
             timeout=MARGIN,
         )
-        assert connection_answers(srv.url)[("503", "server_busy")] >= refused
+        assert connection_answers(srv.metrics_url)[("503", "server_busy")] >= refused
         log = srv.output()
         assert len(re.findall("connection cap reached", log)) == 1, log
     finally:

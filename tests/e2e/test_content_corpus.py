@@ -185,7 +185,7 @@ def _serve(tmp_path_factory: pytest.TempPathFactory, family: str) -> Iterator[Se
     server.start()
     try:
         yield server
-        assert server_errors(family, server.url) == 0, server.output()
+        assert server_errors(family, server.metrics_url) == 0, server.output()
     finally:
         server.stop()
 
@@ -306,7 +306,7 @@ def fetching_server(
     server.start()
     try:
         yield server
-        assert server_errors("fetched", server.url) == 0, server.output()
+        assert server_errors("fetched", server.metrics_url) == 0, server.output()
     finally:
         server.stop()
 

@@ -257,7 +257,7 @@ def test_kill_9_mid_upload_loses_nothing_acknowledged(crash_site: CrashSite) -> 
         after = partner.upload(content, category="PHOTO_PROOF", code=None)
         assert after.status_code == 200, after.text
         assert httpx.get(after.json()["link"], timeout=30).content == content
-        assert server_errors("crash", server.url) == 0
+        assert server_errors("crash", server.metrics_url) == 0
         assert "Traceback" not in server.output()
     finally:
         server.stop()

@@ -165,7 +165,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.start()
     yield srv
     try:
-        assert server_errors("multipart", srv.url) == 0
+        assert server_errors("multipart", srv.metrics_url) == 0
         assert "Traceback" not in srv.output(), srv.output()
     finally:
         srv.stop()
@@ -240,12 +240,13 @@ def test_an_upload_abandoned_mid_body_is_counted_499_and_stores_nothing(
         f"POST {FILE_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {partner.token}\r\n"
         f"Content-Type: {CT}\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode()
-    counted = metric_statuses(server.url, FILE_PATH).get("499", 0)
+    counted = metric_statuses(server.metrics_url, FILE_PATH).get("499", 0)
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         sock.sendall(head + body[: 3 * MIB // 2])
         assert wait_for(lambda: bool(spooled(server.data_dir)), timeout=10)
     assert wait_for(
-        lambda: metric_statuses(server.url, FILE_PATH).get("499", 0) == counted + 1, timeout=10
+        lambda: metric_statuses(server.metrics_url, FILE_PATH).get("499", 0) == counted + 1,
+        timeout=10,
     )
     tally("multipart", 499)
     assert wait_for(lambda: not spool_and_temp_files(server.data_dir), timeout=10)

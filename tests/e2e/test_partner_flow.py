@@ -343,10 +343,21 @@ def test_no_secret_is_kept_in_a_file_of_its_own_and_the_master_key_is_private(
 def test_metrics_count_requests_by_route_template(server: Server, partner: Partner) -> None:
     httpx.get(f"{server.url}/healthz")
     httpx.get(f"{server.url}{PREFIX}/file/DCM-0001-0000000000000", headers=partner.auth())
-    text = httpx.get(f"{server.url}/metrics").text
+    text = httpx.get(f"{server.metrics_url}/metrics").text
     assert 'berkas_http_requests_total{method="GET",route="/healthz",status="200"}' in text
     assert f'route="{PREFIX}/file/{{file_id}}",status="404"' in text
     assert "DCM-0001-0000000000000" not in text
+
+
+def test_metrics_are_served_on_their_own_listener_only(server: Server, partner: Partner) -> None:
+    # The partner-facing port has no /metrics (counts and client ids are for the
+    # monitoring network); the metrics port serves the metrics and the probes only.
+    assert_error(httpx.get(f"{server.url}/metrics"), 404, "not_found")
+    assert httpx.get(f"{server.metrics_url}/healthz").status_code == 200
+    assert httpx.get(f"{server.metrics_url}/readyz").status_code == 200
+    refused = httpx.get(f"{server.metrics_url}{PREFIX}/file/x", headers=partner.auth())
+    assert_error(refused, 404, "not_found")
+    assert_error(httpx.get(f"{server.metrics_url}/docs"), 404, "not_found")
 
 
 def test_upload_with_idempotency_key_is_stored_once(server: Server, partner: Partner) -> None:

@@ -61,7 +61,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.start()
     yield srv
     try:
-        assert server_errors("slowloris", srv.url) == 0
+        assert server_errors("slowloris", srv.metrics_url) == 0
     finally:
         srv.stop()
         if soft < wanted:
@@ -120,7 +120,7 @@ def test_200_slow_connections_are_cut_while_the_node_serves_others(server: Serve
         tally("slowloris", 408)
     assert most_spooled >= 1, "no stalled upload reached the spool: the test lost its teeth"
     assert wait_for(lambda: not spooled(server.data_dir), timeout=MARGIN), spooled(server.data_dir)
-    statuses = metric_statuses(server.url, FILE_PATH)
+    statuses = metric_statuses(server.metrics_url, FILE_PATH)
     assert statuses.get("408", 0) == STALLED_BODIES, statuses
     assert "Traceback" not in server.output()
 

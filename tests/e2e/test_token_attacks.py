@@ -132,7 +132,7 @@ def ctx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Context]:
             )
             # The token named them; nothing of ours ever went to fetch a key there.
             assert elsewhere.connections == []
-        assert server_errors("token", server.url) == 0
+        assert server_errors("token", server.metrics_url) == 0
         assert "Traceback" not in server.output()
     finally:
         server.stop()

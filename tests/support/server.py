@@ -48,6 +48,8 @@ class Server:
     data_dir: Path
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    # The metrics listener's port (BERKAS_METRICS_PORT), unless env sets one.
+    metrics_port: int = field(default_factory=free_port)
     # More arguments for ``berkas serve`` (after ``--port``), e.g. ``("--data-dir", ...)``.
     args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
@@ -56,6 +58,14 @@ class Server:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """Where this server's /metrics is: its metrics listener, or the partner port
+        when ``env`` says ``BERKAS_METRICS_PORT=main``."""
+        if self.env.get("BERKAS_METRICS_PORT") == "main":
+            return self.url
+        return f"http://127.0.0.1:{self.env.get('BERKAS_METRICS_PORT', self.metrics_port)}"
 
     @property
     def http(self) -> Loopback:
@@ -82,7 +92,7 @@ class Server:
             except PortTaken:
                 if attempt == attempts:
                     raise
-                self.port = free_port()
+                self.port, self.metrics_port = free_port(), free_port()
 
     def _start_once(self, timeout: float) -> None:
         self.log_path = self.data_dir.parent / f"server-{self.port}-{time.monotonic_ns()}.log"
@@ -94,7 +104,11 @@ class Server:
                 output = self.output()
                 # What serve says when it cannot bind (adapters/listen.py), before it
                 # touches the data dir: retrying elsewhere is safe.
-                if f"cannot listen on 127.0.0.1:{self.port}: address already in use" in output:
+                taken = (
+                    f"cannot listen on 127.0.0.1:{port}: address already in use"
+                    for port in (self.port, self.metrics_port)
+                )
+                if any(message in output for message in taken):
                     raise PortTaken(f"port {self.port} was taken:\n{output}")
                 raise AssertionError(f"berkas serve exited early:\n{output}")
             try:
@@ -120,6 +134,7 @@ class Server:
                 **os.environ,
                 "BERKAS_DATA_DIR": str(self.data_dir),
                 "BERKAS_LOG_LEVEL": "warning",
+                "BERKAS_METRICS_PORT": str(self.metrics_port),
                 **self.env,
             },
             stdout=log,

@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from berkas import __version__
 from berkas.api import docs, errors
@@ -18,6 +20,7 @@ from berkas.api.connections import BodyIdleTimeout
 from berkas.api.metrics import METRICS_STATE, Metrics
 from berkas.api.observe import RequestLog
 from berkas.api.routes import files, public, signed, uploads
+from berkas.core.codes import Code
 from berkas.core.errors import Unavailable
 from berkas.services.bundle import Services
 
@@ -49,11 +52,46 @@ async def _every(seconds: float, chore: Callable[[], object], what: str) -> None
             log.exception("%s failed; it runs again at the next interval", what)
 
 
-def create_app(services: Services, *, body_idle_timeout: float | None = None) -> FastAPI:
+# What the metrics listener answers: the metrics, and the probes a monitor also wants.
+METRICS_LISTENER_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+
+
+class MetricsListener:
+    """Keeps /metrics off the partner-facing port and partner routes off the metrics
+    port: the request counts, client ids in refusals and process figures are for the
+    monitoring network, not for whoever can reach the API."""
+
+    def __init__(self, app: ASGIApp, port: int) -> None:
+        self.app = app
+        self.port = port
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            server = scope.get("server") or ("", 0)
+            path = scope["path"]
+            if server[1] == self.port:
+                refused = path not in METRICS_LISTENER_PATHS
+            else:
+                refused = path == "/metrics"
+            if refused:
+                body = errors.envelope(Code.NOT_FOUND)
+                await JSONResponse(body, status_code=404)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    services: Services,
+    *,
+    body_idle_timeout: float | None = None,
+    metrics_port: int | None = None,
+) -> FastAPI:
     """Build the app around already-built services (see ``berkas.wiring.build``).
 
     ``body_idle_timeout``: the longest gap between a request body's chunks (``serve``
     passes ``BERKAS_BODY_IDLE_TIMEOUT_SECONDS``; in-process tests need none).
+    ``metrics_port``: the local port of the metrics listener, which alone serves
+    /metrics (with /healthz and /readyz); None serves /metrics with everything else.
     """
 
     metrics = Metrics()
@@ -106,6 +144,8 @@ def create_app(services: Services, *, body_idle_timeout: float | None = None) ->
     docs.install(app)
     if body_idle_timeout is not None:
         app.add_middleware(BodyIdleTimeout, seconds=body_idle_timeout)
+    if metrics_port is not None:
+        app.add_middleware(MetricsListener, port=metrics_port)
     # Outermost: the request id, the access line and the metrics see every answer.
     app.add_middleware(RequestLog, crash_body=errors.crash_body, observe=metrics.observe)
     app.add_route("/metrics", metrics.endpoint, include_in_schema=False)

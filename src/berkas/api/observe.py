@@ -255,6 +255,8 @@ def configure(level: str, fmt: str) -> dict[str, Any]:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Migration chatter (plugin set-up, "Context impl") is not the operator's.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     return {
         "version": 1,
         "disable_existing_loggers": False,

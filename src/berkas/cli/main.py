@@ -140,6 +140,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
         DataDirInUse,
         ensure_demo_client,
         listen,
+        listen_metrics,
         lock_data_dir,
         prepare,
     )
@@ -152,7 +153,15 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
         sock = listen(settings)
     except CannotListen as exc:
         raise click.ClickException(str(exc)) from None
-    with closing(sock):
+    try:
+        metrics_sock = listen_metrics(settings)
+    except CannotListen as exc:
+        sock.close()
+        raise click.ClickException(f"{exc} (the metrics listener: BERKAS_METRICS_PORT)") from None
+    sockets = [sock] if metrics_sock is None else [sock, metrics_sock]
+    with contextlib.ExitStack() as bound:
+        for each in sockets:
+            bound.enter_context(closing(each))
         # Then the data dir's lock, held until this process exits: a second serve would
         # sweep this one's spool (its uploads in flight) as a crash's leftovers.
         try:
@@ -174,6 +183,9 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
                     f"berkas {__version__} serving on {settings.base_url} "
                     f"(data: {settings.data_dir})"
                 )
+                metrics_port = None if metrics_sock is None else metrics_sock.getsockname()[1]
+                if metrics_port is not None:
+                    click.echo(f"metrics on http://{settings.metrics_host}:{metrics_port}/metrics")
                 limits = ConnectionLimits(
                     header_timeout=settings.header_timeout_seconds,
                     body_idle_timeout=settings.body_idle_timeout_seconds,
@@ -183,7 +195,11 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
                 # As uvicorn.run does, but on the socket already bound and locked for.
                 server = uvicorn.Server(
                     uvicorn.Config(
-                        create_app(container, body_idle_timeout=limits.body_idle_timeout),
+                        create_app(
+                            container,
+                            body_idle_timeout=limits.body_idle_timeout,
+                            metrics_port=metrics_port,
+                        ),
                         host=settings.host,  # for uvicorn's log lines only
                         port=settings.port,
                         log_level=settings.log_level,
@@ -204,7 +220,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
                 # uvicorn re-raises the SIGINT it handled once shut down (uvicorn.run
                 # swallows it the same way).
                 with contextlib.suppress(KeyboardInterrupt):
-                    server.run(sockets=[sock])
+                    server.run(sockets=sockets)
             finally:
                 container.close()
     if not server.started:
