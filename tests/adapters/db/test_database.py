@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, text
+from sqlalchemy import insert, select, text, update
 
 from berkas.adapters.db.database import SqlDatabase
-from berkas.adapters.db.repositories import SqlFileRepository
+from berkas.adapters.db.repositories import SqlFileRepository, client_context
 from berkas.adapters.db.tables import clients, metadata
-from berkas.adapters.sealing import SealingError
+from berkas.adapters.sealing import MasterKey, Sealer, SealingError
 from berkas.core.errors import Unavailable
 from berkas.core.models import Client
 from tests.adapters.db.conftest import SEALER
@@ -180,3 +180,88 @@ def test_postgresql_reads_run_outside_a_transaction_and_writes_inside_one(
         with files._write() as connection:
             connection.execute(text("SELECT pg_sleep(0.001)"))
             assert connection.execute(same).scalar_one() is False
+
+
+def test_a_v0004_database_with_clients_upgrades_to_labels_and_rotation(
+    sql_database: SqlDatabase,
+) -> None:
+    sql_database.migrate("0004")
+    created = datetime(2025, 3, 1, tzinfo=UTC)
+    with sql_database.engine.begin() as connection:
+        # As berkas at v0004 wrote it: four columns, the secret sealed.
+        connection.execute(
+            text(
+                "INSERT INTO clients (client_id, secret_key, enabled, created_at) "
+                "VALUES (:id, :secret, :enabled, :created)"
+            ),
+            {
+                "id": "BRN-OLD",
+                "secret": SEALER.seal(b"SK-from-v0004", client_context("BRN-OLD")),
+                "enabled": True,
+                "created": created,
+            },
+        )
+
+    sql_database.migrate()
+
+    assert sql_database.current_revision() == "0005" == sql_database.head_revision()
+    assert sql_database.clients.get("BRN-OLD") == Client("BRN-OLD", "SK-from-v0004", True, created)
+    at = created + timedelta(days=1)
+    sql_database.clients.rotate_secret("BRN-OLD", "SK-new", at, at + timedelta(hours=24))
+    assert sql_database.clients.set_label("BRN-OLD", "Toko Maju") is True
+    client = sql_database.clients.get("BRN-OLD")
+    assert client is not None
+    assert (client.secret_key, client.previous_secret_key, client.label) == (
+        "SK-new",
+        "SK-from-v0004",
+        "Toko Maju",
+    )
+
+
+def test_the_previous_secret_is_sealed_and_bound_to_its_column(sql_database: SqlDatabase) -> None:
+    sql_database.migrate()
+    sql_database.clients.add(CLIENT)
+    at = datetime(2025, 3, 2, tzinfo=UTC)
+    sql_database.clients.rotate_secret(CLIENT.client_id, "SK-new-0002", at, at + timedelta(hours=1))
+    with sql_database.engine.connect() as connection:
+        row = connection.execute(select(clients)).one()
+    assert row.previous_secret_key.startswith("sealed:v1:")
+    assert "SK-test-0001" not in row.previous_secret_key
+    assert "SK-new-0002" not in row.secret_key
+
+    # The old secret's sealed value put where the current one lives does not open: a row
+    # edit cannot make a replaced secret current again (its context differs).
+    with sql_database.engine.begin() as connection:
+        connection.execute(update(clients).values(secret_key=row.previous_secret_key))
+    with pytest.raises(SealingError, match="integrity check"):
+        sql_database.clients.get(CLIENT.client_id)
+
+
+def test_secrets_status_counts_and_rekey_reseals_previous_secrets(
+    sql_database: SqlDatabase,
+) -> None:
+    sql_database.migrate()
+    sql_database.clients.add(CLIENT)
+    sql_database.clients.add(Client("BRN-NEVER-ROTATED", "SK-x", True, CLIENT.created_at))
+    at = datetime(2025, 3, 2, tzinfo=UTC)
+    sql_database.clients.rotate_secret(CLIENT.client_id, "SK-new", at, at + timedelta(hours=1))
+
+    report = sql_database.sealed.by_master_key()
+    assert report["previous client secret keys"] == {SEALER.current.kid: 1}
+    assert report["client secret keys"] == {SEALER.current.kid: 2}
+
+    # A new master key first, the old one still readable: rekey reseals the previous
+    # secret too, and it still opens (under its own context).
+    newer = Sealer(MasterKey(bytes(range(1, 33))), [SEALER.current], source="test")
+    url = sql_database.engine.url.render_as_string(hide_password=False)
+    rekeyed = SqlDatabase.from_url(url, sealer=newer)
+    try:
+        assert rekeyed.sealed.reseal(plaintext_only=False)["previous client secret keys"] == 1
+        assert rekeyed.sealed.by_master_key()["previous client secret keys"] == {
+            newer.current.kid: 1
+        }
+        client = rekeyed.clients.get(CLIENT.client_id)
+        assert client is not None
+        assert (client.secret_key, client.previous_secret_key) == ("SK-new", "SK-test-0001")
+    finally:
+        rekeyed.close()
