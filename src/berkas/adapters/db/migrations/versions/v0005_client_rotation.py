@@ -34,7 +34,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Drop them (labels and previous secrets are lost; current secrets stay)."""
-    # Batch mode: SQLite before 3.35 has no DROP COLUMN; alembic copies the table then.
-    with op.batch_alter_table("clients") as batch:
-        for name in reversed(_COLUMNS):
-            batch.drop_column(name)
+    # ALTER TABLE DROP COLUMN on both (SQLite has it since 3.35): batch mode would rebuild
+    # clients, and dropping the old table breaks the files rows' foreign key.
+    for name in reversed(_COLUMNS):
+        op.drop_column("clients", name)
