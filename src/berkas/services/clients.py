@@ -18,8 +18,9 @@ CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 MAX_LABEL = 100
 # How long a replaced secret may keep verifying at most. A grace is a second valid secret,
 # so it stays short next to the secret's own cryptoperiod (NIST SP 800-57 Part 1 Rev. 5,
-# section 5.3: limit how long a key may be used; OWASP Secrets Management Cheat Sheet,
-# "Rotation": revoke the old secret once consumers have moved to the new one).
+# section 5.3, Cryptoperiods: bound how long a key may be used), and the old secret is
+# revoked once the partner has switched (OWASP Secrets Management Cheat Sheet, "Secret
+# Lifecycle": rotation, then revocation of the old value).
 MAX_GRACE = timedelta(days=30)
 
 

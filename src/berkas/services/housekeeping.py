@@ -38,7 +38,8 @@ class Housekeeping:
             log.info("removed expired signing key %s", kid)
         # A replaced secret no longer verifies once its grace ends (RequestVerifier checks
         # the time); deleting it then keeps no revoked secret in the database or its
-        # backups longer than needed (OWASP Secrets Management Cheat Sheet, "Rotation").
+        # backups longer than needed (OWASP Secrets Management Cheat Sheet, "Secret
+        # Lifecycle": revoked and expired secrets are removed, not left lying around).
         forgotten = self._clients.forget_expired_secrets(self._clock.now())
         if forgotten:
             log.info("deleted %d client secret(s) whose rotation grace has ended", forgotten)
