@@ -102,6 +102,22 @@ def test_enabling_an_unknown_client_reports_false(database: Database) -> None:
     assert database.clients.get("BRN-missing") is None
 
 
+def test_a_client_in_a_grace_round_trips_with_times_in_utc(database: Database) -> None:
+    rotated = make_client(
+        label="Toko Maju",
+        secret_rotated_at=(T0 + timedelta(hours=1)).astimezone(JAKARTA),
+        previous_secret_key="SK-old",
+        previous_expires_at=(T0 + timedelta(hours=25)).astimezone(JAKARTA),
+    )
+    database.clients.add(rotated)
+
+    stored = database.clients.get("BRN-0001-10791114622547")
+    assert stored == rotated
+    assert stored is not None
+    assert stored.previous_expires_at is not None
+    assert stored.previous_expires_at.utcoffset() == timedelta(0)
+
+
 def test_a_label_is_stored_changed_and_removed(database: Database) -> None:
     database.clients.add(make_client(label="Toko Maju"))
     assert database.clients.get("BRN-0001-10791114622547") == make_client(label="Toko Maju")

@@ -50,7 +50,10 @@ class MemoryClientRepository:
     def add(self, client: Client) -> None:
         """Insert; raises ``Conflict`` (code ``client_exists``) on a duplicate id."""
         client = dataclasses.replace(
-            client, created_at=require_utc(client.created_at, "created_at")
+            client,
+            created_at=require_utc(client.created_at, "created_at"),
+            secret_rotated_at=_utc_or_none(client.secret_rotated_at, "secret_rotated_at"),
+            previous_expires_at=_utc_or_none(client.previous_expires_at, "previous_expires_at"),
         )
         with self._tables.lock:
             if client.client_id in self._tables.clients:
@@ -96,11 +99,7 @@ class MemoryClientRepository:
         """Make ``secret_key`` current; the replaced one verifies until
         ``previous_expires_at`` (None: at once no more). Returns the client as it was."""
         rotated_at = require_utc(rotated_at, "rotated_at")
-        expires = (
-            None
-            if previous_expires_at is None
-            else require_utc(previous_expires_at, "previous_expires_at")
-        )
+        expires = _utc_or_none(previous_expires_at, "previous_expires_at")
         with self._tables.lock:
             before = self._tables.clients.get(client_id)
             if before is None:
@@ -128,6 +127,10 @@ class MemoryClientRepository:
                     client, previous_secret_key=None, previous_expires_at=None
                 )
         return len(expired)
+
+
+def _utc_or_none(value: datetime | None, field: str) -> datetime | None:
+    return None if value is None else require_utc(value, field)
 
 
 class MemoryFileRepository:

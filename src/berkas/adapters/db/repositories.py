@@ -166,6 +166,15 @@ class SqlClientRepository(_SqlRepository, _Sealed):
             "enabled": client.enabled,
             "created_at": require_utc(client.created_at, "created_at"),
             "label": client.label,
+            "secret_rotated_at": _utc_or_none(client.secret_rotated_at, "secret_rotated_at"),
+            "previous_secret_key": (
+                None
+                if client.previous_secret_key is None
+                else self.sealer.seal(
+                    client.previous_secret_key.encode(), previous_client_context(client.client_id)
+                )
+            ),
+            "previous_expires_at": _utc_or_none(client.previous_expires_at, "previous_expires_at"),
         }
         try:
             with self._write() as connection:
@@ -248,11 +257,7 @@ class SqlClientRepository(_SqlRepository, _Sealed):
         no rotation printed.
         """
         rotated_at = require_utc(rotated_at, "rotated_at")
-        expires = (
-            None
-            if previous_expires_at is None
-            else require_utc(previous_expires_at, "previous_expires_at")
-        )
+        expires = _utc_or_none(previous_expires_at, "previous_expires_at")
         with self._write() as connection:
             row = connection.execute(
                 select(clients).where(clients.c.client_id == client_id).with_for_update()
@@ -528,6 +533,10 @@ class SqlNodeLeaseRepository(_SqlRepository):
                 .order_by(node_leases.c.node_id)
             ).all()
         return [_lease(row) for row in rows]
+
+
+def _utc_or_none(value: datetime | None, field: str) -> datetime | None:
+    return None if value is None else require_utc(value, field)
 
 
 def _lease(row: Row[Any]) -> NodeLease:
