@@ -325,7 +325,7 @@ def clients_rotate_secret(
     """
 
     def run() -> None:
-        from berkas.cli.tables import parse_duration
+        from berkas.cli.tables import moment, parse_duration
 
         try:
             chosen = None if grace is None else parse_duration(grace)
@@ -347,13 +347,13 @@ def clients_rotate_secret(
         if done.previous_valid_until is None:
             click.echo("The old secret key no longer works.")
         else:
-            until = iso8601(done.previous_valid_until)
+            until = moment(done.previous_valid_until)
             click.echo(f"The old secret key keeps working until {until}.")
         if done.dropped_previous_until is not None:
             # Only one previous secret is kept per client (see ClientService.rotate_secret).
             click.echo(
                 "The secret key the previous rotation replaced (it had until "
-                f"{iso8601(done.dropped_previous_until)}) stopped working now: only one "
+                f"{moment(done.dropped_previous_until)}) stopped working now: only one "
                 "old secret key is kept."
             )
 
