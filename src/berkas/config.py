@@ -80,6 +80,9 @@ class Settings(BaseSettings):
 
     # Signed requests (DESIGN 2.1).
     timestamp_window_seconds: int = Field(default=300, ge=1, le=86_400)
+    # How long a secret replaced by `berkas clients rotate-secret` still verifies (0: not
+    # at all); at most 30 days (services.clients.MAX_GRACE says why).
+    secret_grace_hours: int = Field(default=24, ge=0, le=720)
     replay_retention_hours: int = Field(default=48, ge=1)
     housekeeping_interval_seconds: int = Field(default=3600, ge=1)
 

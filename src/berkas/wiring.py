@@ -137,7 +137,9 @@ def build(settings: Settings, *, node_id: int | None = None) -> Services:
         fetcher=_fetcher(settings),
     )
     return Services(
-        clients=ClientService(database.clients, clock),
+        clients=ClientService(
+            database.clients, clock, grace=timedelta(hours=settings.secret_grace_hours)
+        ),
         tokens=TokenService(
             keys,
             database.clients,
@@ -161,6 +163,7 @@ def build(settings: Settings, *, node_id: int | None = None) -> Services:
             database.replays,
             keys,
             clock,
+            clients=database.clients,
             retention=timedelta(hours=settings.replay_retention_hours),
             interval=timedelta(seconds=settings.housekeeping_interval_seconds),
         ),

@@ -6,6 +6,8 @@ Failures must be one readable line naming the problem, never a traceback.
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,13 @@ def assert_refused(result: Result, *needles: str) -> None:
     assert "Traceback" not in result.output
     for needle in needles:
         assert needle in result.output, result.output
+
+
+def table_rows(output: str) -> list[dict[str, str]]:
+    """A printed table as one dict per row, keyed by the header (cells are 2+ spaces apart)."""
+    header, *lines = output.strip().splitlines()
+    names = re.split(r"\s{2,}", header)
+    return [dict(zip(names, re.split(r"\s{2,}", line), strict=True)) for line in lines]
 
 
 def problems(result: Result) -> list[str]:
@@ -65,7 +74,8 @@ def test_a_chosen_client_id_is_kept(run: Any) -> None:
 
     assert created.exit_code == 0, created.output
     assert "Client-Id:  BRN-0001-10791114622547" in created.stdout
-    assert "BRN-0001-10791114622547\tenabled" in run("clients", "list").stdout
+    (row,) = table_rows(run("clients", "list").stdout)
+    assert (row["CLIENT-ID"], row["STATE"]) == ("BRN-0001-10791114622547", "enabled")
 
 
 def test_a_bad_client_id_is_one_line_of_explanation(run: Any) -> None:
@@ -90,10 +100,10 @@ def test_disable_and_enable_show_in_the_list(run: Any) -> None:
 
     disabled = run("clients", "disable", "BRN-0001-1")
     assert disabled.exit_code == 0, disabled.output
-    assert "BRN-0001-1\tdisabled" in run("clients", "list").stdout
+    assert [row["STATE"] for row in table_rows(run("clients", "list").stdout)] == ["disabled"]
 
     assert run("clients", "enable", "BRN-0001-1").exit_code == 0
-    assert "BRN-0001-1\tenabled" in run("clients", "list").stdout
+    assert [row["STATE"] for row in table_rows(run("clients", "list").stdout)] == ["enabled"]
 
 
 def test_disabling_an_unknown_client_says_so(run: Any) -> None:
@@ -104,19 +114,44 @@ def test_disabling_an_unknown_client_says_so(run: Any) -> None:
 
 def test_rotating_keys_changes_the_current_kid_and_keeps_the_old_one(run: Any) -> None:
     assert run("db", "migrate").exit_code == 0  # keys list alone never makes a data dir
-    before = json.loads(run("keys", "list").stdout)["keys"]
-    assert len(before) == 1
+    before = json.loads(run("keys", "list", "--json").stdout)
+    assert [key["state"] for key in before] == ["active"]
     old_kid = before[0]["kid"]
 
     rotated = run("keys", "rotate")
 
     assert rotated.exit_code == 0, rotated.output
-    after = json.loads(run("keys", "list").stdout)["keys"]
+    after = json.loads(run("keys", "list", "--json").stdout)
     new_kid = after[0]["kid"]  # the current key is listed first
     assert new_kid != old_kid
     assert new_kid in rotated.stdout
-    assert [key["kid"] for key in after] == [new_kid, old_kid]
-    assert all(key["alg"] == "RS256" and "d" not in key for key in after)
+    assert [(key["kid"], key["state"]) for key in after] == [
+        (new_kid, "active"),
+        (old_kid, "retiring"),
+    ]
+    assert set(after[0]) == {"kid", "state", "created_at", "retired_at", "verifies_until"}
+    assert (after[0]["retired_at"], after[0]["verifies_until"]) == (None, None)
+    # The old key verifies the tokens it signed for the longest token lifetime (1440 min)
+    # and a few minutes' margin (leeway, nodes' key sync).
+    retired = datetime.fromisoformat(after[1]["retired_at"])
+    verifies = datetime.fromisoformat(after[1]["verifies_until"]) - retired
+    assert timedelta(days=1) < verifies < timedelta(days=1, minutes=10)
+
+
+def test_keys_list_is_a_table_of_states_and_dates(run: Any) -> None:
+    assert run("db", "migrate").exit_code == 0
+    run("keys", "rotate")
+
+    listed = run("keys", "list")
+
+    assert listed.exit_code == 0, listed.output
+    active, retiring = table_rows(listed.stdout)
+    assert list(active) == ["KID", "STATE", "CREATED", "RETIRED", "VERIFIES UNTIL"]
+    assert (active["STATE"], active["RETIRED"], active["VERIFIES UNTIL"]) == ("active", "-", "-")
+    assert retiring["STATE"] == "retiring"
+    assert retiring["RETIRED"] == active["CREATED"]  # retired when the new key came
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", retiring["VERIFIES UNTIL"])
+    assert "PRIVATE" not in listed.stdout
 
 
 @pytest.mark.parametrize(
@@ -164,3 +199,164 @@ def test_a_cross_field_setting_error_has_no_empty_variable_name(run: Any) -> Non
 
     assert_refused(result, "BERKAS_TOKEN_DEFAULT_MINUTES")
     assert "BERKAS_:" not in result.output
+
+
+# labels and secret rotation
+
+
+def created(run: Any, *args: str) -> dict[str, str]:
+    result = run("clients", "create", "--json", *args)
+    assert result.exit_code == 0, result.output
+    credentials: dict[str, str] = json.loads(result.stdout)
+    return credentials
+
+
+def test_clients_list_is_a_table_with_labels(run: Any) -> None:
+    created(run, "--client-id", "BRN-0001-1", "--label", "Toko Maju")
+    created(run, "--client-id", "BRN-0002-2")
+    run("clients", "disable", "BRN-0002-2")
+
+    listed = run("clients", "list")
+
+    assert listed.exit_code == 0, listed.output
+    first, second = table_rows(listed.stdout)
+    assert list(first) == [
+        "CLIENT-ID",
+        "LABEL",
+        "STATE",
+        "CREATED",
+        "SECRET ROTATED",
+        "OLD SECRET UNTIL",
+    ]
+    assert (first["CLIENT-ID"], first["LABEL"], first["STATE"]) == (
+        "BRN-0001-1",
+        "Toko Maju",
+        "enabled",
+    )
+    assert (second["LABEL"], second["STATE"], second["SECRET ROTATED"]) == ("-", "disabled", "-")
+    assert "SK-" not in listed.stdout
+
+
+def test_an_empty_list_says_how_to_add_a_client(run: Any) -> None:
+    assert run("db", "migrate").exit_code == 0
+
+    listed = run("clients", "list")
+
+    assert listed.exit_code == 0, listed.output
+    assert listed.stdout == ""
+    assert "berkas clients create" in listed.stderr
+
+
+def test_a_label_is_set_changed_and_removed(run: Any) -> None:
+    created(run, "--client-id", "BRN-0001-1")
+
+    labelled = run("clients", "label", "BRN-0001-1", "Toko Maju Jaya")
+
+    assert labelled.exit_code == 0, labelled.output
+    assert "BRN-0001-1 labelled 'Toko Maju Jaya'" in labelled.stdout
+    rows = json.loads(run("clients", "list", "--json").stdout)
+    assert [row["label"] for row in rows] == ["Toko Maju Jaya"]
+    assert run("clients", "label", "BRN-0001-1", "").exit_code == 0
+    assert [row["LABEL"] for row in table_rows(run("clients", "list").stdout)] == ["-"]
+
+
+def test_a_bad_label_or_unknown_client_is_one_line(run: Any) -> None:
+    created(run, "--client-id", "BRN-0001-1")
+
+    refused = run("clients", "label", "BRN-0001-1", "x" * 101)
+    assert_refused(refused, "client_label_invalid", "1-100 printable characters")
+    assert len(problems(refused)) == 1
+    assert_refused(run("clients", "label", "BRN-0404", "Toko"), "'BRN-0404'", "client_not_found")
+    assert_refused(run("clients", "create", "--label", "a\nb"), "client_label_invalid")
+
+
+def test_rotate_secret_prints_a_new_secret_once_and_lists_the_grace(run: Any) -> None:
+    old = created(run, "--client-id", "BRN-0001-1")
+    before = datetime.now(UTC).replace(microsecond=0)
+
+    rotated = run("clients", "rotate-secret", "BRN-0001-1", "--grace", "2h", "--json")
+
+    assert rotated.exit_code == 0, rotated.output
+    answer = json.loads(rotated.stdout)
+    assert set(answer) == {
+        "client_id",
+        "secret_key",
+        "previous_secret_valid_until",
+        "dropped_previous_secret_valid_until",
+    }
+    assert answer["client_id"] == "BRN-0001-1"
+    assert answer["secret_key"].startswith("SK-")
+    assert answer["secret_key"] != old["secret_key"]
+    until = datetime.fromisoformat(answer["previous_secret_valid_until"])
+    assert before + timedelta(hours=2) <= until <= datetime.now(UTC) + timedelta(hours=2)
+    assert answer["dropped_previous_secret_valid_until"] is None
+
+    (row,) = json.loads(run("clients", "list", "--json").stdout)
+    assert row["previous_secret_valid_until"] == answer["previous_secret_valid_until"]
+    assert datetime.fromisoformat(row["secret_rotated_at"]) == until - timedelta(hours=2)
+    (line,) = table_rows(run("clients", "list").stdout)
+    assert line["OLD SECRET UNTIL"] == until.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert line["SECRET ROTATED"] != "-"
+
+
+def test_rotate_secret_says_what_the_old_secrets_can_still_do(run: Any) -> None:
+    created(run, "--client-id", "BRN-0001-1")
+
+    first = run("clients", "rotate-secret", "BRN-0001-1")  # the default grace: 24 hours
+    assert first.exit_code == 0, first.output
+    assert "Client-Id:  BRN-0001-1\nSecret key: SK-" in first.stdout
+    assert "The old secret key keeps working until" in first.stdout
+    assert "stopped working now" not in first.stdout
+
+    second = run("clients", "rotate-secret", "BRN-0001-1", "--grace", "30m")
+    assert second.exit_code == 0, second.output
+    assert "only one old secret key is kept" in second.stdout
+
+    at_once = run("clients", "rotate-secret", "BRN-0001-1", "--grace", "0", "--json")
+    assert json.loads(at_once.stdout)["previous_secret_valid_until"] is None
+    dropped = json.loads(at_once.stdout)["dropped_previous_secret_valid_until"]
+    assert dropped is not None
+    (row,) = table_rows(run("clients", "list").stdout)
+    assert row["OLD SECRET UNTIL"] == "-"
+
+
+def test_the_default_grace_comes_from_the_setting(run: Any) -> None:
+    created(run, "--client-id", "BRN-0001-1")
+    env = {"BERKAS_SECRET_GRACE_HOURS": "3"}
+
+    rotated = run("clients", "rotate-secret", "BRN-0001-1", "--json", env=env)
+
+    assert rotated.exit_code == 0, rotated.output
+    until = datetime.fromisoformat(json.loads(rotated.stdout)["previous_secret_valid_until"])
+    assert abs(until - datetime.now(UTC) - timedelta(hours=3)) < timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("grace", "needle"),
+    [("2", "give a number and a unit"), ("1w", "90s, 30m, 24h or 7d"), ("31d", "up to 30 days")],
+)
+def test_a_bad_grace_is_refused_and_the_secret_kept(run: Any, grace: str, needle: str) -> None:
+    old = created(run, "--client-id", "BRN-0001-1")
+
+    result = run("clients", "rotate-secret", "BRN-0001-1", "--grace", grace)
+
+    assert_refused(result, needle)
+    assert "Secret key" not in result.stdout
+    (row,) = json.loads(run("clients", "list", "--json").stdout)
+    assert row["secret_rotated_at"] is None
+    assert old["secret_key"]
+
+
+def test_rotating_an_unknown_client_says_so(run: Any) -> None:
+    assert run("db", "migrate").exit_code == 0
+
+    assert_refused(run("clients", "rotate-secret", "BRN-0404"), "'BRN-0404'", "client_not_found")
+
+
+@pytest.mark.parametrize("variable_value", ["-1", "721", "soon"])
+def test_an_invalid_grace_setting_stops_with_the_variable_named(
+    run: Any, variable_value: str
+) -> None:
+    result = run("clients", "rotate-secret", "X", env={"BERKAS_SECRET_GRACE_HOURS": variable_value})
+
+    assert_refused(result, "invalid configuration", "BERKAS_SECRET_GRACE_HOURS")

@@ -7,6 +7,7 @@ crash's leftovers, and the upload streaming into the first server failed with a 
 from __future__ import annotations
 
 import io
+import json
 import os
 import secrets
 import socket
@@ -103,7 +104,7 @@ def test_a_second_serve_is_refused_while_an_upload_into_the_first_completes(
                 names_before = sorted(p.name for p in first.data_dir.iterdir())
 
                 # Admin verbs run beside the live server and leave its uploads be.
-                assert first.cli("clients", "list").count("\tenabled\t") == 2  # + demo
+                assert len(json.loads(first.cli("clients", "list", "--json"))) == 2  # + demo
                 second = serve(first.data_dir, free_port())
 
                 assert second.returncode != 0
@@ -113,7 +114,7 @@ def test_a_second_serve_is_refused_while_an_upload_into_the_first_completes(
                 assert "serving on" not in second.stdout
                 assert spool_file.exists()  # not swept as a crash's leftover
                 assert sorted(p.name for p in first.data_dir.iterdir()) == names_before
-                assert first.cli("clients", "list").count("\tenabled\t") == 2  # no new demo
+                assert len(json.loads(first.cli("clients", "list", "--json"))) == 2  # no demo
             finally:
                 release.set()
             response = in_flight.result(timeout=60)

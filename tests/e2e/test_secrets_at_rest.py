@@ -174,6 +174,8 @@ def test_the_master_key_is_changed_with_rekey(tmp_path: Path) -> None:
         token = partner.token
     finally:
         server.stop()
+    # A rotated secret: the one it replaced is sealed too, and must survive the rekey.
+    server.cli("clients", "rotate-secret", partner.client_id, "--grace", "1h")
 
     # The new key first, the old one still readable; rekey reseals everything.
     write_keys(new, old)
@@ -185,12 +187,12 @@ def test_the_master_key_is_changed_with_rekey(tmp_path: Path) -> None:
     for kind, counts in status["sealed"].items():
         assert list(counts) == [status["sealing_with"]], kind
 
-    # The old key removed: everything still opens.
+    # The old key removed: everything still opens, the replaced client secret included.
     write_keys(new)
     server.start()
     try:
         assert authenticated(server, token)
-        assert partner.get_token().status_code == 200
+        assert partner.get_token().status_code == 200  # signed with the replaced secret
     finally:
         server.stop()
 

@@ -1,4 +1,5 @@
-"""A node's chores: Request-Ids past retention are forgotten, expired keys pruned."""
+"""A node's chores: Request-Ids past retention are forgotten, expired keys pruned, client
+secrets past their rotation grace deleted."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def test_each_round_forgets_only_records_past_retention() -> None:
         db.replays,
         keys,
         clock,
+        clients=db.clients,
         retention=timedelta(hours=48),
         interval=timedelta(hours=1),
     )
@@ -44,3 +46,29 @@ def test_each_round_forgets_only_records_past_retention() -> None:
     assert chores.run_once() == 1
     assert chores.run_once() == 0
     assert keys.calls == 3
+
+
+def test_a_round_deletes_client_secrets_whose_grace_has_ended() -> None:
+    clock = FakeClock()
+    db = MemoryDatabase()
+    db.clients.add(Client("BRN-1", "SK-old", True, clock.now()))
+    db.clients.rotate_secret("BRN-1", "SK-new", clock.now(), clock.now() + timedelta(hours=2))
+    chores = Housekeeping(
+        db.replays,
+        CountingKeys(),
+        clock,
+        clients=db.clients,
+        retention=timedelta(hours=48),
+        interval=timedelta(hours=1),
+    )
+
+    chores.run_once()
+    still = db.clients.get("BRN-1")
+    assert still is not None
+    assert still.previous_secret_key == "SK-old"  # in its grace: kept
+
+    clock.advance(timedelta(hours=2))
+    chores.run_once()
+    after = db.clients.get("BRN-1")
+    assert after is not None
+    assert (after.secret_key, after.previous_secret_key) == ("SK-new", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from datetime import timedelta
 
@@ -347,3 +348,98 @@ def test_a_stale_reservation_of_another_request_is_still_a_conflict(
     with pytest.raises(Conflict) as caught:
         _run(verifier, other, 200, b"{}")
     assert caught.value.code == "request_id_reused"
+
+
+# secret rotation (berkas clients rotate-secret)
+
+
+def rotate(db: MemoryDatabase, clock: FakeClock, new: str, grace: timedelta) -> None:
+    until = clock.now() + grace if grace else None
+    assert db.clients.rotate_secret("BRN-0001-1", new, clock.now(), until) is not None
+
+
+def refused_code(verifier: RequestVerifier, request: SignedRequest) -> str:
+    with pytest.raises(AuthenticationFailed) as caught:
+        verifier.authenticate(request)
+    return caught.value.code
+
+
+def test_old_and_new_secrets_both_verify_during_the_grace_then_only_the_new_one(
+    verifier: RequestVerifier, db: MemoryDatabase, clock: FakeClock
+) -> None:
+    rotate(db, clock, "SK-one-rotated", timedelta(hours=24))
+
+    assert verifier.authenticate(signed(clock, request_id="new")).client_id == "BRN-0001-1"
+    assert verifier.authenticate(signed(clock, secret="SK-one-rotated")).client_id == "BRN-0001-1"
+    clock.advance(timedelta(hours=24) - timedelta(seconds=1))
+    assert verifier.authenticate(signed(clock, request_id="last-second")).client_id == "BRN-0001-1"
+
+    clock.advance(timedelta(seconds=1))  # the grace has ended
+    assert refused_code(verifier, signed(clock, request_id="late")) == "signature_invalid"
+    assert verifier.authenticate(signed(clock, secret="SK-one-rotated", request_id="n2"))
+
+
+def test_a_zero_grace_refuses_the_old_secret_at_once(
+    verifier: RequestVerifier, db: MemoryDatabase, clock: FakeClock
+) -> None:
+    rotate(db, clock, "SK-one-rotated", timedelta(0))
+
+    assert refused_code(verifier, signed(clock)) == "signature_invalid"
+    assert verifier.authenticate(signed(clock, secret="SK-one-rotated")).client_id == "BRN-0001-1"
+
+
+def test_a_second_rotation_within_the_grace_ends_the_first_secret(
+    verifier: RequestVerifier, db: MemoryDatabase, clock: FakeClock
+) -> None:
+    rotate(db, clock, "SK-second", timedelta(hours=24))
+    rotate(db, clock, "SK-third", timedelta(hours=24))
+
+    assert refused_code(verifier, signed(clock, request_id="a")) == "signature_invalid"
+    assert verifier.authenticate(signed(clock, secret="SK-second", request_id="b"))
+    assert verifier.authenticate(signed(clock, secret="SK-third", request_id="c"))
+
+
+def test_a_previous_secret_is_no_key_to_another_client(
+    verifier: RequestVerifier, db: MemoryDatabase, clock: FakeClock
+) -> None:
+    rotate(db, clock, "SK-one-rotated", timedelta(hours=24))
+
+    request = signed(clock, client_id="BRN-0002-2", secret=SECRET_ONE)
+    assert refused_code(verifier, request) == "signature_invalid"
+
+
+def test_a_disabled_client_in_its_grace_is_still_disabled(
+    verifier: RequestVerifier, db: MemoryDatabase, clock: FakeClock
+) -> None:
+    rotate(db, clock, "SK-one-rotated", timedelta(hours=24))
+    db.clients.set_enabled("BRN-0001-1", False)
+
+    assert refused_code(verifier, signed(clock)) == "client_disabled"
+
+
+def test_the_current_secret_costs_one_hmac_and_every_mismatch_two(
+    verifier: RequestVerifier, db: MemoryDatabase, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A correct signature pays nothing for rotation; a wrong one costs the same whether
+    # or not the client exists or is in a grace, so timing tells a forger neither.
+    secrets_tried: list[str] = []
+    real = signing.signature_matches
+
+    def counting(secret_key: str, *args: object, **kwargs: object) -> bool:
+        secrets_tried.append(secret_key)
+        return real(secret_key, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(signing, "signature_matches", counting)
+    rotate(db, clock, "SK-one-rotated", timedelta(hours=24))
+
+    def tried(request: SignedRequest) -> int:
+        secrets_tried.clear()
+        with contextlib.suppress(AuthenticationFailed):
+            verifier.authenticate(request)
+        return len(secrets_tried)
+
+    assert tried(signed(clock, secret="SK-one-rotated", request_id="1")) == 1
+    assert tried(signed(clock, request_id="2")) == 2  # the previous secret, and it matches
+    assert tried(signed(clock, secret="SK-forged", request_id="3")) == 2
+    assert tried(signed(clock, client_id="BRN-0002-2", secret="SK-forged")) == 2
+    assert tried(signed(clock, client_id="BRN-0404-4", secret="SK-forged")) == 2

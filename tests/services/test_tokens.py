@@ -15,41 +15,17 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from berkas.adapters.db.memory import MemoryKeyStore
+from berkas.adapters.db.memory import MemoryDatabase, MemoryKeyStore
 from berkas.adapters.keys import KeyRing, StoredKey, thumbprint
 from berkas.core.errors import AuthenticationFailed, InvalidRequest
 from berkas.core.models import Client
+from berkas.core.ports import ClientRepository
 from berkas.services.tokens import TokenService
 from tests.support.fakes import FakeClock
 from tests.support.legacy import new_rsa_key, pem_of
 
 CLIENT_ID = "BRN-0001-10791114622547"
 LIFETIME = timedelta(minutes=1440)
-
-
-class Clients:
-    """A dict-backed ``ClientRepository``."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, Client] = {}
-
-    def add(self, client: Client) -> None:
-        self.rows[client.client_id] = client
-
-    def get(self, client_id: str) -> Client | None:
-        return self.rows.get(client_id)
-
-    def list(self) -> list[Client]:
-        return list(self.rows.values())
-
-    def set_enabled(self, client_id: str, enabled: bool) -> bool:
-        client = self.rows.get(client_id)
-        if client is None:
-            return False
-        self.rows[client_id] = Client(
-            client.client_id, client.secret_key, enabled, client.created_at
-        )
-        return True
 
 
 @pytest.fixture(scope="session")
@@ -78,15 +54,15 @@ def keys(key_store: MemoryKeyStore, clock: FakeClock) -> KeyRing:
 
 
 @pytest.fixture
-def clients(clock: FakeClock) -> Clients:
-    repository = Clients()
+def clients(clock: FakeClock) -> ClientRepository:
+    repository = MemoryDatabase().clients
     repository.add(Client(CLIENT_ID, "SK-selftest-0000", True, clock.now()))
     repository.add(Client("BRN-0002-00000000000002", "SK-other-0000", True, clock.now()))
     return repository
 
 
 @pytest.fixture
-def service(keys: KeyRing, clients: Clients, clock: FakeClock) -> TokenService:
+def service(keys: KeyRing, clients: ClientRepository, clock: FakeClock) -> TokenService:
     return TokenService(keys, clients, clock)
 
 
@@ -197,7 +173,9 @@ def test_valid_time_above_the_maximum_is_refused(service: TokenService, valid_ti
     assert len(caught.value.message) < 300  # a huge value is not echoed back whole
 
 
-def test_maximum_is_configurable(keys: KeyRing, clients: Clients, clock: FakeClock) -> None:
+def test_maximum_is_configurable(
+    keys: KeyRing, clients: ClientRepository, clock: FakeClock
+) -> None:
     service = TokenService(keys, clients, clock, default_minutes=10, max_minutes=60)
     assert (
         jwt.decode(service.issue(CLIENT_ID, None).token, options={"verify_signature": False})["exp"]
@@ -208,13 +186,15 @@ def test_maximum_is_configurable(keys: KeyRing, clients: Clients, clock: FakeClo
 
 
 def test_default_above_maximum_is_a_configuration_error(
-    keys: KeyRing, clients: Clients, clock: FakeClock
+    keys: KeyRing, clients: ClientRepository, clock: FakeClock
 ) -> None:
     with pytest.raises(ValueError, match="between 1 and the maximum of 60 minutes"):
         TokenService(keys, clients, clock, default_minutes=61, max_minutes=60)
 
 
-def test_no_token_for_a_disabled_or_unknown_client(service: TokenService, clients: Clients) -> None:
+def test_no_token_for_a_disabled_or_unknown_client(
+    service: TokenService, clients: ClientRepository
+) -> None:
     clients.set_enabled(CLIENT_ID, False)
     with pytest.raises(AuthenticationFailed) as caught:
         service.issue(CLIENT_ID, "5")
@@ -358,7 +338,7 @@ def test_remaining_life_over_the_maximum_is_refused(
 
 
 def test_the_bound_follows_the_configured_maximum(
-    keys: KeyRing, clients: Clients, clock: FakeClock
+    keys: KeyRing, clients: ClientRepository, clock: FakeClock
 ) -> None:
     service = TokenService(keys, clients, clock, max_minutes=60)
     claims = claims_for(clock)
@@ -408,7 +388,7 @@ def test_claims_not_shaped_like_ours_are_refused(
 
 
 def test_disabled_client_cannot_use_a_token_already_issued(
-    service: TokenService, clients: Clients
+    service: TokenService, clients: ClientRepository
 ) -> None:
     token = service.issue(CLIENT_ID, "60").token
     clients.set_enabled(CLIENT_ID, False)
@@ -447,7 +427,7 @@ def test_rotated_out_key_verifies_until_retired_plus_lifetime_then_pruned(
 
 
 def test_key_rotated_by_another_node_verifies_without_restart(
-    keys: KeyRing, key_store: MemoryKeyStore, clients: Clients, clock: FakeClock
+    keys: KeyRing, key_store: MemoryKeyStore, clients: ClientRepository, clock: FakeClock
 ) -> None:
     server = KeyRing.open(key_store, clock=clock, max_token_lifetime=LIFETIME, refresh_interval=0)
     verifier = TokenService(server, clients, clock)

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from berkas.adapters.durable import fsync_dir
 from berkas.adapters.sealing import SealingError
 from berkas.core.errors import Unavailable
-from berkas.core.keys import SigningKey
+from berkas.core.keys import KeyStatus, SigningKey
 from berkas.core.ports import Clock
 
 # NIST SP 800-131A Rev. 2, table 2: RSA keys shorter than 2048 bits are disallowed for
@@ -296,6 +296,22 @@ class KeyRing:
             self._store.remove(gone)
             self.reload()
         return gone
+
+    def status(self) -> list[KeyStatus]:
+        """Every stored key (read now, no private key opened), the active one first, then
+        the newest retired ones; an expired key is listed until ``prune`` removes it."""
+        now = self._clock.now()
+        listed = []
+        for key in self._store.index():
+            if key.retired_at is None:
+                state, until = "active", None
+            else:
+                until = key.retired_at + self._lifetime
+                state = "retiring" if now < until else "expired"
+            listed.append(KeyStatus(key.kid, state, key.created_at, key.retired_at, until))
+        listed.sort(key=lambda key: key.created_at, reverse=True)
+        listed.sort(key=lambda key: key.retired_at is not None)
+        return listed
 
     # Internals
 

@@ -8,6 +8,7 @@ import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -245,21 +246,24 @@ def _print_demo(settings: Settings, client_id: str, secret: str) -> None:
 
 @main.group()
 def clients() -> None:
-    """Partner clients: create, list, disable, enable."""
+    """Partner clients: create, list, label, rotate-secret, disable, enable."""
 
 
 @clients.command("create")
 @click.option(
     "--client-id", default=None, help="e.g. BRN-0001-10791114622547 (generated if omitted)."
 )
+@click.option("--label", default=None, help='Your name for the partner, e.g. "Toko Maju".')
 @click.option("--json", "as_json", is_flag=True, help="Print {client_id, secret_key} as JSON.")
 @data_dir_option
-def clients_create(client_id: str | None, as_json: bool, data_dir: Path | None) -> None:
+def clients_create(
+    client_id: str | None, label: str | None, as_json: bool, data_dir: Path | None
+) -> None:
     """Create a client with a strong random secret key (printed once)."""
 
     def run() -> None:
         with _writing(data_dir) as container:
-            client = container.clients.create(client_id)
+            client = container.clients.create(client_id, label=label)
         if as_json:
             click.echo(json.dumps({"client_id": client.client_id, "secret_key": client.secret_key}))
         else:
@@ -272,30 +276,124 @@ def clients_create(client_id: str | None, as_json: bool, data_dir: Path | None) 
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @data_dir_option
 def clients_list(as_json: bool, data_dir: Path | None) -> None:
-    """List clients (secrets are never printed here)."""
+    """List clients as a table (secrets are never printed here)."""
 
     def run() -> None:
+        from berkas.cli.tables import NONE, moment, table
+
         with _reading(data_dir) as container:
             rows = container.clients.list()
+        now = datetime.now(UTC)
         if as_json:
-            click.echo(
-                json.dumps(
-                    [
-                        {
-                            "client_id": c.client_id,
-                            "enabled": c.enabled,
-                            "created_at": iso8601(c.created_at),
-                        }
-                        for c in rows
-                    ]
+            listed = []
+            for c in rows:
+                until = c.previous_expires_at if c.previous_secret_at(now) else None
+                listed.append(
+                    {
+                        "client_id": c.client_id,
+                        "label": c.label,
+                        "enabled": c.enabled,
+                        "created_at": iso8601(c.created_at),
+                        "secret_rotated_at": _iso_or_none(c.secret_rotated_at),
+                        "previous_secret_valid_until": _iso_or_none(until),
+                    }
                 )
-            )
+            click.echo(json.dumps(listed))
             return
-        for c in rows:
-            state = "enabled" if c.enabled else "disabled"
-            click.echo(f"{c.client_id}\t{state}\t{iso8601(c.created_at)}")
+        if not rows:
+            click.echo("no clients yet; add one with: berkas clients create", err=True)
+            return
+        headers = ("CLIENT-ID", "LABEL", "STATE", "CREATED", "SECRET ROTATED", "OLD SECRET UNTIL")
+        cells = [
+            (
+                c.client_id,
+                c.label or NONE,
+                "enabled" if c.enabled else "disabled",
+                moment(c.created_at),
+                moment(c.secret_rotated_at),
+                moment(c.previous_expires_at if c.previous_secret_at(now) else None),
+            )
+            for c in rows
+        ]
+        click.echo(table(headers, cells))
 
     _guard(run)
+
+
+@clients.command("label")
+@click.argument("client_id")
+@click.argument("text")
+@data_dir_option
+def clients_label(client_id: str, text: str, data_dir: Path | None) -> None:
+    """Name a client for operators, shown by clients list ("" removes the label)."""
+
+    def run() -> None:
+        with _writing(data_dir) as container:
+            client = container.clients.set_label(client_id, text)
+        shown = f"labelled {client.label!r}" if client.label else "has no label now"
+        click.echo(f"{client.client_id} {shown}")
+
+    _guard(run)
+
+
+@clients.command("rotate-secret")
+@click.argument("client_id")
+@click.option(
+    "--grace",
+    default=None,
+    metavar="DURATION",
+    help="How long the old secret keeps working: 90s, 30m, 24h, 7d, or 0 for not at all "
+    "(env BERKAS_SECRET_GRACE_HOURS, default 24h; at most 30d).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the new secret and dates as JSON.")
+@data_dir_option
+def clients_rotate_secret(
+    client_id: str, grace: str | None, as_json: bool, data_dir: Path | None
+) -> None:
+    """Issue a new secret key (printed once); the old one keeps working for the grace.
+
+    Every node verifies with both at once (they are in the database). Rotating again
+    within a grace keeps only the secret it replaces: the one before stops at once.
+    """
+
+    def run() -> None:
+        from berkas.cli.tables import moment, parse_duration
+
+        try:
+            chosen = None if grace is None else parse_duration(grace)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--grace'") from None
+        with _writing(data_dir) as container:
+            done = container.clients.rotate_secret(client_id, chosen)
+        client = done.client
+        if as_json:
+            answer = {
+                "client_id": client.client_id,
+                "secret_key": client.secret_key,
+                "previous_secret_valid_until": _iso_or_none(done.previous_valid_until),
+                "dropped_previous_secret_valid_until": _iso_or_none(done.dropped_previous_until),
+            }
+            click.echo(json.dumps(answer))
+            return
+        click.echo(f"Client-Id:  {client.client_id}\nSecret key: {client.secret_key}")
+        if done.previous_valid_until is None:
+            click.echo("The old secret key no longer works.")
+        else:
+            until = moment(done.previous_valid_until)
+            click.echo(f"The old secret key keeps working until {until}.")
+        if done.dropped_previous_until is not None:
+            # Only one previous secret is kept per client (see ClientService.rotate_secret).
+            click.echo(
+                "The secret key the previous rotation replaced (it had until "
+                f"{moment(done.dropped_previous_until)}) stopped working now: only one "
+                "old secret key is kept."
+            )
+
+    _guard(run)
+
+
+def _iso_or_none(value: datetime | None) -> str | None:
+    return None if value is None else iso8601(value)
 
 
 @clients.command("disable")
@@ -342,13 +440,44 @@ def keys_rotate(data_dir: Path | None) -> None:
 
 
 @keys.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @data_dir_option
-def keys_list(data_dir: Path | None) -> None:
-    """Print the published JWKS."""
+def keys_list(as_json: bool, data_dir: Path | None) -> None:
+    """List the signing keys: active, retiring (verifies its tokens until ...), expired.
+
+    The public keys themselves are served at /.well-known/jwks.json.
+    """
 
     def run() -> None:
+        from berkas.cli.tables import moment, table
+
         with _reading(data_dir) as container:
-            click.echo(json.dumps(container.keys.jwks(), indent=2))
+            listed = container.keys.status()
+        if as_json:
+            rows = [
+                {
+                    "kid": key.kid,
+                    "state": key.state,
+                    "created_at": iso8601(key.created_at),
+                    "retired_at": _iso_or_none(key.retired_at),
+                    "verifies_until": _iso_or_none(key.verifies_until),
+                }
+                for key in listed
+            ]
+            click.echo(json.dumps(rows))
+            return
+        headers = ("KID", "STATE", "CREATED", "RETIRED", "VERIFIES UNTIL")
+        cells = [
+            (
+                key.kid,
+                key.state,
+                moment(key.created_at),
+                moment(key.retired_at),
+                moment(key.verifies_until),
+            )
+            for key in listed
+        ]
+        click.echo(table(headers, cells))
 
     _guard(run)
 

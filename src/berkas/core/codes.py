@@ -134,6 +134,7 @@ class Code(StrEnum):
     )
     EMPTY_FILE = ("empty_file", 400, "The file is empty.", FETCHED)
     CLIENT_ID_INVALID = ("client_id_invalid", 400, "The client id is not a valid Client-Id.")
+    CLIENT_LABEL_INVALID = ("client_label_invalid", 400, "The client label is not valid.")
     UNKNOWN_CLIENT = ("unknown_client", 400, "The client id is not a registered client.")
     INVALID_KEY = ("invalid_key", 400, "The storage key is not valid.")
 

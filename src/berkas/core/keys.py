@@ -21,6 +21,22 @@ class SigningKey:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class KeyStatus:
+    """One signing key as an operator sees it (``berkas keys list``); no key material.
+
+    ``state`` is ``active`` (signs new tokens), ``retiring`` (retired, still verifies the
+    tokens it signed until ``verifies_until``) or ``expired`` (verifies nothing; the next
+    housekeeping round deletes it).
+    """
+
+    kid: str
+    state: str
+    created_at: datetime
+    retired_at: datetime | None
+    verifies_until: datetime | None  # None while active
+
+
 class SigningKeys(Protocol):
     """A key ring: one current signing key plus retired keys still valid for verifying."""
 
@@ -59,6 +75,10 @@ class ManagedKeys(SigningKeys, PrunableKeys, Protocol):
 
     def rotate(self) -> str:
         """Make a new current key, retiring the previous one; returns the new ``kid``."""
+        ...
+
+    def status(self) -> list[KeyStatus]:
+        """Every stored key, the active one first, then the newest retired ones."""
         ...
 
     def reload(self) -> None:

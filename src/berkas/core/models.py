@@ -11,12 +11,27 @@ from berkas.core.errors import Conflict, InvalidRequest
 
 @dataclass(frozen=True, slots=True)
 class Client:
-    """A partner: its DOKU-style Client-Id and the HMAC secret it signs requests with."""
+    """A partner: its DOKU-style Client-Id and the HMAC secret it signs requests with.
+
+    After ``berkas clients rotate-secret`` the secret it replaced, ``previous_secret_key``,
+    still verifies until ``previous_expires_at`` (the grace for the partner to switch);
+    ``secret_rotated_at`` is when the current secret was issued by a rotation.
+    """
 
     client_id: str
     secret_key: str
     enabled: bool
     created_at: datetime
+    label: str | None = None
+    secret_rotated_at: datetime | None = None
+    previous_secret_key: str | None = None
+    previous_expires_at: datetime | None = None
+
+    def previous_secret_at(self, now: datetime) -> str | None:
+        """The replaced secret while its grace lasts at ``now``, else None."""
+        if self.previous_secret_key is None or self.previous_expires_at is None:
+            return None
+        return self.previous_secret_key if now < self.previous_expires_at else None
 
 
 @dataclass(frozen=True, slots=True)

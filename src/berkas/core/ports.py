@@ -63,6 +63,27 @@ class ClientRepository(Protocol):
         """Return False when no such client."""
         ...
 
+    def set_label(self, client_id: str, label: str | None) -> bool:
+        """Set (None: remove) the operator's label; False when no such client."""
+        ...
+
+    def rotate_secret(
+        self,
+        client_id: str,
+        secret_key: str,
+        rotated_at: datetime,
+        previous_expires_at: datetime | None,
+    ) -> Client | None:
+        """Make ``secret_key`` current and keep the one it replaces verifying until
+        ``previous_expires_at`` (None: not at all), in one atomic write. Only one previous
+        secret is kept: one still in its grace from an earlier rotation is dropped.
+        Returns the client as it was before, or None when no such client."""
+        ...
+
+    def forget_expired_secrets(self, now: datetime) -> int:
+        """Delete previous secrets whose grace ended by ``now``; returns how many."""
+        ...
+
 
 class FileRepository(Protocol):
     def reserve_key(self, key: str, node_id: int, created_at: datetime) -> None:

@@ -1,4 +1,5 @@
-"""A node's periodic chores: forget Request-Ids past retention, drop expired signing keys."""
+"""A node's periodic chores: forget Request-Ids past retention, drop expired signing keys
+and client secrets whose rotation grace has ended."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 from datetime import timedelta
 
 from berkas.core.keys import PrunableKeys
-from berkas.core.ports import Clock, ReplayRepository
+from berkas.core.ports import ClientRepository, Clock, ReplayRepository
 
 log = logging.getLogger(__name__)
 
@@ -20,9 +21,11 @@ class Housekeeping:
         keys: PrunableKeys,
         clock: Clock,
         *,
+        clients: ClientRepository,
         retention: timedelta,
         interval: timedelta,
     ) -> None:
+        self._clients = clients
         self._replays = replays
         self._keys = keys
         self._clock = clock
@@ -33,6 +36,13 @@ class Housekeeping:
         """One round; returns how many Request-Id records were forgotten."""
         for kid in self._keys.prune():
             log.info("removed expired signing key %s", kid)
+        # A replaced secret no longer verifies once its grace ends (RequestVerifier checks
+        # the time); deleting it then keeps no revoked secret in the database or its
+        # backups longer than needed (OWASP Secrets Management Cheat Sheet, "Secret
+        # Lifecycle": revoked and expired secrets are removed, not left lying around).
+        forgotten = self._clients.forget_expired_secrets(self._clock.now())
+        if forgotten:
+            log.info("deleted %d client secret(s) whose rotation grace has ended", forgotten)
         cutoff = self._clock.now() - self._retention
         purged = self._replays.purge_before(cutoff)
         if purged:

@@ -84,19 +84,31 @@ class RequestVerifier:
         targets = [request.path]
         if request.query:
             targets.append(f"{request.path}?{request.query}")
+
         # An unknown Client-Id is answered exactly like a bad signature, after the same
         # HMAC work, so an unsigned caller cannot learn which Client-Ids exist.
-        secret = client.secret_key if client is not None else _NO_SUCH_CLIENT
-        matches = signing.signature_matches(
-            secret,
-            signature,
-            client_id=client_id,
-            request_id=request_id,
-            timestamp=raw_timestamp,
-            targets=targets,
-            digest=digest,
-        )
-        if client is None or not matches:
+        def matches(secret: str) -> bool:
+            return signing.signature_matches(
+                secret,
+                signature,
+                client_id=client_id,
+                request_id=request_id,
+                timestamp=raw_timestamp,
+                targets=targets,
+                digest=digest,
+            )
+
+        signed_right = matches(client.secret_key if client is not None else _NO_SUCH_CLIENT)
+        if not signed_right:
+            # The secret a rotation replaced verifies until its grace ends (berkas clients
+            # rotate-secret), so a partner switches without one failed request. Tried only
+            # on a mismatch, so a correct signature costs one HMAC as before. Every
+            # mismatch costs the same second HMAC (a stand-in secret when there is no
+            # previous one): timing tells no caller which clients are in a grace.
+            previous = client.previous_secret_at(now) if client is not None else None
+            signed_right = matches(previous if previous is not None else _NO_SUCH_CLIENT)
+            signed_right = signed_right and previous is not None
+        if client is None or not signed_right:
             raise AuthenticationFailed(
                 "Client-Id is unknown or Signature does not match the request; sign "
                 "Client-Id, Request-Id, Request-Timestamp, Request-Target and Digest as "

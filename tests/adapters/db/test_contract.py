@@ -102,6 +102,111 @@ def test_enabling_an_unknown_client_reports_false(database: Database) -> None:
     assert database.clients.get("BRN-missing") is None
 
 
+def test_a_client_in_a_grace_round_trips_with_times_in_utc(database: Database) -> None:
+    rotated = make_client(
+        label="Toko Maju",
+        secret_rotated_at=(T0 + timedelta(hours=1)).astimezone(JAKARTA),
+        previous_secret_key="SK-old",
+        previous_expires_at=(T0 + timedelta(hours=25)).astimezone(JAKARTA),
+    )
+    database.clients.add(rotated)
+
+    stored = database.clients.get("BRN-0001-10791114622547")
+    assert stored == rotated
+    assert stored is not None
+    assert stored.previous_expires_at is not None
+    assert stored.previous_expires_at.utcoffset() == timedelta(0)
+
+
+def test_a_label_is_stored_changed_and_removed(database: Database) -> None:
+    database.clients.add(make_client(label="Toko Maju"))
+    assert database.clients.get("BRN-0001-10791114622547") == make_client(label="Toko Maju")
+
+    assert database.clients.set_label("BRN-0001-10791114622547", "Toko Maju Jaya") is True
+    listed = database.clients.list()
+    assert [client.label for client in listed] == ["Toko Maju Jaya"]
+    assert database.clients.set_label("BRN-0001-10791114622547", None) is True
+    assert database.clients.get("BRN-0001-10791114622547") == make_client()
+    assert database.clients.set_label("BRN-missing", "x") is False
+
+
+def test_a_rotated_secret_keeps_the_replaced_one_until_its_grace_ends(database: Database) -> None:
+    database.clients.add(make_client(label="Toko Maju"))
+    rotated_at = T0 + timedelta(days=1)
+    until = rotated_at + timedelta(hours=24)
+
+    before = database.clients.rotate_secret("BRN-0001-10791114622547", "SK-new", rotated_at, until)
+
+    assert before == make_client(label="Toko Maju")
+    assert database.clients.get("BRN-0001-10791114622547") == make_client(
+        label="Toko Maju",
+        secret_key="SK-new",
+        secret_rotated_at=rotated_at,
+        previous_secret_key="SK-test-0001",
+        previous_expires_at=until,
+    )
+
+
+def test_rotating_again_within_a_grace_keeps_only_the_latest_previous_secret(
+    database: Database,
+) -> None:
+    database.clients.add(make_client())
+    first = T0 + timedelta(hours=1)
+    database.clients.rotate_secret(
+        "BRN-0001-10791114622547", "SK-second", first, first + timedelta(hours=24)
+    )
+    second = first + timedelta(hours=1)
+
+    before = database.clients.rotate_secret(
+        "BRN-0001-10791114622547", "SK-third", second, second + timedelta(hours=2)
+    )
+
+    assert before is not None
+    assert (before.secret_key, before.previous_secret_key) == ("SK-second", "SK-test-0001")
+    after = database.clients.get("BRN-0001-10791114622547")
+    assert after is not None
+    assert (after.secret_key, after.previous_secret_key) == ("SK-third", "SK-second")
+    assert after.previous_expires_at == second + timedelta(hours=2)
+
+
+def test_a_rotation_without_grace_keeps_no_previous_secret(database: Database) -> None:
+    database.clients.add(make_client())
+    at = T0 + timedelta(hours=1)
+    database.clients.rotate_secret("BRN-0001-10791114622547", "SK-2", at, at + timedelta(hours=1))
+
+    database.clients.rotate_secret("BRN-0001-10791114622547", "SK-3", at, None)
+
+    after = database.clients.get("BRN-0001-10791114622547")
+    assert after == make_client(secret_key="SK-3", secret_rotated_at=at)
+
+
+def test_rotating_an_unknown_client_changes_nothing(database: Database) -> None:
+    database.clients.add(make_client())
+
+    assert database.clients.rotate_secret("BRN-missing", "SK-2", T0, T0) is None
+    assert database.clients.list() == [make_client()]
+    with pytest.raises(ValueError, match="naive"):
+        database.clients.rotate_secret(
+            "BRN-0001-10791114622547", "SK-2", T0.replace(tzinfo=None), None
+        )
+
+
+def test_expired_previous_secrets_are_forgotten_and_live_ones_kept(database: Database) -> None:
+    for client_id, grace in (("BRN-A", timedelta(hours=1)), ("BRN-B", timedelta(hours=3))):
+        database.clients.add(make_client(client_id))
+        database.clients.rotate_secret(client_id, f"SK-{client_id}", T0, T0 + grace)
+    database.clients.add(make_client("BRN-C"))
+
+    assert database.clients.forget_expired_secrets(T0 + timedelta(hours=1)) == 1
+
+    gone, kept, never = (database.clients.get(c) for c in ("BRN-A", "BRN-B", "BRN-C"))
+    assert gone == make_client("BRN-A", secret_key="SK-BRN-A", secret_rotated_at=T0)
+    assert kept is not None
+    assert kept.previous_secret_key == "SK-test-0001"
+    assert never == make_client("BRN-C")
+    assert database.clients.forget_expired_secrets(T0 + timedelta(hours=1)) == 0
+
+
 # files
 
 

@@ -396,3 +396,28 @@ def test_a_retired_key_that_cannot_be_opened_does_not_stop_the_others(
     assert again.current().kid == ring.current().kid
     assert again.verification_key(broken_kid) is None
     assert f"retired signing key {broken_kid} cannot be loaded" in caplog.text
+
+
+def test_status_lists_each_key_as_active_retiring_then_expired(
+    store: KeyStore, clock: FakeClock
+) -> None:
+    ring = open_ring(store, clock)
+    first = ring.current().kid
+    first_created = clock.now()
+    clock.advance(timedelta(hours=1))
+    retired = clock.now()
+    second = ring.rotate()
+
+    listed = ring.status()
+
+    assert [(key.kid, key.state) for key in listed] == [(second, "active"), (first, "retiring")]
+    active, retiring = listed
+    assert (active.created_at, active.retired_at, active.verifies_until) == (retired, None, None)
+    assert retiring.created_at == first_created
+    assert retiring.retired_at == retired
+    assert retiring.verifies_until == retired + LIFETIME
+
+    clock.current = retired + LIFETIME  # the last token the old key signed expires now
+    assert [key.state for key in ring.status()] == ["active", "expired"]
+    ring.prune()
+    assert [key.kid for key in ring.status()] == [second]

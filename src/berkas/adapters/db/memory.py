@@ -50,7 +50,10 @@ class MemoryClientRepository:
     def add(self, client: Client) -> None:
         """Insert; raises ``Conflict`` (code ``client_exists``) on a duplicate id."""
         client = dataclasses.replace(
-            client, created_at=require_utc(client.created_at, "created_at")
+            client,
+            created_at=require_utc(client.created_at, "created_at"),
+            secret_rotated_at=_utc_or_none(client.secret_rotated_at, "secret_rotated_at"),
+            previous_expires_at=_utc_or_none(client.previous_expires_at, "previous_expires_at"),
         )
         with self._tables.lock:
             if client.client_id in self._tables.clients:
@@ -76,6 +79,58 @@ class MemoryClientRepository:
                 return False
             self._tables.clients[client_id] = dataclasses.replace(client, enabled=enabled)
             return True
+
+    def set_label(self, client_id: str, label: str | None) -> bool:
+        """Set (None: remove) the label; False when no such client."""
+        with self._tables.lock:
+            client = self._tables.clients.get(client_id)
+            if client is None:
+                return False
+            self._tables.clients[client_id] = dataclasses.replace(client, label=label)
+            return True
+
+    def rotate_secret(
+        self,
+        client_id: str,
+        secret_key: str,
+        rotated_at: datetime,
+        previous_expires_at: datetime | None,
+    ) -> Client | None:
+        """Make ``secret_key`` current; the replaced one verifies until
+        ``previous_expires_at`` (None: at once no more). Returns the client as it was."""
+        rotated_at = require_utc(rotated_at, "rotated_at")
+        expires = _utc_or_none(previous_expires_at, "previous_expires_at")
+        with self._tables.lock:
+            before = self._tables.clients.get(client_id)
+            if before is None:
+                return None
+            self._tables.clients[client_id] = dataclasses.replace(
+                before,
+                secret_key=secret_key,
+                secret_rotated_at=rotated_at,
+                previous_secret_key=None if expires is None else before.secret_key,
+                previous_expires_at=expires,
+            )
+            return before
+
+    def forget_expired_secrets(self, now: datetime) -> int:
+        """Delete previous secrets whose grace ended by ``now``; returns how many."""
+        now = require_utc(now, "now")
+        with self._tables.lock:
+            expired = [
+                client
+                for client in self._tables.clients.values()
+                if client.previous_expires_at is not None and client.previous_expires_at <= now
+            ]
+            for client in expired:
+                self._tables.clients[client.client_id] = dataclasses.replace(
+                    client, previous_secret_key=None, previous_expires_at=None
+                )
+        return len(expired)
+
+
+def _utc_or_none(value: datetime | None, field: str) -> datetime | None:
+    return None if value is None else require_utc(value, field)
 
 
 class MemoryFileRepository:

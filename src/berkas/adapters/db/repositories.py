@@ -131,6 +131,13 @@ def client_context(client_id: str) -> str:
     return f"client:{client_id}:secret_key"
 
 
+def previous_client_context(client_id: str) -> str:
+    """What a client's sealed previous secret is bound to: its row and its column, so the
+    two sealed values of one row cannot be swapped (a replaced secret made current again,
+    or kept past its grace)."""
+    return f"client:{client_id}:previous_secret_key"
+
+
 def key_context(kid: str) -> str:
     """What a sealed signing key is bound to (its kid)."""
     return f"signing-key:{kid}"
@@ -157,6 +164,16 @@ class SqlClientRepository(_SqlRepository, _Sealed):
             ),
             "enabled": client.enabled,
             "created_at": require_utc(client.created_at, "created_at"),
+            "label": client.label,
+            "secret_rotated_at": _utc_or_none(client.secret_rotated_at, "secret_rotated_at"),
+            "previous_secret_key": (
+                None
+                if client.previous_secret_key is None
+                else self.sealer.seal(
+                    client.previous_secret_key.encode(), previous_client_context(client.client_id)
+                )
+            ),
+            "previous_expires_at": _utc_or_none(client.previous_expires_at, "previous_expires_at"),
         }
         try:
             with self._write() as connection:
@@ -190,11 +207,21 @@ class SqlClientRepository(_SqlRepository, _Sealed):
                 "to seal it, or create the client anew"
             )
         secret = self.sealer.open(row.secret_key, client_context(row.client_id)).decode()
+        previous = None
+        if row.previous_secret_key is not None:
+            # A previous secret is only ever written sealed (rotate_secret), never in clear.
+            previous = self.sealer.open(
+                row.previous_secret_key, previous_client_context(row.client_id)
+            ).decode()
         return Client(
             client_id=row.client_id,
             secret_key=secret,
             enabled=bool(row.enabled),
             created_at=row.created_at,
+            label=row.label,
+            secret_rotated_at=row.secret_rotated_at,
+            previous_secret_key=previous,
+            previous_expires_at=row.previous_expires_at,
         )
 
     def set_enabled(self, client_id: str, enabled: bool) -> bool:
@@ -204,6 +231,68 @@ class SqlClientRepository(_SqlRepository, _Sealed):
                 update(clients).where(clients.c.client_id == client_id).values(enabled=enabled)
             )
         return result.rowcount > 0
+
+    def set_label(self, client_id: str, label: str | None) -> bool:
+        """Set (None: remove) the label; False when no such client."""
+        with self._write() as connection:
+            result = connection.execute(
+                update(clients).where(clients.c.client_id == client_id).values(label=label)
+            )
+        return result.rowcount > 0
+
+    def rotate_secret(
+        self,
+        client_id: str,
+        secret_key: str,
+        rotated_at: datetime,
+        previous_expires_at: datetime | None,
+    ) -> Client | None:
+        """Make ``secret_key`` current; the replaced one verifies until
+        ``previous_expires_at`` (None: at once no more). Returns the client as it was.
+
+        One write transaction, the row read FOR UPDATE on PostgreSQL (SQLite's BEGIN
+        IMMEDIATE already excludes other writers): two rotations at once leave the
+        second's secret current and the first's as the previous one, never a secret that
+        no rotation printed.
+        """
+        rotated_at = require_utc(rotated_at, "rotated_at")
+        expires = _utc_or_none(previous_expires_at, "previous_expires_at")
+        with self._write() as connection:
+            row = connection.execute(
+                select(clients).where(clients.c.client_id == client_id).with_for_update()
+            ).one_or_none()
+            if row is None:
+                return None
+            before = self._client(row)
+            sealer = self.sealer
+            previous = (
+                None
+                if expires is None
+                # Resealed under its own context: the same bytes as the current column
+                # would open as the current secret again.
+                else sealer.seal(before.secret_key.encode(), previous_client_context(client_id))
+            )
+            connection.execute(
+                update(clients)
+                .where(clients.c.client_id == client_id)
+                .values(
+                    secret_key=sealer.seal(secret_key.encode(), client_context(client_id)),
+                    secret_rotated_at=rotated_at,
+                    previous_secret_key=previous,
+                    previous_expires_at=expires,
+                )
+            )
+        return before
+
+    def forget_expired_secrets(self, now: datetime) -> int:
+        """Delete previous secrets whose grace ended by ``now``; returns how many."""
+        with self._write() as connection:
+            result = connection.execute(
+                update(clients)
+                .where(clients.c.previous_expires_at <= require_utc(now, "now"))
+                .values(previous_secret_key=None, previous_expires_at=None)
+            )
+        return result.rowcount
 
 
 class SqlFileRepository(_SqlRepository):
@@ -445,6 +534,10 @@ class SqlNodeLeaseRepository(_SqlRepository):
         return [_lease(row) for row in rows]
 
 
+def _utc_or_none(value: datetime | None, field: str) -> datetime | None:
+    return None if value is None else require_utc(value, field)
+
+
 def _lease(row: Row[Any]) -> NodeLease:
     return NodeLease(
         node_id=row.node_id, holder=row.holder, label=row.label, expires_at=row.expires_at
@@ -589,7 +682,7 @@ class SqlSealedValues(_SqlRepository, _Sealed):
         with self._read() as connection:
             for kind, _table, _context, _key, value in self._columns():
                 counts = report.setdefault(kind, {})
-                for sealed in connection.execute(select(value)).scalars():
+                for sealed in connection.execute(select(value).where(value.is_not(None))).scalars():
                     kid = sealed_kid(sealed) or "plaintext"
                     counts[kid] = counts.get(kid, 0) + 1
         return report
@@ -603,7 +696,7 @@ class SqlSealedValues(_SqlRepository, _Sealed):
         with self._write() as connection:
             for kind, table, context, key, value in self._columns():
                 done[kind] = 0
-                for row in connection.execute(select(key, value)).all():
+                for row in connection.execute(select(key, value).where(value.is_not(None))).all():
                     name, stored = row[0], row[1]
                     if not sealer.needs_reseal(stored):
                         continue
@@ -629,6 +722,14 @@ class SqlSealedValues(_SqlRepository, _Sealed):
                 client_context,
                 clients.c.client_id,
                 clients.c.secret_key,
+            ),
+            (
+                # Replaced by a rotation, verifying until their grace ends (NULL otherwise).
+                "previous client secret keys",
+                clients,
+                previous_client_context,
+                clients.c.client_id,
+                clients.c.previous_secret_key,
             ),
             (
                 "signing keys",

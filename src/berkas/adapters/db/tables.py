@@ -77,6 +77,13 @@ clients = Table(
     Column("secret_key", String(512), nullable=False),
     Column("enabled", Boolean(), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    # The operator's name for the partner (``berkas clients label``), shown in lists only.
+    Column("label", String(255), nullable=True),
+    # ``berkas clients rotate-secret``: when the current secret was issued, and the one it
+    # replaced (sealed like it, bound to its own context) with the end of its grace.
+    Column("secret_rotated_at", UtcDateTime(), nullable=True),
+    Column("previous_secret_key", String(512), nullable=True),
+    Column("previous_expires_at", UtcDateTime(), nullable=True),
 )
 files = Table(
     "files",
