@@ -6,6 +6,8 @@ and response parsing. ``BerkasClient`` and ``AsyncBerkasClient`` only perform th
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import stat
@@ -16,16 +18,22 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Generic, TypeAlias, TypeVar
+from typing import IO, Any, Generic, Self, TypeAlias, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from berkas import __version__
-from berkas.client import models
-from berkas.client.errors import AuthenticationError, ConnectionFailed, ServerError
+from berkas.client import models, profiles
+from berkas.client.errors import (
+    AuthenticationError,
+    ChecksumMismatch,
+    ConfigurationError,
+    ConnectionFailed,
+    ServerError,
+)
 from berkas.client.flow import Flow, RetryPolicy, Sleep, attempt, pump
-from berkas.client.models import FileInfo, Token, UploadedFile
+from berkas.client.models import FileInfo, Requirements, Token, UploadedFile
 from berkas.core.catalogue import Category, DocumentCode
 from berkas.core.signing import signed_headers
 from berkas.core.wire import API_PREFIX
@@ -38,6 +46,9 @@ REFRESH_MARGIN = 60.0
 
 FileInput: TypeAlias = str | os.PathLike[str] | bytes | IO[bytes]
 """A path (streamed from disk), the bytes themselves, or a binary file object."""
+
+OnProgress: TypeAlias = Callable[[int, int | None], object]
+"""Called as bytes go out or come in: (bytes so far, total or None when unknown)."""
 
 _Part = tuple[str | None, Any, str | None]
 
@@ -87,6 +98,36 @@ class Calls(Generic[HttpT, TransportT]):
         self._clock = clock
         self._cached: _Cached | None = None
 
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        profile: str | None = None,
+        env: Mapping[str, str] | None = None,
+        config_path: str | os.PathLike[str] | None = None,
+        **options: Any,
+    ) -> Self:
+        """A client configured as the ``berkas partner`` CLI is, without flags.
+
+        Reads ``BERKAS_CLIENT_BASE_URL`` (default ``http://127.0.0.1:8000``),
+        ``BERKAS_CLIENT_ID`` and ``BERKAS_CLIENT_SECRET``; what they leave unset comes
+        from ``profile`` (or the ``default`` profile, if any) in
+        ``$XDG_CONFIG_HOME/berkas/config.toml``. ``options`` are the constructor's
+        keyword arguments. Raises ``ConfigurationError`` naming what is missing.
+        """
+        found = profiles.resolve(
+            env=env,
+            profile=profile,
+            path=None if config_path is None else Path(config_path),
+        )
+        if found.client_id is None or found.secret_key is None:
+            missing = profiles.ENV_CLIENT_ID if found.client_id is None else profiles.ENV_SECRET_KEY
+            raise ConfigurationError(
+                f"{missing} is not set and no profile gives it "
+                "(save one with: berkas partner configure)"
+            )
+        return cls(found.base_url, found.client_id, found.secret_key, **options)
+
     # -- flows, one per public method ------------------------------------------------
 
     def _token(self, valid_time: int | None) -> Flow[Token]:
@@ -110,7 +151,7 @@ class Calls(Generic[HttpT, TransportT]):
 
     def _requirements(
         self, business_type: str, legal_entity: str, brand_business_line: str, nationality: str
-    ) -> Flow[dict[str, Any]]:
+    ) -> Flow[Requirements]:
         params = {
             "businessType": str(business_type),
             "businessLegalEntity": legal_entity,
@@ -118,7 +159,7 @@ class Calls(Generic[HttpT, TransportT]):
             "businessContactNationality": nationality,
         }
         response = yield from self._signed("GET", f"{PREFIX}/file", params=params)
-        return models.parse_object(_json(response))
+        return models.parse_requirements(_json(response))
 
     def _upload(
         self,
@@ -128,9 +169,12 @@ class Calls(Generic[HttpT, TransportT]):
         code: DocumentCode | str | None,
         filename: str | None,
         request_id: str | None,
+        on_progress: OnProgress | None = None,
     ) -> Flow[UploadedFile]:
         with ExitStack() as stack:
             name, content, rewindable = _file_part(file, filename, stack)
+            if on_progress is not None:
+                content = _Counted.around(content, on_progress)
             parts = [*_fields(category, code), ("file", (name, content, None))]
             response = yield from self._upload_parts(parts, request_id, rewindable=rewindable)
         return models.parse_uploaded(_json(response))
@@ -157,40 +201,82 @@ class Calls(Generic[HttpT, TransportT]):
         )
         return models.parse_file_info(_json(response))
 
-    def _download(self, link: str) -> Flow[bytes]:
-        # No Authorization header: a link is its own credential, and it may point at
-        # another host (a CDN, a proxy) that must never see the partner's bearer token.
-        response = yield from attempt(
-            lambda: self._build("GET", link), self._retry, idempotent=True
-        )
-        return response.content
+    def _download(
+        self, link: str, sha256: str | None, on_progress: OnProgress | None
+    ) -> Flow[bytes]:
+        body = bytearray()
+        yield from self._receive(link, body.extend, body.clear, sha256, on_progress)
+        return bytes(body)
 
-    def _download_to(self, link: str, path: str | os.PathLike[str]) -> Flow[int]:
-        target = Path(path)
-        # Written beside the target and renamed when complete, so ``path`` never holds
-        # a partial download, even when the connection drops mid-body.
-        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
-        tries = 0
+    def _download_to(
+        self,
+        link: str,
+        target: str | os.PathLike[str] | IO[bytes],
+        sha256: str | None,
+        overwrite: bool,
+        on_progress: OnProgress | None,
+    ) -> Flow[int]:
+        if not isinstance(target, str | os.PathLike):
+            # A stream (stdout, a socket): bytes already written cannot be taken back,
+            # so a body that breaks off is not retried, and a bad checksum is reported
+            # after the fact.
+            size, _ = yield from self._receive(link, target.write, None, sha256, on_progress)
+            return size
+        path = Path(target)
+        # Written beside the target and renamed when complete (and verified), so
+        # ``path`` never holds a partial or corrupted download.
+        partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
         try:
-            while True:
-                response = yield from attempt(
-                    lambda: self._build("GET", link), self._retry, idempotent=True, stream=True
-                )
-                with partial.open("wb") as sink:
-                    failure = yield from pump(response, sink.write)
-                    size = sink.tell()
-                if failure is None:
-                    partial.replace(target)
-                    return size
-                delay = self._retry.delay(tries)
-                if delay is None:
-                    raise ConnectionFailed(
-                        f"download of {target.name} broke off after {size} bytes: {failure!r}"
-                    ) from failure
-                tries += 1
-                yield Sleep(delay)
+            with partial.open("wb") as sink:
+
+                def rewind() -> None:
+                    sink.seek(0)
+                    sink.truncate()
+
+                size, _ = yield from self._receive(link, sink.write, rewind, sha256, on_progress)
+                sink.flush()
+                os.fsync(sink.fileno())
+            _put(partial, path, overwrite=overwrite)
+            return size
         finally:
             partial.unlink(missing_ok=True)
+
+    def _receive(
+        self,
+        link: str,
+        write: Callable[[bytes], object],
+        rewind: Callable[[], None] | None,
+        sha256: str | None,
+        on_progress: OnProgress | None,
+    ) -> Flow[tuple[int, str]]:
+        """Stream a link's body into ``write``; return (size, sha256 hex).
+
+        No Authorization header: a link is its own credential, and it may point at
+        another host (a CDN, a proxy) that must never see the partner's bearer token. A
+        body that breaks off is fetched again from the start after ``rewind`` (none: not
+        retried). With ``sha256`` the digest must match or ``ChecksumMismatch`` raises.
+        """
+        tries = 0
+        while True:
+            response = yield from attempt(
+                lambda: self._build("GET", link), self._retry, idempotent=True, stream=True
+            )
+            meter = _Meter(write, _content_length(response), on_progress)
+            failure = yield from pump(response, meter)
+            if failure is None:
+                actual = meter.digest.hexdigest()
+                if sha256 is not None and actual != sha256.lower():
+                    raise ChecksumMismatch(sha256.lower(), actual, meter.received)
+                return meter.received, actual
+            delay = None if rewind is None else self._retry.delay(tries)
+            if delay is None:
+                raise ConnectionFailed(
+                    f"download broke off after {meter.received} bytes: {failure!r}"
+                ) from failure
+            assert rewind is not None
+            rewind()
+            tries += 1
+            yield Sleep(delay)
 
     # -- request building ------------------------------------------------------------
 
@@ -305,6 +391,52 @@ class Calls(Generic[HttpT, TransportT]):
         )
 
 
+class _Meter:
+    """A body sink that also hashes, counts and reports progress."""
+
+    def __init__(
+        self, write: Callable[[bytes], object], total: int | None, on_progress: OnProgress | None
+    ) -> None:
+        self._write = write
+        self._total = total
+        self._on_progress = on_progress
+        self.digest = hashlib.sha256()
+        self.received = 0
+        if on_progress is not None:
+            on_progress(0, total)
+
+    def __call__(self, chunk: bytes) -> None:
+        self._write(chunk)
+        self.digest.update(chunk)
+        self.received += len(chunk)
+        if self._on_progress is not None:
+            self._on_progress(self.received, self._total)
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("content-length", "")
+    # A compressed body's Content-Length counts the wire bytes, not the ones written.
+    if not value.isdigit() or response.headers.get("content-encoding", "identity") != "identity":
+        return None
+    return int(value)
+
+
+def _put(partial: Path, path: Path, *, overwrite: bool) -> None:
+    if overwrite:
+        partial.replace(path)
+        return
+    # A hard link fails if ``path`` exists, even one created a moment ago by someone
+    # else: no check-then-rename race.
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links
+        if path.exists():
+            raise FileExistsError(f"{path} exists") from None
+        partial.replace(path)
+
+
 def _fresh_for(token: Token) -> float:
     lifetime = token.lifetime
     if lifetime is None:  # no readable exp/iat: never reuse it
@@ -366,6 +498,61 @@ class _Stream:
 
     def read(self, size: int = -1) -> bytes:
         return self._file.read(size)
+
+
+class _Counted:
+    """A file part that reports how much httpx has read of it (``on_progress``).
+
+    Seekable sources keep ``seek``/``tell``/``fileno``, so httpx still sends a
+    Content-Length and rewinds on a retry (the count starts again from the position).
+    """
+
+    def __init__(self, file: Any, on_progress: OnProgress, total: int | None) -> None:
+        self._file = file
+        self._on_progress = on_progress
+        self._total = total
+        self._done = 0
+
+    @classmethod
+    def around(cls, content: Any, on_progress: OnProgress) -> Any:
+        if isinstance(content, bytes):
+            content = io.BytesIO(content)
+        if isinstance(content, _Stream) or not hasattr(content, "seek"):
+            return cls(content, on_progress, None)
+        return _SeekableCounted(content, on_progress, _length(content))
+
+    def read(self, size: int = -1) -> bytes:
+        chunk: bytes = self._file.read(size)
+        self._done += len(chunk)
+        self._on_progress(self._done, self._total)
+        return chunk
+
+
+class _SeekableCounted(_Counted):
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        position: int = self._file.seek(offset, whence)
+        self._done = position
+        return position
+
+    def tell(self) -> int:
+        return int(self._file.tell())
+
+    def fileno(self) -> int:
+        return int(self._file.fileno())
+
+
+def _length(file: Any) -> int | None:
+    try:
+        return os.fstat(file.fileno()).st_size
+    except (AttributeError, OSError, ValueError):
+        pass
+    try:
+        here = file.tell()
+        end = int(file.seek(0, os.SEEK_END))
+        file.seek(here)
+    except (AttributeError, OSError, ValueError):
+        return None
+    return end
 
 
 def _json(response: httpx.Response) -> Any:
