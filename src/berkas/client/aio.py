@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import IO, TypeVar, cast
+from typing import TypeVar, cast
 
 # anyio is httpx's own async layer (a hard dependency), so sleeping through it keeps the
 # client usable under asyncio and trio alike, as httpx.AsyncClient is.
 import anyio
 import httpx
 
-from berkas.client.calls import Calls, FileInput, OnProgress
+from berkas.client.calls import Calls, FileInput, OnProgress, Sink
 from berkas.client.flow import Action, Flow, Outcome, Pump, Send
 from berkas.client.models import FileInfo, Requirements, Token, UploadedFile
 from berkas.core.catalogue import Category, DocumentCode
@@ -84,7 +84,7 @@ class AsyncBerkasClient(Calls[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     async def download_to(
         self,
         link: str,
-        target: str | os.PathLike[str] | IO[bytes],
+        target: str | os.PathLike[str] | Sink,
         *,
         sha256: str | None = None,
         overwrite: bool = True,

@@ -18,7 +18,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Generic, Self, TypeAlias, TypeVar
+from typing import IO, Any, Generic, Protocol, Self, TypeAlias, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -46,6 +46,14 @@ REFRESH_MARGIN = 60.0
 
 FileInput: TypeAlias = str | os.PathLike[str] | bytes | IO[bytes]
 """A path (streamed from disk), the bytes themselves, or a binary file object."""
+
+
+class Sink(Protocol):
+    """Where ``download_to`` may stream a body: anything with ``write(bytes)``."""
+
+    def write(self, data: bytes, /) -> object:
+        """Take the next chunk."""
+
 
 OnProgress: TypeAlias = Callable[[int, int | None], object]
 """Called as bytes go out or come in: (bytes so far, total or None when unknown)."""
@@ -211,7 +219,7 @@ class Calls(Generic[HttpT, TransportT]):
     def _download_to(
         self,
         link: str,
-        target: str | os.PathLike[str] | IO[bytes],
+        target: str | os.PathLike[str] | Sink,
         sha256: str | None,
         overwrite: bool,
         on_progress: OnProgress | None,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import time
 from types import TracebackType
-from typing import IO, TypeVar, cast
+from typing import TypeVar, cast
 
 import httpx
 
-from berkas.client.calls import Calls, FileInput, OnProgress
+from berkas.client.calls import Calls, FileInput, OnProgress, Sink
 from berkas.client.flow import Action, Flow, Outcome, Pump, Send
 from berkas.client.models import FileInfo, Requirements, Token, UploadedFile
 from berkas.core.catalogue import Category, DocumentCode
@@ -101,7 +101,7 @@ class BerkasClient(Calls[httpx.Client, httpx.BaseTransport]):
     def download_to(
         self,
         link: str,
-        target: str | os.PathLike[str] | IO[bytes],
+        target: str | os.PathLike[str] | Sink,
         *,
         sha256: str | None = None,
         overwrite: bool = True,
