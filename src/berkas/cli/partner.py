@@ -309,10 +309,12 @@ def configure(
         current = profiles.read_profiles(path).get(name, {})
         if base_url is None:
             base_url = click.prompt(
-                "Server root", default=current.get("base_url", profiles.DEFAULT_BASE_URL)
+                "Server root",
+                default=current.get("base_url", profiles.DEFAULT_BASE_URL),
+                err=True,
             )
         if client_id is None:
-            client_id = click.prompt("Client-Id", default=current.get("client_id"))
+            client_id = click.prompt("Client-Id", default=current.get("client_id"), err=True)
         if secret_key is None:
             kept = current.get("secret_key")
             entered: str = click.prompt(
@@ -320,6 +322,7 @@ def configure(
                 hide_input=True,
                 default="" if kept else None,
                 show_default=False,
+                err=True,
             )
             secret_key = entered or kept
         if not secret_key or not client_id or not base_url:
