@@ -665,7 +665,11 @@ def test_upload_progress_from_a_pipe_has_no_total(client: Any) -> None:
     reader, writer = os.pipe()
     with os.fdopen(writer, "wb") as sink:
         # The pipe buffer is smaller than the image: write from a thread.
-        feeder = threading.Thread(target=lambda: (sink.write(content), sink.close()))
+        def feed() -> None:
+            sink.write(content)
+            sink.close()
+
+        feeder = threading.Thread(target=feed)
         feeder.start()
         seen, on_progress = _recorder()
         with os.fdopen(reader, "rb") as pipe:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +69,14 @@ def env(server: Server, partner: Partner, tmp_path: Path) -> dict[str, str]:
     }
 
 
-def run(env: dict[str, str], *args: str, stdin: bytes | str | None = None) -> Result:
+Env = Mapping[str, str | None]
+
+
+def run(env: Env, *args: str, stdin: bytes | str | None = None) -> Result:
     return CliRunner().invoke(main, ["partner", *args], env=env, input=stdin)
 
 
-def ok(env: dict[str, str], *args: str) -> Any:
+def ok(env: Env, *args: str) -> Any:
     result = run(env, *args)
     assert result.exit_code == 0, result.output + result.stderr
     return json.loads(result.stdout)
