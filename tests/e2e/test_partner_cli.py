@@ -467,3 +467,18 @@ def test_a_progress_bar_on_a_terminal_only(
     assert b"download copy.jpg [" in terminal
     assert b"100%" in terminal
     assert target.read_bytes() == photo
+
+
+def test_configure_without_input_names_the_flags(env: dict[str, str]) -> None:
+    result = run(env, "configure", "--client-id", "BRN-1", "--json", stdin="")
+    assert result.exit_code == 2
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "configuration_invalid"
+    assert "--base-url" in error["message"]
+
+
+def test_download_to_stdout_keeps_errors_off_stdout(env: dict[str, str]) -> None:
+    result = run(env, "download", "DCM-0001-0000000000000", "-o", "-", "--json")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert json.loads(result.stderr)["error"]["code"] == "file_not_found"

@@ -60,6 +60,8 @@ class Options:
     timeout: float
     json_errors: bool
     quiet: bool
+    # With -o - stdout carries the file's bytes: a JSON error then goes to stderr.
+    stdout_taken: bool = False
 
     def progress(self, label: str) -> Progress:
         """A progress bar on stderr: drawn on a terminal, never with ``--quiet``."""
@@ -83,8 +85,8 @@ class Failure(Exception):
         self.code, self.message, self.type = code, message, type
         self.exit_code, self.status, self.hint = exit_code, status, hint
 
-    def report(self, *, as_json: bool) -> NoReturn:
-        if as_json:
+    def report(self, opts: Options) -> NoReturn:
+        if opts.json_errors:
             error = {
                 "code": self.code,
                 "message": self.message,
@@ -92,7 +94,7 @@ class Failure(Exception):
                 "status": self.status,
                 "hint": self.hint,
             }
-            click.echo(json.dumps({"error": error}, indent=2))
+            click.echo(json.dumps({"error": error}, indent=2), err=opts.stdout_taken)
         else:
             click.echo(f"{self.code}: {self.message}", err=True)
             if self.hint:
@@ -184,7 +186,7 @@ def _reporting(opts: Options) -> Iterator[None]:
     try:
         yield
     except Failure as failure:
-        failure.report(as_json=opts.json_errors)
+        failure.report(opts)
     except BerkasAPIError as exc:
         hint = None
         if isinstance(exc, AuthenticationError) and exc.code == "signature_invalid":
@@ -193,19 +195,13 @@ def _reporting(opts: Options) -> Iterator[None]:
             hint = f"--base-url has a path ({urlsplit(opts.base_url or '').path}); {ROOT_HINT}"
         Failure(
             exc.code, exc.message, type=exc.type, status=exc.status, exit_code=API_ERROR, hint=hint
-        ).report(as_json=opts.json_errors)
+        ).report(opts)
     except ConnectionFailed as exc:
-        Failure(exc.code, exc.message, type="connection_error", exit_code=API_ERROR).report(
-            as_json=opts.json_errors
-        )
+        Failure(exc.code, exc.message, type="connection_error", exit_code=API_ERROR).report(opts)
     except ChecksumMismatch as exc:
-        Failure(exc.code, exc.message, type="integrity_error", exit_code=CORRUPT).report(
-            as_json=opts.json_errors
-        )
+        Failure(exc.code, exc.message, type="integrity_error", exit_code=CORRUPT).report(opts)
     except ConfigurationError as exc:
-        Failure(exc.code, exc.message, type="usage_error", exit_code=USAGE).report(
-            as_json=opts.json_errors
-        )
+        Failure(exc.code, exc.message, type="usage_error", exit_code=USAGE).report(opts)
 
 
 def _has_path(opts: Options) -> bool:
@@ -307,24 +303,16 @@ def configure(
     path = profiles.config_path()
     with _reporting(opts):
         current = profiles.read_profiles(path).get(name, {})
-        if base_url is None:
-            base_url = click.prompt(
-                "Server root",
-                default=current.get("base_url", profiles.DEFAULT_BASE_URL),
-                err=True,
-            )
-        if client_id is None:
-            client_id = click.prompt("Client-Id", default=current.get("client_id"), err=True)
-        if secret_key is None:
-            kept = current.get("secret_key")
-            entered: str = click.prompt(
-                "Secret key" + (" (empty: keep the saved one)" if kept else ""),
-                hide_input=True,
-                default="" if kept else None,
-                show_default=False,
-                err=True,
-            )
-            secret_key = entered or kept
+        try:
+            base_url, client_id, secret_key = _ask(current, base_url, client_id, secret_key)
+        except click.Abort:
+            raise Failure(
+                "configuration_invalid",
+                "input ended before every value was given; pass --base-url, --client-id "
+                "and --secret-key when there is no one to ask",
+                type="usage_error",
+                exit_code=USAGE,
+            ) from None
         if not secret_key or not client_id or not base_url:
             raise Failure(
                 "configuration_invalid",
@@ -336,6 +324,31 @@ def configure(
             path, name, {"base_url": base_url, "client_id": client_id, "secret_key": secret_key}
         )
         _echo({"profile": name, "path": str(path), "base_url": base_url, "client_id": client_id})
+
+
+def _ask(
+    current: dict[str, Any], base_url: str | None, client_id: str | None, secret_key: str | None
+) -> tuple[str | None, str | None, str | None]:
+    """Prompt (on stderr: stdout is for the result) for what the flags left out."""
+    if base_url is None:
+        base_url = click.prompt(
+            "Server root",
+            default=current.get("base_url", profiles.DEFAULT_BASE_URL),
+            err=True,
+        )
+    if client_id is None:
+        client_id = click.prompt("Client-Id", default=current.get("client_id"), err=True)
+    if secret_key is None:
+        kept = current.get("secret_key")
+        entered: str = click.prompt(
+            "Secret key" + (" (empty: keep the saved one)" if kept else ""),
+            hide_input=True,
+            default="" if kept else None,
+            show_default=False,
+            err=True,
+        )
+        secret_key = entered or kept
+    return base_url, client_id, secret_key
 
 
 @partner.command()
@@ -495,9 +508,17 @@ def download(opts: Options, *, id_or_link: str, output: Path, force: bool) -> No
 
     By id, the bytes are checked against the sha256 the server reports; a mismatch
     keeps nothing and exits 4. Prints path, size, sha256 and whether it was verified
-    (with -o -, the bytes go to stdout and this goes to stderr).
+    (with -o -, the bytes go to stdout, and this and any error to stderr).
     """
     to_stdout = str(output) == "-"
+    opts = dataclasses.replace(opts, stdout_taken=to_stdout)
+    with _reporting(opts):
+        _download(opts, id_or_link, output, force=force, to_stdout=to_stdout)
+
+
+def _download(
+    opts: Options, id_or_link: str, output: Path, *, force: bool, to_stdout: bool
+) -> None:
     if not to_stdout and output.exists() and not force:
         _refuse_existing(opts, output)
     by_link = id_or_link.startswith(("http://", "https://"))
@@ -540,7 +561,7 @@ def _refuse_existing(opts: Options, output: Path) -> NoReturn:
         f"{output} exists; pass --force to replace it",
         type="usage_error",
         exit_code=REFUSED,
-    ).report(as_json=opts.json_errors)
+    ).report(opts)
 
 
 class _Hashing:

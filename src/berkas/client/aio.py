@@ -84,14 +84,14 @@ class AsyncBerkasClient(Calls[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     async def download_to(
         self,
         link: str,
-        target: str | os.PathLike[str] | Sink,
+        path: str | os.PathLike[str] | Sink,
         *,
         sha256: str | None = None,
         overwrite: bool = True,
         on_progress: OnProgress | None = None,
     ) -> int:
         """See ``BerkasClient.download_to``."""
-        return await self._run(self._download_to(link, target, sha256, overwrite, on_progress))
+        return await self._run(self._download_to(link, path, sha256, overwrite, on_progress))
 
     async def aclose(self) -> None:
         """Close the connections."""

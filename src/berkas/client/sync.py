@@ -101,20 +101,21 @@ class BerkasClient(Calls[httpx.Client, httpx.BaseTransport]):
     def download_to(
         self,
         link: str,
-        target: str | os.PathLike[str] | Sink,
+        path: str | os.PathLike[str] | Sink,
         *,
         sha256: str | None = None,
         overwrite: bool = True,
         on_progress: OnProgress | None = None,
     ) -> int:
-        """Stream the bytes behind a link into ``target``; return the number written.
+        """Stream the bytes behind a link into ``path``; return the number written.
 
-        ``target`` is a path (written beside it and renamed when complete, so it never
-        holds a partial or, with ``sha256``, an unverified download; ``overwrite=False``
-        refuses an existing file with ``FileExistsError``) or a binary stream such as
-        ``sys.stdout.buffer`` (written as the body arrives, so not retried mid-body).
+        ``path`` is a file path (written beside it and renamed when complete, so it
+        never holds a partial or, with ``sha256``, an unverified download;
+        ``overwrite=False`` refuses an existing file with ``FileExistsError``) or a
+        binary stream such as ``sys.stdout.buffer`` (written as the body arrives, so not
+        retried mid-body). ``sha256`` and ``on_progress`` are as for ``download``.
         """
-        return self._run(self._download_to(link, target, sha256, overwrite, on_progress))
+        return self._run(self._download_to(link, path, sha256, overwrite, on_progress))
 
     def close(self) -> None:
         """Close the connections."""
