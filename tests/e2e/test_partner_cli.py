@@ -374,7 +374,8 @@ def test_a_file_over_its_cap_is_refused_before_sending(
     result = run(env, "upload", "--category", "DOCUMENT", "--code", "KTP", str(big))
     assert result.exit_code == 3
     assert result.stderr.startswith(
-        "file_too_large: ktp.pdf is 15.0 MB; DOCUMENT/KTP accepts at most 15 MB. Nothing was sent"
+        "file_too_large: ktp.pdf is 15,728,641 bytes (15.0 MB); DOCUMENT/KTP accepts at "
+        "most 15 MB (15,728,640 bytes). Nothing was sent"
     )
     as_json = run(env, "upload", "--category", "LOGO", "--max-size", "1", "--json", str(big))
     assert json.loads(as_json.stdout)["error"]["code"] == "file_too_large"

@@ -476,7 +476,8 @@ def _check_size(path: Path, category: str, code: str | None, max_size: int | Non
     if size > max_size * MIB:
         raise Failure(
             "file_too_large",
-            f"{path.name} is {human(size)}; {label} accepts at most {max_size} MB. "
+            f"{path.name} is {size:,} bytes ({human(size)}); {label} accepts at most "
+            f"{max_size} MB ({max_size * MIB:,} bytes). "
             "Nothing was sent (--max-size raises the local cap if your server allows more).",
             type="invalid_request_error",
             exit_code=REFUSED,
