@@ -17,7 +17,7 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from berkas.cli import partner as partner_cli
+from berkas.cli import partner_options
 from berkas.cli.main import main
 from berkas.client import BerkasClient
 
@@ -63,7 +63,7 @@ def serve(monkeypatch: pytest.MonkeyPatch) -> Callable[[bytes], None]:
         def new_client(base_url: str, client_id: str, secret_key: str, timeout: float) -> Any:
             return BerkasClient(base_url, client_id, secret_key, transport=transport)
 
-        monkeypatch.setattr(partner_cli, "_new_client", new_client)
+        monkeypatch.setattr(partner_options, "new_client", new_client)
 
     return install
 

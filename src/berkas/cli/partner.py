@@ -1,265 +1,33 @@
 """``berkas partner``: a partner's verbs (configure, token, requirements, upload, file,
-download) over the SDK.
-
-Output convention: a result is JSON on stdout (keys in a fixed order: the SDK's field
-order, or the server's for requirements); an error is ``code: message`` (and a
-``hint:`` line) on stderr, or with ``--json`` ``{"error": {...}}`` on stdout. Exit codes
-are in ``EXIT_CODES``.
+download) over the SDK; options, client and output convention in ``partner_options``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
-from urllib.parse import urlsplit
+from typing import IO, Any, NoReturn
 
 import click
 
-from berkas.cli.progress import Progress, human
+from berkas.cli.partner_options import (
+    OUTPUT,
+    PROFILE,
+    REFUSED,
+    USAGE,
+    Failure,
+    Options,
+    common,
+    connect,
+    echo,
+    reporting,
+)
+from berkas.cli.progress import human
 from berkas.client import profiles
 from berkas.core.catalogue import BusinessType, Category, DocumentCode
-from berkas.core.wire import iso8601
-
-if TYPE_CHECKING:
-    from berkas.client import BerkasClient
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-OK, API_ERROR, USAGE, REFUSED, CORRUPT = 0, 1, 2, 3, 4
-EXIT_CODES = {
-    OK: "done",
-    API_ERROR: "the server refused the request, or could not be reached",
-    USAGE: "bad or missing options, credentials, profile or config file",
-    REFUSED: "refused locally before sending: file over its size cap, output file exists",
-    CORRUPT: "the downloaded bytes do not match the sha256 the server reported",
-}
-WRONG_KEY_HINT = (
-    "check BERKAS_CLIENT_SECRET (or the profile) and that the server's data dir is the "
-    "one the client was created in"
-)
-ROOT_HINT = "use the server root, e.g. http://host:8000"
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """The options every partner verb takes."""
-
-    profile: str | None
-    base_url: str | None
-    client_id: str | None
-    secret_key: str | None
-    timeout: float
-    json_errors: bool
-    quiet: bool
-    # With -o - stdout carries the file's bytes: a JSON error then goes to stderr.
-    stdout_taken: bool = False
-
-    def progress(self, label: str) -> Progress:
-        """A progress bar on stderr: drawn on a terminal, never with ``--quiet``."""
-        return Progress(label, enabled=False if self.quiet else None)
-
-
-class Failure(Exception):
-    """An error to report in the CLI's convention, then exit with ``exit_code``."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        type: str,
-        exit_code: int,
-        status: int | None = None,
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code, self.message, self.type = code, message, type
-        self.exit_code, self.status, self.hint = exit_code, status, hint
-
-    def report(self, opts: Options) -> NoReturn:
-        if opts.json_errors:
-            error = {
-                "code": self.code,
-                "message": self.message,
-                "type": self.type,
-                "status": self.status,
-                "hint": self.hint,
-            }
-            click.echo(json.dumps({"error": error}, indent=2), err=opts.stdout_taken)
-        else:
-            click.echo(f"{self.code}: {self.message}", err=True)
-            if self.hint:
-                click.echo(f"hint: {self.hint}", err=True)
-        sys.exit(self.exit_code)
-
-
-def _profile_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
-    try:
-        names = profiles.read_profiles(profiles.config_path())
-    except Exception:  # completion must never print a traceback
-        return []
-    return [name for name in sorted(names) if name.startswith(incomplete)]
-
-
-_PROFILE = click.option(
-    "--profile",
-    metavar="NAME",
-    shell_complete=_profile_names,
-    help="Profile in ~/.config/berkas/config.toml (default: 'default', if saved).",
-)
-_OUTPUT = [
-    click.option(
-        "--json",
-        "json_errors",
-        is_flag=True,
-        help="Print errors as JSON on stdout too (results always are).",
-    ),
-    click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
-]
-
-
-def _common(command: F) -> F:
-    """Add the connection and output options; the command gets ``opts: Options``."""
-
-    @functools.wraps(command)
-    def wrapper(
-        *,
-        profile: str | None,
-        base_url: str | None,
-        client_id: str | None,
-        secret_key: str | None,
-        timeout: float,
-        json_errors: bool,
-        quiet: bool,
-        **kwargs: Any,
-    ) -> Any:
-        opts = Options(profile, base_url, client_id, secret_key, timeout, json_errors, quiet)
-        with _reporting(opts):
-            return command(opts, **kwargs)
-
-    options = [
-        _PROFILE,
-        click.option(
-            "--base-url",
-            help="Server root [env BERKAS_CLIENT_BASE_URL; default http://127.0.0.1:8000].",
-        ),
-        click.option(
-            "--client-id", help="Your Client-Id, e.g. BRN-0001-... [env BERKAS_CLIENT_ID]."
-        ),
-        click.option(
-            "--secret-key",
-            # Prefer the environment or a profile: a flag's value is visible to other
-            # local users in the process list.
-            help="Your secret key [env BERKAS_CLIENT_SECRET; prefer it, or a profile].",
-        ),
-        click.option(
-            "--timeout", type=float, default=30.0, show_default=True, help="Seconds per try."
-        ),
-        *_OUTPUT,
-    ]
-    decorated: Any = wrapper
-    for option in reversed(options):
-        decorated = option(decorated)
-    return decorated  # type: ignore[no-any-return]
-
-
-@contextmanager
-def _reporting(opts: Options) -> Iterator[None]:
-    """SDK and local errors become the CLI's error output and exit code."""
-    from berkas.client import (
-        AuthenticationError,
-        BerkasAPIError,
-        ChecksumMismatch,
-        ConfigurationError,
-        ConnectionFailed,
-    )
-
-    try:
-        yield
-    except Failure as failure:
-        failure.report(opts)
-    except BerkasAPIError as exc:
-        hint = None
-        if isinstance(exc, AuthenticationError) and exc.code == "signature_invalid":
-            hint = WRONG_KEY_HINT
-        elif _has_path(opts):
-            hint = f"--base-url has a path ({urlsplit(opts.base_url or '').path}); {ROOT_HINT}"
-        Failure(
-            exc.code, exc.message, type=exc.type, status=exc.status, exit_code=API_ERROR, hint=hint
-        ).report(opts)
-    except ConnectionFailed as exc:
-        Failure(exc.code, exc.message, type="connection_error", exit_code=API_ERROR).report(opts)
-    except ChecksumMismatch as exc:
-        Failure(exc.code, exc.message, type="integrity_error", exit_code=CORRUPT).report(opts)
-    except ConfigurationError as exc:
-        Failure(exc.code, exc.message, type="usage_error", exit_code=USAGE).report(opts)
-
-
-def _has_path(opts: Options) -> bool:
-    return urlsplit(opts.base_url or "").path not in ("", "/")
-
-
-def _new_client(base_url: str, client_id: str, secret_key: str, timeout: float) -> BerkasClient:
-    """The one place the CLI builds an SDK client (tests replace it to add a transport)."""
-    from berkas.client import BerkasClient
-
-    return BerkasClient(base_url, client_id, secret_key, timeout=timeout)
-
-
-@contextmanager
-def _client(opts: Options, *, credentials: bool = True) -> Iterator[BerkasClient]:
-    """An SDK client from flags > environment > profile; ``credentials=False`` for a
-    verb that needs none (downloading a link)."""
-    found = profiles.resolve(
-        flags={
-            "base_url": opts.base_url,
-            "client_id": opts.client_id,
-            "secret_key": opts.secret_key,
-        },
-        profile=opts.profile,
-    )
-    resolved = dataclasses.replace(opts, base_url=found.base_url)
-    if credentials:
-        for flag, variable, value in (
-            ("--client-id", profiles.ENV_CLIENT_ID, found.client_id),
-            ("--secret-key", profiles.ENV_SECRET_KEY, found.secret_key),
-        ):
-            if not value:
-                raise Failure(
-                    "credentials_missing",
-                    f"no {flag}: pass it, set {variable}, or save a profile with "
-                    "'berkas partner configure'",
-                    type="usage_error",
-                    exit_code=USAGE,
-                )
-    with (
-        _reporting(resolved),
-        _new_client(
-            found.base_url, found.client_id or "", found.secret_key or "", opts.timeout
-        ) as client,
-    ):
-        yield client
-
-
-def _echo(value: Any) -> None:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    click.echo(json.dumps(value, indent=2, default=_jsonable))
-
-
-def _jsonable(value: object) -> str:
-    if isinstance(value, datetime):
-        return iso8601(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -278,12 +46,12 @@ def partner() -> None:
 
 
 @partner.command()
-@_PROFILE
+@PROFILE
 @click.option("--base-url", help="Server root, e.g. http://127.0.0.1:8000.")
 @click.option("--client-id", help="Your Client-Id.")
 @click.option("--secret-key", help="Your secret key (asked for, hidden, when not given).")
-@_OUTPUT[0]
-@_OUTPUT[1]
+@OUTPUT[0]
+@OUTPUT[1]
 def configure(
     *,
     profile: str | None,
@@ -301,7 +69,7 @@ def configure(
     opts = Options(profile, base_url, client_id, secret_key, 30.0, json_errors, quiet)
     name = profile or profiles.DEFAULT_PROFILE
     path = profiles.config_path()
-    with _reporting(opts):
+    with reporting(opts):
         current = profiles.read_profiles(path).get(name, {})
         try:
             base_url, client_id, secret_key = _ask(current, base_url, client_id, secret_key)
@@ -323,7 +91,7 @@ def configure(
         profiles.save_profile(
             path, name, {"base_url": base_url, "client_id": client_id, "secret_key": secret_key}
         )
-        _echo({"profile": name, "path": str(path), "base_url": base_url, "client_id": client_id})
+        echo({"profile": name, "path": str(path), "base_url": base_url, "client_id": client_id})
 
 
 def _ask(
@@ -352,24 +120,24 @@ def _ask(
 
 
 @partner.command()
-@_common
+@common
 @click.option("--valid-time", type=click.IntRange(min=1), help="Minutes the token lives.")
 @click.option("--raw", is_flag=True, help="Print only the token, for $(...) in scripts.")
 def token(opts: Options, *, valid_time: int | None, raw: bool) -> None:
     """Get a bearer token (POST /token, HMAC-signed) and print it with its expiry."""
-    with _client(opts) as client:
+    with connect(opts) as client:
         got = client.token(valid_time)
     if raw:
         click.echo(got.token)
     else:
-        _echo(got)
+        echo(got)
 
 
 _LEGAL_ENTITIES = sorted({e for b in BusinessType for e in b.legal_entities})
 
 
 @partner.command()
-@_common
+@common
 @click.option(
     "--business-type",
     required=True,
@@ -389,8 +157,8 @@ def requirements(
     opts: Options, *, business_type: str, legal_entity: str, business_line: str, nationality: str
 ) -> None:
     """Print which documents a merchant of this kind must provide (GET /file)."""
-    with _client(opts) as client:
-        _echo(
+    with connect(opts) as client:
+        echo(
             client.requirements(
                 business_type.upper(),
                 legal_entity.upper(),
@@ -401,7 +169,7 @@ def requirements(
 
 
 @partner.command()
-@_common
+@common
 @click.option(
     "--category",
     required=True,
@@ -442,9 +210,9 @@ def upload(
     category, code = category.upper(), code.upper() if code else None
     if file is not None and file != "-":
         _check_size(Path(file), category, code, max_size)
-    with _client(opts) as client:
+    with connect(opts) as client:
         if url is not None:
-            _echo(client.upload_url(category, url, code=code, request_id=request_id))
+            echo(client.upload_url(category, url, code=code, request_id=request_id))
             return
         source: Path | IO[bytes] = sys.stdin.buffer if file == "-" else Path(str(file))
         bar = opts.progress(f"upload {'stdin' if file == '-' else Path(str(file)).name}")
@@ -459,7 +227,7 @@ def upload(
             )
         finally:
             bar.close()
-        _echo(uploaded)
+        echo(uploaded)
 
 
 def _check_size(path: Path, category: str, code: str | None, max_size: int | None) -> None:
@@ -485,16 +253,16 @@ def _check_size(path: Path, category: str, code: str | None, max_size: int | Non
 
 
 @partner.command("file")
-@_common
+@common
 @click.argument("file_id")
 def file_info(opts: Options, *, file_id: str) -> None:
     """Print a file's metadata and a fresh 60-minute link (GET /file/{id})."""
-    with _client(opts) as client:
-        _echo(client.file(file_id))
+    with connect(opts) as client:
+        echo(client.file(file_id))
 
 
 @partner.command()
-@_common
+@common
 @click.argument("id_or_link")
 @click.option(
     "-o",
@@ -513,7 +281,7 @@ def download(opts: Options, *, id_or_link: str, output: Path, force: bool) -> No
     """
     to_stdout = str(output) == "-"
     opts = dataclasses.replace(opts, stdout_taken=to_stdout)
-    with _reporting(opts):
+    with reporting(opts):
         _download(opts, id_or_link, output, force=force, to_stdout=to_stdout)
 
 
@@ -523,7 +291,7 @@ def _download(
     if not to_stdout and output.exists() and not force:
         _refuse_existing(opts, output)
     by_link = id_or_link.startswith(("http://", "https://"))
-    with _client(opts, credentials=not by_link) as client:
+    with connect(opts, credentials=not by_link) as client:
         link, expected = id_or_link, None
         if not by_link:
             info = client.file(id_or_link)
@@ -553,7 +321,7 @@ def _download(
         if not opts.quiet:
             click.echo(json.dumps(result), err=True)
     else:
-        _echo(result)
+        echo(result)
 
 
 def _refuse_existing(opts: Options, output: Path) -> NoReturn:

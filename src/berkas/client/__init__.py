@@ -5,7 +5,6 @@ Speaks DOKU's Partner file API (token, requirements, upload) plus berkas's extra
 """
 
 from berkas.client.aio import AsyncBerkasClient
-from berkas.client.calls import FileInput, OnProgress
 from berkas.client.errors import (
     AuthenticationError,
     BerkasAPIError,
@@ -33,6 +32,7 @@ from berkas.client.models import (
     Token,
     UploadedFile,
 )
+from berkas.client.streams import FileInput, OnProgress
 from berkas.client.sync import BerkasClient
 from berkas.core.catalogue import Category, DocumentCode
 from berkas.core.codes import Code as ErrorCode

@@ -6,11 +6,8 @@ and response parsing. ``BerkasClient`` and ``AsyncBerkasClient`` only perform th
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
-import stat
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -18,7 +15,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Generic, Protocol, Self, TypeAlias, TypeVar
+from typing import Any, Generic, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -34,6 +31,16 @@ from berkas.client.errors import (
 )
 from berkas.client.flow import Flow, RetryPolicy, Sleep, attempt, pump
 from berkas.client.models import FileInfo, Requirements, Token, UploadedFile
+from berkas.client.streams import (
+    Counted,
+    FileInput,
+    Meter,
+    OnProgress,
+    Sink,
+    content_length,
+    file_part,
+    put,
+)
 from berkas.core.catalogue import Category, DocumentCode
 from berkas.core.signing import signed_headers
 from berkas.core.wire import API_PREFIX
@@ -43,20 +50,6 @@ USER_AGENT = f"berkas-client/{__version__}"
 # Refresh a cached token this long before it expires (or after 80% of a short life), so
 # a request never leaves with a token that expires in flight.
 REFRESH_MARGIN = 60.0
-
-FileInput: TypeAlias = str | os.PathLike[str] | bytes | IO[bytes]
-"""A path (streamed from disk), the bytes themselves, or a binary file object."""
-
-
-class Sink(Protocol):
-    """Where ``download_to`` may stream a body: anything with ``write(bytes)``."""
-
-    def write(self, data: bytes, /) -> object:
-        """Take the next chunk."""
-
-
-OnProgress: TypeAlias = Callable[[int, int | None], object]
-"""Called as bytes go out or come in: (bytes so far, total or None when unknown)."""
 
 _Part = tuple[str | None, Any, str | None]
 
@@ -180,9 +173,9 @@ class Calls(Generic[HttpT, TransportT]):
         on_progress: OnProgress | None = None,
     ) -> Flow[UploadedFile]:
         with ExitStack() as stack:
-            name, content, rewindable = _file_part(file, filename, stack)
+            name, content, rewindable = file_part(file, filename, stack)
             if on_progress is not None:
-                content = _Counted.around(content, on_progress)
+                content = Counted.around(content, on_progress)
             parts = [*_fields(category, code), ("file", (name, content, None))]
             response = yield from self._upload_parts(parts, request_id, rewindable=rewindable)
         return models.parse_uploaded(_json(response))
@@ -244,7 +237,7 @@ class Calls(Generic[HttpT, TransportT]):
                 size, _ = yield from self._receive(link, sink.write, rewind, sha256, on_progress)
                 sink.flush()
                 os.fsync(sink.fileno())
-            _put(partial, path, overwrite=overwrite)
+            put(partial, path, overwrite=overwrite)
             return size
         finally:
             partial.unlink(missing_ok=True)
@@ -269,7 +262,7 @@ class Calls(Generic[HttpT, TransportT]):
             response = yield from attempt(
                 lambda: self._build("GET", link), self._retry, idempotent=True, stream=True
             )
-            meter = _Meter(write, _content_length(response), on_progress)
+            meter = Meter(write, content_length(response), on_progress)
             failure = yield from pump(response, meter)
             if failure is None:
                 actual = meter.digest.hexdigest()
@@ -399,52 +392,6 @@ class Calls(Generic[HttpT, TransportT]):
         )
 
 
-class _Meter:
-    """A body sink that also hashes, counts and reports progress."""
-
-    def __init__(
-        self, write: Callable[[bytes], object], total: int | None, on_progress: OnProgress | None
-    ) -> None:
-        self._write = write
-        self._total = total
-        self._on_progress = on_progress
-        self.digest = hashlib.sha256()
-        self.received = 0
-        if on_progress is not None:
-            on_progress(0, total)
-
-    def __call__(self, chunk: bytes) -> None:
-        self._write(chunk)
-        self.digest.update(chunk)
-        self.received += len(chunk)
-        if self._on_progress is not None:
-            self._on_progress(self.received, self._total)
-
-
-def _content_length(response: httpx.Response) -> int | None:
-    value = response.headers.get("content-length", "")
-    # A compressed body's Content-Length counts the wire bytes, not the ones written.
-    if not value.isdigit() or response.headers.get("content-encoding", "identity") != "identity":
-        return None
-    return int(value)
-
-
-def _put(partial: Path, path: Path, *, overwrite: bool) -> None:
-    if overwrite:
-        partial.replace(path)
-        return
-    # A hard link fails if ``path`` exists, even one created a moment ago by someone
-    # else: no check-then-rename race.
-    try:
-        os.link(partial, path)
-    except FileExistsError:
-        raise
-    except OSError:  # a file system without hard links
-        if path.exists():
-            raise FileExistsError(f"{path} exists") from None
-        partial.replace(path)
-
-
 def _fresh_for(token: Token) -> float:
     lifetime = token.lifetime
     if lifetime is None:  # no readable exp/iat: never reuse it
@@ -461,106 +408,6 @@ def _fields(category: Category | str, code: DocumentCode | str | None) -> list[t
     if code is not None:
         fields.append(("code", (None, str(code), None)))
     return fields
-
-
-def _file_part(
-    file: FileInput, filename: str | None, stack: ExitStack
-) -> tuple[str, bytes | IO[bytes] | _Stream, bool]:
-    """(filename, content, rewindable) for the multipart ``file`` part; never reads it."""
-    if isinstance(file, bytes | bytearray | memoryview):
-        return filename or "upload", bytes(file), True
-    if isinstance(file, str | os.PathLike):
-        path = Path(file)
-        handle = stack.enter_context(path.open("rb"))
-        return filename or path.name, handle, True
-    name = filename or Path(str(getattr(file, "name", "") or "upload")).name
-    if _is_pipe(file):
-        # A pipe or socket: its size is unknown (fstat says 0), so hide fileno and seek
-        # from httpx, which then streams it chunked instead of trusting that 0.
-        return name, _Stream(file), False
-    return name, file, _seekable(file)
-
-
-def _is_pipe(file: IO[bytes]) -> bool:
-    """True for a file descriptor that is not a regular file (pipe, socket, terminal)."""
-    try:
-        mode = os.fstat(file.fileno()).st_mode
-    except (AttributeError, OSError, ValueError):
-        return False
-    return not stat.S_ISREG(mode)
-
-
-def _seekable(file: IO[bytes]) -> bool:
-    seekable = getattr(file, "seekable", None)
-    try:
-        return bool(seekable()) if callable(seekable) else False
-    except (OSError, ValueError):
-        return False
-
-
-class _Stream:
-    """Only ``read``: a one-pass stream httpx sends with chunked encoding."""
-
-    def __init__(self, file: IO[bytes]) -> None:
-        self._file = file
-
-    def read(self, size: int = -1) -> bytes:
-        return self._file.read(size)
-
-
-class _Counted:
-    """A file part that reports how much httpx has read of it (``on_progress``).
-
-    Seekable sources keep ``seek``/``tell``/``fileno``, so httpx still sends a
-    Content-Length and rewinds on a retry (the count starts again from the position).
-    """
-
-    def __init__(self, file: Any, on_progress: OnProgress, total: int | None) -> None:
-        self._file = file
-        self._on_progress = on_progress
-        self._total = total
-        self._done = 0
-
-    @classmethod
-    def around(cls, content: Any, on_progress: OnProgress) -> Any:
-        if isinstance(content, bytes):
-            content = io.BytesIO(content)
-        if isinstance(content, _Stream) or not hasattr(content, "seek"):
-            return cls(content, on_progress, None)
-        return _SeekableCounted(content, on_progress, _length(content))
-
-    def read(self, size: int = -1) -> bytes:
-        chunk: bytes = self._file.read(size)
-        self._done += len(chunk)
-        self._on_progress(self._done, self._total)
-        return chunk
-
-
-class _SeekableCounted(_Counted):
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        position: int = self._file.seek(offset, whence)
-        self._done = position
-        return position
-
-    def tell(self) -> int:
-        return int(self._file.tell())
-
-    def fileno(self) -> int:
-        return int(self._file.fileno())
-
-
-def _length(file: Any) -> int | None:
-    try:
-        return os.fstat(file.fileno()).st_size
-    except (AttributeError, OSError, ValueError):
-        pass
-    try:
-        here = file.tell()
-        end = int(file.seek(0, os.SEEK_END))
-        file.seek(here)
-    except (AttributeError, OSError, ValueError):
-        return None
-    return end
 
 
 def _json(response: httpx.Response) -> Any:

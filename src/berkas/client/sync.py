@@ -9,9 +9,10 @@ from typing import TypeVar, cast
 
 import httpx
 
-from berkas.client.calls import Calls, FileInput, OnProgress, Sink
+from berkas.client.calls import Calls
 from berkas.client.flow import Action, Flow, Outcome, Pump, Send
 from berkas.client.models import FileInfo, Requirements, Token, UploadedFile
+from berkas.client.streams import FileInput, OnProgress, Sink
 from berkas.core.catalogue import Category, DocumentCode
 
 T = TypeVar("T")
