@@ -94,3 +94,10 @@ def test_a_broken_config_file_is_named(tmp_path: Path) -> None:
     path.write_text("[profiles\n")
     with pytest.raises(ConfigurationError, match=r"cannot read .*config\.toml"):
         profiles.resolve(env={}, path=path)
+
+
+def test_an_unwritable_place_is_a_configuration_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "berkas"
+    blocker.write_text("a file where the directory should be")
+    with pytest.raises(ConfigurationError, match=r"cannot (read|write) .*config\.toml"):
+        profiles.save_profile(blocker / "config.toml", "work", {"client_id": "BRN-1"})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -113,15 +114,21 @@ def save_profile(path: Path, name: str, values: Mapping[str, str]) -> None:
         raise ConfigurationError(f"{path}: 'profiles' must be a table")
     profiles[name] = dict(values)
     text = dump_toml(document)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # mkstemp: a fresh name, created 0600 (O_EXCL), before any byte is written.
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write {path}: {exc}") from None
+    temporary = Path(name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write {path}: {exc}") from None
     finally:
         temporary.unlink(missing_ok=True)
 
