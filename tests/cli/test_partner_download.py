@@ -117,3 +117,15 @@ def test_intact_bytes_pass(serve: Callable[[bytes], None], tmp_path: Path) -> No
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["verified"] is True
     assert (tmp_path / "logo.png").read_bytes() == STORED
+
+
+def test_an_output_in_a_missing_directory_is_named(
+    serve: Callable[[bytes], None], tmp_path: Path
+) -> None:
+    serve(STORED)
+    target = tmp_path / "missing" / "logo.png"
+    result = download(tmp_path, "-o", str(target))
+    assert result.exit_code == 2
+    assert (
+        result.stderr == f"output_unwritable: cannot write {target}: its directory does not exist\n"
+    )

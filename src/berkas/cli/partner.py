@@ -290,6 +290,8 @@ def _download(
 ) -> None:
     if not to_stdout and output.exists() and not force:
         _refuse_existing(opts, output)
+    if not to_stdout and not output.parent.is_dir():
+        raise _unwritable(output, "its directory does not exist")
     by_link = id_or_link.startswith(("http://", "https://"))
     with connect(opts, credentials=not by_link) as client:
         link, expected = id_or_link, None
@@ -308,6 +310,8 @@ def _download(
                 )
         except FileExistsError:
             _refuse_existing(opts, output)
+        except OSError as exc:
+            raise _unwritable(output, exc.strerror or str(exc)) from None
         finally:
             bar.close()
     sha256 = expected or (sink.hexdigest() if to_stdout else _sha256_of(output))
@@ -322,6 +326,12 @@ def _download(
             click.echo(json.dumps(result), err=True)
     else:
         echo(result)
+
+
+def _unwritable(output: Path, why: str) -> Failure:
+    return Failure(
+        "output_unwritable", f"cannot write {output}: {why}", type="usage_error", exit_code=USAGE
+    )
 
 
 def _refuse_existing(opts: Options, output: Path) -> NoReturn:

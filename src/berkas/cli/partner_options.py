@@ -32,7 +32,7 @@ OK, API_ERROR, USAGE, REFUSED, CORRUPT = 0, 1, 2, 3, 4
 EXIT_CODES = {
     OK: "done",
     API_ERROR: "the server refused the request, or could not be reached",
-    USAGE: "bad or missing options, credentials, profile or config file",
+    USAGE: "bad or missing options, credentials, profile or config file; -o unwritable",
     REFUSED: "refused locally before sending: file over its size cap, output file exists",
     CORRUPT: "the downloaded bytes do not match the sha256 the server reported",
 }
