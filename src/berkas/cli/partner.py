@@ -225,6 +225,13 @@ def upload(
                 request_id=request_id,
                 on_progress=bar,
             )
+        except OSError as exc:  # the SDK opens FILE only when the request is sent
+            raise Failure(
+                "file_unreadable",
+                f"cannot read {file}: {exc.strerror or exc}",
+                type="usage_error",
+                exit_code=USAGE,
+            ) from None
         finally:
             bar.close()
         echo(uploaded)
