@@ -11,6 +11,8 @@ import functools
 import hashlib
 import io
 import json
+import os
+import threading
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +29,8 @@ from berkas.client import (
     AuthenticationError,
     BerkasClient,
     Category,
+    ChecksumMismatch,
+    ConfigurationError,
     ConnectionFailed,
     DocumentCode,
     InvalidRequestError,
@@ -37,6 +41,7 @@ from berkas.client import (
     RetryPolicy,
     ServerError,
     UnsupportedContentError,
+    profiles,
 )
 from berkas.client.errors import ConflictError, api_error
 from berkas.config import Settings, load_settings
@@ -595,3 +600,176 @@ async def test_async_client_in_an_event_loop(
         assert info.sha256 == uploaded.sha256
         assert await client.download_to(info.link, tmp_path / "out.jpg") == len(content)
     assert (tmp_path / "out.jpg").read_bytes() == content
+
+
+# -- tokens in logs, typed requirements, progress, checksums, from_env ----------------
+
+
+def test_a_tokens_repr_and_str_never_show_the_token(client: Any) -> None:
+    token = client.token()
+    for shown in (repr(token), str(token), f"{[token]}", f"{token!r}"):
+        assert token.token not in shown
+    # Enough of the tail to tell two tokens apart in a log, no more.
+    assert repr(token).startswith(f"Token(token='…{token.token[-6:]}', issued_at=")
+    assert token.authorization == f"Bearer {token.token}"
+
+
+def test_requirements_are_typed_and_still_the_wire_dict(client: Any) -> None:
+    found = client.requirements("PERSONAL", "PERSEORANGAN", "RETAIL", "ID")
+
+    assert found["business"]["contact"]["documents"][0]["code"] == "KTP"
+    assert json.loads(json.dumps(found)) == found
+    assert [(e.section, e.category, e.code) for e in found.entries] == [
+        ("business.brand", "PHOTO_PROOF", None),
+        ("business.contact", "DOCUMENT", "KTP"),
+        ("business.contact", "OWNER_LIVENESS", None),
+    ]
+    ktp = found.find(Category.DOCUMENT, DocumentCode.KTP)
+    assert ktp is not None
+    assert ktp.extensions == ("PDF", "JPG", "JPEG", "PNG")
+    assert (ktp.max_size, ktp.max_bytes) == (15, 15 * 1024 * 1024)
+    (nik,) = ktp.form
+    assert (nik.code, nik.min_size, nik.max_size, nik.numeric) == ("NO_KTP", 16, 16, True)
+    assert found.find("photo_proof") == found.entries[0]
+    assert found.find("LOGO") is None
+
+
+def _recorder() -> tuple[list[tuple[int, int | None]], Callable[[int, int | None], None]]:
+    seen: list[tuple[int, int | None]] = []
+    return seen, lambda done, total: seen.append((done, total))
+
+
+@pytest.mark.parametrize("kind", ["path", "bytes", "file"])
+def test_upload_progress_counts_up_to_the_size(client: Any, tmp_path: Path, kind: str) -> None:
+    content = noisy_jpeg()
+    source: Any = content
+    if kind == "path":
+        source = tmp_path / "shop.jpg"
+        source.write_bytes(content)
+    elif kind == "file":
+        source = io.BytesIO(content)
+    seen, on_progress = _recorder()
+
+    uploaded = client.upload("PHOTO_PROOF", source, on_progress=on_progress)
+
+    assert uploaded.size == len(content)
+    assert len(seen) > 4  # reported chunk by chunk, not once at the end
+    assert {total for _, total in seen} == {len(content)}
+    done = [d for d, _ in seen]
+    assert done == sorted(done)
+    assert done[-1] == len(content)
+
+
+def test_upload_progress_from_a_pipe_has_no_total(client: Any) -> None:
+    content = noisy_jpeg(400)
+    reader, writer = os.pipe()
+    with os.fdopen(writer, "wb") as sink:
+        # The pipe buffer is smaller than the image: write from a thread.
+        def feed() -> None:
+            sink.write(content)
+            sink.close()
+
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        seen, on_progress = _recorder()
+        with os.fdopen(reader, "rb") as pipe:
+            uploaded = client.upload("LOGO", pipe, on_progress=on_progress)
+        feeder.join()
+    assert uploaded.sha256 == samples.sha256(content)
+    assert {total for _, total in seen} == {None}
+    assert seen[-1][0] == len(content)
+
+
+def test_download_progress_and_sha256_check(client: Any, tmp_path: Path) -> None:
+    content = noisy_jpeg()
+    uploaded = client.upload("PHOTO_PROOF", content)
+    seen, on_progress = _recorder()
+
+    got = client.download(uploaded.link, sha256=uploaded.sha256, on_progress=on_progress)
+
+    assert got == content
+    assert seen[0] == (0, len(content))
+    assert seen[-1] == (len(content), len(content))
+    stream = io.BytesIO()
+    assert client.download_to(uploaded.link, stream, sha256=uploaded.sha256) == len(content)
+    assert stream.getvalue() == content
+
+
+def test_a_download_that_does_not_match_its_sha256_keeps_nothing(
+    client: Any, tmp_path: Path
+) -> None:
+    uploaded = client.upload("LOGO", samples.png())
+    with pytest.raises(ChecksumMismatch) as caught:
+        client.download_to(uploaded.link, tmp_path / "logo.png", sha256="ab" * 32)
+    assert caught.value.actual == uploaded.sha256
+    assert caught.value.expected == "ab" * 32
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ChecksumMismatch):
+        client.download(uploaded.link, sha256="AB" * 32)
+
+
+def test_download_to_without_overwrite_keeps_an_existing_file(client: Any, tmp_path: Path) -> None:
+    uploaded = client.upload("LOGO", samples.png())
+    mine = tmp_path / "logo.png"
+    mine.write_bytes(b"mine")
+    with pytest.raises(FileExistsError):
+        client.download_to(uploaded.link, mine, overwrite=False)
+    assert mine.read_bytes() == b"mine"
+    assert list(tmp_path.iterdir()) == [mine]
+    client.download_to(uploaded.link, mine)
+    assert mine.read_bytes() == samples.png()
+
+
+@pytest.fixture
+def config_home(tmp_path: Path) -> Path:
+    return tmp_path / "xdg"
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_from_env_reads_the_clis_variables(
+    kind: str, partner: Client, faults: Faults, portal: BlockingPortal, config_home: Path
+) -> None:
+    env = {
+        "BERKAS_CLIENT_BASE_URL": BASE_URL,
+        "BERKAS_CLIENT_ID": partner.client_id,
+        "BERKAS_CLIENT_SECRET": partner.secret_key,
+        "XDG_CONFIG_HOME": str(config_home),
+    }
+    if kind == "sync":
+        with BerkasClient.from_env(env=env, transport=PortalTransport(faults, portal)) as sync:
+            assert sync.token().token
+    else:
+        aio = AsyncBerkasClient.from_env(env=env, transport=httpx.ASGITransport(app=faults))
+        assert portal.call(aio.token).token
+        portal.call(aio.aclose)
+    assert faults.requests_to(TOKEN_PATH)[0]["client-id"] == partner.client_id
+
+
+def test_from_env_falls_back_to_a_profile_and_the_environment_wins(
+    partner: Client, faults: Faults, portal: BlockingPortal, config_home: Path
+) -> None:
+    profiles.save_profile(
+        config_home / "berkas" / "config.toml",
+        "work",
+        {"base_url": BASE_URL, "client_id": partner.client_id, "secret_key": partner.secret_key},
+    )
+    env = {"XDG_CONFIG_HOME": str(config_home)}
+    transport = PortalTransport(faults, portal)
+    with BerkasClient.from_env(profile="work", env=env, transport=transport) as client:
+        assert client.token().token
+    wrong = {**env, "BERKAS_CLIENT_SECRET": "SK-wrong"}
+    with (
+        BerkasClient.from_env(profile="work", env=wrong, transport=transport) as client,
+        pytest.raises(AuthenticationError),
+    ):
+        client.token()
+
+
+def test_from_env_names_what_is_missing(config_home: Path) -> None:
+    env = {"XDG_CONFIG_HOME": str(config_home)}
+    with pytest.raises(ConfigurationError, match="BERKAS_CLIENT_ID is not set"):
+        BerkasClient.from_env(env=env)
+    with pytest.raises(ConfigurationError, match="BERKAS_CLIENT_SECRET is not set"):
+        BerkasClient.from_env(env={**env, "BERKAS_CLIENT_ID": "BRN-1"})
+    with pytest.raises(ConfigurationError, match="no profile 'nope'"):
+        BerkasClient.from_env(env=env, profile="nope")

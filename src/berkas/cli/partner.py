@@ -1,147 +1,175 @@
-"""``berkas partner``: a partner's verbs (token, requirements, upload, file, download) via the SDK.
-
-Each prints JSON on stdout; an API error prints ``code: message`` on stderr and exits 1.
+"""``berkas partner``: a partner's verbs (configure, token, requirements, upload, file,
+download) over the SDK; options, client and output convention in ``partner_options``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, Any, NoReturn
 
 import click
 
+from berkas.cli.partner_options import (
+    OUTPUT,
+    PROFILE,
+    REFUSED,
+    USAGE,
+    Failure,
+    Options,
+    common,
+    connect,
+    echo,
+    reporting,
+)
+from berkas.cli.progress import human
+from berkas.client import profiles
 from berkas.core.catalogue import BusinessType, Category, DocumentCode
-from berkas.core.wire import iso8601
-
-if TYPE_CHECKING:
-    from berkas.client import BerkasClient
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _credentials(command: F) -> F:
-    """The connection options every partner verb takes (flag or environment)."""
-    options = [
-        click.option(
-            "--base-url",
-            envvar="BERKAS_CLIENT_BASE_URL",
-            show_envvar=True,
-            default="http://127.0.0.1:8000",
-            show_default=True,
-            help="The berkas (or DOKU) server root.",
-        ),
-        click.option(
-            "--client-id",
-            envvar="BERKAS_CLIENT_ID",
-            show_envvar=True,
-            required=True,
-            help="Your Client-Id, e.g. BRN-0001-10791114622547.",
-        ),
-        click.option(
-            "--secret-key",
-            envvar="BERKAS_CLIENT_SECRET",
-            show_envvar=True,
-            required=True,
-            # Prefer the environment: a flag's value is visible to other local users
-            # in the process list.
-            help="Your secret key (prefer the environment variable).",
-        ),
-        click.option(
-            "--timeout", type=float, default=30.0, show_default=True, help="Seconds per try."
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-@contextmanager
-def _client(
-    base_url: str, client_id: str, secret_key: str, timeout: float
-) -> Iterator[BerkasClient]:
-    """An SDK client; API and connection errors become ``code: message`` and exit 1."""
-    from berkas.client import BerkasAPIError, BerkasClient, ConnectionFailed
-
-    try:
-        with BerkasClient(base_url, client_id, secret_key, timeout=timeout) as client:
-            yield client
-    except (BerkasAPIError, ConnectionFailed) as exc:
-        click.echo(f"{exc.code}: {exc.message}", err=True)
-        sys.exit(1)
-
-
-def _echo(value: Any) -> None:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    click.echo(json.dumps(value, indent=2, default=_jsonable))
-
-
-def _jsonable(value: object) -> str:
-    if isinstance(value, datetime):
-        return iso8601(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def partner() -> None:
     """Talk to a berkas server as a partner: token, requirements, upload, file, download.
 
-    Credentials come from --client-id/--secret-key or BERKAS_CLIENT_ID and
-    BERKAS_CLIENT_SECRET; the server from --base-url or BERKAS_CLIENT_BASE_URL.
+    Each setting comes from its flag, else its environment variable
+    (BERKAS_CLIENT_BASE_URL, BERKAS_CLIENT_ID, BERKAS_CLIENT_SECRET), else the profile
+    (--profile NAME, or 'default'; save one with 'berkas partner configure').
+
+    Results are JSON on stdout. Errors are 'code: message' on stderr, or JSON on stdout
+    with --json. Exit codes: 0 done; 1 the server refused or could not be reached;
+    2 bad or missing options or credentials; 3 refused locally before sending (file too
+    large, output exists); 4 a download did not match its sha256.
     """
 
 
 @partner.command()
-@_credentials
-@click.option("--valid-time", type=click.IntRange(min=1), help="Minutes the token lives.")
-def token(
-    *, base_url: str, client_id: str, secret_key: str, timeout: float, valid_time: int | None
+@PROFILE
+@click.option("--base-url", help="Server root, e.g. http://127.0.0.1:8000.")
+@click.option("--client-id", help="Your Client-Id.")
+@click.option("--secret-key", help="Your secret key (asked for, hidden, when not given).")
+@OUTPUT[0]
+@OUTPUT[1]
+def configure(
+    *,
+    profile: str | None,
+    base_url: str | None,
+    client_id: str | None,
+    secret_key: str | None,
+    json_errors: bool,
+    quiet: bool,
 ) -> None:
-    """Get a bearer token (POST /token, HMAC-signed) and print it with its expiry."""
-    with _client(base_url, client_id, secret_key, timeout) as client:
-        _echo(client.token(valid_time))
+    """Save a profile (server, Client-Id, secret) to the config file, mode 0600.
+
+    Asks for what the flags leave out; the secret is read without echo. Other
+    profiles in the file are kept.
+    """
+    opts = Options(profile, base_url, client_id, secret_key, 30.0, json_errors, quiet)
+    name = profile or profiles.DEFAULT_PROFILE
+    path = profiles.config_path()
+    with reporting(opts):
+        current = profiles.read_profiles(path).get(name, {})
+        try:
+            base_url, client_id, secret_key = _ask(current, base_url, client_id, secret_key)
+        except click.Abort:
+            raise Failure(
+                "configuration_invalid",
+                "input ended before every value was given; pass --base-url, --client-id "
+                "and --secret-key when there is no one to ask",
+                type="usage_error",
+                exit_code=USAGE,
+            ) from None
+        if not secret_key or not client_id or not base_url:
+            raise Failure(
+                "configuration_invalid",
+                "base URL, Client-Id and secret key are all needed",
+                type="usage_error",
+                exit_code=USAGE,
+            )
+        profiles.save_profile(
+            path, name, {"base_url": base_url, "client_id": client_id, "secret_key": secret_key}
+        )
+        echo({"profile": name, "path": str(path), "base_url": base_url, "client_id": client_id})
+
+
+def _ask(
+    current: dict[str, Any], base_url: str | None, client_id: str | None, secret_key: str | None
+) -> tuple[str | None, str | None, str | None]:
+    """Prompt (on stderr: stdout is for the result) for what the flags left out."""
+    if base_url is None:
+        base_url = click.prompt(
+            "Server root",
+            default=current.get("base_url", profiles.DEFAULT_BASE_URL),
+            err=True,
+        )
+    if client_id is None:
+        client_id = click.prompt("Client-Id", default=current.get("client_id"), err=True)
+    if secret_key is None:
+        kept = current.get("secret_key")
+        entered: str = click.prompt(
+            "Secret key" + (" (empty: keep the saved one)" if kept else ""),
+            hide_input=True,
+            default="" if kept else None,
+            show_default=False,
+            err=True,
+        )
+        secret_key = entered or kept
+    return base_url, client_id, secret_key
 
 
 @partner.command()
-@_credentials
+@common
+@click.option("--valid-time", type=click.IntRange(min=1), help="Minutes the token lives.")
+@click.option("--raw", is_flag=True, help="Print only the token, for $(...) in scripts.")
+def token(opts: Options, *, valid_time: int | None, raw: bool) -> None:
+    """Get a bearer token (POST /token, HMAC-signed) and print it with its expiry."""
+    with connect(opts) as client:
+        got = client.token(valid_time)
+    if raw:
+        click.echo(got.token)
+    else:
+        echo(got)
+
+
+_LEGAL_ENTITIES = sorted({e for b in BusinessType for e in b.legal_entities})
+
+
+@partner.command()
+@common
 @click.option(
     "--business-type",
     required=True,
     type=click.Choice([b.value for b in BusinessType], case_sensitive=False),
 )
-@click.option("--legal-entity", required=True, help="e.g. PERSEORANGAN, PT, CV.")
+@click.option(
+    "--legal-entity",
+    required=True,
+    type=click.Choice(_LEGAL_ENTITIES, case_sensitive=False),
+    help="e.g. PERSEORANGAN, PT, CV.",
+)
 @click.option("--business-line", required=True, help="e.g. RETAIL, ONLINE_STORE.")
 @click.option(
     "--nationality", default="ID", show_default=True, help="Contact's ISO 3166 alpha-2 code."
 )
 def requirements(
-    *,
-    base_url: str,
-    client_id: str,
-    secret_key: str,
-    timeout: float,
-    business_type: str,
-    legal_entity: str,
-    business_line: str,
-    nationality: str,
+    opts: Options, *, business_type: str, legal_entity: str, business_line: str, nationality: str
 ) -> None:
     """Print which documents a merchant of this kind must provide (GET /file)."""
-    with _client(base_url, client_id, secret_key, timeout) as client:
-        _echo(
+    with connect(opts) as client:
+        echo(
             client.requirements(
-                business_type.upper(), legal_entity, business_line, nationality.upper()
+                business_type.upper(),
+                legal_entity.upper(),
+                business_line.upper(),
+                nationality.upper(),
             )
         )
 
 
 @partner.command()
-@_credentials
+@common
 @click.option(
     "--category",
     required=True,
@@ -155,62 +183,188 @@ def requirements(
 @click.option("--url", help="Have the server fetch this http(s) URL instead of sending FILE.")
 @click.option("--filename", help="Name sent for the file (default: FILE's name).")
 @click.option("--request-id", help="Makes the upload idempotent: a retry stores it once.")
+@click.option(
+    "--max-size",
+    type=click.IntRange(min=1),
+    metavar="MB",
+    help="Refuse locally above this size (default: the requirement's max_size in "
+    "berkas's catalogue; raise it if your server's catalogue allows more).",
+)
 @click.argument(
     "file", required=False, type=click.Path(exists=True, dir_okay=False, allow_dash=True)
 )
 def upload(
+    opts: Options,
     *,
-    base_url: str,
-    client_id: str,
-    secret_key: str,
-    timeout: float,
     category: str,
     code: str | None,
     url: str | None,
     filename: str | None,
     request_id: str | None,
+    max_size: int | None,
     file: str | None,
 ) -> None:
     """Upload FILE (a path, or - for stdin) or --url as a document (POST /file)."""
     if (file is None) == (url is None):
         raise click.UsageError("give exactly one of FILE and --url.")
     category, code = category.upper(), code.upper() if code else None
-    with _client(base_url, client_id, secret_key, timeout) as client:
+    if file is not None and file != "-":
+        _check_size(Path(file), category, code, max_size)
+    with connect(opts) as client:
         if url is not None:
-            _echo(client.upload_url(category, url, code=code, request_id=request_id))
+            echo(client.upload_url(category, url, code=code, request_id=request_id))
             return
-        source = sys.stdin.buffer if file == "-" else Path(str(file))
-        _echo(client.upload(category, source, code=code, filename=filename, request_id=request_id))
+        source: Path | IO[bytes] = sys.stdin.buffer if file == "-" else Path(str(file))
+        bar = opts.progress(f"upload {'stdin' if file == '-' else Path(str(file)).name}")
+        try:
+            uploaded = client.upload(
+                category,
+                source,
+                code=code,
+                filename=filename,
+                request_id=request_id,
+                on_progress=bar,
+            )
+        except OSError as exc:  # the SDK opens FILE only when the request is sent
+            raise Failure(
+                "file_unreadable",
+                f"cannot read {file}: {exc.strerror or exc}",
+                type="usage_error",
+                exit_code=USAGE,
+            ) from None
+        finally:
+            bar.close()
+        echo(uploaded)
+
+
+def _check_size(path: Path, category: str, code: str | None, max_size: int | None) -> None:
+    """Refuse a file over its cap before a byte is sent (the server would answer 413
+    only after receiving up to the cap)."""
+    from berkas.core.catalogue import MIB, Catalogue
+
+    kind = Category(category)
+    document = DocumentCode(code) if code and kind is Category.DOCUMENT else None
+    label = Catalogue.label(kind, document)
+    if max_size is None:
+        max_size = Catalogue.load().requirement(kind, document).max_size
+    size = path.stat().st_size
+    if size > max_size * MIB:
+        raise Failure(
+            "file_too_large",
+            f"{path.name} is {size:,} bytes ({human(size)}); {label} accepts at most "
+            f"{max_size} MB ({max_size * MIB:,} bytes). "
+            "Nothing was sent (--max-size raises the local cap if your server allows more).",
+            type="invalid_request_error",
+            exit_code=REFUSED,
+        )
 
 
 @partner.command("file")
-@_credentials
+@common
 @click.argument("file_id")
-def file_info(
-    *, base_url: str, client_id: str, secret_key: str, timeout: float, file_id: str
-) -> None:
+def file_info(opts: Options, *, file_id: str) -> None:
     """Print a file's metadata and a fresh 60-minute link (GET /file/{id})."""
-    with _client(base_url, client_id, secret_key, timeout) as client:
-        _echo(client.file(file_id))
+    with connect(opts) as client:
+        echo(client.file(file_id))
 
 
 @partner.command()
-@_credentials
+@common
 @click.argument("id_or_link")
 @click.option(
     "-o",
     "--output",
     required=True,
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="Where to write the bytes (written whole or not at all).",
+    type=click.Path(dir_okay=False, writable=True, allow_dash=True, path_type=Path),
+    help="Where to write the bytes (written whole or not at all); - for stdout.",
 )
-def download(
-    *, base_url: str, client_id: str, secret_key: str, timeout: float, id_or_link: str, output: Path
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+def download(opts: Options, *, id_or_link: str, output: Path, force: bool) -> None:
+    """Save a file's bytes, given its id (needs credentials) or a link (needs none).
+
+    By id, the bytes are checked against the sha256 the server reports; a mismatch
+    keeps nothing and exits 4. Prints path, size, sha256 and whether it was verified
+    (with -o -, the bytes go to stdout, and this and any error to stderr).
+    """
+    to_stdout = str(output) == "-"
+    opts = dataclasses.replace(opts, stdout_taken=to_stdout)
+    with reporting(opts):
+        _download(opts, id_or_link, output, force=force, to_stdout=to_stdout)
+
+
+def _download(
+    opts: Options, id_or_link: str, output: Path, *, force: bool, to_stdout: bool
 ) -> None:
-    """Save a file's bytes, given its id or a link."""
-    with _client(base_url, client_id, secret_key, timeout) as client:
-        link = id_or_link
-        if not id_or_link.startswith(("http://", "https://")):
-            link = client.file(id_or_link).link
-        size = client.download_to(link, output)
-        _echo({"path": str(output), "size": size})
+    if not to_stdout and output.exists() and not force:
+        _refuse_existing(opts, output)
+    if not to_stdout and not output.parent.is_dir():
+        raise _unwritable(output, "its directory does not exist")
+    by_link = id_or_link.startswith(("http://", "https://"))
+    with connect(opts, credentials=not by_link) as client:
+        link, expected = id_or_link, None
+        if not by_link:
+            info = client.file(id_or_link)
+            link, expected = info.link, info.sha256
+        bar = opts.progress(f"download {'stdout' if to_stdout else output.name}")
+        sink = _Hashing(sys.stdout.buffer)
+        try:
+            if to_stdout:
+                size = client.download_to(link, sink, sha256=expected, on_progress=bar)
+                sys.stdout.buffer.flush()
+            else:
+                size = client.download_to(
+                    link, output, sha256=expected, overwrite=force, on_progress=bar
+                )
+        except FileExistsError:
+            _refuse_existing(opts, output)
+        except OSError as exc:
+            raise _unwritable(output, exc.strerror or str(exc)) from None
+        finally:
+            bar.close()
+    sha256 = expected or (sink.hexdigest() if to_stdout else _sha256_of(output))
+    result = {
+        "path": "-" if to_stdout else str(output),
+        "size": size,
+        "sha256": sha256,
+        "verified": expected is not None,
+    }
+    if to_stdout:
+        if not opts.quiet:
+            click.echo(json.dumps(result), err=True)
+    else:
+        echo(result)
+
+
+def _unwritable(output: Path, why: str) -> Failure:
+    return Failure(
+        "output_unwritable", f"cannot write {output}: {why}", type="usage_error", exit_code=USAGE
+    )
+
+
+def _refuse_existing(opts: Options, output: Path) -> NoReturn:
+    Failure(
+        "output_exists",
+        f"{output} exists; pass --force to replace it",
+        type="usage_error",
+        exit_code=REFUSED,
+    ).report(opts)
+
+
+class _Hashing:
+    """A stream sink that keeps the running sha256 of what passed (for -o -)."""
+
+    def __init__(self, sink: IO[bytes]) -> None:
+        self._sink = sink
+        self._digest = hashlib.sha256()
+
+    def write(self, chunk: bytes) -> int:
+        self._digest.update(chunk)
+        return self._sink.write(chunk)
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
+def _sha256_of(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

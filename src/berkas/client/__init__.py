@@ -5,11 +5,12 @@ Speaks DOKU's Partner file API (token, requirements, upload) plus berkas's extra
 """
 
 from berkas.client.aio import AsyncBerkasClient
-from berkas.client.calls import FileInput
 from berkas.client.errors import (
     AuthenticationError,
     BerkasAPIError,
     BerkasClientError,
+    ChecksumMismatch,
+    ConfigurationError,
     ConflictError,
     ConnectionFailed,
     FetchError,
@@ -23,7 +24,15 @@ from berkas.client.errors import (
     UnsupportedContentError,
 )
 from berkas.client.flow import RetryPolicy
-from berkas.client.models import FileInfo, Token, UploadedFile
+from berkas.client.models import (
+    FileInfo,
+    Requirement,
+    RequirementField,
+    Requirements,
+    Token,
+    UploadedFile,
+)
+from berkas.client.streams import FileInput, OnProgress
 from berkas.client.sync import BerkasClient
 from berkas.core.catalogue import Category, DocumentCode
 from berkas.core.codes import Code as ErrorCode
@@ -35,6 +44,8 @@ __all__ = [
     "BerkasClient",
     "BerkasClientError",
     "Category",
+    "ChecksumMismatch",
+    "ConfigurationError",
     "ConflictError",
     "ConnectionFailed",
     "DocumentCode",
@@ -44,9 +55,13 @@ __all__ = [
     "FileInput",
     "InvalidRequestError",
     "NotFoundError",
+    "OnProgress",
     "PermissionDeniedError",
     "RateLimitError",
     "ReplayedError",
+    "Requirement",
+    "RequirementField",
+    "Requirements",
     "RetryPolicy",
     "ServerError",
     "Token",

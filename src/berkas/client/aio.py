@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 # anyio is httpx's own async layer (a hard dependency), so sleeping through it keeps the
 # client usable under asyncio and trio alike, as httpx.AsyncClient is.
 import anyio
 import httpx
 
-from berkas.client.calls import Calls, FileInput
+from berkas.client.calls import Calls
 from berkas.client.flow import Action, Flow, Outcome, Pump, Send
-from berkas.client.models import FileInfo, Token, UploadedFile
+from berkas.client.models import FileInfo, Requirements, Token, UploadedFile
+from berkas.client.streams import FileInput, OnProgress, Sink
 from berkas.core.catalogue import Category, DocumentCode
 
 T = TypeVar("T")
@@ -34,7 +35,7 @@ class AsyncBerkasClient(Calls[httpx.AsyncClient, httpx.AsyncBaseTransport]):
 
     async def requirements(
         self, business_type: str, legal_entity: str, brand_business_line: str, nationality: str
-    ) -> dict[str, Any]:
+    ) -> Requirements:
         """See ``BerkasClient.requirements``."""
         flow = self._requirements(business_type, legal_entity, brand_business_line, nationality)
         return await self._run(flow)
@@ -47,9 +48,17 @@ class AsyncBerkasClient(Calls[httpx.AsyncClient, httpx.AsyncBaseTransport]):
         code: DocumentCode | str | None = None,
         filename: str | None = None,
         request_id: str | None = None,
+        on_progress: OnProgress | None = None,
     ) -> UploadedFile:
         """See ``BerkasClient.upload`` (a file object is read on the event loop)."""
-        flow = self._upload(category, file, code=code, filename=filename, request_id=request_id)
+        flow = self._upload(
+            category,
+            file,
+            code=code,
+            filename=filename,
+            request_id=request_id,
+            on_progress=on_progress,
+        )
         return await self._run(flow)
 
     async def upload_url(
@@ -67,13 +76,23 @@ class AsyncBerkasClient(Calls[httpx.AsyncClient, httpx.AsyncBaseTransport]):
         """See ``BerkasClient.file``."""
         return await self._run(self._file(file_id))
 
-    async def download(self, link: str) -> bytes:
+    async def download(
+        self, link: str, *, sha256: str | None = None, on_progress: OnProgress | None = None
+    ) -> bytes:
         """See ``BerkasClient.download``."""
-        return await self._run(self._download(link))
+        return await self._run(self._download(link, sha256, on_progress))
 
-    async def download_to(self, link: str, path: str | os.PathLike[str]) -> int:
+    async def download_to(
+        self,
+        link: str,
+        path: str | os.PathLike[str] | Sink,
+        *,
+        sha256: str | None = None,
+        overwrite: bool = True,
+        on_progress: OnProgress | None = None,
+    ) -> int:
         """See ``BerkasClient.download_to``."""
-        return await self._run(self._download_to(link, path))
+        return await self._run(self._download_to(link, path, sha256, overwrite, on_progress))
 
     async def aclose(self) -> None:
         """Close the connections."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -16,16 +15,32 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Generic, TypeAlias, TypeVar
+from typing import Any, Generic, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from berkas import __version__
-from berkas.client import models
-from berkas.client.errors import AuthenticationError, ConnectionFailed, ServerError
+from berkas.client import models, profiles
+from berkas.client.errors import (
+    AuthenticationError,
+    ChecksumMismatch,
+    ConfigurationError,
+    ConnectionFailed,
+    ServerError,
+)
 from berkas.client.flow import Flow, RetryPolicy, Sleep, attempt, pump
-from berkas.client.models import FileInfo, Token, UploadedFile
+from berkas.client.models import FileInfo, Requirements, Token, UploadedFile
+from berkas.client.streams import (
+    Counted,
+    FileInput,
+    Meter,
+    OnProgress,
+    Sink,
+    content_length,
+    file_part,
+    put,
+)
 from berkas.core.catalogue import Category, DocumentCode
 from berkas.core.signing import signed_headers
 from berkas.core.wire import API_PREFIX
@@ -35,9 +50,6 @@ USER_AGENT = f"berkas-client/{__version__}"
 # Refresh a cached token this long before it expires (or after 80% of a short life), so
 # a request never leaves with a token that expires in flight.
 REFRESH_MARGIN = 60.0
-
-FileInput: TypeAlias = str | os.PathLike[str] | bytes | IO[bytes]
-"""A path (streamed from disk), the bytes themselves, or a binary file object."""
 
 _Part = tuple[str | None, Any, str | None]
 
@@ -87,6 +99,36 @@ class Calls(Generic[HttpT, TransportT]):
         self._clock = clock
         self._cached: _Cached | None = None
 
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        profile: str | None = None,
+        env: Mapping[str, str] | None = None,
+        config_path: str | os.PathLike[str] | None = None,
+        **options: Any,
+    ) -> Self:
+        """A client configured as the ``berkas partner`` CLI is, without flags.
+
+        Reads ``BERKAS_CLIENT_BASE_URL`` (default ``http://127.0.0.1:8000``),
+        ``BERKAS_CLIENT_ID`` and ``BERKAS_CLIENT_SECRET``; what they leave unset comes
+        from ``profile`` (or the ``default`` profile, if any) in
+        ``$XDG_CONFIG_HOME/berkas/config.toml``. ``options`` are the constructor's
+        keyword arguments. Raises ``ConfigurationError`` naming what is missing.
+        """
+        found = profiles.resolve(
+            env=env,
+            profile=profile,
+            path=None if config_path is None else Path(config_path),
+        )
+        if found.client_id is None or found.secret_key is None:
+            missing = profiles.ENV_CLIENT_ID if found.client_id is None else profiles.ENV_SECRET_KEY
+            raise ConfigurationError(
+                f"{missing} is not set and no profile gives it "
+                "(save one with: berkas partner configure)"
+            )
+        return cls(found.base_url, found.client_id, found.secret_key, **options)
+
     # -- flows, one per public method ------------------------------------------------
 
     def _token(self, valid_time: int | None) -> Flow[Token]:
@@ -110,7 +152,7 @@ class Calls(Generic[HttpT, TransportT]):
 
     def _requirements(
         self, business_type: str, legal_entity: str, brand_business_line: str, nationality: str
-    ) -> Flow[dict[str, Any]]:
+    ) -> Flow[Requirements]:
         params = {
             "businessType": str(business_type),
             "businessLegalEntity": legal_entity,
@@ -118,7 +160,7 @@ class Calls(Generic[HttpT, TransportT]):
             "businessContactNationality": nationality,
         }
         response = yield from self._signed("GET", f"{PREFIX}/file", params=params)
-        return models.parse_object(_json(response))
+        return models.parse_requirements(_json(response))
 
     def _upload(
         self,
@@ -128,9 +170,12 @@ class Calls(Generic[HttpT, TransportT]):
         code: DocumentCode | str | None,
         filename: str | None,
         request_id: str | None,
+        on_progress: OnProgress | None = None,
     ) -> Flow[UploadedFile]:
         with ExitStack() as stack:
-            name, content, rewindable = _file_part(file, filename, stack)
+            name, content, rewindable = file_part(file, filename, stack)
+            if on_progress is not None:
+                content = Counted.around(content, on_progress)
             parts = [*_fields(category, code), ("file", (name, content, None))]
             response = yield from self._upload_parts(parts, request_id, rewindable=rewindable)
         return models.parse_uploaded(_json(response))
@@ -157,40 +202,82 @@ class Calls(Generic[HttpT, TransportT]):
         )
         return models.parse_file_info(_json(response))
 
-    def _download(self, link: str) -> Flow[bytes]:
-        # No Authorization header: a link is its own credential, and it may point at
-        # another host (a CDN, a proxy) that must never see the partner's bearer token.
-        response = yield from attempt(
-            lambda: self._build("GET", link), self._retry, idempotent=True
-        )
-        return response.content
+    def _download(
+        self, link: str, sha256: str | None, on_progress: OnProgress | None
+    ) -> Flow[bytes]:
+        body = bytearray()
+        yield from self._receive(link, body.extend, body.clear, sha256, on_progress)
+        return bytes(body)
 
-    def _download_to(self, link: str, path: str | os.PathLike[str]) -> Flow[int]:
-        target = Path(path)
-        # Written beside the target and renamed when complete, so ``path`` never holds
-        # a partial download, even when the connection drops mid-body.
-        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
-        tries = 0
+    def _download_to(
+        self,
+        link: str,
+        target: str | os.PathLike[str] | Sink,
+        sha256: str | None,
+        overwrite: bool,
+        on_progress: OnProgress | None,
+    ) -> Flow[int]:
+        if not isinstance(target, str | os.PathLike):
+            # A stream (stdout, a socket): bytes already written cannot be taken back,
+            # so a body that breaks off is not retried, and a bad checksum is reported
+            # after the fact.
+            size, _ = yield from self._receive(link, target.write, None, sha256, on_progress)
+            return size
+        path = Path(target)
+        # Written beside the target and renamed when complete (and verified), so
+        # ``path`` never holds a partial or corrupted download.
+        partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
         try:
-            while True:
-                response = yield from attempt(
-                    lambda: self._build("GET", link), self._retry, idempotent=True, stream=True
-                )
-                with partial.open("wb") as sink:
-                    failure = yield from pump(response, sink.write)
-                    size = sink.tell()
-                if failure is None:
-                    partial.replace(target)
-                    return size
-                delay = self._retry.delay(tries)
-                if delay is None:
-                    raise ConnectionFailed(
-                        f"download of {target.name} broke off after {size} bytes: {failure!r}"
-                    ) from failure
-                tries += 1
-                yield Sleep(delay)
+            with partial.open("wb") as sink:
+
+                def rewind() -> None:
+                    sink.seek(0)
+                    sink.truncate()
+
+                size, _ = yield from self._receive(link, sink.write, rewind, sha256, on_progress)
+                sink.flush()
+                os.fsync(sink.fileno())
+            put(partial, path, overwrite=overwrite)
+            return size
         finally:
             partial.unlink(missing_ok=True)
+
+    def _receive(
+        self,
+        link: str,
+        write: Callable[[bytes], object],
+        rewind: Callable[[], None] | None,
+        sha256: str | None,
+        on_progress: OnProgress | None,
+    ) -> Flow[tuple[int, str]]:
+        """Stream a link's body into ``write``; return (size, sha256 hex).
+
+        No Authorization header: a link is its own credential, and it may point at
+        another host (a CDN, a proxy) that must never see the partner's bearer token. A
+        body that breaks off is fetched again from the start after ``rewind`` (none: not
+        retried). With ``sha256`` the digest must match or ``ChecksumMismatch`` raises.
+        """
+        tries = 0
+        while True:
+            response = yield from attempt(
+                lambda: self._build("GET", link), self._retry, idempotent=True, stream=True
+            )
+            meter = Meter(write, content_length(response), on_progress)
+            failure = yield from pump(response, meter)
+            if failure is None:
+                actual = meter.digest.hexdigest()
+                if sha256 is not None and actual != sha256.lower():
+                    raise ChecksumMismatch(sha256.lower(), actual, meter.received)
+                return meter.received, actual
+            delay = None if rewind is None else self._retry.delay(tries)
+            if delay is None:
+                raise ConnectionFailed(
+                    f"download broke off after {meter.received} bytes: {failure!r}"
+                ) from failure
+            assert rewind is not None
+            rewind()
+            tries += 1
+            yield Sleep(delay)
 
     # -- request building ------------------------------------------------------------
 
@@ -321,51 +408,6 @@ def _fields(category: Category | str, code: DocumentCode | str | None) -> list[t
     if code is not None:
         fields.append(("code", (None, str(code), None)))
     return fields
-
-
-def _file_part(
-    file: FileInput, filename: str | None, stack: ExitStack
-) -> tuple[str, bytes | IO[bytes] | _Stream, bool]:
-    """(filename, content, rewindable) for the multipart ``file`` part; never reads it."""
-    if isinstance(file, bytes | bytearray | memoryview):
-        return filename or "upload", bytes(file), True
-    if isinstance(file, str | os.PathLike):
-        path = Path(file)
-        handle = stack.enter_context(path.open("rb"))
-        return filename or path.name, handle, True
-    name = filename or Path(str(getattr(file, "name", "") or "upload")).name
-    if _is_pipe(file):
-        # A pipe or socket: its size is unknown (fstat says 0), so hide fileno and seek
-        # from httpx, which then streams it chunked instead of trusting that 0.
-        return name, _Stream(file), False
-    return name, file, _seekable(file)
-
-
-def _is_pipe(file: IO[bytes]) -> bool:
-    """True for a file descriptor that is not a regular file (pipe, socket, terminal)."""
-    try:
-        mode = os.fstat(file.fileno()).st_mode
-    except (AttributeError, OSError, ValueError):
-        return False
-    return not stat.S_ISREG(mode)
-
-
-def _seekable(file: IO[bytes]) -> bool:
-    seekable = getattr(file, "seekable", None)
-    try:
-        return bool(seekable()) if callable(seekable) else False
-    except (OSError, ValueError):
-        return False
-
-
-class _Stream:
-    """Only ``read``: a one-pass stream httpx sends with chunked encoding."""
-
-    def __init__(self, file: IO[bytes]) -> None:
-        self._file = file
-
-    def read(self, size: int = -1) -> bytes:
-        return self._file.read(size)
 
 
 def _json(response: httpx.Response) -> Any:

@@ -1,6 +1,8 @@
 """What the SDK raises: one class per HTTP status family, parsed from the error envelope.
 
 BerkasClientError                   anything the SDK raises on purpose
+├── ConfigurationError              from_env/profiles: a setting missing or unreadable
+├── ChecksumMismatch                downloaded bytes differ from the sha256 expected
 ├── ConnectionFailed                no HTTP answer (after the retries it was allowed)
 └── BerkasAPIError                  a non-2xx answer; .status .code .message .type
     ├── InvalidRequestError         400
@@ -29,6 +31,33 @@ _ENVELOPE_KEYS = ("code", "message", "type")
 
 class BerkasClientError(Exception):
     """Base of every error the SDK raises on purpose."""
+
+
+class ConfigurationError(BerkasClientError):
+    """A client could not be configured: a variable unset, a profile missing, a
+    config file that does not parse. ``message`` names what to set."""
+
+    code = "configuration_invalid"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ChecksumMismatch(BerkasClientError):
+    """The downloaded bytes' SHA-256 is not the one expected (nothing was kept on disk)."""
+
+    code = "checksum_mismatch"
+
+    def __init__(self, expected: str, actual: str, size: int) -> None:
+        message = (
+            f"the {size} bytes received have sha256 {actual}, but the server reported {expected}"
+        )
+        super().__init__(message)
+        self.message = message
+        self.expected = expected
+        self.actual = actual
+        self.size = size
 
 
 class ConnectionFailed(BerkasClientError):

@@ -1,4 +1,5 @@
-"""What the SDK returns: Token, UploadedFile, FileInfo, parsed from the wire's JSON.
+"""What the SDK returns: Token, UploadedFile, FileInfo, Requirements, parsed from the
+wire's JSON.
 
 Only DOKU's fields are required (``token``; ``id``, ``link``, ``category``), so the SDK
 also reads DOKU's own answers; berkas's extra fields are optional.
@@ -9,22 +10,34 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from berkas.client.errors import ServerError
+from berkas.core.catalogue_types import MIB
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Token:
-    """A bearer token from POST /token, with the times its (unverified) claims state."""
+    """A bearer token from POST /token, with the times its (unverified) claims state.
+
+    ``repr()`` and ``str()`` mask the token (only its last characters show), so a token
+    logged or printed by accident is not a credential; read ``.token`` for the value.
+    """
 
     token: str
     issued_at: datetime | None
     expires_at: datetime | None
+
+    def __repr__(self) -> str:
+        return (
+            f"Token(token={mask(self.token)!r}, issued_at={self.issued_at!r}, "
+            f"expires_at={self.expires_at!r})"
+        )
 
     @property
     def lifetime(self) -> timedelta | None:
@@ -68,6 +81,130 @@ class FileInfo:
     created_at: datetime
     link: str
     link_expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RequirementField:
+    """A text field a numbered document carries (``form``), e.g. KTP's 16-digit NO_KTP;
+    ``min_size``/``max_size`` are in characters."""
+
+    code: str
+    name: str
+    min_size: int | None
+    max_size: int | None
+    alpha: bool
+    numeric: bool
+    alpha_numeric: bool
+    caption: str
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """One file a merchant must provide, read from the requirements document.
+
+    ``section`` is where it sits (``business.contact``); ``category`` is the upload's
+    category (``DOCUMENT`` for a ``documents`` entry) and ``code`` its document code
+    (None for a single-file category); ``max_size`` is in megabytes (MiB), as DOKU
+    states it, and ``max_bytes`` the same in bytes.
+    """
+
+    section: str
+    category: str
+    code: str | None
+    name: str
+    extensions: tuple[str, ...]
+    max_size: int
+    form: tuple[RequirementField, ...] = ()
+
+    @property
+    def max_bytes(self) -> int:
+        """``max_size`` in bytes (berkas reads DOKU's MB as MiB)."""
+        return self.max_size * MIB
+
+
+class Requirements(dict[str, Any]):
+    """The answer to GET /file: still the wire's JSON object (``r["business"]...``, as
+    before), plus the entries typed: ``entries`` and ``find(category, code)``."""
+
+    @property
+    def entries(self) -> tuple[Requirement, ...]:
+        """Every requirement in the document, in the server's order."""
+        return tuple(_walk(self, ()))
+
+    def find(self, category: str, code: str | None = None) -> Requirement | None:
+        """The requirement for an upload category (and code, for DOCUMENT), or None."""
+        wanted = (str(category).upper(), None if code is None else str(code).upper())
+        for entry in self.entries:
+            if (entry.category, entry.code) == wanted:
+                return entry
+        return None
+
+
+def _walk(node: dict[str, Any], path: tuple[str, ...]) -> Iterator[Requirement]:
+    # DOKU's shape (DESIGN 2.3): sections nest by owner; a single-file requirement sits
+    # under its lower-cased category, documents in a "documents" array. Entries that do
+    # not look like a requirement are skipped, so an answer DOKU extends still reads.
+    for key, value in node.items():
+        if key == "documents" and isinstance(value, list):
+            for item in value:
+                found = _requirement(item, ".".join(path), "DOCUMENT", document=True)
+                if found is not None:
+                    yield found
+        elif isinstance(value, dict):
+            found = _requirement(value, ".".join(path), key.upper(), document=False)
+            if found is not None:
+                yield found
+            else:
+                yield from _walk(value, (*path, key))
+
+
+def _requirement(item: Any, section: str, category: str, *, document: bool) -> Requirement | None:
+    if not isinstance(item, dict):
+        return None
+    code, name, extensions, max_size = (
+        item.get(k) for k in ("code", "name", "extensions", "max_size")
+    )
+    if not (isinstance(code, str) and isinstance(extensions, list) and isinstance(max_size, int)):
+        return None
+    form = item.get("form")
+    return Requirement(
+        section=section,
+        category=category,
+        code=code if document else None,
+        name=name if isinstance(name, str) else code,
+        extensions=tuple(str(e) for e in extensions),
+        max_size=max_size,
+        form=tuple(_form_field(f) for f in form if isinstance(f, dict))
+        if isinstance(form, list)
+        else (),
+    )
+
+
+def _form_field(item: dict[str, Any]) -> RequirementField:
+    return RequirementField(
+        code=str(item.get("code", "")),
+        name=str(item.get("name", "")),
+        min_size=int(item["min_size"]) if _number(item.get("min_size")) else None,
+        max_size=int(item["max_size"]) if _number(item.get("max_size")) else None,
+        alpha=item.get("alpha") is True,
+        numeric=item.get("numeric") is True,
+        alpha_numeric=item.get("alpha_numeric") is True,
+        caption=str(item.get("caption", "")),
+    )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def mask(secret: str) -> str:
+    """Show a secret by its last few characters only (``…k3Yq9w``)."""
+    return f"…{secret[-6:]}" if len(secret) >= 24 else "…"
+
+
+def parse_requirements(body: Any) -> Requirements:
+    """Read the GET /file answer (DESIGN 2.3): a JSON object, typed on demand."""
+    return Requirements(parse_object(body))
 
 
 def parse_token(body: Any) -> Token:

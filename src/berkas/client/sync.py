@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import time
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 import httpx
 
-from berkas.client.calls import Calls, FileInput
+from berkas.client.calls import Calls
 from berkas.client.flow import Action, Flow, Outcome, Pump, Send
-from berkas.client.models import FileInfo, Token, UploadedFile
+from berkas.client.models import FileInfo, Requirements, Token, UploadedFile
+from berkas.client.streams import FileInput, OnProgress, Sink
 from berkas.core.catalogue import Category, DocumentCode
 
 T = TypeVar("T")
@@ -39,7 +40,7 @@ class BerkasClient(Calls[httpx.Client, httpx.BaseTransport]):
 
     def requirements(
         self, business_type: str, legal_entity: str, brand_business_line: str, nationality: str
-    ) -> dict[str, Any]:
+    ) -> Requirements:
         """Which documents a merchant of this kind must provide (GET /file, DESIGN 2.3)."""
         return self._run(
             self._requirements(business_type, legal_entity, brand_business_line, nationality)
@@ -53,6 +54,7 @@ class BerkasClient(Calls[httpx.Client, httpx.BaseTransport]):
         code: DocumentCode | str | None = None,
         filename: str | None = None,
         request_id: str | None = None,
+        on_progress: OnProgress | None = None,
     ) -> UploadedFile:
         """Upload a document (POST /file); ``code`` is required for DOCUMENT.
 
@@ -61,7 +63,14 @@ class BerkasClient(Calls[httpx.Client, httpx.BaseTransport]):
         is idempotent on the server and is retried after transient failures.
         """
         return self._run(
-            self._upload(category, file, code=code, filename=filename, request_id=request_id)
+            self._upload(
+                category,
+                file,
+                code=code,
+                filename=filename,
+                request_id=request_id,
+                on_progress=on_progress,
+            )
         )
 
     def upload_url(
@@ -79,13 +88,35 @@ class BerkasClient(Calls[httpx.Client, httpx.BaseTransport]):
         """Metadata of an uploaded file and a fresh 60-minute link (GET /file/{id})."""
         return self._run(self._file(file_id))
 
-    def download(self, link: str) -> bytes:
-        """The bytes behind a link (no token is sent: the link is the credential)."""
-        return self._run(self._download(link))
+    def download(
+        self, link: str, *, sha256: str | None = None, on_progress: OnProgress | None = None
+    ) -> bytes:
+        """The bytes behind a link (no token is sent: the link is the credential).
 
-    def download_to(self, link: str, path: str | os.PathLike[str]) -> int:
-        """Stream the bytes behind a link into ``path``; return the number written."""
-        return self._run(self._download_to(link, path))
+        With ``sha256`` (e.g. ``file(id).sha256``) the bytes must hash to it, else
+        ``ChecksumMismatch``. ``on_progress(received, total_or_None)`` is called as the
+        body arrives.
+        """
+        return self._run(self._download(link, sha256, on_progress))
+
+    def download_to(
+        self,
+        link: str,
+        path: str | os.PathLike[str] | Sink,
+        *,
+        sha256: str | None = None,
+        overwrite: bool = True,
+        on_progress: OnProgress | None = None,
+    ) -> int:
+        """Stream the bytes behind a link into ``path``; return the number written.
+
+        ``path`` is a file path (written beside it and renamed when complete, so it
+        never holds a partial or, with ``sha256``, an unverified download;
+        ``overwrite=False`` refuses an existing file with ``FileExistsError``) or a
+        binary stream such as ``sys.stdout.buffer`` (written as the body arrives, so not
+        retried mid-body). ``sha256`` and ``on_progress`` are as for ``download``.
+        """
+        return self._run(self._download_to(link, path, sha256, overwrite, on_progress))
 
     def close(self) -> None:
         """Close the connections."""

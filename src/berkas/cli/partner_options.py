@@ -1,0 +1,256 @@
+"""What every ``berkas partner`` verb shares: its options (connection, ``--profile``,
+``--json``, ``--quiet``), the SDK client they resolve to (flags > environment > profile),
+and the output convention: results as JSON on stdout, errors as ``code: message`` (and a
+``hint:``) on stderr or, with ``--json``, as JSON; exit codes in ``EXIT_CODES``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
+
+import click
+
+from berkas.cli.progress import Progress
+from berkas.client import profiles
+from berkas.core.wire import iso8601
+
+if TYPE_CHECKING:
+    from berkas.client import BerkasClient
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+OK, API_ERROR, USAGE, REFUSED, CORRUPT = 0, 1, 2, 3, 4
+EXIT_CODES = {
+    OK: "done",
+    API_ERROR: "the server refused the request, or could not be reached",
+    USAGE: "bad or missing options, credentials, profile or config file; -o unwritable",
+    REFUSED: "refused locally before sending: file over its size cap, output file exists",
+    CORRUPT: "the downloaded bytes do not match the sha256 the server reported",
+}
+WRONG_KEY_HINT = (
+    "check BERKAS_CLIENT_SECRET (or the profile) and that the server's data dir is the "
+    "one the client was created in"
+)
+ROOT_HINT = "use the server root, e.g. http://host:8000"
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """The options every partner verb takes."""
+
+    profile: str | None
+    base_url: str | None
+    client_id: str | None
+    secret_key: str | None
+    timeout: float
+    json_errors: bool
+    quiet: bool
+    # With -o - stdout carries the file's bytes: a JSON error then goes to stderr.
+    stdout_taken: bool = False
+
+    def progress(self, label: str) -> Progress:
+        """A progress bar on stderr: drawn on a terminal, never with ``--quiet``."""
+        return Progress(label, enabled=False if self.quiet else None)
+
+
+class Failure(Exception):
+    """An error to report in the CLI's convention, then exit with ``exit_code``."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        type: str,
+        exit_code: int,
+        status: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code, self.message, self.type = code, message, type
+        self.exit_code, self.status, self.hint = exit_code, status, hint
+
+    def report(self, opts: Options) -> NoReturn:
+        if opts.json_errors:
+            error = {
+                "code": self.code,
+                "message": self.message,
+                "type": self.type,
+                "status": self.status,
+                "hint": self.hint,
+            }
+            click.echo(json.dumps({"error": error}, indent=2), err=opts.stdout_taken)
+        else:
+            click.echo(f"{self.code}: {self.message}", err=True)
+            if self.hint:
+                click.echo(f"hint: {self.hint}", err=True)
+        sys.exit(self.exit_code)
+
+
+def _profile_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    try:
+        names = profiles.read_profiles(profiles.config_path())
+    except Exception:  # completion must never print a traceback
+        return []
+    return [name for name in sorted(names) if name.startswith(incomplete)]
+
+
+PROFILE = click.option(
+    "--profile",
+    metavar="NAME",
+    shell_complete=_profile_names,
+    help="Profile in ~/.config/berkas/config.toml (default: 'default', if saved).",
+)
+OUTPUT = [
+    click.option(
+        "--json",
+        "json_errors",
+        is_flag=True,
+        help="Print errors as JSON on stdout too (results always are).",
+    ),
+    click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+]
+
+
+def common(command: F) -> F:
+    """Add the connection and output options; the command gets ``opts: Options``."""
+
+    @functools.wraps(command)
+    def wrapper(
+        *,
+        profile: str | None,
+        base_url: str | None,
+        client_id: str | None,
+        secret_key: str | None,
+        timeout: float,
+        json_errors: bool,
+        quiet: bool,
+        **kwargs: Any,
+    ) -> Any:
+        opts = Options(profile, base_url, client_id, secret_key, timeout, json_errors, quiet)
+        with reporting(opts):
+            return command(opts, **kwargs)
+
+    options = [
+        PROFILE,
+        click.option(
+            "--base-url",
+            help="Server root [env BERKAS_CLIENT_BASE_URL; default http://127.0.0.1:8000].",
+        ),
+        click.option(
+            "--client-id", help="Your Client-Id, e.g. BRN-0001-... [env BERKAS_CLIENT_ID]."
+        ),
+        click.option(
+            "--secret-key",
+            # Prefer the environment or a profile: a flag's value is visible to other
+            # local users in the process list.
+            help="Your secret key [env BERKAS_CLIENT_SECRET; prefer it, or a profile].",
+        ),
+        click.option(
+            "--timeout", type=float, default=30.0, show_default=True, help="Seconds per try."
+        ),
+        *OUTPUT,
+    ]
+    decorated: Any = wrapper
+    for option in reversed(options):
+        decorated = option(decorated)
+    return decorated  # type: ignore[no-any-return]
+
+
+@contextmanager
+def reporting(opts: Options) -> Iterator[None]:
+    """SDK and local errors become the CLI's error output and exit code."""
+    from berkas.client import (
+        AuthenticationError,
+        BerkasAPIError,
+        ChecksumMismatch,
+        ConfigurationError,
+        ConnectionFailed,
+    )
+
+    try:
+        yield
+    except Failure as failure:
+        failure.report(opts)
+    except BerkasAPIError as exc:
+        hint = None
+        if isinstance(exc, AuthenticationError) and exc.code == "signature_invalid":
+            hint = WRONG_KEY_HINT
+        elif _has_path(opts):
+            hint = f"--base-url has a path ({urlsplit(opts.base_url or '').path}); {ROOT_HINT}"
+        Failure(
+            exc.code, exc.message, type=exc.type, status=exc.status, exit_code=API_ERROR, hint=hint
+        ).report(opts)
+    except ConnectionFailed as exc:
+        Failure(exc.code, exc.message, type="connection_error", exit_code=API_ERROR).report(opts)
+    except ChecksumMismatch as exc:
+        Failure(exc.code, exc.message, type="integrity_error", exit_code=CORRUPT).report(opts)
+    except ConfigurationError as exc:
+        Failure(exc.code, exc.message, type="usage_error", exit_code=USAGE).report(opts)
+
+
+def _has_path(opts: Options) -> bool:
+    return urlsplit(opts.base_url or "").path not in ("", "/")
+
+
+def new_client(base_url: str, client_id: str, secret_key: str, timeout: float) -> BerkasClient:
+    """The one place the CLI builds an SDK client (tests replace it to add a transport)."""
+    from berkas.client import BerkasClient
+
+    return BerkasClient(base_url, client_id, secret_key, timeout=timeout)
+
+
+@contextmanager
+def connect(opts: Options, *, credentials: bool = True) -> Iterator[BerkasClient]:
+    """An SDK client from flags > environment > profile; ``credentials=False`` for a
+    verb that needs none (downloading a link)."""
+    found = profiles.resolve(
+        flags={
+            "base_url": opts.base_url,
+            "client_id": opts.client_id,
+            "secret_key": opts.secret_key,
+        },
+        profile=opts.profile,
+    )
+    resolved = dataclasses.replace(opts, base_url=found.base_url)
+    if credentials:
+        for flag, variable, value in (
+            ("--client-id", profiles.ENV_CLIENT_ID, found.client_id),
+            ("--secret-key", profiles.ENV_SECRET_KEY, found.secret_key),
+        ):
+            if not value:
+                raise Failure(
+                    "credentials_missing",
+                    f"no {flag}: pass it, set {variable}, or save a profile with "
+                    "'berkas partner configure'",
+                    type="usage_error",
+                    exit_code=USAGE,
+                )
+    with (
+        reporting(resolved),
+        new_client(
+            found.base_url, found.client_id or "", found.secret_key or "", opts.timeout
+        ) as client,
+    ):
+        yield client
+
+
+def echo(value: Any) -> None:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    click.echo(json.dumps(value, indent=2, default=_jsonable))
+
+
+def _jsonable(value: object) -> str:
+    if isinstance(value, datetime):
+        return iso8601(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
