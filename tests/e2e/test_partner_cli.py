@@ -355,7 +355,7 @@ def test_download_never_overwrites_without_force(env: dict[str, str], tmp_path: 
 
 def post_requests(server: Server) -> float:
     """POSTs the server has answered, by its own /metrics."""
-    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    text = httpx.get(f"{server.metrics_url}/metrics", timeout=10).text
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()

@@ -114,7 +114,7 @@ def _describe(exc: Exception) -> str:
     return str(exc)
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="berkas")
 def main() -> None:
     """berkas: KYC document intake speaking DOKU's Partner file API."""
