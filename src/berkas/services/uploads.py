@@ -354,8 +354,15 @@ def _file_xor_url(what: str) -> InvalidRequest:
 def _quietly(action: Callable[[str], None], key: str) -> bool:
     try:
         action(key)
-    except BerkasError:
-        # Left for recover_orphans at the next start: the key is still reserved.
-        log.exception("cleanup after a failed upload did not complete")
+    except BerkasError as exc:
+        # Left for recover_orphans at the next start: the key is still reserved. Usually
+        # the store or database is down (the upload's own answer says so): one line,
+        # no traceback, as for every other outage.
+        log.warning(
+            "cleanup after a failed upload did not complete; the next start finishes it: "
+            "%s (%s)",
+            exc.message,
+            exc.code,
+        )
         return False
     return True
