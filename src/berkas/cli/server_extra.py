@@ -15,9 +15,9 @@ import click
 HINT = "this command needs the server: pip install 'berkas[server]'"
 
 # The top-level modules of the `server` extra's distributions (pyproject.toml), as they
-# are imported, but for httpcore: httpx brings it to every install (and imports it only
-# when sending), so it missing is no sign of a missing server. tests/cli/
-# test_server_extra.py checks that the list is complete.
+# are imported; tests/cli/test_server_extra.py checks that none is left out. Not httpcore:
+# httpx brings it to every install (and imports it only when sending), so its absence is
+# no sign of a missing server.
 SERVER_MODULES = frozenset(
     {
         "fastapi",
