@@ -12,7 +12,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dev,postgres,s3]'
+	$(BIN)/python -m pip install --quiet -e '.[server,test,dev,postgres,s3]'
 	touch $(STAMP)
 
 serve: install

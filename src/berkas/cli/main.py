@@ -1,4 +1,5 @@
-"""The ``berkas`` command: serve, clients, keys, secrets, db, storage."""
+"""The ``berkas`` command: serve, clients, keys, secrets, db, storage (the ``server``
+extra), and the partner verbs (``berkas partner``, the SDK alone)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,21 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from pydantic import ValidationError
 
 from berkas import __version__
 from berkas.cli.partner import partner
-from berkas.config import Settings, load_settings
+from berkas.cli.server_extra import BerkasGroup
 from berkas.core.errors import BerkasError
 from berkas.core.wire import iso8601
-from berkas.services.bundle import Services
+
+# The server's modules are imported inside the verbs that use them: `pip install berkas`
+# has no server (see server_extra), and `berkas --help` and the partner verbs need none.
+if TYPE_CHECKING:
+    from berkas.config import Settings
+    from berkas.services.bundle import Services
 
 # The one --data-dir option, on serve and every admin verb: it wins over BERKAS_DATA_DIR
 # (load_settings takes it as an override), so a command never has to guess the env.
@@ -73,6 +78,10 @@ def _show_where(settings: Settings) -> None:
 
 
 def _settings(**overrides: Any) -> Settings:
+    from pydantic import ValidationError
+
+    from berkas.config import load_settings
+
     try:
         return load_settings(**overrides)
     except ValidationError as exc:
@@ -114,7 +123,7 @@ def _describe(exc: Exception) -> str:
     return str(exc)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=BerkasGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="berkas")
 def main() -> None:
     """berkas: KYC document intake speaking DOKU's Partner file API."""

@@ -1,0 +1,264 @@
+"""``pip install berkas`` (no extras) from the built wheel, in a venv of its own: the SDK
+and the partner CLI work against a real ``berkas serve`` (run from the dev venv), with
+none of the server's libraries installed.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+from tests.support import samples
+from tests.support.partner import Partner
+from tests.support.server import Server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+HINT = "this command needs the server: pip install 'berkas[server]'"
+
+# Run by the wheel's venv: the SDK's calls, blocking and async, then what it imported.
+SDK_SCRIPT = """
+import asyncio, json, sys
+import berkas
+from berkas.client import AsyncBerkasClient, BerkasClient, Category, DocumentCode
+
+url, client_id, secret, path = sys.argv[1:]
+with BerkasClient(url, client_id, secret) as client:
+    needed = client.requirements("PERSONAL", "PERSEORANGAN", "RETAIL", "ID")
+    ktp = needed.find("DOCUMENT", "KTP")
+    uploaded = client.upload(Category.DOCUMENT, path, code=DocumentCode.KTP)
+    info = client.file(uploaded.id)
+    body = client.download(info.link, sha256=info.sha256)
+
+async def requirements_async():
+    async with AsyncBerkasClient(url, client_id, secret) as client:
+        return await client.requirements("CORPORATE", "PT", "MARKETPLACE", "ID")
+
+corporate = asyncio.run(requirements_async())
+print(json.dumps({
+    "berkas_file": berkas.__file__,
+    "ktp": {"extensions": list(ktp.extensions), "max_size": ktp.max_size},
+    "id": uploaded.id,
+    "sha256": info.sha256,
+    "downloaded": len(body),
+    "corporate_sections": sorted(corporate),
+    "modules": sorted(sys.modules),
+}))
+"""
+
+
+@dataclass(frozen=True)
+class Wheel:
+    path: Path
+    names: frozenset[str]
+    requires: tuple[Requirement, ...]
+
+    def added_by(self, name: str) -> set[str]:
+        """Distribution names the extra adds (those the base already has excluded)."""
+        return {
+            r.name.lower()
+            for r in self.requires
+            if r.marker is not None
+            and r.marker.evaluate({"extra": name})
+            and not r.marker.evaluate({"extra": ""})
+        }
+
+
+@dataclass(frozen=True)
+class Venv:
+    root: Path
+    env: dict[str, str]
+
+    def run(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        program, *rest = args
+        return subprocess.run(
+            [str(self.root / "bin" / program), *rest],
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def installed(self) -> set[str]:
+        listing = self.run(
+            "python",
+            "-c",
+            "import importlib.metadata as m; "
+            "print('\\n'.join(d.metadata['Name'] for d in m.distributions()))",
+        )
+        assert listing.returncode == 0, listing.stderr
+        return {name.lower().replace("_", "-") for name in listing.stdout.split()}
+
+
+def pip(*args: str) -> None:
+    # The dev venv's pip (pip's own cache is reused, so a second run downloads nothing).
+    completed = subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Wheel:
+    """The wheel of this tree, built once a session as `pip install` would build it."""
+    out = tmp_path_factory.mktemp("wheel")
+    pip("wheel", "--no-deps", "--quiet", "--wheel-dir", str(out), str(ROOT))
+    (path,) = out.glob("berkas-*.whl")
+    with zipfile.ZipFile(path) as archive:
+        names = frozenset(archive.namelist())
+        (metadata,) = (n for n in names if n.endswith(".dist-info/METADATA"))
+        headers = email.parser.Parser().parsestr(archive.read(metadata).decode())
+    requires = tuple(Requirement(line) for line in headers.get_all("Requires-Dist") or [])
+    return Wheel(path, names, requires)
+
+
+@pytest.fixture(scope="module")
+def alone(wheel: Wheel, tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    """A fresh venv with the wheel installed without extras, as a partner installs it."""
+    root = tmp_path_factory.mktemp("alone") / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(root)],
+        check=True,
+        timeout=120,
+    )
+    # pip --python installs into that venv: no pip of its own to set up, and nothing but
+    # berkas and what its base dependencies need ends up in it.
+    pip("--python", str(root / "bin" / "python"), "install", "--quiet", str(wheel.path))
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in {"PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"}
+        and not name.startswith("BERKAS_")
+    }
+    env["XDG_CONFIG_HOME"] = str(root.parent / "xdg")  # no real profile is read
+    return Venv(root, env)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = Server(data_dir=tmp_path_factory.mktemp("sdk-alone") / "data")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def partner(server: Server) -> Partner:
+    return server.new_partner()
+
+
+def test_the_wheel_asks_for_httpx_and_click_only_and_ships_py_typed(wheel: Wheel) -> None:
+    base = {r.name.lower() for r in wheel.requires if r.marker is None}
+
+    assert base == {"httpx", "anyio", "click"}  # anyio: httpx's own, used by the async SDK
+    assert {"fastapi", "uvicorn", "sqlalchemy", "alembic", "pydantic"} <= wheel.added_by("server")
+    # The backend extras are a server with a driver.
+    assert wheel.added_by("server") | {"psycopg"} <= wheel.added_by("postgres")
+    assert wheel.added_by("server") | {"boto3"} <= wheel.added_by("s3")
+    assert "berkas/py.typed" in wheel.names
+
+
+def test_the_installed_sdk_has_no_server_library(wheel: Wheel, alone: Venv) -> None:
+    installed = alone.installed()
+
+    assert {"berkas", "httpx", "click"} <= installed
+    assert "fastapi" not in installed
+    assert "sqlalchemy" not in installed
+    # httpcore is httpx's own dependency, and the server's fetcher asks for it too.
+    assert installed & wheel.added_by("server") <= {"httpcore"}
+    located = alone.run("python", "-c", "import berkas; print(berkas.__file__)")
+    package = Path(located.stdout.strip()).parent
+    assert package.is_relative_to(alone.root)
+    assert (package / "py.typed").is_file()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--help",), ("-h",), ("partner", "--help"), ("partner", "upload", "--help")],
+    ids=" ".join,
+)
+def test_help_works_without_the_server(alone: Venv, args: tuple[str, ...]) -> None:
+    completed = alone.run("berkas", *args)
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.startswith("Usage: berkas")
+    assert completed.stderr == ""
+
+
+@pytest.mark.parametrize("args", [("serve",), ("clients", "list"), ("db", "migrate")], ids=" ".join)
+def test_an_operator_verb_names_the_server_extra(
+    alone: Venv, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    data_dir = tmp_path / "data"
+    completed = alone.run("berkas", *args, "--data-dir", str(data_dir))
+
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines() == [HINT]
+    assert completed.stdout == ""
+    assert not data_dir.exists()
+
+
+def test_the_sdk_alone_talks_to_a_real_server(
+    alone: Venv, server: Server, partner: Partner, tmp_path: Path
+) -> None:
+    document = samples.jpeg(120, 80, seed=3)
+    path = tmp_path / "ktp.jpg"
+    path.write_bytes(document)
+    script = tmp_path / "sdk.py"
+    script.write_text(SDK_SCRIPT)
+
+    completed = alone.run(
+        "python", str(script), server.url, partner.client_id, partner.secret_key, str(path)
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    answer = json.loads(completed.stdout)
+    assert Path(answer["berkas_file"]).is_relative_to(alone.root)
+    assert answer["ktp"] == {"extensions": ["PDF", "JPG", "JPEG", "PNG"], "max_size": 15}
+    assert answer["id"].startswith("DCM-")
+    assert answer["sha256"] == hashlib.sha256(document).hexdigest()
+    assert answer["downloaded"] == len(document)
+    assert "business" in answer["corporate_sections"]
+    server_side = ("berkas.services", "berkas.api", "berkas.adapters", "berkas.config")
+    assert [m for m in answer["modules"] if m.startswith(server_side)] == []
+
+
+def test_the_partner_cli_alone_uploads_to_a_real_server(
+    alone: Venv, server: Server, partner: Partner, tmp_path: Path
+) -> None:
+    logo = samples.png(64, 64, seed=9)
+    path = tmp_path / "logo.png"
+    path.write_bytes(logo)
+    env = {
+        "BERKAS_CLIENT_BASE_URL": server.url,
+        "BERKAS_CLIENT_ID": partner.client_id,
+        "BERKAS_CLIENT_SECRET": partner.secret_key,
+    }
+
+    uploaded = alone.run("berkas", "partner", "upload", "--category", "LOGO", str(path), env=env)
+    assert uploaded.returncode == 0, uploaded.stderr
+    shown = alone.run("berkas", "partner", "file", json.loads(uploaded.stdout)["id"], env=env)
+
+    assert shown.returncode == 0, shown.stderr
+    info = json.loads(shown.stdout)
+    assert info["category"] == "LOGO"
+    assert info["sha256"] == hashlib.sha256(logo).hexdigest()
