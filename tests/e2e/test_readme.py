@@ -89,6 +89,16 @@ def session(
     return done, cwd
 
 
+def test_the_banner_the_readme_shows_exports_what_the_server_exports(banner: str) -> None:
+    shown = [b.text for b in ALL if b.lang == "text" and "export BERKAS_CLIENT_" in b.text]
+    assert len(shown) == 1, "the Quickstart shows the start-up banner once"
+
+    def names(text: str) -> list[str]:
+        return [pair.split("=", 1)[0] for line in EXPORT.findall(text) for pair in line.split()]
+
+    assert names(shown[0]) == names(banner)
+
+
 def test_every_walkthrough_block_is_marked() -> None:
     unmarked = [
         b.where()
