@@ -86,7 +86,7 @@ def session(
 ) -> tuple[Session, Path]:
     cwd, env = terminal(tmp_path_factory.mktemp("reader"))
     done = run_blocks(RUNNABLE, cwd=cwd, env=env, prelude=banner)
-    return done, cwd
+    return done, cwd / "try"  # where the walkthrough works, after its first block
 
 
 def test_the_banner_the_readme_shows_exports_what_the_server_exports(banner: str) -> None:
