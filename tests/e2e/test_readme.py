@@ -160,6 +160,7 @@ def test_each_requirement_was_uploaded_with_the_fields_the_readme_maps_it_to(
 
 def test_the_samples_command_lists_its_files(session: tuple[Session, Path]) -> None:
     done, cwd = session
+    assert done.returncode == 0, done.report()
     printed = done.stdout[the_block("berkas samples samples")]
     for name in ("ktp-sample.jpg", "ktp-sample.pdf", "selfie-sample.jpg", "shop-sample.jpg"):
         assert f"samples/{name}" in printed
