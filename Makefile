@@ -79,6 +79,12 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends chromium >/dev/null; \
 	fi
+	@# The README's curl walkthrough, run by tests/e2e/test_readme.py (on the Debian 12
+	@# image already; a minimal Debian has neither).
+	@if ! command -v curl >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends curl openssl >/dev/null; \
+	fi
 	@# systemd-analyze checks deploy/berkas.service (tests/test_deploy.py).
 	@if ! command -v systemd-analyze >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \

@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from berkas.cli.main import main
+from berkas.client import profiles
 from berkas.config import (
     CONFIG_FILE_VARIABLE,
     ENVIRONMENT_ONLY,
@@ -245,7 +246,10 @@ def test_the_allow_list_is_exactly_what_the_cli_reads_from_the_environment() -> 
                 found |= envvars(sub)
         return found
 
-    assert envvars(main) | {CONFIG_FILE_VARIABLE} == ENVIRONMENT_ONLY
+    # The partner CLI reads its connection variables through the SDK (profiles.py), so a
+    # flag, the environment and a profile are resolved in one place.
+    sdk = {profiles.ENV_BASE_URL, profiles.ENV_CLIENT_ID, profiles.ENV_SECRET_KEY}
+    assert envvars(main) | {CONFIG_FILE_VARIABLE} | sdk == ENVIRONMENT_ONLY
 
 
 def test_an_unknown_keyword_from_code_is_refused_too() -> None:

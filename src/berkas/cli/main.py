@@ -17,6 +17,7 @@ import click
 
 from berkas import __version__
 from berkas.cli.partner import partner
+from berkas.cli.samples import samples
 from berkas.cli.server_extra import BerkasGroup
 from berkas.core.errors import BerkasError
 from berkas.core.wire import iso8601
@@ -581,6 +582,7 @@ def storage_init(data_dir: Path | None) -> None:
 
 
 main.add_command(partner)
+main.add_command(samples)
 
 
 if __name__ == "__main__":  # pragma: no cover
