@@ -239,7 +239,9 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
 
 
 def _print_demo(settings: Settings, client_id: str, secret: str) -> None:
-    command = sys.argv[0] if "/" in sys.argv[0] else "berkas"
+    # The path this was run by (.venv/bin/berkas), unless run as a module (python -m).
+    run_as = sys.argv[0]
+    command = run_as if "/" in run_as and not run_as.endswith(".py") else "berkas"
     click.echo(
         "\nA demo partner client was created for this new data directory "
         "(shown once; keep the secret):\n"
