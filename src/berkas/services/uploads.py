@@ -359,8 +359,7 @@ def _quietly(action: Callable[[str], None], key: str) -> bool:
         # the store or database is down (the upload's own answer says so): one line,
         # no traceback, as for every other outage.
         log.warning(
-            "cleanup after a failed upload did not complete; the next start finishes it: "
-            "%s (%s)",
+            "cleanup after a failed upload did not complete; the next start finishes it: %s (%s)",
             exc.message,
             exc.code,
         )
