@@ -157,26 +157,33 @@ class RequestLog:
             method = scope.get("method", "")
             if self.observe is not None:
                 self.observe(method, template, status, seconds, context)
-            access_log.info(
-                "%s %s %d %.1fms%s%s request_id=%s",
-                method,
-                template,
-                status,
-                seconds * 1000,
-                f" code={context.error_code}" if context.error_code else "",
-                f" client={context.client_id}" if context.client_id else "",
-                context.request_id,
-                extra={
-                    "method": method,
-                    "route": template,
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 3),
-                    "error_code": context.error_code,
-                    "client_id": context.client_id,
-                    "request_id": context.request_id,
-                },
-            )
+            if access_log.isEnabledFor(logging.INFO):  # the fields are built only if so
+                _access_line(method, template, status, seconds, context)
             _CURRENT.reset(token)
+
+
+def _access_line(
+    method: str, template: str, status: int, seconds: float, context: RequestContext
+) -> None:
+    access_log.info(
+        "%s %s %d %.1fms%s%s request_id=%s",
+        method,
+        template,
+        status,
+        seconds * 1000,
+        f" code={context.error_code}" if context.error_code else "",
+        f" client={context.client_id}" if context.client_id else "",
+        context.request_id,
+        extra={
+            "method": method,
+            "route": template,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 3),
+            "error_code": context.error_code,
+            "client_id": context.client_id,
+            "request_id": context.request_id,
+        },
+    )
 
 
 def route_template(scope: Scope) -> str:
