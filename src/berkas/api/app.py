@@ -7,12 +7,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from berkas import __version__
-from berkas.api import errors
+from berkas.api import errors, schemas
 from berkas.api.metrics import Metrics, MetricsMiddleware
 from berkas.api.routes import files, public, signed, uploads
 from berkas.core.errors import Unavailable
@@ -100,4 +101,19 @@ def create_app(services: Services) -> FastAPI:
         ("/readyz", public.readyz),
     ):
         app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
+    _declare_security_schemes(app)
     return app
+
+
+def _declare_security_schemes(app: FastAPI) -> None:
+    # The partner routes name a ``bearer`` scheme in their ``security``; FastAPI lists
+    # schemes only for its own security dependencies, so the document declares it here.
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = generate()
+            spec.setdefault("components", {})["securitySchemes"] = schemas.SECURITY_SCHEMES
+        return generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -15,7 +15,7 @@ ID_EXAMPLE = "DCM-0001-1732700000000"
 
 
 class TokenRequest(BaseModel):
-    grant_type: str = Field(examples=["client_credentials"])
+    grant_type: Literal["client_credentials"]
     valid_time: str | None = Field(
         default=None, description="Minutes the token is valid, as a string.", examples=["360"]
     )
@@ -136,6 +136,35 @@ ERRORS_OPENAPI: dict[int | str, dict[str, Any]] = {
         415: "Unsupported content",
         422: "file_url fetch refused or failed",
     }.items()
+}
+
+# The ``bearer`` scheme the partner routes name in their ``security`` (DESIGN 2.2, 2.4).
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "RS256 token from POST /token.",
+    }
+}
+
+# A link carries its own credential in the query (DESIGN 2.4); the bytes are the stored
+# file's own type, never JSON.
+LINK_OPENAPI: dict[str, Any] = {
+    "parameters": [
+        {"name": name, "in": "query", "required": True, "schema": {"type": "string"}}
+        for name in ("expires", "signature")
+    ],
+}
+LINK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The exact stored bytes.",
+        "content": {
+            media: {"schema": {"type": "string", "format": "binary"}}
+            for media in ("image/jpeg", "image/png", "application/pdf")
+        },
+    },
+    **{status: ERRORS_OPENAPI[status] for status in (403, 404)},
 }
 
 UPLOAD_BODY: dict[str, Any] = {
