@@ -30,7 +30,7 @@ test-fast: install
 # schemathesis with many more examples than `make test` gives it (README "Tests").
 FUZZ_EXAMPLES ?= 1000
 fuzz: install
-	BERKAS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz $(PYTEST_ARGS)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz $(PYTEST_ARGS)
 
 check: lint typecheck imports
 

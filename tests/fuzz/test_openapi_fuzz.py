@@ -5,7 +5,7 @@ Every operation in ``/openapi.json`` is fuzzed twice: once as a partner would ca
 credentials the generator makes up. Whatever is sent, the server never answers 5xx,
 every refusal is the one envelope (DESIGN 2.5), a documented answer matches its schema,
 and nothing a refused request carried is stored. ``make test`` runs a bounded number of
-examples; ``make fuzz`` (``BERKAS_FUZZ_EXAMPLES``) runs many more.
+examples; ``make fuzz`` (``FUZZ_EXAMPLES``) runs many more.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ pytestmark = pytest.mark.e2e
 
 FAMILY = "openapi-fuzz"
 # Examples per operation and mode in the fuzzing phase; `make fuzz` raises it.
-EXAMPLES = int(os.environ.get("BERKAS_FUZZ_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
 UPLOAD = f"{API_PREFIX}/file"
 UPLOAD_LABEL = f"POST {UPLOAD}"
 LINK_LABEL = "GET /links/{key}"
@@ -235,7 +235,7 @@ FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
     # `make test` replays the same examples every run; `make fuzz` draws new ones.
-    derandomize="BERKAS_FUZZ_EXAMPLES" not in os.environ,
+    derandomize="FUZZ_EXAMPLES" not in os.environ,
     suppress_health_check=list(HealthCheck),
 )
 
