@@ -191,7 +191,7 @@ def _load(fuzzed: Fuzzed, *, credentials: bool) -> schemathesis.BaseSchema:
         # ownership and link checks meet real files, not only 404s.
         for name, known in (("file_id", fuzzed.own_ids + fuzzed.other_ids), ("key", fuzzed.keys)):
             if isinstance(parameters, dict) and name in parameters:
-                real = st.sampled_from(known).map(lambda v, n=name: {**parameters, n: v})
+                real = st.sampled_from([{**parameters, name: value} for value in known])
                 return st.one_of(st.just(parameters), real)
         return st.just(parameters)
 
