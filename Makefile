@@ -28,7 +28,7 @@ test-fast: install
 	$(BIN)/pytest -m "not e2e and not slow" $(PYTEST_ARGS)
 
 # schemathesis with many more examples than `make test` gives it (README "Tests").
-FUZZ_EXAMPLES ?= 1000
+FUZZ_EXAMPLES ?= 500
 fuzz: install
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz $(PYTEST_ARGS)
 
