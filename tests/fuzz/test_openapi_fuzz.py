@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import requests
@@ -39,7 +39,7 @@ from berkas.core.codes import ErrorType
 from berkas.core.wire import API_PREFIX
 from tests.support import samples
 from tests.support.partner import Partner
-from tests.support.postgres import postgres_url
+from tests.support.postgres import fresh_database, postgres_url
 from tests.support.server import Server
 from tests.support.vectors import server_errors, tally
 
@@ -130,8 +130,8 @@ def database_url(
     if request.param == "embedded":
         yield f"sqlite:///{tmp_path_factory.mktemp('fuzz-db') / 'berkas.db'}"
         return
-    with postgres_url() as url:
-        yield url
+    with postgres_url() as cluster:
+        yield fresh_database(cluster, "berkas_fuzz")
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Itera
             answer = who.upload(samples.jpeg(seed=len(ids)))
             assert answer.status_code == 200, answer.text
             ids.append(answer.json()["id"])
-            keys.append(urlsplit(answer.json()["link"]).path.removeprefix("/links/"))
+            keys.append(unquote(urlsplit(answer.json()["link"]).path.removeprefix("/links/")))
         ledger.uploaded.update(own + theirs)
         yield Fuzzed(server, database_url, partner, other, ledger, own, theirs, keys)
         # Whatever ran: a 5xx the server answered, seen by the fuzzer or not, fails here.
