@@ -40,6 +40,7 @@ REQUIREMENTS = (
     f"{PREFIX}/file?businessType=PERSONAL&businessLegalEntity=PERSEORANGAN"
     "&brandBusinessLine=RETAIL&businessContactNationality=ID"
 )
+KEYED_CONTENT = samples.jpeg(seed=50)
 TOKEN_BODY = json.dumps({"grant_type": "client_credentials", "valid_time": "60"}).encode()
 
 
@@ -69,6 +70,7 @@ class World:
     # Keys the first partner used; the second reuses them.
     request_id: str
     upload_key: str
+    keyed_id: str  # the file the first partner's keyed upload stored
 
     def missing_id(self) -> str:
         # Well-formed, same node and prefix, and no row: a millisecond nobody uploaded in.
@@ -103,9 +105,9 @@ def world(server: Server) -> Iterator[World]:
     assert token.status_code == 200, token.text
     requirements = first.signed("GET", REQUIREMENTS, None, request_id=request_id + "-get")
     assert requirements.status_code == 200, requirements.text
-    keyed = _upload(first, samples.jpeg(seed=50), {"Idempotency-Key": upload_key})
+    keyed = _upload(first, KEYED_CONTENT, {"Idempotency-Key": upload_key})
     assert keyed.status_code == 200, keyed.text
-    yield World(server, first, second, held[0], held[1], request_id, upload_key)
+    yield World(server, first, second, held[0], held[1], request_id, upload_key, keyed.json()["id"])
     # A 5xx the server answered to anyone in this module, seen by a client or not.
     assert server_errors(FAMILY, server.url) == 0
 
@@ -176,14 +178,16 @@ def _requirements_request_id(world: World, method: str) -> None:
 
 
 def _upload_key(world: World, method: str) -> None:
-    """The first partner's Idempotency-Key on the second's upload: a file of its own."""
+    """The first partner's Idempotency-Key and bytes on the second's upload: the very
+    request a shared replay record would answer with the first partner's file."""
     assert method == "POST"
-    content = samples.png(seed=60)
+    content = KEYED_CONTENT
     response = _seen(_upload(world.second, content, {"Idempotency-Key": world.upload_key}))
     assert response.status_code == 200, response.text
     assert response.headers.get("idempotent-replayed") is None
     answer = response.json()
     assert answer["sha256"] == samples.sha256(content)
+    assert answer["id"] != world.keyed_id
     mine = world.second.http.request(
         "GET", f"{FILE_PATH}/{answer['id']}", headers=world.second.auth()
     )
