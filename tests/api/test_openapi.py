@@ -91,3 +91,10 @@ def test_the_token_body_names_its_one_grant_type(spec: dict[str, Any]) -> None:
     operation = spec["paths"][f"{PREFIX}/token"]["post"]
     body = operation["requestBody"]["content"]["application/json"]["schema"]
     assert body["properties"]["grant_type"]["const"] == "client_credentials"
+
+
+def test_upload_documents_its_optional_retry_keys(spec: dict[str, Any]) -> None:
+    operation = spec["paths"][f"{PREFIX}/file"]["post"]
+    headers = {p["name"]: p for p in operation["parameters"] if p["in"] == "header"}
+    assert set(headers) == {"Idempotency-Key", "Request-Id"}
+    assert not any(p["required"] for p in headers.values())

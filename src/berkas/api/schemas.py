@@ -168,6 +168,18 @@ LINK_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 UPLOAD_BODY: dict[str, Any] = {
+    # DESIGN 3: either header makes a retry safe (same key, same content: the first file).
+    "parameters": [
+        {
+            "name": name,
+            "in": "header",
+            "required": False,
+            "description": "Optional retry key: the same key with the same content answers "
+            "with the first upload's file.",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+        }
+        for name in ("Idempotency-Key", "Request-Id")
+    ],
     "requestBody": {
         "required": True,
         "content": {
@@ -199,7 +211,7 @@ UPLOAD_BODY: dict[str, Any] = {
                 }
             }
         },
-    }
+    },
 }
 
 TOKEN_BODY: dict[str, Any] = {
