@@ -125,7 +125,8 @@ def _same_as_missing(world: World, method: str) -> None:
     other = _seen(http.request(method, f"{FILE_PATH}/{world.theirs.id}", headers=auth))
     missing = http.request(method, f"{FILE_PATH}/{world.missing_id()}", headers=auth)
     assert other.status_code == missing.status_code
-    assert other.status_code in {404, 405}, other.text
+    # HEAD is not routed there (405 for every id); if it ever is, it must answer 404 too.
+    assert other.status_code in ({404} if method == "GET" else {404, 405}), other.text
     assert other.content.replace(world.theirs.id.encode(), b"ID") == missing.content.replace(
         world.missing_id().encode(), b"ID"
     )
