@@ -203,9 +203,12 @@ UPLOAD_BODY: dict[str, Any] = {
                             "BANK_ACCOUNT); at most the requirement's max_size.",
                         },
                         "file_url": {
-                            "type": "string",
-                            "format": "uri",
-                            "description": "http(s) URL the server fetches instead of file.",
+                            "description": "http(s) URL the server fetches instead of file; "
+                            "blank counts as absent (as an unfilled form input sends it).",
+                            "anyOf": [
+                                {"type": "string", "format": "uri"},
+                                {"type": "string", "pattern": r"^\s*$"},
+                            ],
                         },
                     },
                 }
