@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install serve test test-fast check lint format typecheck imports bench soak system-deps clean
+.PHONY: install serve test test-fast fuzz check lint format typecheck imports bench soak system-deps clean
 
 install: $(STAMP)
 
@@ -26,6 +26,11 @@ test: install
 
 test-fast: install
 	$(BIN)/pytest -m "not e2e and not slow" $(PYTEST_ARGS)
+
+# schemathesis with many more examples than `make test` gives it (README "Tests").
+FUZZ_EXAMPLES ?= 500
+fuzz: install
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz $(PYTEST_ARGS)
 
 check: lint typecheck imports
 

@@ -18,7 +18,7 @@ from tests.support import samples
 from tests.support.errors import assert_error
 from tests.support.fakes import StreamedBody, multipart, multipart_type
 from tests.support.inprocess import InProcess
-from tests.support.partner import FILE_PATH, PREFIX, Partner
+from tests.support.partner import FILE_PATH, PREFIX, Partner, Parts
 
 MIB = 1024 * 1024
 MULTIPART = multipart_type()
@@ -90,6 +90,24 @@ def test_a_body_that_is_not_multipart_is_refused(
 
     assert "multipart/form-data" in error["message"]
     assert error["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize("name", ["Idempotency-Key", "Request-Id"])
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_retry_key_is_refused_not_ignored(
+    server: InProcess, partner: Partner, name: str, value: str
+) -> None:
+    # Found by schemathesis: an empty Idempotency-Key uploaded without one (200) while a
+    # blank one was refused; both now say what a key must be, and nothing is stored.
+    stored = server.blobs()
+    parts: Parts = [
+        ("category", (None, "LOGO", None)),
+        ("file", ("logo.png", samples.png(), "image/png")),
+    ]
+    headers = {**partner.auth(), name: value}
+    response = partner.http.request("POST", FILE_PATH, files=parts, headers=headers)
+    assert name in assert_error(response, 400, "invalid_idempotency_key")["message"]
+    assert server.blobs() == stored
 
 
 def test_multipart_without_a_boundary_is_refused(server: InProcess, partner: Partner) -> None:

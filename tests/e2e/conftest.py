@@ -7,10 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy
 
 from tests.support.partner import Partner
-from tests.support.postgres import postgres_url
+from tests.support.postgres import fresh_database, postgres_url
 from tests.support.rgw import Rgw
 from tests.support.server import Server
 
@@ -26,21 +25,6 @@ def e2e_postgres() -> Iterator[str]:
     """One throwaway PostgreSQL cluster for the end-to-end suite; a database per module."""
     with postgres_url() as url:
         yield url
-
-
-def fresh_database(cluster_url: str, name: str) -> str:
-    """Create database ``name`` on the cluster and return its URL."""
-    admin = sqlalchemy.create_engine(
-        cluster_url.replace("postgresql://", "postgresql+psycopg://", 1),
-        isolation_level="AUTOCOMMIT",
-    )
-    try:
-        with admin.connect() as connection:
-            connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}"'))
-            connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    finally:
-        admin.dispose()
-    return cluster_url.rsplit("/", 1)[0] + f"/{name}"
 
 
 # The foundation's end-to-end suite runs on the embedded default and on the scale-out

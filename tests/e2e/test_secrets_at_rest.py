@@ -22,12 +22,11 @@ from berkas.adapters.keys import KeyRing, StoredKey
 from berkas.core.links import LinkSigner
 from berkas.core.models import Client
 from berkas.services.tokens import TokenService
-from tests.e2e.conftest import fresh_database
 from tests.support import samples
 from tests.support.errors import assert_error
 from tests.support.legacy import make_legacy_data_dir, pem_of
 from tests.support.partner import PREFIX, Partner
-from tests.support.postgres import required_bindir
+from tests.support.postgres import fresh_database, required_bindir
 from tests.support.server import Server
 
 NO_SUCH_FILE = f"{PREFIX}/file/DCM-0001-0000000000000"

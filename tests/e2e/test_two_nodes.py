@@ -20,10 +20,10 @@ import jwt
 import pytest
 
 from berkas.core import signing
-from tests.e2e.conftest import fresh_database
 from tests.support import samples
 from tests.support.errors import assert_error
 from tests.support.partner import PREFIX, TOKEN_PATH, Partner
+from tests.support.postgres import fresh_database
 from tests.support.rgw import Rgw
 from tests.support.server import Server
 

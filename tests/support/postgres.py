@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 from tests.support.fixture_server import free_port
 
@@ -132,6 +133,21 @@ def controlled_cluster(bindir: Path) -> Iterator[Cluster]:
             stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def fresh_database(cluster_url: str, name: str) -> str:
+    """Create database ``name`` on the cluster (dropping one of that name) and return its URL."""
+    admin = sqlalchemy.create_engine(
+        cluster_url.replace("postgresql://", "postgresql+psycopg://", 1),
+        isolation_level="AUTOCOMMIT",
+    )
+    try:
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}"'))
+            connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return cluster_url.rsplit("/", 1)[0] + f"/{name}"
 
 
 @contextmanager

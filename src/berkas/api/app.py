@@ -8,6 +8,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -15,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from berkas import __version__
-from berkas.api import docs, errors
+from berkas.api import docs, errors, schemas
 from berkas.api.connections import BodyIdleTimeout
 from berkas.api.metrics import METRICS_STATE, Metrics
 from berkas.api.observe import RequestLog
@@ -159,4 +160,19 @@ def create_app(
         ("/readyz", public.readyz),
     ):
         app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
+    _declare_security_schemes(app)
     return app
+
+
+def _declare_security_schemes(app: FastAPI) -> None:
+    # The partner routes name a ``bearer`` scheme in their ``security``; FastAPI lists
+    # schemes only for its own security dependencies, so the document declares it here.
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = generate()
+            spec.setdefault("components", {})["securitySchemes"] = schemas.SECURITY_SCHEMES
+        return generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -15,7 +15,7 @@ ID_EXAMPLE = "DCM-0001-1732700000000"
 
 
 class TokenRequest(BaseModel):
-    grant_type: str = Field(examples=["client_credentials"])
+    grant_type: Literal["client_credentials"]
     valid_time: str | None = Field(
         default=None, description="Minutes the token is valid, as a string.", examples=["360"]
     )
@@ -139,7 +139,48 @@ ERRORS_OPENAPI: dict[int | str, dict[str, Any]] = {
     }.items()
 }
 
+# The ``bearer`` scheme the partner routes name in their ``security`` (DESIGN 2.2, 2.4).
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "RS256 token from POST /token.",
+    }
+}
+
+# A link carries its own credential in the query (DESIGN 2.4); the bytes are the stored
+# file's own type, never JSON.
+LINK_OPENAPI: dict[str, Any] = {
+    "parameters": [
+        {"name": name, "in": "query", "required": True, "schema": {"type": "string"}}
+        for name in ("expires", "signature")
+    ],
+}
+LINK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The exact stored bytes.",
+        "content": {
+            media: {"schema": {"type": "string", "format": "binary"}}
+            for media in ("image/jpeg", "image/png", "application/pdf")
+        },
+    },
+    **{status: ERRORS_OPENAPI[status] for status in (403, 404)},
+}
+
 UPLOAD_BODY: dict[str, Any] = {
+    # DESIGN 3: either header makes a retry safe (same key, same content: the first file).
+    "parameters": [
+        {
+            "name": name,
+            "in": "header",
+            "required": False,
+            "description": "Optional retry key: the same key with the same content answers "
+            "with the first upload's file.",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+        }
+        for name in ("Idempotency-Key", "Request-Id")
+    ],
     "requestBody": {
         "required": True,
         "content": {
@@ -163,15 +204,18 @@ UPLOAD_BODY: dict[str, Any] = {
                             "BANK_ACCOUNT); at most the requirement's max_size.",
                         },
                         "file_url": {
-                            "type": "string",
-                            "format": "uri",
-                            "description": "http(s) URL the server fetches instead of file.",
+                            "description": "http(s) URL the server fetches instead of file; "
+                            "blank counts as absent (as an unfilled form input sends it).",
+                            "anyOf": [
+                                {"type": "string", "format": "uri"},
+                                {"type": "string", "pattern": r"^\s*$"},
+                            ],
                         },
                     },
                 }
             }
         },
-    }
+    },
 }
 
 TOKEN_BODY: dict[str, Any] = {

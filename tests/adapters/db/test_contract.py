@@ -222,6 +222,17 @@ def test_file_is_found_by_id_and_by_key(database: Database) -> None:
     assert database.files.get_by_key("berkas/missing.jpg") is None
 
 
+def test_lookups_of_text_with_a_nul_find_nothing(database: Database) -> None:
+    # GET /file/%00 reaches files.get with caller text; PostgreSQL refused the parameter
+    # (a 500) where SQLite and the in-memory store simply found no row.
+    database.clients.add(make_client())
+    database.files.add(make_file())
+
+    assert database.files.get("DCM-0001-\x00") is None
+    assert database.files.get_by_key("berkas/\x00.jpg") is None
+    assert database.clients.get("BRN-0001-\x00") is None
+
+
 def test_file_optional_fields_and_large_sizes_round_trip(database: Database) -> None:
     database.clients.add(make_client())
     # A size past 2**31 needs the BIGINT column.

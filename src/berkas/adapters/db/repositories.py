@@ -45,6 +45,10 @@ from berkas.core.models import (
 # begin() re-reads after losing the insert race; if the winner released the reservation
 # in between, the insert is tried again (bounded: each round means real progress elsewhere).
 _BEGIN_ATTEMPTS = 5
+# PostgreSQL text cannot hold NUL, so no row anywhere does; psycopg refuses to even send
+# a parameter carrying one (DataError). A lookup of such text finds nothing, on every
+# backend alike, instead of failing: ids and keys in lookups are caller text.
+_NUL = "\x00"
 
 
 @contextmanager
@@ -183,6 +187,8 @@ class SqlClientRepository(_SqlRepository, _Sealed):
 
     def get(self, client_id: str) -> Client | None:
         """The client with ``client_id``, or None."""
+        if _NUL in client_id:
+            return None
         with self._read() as connection:
             row = connection.execute(
                 select(clients).where(clients.c.client_id == client_id)
@@ -356,12 +362,16 @@ class SqlFileRepository(_SqlRepository):
 
     def get(self, file_id: str) -> StoredFile | None:
         """The file with ``file_id``, or None."""
+        if _NUL in file_id:
+            return None
         with self._read() as connection:
             row = connection.execute(select(files).where(files.c.id == file_id)).one_or_none()
         return None if row is None else _stored_file(row)
 
     def get_by_key(self, key: str) -> StoredFile | None:
         """The file stored under blob ``key``, or None."""
+        if _NUL in key:
+            return None
         with self._read() as connection:
             row = connection.execute(select(files).where(files.c.key == key)).one_or_none()
         return None if row is None else _stored_file(row)

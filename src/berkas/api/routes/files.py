@@ -29,7 +29,14 @@ async def describe(file_id: str, client: BearerClient, svc: ServicesDep) -> Resp
     return JSONResponse(schemas.FileMetadata.of(view).model_dump(mode="json"))
 
 
-@router.get("/links/{key:path}", summary="Download through a signed link", tags=["links"])
+@router.get(
+    "/links/{key:path}",
+    summary="Download through a signed link",
+    tags=["links"],
+    response_class=Response,
+    responses=schemas.LINK_RESPONSES,
+    openapi_extra=schemas.LINK_OPENAPI,
+)
 async def download(key: str, request: Request, svc: ServicesDep) -> Response:
     expires = request.query_params.get("expires")
     signature = request.query_params.get("signature")

@@ -34,7 +34,11 @@ DRAIN_LIMIT = 64 * 1024 * 1024
 )
 async def upload(request: Request, client: BearerClient, svc: ServicesDep) -> Response:
     uploads = svc.uploads
-    key = request.headers.get("idempotency-key") or request.headers.get("request-id")
+    # A header sent empty is a key (refused as such), not an absent one: `or` would let
+    # "Idempotency-Key:" upload without the retry safety its sender asked for.
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        key = request.headers.get("request-id")
     declared = request.headers.get("content-length")
     most = uploads.max_upload_bytes
     if declared is not None and declared.isdigit() and int(declared) > most + DRAIN_LIMIT:
