@@ -20,9 +20,10 @@ import sqlalchemy
 from PIL import Image
 
 from bench.wrk import MULTIPART_TYPE, multipart
-from tests.e2e.conftest import BACKENDS, fresh_database, spool_and_temp_files
+from tests.e2e.conftest import BACKENDS, spool_and_temp_files
 from tests.support import samples
 from tests.support.partner import FILE_PATH, PREFIX, Partner
+from tests.support.postgres import fresh_database
 from tests.support.rgw import Rgw
 from tests.support.server import Server
 from tests.support.vectors import server_errors, tally

@@ -11,10 +11,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.e2e.conftest import fresh_database
 from tests.support.errors import assert_error
 from tests.support.partner import PREFIX, Partner
-from tests.support.postgres import required_bindir
+from tests.support.postgres import fresh_database, required_bindir
 from tests.support.server import Server
 
 # Short enough to wait out, long enough for the checks inside it on a busy machine.
