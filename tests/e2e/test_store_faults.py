@@ -59,6 +59,8 @@ def test_rgw_then_postgresql_stopped_are_503_and_served_again_once_back(
                 assert_error(refused, 503, "storage_unavailable")
                 assert rgw.endpoint not in refused.text  # no endpoint on the wire
                 assert time.monotonic() - started < 60  # bounded: 5 s connect, 3 attempts
+                # A proxy link streams from the store: 503 too, before any byte is sent.
+                assert_error(httpx.get(kept["link"], timeout=60), 503, "storage_unavailable")
                 assert readiness(server) == (
                     503,
                     {"database": "ok", "storage": "storage_unavailable"},
@@ -74,6 +76,18 @@ def test_rgw_then_postgresql_stopped_are_503_and_served_again_once_back(
             try:
                 refused = partner.upload(samples.jpeg(seed=4), category="LOGO", code=None)
                 assert_error(refused, 503, "database_unavailable")
+                # Every operation that needs the database says so (the OpenAPI document
+                # lists this 503 for each: tests/api/test_openapi_statuses.py).
+                signed = (
+                    partner.get_token(),
+                    partner.signed("GET", f"{PREFIX}/file", query="businessType=PERSONAL"),
+                    partner.http.request(
+                        "GET", f"{PREFIX}/file/{kept['id']}", headers=partner.auth()
+                    ),
+                    httpx.get(kept["link"], timeout=60),
+                )
+                for answer in signed:
+                    assert_error(answer, 503, "database_unavailable")
                 status, checks = readiness(server)
                 assert (status, checks["database"]) == (503, "database_unavailable")
             finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -35,8 +36,23 @@ KEY_SYNC_SECONDS = 5.0
 DESCRIPTION = """\
 berkas speaks DOKU's Partner file API: sign a request with your HMAC secret to get an
 RS256 bearer token (POST /token), ask which documents a merchant needs (GET /file), and
-upload each one (POST /file). Every error is `{"error": {"code", "message", "type"}}`.
+upload each one (POST /file). Every error is `{"error": {"code", "message", "type"}}`
+(a 5xx adds `request_id`, also sent as the `Request-Id` response header); each operation
+lists the statuses and codes it answers. Any request may also be answered, before an
+operation runs, with `malformed_http` (400), `not_found` (404), `method_not_allowed` (405),
+`request_timeout` (408), `headers_too_large` (431) or `server_busy` (503).
 """
+
+TAGS = [
+    {
+        "name": "partner",
+        "description": "DOKU's Partner file API: HMAC-signed token and requirements, "
+        "bearer-authenticated uploads and metadata.",
+    },
+    {"name": "links", "description": "Signed links to a stored file's exact bytes."},
+    {"name": "keys", "description": "The public keys (JWKS) that verify berkas tokens."},
+    {"name": "health", "description": "Liveness and readiness probes for load balancers."},
+]
 
 
 async def _every(seconds: float, chore: Callable[[], object], what: str) -> None:
@@ -136,6 +152,10 @@ def create_app(
         title="berkas",
         version=__version__,
         description=DESCRIPTION,
+        openapi_tags=TAGS,
+        # Relative: the document is served by the server it describes, under whatever
+        # name the partner reached it (BERKAS_PUBLIC_URL, a proxy, loopback).
+        servers=[{"url": "/", "description": "this berkas server"}],
         # Served by api/docs.py from packaged assets, not FastAPI's CDN pages.
         docs_url=None,
         redoc_url=None,
@@ -160,19 +180,35 @@ def create_app(
         ("/readyz", public.readyz),
     ):
         app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
-    _declare_security_schemes(app)
+    _finish_openapi(app)
     return app
 
 
-def _declare_security_schemes(app: FastAPI) -> None:
-    # The partner routes name a ``bearer`` scheme in their ``security``; FastAPI lists
-    # schemes only for its own security dependencies, so the document declares it here.
+def _finish_openapi(app: FastAPI) -> None:
+    """Two corrections to the document FastAPI generates.
+
+    The partner routes name a ``bearer`` scheme in their ``security``; FastAPI lists
+    schemes only for its own security dependencies, so the document declares it here.
+    FastAPI also adds a 422 ``HTTPValidationError`` to every route with a parameter, but
+    berkas answers a framework validation error 400 ``invalid_request`` in the envelope
+    (api/errors.py), so that 422 is never sent and is removed: an operation lists only
+    what it answers.
+    """
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             spec = generate()
-            spec.setdefault("components", {})["securitySchemes"] = schemas.SECURITY_SCHEMES
+            components = spec.setdefault("components", {})
+            components["securitySchemes"] = schemas.SECURITY_SCHEMES
+            framework = "#/components/schemas/HTTPValidationError"
+            for operations in spec["paths"].values():
+                for operation in operations.values():
+                    responses = operation["responses"]
+                    if framework in json.dumps(responses.get("422", {})):
+                        del responses["422"]
+            for name in ("HTTPValidationError", "ValidationError"):
+                components.get("schemas", {}).pop(name, None)
         return generate()
 
     app.openapi = openapi  # type: ignore[method-assign]

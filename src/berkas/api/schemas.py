@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from berkas.core.catalogue import BusinessType, Category
+from berkas.core.codes import Code
 from berkas.core.wire import iso8601
 from berkas.services.files import FileView
 from berkas.services.uploads import UploadResult
@@ -124,20 +125,192 @@ SIGNED_HEADERS: list[dict[str, Any]] = [
     },
 ]
 
-ERRORS_OPENAPI: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": text}
-    for status, text in {
-        400: "Bad input (the message names the field)",
-        401: "Authentication failed",
-        403: "Not yours, or a bad link",
-        404: "Not found",
-        409: "Request-Id replay",
-        413: "Too large",
-        415: "Unsupported content",
-        422: "file_url fetch refused or failed",
-        429: "Over a limit; Retry-After says how many seconds to wait",
-    }.items()
+# What each status means to a caller; the codes under it are listed per operation.
+STATUS_MEANING: dict[int, str] = {
+    400: "Bad input (the message names the field)",
+    401: "Authentication failed",
+    403: "A bad, incomplete or expired link",
+    404: "Not found (or not yours: another partner's file is not found either)",
+    409: "A Request-Id or Idempotency-Key already used",
+    413: "Too large",
+    415: "Unsupported content",
+    422: "The file_url fetch was refused or failed",
+    429: "Over a limit; Retry-After says how many seconds to wait",
+    503: "The database or the store is unreachable; retry later",
+    507: "No space left to store the upload; retry later",
 }
+
+
+def error_responses(*codes: Code) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` for the errors an operation answers: one entry per status
+    its ``codes`` take (a refused ``file_url`` fetch also 422), each naming its codes and
+    showing each code's envelope as an example."""
+    by_status: dict[int, list[Code]] = {}
+    replays = Code.REQUEST_REPLAYED in codes
+    for listed in dict.fromkeys(c for c in codes if c is not Code.REQUEST_REPLAYED):
+        statuses = {listed.status, listed.status_for(fetched=listed.fetch_refusal)}
+        for status in sorted(statuses):
+            by_status.setdefault(status, []).append(listed)
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in sorted(by_status):
+        members = by_status[status]
+        names = ", ".join(f"`{code.value}`" for code in members)
+        examples = {}
+        for code in members:
+            error: dict[str, str] = {
+                "code": code.value,
+                "message": code.message,
+                "type": code.error_type.value,
+            }
+            if status >= 500:
+                error["request_id"] = "4f1c2a9e-5b7d-4c1e-9a3f-0d2b6e8c7a51"
+            examples[code.value] = {"summary": code.message, "value": {"error": error}}
+        responses[status] = {
+            "model": ErrorResponse,
+            "description": f"{STATUS_MEANING[status]}. Codes: {names}.",
+            "content": {"application/json": {"examples": examples}},
+        }
+    if replays:
+        # DESIGN 2.1 (DOKU's rule): the same signed request again is answered with the
+        # first answer's body, whatever it was, under 409; only a different or unfinished
+        # request under a used Request-Id gets an error of its own.
+        conflict = responses[409]
+        del conflict["model"]
+        names = ", ".join(f"`{code.value}`" for code in by_status[409])
+        conflict["description"] = (
+            "The Request-Id was used before. The same request again gets the first "
+            "answer's body (its token, requirements or error) with 409, DOKU's rule; "
+            f"otherwise an error. Codes: {names}."
+        )
+        conflict["content"]["application/json"]["schema"] = {
+            "anyOf": [
+                {"$ref": "#/components/schemas/ErrorResponse"},
+                {"type": "object", "description": "The first answer's body, again."},
+            ]
+        }
+    return responses
+
+
+# What any answer may also be, whichever operation was asked (the connection layer and
+# the framework answer these before a route runs); the API description lists them.
+ANY_REQUEST_CODES = (
+    Code.MALFORMED_HTTP,
+    Code.NOT_FOUND,
+    Code.METHOD_NOT_ALLOWED,
+    Code.REQUEST_TIMEOUT,
+    Code.HEADERS_TOO_LARGE,
+    Code.SERVER_BUSY,
+)
+
+# A signed request (DESIGN 2.1): its headers and client, its Request-Id used once, the
+# client's request rate, and the database that holds clients and Request-Ids.
+_SIGNED = (
+    Code.HEADER_MISSING,
+    Code.INVALID_REQUEST_ID,
+    Code.TIMESTAMP_INVALID,
+    Code.TIMESTAMP_OUT_OF_WINDOW,
+    Code.SIGNATURE_INVALID,
+    Code.CLIENT_UNKNOWN,
+    Code.CLIENT_DISABLED,
+    Code.REQUEST_REPLAYED,
+    Code.REQUEST_ID_REUSED,
+    Code.REQUEST_IN_PROGRESS,
+    Code.RATE_LIMITED,
+    Code.DATABASE_UNAVAILABLE,
+)
+# A bearer request (DESIGN 2.2): the token, its client, the client's request rate.
+_BEARER = (
+    Code.TOKEN_MISSING,
+    Code.TOKEN_MALFORMED,
+    Code.TOKEN_ALGORITHM_NOT_ALLOWED,
+    Code.TOKEN_KEY_UNKNOWN,
+    Code.TOKEN_SIGNATURE_INVALID,
+    Code.TOKEN_EXPIRED,
+    Code.TOKEN_NOT_YET_VALID,
+    Code.TOKEN_LIFETIME_TOO_LONG,
+    Code.CLIENT_UNKNOWN,
+    Code.CLIENT_DISABLED,
+    Code.RATE_LIMITED,
+    Code.DATABASE_UNAVAILABLE,
+)
+TOKEN_ERRORS = error_responses(
+    *_SIGNED,
+    Code.BODY_TOO_LARGE,
+    Code.INVALID_JSON,
+    Code.GRANT_TYPE_INVALID,
+    Code.INVALID_VALID_TIME,
+)
+REQUIREMENTS_ERRORS = error_responses(
+    *_SIGNED, Code.PARAMETER_MISSING, Code.PARAMETER_REPEATED, Code.INVALID_PARAMETER
+)
+UPLOAD_ERRORS = error_responses(
+    *_BEARER,
+    # the body: multipart framing, fields, size
+    Code.MULTIPART_REQUIRED,
+    Code.MULTIPART_MALFORMED,
+    Code.MULTIPART_TOO_MANY_PARTS,
+    Code.UNKNOWN_FIELD,
+    Code.MULTIPLE_FILES,
+    Code.DUPLICATE_FIELD,
+    Code.FIELD_TOO_LONG,
+    Code.FIELD_INVALID,
+    Code.BODY_TOO_LARGE,
+    Code.FILE_TOO_LARGE,
+    Code.FILE_OR_URL_REQUIRED,
+    Code.URL_UPLOAD_DISABLED,
+    # what the file is for (the catalogue)
+    Code.CATEGORY_MISSING,
+    Code.CATEGORY_INVALID,
+    Code.CODE_MISSING,
+    Code.CODE_INVALID,
+    # what the bytes are
+    Code.EMPTY_FILE,
+    Code.UNSUPPORTED_TYPE,
+    Code.TYPE_NOT_ALLOWED,
+    Code.IMAGE_TOO_LARGE,
+    Code.IMAGE_TOO_SMALL,
+    Code.IMAGE_TRUNCATED,
+    Code.IMAGE_CORRUPT,
+    Code.TRAILING_DATA,
+    Code.EMBEDDED_ARCHIVE,
+    Code.PDF_CORRUPT,
+    Code.PDF_ENCRYPTED,
+    Code.PDF_TOO_COMPLEX,
+    Code.PDF_ACTIVE_CONTENT,
+    Code.PDF_EMBEDDED_FILE,
+    # a file_url fetch (DESIGN 4)
+    Code.URL_INVALID,
+    Code.URL_SCHEME_NOT_ALLOWED,
+    Code.URL_PORT_NOT_ALLOWED,
+    Code.URL_CREDENTIALS_NOT_ALLOWED,
+    Code.ADDRESS_NOT_ALLOWED,
+    Code.DNS_FAILED,
+    Code.REDIRECT_NOT_ALLOWED,
+    Code.TOO_MANY_REDIRECTS,
+    Code.FETCH_TIMEOUT,
+    Code.FETCH_FAILED,
+    # a retry (DESIGN 3)
+    Code.INVALID_IDEMPOTENCY_KEY,
+    Code.IDEMPOTENCY_KEY_REUSED,
+    Code.REQUEST_IN_PROGRESS,
+    # (``file_not_found`` for a replayed key whose file is gone joins once files can be
+    # deleted; today nothing removes one.)
+    # the node's own limits, and where the bytes go
+    Code.UPLOAD_RATE_LIMITED,
+    Code.TOO_MANY_UPLOADS,
+    Code.FETCH_BUDGET_EXHAUSTED,
+    Code.STORAGE_UNAVAILABLE,
+    Code.ID_ALLOCATION_FAILED,
+    Code.INSUFFICIENT_STORAGE,
+)
+DESCRIBE_ERRORS = error_responses(*_BEARER, Code.FILE_NOT_FOUND)
+LINK_ERRORS = error_responses(
+    Code.LINK_INVALID,
+    Code.LINK_EXPIRED,
+    Code.FILE_NOT_FOUND,
+    Code.DATABASE_UNAVAILABLE,
+    Code.STORAGE_UNAVAILABLE,
+)
 
 # The ``bearer`` scheme the partner routes name in their ``security`` (DESIGN 2.2, 2.4).
 SECURITY_SCHEMES: dict[str, Any] = {
@@ -165,7 +338,7 @@ LINK_RESPONSES: dict[int | str, dict[str, Any]] = {
             for media in ("image/jpeg", "image/png", "application/pdf")
         },
     },
-    **{status: ERRORS_OPENAPI[status] for status in (403, 404)},
+    **LINK_ERRORS,
 }
 
 UPLOAD_BODY: dict[str, Any] = {

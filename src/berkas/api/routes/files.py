@@ -21,7 +21,7 @@ router = APIRouter()
     summary="File metadata and a fresh link",
     tags=["partner"],
     response_model=schemas.FileMetadata,
-    responses=schemas.ERRORS_OPENAPI,
+    responses=schemas.DESCRIBE_ERRORS,
     openapi_extra={"security": [{"bearer": []}]},
 )
 async def describe(file_id: str, client: BearerClient, svc: ServicesDep) -> Response:

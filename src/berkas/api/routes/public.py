@@ -24,7 +24,33 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Database and storage are reachable", tags=["health"])
+@router.get(
+    "/readyz",
+    summary="Database and storage are reachable",
+    tags=["health"],
+    responses={
+        200: {
+            "description": "Ready: every check answered.",
+            "content": {
+                "application/json": {
+                    "example": {"status": "ready", "checks": {"database": "ok", "storage": "ok"}}
+                }
+            },
+        },
+        503: {
+            "description": "Not ready: each failing check names its error code "
+            "(`database_unavailable`, `storage_unavailable`, `insufficient_storage`).",
+            "content": {
+                "application/json": {
+                    "example": {
+                        "status": "unavailable",
+                        "checks": {"database": "ok", "storage": "storage_unavailable"},
+                    }
+                }
+            },
+        },
+    },
+)
 async def readyz(svc: ServicesDep) -> Response:
     checks: dict[str, str] = {}
     for name, port in svc.health.items():

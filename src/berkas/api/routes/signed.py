@@ -25,7 +25,7 @@ router = APIRouter(prefix=API_PREFIX, tags=["partner"])
     "/token",
     summary="Generate Token (DOKU)",
     response_model=schemas.TokenResponse,
-    responses=schemas.ERRORS_OPENAPI,
+    responses=schemas.TOKEN_ERRORS,
     openapi_extra=schemas.TOKEN_BODY,
 )
 async def token(request: Request, svc: ServicesDep) -> Response:
@@ -53,7 +53,7 @@ async def token(request: Request, svc: ServicesDep) -> Response:
             "(DOKU's shape; the example is PERSONAL / PERSEORANGAN / RETAIL / ID).",
             "content": {"application/json": {"example": schemas.REQUIREMENTS_EXAMPLE}},
         },
-        **schemas.ERRORS_OPENAPI,
+        **schemas.REQUIREMENTS_ERRORS,
     },
     openapi_extra={"parameters": schemas.SIGNED_HEADERS + schemas.REQUIREMENT_QUERY},
 )

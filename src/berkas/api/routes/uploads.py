@@ -29,7 +29,7 @@ DRAIN_LIMIT = 64 * 1024 * 1024
     "/file",
     summary="Upload File (DOKU)",
     response_model=schemas.UploadResponse,
-    responses=schemas.ERRORS_OPENAPI,
+    responses=schemas.UPLOAD_ERRORS,
     openapi_extra={"security": [{"bearer": []}], **schemas.UPLOAD_BODY},
 )
 async def upload(request: Request, client: BearerClient, svc: ServicesDep) -> Response:
