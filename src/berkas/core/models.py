@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -49,6 +50,47 @@ class StoredFile:
     width: int | None
     height: int | None
     created_at: datetime
+    # Lifecycle (issue 11): removed by housekeeping after ``retained_until`` (None: kept
+    # until deleted) unless on ``legal_hold``; ``link_generation`` is signed into proxy
+    # links, so a revocation (which bumps it) kills every link issued before.
+    retained_until: datetime | None = None
+    legal_hold: bool = False
+    link_generation: int = 0
+    # The data key wrapped under the master key when the object is encrypted at rest.
+    data_key: str | None = None
+    # What privacy stripping removed before the bytes were stored ("exif", "gps", ...).
+    metadata_removed: tuple[str, ...] = ()
+
+
+class EventKind(enum.StrEnum):
+    """What happened to a document, as the audit trail records it (issue 11)."""
+
+    UPLOADED = "uploaded"
+    DESCRIBED = "described"
+    LINK_ISSUED = "link_issued"
+    LINK_OPENED = "link_opened"
+    LINK_REFUSED = "link_refused"
+    LINKS_REVOKED = "links_revoked"
+    DELETED = "deleted"
+    RETENTION_EXPIRED = "retention_expired"
+    HOLD_SET = "hold_set"
+    HOLD_RELEASED = "hold_released"
+
+
+@dataclass(frozen=True, slots=True)
+class FileEvent:
+    """One audit event. ``ip``/``user_agent`` are the caller as seen through the
+    configured proxies (None for the operator's CLI and housekeeping); ``detail`` is a
+    short machine-readable note (the refusal code, who deleted, the new generation)."""
+
+    file_id: str
+    client_id: str
+    kind: EventKind
+    at: datetime
+    ip: str | None = None
+    user_agent: str | None = None
+    detail: str | None = None
+    id: int | None = None  # assigned by the store, increasing
 
 
 @dataclass(frozen=True, slots=True)

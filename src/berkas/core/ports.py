@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from berkas.core.egress import FetchResult
-from berkas.core.models import Client, NodeLease, ReplayRecord, StoredFile
+from berkas.core.models import Client, FileEvent, NodeLease, ReplayRecord, StoredFile
 
 
 class Clock(Protocol):
@@ -91,9 +91,33 @@ class FileRepository(Protocol):
         intent a restart uses to remove blobs whose row never committed (DESIGN 5)."""
         ...
 
-    def add(self, stored: StoredFile) -> None:
-        """Insert one row and drop the reservation of its key, in one transaction; raises
-        ``Conflict`` (code ``duplicate_id``) on an id collision."""
+    def add(self, stored: StoredFile, event: FileEvent | None = None) -> None:
+        """Insert one row, drop the reservation of its key and append ``event``, in one
+        transaction; raises ``Conflict`` (code ``duplicate_id``) on an id collision."""
+        ...
+
+    def remove(self, file_id: str, node_id: int, event: FileEvent) -> StoredFile | None:
+        """Delete the row, reserve its key for ``node_id`` (the blob removal still to
+        come; a crash before it leaves the intent ``recover_orphans`` finishes) and append
+        ``event``, in one transaction. Returns the removed file, or None when absent."""
+        ...
+
+    def revoke_links(self, file_id: str, event: FileEvent) -> int | None:
+        """Bump the file's link generation and append ``event`` in one transaction;
+        returns the new generation, or None when there is no such file."""
+        ...
+
+    def set_hold(self, file_id: str, hold: bool, event: FileEvent) -> bool:
+        """Set or lift the legal hold (with ``event``); False when no such file."""
+        ...
+
+    def expired(self, now: datetime, limit: int) -> list[StoredFile]:
+        """Up to ``limit`` files whose retention ended by ``now`` and that are not on
+        hold, oldest retention first."""
+        ...
+
+    def duplicate_of(self, client_id: str, category: str, sha256: str) -> str | None:
+        """The id of the first file this client stored in ``category`` with these bytes."""
         ...
 
     def release_key(self, key: str) -> None:
@@ -134,6 +158,38 @@ class ReplayRepository(Protocol):
         ...
 
 
+class AuditLog(Protocol):
+    """The append-only audit trail of documents (issue 11)."""
+
+    def append(self, event: FileEvent) -> None:
+        """Write one event durably before returning."""
+        ...
+
+    def for_file(self, file_id: str) -> list[FileEvent]:
+        """Every event of ``file_id``, oldest first (also after the file was deleted)."""
+        ...
+
+    def export(
+        self, *, since: datetime | None, client_id: str | None, after_id: int, limit: int
+    ) -> list[FileEvent]:
+        """Up to ``limit`` events with id above ``after_id``, at or after ``since``, of
+        ``client_id`` (None: all), in id order: pages of an export."""
+        ...
+
+
+class TaskLeaseRepository(Protocol):
+    """Leases on cluster-wide chores: one holder at a time, atomic across nodes."""
+
+    def acquire(self, name: str, holder: str, expires_at: datetime, now: datetime) -> bool:
+        """Take or renew ``name`` until ``expires_at``: True unless another holder's
+        lease is still live at ``now``."""
+        ...
+
+    def release(self, name: str, holder: str) -> None:
+        """Give ``name`` up if this holder has it."""
+        ...
+
+
 class NodeLeaseRepository(Protocol):
     """Node numbers leased to live nodes; every write is atomic across nodes."""
 
@@ -163,6 +219,8 @@ class Database(Protocol):
     files: FileRepository
     replays: ReplayRepository
     leases: NodeLeaseRepository
+    events: AuditLog
+    tasks: TaskLeaseRepository
 
     def check(self) -> None:
         """Raise ``Unavailable`` if unreachable (for /readyz)."""

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, inspect, text
 from berkas.adapters.db.engine import WRITE_OPTION, build_engine
 from berkas.adapters.db.migrations import HEAD
 from berkas.adapters.db.repositories import (
+    SqlAuditLog,
     SqlClientRepository,
     SqlFileRepository,
     SqlKeyStore,
@@ -22,6 +23,7 @@ from berkas.adapters.db.repositories import (
     SqlReplayRepository,
     SqlSealedValues,
     SqlServiceSecrets,
+    SqlTaskLeases,
     translate_errors,
 )
 from berkas.adapters.db.writes import DirectWrites, GroupCommit, Writes, unavailable
@@ -33,10 +35,12 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 from berkas.core.ports import (
+    AuditLog,
     ClientRepository,
     FileRepository,
     NodeLeaseRepository,
     ReplayRepository,
+    TaskLeaseRepository,
 )
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -65,6 +69,8 @@ class SqlDatabase:
         self.files: FileRepository = SqlFileRepository(engine, writes)
         self.replays: ReplayRepository = SqlReplayRepository(engine, writes)
         self.leases: NodeLeaseRepository = SqlNodeLeaseRepository(engine, writes)
+        self.events: AuditLog = SqlAuditLog(engine, writes)
+        self.tasks: TaskLeaseRepository = SqlTaskLeases(engine, writes)
         self.signing_keys = SqlKeyStore(engine, sealer, writes)
         self.service_secrets = SqlServiceSecrets(engine, sealer, writes)
         self.sealed = SqlSealedValues(engine, sealer, writes)

@@ -12,6 +12,7 @@ from datetime import datetime
 from berkas.adapters.keys import StoredKey
 from berkas.core.models import (
     Client,
+    FileEvent,
     NodeLease,
     ReplayRecord,
     StoredFile,
@@ -21,10 +22,12 @@ from berkas.core.models import (
     unknown_client,
 )
 from berkas.core.ports import (
+    AuditLog,
     ClientRepository,
     FileRepository,
     NodeLeaseRepository,
     ReplayRepository,
+    TaskLeaseRepository,
 )
 
 
@@ -39,6 +42,18 @@ class _Tables:
         self.replays: dict[tuple[str, str], ReplayRecord] = {}
         self.pending: dict[str, tuple[int, datetime]] = {}
         self.leases: dict[int, NodeLease] = {}
+        self.events: list[FileEvent] = []
+        self.tasks: dict[str, tuple[str, datetime]] = {}
+
+    def append(self, event: FileEvent) -> None:
+        """Append under the lock (the caller holds it)."""
+        event = dataclasses.replace(
+            event,
+            at=require_utc(event.at, "at"),
+            id=len(self.events) + 1,
+            user_agent=None if event.user_agent is None else event.user_agent[:512],
+        )
+        self.events.append(event)
 
 
 class MemoryClientRepository:
@@ -139,10 +154,12 @@ class MemoryFileRepository:
     def __init__(self, tables: _Tables) -> None:
         self._tables = tables
 
-    def add(self, stored: StoredFile) -> None:
+    def add(self, stored: StoredFile, event: FileEvent | None = None) -> None:
         """Insert; ``Conflict`` (``duplicate_id``) or ``InvalidRequest`` (``unknown_client``)."""
         stored = dataclasses.replace(
-            stored, created_at=require_utc(stored.created_at, "created_at")
+            stored,
+            created_at=require_utc(stored.created_at, "created_at"),
+            retained_until=_utc_or_none(stored.retained_until, "retained_until"),
         )
         with self._tables.lock:
             if stored.id in self._tables.files or stored.key in self._tables.keys:
@@ -152,6 +169,63 @@ class MemoryFileRepository:
             self._tables.files[stored.id] = stored
             self._tables.keys[stored.key] = stored.id
             self._tables.pending.pop(stored.key, None)
+            if event is not None:
+                self._tables.append(event)
+
+    def remove(self, file_id: str, node_id: int, event: FileEvent) -> StoredFile | None:
+        """Delete the row, reserve its key for the blob removal, append ``event``."""
+        with self._tables.lock:
+            removed = self._tables.files.pop(file_id, None)
+            if removed is None:
+                return None
+            del self._tables.keys[removed.key]
+            self._tables.pending.setdefault(removed.key, (node_id, require_utc(event.at, "at")))
+            self._tables.append(event)
+            return removed
+
+    def revoke_links(self, file_id: str, event: FileEvent) -> int | None:
+        """Bump the link generation and append ``event``; None when no such file."""
+        with self._tables.lock:
+            stored = self._tables.files.get(file_id)
+            if stored is None:
+                return None
+            generation = stored.link_generation + 1
+            self._tables.files[file_id] = dataclasses.replace(stored, link_generation=generation)
+            self._tables.append(event)
+            return generation
+
+    def set_hold(self, file_id: str, hold: bool, event: FileEvent) -> bool:
+        """Set or lift the legal hold; False when no such file."""
+        with self._tables.lock:
+            stored = self._tables.files.get(file_id)
+            if stored is None:
+                return False
+            self._tables.files[file_id] = dataclasses.replace(stored, legal_hold=hold)
+            self._tables.append(event)
+            return True
+
+    def expired(self, now: datetime, limit: int) -> list[StoredFile]:
+        """Files whose retention ended by ``now``, not on hold, oldest retention first."""
+        now = require_utc(now, "now")
+        with self._tables.lock:
+            due = [
+                f
+                for f in self._tables.files.values()
+                if f.retained_until is not None and f.retained_until <= now and not f.legal_hold
+            ]
+        due.sort(key=lambda f: (f.retained_until or now, f.id))
+        return due[:limit]
+
+    def duplicate_of(self, client_id: str, category: str, sha256: str) -> str | None:
+        """The first file this client stored in ``category`` with these bytes, or None."""
+        with self._tables.lock:
+            same = [
+                f
+                for f in self._tables.files.values()
+                if (f.client_id, f.category, f.sha256) == (client_id, category, sha256)
+            ]
+        same.sort(key=lambda f: (f.created_at, f.id))
+        return same[0].id if same else None
 
     def reserve_key(self, key: str, node_id: int, created_at: datetime) -> None:
         """Record the intent to write ``key`` (idempotent)."""
@@ -316,6 +390,62 @@ class MemoryKeyStore:
                 self._keys.pop(kid, None)
 
 
+class MemoryAuditLog:
+    """The audit trail in a list."""
+
+    def __init__(self, tables: _Tables) -> None:
+        self._tables = tables
+
+    def append(self, event: FileEvent) -> None:
+        """Append one event."""
+        with self._tables.lock:
+            self._tables.append(event)
+
+    def for_file(self, file_id: str) -> list[FileEvent]:
+        """Every event of ``file_id``, oldest first."""
+        with self._tables.lock:
+            return [e for e in self._tables.events if e.file_id == file_id]
+
+    def export(
+        self, *, since: datetime | None, client_id: str | None, after_id: int, limit: int
+    ) -> list[FileEvent]:
+        """One page of events in id order."""
+        since = _utc_or_none(since, "since")
+        with self._tables.lock:
+            chosen = [
+                e
+                for e in self._tables.events
+                if (e.id or 0) > after_id
+                and (since is None or e.at >= since)
+                and (client_id is None or e.client_id == client_id)
+            ]
+        return chosen[:limit]
+
+
+class MemoryTaskLeases:
+    """Chore leases in a dict."""
+
+    def __init__(self, tables: _Tables) -> None:
+        self._tables = tables
+
+    def acquire(self, name: str, holder: str, expires_at: datetime, now: datetime) -> bool:
+        """Take ``name`` if free, expired or already ours."""
+        expires_at, now = require_utc(expires_at, "until"), require_utc(now, "now")
+        with self._tables.lock:
+            current = self._tables.tasks.get(name)
+            if current is not None and current[0] != holder and current[1] > now:
+                return False
+            self._tables.tasks[name] = (holder, expires_at)
+            return True
+
+    def release(self, name: str, holder: str) -> None:
+        """Give ``name`` up if this holder has it."""
+        with self._tables.lock:
+            current = self._tables.tasks.get(name)
+            if current is not None and current[0] == holder:
+                del self._tables.tasks[name]
+
+
 class MemoryDatabase:
     """The in-memory metadata store (implements ``core.ports.Database``)."""
 
@@ -325,6 +455,8 @@ class MemoryDatabase:
         self.files: FileRepository = MemoryFileRepository(tables)
         self.replays: ReplayRepository = MemoryReplayRepository(tables)
         self.leases: NodeLeaseRepository = MemoryNodeLeaseRepository(tables)
+        self.events: AuditLog = MemoryAuditLog(tables)
+        self.tasks: TaskLeaseRepository = MemoryTaskLeases(tables)
 
     def check(self) -> None:
         """Always reachable."""

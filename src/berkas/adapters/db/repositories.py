@@ -13,18 +13,20 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Row, Table, delete, exc, insert, select, update
+from sqlalchemy import Connection, Engine, Row, Table, delete, exc, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from berkas.adapters.db.engine import read_options
 from berkas.adapters.db.tables import (
     clients,
+    file_events,
     files,
     node_leases,
     pending_blobs,
     replays,
     service_secrets,
     signing_keys,
+    task_leases,
 )
 from berkas.adapters.db.writes import DirectWrites, Writes, unavailable
 from berkas.adapters.keys import StoredKey
@@ -33,6 +35,8 @@ from berkas.core.codes import Code
 from berkas.core.errors import Unavailable
 from berkas.core.models import (
     Client,
+    EventKind,
+    FileEvent,
     NodeLease,
     ReplayRecord,
     StoredFile,
@@ -304,8 +308,9 @@ class SqlClientRepository(_SqlRepository, _Sealed):
 class SqlFileRepository(_SqlRepository):
     """Stored-file metadata in the ``files`` table."""
 
-    def add(self, stored: StoredFile) -> None:
-        """Insert one row; ``Conflict`` (``duplicate_id``) when the id or key is taken.
+    def add(self, stored: StoredFile, event: FileEvent | None = None) -> None:
+        """Insert one row (and ``event``); ``Conflict`` (``duplicate_id``) when the id or
+        key is taken.
 
         Raises ``InvalidRequest`` (``unknown_client``) when ``client_id`` is not registered.
         """
@@ -321,6 +326,11 @@ class SqlFileRepository(_SqlRepository):
             "width": stored.width,
             "height": stored.height,
             "created_at": require_utc(stored.created_at, "created_at"),
+            "retained_until": _utc_or_none(stored.retained_until, "retained_until"),
+            "legal_hold": stored.legal_hold,
+            "link_generation": stored.link_generation,
+            "data_key": stored.data_key,
+            "metadata_removed": ",".join(stored.metadata_removed) or None,
         }
 
         def insert_row(connection: Connection) -> None:
@@ -332,8 +342,90 @@ class SqlFileRepository(_SqlRepository):
             if not inserted:
                 raise duplicate_file(stored)
             connection.execute(delete(pending_blobs).where(pending_blobs.c.key == stored.key))
+            if event is not None:
+                _append_event(connection, event)
 
         self._run(insert_row)
+
+    def remove(self, file_id: str, node_id: int, event: FileEvent) -> StoredFile | None:
+        """Delete the row, reserve its key for the blob removal, append ``event``."""
+        if _NUL in file_id:
+            return None
+
+        def remove_row(connection: Connection) -> StoredFile | None:
+            row = connection.execute(
+                delete(files).where(files.c.id == file_id).returning(*files.c)
+            ).one_or_none()
+            if row is None:
+                return None
+            removed = _stored_file(row)
+            _insert_unless_taken(
+                connection,
+                pending_blobs,
+                {"key": removed.key, "node_id": node_id, "created_at": event.at},
+            )
+            _append_event(connection, event)
+            return removed
+
+        return self._run(remove_row)
+
+    def revoke_links(self, file_id: str, event: FileEvent) -> int | None:
+        """Bump the link generation and append ``event``; None when no such file."""
+        if _NUL in file_id:
+            return None
+
+        def bump(connection: Connection) -> int | None:
+            generation = connection.execute(
+                update(files)
+                .where(files.c.id == file_id)
+                .values(link_generation=files.c.link_generation + 1)
+                .returning(files.c.link_generation)
+            ).scalar_one_or_none()
+            if generation is not None:
+                _append_event(connection, event)
+            return generation
+
+        return self._run(bump)
+
+    def set_hold(self, file_id: str, hold: bool, event: FileEvent) -> bool:
+        """Set or lift the legal hold; False when no such file."""
+        if _NUL in file_id:
+            return False
+
+        def change(connection: Connection) -> bool:
+            result = connection.execute(
+                update(files).where(files.c.id == file_id).values(legal_hold=hold)
+            )
+            if result.rowcount == 0:
+                return False
+            _append_event(connection, event)
+            return True
+
+        return self._run(change)
+
+    def expired(self, now: datetime, limit: int) -> list[StoredFile]:
+        """Files whose retention ended by ``now``, not on hold, oldest retention first."""
+        with self._read() as connection:
+            rows = connection.execute(
+                select(files)
+                .where(files.c.retained_until <= require_utc(now, "now"))
+                .where(files.c.legal_hold.is_(False))
+                .order_by(files.c.retained_until, files.c.id)
+                .limit(limit)
+            ).all()
+        return [_stored_file(row) for row in rows]
+
+    def duplicate_of(self, client_id: str, category: str, sha256: str) -> str | None:
+        """The first file this client stored in ``category`` with these bytes, or None."""
+        with self._read() as connection:
+            return connection.execute(
+                select(files.c.id)
+                .where(files.c.client_id == client_id)
+                .where(files.c.category == category)
+                .where(files.c.sha256 == sha256)
+                .order_by(files.c.created_at, files.c.id)
+                .limit(1)
+            ).scalar_one_or_none()
 
     def reserve_key(self, key: str, node_id: int, created_at: datetime) -> None:
         """Record the intent to write ``key`` (idempotent)."""
@@ -375,6 +467,100 @@ class SqlFileRepository(_SqlRepository):
         with self._read() as connection:
             row = connection.execute(select(files).where(files.c.key == key)).one_or_none()
         return None if row is None else _stored_file(row)
+
+
+def _append_event(connection: Connection, event: FileEvent) -> None:
+    connection.execute(
+        insert(file_events).values(
+            file_id=event.file_id,
+            client_id=event.client_id,
+            kind=event.kind.value,
+            at=require_utc(event.at, "at"),
+            ip=event.ip,
+            # Caller text: bounded to the column so a long header cannot fail the action.
+            user_agent=None if event.user_agent is None else event.user_agent[:512],
+            detail=event.detail,
+        )
+    )
+
+
+def _event(row: Row[Any]) -> FileEvent:
+    return FileEvent(
+        id=row.id,
+        file_id=row.file_id,
+        client_id=row.client_id,
+        kind=EventKind(row.kind),
+        at=row.at,
+        ip=row.ip,
+        user_agent=row.user_agent,
+        detail=row.detail,
+    )
+
+
+class SqlAuditLog(_SqlRepository):
+    """The audit trail in the append-only ``file_events`` table."""
+
+    def append(self, event: FileEvent) -> None:
+        """Write one event; committed (group commit on SQLite) before returning."""
+        self._run(lambda connection: _append_event(connection, event))
+
+    def for_file(self, file_id: str) -> list[FileEvent]:
+        """Every event of ``file_id``, oldest first."""
+        if _NUL in file_id:
+            return []
+        with self._read() as connection:
+            rows = connection.execute(
+                select(file_events)
+                .where(file_events.c.file_id == file_id)
+                .order_by(file_events.c.id)
+            ).all()
+        return [_event(row) for row in rows]
+
+    def export(
+        self, *, since: datetime | None, client_id: str | None, after_id: int, limit: int
+    ) -> list[FileEvent]:
+        """One page of events in id order."""
+        query = select(file_events).where(file_events.c.id > after_id)
+        if since is not None:
+            query = query.where(file_events.c.at >= require_utc(since, "since"))
+        if client_id is not None:
+            if _NUL in client_id:
+                return []
+            query = query.where(file_events.c.client_id == client_id)
+        with self._read() as connection:
+            rows = connection.execute(query.order_by(file_events.c.id).limit(limit)).all()
+        return [_event(row) for row in rows]
+
+
+class SqlTaskLeases(_SqlRepository):
+    """Leases on cluster-wide chores in ``task_leases``."""
+
+    def acquire(self, name: str, holder: str, expires_at: datetime, now: datetime) -> bool:
+        """Take ``name`` if free, expired or already ours; one statement decides."""
+        values = {"name": name, "holder": holder, "expires_at": require_utc(expires_at, "until")}
+        now = require_utc(now, "now")
+
+        def take(connection: Connection) -> bool:
+            if _insert_unless_taken(connection, task_leases, values):
+                return True
+            taken = connection.execute(
+                update(task_leases)
+                .where(task_leases.c.name == name)
+                .where(or_(task_leases.c.holder == holder, task_leases.c.expires_at <= now))
+                .values(holder=holder, expires_at=values["expires_at"])
+            )
+            return taken.rowcount == 1
+
+        return self._run(take)
+
+    def release(self, name: str, holder: str) -> None:
+        """Give ``name`` up if this holder has it."""
+        with self._write() as connection:
+            connection.execute(
+                delete(task_leases)
+                .where(task_leases.c.name == name)
+                .where(task_leases.c.holder == holder)
+            )
 
 
 class SqlReplayRepository(_SqlRepository):
@@ -567,6 +753,11 @@ def _stored_file(row: Row[Any]) -> StoredFile:
         width=row.width,
         height=row.height,
         created_at=row.created_at,
+        retained_until=row.retained_until,
+        legal_hold=bool(row.legal_hold),
+        link_generation=row.link_generation,
+        data_key=row.data_key,
+        metadata_removed=tuple(row.metadata_removed.split(",")) if row.metadata_removed else (),
     )
 
 

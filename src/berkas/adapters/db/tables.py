@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 
 # Explicit constraint names, so migrations can refer to (and later alter) them by name on
@@ -99,7 +100,46 @@ files = Table(
     Column("width", Integer(), nullable=True),
     Column("height", Integer(), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
+    # Lifecycle (issue 11). Housekeeping removes the file once ``retained_until`` has
+    # passed (NULL: kept until deleted) unless ``legal_hold`` suspends it.
+    Column("retained_until", UtcDateTime(), nullable=True),
+    Column("legal_hold", Boolean(), nullable=False, server_default=false()),
+    # Bumped by a revocation: proxy links sign it, so every link issued before fails.
+    Column("link_generation", Integer(), nullable=False, server_default="0"),
+    # The document's AES-256-GCM data key wrapped under the master key (NULL: the object
+    # is stored in the clear). Deleting the row destroys the key: crypto-shredding.
+    Column("data_key", Text(), nullable=True),
+    # What privacy stripping removed before storing, comma-separated (NULL: nothing).
+    Column("metadata_removed", String(255), nullable=True),
     Index("ix_files_client_id_created_at", "client_id", "created_at"),
+    Index("ix_files_client_id_category_sha256", "client_id", "category", "sha256"),
+    Index("ix_files_retained_until", "retained_until"),
+)
+# The audit trail (issue 11): append-only, never updated. No foreign key to files: the
+# events of a deleted file outlive it (they say when and by whom it was deleted).
+file_events = Table(
+    "file_events",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("file_id", String(64), nullable=False),
+    Column("client_id", String(128), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("ip", String(64), nullable=True),
+    Column("user_agent", String(512), nullable=True),
+    Column("detail", Text(), nullable=True),
+    Index("ix_file_events_file_id", "file_id"),
+    Index("ix_file_events_client_id_at", "client_id", "at"),
+    Index("ix_file_events_at", "at"),
+)
+# Leases on cluster-wide chores (the retention sweep): whichever node holds the lease
+# does the round, so two nodes never delete the same expired document twice.
+task_leases = Table(
+    "task_leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
 )
 replays = Table(
     "replays",
