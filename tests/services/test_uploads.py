@@ -71,8 +71,24 @@ class FailingFiles:
     def reserved_keys(self, node_id: int) -> list[str]:
         return sorted(self.reserved)
 
-    def add(self, stored: StoredFile) -> None:
+    def add(self, stored: StoredFile, event: object = None) -> None:
         raise self.error
+
+    # Nothing is ever stored here, so every lookup and change finds nothing.
+    def remove(self, file_id: str, node_id: int, event: object) -> StoredFile | None:
+        return None
+
+    def revoke_links(self, file_id: str, event: object) -> int | None:
+        return None
+
+    def set_hold(self, file_id: str, hold: bool, event: object) -> bool:
+        return False
+
+    def expired(self, now: object, limit: int) -> list[StoredFile]:
+        return []
+
+    def duplicate_of(self, client_id: str, category: str, sha256: str) -> str | None:
+        return None
 
     def get(self, file_id: str) -> StoredFile | None:
         return None

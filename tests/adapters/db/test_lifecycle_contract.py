@@ -20,7 +20,7 @@ def event(kind: EventKind, file_id: str = "DCM-0001-1740817815123", **changes: o
 
 def stored_with_client(database: Database, **changes: object) -> None:
     database.clients.add(make_client())
-    database.files.add(make_file(**changes), event(EventKind.UPLOADED))
+    database.files.add(make_file("DCM-0001-1740817815123", **changes), event(EventKind.UPLOADED))
 
 
 def test_lifecycle_fields_round_trip(database: Database) -> None:
@@ -42,7 +42,8 @@ def test_add_writes_its_event_in_the_same_call(database: Database) -> None:
     events = database.events.for_file("DCM-0001-1740817815123")
 
     assert [(e.kind, e.client_id) for e in events] == [(EventKind.UPLOADED, CLIENT)]
-    assert events[0].id is not None and events[0].at == T0
+    assert events[0].id is not None
+    assert events[0].at == T0
 
 
 def test_remove_deletes_the_row_reserves_the_key_and_records(database: Database) -> None:
@@ -71,7 +72,8 @@ def test_revoke_bumps_the_generation(database: Database) -> None:
     )
     assert database.files.revoke_links("DCM-0009-1", event(EventKind.LINKS_REVOKED)) is None
     got = database.files.get("DCM-0001-1740817815123")
-    assert got is not None and got.link_generation == 2
+    assert got is not None
+    assert got.link_generation == 2
 
 
 def test_expired_skips_held_and_unexpired_files(database: Database) -> None:
@@ -128,7 +130,8 @@ def test_export_pages_by_id_and_filters(database: Database) -> None:
 
     assert [e.file_id for e in first + rest] == [f"DCM-0001-{n}" for n in range(5)]
     assert [e.file_id for e in mine] == ["DCM-0001-2", "DCM-0001-4"]
-    assert mine[0].ip == "203.0.113.7" and mine[0].user_agent == "x" * 512
+    assert mine[0].ip == "203.0.113.7"
+    assert mine[0].user_agent == "x" * 512
 
 
 def test_task_lease_has_one_holder_until_it_expires(database: Database) -> None:
