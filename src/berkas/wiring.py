@@ -156,7 +156,9 @@ def build(settings: Settings, *, node_id: int | None = None) -> Services:
         ),
         requirements=RequirementsService(catalogue),
         uploads=uploads,
-        files=FileService(database.files, blobs, links),
+        files=FileService(
+            database.files, blobs, links, events=database.events, clock=clock, node_id=node_id
+        ),
         # Keys whose every token has expired leave the ring and JWKS, and Request-Id
         # records past their retention are forgotten: at start, then while serving.
         housekeeping=Housekeeping(

@@ -28,6 +28,7 @@ TOKEN = ("post", f"{PREFIX}/token")
 REQUIREMENTS = ("get", f"{PREFIX}/file")
 UPLOAD = ("post", f"{PREFIX}/file")
 DESCRIBE = ("get", f"{PREFIX}/file/{{file_id}}")
+DELETE = ("delete", f"{PREFIX}/file/{{file_id}}")
 LINK = ("get", "/links/{key}")
 JWKS = ("get", "/.well-known/jwks.json")
 HEALTHZ = ("get", "/healthz")
@@ -46,6 +47,7 @@ ELSEWHERE = {
     (REQUIREMENTS, 503): "tests/e2e/test_store_faults.py",
     (UPLOAD, 503): "tests/e2e/test_store_faults.py",
     (DESCRIBE, 503): "tests/e2e/test_store_faults.py",
+    (DELETE, 503): "tests/e2e/test_store_faults.py",
     (LINK, 503): "tests/e2e/test_store_faults.py",
     (UPLOAD, 507): "tests/e2e/test_disk_full.py",
 }
@@ -96,6 +98,17 @@ def _requirements(partner: Partner, **kwargs: Any) -> httpx.Response:
 
 def _describe(partner: Partner, file_id: str) -> httpx.Response:
     return partner.http.request("GET", f"{FILE_PATH}/{file_id}", headers=partner.auth())
+
+
+def _delete(partner: Partner, file_id: str) -> httpx.Response:
+    return partner.http.request("DELETE", f"{FILE_PATH}/{file_id}", headers=partner.auth())
+
+
+def _replay_of_deleted(ctx: Ctx) -> httpx.Response:
+    first = _idempotent(ctx, "key-then-deleted", samples.png(seed=5))
+    assert first.status_code == 200, first.text
+    assert _delete(ctx.partner, first.json()["id"]).status_code == 204
+    return _idempotent(ctx, "key-then-deleted", samples.png(seed=5))
 
 
 def _twice(call: Callable[[], httpx.Response]) -> httpx.Response:
@@ -166,6 +179,11 @@ def _cases(ctx: Ctx, root: Path) -> list[tuple[tuple[str, str], Callable[[], htt
         (DESCRIBE, lambda: _describe(partner, "DCM-0001-0000000000000")),
         (DESCRIBE, lambda: _describe(ctx.app.partner(), ctx.stored["id"])),
         (DESCRIBE, lambda: ctx.over_the_limit(lambda p: _describe(p, "DCM-0001-1"))),
+        (UPLOAD, lambda: _replay_of_deleted(ctx)),
+        (DELETE, lambda: _delete(partner, partner.upload(samples.jpeg(seed=3)).json()["id"])),
+        (DELETE, lambda: http.delete(f"{FILE_PATH}/{ctx.stored['id']}")),
+        (DELETE, lambda: _delete(ctx.app.partner(), ctx.stored["id"])),
+        (DELETE, lambda: ctx.over_the_limit(lambda p: _delete(p, "DCM-0001-1"))),
         (LINK, lambda: http.get(link)),
         (LINK, lambda: http.get(link.replace("signature=", "signature=x"))),
         (LINK, lambda: http.get(link.split("?")[0])),

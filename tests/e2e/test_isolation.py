@@ -130,10 +130,20 @@ def _same_as_missing(world: World, method: str) -> None:
     assert other.content.replace(world.theirs.id.encode(), b"ID") == missing.content.replace(
         world.missing_id().encode(), b"ID"
     )
-    if method == "GET":
+    if method != "HEAD":
         assert other.json()["error"]["code"] == "file_not_found"
     for secret in (world.theirs.answer["sha256"], world.theirs.link.path):
         assert secret not in other.text
+
+
+def _delete_refused(world: World, method: str) -> None:
+    """DELETE of the other's id: answered as for an id nobody has, and nothing removed."""
+    _same_as_missing(world, method)
+    still = world.first.http.request(
+        "GET", f"{FILE_PATH}/{world.theirs.id}", headers=world.first.auth()
+    )
+    assert still.status_code == 200, still.text
+    assert httpx.get(still.json()["link"], timeout=30).content == world.theirs.content
 
 
 def _link_held(world: World, method: str) -> None:
@@ -199,6 +209,7 @@ Probe = Callable[[World, str], None]
 MATRIX: list[tuple[str, str, Probe]] = [
     ("GET", "/file/{id}", _same_as_missing),
     ("HEAD", "/file/{id}", _same_as_missing),
+    ("DELETE", "/file/{id}", _delete_refused),
     ("GET", "/links/{key} held", _link_held),
     ("HEAD", "/links/{key} held", _link_held),
     ("GET", "/links/{key} spliced", _link_spliced),

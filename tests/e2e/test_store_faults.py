@@ -85,6 +85,11 @@ def test_rgw_then_postgresql_stopped_are_503_and_served_again_once_back(
                         "GET", f"{PREFIX}/file/{kept['id']}", headers=partner.auth()
                     ),
                     httpx.get(kept["link"], timeout=60),
+                    # A delete that cannot reach the database removes nothing (checked
+                    # below: the file is intact once the database is back).
+                    partner.http.request(
+                        "DELETE", f"{PREFIX}/file/{kept['id']}", headers=partner.auth()
+                    ),
                 )
                 for answer in signed:
                     assert_error(answer, 503, "database_unavailable")

@@ -10,9 +10,10 @@ import pytest
 
 from berkas.adapters.db.memory import MemoryDatabase
 from berkas.adapters.storage.memory import MemoryBlobStore
-from berkas.core.errors import NotFound, PermissionDenied
+from berkas.core.codes import Code
+from berkas.core.errors import NotFound, PermissionDenied, Unavailable
 from berkas.core.links import LinkSigner
-from berkas.core.models import Client, StoredFile
+from berkas.core.models import Client, EventKind, StoredFile
 from berkas.services.files import FileService
 from berkas.services.links import IssuedLink, LinkService
 from tests.support import samples
@@ -30,7 +31,14 @@ class World:
         self.blobs = MemoryBlobStore()
         self.signer = LinkSigner(SECRET)
         self.links = LinkService(self.signer, self.clock, base_url="http://b.test", ttl=TTL)
-        self.files = FileService(self.db.files, self.blobs, self.links)
+        self.files = FileService(
+            self.db.files,
+            self.blobs,
+            self.links,
+            events=self.db.events,
+            clock=self.clock,
+            node_id=1,
+        )
         self.alice = self.client("BRN-0001-1")
         self.bob = self.client("BRN-0002-2")
 
@@ -138,3 +146,58 @@ def test_a_genuine_link_to_a_key_without_a_row_is_not_found(world: World) -> Non
         world.files.open_link(key, str(expires), world.signer.sign(key, expires))
 
     assert caught.value.code == "file_not_found"
+
+
+class FailingDeletes(MemoryBlobStore):
+    """A store that cannot delete: an outage between the row's removal and the bytes'."""
+
+    def delete(self, key: str) -> None:
+        raise Unavailable("the store is down", code=Code.STORAGE_UNAVAILABLE)
+
+
+def test_delete_removes_row_bytes_and_links_and_records_it(world: World) -> None:
+    stored = world.store(world.alice, "DCM-0001-1700000000000", samples.png(seed=1))
+    link = world.files.describe(world.alice, stored.id).link
+
+    world.files.delete(world.alice, stored.id, ip="203.0.113.9", user_agent="ui/1")
+
+    assert world.db.files.get(stored.id) is None
+    with pytest.raises(NotFound):
+        list(world.blobs.open(stored.key))
+    with pytest.raises(NotFound):
+        world.files.open_link(*link_parts(link))
+    assert world.db.files.reserved_keys(1) == []  # the bytes are gone: no intent left
+    (event,) = world.db.events.for_file(stored.id)
+    assert (event.kind, event.client_id, event.ip, event.user_agent) == (
+        EventKind.DELETED,
+        "BRN-0001-1",
+        "203.0.113.9",
+        "ui/1",
+    )
+    world.files.delete(world.alice, stored.id)  # again: the same answer, no new event
+    assert len(world.db.events.for_file(stored.id)) == 1
+
+
+def test_delete_of_another_partners_file_is_not_found_and_keeps_it(world: World) -> None:
+    theirs = world.store(world.bob, "DCM-0001-1700000000001", samples.png(seed=2))
+
+    with pytest.raises(NotFound) as caught:
+        world.files.delete(world.alice, theirs.id)
+
+    assert caught.value.code == "file_not_found"
+    assert world.db.files.get(theirs.id) == theirs
+    assert b"".join(world.blobs.open(theirs.key)) == samples.png(seed=2)
+
+
+def test_bytes_a_failed_store_kept_are_left_to_the_next_start(world: World) -> None:
+    stored = world.store(world.alice, "DCM-0001-1700000000000", samples.png(seed=1))
+    failing = FailingDeletes()
+    files = FileService(
+        world.db.files, failing, world.links, events=world.db.events, clock=world.clock, node_id=1
+    )
+
+    files.delete(world.alice, stored.id)
+
+    assert world.db.files.get(stored.id) is None
+    # The intent stays for recover_orphans, which removes keys without a row at start.
+    assert world.db.files.reserved_keys(1) == [stored.key]

@@ -293,8 +293,7 @@ UPLOAD_ERRORS = error_responses(
     Code.INVALID_IDEMPOTENCY_KEY,
     Code.IDEMPOTENCY_KEY_REUSED,
     Code.REQUEST_IN_PROGRESS,
-    # (``file_not_found`` for a replayed key whose file is gone joins once files can be
-    # deleted; today nothing removes one.)
+    Code.FILE_NOT_FOUND,  # a replayed key whose file was deleted since
     # the node's own limits, and where the bytes go
     Code.UPLOAD_RATE_LIMITED,
     Code.TOO_MANY_UPLOADS,
@@ -304,6 +303,13 @@ UPLOAD_ERRORS = error_responses(
     Code.INSUFFICIENT_STORAGE,
 )
 DESCRIBE_ERRORS = error_responses(*_BEARER, Code.FILE_NOT_FOUND)
+DELETE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    204: {
+        "description": "Deleted: the row, the bytes and every link are gone (also when this "
+        "partner had already deleted it: DELETE is idempotent)"
+    },
+    **error_responses(*_BEARER, Code.FILE_NOT_FOUND),
+}
 LINK_ERRORS = error_responses(
     Code.LINK_INVALID,
     Code.LINK_EXPIRED,

@@ -431,6 +431,26 @@ def _set_enabled(data_dir: Path | None, client_id: str, enabled: bool) -> None:
 
 
 @main.group()
+def files() -> None:
+    """Stored documents: delete."""
+
+
+@files.command("delete")
+@click.argument("file_id")
+@data_dir_option
+def files_delete(file_id: str, data_dir: Path | None) -> None:
+    """Delete any partner's file: its row, its bytes and every link (audited as the
+    operator's). Run against the same database and store as the servers."""
+
+    def run() -> None:
+        with _writing(data_dir) as container:
+            stored = container.files.delete_any(file_id)
+        click.echo(f"{stored.id} deleted (client {stored.client_id}, {stored.size} bytes)")
+
+    _guard(run)
+
+
+@main.group()
 def keys() -> None:
     """Token signing keys."""
 

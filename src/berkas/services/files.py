@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from berkas.core.codes import Code
-from berkas.core.errors import NotFound
+from berkas.core.errors import BerkasError, NotFound
 from berkas.core.ids import is_file_id
-from berkas.core.models import Client, StoredFile
-from berkas.core.ports import BlobStore, FileRepository
+from berkas.core.models import Client, EventKind, FileEvent, StoredFile
+from berkas.core.ports import AuditLog, BlobStore, Clock, FileRepository
 from berkas.services.links import IssuedLink, LinkService
+
+log = logging.getLogger(__name__)
+
+# The events after which an id is gone for good: a repeated DELETE by its owner is then
+# answered as the first was (idempotent, RFC 9110 section 9.2.2).
+_GONE = frozenset({EventKind.DELETED, EventKind.RETENTION_EXPIRED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,14 +29,88 @@ class FileView:
 class FileService:
     """A partner sees only its own files; a link holder sees exactly one object."""
 
-    def __init__(self, files: FileRepository, blobs: BlobStore, links: LinkService) -> None:
+    def __init__(
+        self,
+        files: FileRepository,
+        blobs: BlobStore,
+        links: LinkService,
+        *,
+        events: AuditLog,
+        clock: Clock,
+        node_id: int,
+    ) -> None:
         self._files = files
         self._blobs = blobs
         self._links = links
+        self._events = events
+        self._clock = clock
+        self._node_id = node_id
 
     def describe(self, client: Client, file_id: str) -> FileView:
         """Metadata and a fresh link; 404 for ids that are absent or not this client's."""
+        return FileView(
+            stored=(stored := self._owned(client, file_id)), link=self._links.issue(stored)
+        )
+
+    def delete(
+        self, client: Client, file_id: str, *, ip: str | None = None, user_agent: str | None = None
+    ) -> None:
+        """Remove the row and the bytes of one of ``client``'s files (issue 11).
+
+        The row goes first, with its audit event and an intent record for the blob, in
+        one transaction: from that commit on no link opens it. The bytes go next; if the
+        store fails then, the intent stays and the node's next start removes them
+        (``UploadService.recover_orphans``). Deleting an id this client already deleted
+        succeeds again; another partner's id, or one never stored, is 404.
+        """
         stored = self._files.get(file_id)
+        if stored is None and self._gone_for(client, file_id):
+            return
+        self._remove(self._owned(client, file_id, stored), "partner", ip, user_agent)
+
+    def delete_any(self, file_id: str) -> StoredFile:
+        """The operator's delete (``berkas files delete``): any partner's file, recorded
+        as the operator's; ``NotFound`` when there is no such file."""
+        stored = self._files.get(file_id)
+        if stored is None:
+            raise NotFound(f"No file with id {file_id!r}.", code=Code.FILE_NOT_FOUND)
+        self._remove(stored, "operator", None, None)
+        return stored
+
+    def _remove(self, stored: StoredFile, by: str, ip: str | None, user_agent: str | None) -> None:
+        event = FileEvent(
+            file_id=stored.id,
+            client_id=stored.client_id,
+            kind=EventKind.DELETED,
+            at=self._clock.now(),
+            ip=ip,
+            user_agent=user_agent,
+            detail=by,
+        )
+        removed = self._files.remove(stored.id, self._node_id, event)
+        if removed is None:  # a concurrent DELETE removed it first
+            return
+        try:
+            self._blobs.delete(removed.key)
+        except BerkasError as exc:
+            log.warning(
+                "file %s deleted, its bytes not yet (the next start removes them): %s (%s)",
+                removed.id,
+                exc.message,
+                exc.code,
+            )
+            return
+        self._files.release_key(removed.key)
+
+    def _gone_for(self, client: Client, file_id: str) -> bool:
+        return any(
+            e.kind in _GONE and e.client_id == client.client_id
+            for e in self._events.for_file(file_id)
+        )
+
+    def _owned(self, client: Client, file_id: str, stored: StoredFile | None = None) -> StoredFile:
+        if stored is None:
+            stored = self._files.get(file_id)
         # Another partner's id answers exactly like a missing one: existence is not revealed.
         if stored is None or stored.client_id != client.client_id:
             shown = repr(file_id) if is_file_id(file_id) else "of that form"
@@ -37,7 +118,7 @@ class FileService:
                 f"No file with id {shown}; ids look like DCM-0001-1732700000000.",
                 code=Code.FILE_NOT_FOUND,
             )
-        return FileView(stored=stored, link=self._links.issue(stored))
+        return stored
 
     def open_link(
         self, key: str, expires: str, signature: str

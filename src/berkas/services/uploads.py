@@ -35,7 +35,7 @@ from berkas.core.errors import (
     UnsupportedContent,
 )
 from berkas.core.ids import IdMinter
-from berkas.core.models import Client, StoredFile
+from berkas.core.models import Client, EventKind, FileEvent, StoredFile
 from berkas.core.ports import BlobStore, Clock, Fetcher, FileRepository
 from berkas.services.idempotency import IdempotentUploads
 from berkas.services.links import IssuedLink, LinkService
@@ -308,8 +308,10 @@ class UploadService:
                 height=info.height,
                 created_at=self._clock.now(),
             )
+            # The audit trail's first event, committed with the row (issue 11).
+            uploaded = FileEvent(stored.id, client.client_id, EventKind.UPLOADED, stored.created_at)
             try:
-                self._files.add(stored)
+                self._files.add(stored, uploaded)
             except BaseException as exc:
                 # The row is the commit point: without it the blob is garbage (DESIGN 5).
                 if _quietly(self._blobs.delete, key):

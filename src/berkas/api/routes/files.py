@@ -29,6 +29,28 @@ async def describe(file_id: str, client: BearerClient, svc: ServicesDep) -> Resp
     return JSONResponse(schemas.FileMetadata.of(view).model_dump(mode="json"))
 
 
+@router.delete(
+    f"{API_PREFIX}/file/{{file_id}}",
+    summary="Delete a file, its bytes and its links",
+    tags=["partner"],
+    status_code=204,
+    response_class=Response,
+    responses=schemas.DELETE_RESPONSES,
+    openapi_extra={"security": [{"bearer": []}]},
+)
+async def delete(
+    file_id: str, request: Request, client: BearerClient, svc: ServicesDep
+) -> Response:
+    await run_in_threadpool(
+        svc.files.delete,
+        client,
+        file_id,
+        ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+    )
+    return Response(status_code=204)
+
+
 @router.get(
     "/links/{key:path}",
     summary="Download through a signed link",
