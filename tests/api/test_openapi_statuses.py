@@ -29,6 +29,7 @@ REQUIREMENTS = ("get", f"{PREFIX}/file")
 UPLOAD = ("post", f"{PREFIX}/file")
 DESCRIBE = ("get", f"{PREFIX}/file/{{file_id}}")
 DELETE = ("delete", f"{PREFIX}/file/{{file_id}}")
+REVOKE = ("post", f"{PREFIX}/file/{{file_id}}/links/revoke")
 LINK = ("get", "/links/{key}")
 JWKS = ("get", "/.well-known/jwks.json")
 HEALTHZ = ("get", "/healthz")
@@ -48,6 +49,7 @@ ELSEWHERE = {
     (UPLOAD, 503): "tests/e2e/test_store_faults.py",
     (DESCRIBE, 503): "tests/e2e/test_store_faults.py",
     (DELETE, 503): "tests/e2e/test_store_faults.py",
+    (REVOKE, 503): "tests/e2e/test_store_faults.py",
     (LINK, 503): "tests/e2e/test_store_faults.py",
     (UPLOAD, 507): "tests/e2e/test_disk_full.py",
 }
@@ -102,6 +104,11 @@ def _describe(partner: Partner, file_id: str) -> httpx.Response:
 
 def _delete(partner: Partner, file_id: str) -> httpx.Response:
     return partner.http.request("DELETE", f"{FILE_PATH}/{file_id}", headers=partner.auth())
+
+
+def _revoke(partner: Partner, file_id: str) -> httpx.Response:
+    path = f"{FILE_PATH}/{file_id}/links/revoke"
+    return partner.http.request("POST", path, headers=partner.auth())
 
 
 def _replay_of_deleted(ctx: Ctx) -> httpx.Response:
@@ -184,6 +191,10 @@ def _cases(ctx: Ctx, root: Path) -> list[tuple[tuple[str, str], Callable[[], htt
         (DELETE, lambda: http.delete(f"{FILE_PATH}/{ctx.stored['id']}")),
         (DELETE, lambda: _delete(ctx.app.partner(), ctx.stored["id"])),
         (DELETE, lambda: ctx.over_the_limit(lambda p: _delete(p, "DCM-0001-1"))),
+        (REVOKE, lambda: _revoke(partner, partner.upload(samples.jpeg(seed=4)).json()["id"])),
+        (REVOKE, lambda: http.post(f"{FILE_PATH}/{ctx.stored['id']}/links/revoke")),
+        (REVOKE, lambda: _revoke(ctx.app.partner(), ctx.stored["id"])),
+        (REVOKE, lambda: ctx.over_the_limit(lambda p: _revoke(p, "DCM-0001-1"))),
         (LINK, lambda: http.get(link)),
         (LINK, lambda: http.get(link.replace("signature=", "signature=x"))),
         (LINK, lambda: http.get(link.split("?")[0])),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
@@ -132,3 +135,23 @@ def test_messages_tell_the_holder_what_to_do(signer: LinkSigner) -> None:
     signature = signer.sign(KEY, EXPIRES)
     with pytest.raises(PermissionDenied, match="expired; request a fresh link"):
         signer.verify(KEY, str(EXPIRES), signature, EXPIRES)
+
+
+def test_a_generation_is_signed_and_generation_0_signs_as_links_always_did() -> None:
+    signer = LinkSigner(b"s" * 32)
+    key = "berkas/sandbox/TEMP/BRN-1/LOGO/1700000000000-0001.png"
+    before = (
+        base64.urlsafe_b64encode(
+            hmac.new(b"s" * 32, f"{key}\n2000000000".encode(), hashlib.sha256).digest()
+        )
+        .rstrip(b"=")
+        .decode()
+    )
+
+    assert signer.sign(key, 2_000_000_000) == before  # links issued before revocation existed
+    assert signer.sign(key, 2_000_000_000, 1) != before
+    signer.verify(key, "2000000000", signer.sign(key, 2_000_000_000, 2), 0, 2)
+    for wrong in (0, 1, 3):
+        with pytest.raises(PermissionDenied) as caught:
+            signer.verify(key, "2000000000", signer.sign(key, 2_000_000_000, 2), 0, wrong)
+        assert caught.value.code == "link_invalid"

@@ -201,3 +201,22 @@ def test_bytes_a_failed_store_kept_are_left_to_the_next_start(world: World) -> N
     assert world.db.files.get(stored.id) is None
     # The intent stays for recover_orphans, which removes keys without a row at start.
     assert world.db.files.reserved_keys(1) == [stored.key]
+
+
+def test_revoking_kills_every_link_issued_so_far_and_new_ones_work(world: World) -> None:
+    stored = world.store(world.alice, "DCM-0001-1700000000000", samples.png(seed=1))
+    old = [world.files.describe(world.alice, stored.id).link for _ in range(2)]
+
+    revoked = world.files.revoke_links(world.alice, stored.id, ip="198.51.100.4")
+
+    for link in old:
+        with pytest.raises(PermissionDenied) as caught:
+            world.files.open_link(*link_parts(link))
+        assert caught.value.code == "link_invalid"
+    for fresh in (revoked.link, world.files.describe(world.alice, stored.id).link):
+        found, chunks = world.files.open_link(*link_parts(fresh))
+        assert (found.id, b"".join(chunks)) == (stored.id, samples.png(seed=1))
+    (event,) = world.db.events.for_file(stored.id)
+    assert (event.kind, event.ip) == (EventKind.LINKS_REVOKED, "198.51.100.4")
+    with pytest.raises(NotFound):
+        world.files.revoke_links(world.bob, stored.id)

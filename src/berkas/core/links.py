@@ -1,4 +1,5 @@
-"""Signed download links: an HMAC over the object key and expiry (DESIGN 2.4, 3).
+"""Signed download links: an HMAC over the object key, expiry and the file's link
+generation (DESIGN 2.4, 3; revocation, issue 11).
 
 Owns the link signature, its verification and the link URL layout.
 """
@@ -36,8 +37,9 @@ class LinkSigner:
             )
         self._secret = secret
 
-    def sign(self, key: str, expires_at: int) -> str:
-        """Return the URL-safe base64 (unpadded) HMAC-SHA256 of ``key`` and ``expires_at``.
+    def sign(self, key: str, expires_at: int, generation: int = 0) -> str:
+        """Return the URL-safe base64 (unpadded) HMAC-SHA256 of ``key``, ``expires_at``
+        and ``generation`` (bumped by a revocation, so every older link stops verifying).
 
         ``key`` must be a well-formed object key and ``expires_at`` non-negative epoch
         seconds; anything else is a programming error (``ValueError``).
@@ -47,9 +49,9 @@ class LinkSigner:
             raise ValueError(f"object key {key[:80]!r} has {problem}")
         if isinstance(expires_at, bool) or not isinstance(expires_at, int) or expires_at < 0:
             raise ValueError(f"expires_at must be non-negative epoch seconds, got {expires_at!r}")
-        return self._mac(key, expires_at)
+        return self._mac(key, expires_at, generation)
 
-    def verify(self, key: str, expires: str, signature: str, now: int) -> None:
+    def verify(self, key: str, expires: str, signature: str, now: int, generation: int = 0) -> None:
         """Accept a link or raise ``PermissionDenied``.
 
         Malformed or tampered links raise code ``link_invalid``; a genuine link whose
@@ -68,7 +70,7 @@ class LinkSigner:
                 "This link's signature parameter is malformed.", code=Code.LINK_INVALID
             )
         expires_at = int(expires)
-        expected = self._mac(key, expires_at)
+        expected = self._mac(key, expires_at, generation)
         if not hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii")):
             raise PermissionDenied(
                 "This link's signature does not match; request a fresh link.",
@@ -80,14 +82,16 @@ class LinkSigner:
                 code=Code.LINK_EXPIRED,
             )
 
-    def url(self, base_url: str, key: str, expires_at: int) -> str:
+    def url(self, base_url: str, key: str, expires_at: int, generation: int = 0) -> str:
         """Return ``<base_url>/links/<key>?expires=<expires_at>&signature=<sig>``."""
-        signature = self.sign(key, expires_at)
+        signature = self.sign(key, expires_at, generation)
         path = quote(key, safe="/")
         return f"{base_url.rstrip('/')}/links/{path}?expires={expires_at}&signature={signature}"
 
-    def _mac(self, key: str, expires_at: int) -> str:
-        # The key never contains a line break, so the message is unambiguous.
-        message = f"{key}\n{expires_at}".encode()
+    def _mac(self, key: str, expires_at: int, generation: int) -> str:
+        # The key never contains a line break, so the message is unambiguous. Generation 0
+        # signs exactly what links did before revocation existed, so they keep working.
+        text = f"{key}\n{expires_at}" if generation == 0 else f"{key}\n{expires_at}\n{generation}"
+        message = text.encode()
         mac = hmac.new(self._secret, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from berkas.core.codes import Code
 from berkas.core.errors import BerkasError, NotFound
@@ -102,6 +102,27 @@ class FileService:
             return
         self._files.release_key(removed.key)
 
+    def revoke_links(
+        self, client: Client, file_id: str, *, ip: str | None = None, user_agent: str | None = None
+    ) -> FileView:
+        """Make every proxy link issued so far fail (403 ``link_invalid``); the answer
+        carries a fresh link, and new links work as before. Presigned links are the
+        store's own URLs and cannot be recalled: they live out their lifetime."""
+        stored = self._owned(client, file_id)
+        event = FileEvent(
+            file_id=stored.id,
+            client_id=client.client_id,
+            kind=EventKind.LINKS_REVOKED,
+            at=self._clock.now(),
+            ip=ip,
+            user_agent=user_agent,
+        )
+        generation = self._files.revoke_links(stored.id, event)
+        if generation is None:  # deleted meanwhile
+            raise NotFound(f"No file with id {file_id!r}.", code=Code.FILE_NOT_FOUND)
+        current = replace(stored, link_generation=generation)
+        return FileView(stored=current, link=self._links.issue(current))
+
     def _gone_for(self, client: Client, file_id: str) -> bool:
         return any(
             e.kind in _GONE and e.client_id == client.client_id
@@ -124,8 +145,12 @@ class FileService:
         self, key: str, expires: str, signature: str
     ) -> tuple[StoredFile, Iterator[bytes]]:
         """Check the link, then stream the exact stored bytes."""
-        self._links.check(key, expires, signature)
+        # The row first: its link generation is part of what the link signs, so a
+        # revocation (which bumps it) fails every link issued before. A key without a
+        # row (deleted) is checked as generation 0: a genuine link hears "gone", a
+        # forged one "invalid", as before.
         stored = self._files.get_by_key(key)
+        self._links.check(key, expires, signature, stored.link_generation if stored else 0)
         if stored is None:
             raise NotFound("The linked file no longer exists.", code=Code.FILE_NOT_FOUND)
         return stored, self._blobs.open(key)

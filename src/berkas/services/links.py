@@ -49,9 +49,11 @@ class LinkService:
                 expires_in=seconds,
             )
         else:
-            url = self._signer.url(self._base_url, stored.key, expires)
+            url = self._signer.url(self._base_url, stored.key, expires, stored.link_generation)
         return IssuedLink(url=url, expires_at=datetime.fromtimestamp(expires, tz=UTC))
 
-    def check(self, key: str, expires: str, signature: str) -> None:
-        """Raise ``PermissionDenied`` unless the link is intact and unexpired."""
-        self._signer.verify(key, expires, signature, int(self._clock.now().timestamp()))
+    def check(self, key: str, expires: str, signature: str, generation: int = 0) -> None:
+        """Raise ``PermissionDenied`` unless the link is intact, unexpired and of the
+        file's current ``generation`` (issued after its last revocation)."""
+        now = int(self._clock.now().timestamp())
+        self._signer.verify(key, expires, signature, now, generation)

@@ -51,6 +51,27 @@ async def delete(
     return Response(status_code=204)
 
 
+@router.post(
+    f"{API_PREFIX}/file/{{file_id}}/links/revoke",
+    summary="Revoke every link issued so far",
+    tags=["partner"],
+    response_model=schemas.FileMetadata,
+    responses=schemas.DESCRIBE_ERRORS,
+    openapi_extra={"security": [{"bearer": []}]},
+)
+async def revoke_links(
+    file_id: str, request: Request, client: BearerClient, svc: ServicesDep
+) -> Response:
+    view = await run_in_threadpool(
+        svc.files.revoke_links,
+        client,
+        file_id,
+        ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+    )
+    return JSONResponse(schemas.FileMetadata.of(view).model_dump(mode="json"))
+
+
 @router.get(
     "/links/{key:path}",
     summary="Download through a signed link",
