@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlparse
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from berkas.core.egress import IPNetwork, check_ports, parse_networks
@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     fetch_enabled: bool = True
     fetch_allow_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     fetch_allow_ports: Annotated[tuple[int, ...], NoDecode] = (80, 443)
+    # Reverse proxies whose X-Forwarded-For names the client (the audit trail's ``ip``).
+    trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     fetch_max_redirects: int = Field(default=3, ge=0, le=10)
     fetch_connect_timeout: float = Field(default=5.0, gt=0)
     fetch_read_timeout: float = Field(default=10.0, gt=0)
@@ -151,15 +153,15 @@ class Settings(BaseSettings):
     def _lower_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("fetch_allow_networks", mode="before")
+    @field_validator("fetch_allow_networks", "trusted_proxies", mode="before")
     @classmethod
-    def _parse_networks(cls, value: object) -> object:
+    def _parse_networks(cls, value: object, info: ValidationInfo) -> object:
         # core.egress owns what an allowed network may be; this only splits the text.
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         if isinstance(value, list | tuple):
             return parse_networks(
-                (str(item) for item in value), field="BERKAS_FETCH_ALLOW_NETWORKS"
+                (str(item) for item in value), field=f"BERKAS_{(info.field_name or '').upper()}"
             )
         return value
 

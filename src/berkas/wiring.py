@@ -175,6 +175,7 @@ def build(settings: Settings, *, node_id: int | None = None) -> Services:
         blobs=blobs,
         secrets=database.sealed,
         limits=_limits(settings),
+        trusted_proxies=settings.trusted_proxies,
     )
 
 

@@ -30,6 +30,7 @@ UPLOAD = ("post", f"{PREFIX}/file")
 DESCRIBE = ("get", f"{PREFIX}/file/{{file_id}}")
 DELETE = ("delete", f"{PREFIX}/file/{{file_id}}")
 REVOKE = ("post", f"{PREFIX}/file/{{file_id}}/links/revoke")
+EVENTS = ("get", f"{PREFIX}/file/{{file_id}}/events")
 LINK = ("get", "/links/{key}")
 JWKS = ("get", "/.well-known/jwks.json")
 HEALTHZ = ("get", "/healthz")
@@ -50,6 +51,7 @@ ELSEWHERE = {
     (DESCRIBE, 503): "tests/e2e/test_store_faults.py",
     (DELETE, 503): "tests/e2e/test_store_faults.py",
     (REVOKE, 503): "tests/e2e/test_store_faults.py",
+    (EVENTS, 503): "tests/e2e/test_store_faults.py",
     (LINK, 503): "tests/e2e/test_store_faults.py",
     (UPLOAD, 507): "tests/e2e/test_disk_full.py",
 }
@@ -195,6 +197,25 @@ def _cases(ctx: Ctx, root: Path) -> list[tuple[tuple[str, str], Callable[[], htt
         (REVOKE, lambda: http.post(f"{FILE_PATH}/{ctx.stored['id']}/links/revoke")),
         (REVOKE, lambda: _revoke(ctx.app.partner(), ctx.stored["id"])),
         (REVOKE, lambda: ctx.over_the_limit(lambda p: _revoke(p, "DCM-0001-1"))),
+        (
+            EVENTS,
+            lambda: partner.http.get(
+                f"{FILE_PATH}/{ctx.stored['id']}/events", headers=partner.auth()
+            ),
+        ),
+        (EVENTS, lambda: http.get(f"{FILE_PATH}/{ctx.stored['id']}/events")),
+        (
+            EVENTS,
+            lambda: ctx.app.partner().http.get(
+                f"{FILE_PATH}/{ctx.stored['id']}/events", headers=ctx.app.partner().auth()
+            ),
+        ),
+        (
+            EVENTS,
+            lambda: ctx.over_the_limit(
+                lambda p: p.http.get(f"{FILE_PATH}/DCM-0001-1/events", headers=p.auth())
+            ),
+        ),
         (LINK, lambda: http.get(link)),
         (LINK, lambda: http.get(link.replace("signature=", "signature=x"))),
         (LINK, lambda: http.get(link.split("?")[0])),

@@ -93,6 +93,9 @@ def test_rgw_then_postgresql_stopped_are_503_and_served_again_once_back(
                     partner.http.request(
                         "POST", f"{PREFIX}/file/{kept['id']}/links/revoke", headers=partner.auth()
                     ),
+                    partner.http.request(
+                        "GET", f"{PREFIX}/file/{kept['id']}/events", headers=partner.auth()
+                    ),
                 )
                 for answer in signed:
                     assert_error(answer, 503, "database_unavailable")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from berkas.core.catalogue import BusinessType, Category
 from berkas.core.codes import Code
+from berkas.core.models import FileEvent
 from berkas.core.wire import iso8601
 from berkas.services.files import FileView
 from berkas.services.uploads import UploadResult
@@ -79,6 +81,39 @@ class FileMetadata(BaseModel):
             created_at=iso8601(stored.created_at),
             link=view.link.url,
             link_expires_at=iso8601(view.link.expires_at),
+        )
+
+
+class Event(BaseModel):
+    kind: str = Field(examples=["link_opened"])
+    at: str
+    ip: str | None = Field(description="The caller as seen through the configured proxies")
+    user_agent: str | None
+    detail: str | None = Field(
+        description="For link_refused the refusal code; for deleted who deleted it"
+    )
+
+
+class FileEvents(BaseModel):
+    """The file's audit trail, oldest first; kept after the file is deleted."""
+
+    id: str = Field(examples=[ID_EXAMPLE])
+    events: list[Event]
+
+    @classmethod
+    def of(cls, file_id: str, events: Sequence[FileEvent]) -> FileEvents:
+        return cls(
+            id=file_id,
+            events=[
+                Event(
+                    kind=e.kind.value,
+                    at=iso8601(e.at),
+                    ip=e.ip,
+                    user_agent=e.user_agent,
+                    detail=e.detail,
+                )
+                for e in events
+            ],
         )
 
 

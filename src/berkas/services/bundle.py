@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from berkas.core.egress import IPNetwork
 from berkas.core.keys import ManagedKeys
 from berkas.core.ports import BlobStore, Database, HealthCheck, SealedSecrets
 from berkas.services.clients import ClientService
@@ -38,6 +39,8 @@ class Services:
     blobs: BlobStore
     secrets: SealedSecrets
     limits: ClientLimits
+    # Reverse proxies whose X-Forwarded-For names the client (BERKAS_TRUSTED_PROXIES).
+    trusted_proxies: tuple[IPNetwork, ...] = ()
 
     @property
     def health(self) -> Mapping[str, HealthCheck]:

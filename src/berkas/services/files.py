@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from berkas.core.codes import Code
-from berkas.core.errors import BerkasError, NotFound
+from berkas.core.errors import BerkasError, NotFound, PermissionDenied
 from berkas.core.ids import is_file_id
 from berkas.core.models import Client, EventKind, FileEvent, StoredFile
 from berkas.core.ports import AuditLog, BlobStore, Clock, FileRepository
+from berkas.core.wire import iso8601
 from berkas.services.links import IssuedLink, LinkService
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,44 @@ class FileService:
         self._clock = clock
         self._node_id = node_id
 
-    def describe(self, client: Client, file_id: str) -> FileView:
-        """Metadata and a fresh link; 404 for ids that are absent or not this client's."""
-        return FileView(
-            stored=(stored := self._owned(client, file_id)), link=self._links.issue(stored)
+    def describe(
+        self, client: Client, file_id: str, *, ip: str | None = None, user_agent: str | None = None
+    ) -> FileView:
+        """Metadata and a fresh link; 404 for ids that are absent or not this client's.
+        The audit trail records it (a ``described`` event: a link was issued) before the
+        answer goes out."""
+        stored = self._owned(client, file_id)
+        view = FileView(stored=stored, link=self._links.issue(stored))
+        self._record(stored, EventKind.DESCRIBED, ip, user_agent, iso8601(view.link.expires_at))
+        return view
+
+    def events(self, client: Client, file_id: str) -> list[FileEvent]:
+        """The audit trail of one of ``client``'s files, oldest first; also after it was
+        deleted (by its owner, the operator or retention). 404 otherwise."""
+        stored = self._files.get(file_id)
+        if stored is None and self._gone_for(client, file_id):
+            return self._events.for_file(file_id)
+        self._owned(client, file_id, stored)
+        return self._events.for_file(file_id)
+
+    def _record(
+        self,
+        stored: StoredFile,
+        kind: EventKind,
+        ip: str | None,
+        user_agent: str | None,
+        detail: str | None = None,
+    ) -> None:
+        self._events.append(
+            FileEvent(
+                file_id=stored.id,
+                client_id=stored.client_id,
+                kind=kind,
+                at=self._clock.now(),
+                ip=ip,
+                user_agent=user_agent,
+                detail=detail,
+            )
         )
 
     def delete(
@@ -142,15 +177,29 @@ class FileService:
         return stored
 
     def open_link(
-        self, key: str, expires: str, signature: str
+        self,
+        key: str,
+        expires: str,
+        signature: str,
+        *,
+        ip: str | None = None,
+        user_agent: str | None = None,
     ) -> tuple[StoredFile, Iterator[bytes]]:
-        """Check the link, then stream the exact stored bytes."""
+        """Check the link, then stream the exact stored bytes. A link to a stored file
+        leaves a ``link_opened`` or ``link_refused`` event, written before the answer."""
         # The row first: its link generation is part of what the link signs, so a
         # revocation (which bumps it) fails every link issued before. A key without a
         # row (deleted) is checked as generation 0: a genuine link hears "gone", a
         # forged one "invalid", as before.
         stored = self._files.get_by_key(key)
-        self._links.check(key, expires, signature, stored.link_generation if stored else 0)
+        try:
+            self._links.check(key, expires, signature, stored.link_generation if stored else 0)
+        except PermissionDenied as refused:
+            if stored is not None:
+                self._record(stored, EventKind.LINK_REFUSED, ip, user_agent, refused.code)
+            raise
         if stored is None:
             raise NotFound("The linked file no longer exists.", code=Code.FILE_NOT_FOUND)
-        return stored, self._blobs.open(key)
+        chunks = self._blobs.open(key)
+        self._record(stored, EventKind.LINK_OPENED, ip, user_agent)
+        return stored, chunks

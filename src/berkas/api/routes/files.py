@@ -11,7 +11,9 @@ from berkas.api import schemas
 from berkas.api.deps import BearerClient, ServicesDep
 from berkas.core.codes import Code
 from berkas.core.errors import PermissionDenied
+from berkas.core.forwarded import client_address
 from berkas.core.wire import API_PREFIX
+from berkas.services.bundle import Services
 
 router = APIRouter()
 
@@ -24,9 +26,35 @@ router = APIRouter()
     responses=schemas.DESCRIBE_ERRORS,
     openapi_extra={"security": [{"bearer": []}]},
 )
-async def describe(file_id: str, client: BearerClient, svc: ServicesDep) -> Response:
-    view = await run_in_threadpool(svc.files.describe, client, file_id)
+async def describe(
+    file_id: str, request: Request, client: BearerClient, svc: ServicesDep
+) -> Response:
+    view = await run_in_threadpool(svc.files.describe, client, file_id, **_caller(request, svc))
     return JSONResponse(schemas.FileMetadata.of(view).model_dump(mode="json"))
+
+
+@router.get(
+    f"{API_PREFIX}/file/{{file_id}}/events",
+    summary="The file's audit trail",
+    tags=["partner"],
+    response_model=schemas.FileEvents,
+    responses=schemas.DESCRIBE_ERRORS,
+    openapi_extra={"security": [{"bearer": []}]},
+)
+async def events(file_id: str, client: BearerClient, svc: ServicesDep) -> Response:
+    trail = await run_in_threadpool(svc.files.events, client, file_id)
+    return JSONResponse(schemas.FileEvents.of(file_id, trail).model_dump(mode="json"))
+
+
+def _caller(request: Request, svc: Services) -> dict[str, str | None]:
+    """Who is calling, for the audit trail: the client's address (through the proxies
+    BERKAS_TRUSTED_PROXIES names, core/forwarded.py) and its User-Agent."""
+    peer = request.client.host if request.client else None
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for")) or None
+    return {
+        "ip": client_address(peer, forwarded, svc.trusted_proxies),
+        "user_agent": request.headers.get("user-agent"),
+    }
 
 
 @router.delete(
@@ -41,13 +69,7 @@ async def describe(file_id: str, client: BearerClient, svc: ServicesDep) -> Resp
 async def delete(
     file_id: str, request: Request, client: BearerClient, svc: ServicesDep
 ) -> Response:
-    await run_in_threadpool(
-        svc.files.delete,
-        client,
-        file_id,
-        ip=request.client.host if request.client else None,
-        user_agent=request.headers.get("user-agent"),
-    )
+    await run_in_threadpool(svc.files.delete, client, file_id, **_caller(request, svc))
     return Response(status_code=204)
 
 
@@ -62,13 +84,7 @@ async def delete(
 async def revoke_links(
     file_id: str, request: Request, client: BearerClient, svc: ServicesDep
 ) -> Response:
-    view = await run_in_threadpool(
-        svc.files.revoke_links,
-        client,
-        file_id,
-        ip=request.client.host if request.client else None,
-        user_agent=request.headers.get("user-agent"),
-    )
+    view = await run_in_threadpool(svc.files.revoke_links, client, file_id, **_caller(request, svc))
     return JSONResponse(schemas.FileMetadata.of(view).model_dump(mode="json"))
 
 
@@ -88,7 +104,9 @@ async def download(key: str, request: Request, svc: ServicesDep) -> Response:
             "this link is incomplete; ask the API for a fresh one (GET /file/{id}).",
             code=Code.LINK_INVALID,
         )
-    stored, chunks = await run_in_threadpool(svc.files.open_link, key, expires, signature)
+    stored, chunks = await run_in_threadpool(
+        svc.files.open_link, key, expires, signature, **_caller(request, svc)
+    )
     extension = stored.key.rsplit(".", 1)[-1]
     return StreamingResponse(
         chunks,

@@ -1,0 +1,73 @@
+"""The audit trail on a real server, embedded and PostgreSQL + Ceph RGW (issue 11): a
+scripted sequence of actions leaves exactly its events, in order, with who did them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.support import samples
+from tests.support.partner import FILE_PATH, Partner
+from tests.support.server import Server
+
+UA = {"User-Agent": "audit-test/1"}
+
+
+def _events(partner: Partner, file_id: str) -> httpx.Response:
+    path = f"{FILE_PATH}/{file_id}/events"
+    return partner.http.request("GET", path, headers=partner.auth())
+
+
+def test_a_scripted_sequence_leaves_exactly_its_events(server: Server, partner: Partner) -> None:
+    answer = partner.upload(samples.jpeg(seed=91)).json()
+    file_id = answer["id"]
+    described = partner.http.request(
+        "GET", f"{FILE_PATH}/{file_id}", headers={**partner.auth(), **UA}
+    )
+    assert httpx.get(answer["link"], headers=UA, timeout=30).status_code == 200
+    tampered = answer["link"].replace("signature=", "signature=A")[: len(answer["link"])]
+    assert httpx.get(tampered, headers=UA, timeout=30).status_code == 403
+    revoke = f"{FILE_PATH}/{file_id}/links/revoke"
+    assert partner.http.request("POST", revoke, headers=partner.auth()).status_code == 200
+    assert httpx.get(described.json()["link"], timeout=30).status_code == 403
+    deleted = partner.http.request("DELETE", f"{FILE_PATH}/{file_id}", headers=partner.auth())
+    assert deleted.status_code == 204
+
+    trail = _events(partner, file_id)
+
+    assert trail.status_code == 200, trail.text
+    events = trail.json()["events"]
+    assert [(e["kind"], e["detail"]) for e in events] == [
+        ("uploaded", None),
+        ("described", described.json()["link_expires_at"]),
+        ("link_opened", None),
+        ("link_refused", "link_invalid"),
+        ("links_revoked", None),
+        ("link_refused", "link_invalid"),
+        ("deleted", "partner"),
+    ]
+    assert [e["user_agent"] for e in events][1:4] == ["audit-test/1"] * 3
+    assert {e["ip"] for e in events[1:]} == {"127.0.0.1"}
+    assert trail.json()["id"] == file_id
+    # Nobody else reads it, before or after the delete.
+    stranger = server.new_partner()
+    assert _events(stranger, file_id).status_code == 404
+    assert _events(partner, "DCM-0001-1000000000000").status_code == 404
+
+
+def test_the_client_address_is_read_through_a_trusted_proxy(tmp_path: Path) -> None:
+    proxied = Server(data_dir=tmp_path / "data", env={"BERKAS_TRUSTED_PROXIES": "127.0.0.0/8"})
+    proxied.start()
+    try:
+        partner = proxied.new_partner()
+        answer = partner.upload(samples.jpeg(seed=92)).json()
+        spoofed = {"X-Forwarded-For": "192.0.2.1, 198.51.100.7"}
+        assert httpx.get(answer["link"], headers=spoofed, timeout=30).status_code == 200
+
+        events = _events(partner, answer["id"]).json()["events"]
+
+        # The rightmost address that is not a trusted proxy: what the proxy itself saw.
+        assert (events[-1]["kind"], events[-1]["ip"]) == ("link_opened", "198.51.100.7")
+    finally:
+        proxied.stop()
