@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     secret_grace_hours: int = Field(default=24, ge=0, le=720)
     replay_retention_hours: int = Field(default=48, ge=1)
     housekeeping_interval_seconds: int = Field(default=3600, ge=1)
+    # How long a document is kept (issue 11): days, fractions allowed; 0 keeps it until
+    # deleted. Per category: "DOCUMENT=30,LOGO=0" overrides the default for those.
+    retention_days: float = Field(default=365, ge=0, allow_inf_nan=False)
+    retention_days_by_category: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
 
     # Tokens (DESIGN 2.2).
     token_default_minutes: int = Field(default=5, ge=1)
@@ -164,6 +168,28 @@ class Settings(BaseSettings):
                 (str(item) for item in value), field=f"BERKAS_{(info.field_name or '').upper()}"
             )
         return value
+
+    @field_validator("retention_days_by_category", mode="before")
+    @classmethod
+    def _parse_retention(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        parsed: dict[str, float] = {}
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            name, sep, days = item.partition("=")
+            try:
+                number = float(days) if sep else -1.0
+            except ValueError:
+                number = -1.0
+            if not name.strip() or not number >= 0 or number == float("inf"):
+                raise ValueError(
+                    f"BERKAS_RETENTION_DAYS_BY_CATEGORY: {item!r} must be CATEGORY=DAYS "
+                    "(DAYS a number >= 0; 0 keeps until deleted), e.g. DOCUMENT=30,LOGO=0"
+                )
+            parsed[name.strip().upper()] = number
+        return parsed
 
     @field_validator("fetch_allow_ports", mode="before")
     @classmethod

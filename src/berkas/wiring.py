@@ -135,6 +135,10 @@ def build(settings: Settings, *, node_id: int | None = None) -> Services:
         env=settings.env,
         node_id=node_id,
         fetcher=_fetcher(settings),
+        retention=lambda category: _retention(settings, category),
+    )
+    files = FileService(
+        database.files, blobs, links, events=database.events, clock=clock, node_id=node_id
     )
     return Services(
         clients=ClientService(
@@ -156,9 +160,7 @@ def build(settings: Settings, *, node_id: int | None = None) -> Services:
         ),
         requirements=RequirementsService(catalogue),
         uploads=uploads,
-        files=FileService(
-            database.files, blobs, links, events=database.events, clock=clock, node_id=node_id
-        ),
+        files=files,
         # Keys whose every token has expired leave the ring and JWKS, and Request-Id
         # records past their retention are forgotten: at start, then while serving.
         housekeeping=Housekeeping(
@@ -166,6 +168,9 @@ def build(settings: Settings, *, node_id: int | None = None) -> Services:
             keys,
             clock,
             clients=database.clients,
+            files=files,
+            tasks=database.tasks,
+            holder=_node_identity(settings, create=False) + f"#{node_id}",
             retention=timedelta(hours=settings.replay_retention_hours),
             interval=timedelta(seconds=settings.housekeeping_interval_seconds),
         ),
@@ -375,6 +380,12 @@ def private_dir(path: Path) -> None:
         # client secrets; it is ours, so it is made private rather than refused.
         log.warning("making %s private (mode 0700)", path)
         path.chmod(0o700)
+
+
+def _retention(settings: Settings, category: str) -> timedelta | None:
+    """How long ``category``'s documents are kept; None: until deleted (README)."""
+    days = settings.retention_days_by_category.get(category, settings.retention_days)
+    return timedelta(days=days) if days > 0 else None
 
 
 def _node_identity(settings: Settings, *, create: bool) -> str:

@@ -113,6 +113,10 @@ def _revoke(partner: Partner, file_id: str) -> httpx.Response:
     return partner.http.request("POST", path, headers=partner.auth())
 
 
+def _events(partner: Partner, file_id: str) -> httpx.Response:
+    return partner.http.request("GET", f"{FILE_PATH}/{file_id}/events", headers=partner.auth())
+
+
 def _replay_of_deleted(ctx: Ctx) -> httpx.Response:
     first = _idempotent(ctx, "key-then-deleted", samples.png(seed=5))
     assert first.status_code == 200, first.text
@@ -197,25 +201,10 @@ def _cases(ctx: Ctx, root: Path) -> list[tuple[tuple[str, str], Callable[[], htt
         (REVOKE, lambda: http.post(f"{FILE_PATH}/{ctx.stored['id']}/links/revoke")),
         (REVOKE, lambda: _revoke(ctx.app.partner(), ctx.stored["id"])),
         (REVOKE, lambda: ctx.over_the_limit(lambda p: _revoke(p, "DCM-0001-1"))),
-        (
-            EVENTS,
-            lambda: partner.http.get(
-                f"{FILE_PATH}/{ctx.stored['id']}/events", headers=partner.auth()
-            ),
-        ),
+        (EVENTS, lambda: _events(partner, ctx.stored["id"])),
         (EVENTS, lambda: http.get(f"{FILE_PATH}/{ctx.stored['id']}/events")),
-        (
-            EVENTS,
-            lambda: ctx.app.partner().http.get(
-                f"{FILE_PATH}/{ctx.stored['id']}/events", headers=ctx.app.partner().auth()
-            ),
-        ),
-        (
-            EVENTS,
-            lambda: ctx.over_the_limit(
-                lambda p: p.http.get(f"{FILE_PATH}/DCM-0001-1/events", headers=p.auth())
-            ),
-        ),
+        (EVENTS, lambda: _events(ctx.app.partner(), ctx.stored["id"])),
+        (EVENTS, lambda: ctx.over_the_limit(lambda p: _events(p, "DCM-0001-1"))),
         (LINK, lambda: http.get(link)),
         (LINK, lambda: http.get(link.replace("signature=", "signature=x"))),
         (LINK, lambda: http.get(link.split("?")[0])),

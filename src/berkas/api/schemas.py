@@ -65,6 +65,12 @@ class FileMetadata(BaseModel):
     created_at: str
     link: str
     link_expires_at: str
+    retained_until: str | None = Field(
+        default=None,
+        description="When housekeeping removes the document (null: kept until deleted); "
+        "suspended while legal_hold is true",
+    )
+    legal_hold: bool = False
 
     @classmethod
     def of(cls, view: FileView) -> FileMetadata:
@@ -81,6 +87,10 @@ class FileMetadata(BaseModel):
             created_at=iso8601(stored.created_at),
             link=view.link.url,
             link_expires_at=iso8601(view.link.expires_at),
+            retained_until=None
+            if stored.retained_until is None
+            else iso8601(stored.retained_until),
+            legal_hold=stored.legal_hold,
         )
 
 

@@ -432,7 +432,7 @@ def _set_enabled(data_dir: Path | None, client_id: str, enabled: bool) -> None:
 
 @main.group()
 def files() -> None:
-    """Stored documents: delete."""
+    """Stored documents: delete, hold, release."""
 
 
 @files.command("delete")
@@ -448,6 +448,28 @@ def files_delete(file_id: str, data_dir: Path | None) -> None:
         click.echo(f"{stored.id} deleted (client {stored.client_id}, {stored.size} bytes)")
 
     _guard(run)
+
+
+@files.command("hold")
+@click.argument("file_id")
+@data_dir_option
+def files_hold(file_id: str, data_dir: Path | None) -> None:
+    """Put a file on legal hold: retention does not remove it until released."""
+    _guard(lambda: _set_hold(data_dir, file_id, True))
+
+
+@files.command("release")
+@click.argument("file_id")
+@data_dir_option
+def files_release(file_id: str, data_dir: Path | None) -> None:
+    """Lift a legal hold: retention applies again (at once if it has passed)."""
+    _guard(lambda: _set_hold(data_dir, file_id, False))
+
+
+def _set_hold(data_dir: Path | None, file_id: str, hold: bool) -> None:
+    with _writing(data_dir) as container:
+        stored = container.files.set_hold(file_id, hold)
+    click.echo(f"{stored.id} {'on legal hold' if hold else 'released from legal hold'}")
 
 
 @main.group()

@@ -112,11 +112,40 @@ class FileService:
         self._remove(stored, "operator", None, None)
         return stored
 
-    def _remove(self, stored: StoredFile, by: str, ip: str | None, user_agent: str | None) -> None:
+    def expire(self, by: str, batch: int = 100) -> int:
+        """Remove the documents whose retention has ended and that are not on legal hold
+        (housekeeping, under its cluster-wide lease); returns how many."""
+        removed = 0
+        while due := self._files.expired(self._clock.now(), batch):
+            for stored in due:
+                self._remove(stored, by, None, None, EventKind.RETENTION_EXPIRED)
+                removed += 1
+            if len(due) < batch:
+                break
+        return removed
+
+    def set_hold(self, file_id: str, hold: bool) -> StoredFile:
+        """The operator's legal hold (``berkas files hold``/``release``): while on hold a
+        document outlives its retention; ``NotFound`` when there is no such file."""
+        stored = self._files.get(file_id)
+        kind = EventKind.HOLD_SET if hold else EventKind.HOLD_RELEASED
+        event = FileEvent(file_id, stored.client_id if stored else "", kind, self._clock.now())
+        if stored is None or not self._files.set_hold(file_id, hold, event):
+            raise NotFound(f"No file with id {file_id!r}.", code=Code.FILE_NOT_FOUND)
+        return replace(stored, legal_hold=hold)
+
+    def _remove(
+        self,
+        stored: StoredFile,
+        by: str,
+        ip: str | None,
+        user_agent: str | None,
+        kind: EventKind = EventKind.DELETED,
+    ) -> None:
         event = FileEvent(
             file_id=stored.id,
             client_id=stored.client_id,
-            kind=EventKind.DELETED,
+            kind=kind,
             at=self._clock.now(),
             ip=ip,
             user_agent=user_agent,

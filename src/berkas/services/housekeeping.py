@@ -1,5 +1,6 @@
 """A node's periodic chores: forget Request-Ids past retention, drop expired signing keys
-and client secrets whose rotation grace has ended."""
+and client secrets whose rotation grace has ended, and remove documents past their
+retention (one node at a time, under a database lease)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import logging
 from datetime import timedelta
 
 from berkas.core.keys import PrunableKeys
-from berkas.core.ports import ClientRepository, Clock, ReplayRepository
+from berkas.core.ports import ClientRepository, Clock, ReplayRepository, TaskLeaseRepository
+from berkas.services.files import FileService
 
 log = logging.getLogger(__name__)
+
+RETENTION_TASK = "retention"
 
 
 class Housekeeping:
@@ -24,7 +28,13 @@ class Housekeeping:
         clients: ClientRepository,
         retention: timedelta,
         interval: timedelta,
+        files: FileService | None = None,
+        tasks: TaskLeaseRepository | None = None,
+        holder: str = "",
     ) -> None:
+        self._files = files
+        self._tasks = tasks
+        self._holder = holder
         self._clients = clients
         self._replays = replays
         self._keys = keys
@@ -47,4 +57,18 @@ class Housekeeping:
         purged = self._replays.purge_before(cutoff)
         if purged:
             log.info("forgot %d Request-Id record(s) older than %s", purged, cutoff.isoformat())
+        self._expire_documents()
         return purged
+
+    def _expire_documents(self) -> None:
+        if self._files is None or self._tasks is None:
+            return
+        # Every node runs this round; the lease lets one of them do the work, so two
+        # nodes never race to delete the same documents. It outlives two rounds, and the
+        # holder renews it each round: a node that dies hands over within two intervals.
+        now = self._clock.now()
+        if not self._tasks.acquire(RETENTION_TASK, self._holder, now + 2 * self.interval, now):
+            return
+        removed = self._files.expire(by=self._holder)
+        if removed:
+            log.info("removed %d document(s) whose retention has ended", removed)

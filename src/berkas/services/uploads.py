@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from anyio import to_thread
@@ -100,6 +101,7 @@ class UploadService:
         env: str,
         node_id: int,
         fetcher: Fetcher | None,
+        retention: Callable[[str], timedelta | None] = lambda category: None,
     ) -> None:
         self._catalogue = catalogue
         self._files = files
@@ -114,6 +116,7 @@ class UploadService:
         self._env = env
         self._node_id = node_id
         self._fetcher = fetcher
+        self._retention = retention  # per category; None keeps until deleted
         # The cap before the category is known: the largest of any requirement.
         self.max_upload_bytes = catalogue.max_upload_bytes()
 
@@ -306,7 +309,8 @@ class UploadService:
                 sha256=spool.sha256,
                 width=info.width,
                 height=info.height,
-                created_at=self._clock.now(),
+                created_at=(created := self._clock.now()),
+                retained_until=_plus(created, self._retention(target.category.value)),
             )
             # The audit trail's first event, committed with the row (issue 11).
             uploaded = FileEvent(stored.id, client.client_id, EventKind.UPLOADED, stored.created_at)
@@ -340,6 +344,10 @@ class UploadService:
             f"{self._key_prefix}/{self._env}/TEMP/{client.client_id}/{category.value}/"
             f"{epoch_ms}-{self._node_id:04d}.{kind.extension}"
         )
+
+
+def _plus(moment: datetime, span: timedelta | None) -> datetime | None:
+    return None if span is None else moment + span
 
 
 def _file_url(fields: UploadFields) -> str | None:
