@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     link_secret: str | None = Field(default=None, min_length=32)
     # proxy: berkas-signed links any node serves; presigned: the store's own SigV4 URL.
     link_mode: Literal["proxy", "presigned"] = "proxy"
+    # Documents encrypted at rest, each under its own data key (core/envelope.py). Unset:
+    # on in proxy mode; presigned links hand out the store's bytes, so it cannot apply.
+    encrypt_at_rest: bool | None = None
 
     # Content.
     max_image_pixels: int = Field(default=40_000_000, ge=1)
@@ -263,6 +266,23 @@ class Settings(BaseSettings):
                 "the links are the store's own signed URLs"
             )
         return self
+
+    @model_validator(mode="after")
+    def _encryption_coherent(self) -> Settings:
+        if self.link_mode == "presigned" and self.encrypt_at_rest:
+            raise ValueError(
+                "BERKAS_ENCRYPT_AT_REST=true needs BERKAS_LINK_MODE=proxy: a presigned link "
+                "is the store's own URL and would hand out the encrypted bytes; in presigned "
+                'mode use the store\'s server-side encryption (README "Encryption at rest")'
+            )
+        return self
+
+    @property
+    def encrypts_at_rest(self) -> bool:
+        """Whether new documents are stored encrypted (default: in proxy mode)."""
+        if self.encrypt_at_rest is None:
+            return self.link_mode == "proxy"
+        return self.encrypt_at_rest
 
     # Derived locations of the embedded default.
     @property

@@ -29,7 +29,13 @@ from berkas.adapters.durable import atomic_write
 from berkas.adapters.fetch import GuardedFetcher
 from berkas.adapters.keys import KeyRing, KeyStore, import_key_directory
 from berkas.adapters.listen import CannotListen
-from berkas.adapters.sealing import Sealer, create_key_file, parse_master_key, read_key_file
+from berkas.adapters.sealing import (
+    SealedDataKeys,
+    Sealer,
+    create_key_file,
+    parse_master_key,
+    read_key_file,
+)
 from berkas.adapters.storage.local import LocalBlobStore
 from berkas.adapters.storage.memory import MemoryBlobStore
 from berkas.config import Settings, s3_bucket_and_prefix
@@ -95,9 +101,11 @@ def build(settings: Settings, *, node_id: int | None = None) -> Services:
     message saying what is missing.
     """
     clock = SystemClock()
-    database = SqlDatabase.from_url(
-        settings.resolved_database_url, sealer=_sealer(settings, create=False)
-    )
+    sealer = _sealer(settings, create=False)
+    database = SqlDatabase.from_url(settings.resolved_database_url, sealer=sealer)
+    # Opening needs only the master key: rows encrypted earlier stay readable after
+    # BERKAS_ENCRYPT_AT_REST is switched off.
+    data_keys = SealedDataKeys(sealer)
     try:
         keys = _key_ring(settings, database.signing_keys, clock, create=False)
         link_secret = _link_secret(settings, database)
@@ -136,9 +144,16 @@ def build(settings: Settings, *, node_id: int | None = None) -> Services:
         node_id=node_id,
         fetcher=_fetcher(settings),
         retention=lambda category: _retention(settings, category),
+        data_keys=data_keys if settings.encrypts_at_rest else None,
     )
     files = FileService(
-        database.files, blobs, links, events=database.events, clock=clock, node_id=node_id
+        database.files,
+        blobs,
+        links,
+        events=database.events,
+        clock=clock,
+        node_id=node_id,
+        data_keys=data_keys,
     )
     return Services(
         clients=ClientService(

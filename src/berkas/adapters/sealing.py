@@ -34,6 +34,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from berkas.adapters.durable import atomic_write
+from berkas.core.codes import Code
+from berkas.core.errors import BerkasError
 
 PREFIX = "sealed:"
 _VERSION = "v1"
@@ -181,6 +183,33 @@ class Sealer:
     def needs_reseal(self, value: str) -> bool:
         """True for a plaintext value or one sealed under an older master key."""
         return not value.startswith(f"{PREFIX}{_VERSION}:{self.current.kid}:")
+
+
+def data_key_context(file_id: str) -> str:
+    """Where a document's data key lives: its own row of ``files``."""
+    return f"file:{file_id}:data_key"
+
+
+class SealedDataKeys:
+    """``core.ports.DataKeys`` under the master key: a data key is sealed like every other
+    secret the database holds, so ``berkas secrets rekey`` reseals it and a dump of the
+    database without the master key opens no document."""
+
+    def __init__(self, sealer: Sealer) -> None:
+        self._sealer = sealer
+
+    def wrap(self, key: bytes, file_id: str) -> str:
+        return self._sealer.seal(key, data_key_context(file_id))
+
+    def unwrap(self, wrapped: str, file_id: str) -> bytes:
+        try:
+            return self._sealer.open(wrapped, data_key_context(file_id))
+        except SealingError as exc:
+            # The message names the master key id and the cause, never key material.
+            raise BerkasError(
+                f"the stored file {file_id} cannot be opened on this node: {exc}",
+                code=Code.FILE_UNREADABLE,
+            ) from None
 
 
 def is_sealed(value: str) -> bool:

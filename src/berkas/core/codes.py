@@ -338,6 +338,12 @@ class Code(StrEnum):
     # 500, 503 and 507: the server failed; never with a stack trace.
     API_ERROR = ("api_error", 500, "The server failed to handle this request.")
     INTERNAL_ERROR = ("internal_error", 500, "The server failed to handle this request.")
+    FILE_UNREADABLE = (
+        "file_unreadable",
+        500,
+        "The stored file fails its integrity check or its key cannot be opened; nothing "
+        "was served. The operator must look.",
+    )
     SERVICE_UNAVAILABLE = (
         "service_unavailable",
         503,

@@ -246,6 +246,22 @@ class SealedSecrets(Protocol):
         ...
 
 
+class DataKeys(Protocol):
+    """Wraps each document's data key under the master key (encryption at rest, issue 11).
+
+    A wrapped key is bound to its file id: copied into another row it does not open.
+    """
+
+    def wrap(self, key: bytes, file_id: str) -> str:
+        """``key`` sealed for the row of ``file_id``."""
+        ...
+
+    def unwrap(self, wrapped: str, file_id: str) -> bytes:
+        """The data key of ``file_id``; raises ``BerkasError`` (``file_unreadable``) when
+        this node's master keys cannot open it."""
+        ...
+
+
 class HealthCheck(Protocol):
     """Something /readyz asks: the database, the blob store."""
 

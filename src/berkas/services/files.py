@@ -6,11 +6,13 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+from berkas.core import envelope
 from berkas.core.codes import Code
+from berkas.core.envelope import EnvelopeError
 from berkas.core.errors import BerkasError, NotFound, PermissionDenied
 from berkas.core.ids import is_file_id
 from berkas.core.models import Client, EventKind, FileEvent, StoredFile
-from berkas.core.ports import AuditLog, BlobStore, Clock, FileRepository
+from berkas.core.ports import AuditLog, BlobStore, Clock, DataKeys, FileRepository
 from berkas.core.wire import iso8601
 from berkas.services.links import IssuedLink, LinkService
 
@@ -39,8 +41,12 @@ class FileService:
         events: AuditLog,
         clock: Clock,
         node_id: int,
+        data_keys: DataKeys | None = None,
     ) -> None:
         self._files = files
+        # Opens documents stored encrypted; also after encryption was switched off, so
+        # the rows that carry a data key stay readable.
+        self._data_keys = data_keys
         self._blobs = blobs
         self._links = links
         self._events = events
@@ -229,6 +235,44 @@ class FileService:
             raise
         if stored is None:
             raise NotFound("The linked file no longer exists.", code=Code.FILE_NOT_FOUND)
-        chunks = self._blobs.open(key)
+        chunks = self._plaintext(stored, self._blobs.open(key))
         self._record(stored, EventKind.LINK_OPENED, ip, user_agent)
         return stored, chunks
+
+    def _plaintext(self, stored: StoredFile, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """The document's bytes: the stored ones, or the envelope's plaintext.
+
+        The first chunk is opened here, before any answer: a wrong key or an altered
+        header is a clean 500 ``file_unreadable``, not a cut connection. Past it, each
+        chunk is served only once its tag checks; a later bad chunk ends the stream
+        early, short of its Content-Length, so no client takes it for the whole file.
+        """
+        if stored.data_key is None:
+            return chunks
+        if self._data_keys is None:
+            raise _unreadable(stored, "this node was started without its data keys")
+        plain = envelope.decrypt(chunks, self._data_keys.unwrap(stored.data_key, stored.id))
+        try:
+            first = next(plain, b"")
+        except EnvelopeError as exc:
+            raise _unreadable(stored, str(exc)) from None
+        return _logged(stored, first, plain)
+
+
+def _unreadable(stored: StoredFile, why: str) -> BerkasError:
+    log.error("stored file %s (%s) cannot be served: %s", stored.id, stored.key, why)
+    return BerkasError(
+        f"the stored file {stored.id} fails its integrity check; nothing was served.",
+        code=Code.FILE_UNREADABLE,
+    )
+
+
+def _logged(stored: StoredFile, first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    try:
+        yield from rest
+    except EnvelopeError as exc:
+        # Headers are sent: the server can only cut the response short (RFC 9112
+        # section 8: a body shorter than Content-Length is incomplete).
+        _unreadable(stored, str(exc))
+        raise

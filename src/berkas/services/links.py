@@ -40,7 +40,10 @@ class LinkService:
         """A fresh link to ``stored``'s bytes valid for the configured time."""
         seconds = int(self._ttl.total_seconds())
         expires = int(self._clock.now().timestamp()) + seconds
-        if self._presigner is not None:
+        # An encrypted document cannot go straight from the store: the store holds its
+        # envelope. Its link is a proxy one, whatever the mode (rows written while at-rest
+        # encryption was on stay readable after a switch to presigned links).
+        if self._presigner is not None and stored.data_key is None:
             extension = stored.key.rsplit(".", 1)[-1]
             url = self._presigner.presign(
                 stored.key,

@@ -225,6 +225,20 @@ class SpoolWriter:
             await to_thread.run_sync(self._spool.write, batch)
 
 
+def scratch(directory: Path) -> Path:
+    """A new empty private file (0600) in the spool directory for what an upload derives
+    from its spool (the stripped copy, the encrypted one); the caller removes it. Named
+    like a spool, so a crash's leftovers go with ``cleanup_stale``."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=_PREFIX, suffix=_SUFFIX, dir=directory)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full() from exc
+        raise
+    os.close(fd)
+    return Path(name)
+
+
 def disk_full() -> InsufficientStorage:
     """The refusal of an upload the disk has no room for (no path: DESIGN 2.5)."""
     return InsufficientStorage(

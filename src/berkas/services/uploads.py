@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from anyio import to_thread
 
-from berkas.core import content
+from berkas.core import content, envelope
 from berkas.core.catalogue import (
     Catalogue,
     Category,
@@ -34,13 +34,14 @@ from berkas.core.errors import (
     PayloadTooLarge,
     Unavailable,
     UnsupportedContent,
+    is_disk_full,
 )
 from berkas.core.ids import IdMinter
 from berkas.core.models import Client, EventKind, FileEvent, StoredFile
-from berkas.core.ports import BlobStore, Clock, Fetcher, FileRepository
+from berkas.core.ports import BlobStore, Clock, DataKeys, Fetcher, FileRepository
 from berkas.services.idempotency import IdempotentUploads
 from berkas.services.links import IssuedLink, LinkService
-from berkas.services.spool import Spool, SpoolWriter, check_free_space
+from berkas.services.spool import Spool, SpoolWriter, check_free_space, disk_full, scratch
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,22 @@ class UploadTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class _Body:
+    """What goes to the blob store: the spool itself, or what was derived from it.
+
+    ``size`` and ``sha256`` are those of the document as stored and served (after
+    stripping), not of the envelope the store may hold; ``data_key`` is set when
+    ``path`` is that envelope.
+    """
+
+    path: Path
+    size: int
+    sha256: str
+    data_key: bytes | None = None
+    removed: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
 class UploadResult:
     """A stored file and a fresh link; ``replayed`` when a retry got the first upload."""
 
@@ -102,6 +119,7 @@ class UploadService:
         node_id: int,
         fetcher: Fetcher | None,
         retention: Callable[[str], timedelta | None] = lambda category: None,
+        data_keys: DataKeys | None = None,
     ) -> None:
         self._catalogue = catalogue
         self._files = files
@@ -117,6 +135,7 @@ class UploadService:
         self._node_id = node_id
         self._fetcher = fetcher
         self._retention = retention  # per category; None keeps until deleted
+        self._data_keys = data_keys  # set: every document is stored encrypted
         # The cap before the category is known: the largest of any requirement.
         self.max_upload_bytes = catalogue.max_upload_bytes()
 
@@ -263,17 +282,43 @@ class UploadService:
             label=target.label,
             limits=self._limits,
         )
+        derived: list[Path] = []
         try:
-            return self._commit(client, target, spool, info)
+            body = self._prepare(spool, derived)
+            return self._commit(client, target, body, info)
         except Conflict as exc:
             # Only a race after several fresh mints ends here; the caller can simply retry.
             raise Unavailable(
                 "could not allocate a unique file id; retry the upload.",
                 code=Code.ID_ALLOCATION_FAILED,
             ) from exc
+        finally:
+            for path in derived:
+                path.unlink(missing_ok=True)
+
+    def _prepare(self, spool: Spool, derived: list[Path]) -> _Body:
+        """The body to store: the spool, encrypted under a fresh data key when at-rest
+        encryption is on. Every file made on the way is listed in ``derived``."""
+        body = _Body(spool.path, spool.size, spool.sha256)
+        if self._data_keys is None:
+            return body
+        key = envelope.new_data_key()
+        sealed = self._derive(derived, lambda dst: envelope.encrypt_file(body.path, dst, key))
+        return _Body(sealed, body.size, body.sha256, key, body.removed)
+
+    def _derive(self, derived: list[Path], write: Callable[[Path], object]) -> Path:
+        dst = scratch(self._spool_dir)
+        derived.append(dst)
+        try:
+            write(dst)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full() from exc
+            raise
+        return dst
 
     def _commit(
-        self, client: Client, target: UploadTarget, spool: Spool, info: content.ContentInfo
+        self, client: Client, target: UploadTarget, body: _Body, info: content.ContentInfo
     ) -> UploadResult:
         for attempt in range(_MINT_ATTEMPTS):
             last = attempt + 1 == _MINT_ATTEMPTS
@@ -287,9 +332,9 @@ class UploadService:
             # and the restart removes the blob (recover_orphans).
             self._files.reserve_key(key, self._node_id, self._clock.now())
             try:
-                self._blobs.put_file(key, spool.path, info.kind.mime)
+                self._blobs.put_file(key, body.path, info.kind.mime)
             except Conflict:
-                if last or not spool.path.exists():
+                if last or not body.path.exists():
                     raise
                 continue
             except BerkasError:
@@ -305,12 +350,14 @@ class UploadService:
                 code=target.code.value if target.code else None,
                 key=key,
                 content_type=info.kind.mime,
-                size=spool.size,
-                sha256=spool.sha256,
+                size=body.size,
+                sha256=body.sha256,
                 width=info.width,
                 height=info.height,
                 created_at=(created := self._clock.now()),
                 retained_until=_plus(created, self._retention(target.category.value)),
+                data_key=self._wrap(body.data_key, minted.id),
+                metadata_removed=body.removed,
             )
             # The audit trail's first event, committed with the row (issue 11).
             uploaded = FileEvent(stored.id, client.client_id, EventKind.UPLOADED, stored.created_at)
@@ -320,11 +367,17 @@ class UploadService:
                 # The row is the commit point: without it the blob is garbage (DESIGN 5).
                 if _quietly(self._blobs.delete, key):
                     _quietly(self._files.release_key, key)
-                if isinstance(exc, Conflict) and not last and spool.path.exists():
+                if isinstance(exc, Conflict) and not last and body.path.exists():
                     continue
                 raise
             return UploadResult(stored=stored, link=self._links.issue(stored))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wrap(self, key: bytes | None, file_id: str) -> str | None:
+        # Bound to the id just minted: the wrapped key opens for this row only.
+        if key is None or self._data_keys is None:
+            return None
+        return self._data_keys.wrap(key, file_id)
 
     def recover_orphans(self) -> int:
         """At start, before serving: remove blobs this node wrote whose row never

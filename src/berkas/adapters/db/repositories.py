@@ -30,7 +30,13 @@ from berkas.adapters.db.tables import (
 )
 from berkas.adapters.db.writes import DirectWrites, Writes, unavailable
 from berkas.adapters.keys import StoredKey
-from berkas.adapters.sealing import Sealer, SealingError, is_sealed, sealed_kid
+from berkas.adapters.sealing import (
+    Sealer,
+    SealingError,
+    data_key_context,
+    is_sealed,
+    sealed_kid,
+)
 from berkas.core.codes import Code
 from berkas.core.errors import Unavailable
 from berkas.core.models import (
@@ -945,5 +951,13 @@ class SqlSealedValues(_SqlRepository, _Sealed):
                 secret_context,
                 service_secrets.c.name,
                 service_secrets.c.value,
+            ),
+            (
+                # Each encrypted document's own key (issue 11); NULL for plaintext ones.
+                "document data keys",
+                files,
+                data_key_context,
+                files.c.id,
+                files.c.data_key,
             ),
         ]

@@ -1,0 +1,165 @@
+"""Documents encrypted at rest: chunked AES-256-GCM that streams in flat memory (issue 11).
+
+Each document gets its own random 256-bit data key; the object store holds only this
+envelope, the database only the data key sealed under the master key. Deleting the row
+destroys the key, so the object left in a backup of the store is noise (crypto-shredding).
+
+The format is the STREAM construction (Hoang, Reyhanitabar, Rogaway and Vizár, "Online
+Authenticated-Encryption and its Nonce-Reuse Misuse-Resistance", CRYPTO 2015), as age
+and Tink's streaming AEAD use it, over AES-256-GCM (NIST SP 800-38D) from
+``cryptography``::
+
+    header  = b"BRKE" || version (1 byte) || chunk size (u32 BE) || nonce prefix (7 bytes)
+    body    = chunk_0 || chunk_1 || ... || chunk_n        each = AES-GCM ciphertext || tag
+    nonce_i = nonce prefix || i (u32 BE) || last flag (0x01 on chunk_n, else 0x00)
+    aad     = header
+
+- Every chunk but the last holds exactly ``chunk size`` plaintext bytes; the last holds
+  0 to ``chunk size`` (an empty document is one empty last chunk).
+- The counter in the nonce makes reordering or dropping a chunk fail its tag, and the
+  last flag makes cutting the envelope short at a chunk boundary fail too (STREAM's
+  point: a truncated stream is not a valid shorter one).
+- The header is the associated data of every chunk: a changed version or chunk size
+  fails authentication instead of changing how the rest is read.
+- A data key encrypts one document, so nonces cannot repeat across documents; the random
+  prefix is defence in depth should a key ever be reused. 2**32 chunks bound a document
+  to 256 TiB at the default chunk size, far past any cap.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import struct
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+MAGIC = b"BRKE"
+VERSION = 1
+KEY_BYTES = 32
+CHUNK_BYTES = 64 * 1024
+TAG_BYTES = 16
+_PREFIX_BYTES = 7
+_HEADER = struct.Struct(">4sBI7s")
+HEADER_BYTES = _HEADER.size
+_MAX_CHUNKS = 2**32
+# A hostile header must not make the reader buffer gigabytes before the first tag check.
+_MAX_CHUNK_BYTES = 16 * 1024 * 1024
+
+
+class EnvelopeError(ValueError):
+    """The bytes are not an intact envelope under this key: altered, truncated, extended
+    or sealed under another key. The message names the cause, never key material."""
+
+
+def new_data_key() -> bytes:
+    """A fresh data key from the OS CSPRNG."""
+    return os.urandom(KEY_BYTES)
+
+
+def sealed_size(plain_size: int, chunk_bytes: int = CHUNK_BYTES) -> int:
+    """The envelope's length for ``plain_size`` bytes of plaintext."""
+    chunks = max(1, -(-plain_size // chunk_bytes))
+    return HEADER_BYTES + plain_size + chunks * TAG_BYTES
+
+
+def encrypt_file(src: Path, dst: Path, key: bytes, *, chunk_bytes: int = CHUNK_BYTES) -> None:
+    """Write ``src`` sealed under ``key`` to ``dst`` (created, or truncated), one chunk of
+    memory at a time. ``dst`` is left complete but not fsynced: durability is the blob
+    store's job, as for the spool."""
+    _check_key(key)
+    if not 0 < chunk_bytes <= _MAX_CHUNK_BYTES:
+        raise ValueError(f"chunk_bytes must be in 1..{_MAX_CHUNK_BYTES}, got {chunk_bytes}")
+    header = _HEADER.pack(MAGIC, VERSION, chunk_bytes, os.urandom(_PREFIX_BYTES))
+    aead = AESGCM(key)
+    prefix = header[-_PREFIX_BYTES:]
+    with src.open("rb") as reader, dst.open("wb") as writer:
+        writer.write(header)
+        chunk = reader.read(chunk_bytes)
+        index = 0
+        while True:
+            following = reader.read(chunk_bytes)
+            last = not following
+            writer.write(aead.encrypt(_nonce(prefix, index, last), chunk, header))
+            if last:
+                return
+            chunk = following
+            index += 1
+            if index >= _MAX_CHUNKS:
+                raise ValueError("the document is too large for one envelope")
+
+
+def decrypt(chunks: Iterable[bytes], key: bytes) -> Iterator[bytes]:
+    """The plaintext of the envelope arriving in ``chunks`` (of any sizes), chunk by chunk.
+
+    Every plaintext chunk yielded has passed its tag; ``EnvelopeError`` is raised at the
+    first chunk that does not, or when the stream ends before its last chunk. A reader
+    streaming to a client therefore never sends unauthenticated bytes, but may have sent
+    the authenticated ones before an error: it must then cut the connection rather than
+    end the response normally (a short body, not a complete-looking one).
+    """
+    _check_key(key)
+    aead = AESGCM(key)
+    pending = bytearray()
+    source = iter(chunks)
+    header = _read_header(source, pending)
+    chunk_bytes = struct.unpack_from(">I", header, 5)[0]
+    prefix = header[-_PREFIX_BYTES:]
+    sealed_bytes = chunk_bytes + TAG_BYTES
+    index = 0
+    # The header's read may have brought chunks along: they go first.
+    for piece in itertools.chain((b"",), source):
+        pending += piece
+        # A full sealed chunk is the last one only if nothing follows it: hold it back
+        # until at least one more byte has arrived.
+        while len(pending) > sealed_bytes:
+            box = bytes(pending[:sealed_bytes])
+            yield _open(aead, prefix, box, header, index=index, last=False)
+            del pending[:sealed_bytes]
+            index += 1
+            if index >= _MAX_CHUNKS:
+                raise EnvelopeError("the envelope has more chunks than its format allows")
+    if len(pending) < TAG_BYTES:
+        raise EnvelopeError("the envelope ends before its last chunk (truncated)")
+    yield _open(aead, prefix, bytes(pending), header, index=index, last=True)
+
+
+def _read_header(source: Iterator[bytes], pending: bytearray) -> bytes:
+    while len(pending) < HEADER_BYTES:
+        piece = next(source, None)
+        if piece is None:
+            raise EnvelopeError("the stored object is too short to be an envelope")
+        pending += piece
+    header = bytes(pending[:HEADER_BYTES])
+    del pending[:HEADER_BYTES]
+    magic, version, chunk_bytes, _prefix = _HEADER.unpack(header)
+    if magic != MAGIC:
+        raise EnvelopeError("the stored object is not an envelope (no BRKE header)")
+    if version != VERSION:
+        raise EnvelopeError(f"envelope version {version} is not one this berkas reads")
+    if not 0 < chunk_bytes <= _MAX_CHUNK_BYTES:
+        raise EnvelopeError(f"envelope chunk size {chunk_bytes} is out of range")
+    return header
+
+
+def _open(aead: AESGCM, prefix: bytes, box: bytes, aad: bytes, *, index: int, last: bool) -> bytes:
+    try:
+        return aead.decrypt(_nonce(prefix, index, last), box, aad)
+    except InvalidTag:
+        where = "its last chunk" if last else f"chunk {index}"
+        raise EnvelopeError(
+            f"the envelope fails authentication at {where}: altered, truncated, extended "
+            "or sealed under another data key"
+        ) from None
+
+
+def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
+    return prefix + struct.pack(">IB", index, 1 if last else 0)
+
+
+def _check_key(key: bytes) -> None:
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"a data key is {KEY_BYTES} bytes, got {len(key)}")
