@@ -11,7 +11,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageCms, ImageOps, PngImagePlugin
+from PIL import Image, ImageCms, ImageOps, JpegImagePlugin, PngImagePlugin
 from PIL.TiffImagePlugin import IFDRational
 
 from berkas.core.codes import Code
@@ -25,6 +25,8 @@ LATITUDE = ((6, 1), (10, 1), (3_012_347, 100_000))
 LONGITUDE = ((106, 1), (49, 1), (0, 1))
 XMP_NS = b"http://ns.adobe.com/xap/1.0/\x00"
 XMP_EXT_NS = b"http://ns.adobe.com/xmp/extension/\x00"
+# A Photoshop image resource block (8BIM 0x0404) holding one IPTC-IIM dataset, 2:120.
+IPTC = b"8BIM\x04\x04\x00\x00\x00\x00\x00\x08\x1c\x02x\x00\x03Jkt"
 XMP_PACKET = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF>secret-xmp</rdf:RDF></x:xmpmeta>'
 
 
@@ -117,6 +119,11 @@ def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     return out
 
 
+def _phys(path: Path) -> tuple[int, int, int]:
+    (raw,) = [raw for ctype, raw in _png_chunks(path.read_bytes()) if ctype == b"pHYs"]
+    return struct.unpack(">IIB", raw[8:17])
+
+
 def _jpeg_segments(data: bytes) -> list[bytes]:
     """Every marker segment before SOS, whole (marker, length and payload)."""
     out, pos = [], 2
@@ -140,9 +147,7 @@ def _write(tmp_path: Path, data: bytes, name: str = "src") -> Path:
 
 def _inspect(path: Path, kind: Kind) -> None:
     data = path.read_bytes()
-    inspect(
-        path, head=data[:16], size=len(data), allowed={kind}, label="T", limits=ImageLimits()
-    )
+    inspect(path, head=data[:16], size=len(data), allowed={kind}, label="T", limits=ImageLimits())
 
 
 @pytest.fixture
@@ -153,7 +158,7 @@ def tagged_jpeg() -> bytes:
         jpeg,
         _segment(0xE1, XMP_NS + XMP_PACKET),
         _segment(0xE1, XMP_EXT_NS + b"0" * 32 + b"\x00\x00\x00\x10\x00\x00\x00\x00more-xmp"),
-        _segment(0xED, b"Photoshop 3.0\x008BIM\x04\x04\x00\x00\x00\x00\x00\x08\x1c\x02x\x00\x03Jkt"),
+        _segment(0xED, b"Photoshop 3.0\x00" + IPTC),
         _segment(0xE4, b"VendorData\x00" + b"\x00" * 16),
     )
 
@@ -174,7 +179,8 @@ def test_jpeg_loses_exif_gps_xmp_iptc_comment_and_keeps_pixels_and_icc(tmp_path,
     out = dst.read_bytes()
     for order in "<>":
         assert struct.pack(order + "II", *LATITUDE[2]) not in out
-    for secret in (b"PhoneMaker", b"shot at home", b"secret-xmp", b"more-xmp", b"8BIM", b"VendorData"):
+    secrets = (b"PhoneMaker", b"shot at home", b"secret-xmp", b"more-xmp", IPTC, b"VendorData")
+    for secret in secrets:
         assert secret not in out
     with Image.open(dst) as im:
         assert not im.getexif()
@@ -247,7 +253,7 @@ def test_repeated_segments_are_named_once_and_unknown_apps_are_other_app(tmp_pat
 def test_jpeg_orientation_6_is_applied_in_both_byte_orders(tmp_path, order):
     image = _gradient()
     exif = b"Exif\x00\x00" + _orientation_tiff(order, 6)
-    source = _after_soi(_jpeg(image, icc_profile=_icc()), _segment(0xE1, exif))
+    source = _after_soi(_jpeg(image, icc_profile=_icc(), dpi=(300, 200)), _segment(0xE1, exif))
     src, dst = _write(tmp_path, source), tmp_path / "dst"
 
     result = strip_metadata(src, dst, Kind.JPEG)
@@ -259,9 +265,28 @@ def test_jpeg_orientation_6_is_applied_in_both_byte_orders(tmp_path, order):
         assert out.size == (96, 160) == expected.size
         assert not out.getexif()
         assert out.info["icc_profile"] == _icc()
+        assert out.info["dpi"] == (200, 300)
         diff = sum(abs(a - b) for a, b in zip(out.tobytes(), expected.tobytes(), strict=True))
     assert diff / len(expected.tobytes()) < 2.0
     _inspect(dst, Kind.JPEG)
+
+
+@pytest.mark.parametrize(("mode", "first_app"), [("L", 0xE0), ("CMYK", 0xEE)])
+def test_grey_and_cmyk_jpegs_are_turned_upright_in_their_own_mode(tmp_path, mode, first_app):
+    exif = _segment(0xE1, b"Exif\x00\x00" + _orientation_tiff("<", 5))
+    src = _write(tmp_path, _after_soi(_jpeg(_gradient().convert(mode)), exif))
+    dst = tmp_path / "dst"
+
+    assert strip_metadata(src, dst, Kind.JPEG).orientation_applied
+
+    with Image.open(src) as im:
+        expected = ImageOps.exif_transpose(im)
+    with Image.open(dst) as out:
+        assert (out.mode, out.size) == (mode, expected.size)
+        diff = sum(abs(a - b) for a, b in zip(out.tobytes(), expected.tobytes(), strict=True))
+    assert diff / len(expected.tobytes()) < 2.0
+    # CMYK needs its Adobe APP14 to be read with the right colours (Adobe TN 5116).
+    assert _jpeg_segments(dst.read_bytes())[0][1] == first_app
 
 
 def test_reencoded_jpeg_carries_no_comment_gps_or_xmp(tmp_path):
@@ -288,7 +313,7 @@ def test_reencoded_jpeg_keeps_the_chroma_subsampling(tmp_path):
         dst = tmp_path / f"dst{subsampling}"
         strip_metadata(src, dst, Kind.JPEG)
         with Image.open(dst) as im:
-            assert im.layer[0][1:3] == ((1, 1) if subsampling == 0 else (2, 2))
+            assert JpegImagePlugin.get_sampling(im) == subsampling
 
 
 def test_broken_exif_is_removed_without_reorienting(tmp_path):
@@ -302,6 +327,16 @@ def test_broken_exif_is_removed_without_reorienting(tmp_path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns of the source's corrupt EXIF
             assert _pixels(dst) == _pixels(src)
+
+
+def test_only_the_first_exif_block_decides_the_orientation(tmp_path):
+    # Pillow and viewers read the first; a second one must not turn the picture.
+    first = _segment(0xE1, b"Exif\x00\x00" + _orientation_tiff("<", 1))
+    second = _segment(0xE1, b"Exif\x00\x00" + _orientation_tiff("<", 6))
+    src, dst = _write(tmp_path, _after_soi(_jpeg(), first, second)), tmp_path / "dst"
+
+    assert strip_metadata(src, dst, Kind.JPEG) == Stripped(("EXIF",), False, True)
+    assert _pixels(dst) == _pixels(src)
 
 
 @pytest.mark.parametrize(
@@ -388,6 +423,7 @@ def test_png_orientation_3_is_applied_losslessly_keeping_colour_chunks(tmp_path)
     assert _pixels(dst) == (expected.size, expected.mode, expected.tobytes())
     chunks = {ctype for ctype, _ in _png_chunks(dst.read_bytes())}
     assert b"gAMA" in chunks
+    assert _phys(dst) == _phys(src)  # pixels per metre, as they were
     assert not chunks & {b"eXIf", b"tEXt", b"zTXt", b"iTXt", b"tIME"}
     with Image.open(dst) as im:
         assert im.info["icc_profile"] == _icc()
@@ -400,7 +436,8 @@ def test_palette_png_orientation_8_keeps_palette_and_transparency(tmp_path, orde
     image = _gradient((40, 24)).quantize(16)
     image.info["transparency"] = 0
     exif = _chunk(b"eXIf", _orientation_tiff(order, 8))
-    src, dst = _write(tmp_path, _with_chunks(_png(image, transparency=0), exif)), tmp_path / "d"
+    png = _png(image, transparency=0, dpi=(300, 150))
+    src, dst = _write(tmp_path, _with_chunks(png, exif)), tmp_path / "d"
 
     assert strip_metadata(src, dst, Kind.PNG) == Stripped(("EXIF",), True, True)
 
@@ -413,6 +450,20 @@ def test_palette_png_orientation_8_keeps_palette_and_transparency(tmp_path, orde
         assert out.tobytes() == expected.tobytes()
         assert out.getpalette() == palette
         assert out.info["transparency"] == 0
+    x, y, unit = _phys(src)
+    assert _phys(dst) == (y, x, unit)  # a quarter turn
+
+
+def test_animated_png_loses_exif_but_is_never_reencoded(tmp_path):
+    frames = [_noise((32, 24), seed=n) for n in range(3)]
+    out = io.BytesIO()
+    frames[0].save(out, "PNG", save_all=True, append_images=frames[1:], duration=100)
+    exif = _chunk(b"eXIf", _orientation_tiff("<", 6))
+    source = _with_chunks(out.getvalue(), exif)
+    src, dst = _write(tmp_path, source), tmp_path / "dst"
+
+    assert strip_metadata(src, dst, Kind.PNG) == Stripped(("EXIF",), False, True)
+    assert dst.read_bytes() == source.replace(exif, b"")
 
 
 def test_clean_png_and_pdf_are_left_alone(tmp_path):
@@ -445,6 +496,29 @@ def test_malformed_png_structure_is_refused_and_leaves_no_dst(tmp_path, cut, cod
     assert not dst.exists()
 
 
+def test_png_padding_after_iend_is_kept_as_inspect_allowed_it(tmp_path):
+    source = _with_chunks(_png(), _chunk(b"tIME", b"\x07\xea\x01\x02\x03\x04\x05")) + b"\x00" * 7
+    src, dst = _write(tmp_path, source), tmp_path / "dst"
+
+    assert strip_metadata(src, dst, Kind.PNG).removed == ("TIME",)
+    assert dst.read_bytes().endswith(b"IEND\xaeB`\x82" + b"\x00" * 7)
+    _inspect(dst, Kind.PNG)
+
+
+def test_a_decompression_bomb_met_in_the_reencode_is_refused_and_leaves_no_dst(tmp_path):
+    # 10000 x 10000 grey pixels declared (over Pillow's bomb warning), a tiny IDAT.
+    ihdr = _chunk(b"IHDR", struct.pack(">IIBBBBB", 10_000, 10_000, 8, 0, 0, 0, 0))
+    exif = _chunk(b"eXIf", _orientation_tiff("<", 6))
+    idat = _chunk(b"IDAT", zlib.compress(b"\x00" * 10_001))
+    source = b"\x89PNG\r\n\x1a\n" + ihdr + exif + idat + _chunk(b"IEND", b"")
+    src, dst = _write(tmp_path, source), tmp_path / "dst"
+
+    with pytest.raises(UnsupportedContent) as caught:
+        strip_metadata(src, dst, Kind.PNG)
+    assert caught.value.code is Code.IMAGE_TOO_LARGE
+    assert not dst.exists()
+
+
 def test_large_png_streams_through_in_bounded_memory(tmp_path):
     info = PngImagePlugin.PngInfo()
     info.add_text("Author", "Budi")
@@ -471,7 +545,7 @@ def test_large_png_streams_through_in_bounded_memory(tmp_path):
 @pytest.mark.parametrize(
     ("make", "kind"),
     [
-        (lambda: _tagged_png(), Kind.PNG),
+        (_tagged_png, Kind.PNG),
         (lambda: _tagged_png(orientation=6), Kind.PNG),
         (lambda: _jpeg(exif=_gps_exif(orientation=6).tobytes(), comment=b"x"), Kind.JPEG),
         (lambda: _after_soi(_jpeg(), _segment(0xE1, XMP_EXT_NS + b"x")), Kind.JPEG),

@@ -5,8 +5,10 @@ before it is stored; orientation is applied first, the ICC profile stays, and th
 are otherwise untouched: kept segments and chunks are copied byte for byte, so decoded
 pixels are identical. The one exception is an EXIF orientation of 2..8, which only a
 re-encode can apply: a JPEG is then encoded again (quality 95, same chroma subsampling,
-ICC kept) and may come out larger than the source; a PNG is re-saved losslessly. An
-animated PNG (acTL) is never re-encoded: its eXIf goes, its orientation is not applied.
+ICC and dots per inch kept) and may come out larger than the source; a PNG is re-saved
+losslessly (palette, transparency, iCCP, cHRM, cICP, gAMA, sBIT, sRGB and pHYs in inches
+kept; other ancillary chunks are not). An animated PNG (acTL) is never re-encoded: its
+eXIf goes, its orientation is not applied.
 
 Names in ``Stripped.removed`` and ``find_metadata``'s answer:
 
@@ -98,6 +100,9 @@ _PNG_KEYWORD_BYTES = 80  # 11.3.3.1: a keyword is 1-79 bytes, then a NUL
 # icc_profile=); each is a few bytes (11.3.2), at most 13 for cICP.
 _PNG_COLOUR = frozenset({b"cHRM", b"cICP", b"gAMA", b"sBIT", b"sRGB"})
 _PNG_COLOUR_MAX = 64
+# 11.3.4.2: pixels per unit on x and y, then the unit (1: the metre).
+_PNG_PHYS_LENGTH = 9
+_PER_INCH = 0.0254  # metres; Pillow's dpi= takes inches and writes pHYs in metres
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +124,7 @@ class _Plan:
     orientation: int = 1
     exif_seen: bool = False
     colour: list[tuple[bytes, bytes]] = field(default_factory=list)
+    phys: bytes = b""
     animated: bool = False
 
     def copy(self, start: int, end: int) -> None:
@@ -157,7 +163,8 @@ def find_metadata(src: Path, kind: Kind) -> tuple[str, ...]:
 def strip_metadata(src: Path, dst: Path, kind: Kind) -> Stripped:
     """Write ``src`` without its metadata to ``dst``, upright per its EXIF orientation.
 
-    ``src`` has passed ``content.inspect`` as ``kind``. When there is nothing to remove
+    ``src`` has passed ``content.inspect`` as ``kind``; ``dst`` is another path (it is
+    truncated first). When there is nothing to remove
     (always for a PDF), ``dst`` is not created and ``changed`` is False. ``dst`` is written
     and closed, not fsynced (the caller decides durability); if anything fails it is
     removed. Raises ``UnsupportedContent`` (``image_truncated``, ``image_corrupt``,
@@ -175,7 +182,7 @@ def strip_metadata(src: Path, dst: Path, kind: Kind) -> Stripped:
                 if plan.reorients:
                     _reencode(src, out, kind, plan)
                 else:
-                    _copy_ranges(fh, out, plan.keep)
+                    _copy_ranges(fh, out, plan.keep, kind)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 dst.unlink()
@@ -192,14 +199,14 @@ def _scan(fh: BinaryIO, kind: Kind) -> _Plan:
         raise _truncated(kind, "inside a marker segment or chunk header") from exc
 
 
-def _copy_ranges(fh: BinaryIO, out: BinaryIO, ranges: list[tuple[int, int]]) -> None:
+def _copy_ranges(fh: BinaryIO, out: BinaryIO, ranges: list[tuple[int, int]], kind: Kind) -> None:
     for start, end in ranges:
         fh.seek(start)
         left = end - start
         while left:
             piece = fh.read(min(_PIECE, left))
             if not piece:  # the file shrank between the passes
-                raise _truncated_any("while being copied")
+                raise _truncated(kind, "sooner than it did a moment before")
             out.write(piece)
             left -= len(piece)
 
@@ -217,40 +224,17 @@ def _scan_jpeg(fh: BinaryIO, size: int) -> _Plan:
     plan.copy(0, 2)
     while True:
         start = fh.tell()
-        first = fh.read(1)
-        if not first:
-            raise _truncated(Kind.JPEG, "before its image data, with no SOS marker")
-        if first != b"\xff":
-            raise _corrupt(Kind.JPEG, f"has no marker at offset {start} where one must be")
-        code = 0xFF
-        while code == 0xFF:  # fill bytes before a marker (B.1.1.2)
-            byte = fh.read(1)
-            if not byte:
-                raise _truncated(Kind.JPEG, "inside a marker")
-            code = byte[0]
+        code = _jpeg_marker(fh, start)
         if code in _STANDALONE:
             plan.copy(start, fh.tell())
             continue
         if code in (0x00, _SOI, _EOI):
             raise _corrupt(Kind.JPEG, f"has marker FF {code:02X} at offset {start} before SOS")
-        header = fh.read(2)
-        if len(header) < 2:
-            raise _truncated(Kind.JPEG, f"inside the marker FF {code:02X} at offset {start}")
-        (length,) = struct.unpack(">H", header)
-        body = fh.tell()
-        end = body + length - 2
-        if length < 2:
-            raise _corrupt(Kind.JPEG, f"has a marker FF {code:02X} segment shorter than 2 bytes")
-        if end > size:
-            raise _truncated(
-                Kind.JPEG,
-                f"inside the marker FF {code:02X} segment at offset {start}, which "
-                f"declares {length} bytes",
-            )
+        body, end = _jpeg_segment(fh, code, start, size)
         if code == _SOS:
             plan.copy(start, size)
             return plan
-        name = _jpeg_dropped(code, fh.read(min(length - 2, _IDENT_BYTES)))
+        name = _jpeg_dropped(code, fh.read(min(end - body, _IDENT_BYTES)))
         if name is None:
             plan.copy(start, end)
         elif name == "EXIF":
@@ -258,6 +242,42 @@ def _scan_jpeg(fh: BinaryIO, size: int) -> _Plan:
         else:
             plan.removed.add(name)
         fh.seek(end)
+
+
+def _jpeg_marker(fh: BinaryIO, start: int) -> int:
+    """The code of the marker at ``start``, past any fill bytes (B.1.1.2)."""
+    first = fh.read(1)
+    if not first:
+        raise _truncated(Kind.JPEG, "before its image data, with no SOS marker")
+    if first != b"\xff":
+        raise _corrupt(Kind.JPEG, f"has no marker at offset {start} where one must be")
+    code = 0xFF
+    while code == 0xFF:
+        byte = fh.read(1)
+        if not byte:
+            raise _truncated(Kind.JPEG, "inside a marker")
+        code = byte[0]
+    return code
+
+
+def _jpeg_segment(fh: BinaryIO, code: int, start: int, size: int) -> tuple[int, int]:
+    """Where the payload of the segment whose length field is next starts and ends; the
+    length counts its own two bytes (B.1.1.4) and must fit in the file."""
+    header = fh.read(2)
+    if len(header) < 2:
+        raise _truncated(Kind.JPEG, f"inside the marker FF {code:02X} at offset {start}")
+    (length,) = struct.unpack(">H", header)
+    if length < 2:
+        raise _corrupt(Kind.JPEG, f"has a marker FF {code:02X} segment shorter than 2 bytes")
+    body = fh.tell()
+    end = body + length - 2
+    if end > size:
+        raise _truncated(
+            Kind.JPEG,
+            f"inside the marker FF {code:02X} segment at offset {start}, which declares "
+            f"{length} bytes",
+        )
+    return body, end
 
 
 def _jpeg_dropped(code: int, ident: bytes) -> str | None:
@@ -345,13 +365,7 @@ def _scan_png(fh: BinaryIO, size: int) -> _Plan:
                 f"inside its {ctype.decode('ascii')} chunk at offset {start}, which "
                 f"declares {length} bytes",
             )
-        name = _PNG_DROPPED.get(ctype)
-        if ctype == b"iTXt" and fh.read(min(length, _PNG_KEYWORD_BYTES)).startswith(_PNG_XMP):
-            name = "XMP"
-        elif ctype == b"acTL":
-            plan.animated = True  # APNG (11.3.6.2)
-        elif ctype in _PNG_COLOUR and length <= _PNG_COLOUR_MAX:
-            plan.colour.append((ctype, fh.read(length)))
+        name = _png_dropped(fh, plan, ctype, length)
         if name is None:
             plan.copy(start, end)
         elif name == "EXIF":
@@ -369,6 +383,21 @@ def _scan_png(fh: BinaryIO, size: int) -> _Plan:
             return plan
 
 
+def _png_dropped(fh: BinaryIO, plan: _Plan, ctype: bytes, length: int) -> str | None:
+    """The name a chunk is removed under, or None to keep it; ``fh`` is at its data.
+    Notes on ``plan`` what a re-encode needs from the chunks that stay."""
+    if ctype == b"iTXt":
+        keyword = fh.read(min(length, _PNG_KEYWORD_BYTES))
+        return "XMP" if keyword.startswith(_PNG_XMP) else "TEXT"
+    if ctype == b"acTL":
+        plan.animated = True  # APNG (11.3.6.2)
+    elif ctype in _PNG_COLOUR and length <= _PNG_COLOUR_MAX:
+        plan.colour.append((ctype, fh.read(length)))
+    elif ctype == b"pHYs" and length == _PNG_PHYS_LENGTH:
+        plan.phys = fh.read(length)
+    return _PNG_DROPPED.get(ctype)
+
+
 # --- orientation: the one re-encode -------------------------------------------------------
 
 
@@ -384,6 +413,7 @@ def _reencode(src: Path, out: BinaryIO, kind: Kind, plan: _Plan) -> None:
                 icc = im.info.get("icc_profile")
                 transparency = im.info.get("transparency")
                 sampling = JpegImagePlugin.get_sampling(im) if kind is Kind.JPEG else -1
+                dpi = _dpi(im.info, plan)
                 upright = im.transpose(method)
         except MemoryError:
             raise
@@ -394,15 +424,21 @@ def _reencode(src: Path, out: BinaryIO, kind: Kind, plan: _Plan) -> None:
     upright.info = {}
     try:
         if kind is Kind.JPEG:
-            upright.save(out, "JPEG", quality=95, icc_profile=icc, subsampling=sampling)
+            options: dict[str, object] = {
+                "quality": 95,
+                "icc_profile": icc,
+                "subsampling": sampling,
+            }
         else:
             extra = PngImagePlugin.PngInfo()
             for ctype, data in plan.colour:
                 extra.add(ctype, data)
-            options: dict[str, object] = {"icc_profile": icc, "pnginfo": extra}
+            options = {"icc_profile": icc, "pnginfo": extra}
             if transparency is not None:
                 options["transparency"] = transparency
-            upright.save(out, "PNG", **options)
+        if dpi is not None:
+            options["dpi"] = dpi
+        upright.save(out, fmt, **options)
     except MemoryError:
         raise
     except OSError as exc:
@@ -413,19 +449,32 @@ def _reencode(src: Path, out: BinaryIO, kind: Kind, plan: _Plan) -> None:
         raise _undecodable(kind, exc) from exc
 
 
+def _dpi(info: dict[str | tuple[int, int], object], plan: _Plan) -> tuple[float, float] | None:
+    """The source's resolution in dots per inch, x and y as they will be once upright.
+
+    JPEG: the JFIF APP0 density when its unit is the inch (JFIF 1.02, "units" 1); Pillow's
+    own ``dpi`` may come from the EXIF being removed, so it is not used. PNG: pHYs when
+    its unit is the metre. Orientations 5..8 turn the picture a quarter, swapping x and y.
+    """
+    density: tuple[float, float] | None = None
+    jfif = info.get("jfif_density")
+    if info.get("jfif_unit") == 1 and isinstance(jfif, tuple) and len(jfif) == 2:
+        density = (float(jfif[0]), float(jfif[1]))
+    elif plan.phys:
+        x, y, unit = struct.unpack(">IIB", plan.phys)
+        if unit == 1:
+            density = (x * _PER_INCH, y * _PER_INCH)
+    if density is None or not all(density):
+        return None
+    return (density[1], density[0]) if plan.orientation >= 5 else density
+
+
 # --- errors -------------------------------------------------------------------------------
 
 
 def _truncated(kind: Kind, where: str) -> UnsupportedContent:
     return UnsupportedContent(
         f"file is a {kind.label} that ends {where} (truncated); upload the complete file.",
-        code=Code.IMAGE_TRUNCATED,
-    )
-
-
-def _truncated_any(where: str) -> UnsupportedContent:
-    return UnsupportedContent(
-        f"file ended {where} (truncated); upload the complete file.",
         code=Code.IMAGE_TRUNCATED,
     )
 
