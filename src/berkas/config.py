@@ -19,6 +19,7 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from berkas.core.catalogue_types import Category
 from berkas.core.egress import IPNetwork, check_ports, parse_networks
 from berkas.core.object_keys import key_problem
 
@@ -114,6 +115,9 @@ class Settings(BaseSettings):
     encrypt_at_rest: bool | None = None
 
     # Content.
+    # Categories whose images keep their EXIF/GPS/XMP/IPTC/comments; every other image is
+    # stored without them (core/metadata.py). Empty: strip everywhere.
+    keep_metadata_categories: Annotated[frozenset[str], NoDecode] = frozenset()
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     max_image_side: int = Field(default=12_000, ge=1)
 
@@ -193,6 +197,22 @@ class Settings(BaseSettings):
                 )
             parsed[name.strip().upper()] = number
         return parsed
+
+    @field_validator("keep_metadata_categories", mode="before")
+    @classmethod
+    def _parse_categories(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip().upper() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple | set | frozenset):
+            known = {category.value for category in Category}
+            unknown = sorted(str(name) for name in value if str(name) not in known)
+            if unknown:
+                raise ValueError(
+                    f"BERKAS_KEEP_METADATA_CATEGORIES: {', '.join(unknown)} is no category; "
+                    f"categories are {', '.join(sorted(known))}"
+                )
+            return frozenset(str(name) for name in value)
+        return value
 
     @field_validator("fetch_allow_ports", mode="before")
     @classmethod

@@ -145,6 +145,7 @@ def build(settings: Settings, *, node_id: int | None = None) -> Services:
         fetcher=_fetcher(settings),
         retention=lambda category: _retention(settings, category),
         data_keys=data_keys if settings.encrypts_at_rest else None,
+        keep_metadata=settings.keep_metadata_categories,
     )
     files = FileService(
         database.files,

@@ -10,11 +10,9 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
-from tests.support import samples
+from tests.support import backstage, samples
 from tests.support.partner import FILE_PATH, Partner
-from tests.support.rgw import Rgw
 from tests.support.server import Server
 
 
@@ -23,31 +21,13 @@ def _delete(partner: Partner, file_id: str) -> httpx.Response:
 
 
 def _stored_names(server: Server, request: pytest.FixtureRequest) -> list[str]:
-    """Every object the store holds, read behind the server's back."""
-    storage = server.env.get("BERKAS_STORAGE_URL")
-    if storage is None:
-        root = server.data_dir / "blobs"
-        return [
-            str(p.relative_to(root))
-            for p in root.rglob("*")
-            if p.is_file() and ".tmp" not in p.parts
-        ]
-    gateway: Rgw = request.getfixturevalue("rgw")
-    bucket = urlsplit(storage).netloc
-    pages = gateway.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
-    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+    return backstage.stored_names(server, request)
 
 
 def _rows(server: Server, file_id: str) -> int:
     """How many rows of the files table carry ``file_id``, asked of the database itself."""
-    url = server.env.get("BERKAS_DATABASE_URL") or f"sqlite:///{server.data_dir / 'berkas.db'}"
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    try:
-        with engine.connect() as connection:
-            query = text("SELECT count(*) FROM files WHERE id = :id")
-            return int(connection.execute(query, {"id": file_id}).scalar_one())
-    finally:
-        engine.dispose()
+    rows = backstage.query(server, "SELECT count(*) FROM files WHERE id = :id", id=file_id)
+    return int(rows[0][0])
 
 
 def _key(answer: dict[str, Any]) -> str:

@@ -45,3 +45,58 @@ def pdf(pages: int = 1) -> bytes:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+# Where the photo was taken, as a phone writes it: Monas, Jakarta (EXIF 2.32 GPS IFD).
+GPS_LATITUDE = ((6, 1), (10, 1), (3456, 100))
+GPS_LONGITUDE = ((106, 1), (49, 1), (3210, 100))
+CAMERA = "BerkasCam 3000"
+
+
+def gps_jpeg(width: int = 96, height: int = 64, seed: int = 0, orientation: int = 1) -> bytes:
+    """A phone photo: EXIF with a GPS position, the camera model and an orientation, a
+    comment, and an sRGB ICC profile that must survive stripping."""
+    from PIL import ImageCms  # noqa: PLC0415 - only this sample needs it
+    from PIL.TiffImagePlugin import IFDRational  # noqa: PLC0415
+
+    image = Image.new("RGB", (width, height), ((seed * 53) % 256, 90, 30))
+    for x in range(width):
+        image.putpixel((x, (x * 3 + seed) % height), (250, 250, (x * 7) % 256))
+    exif = Image.Exif()
+    exif[0x0110] = CAMERA  # Model
+    exif[0x0112] = orientation  # Orientation
+    gps = exif.get_ifd(0x8825)
+    gps.update(
+        {
+            1: "S",
+            2: tuple(IFDRational(*part) for part in GPS_LATITUDE),
+            3: "E",
+            4: tuple(IFDRational(*part) for part in GPS_LONGITUDE),
+        }
+    )
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    buffer = io.BytesIO()
+    image.save(
+        buffer, "JPEG", quality=90, exif=exif, icc_profile=icc, comment=b"shot at home, Menteng"
+    )
+    return buffer.getvalue()
+
+
+def text_png(width: int = 40, height: int = 30, seed: int = 0) -> bytes:
+    """A PNG carrying text chunks (an author, a free comment) and a timestamp."""
+    from PIL import PngImagePlugin  # noqa: PLC0415 - only this sample needs it
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Author", "Budi Santoso")
+    info.add_itxt("Comment", "alamat: Jl. Sudirman 1", zip=True)
+    image = Image.new("RGB", (width, height), (200, (seed * 19) % 256, 40))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def pixels(data: bytes) -> tuple[tuple[int, int], bytes]:
+    """An image's size and decoded RGB pixels, to compare what was sent and served."""
+    with Image.open(io.BytesIO(data)) as image:
+        rgb = image.convert("RGB")
+        return rgb.size, rgb.tobytes()

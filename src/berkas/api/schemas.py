@@ -35,8 +35,19 @@ class UploadResponse(BaseModel):
     code: str | None = None
     content_type: str
     size: int
-    sha256: str
+    sha256: str = Field(description="SHA-256 of the document as stored and served")
     link_expires_at: str
+    metadata_removed: list[str] = Field(
+        default_factory=list,
+        description="What was stripped from the image before it was stored: EXIF, GPS, "
+        'XMP, IPTC, COMMENT, TEXT, TIME, OTHER_APP (README "Privacy")',
+        examples=[["EXIF", "GPS"]],
+    )
+    duplicate_of: str | None = Field(
+        default=None,
+        description="The id of an earlier file of yours in this category with the same "
+        "bytes; this upload was stored all the same",
+    )
 
     @classmethod
     def of(cls, result: UploadResult) -> UploadResponse:
@@ -50,6 +61,8 @@ class UploadResponse(BaseModel):
             size=stored.size,
             sha256=stored.sha256,
             link_expires_at=iso8601(result.link.expires_at),
+            metadata_removed=list(stored.metadata_removed),
+            duplicate_of=result.duplicate_of,
         )
 
 
@@ -71,6 +84,9 @@ class FileMetadata(BaseModel):
         "suspended while legal_hold is true",
     )
     legal_hold: bool = False
+    metadata_removed: list[str] = Field(
+        default_factory=list, description="What was stripped from the image at upload"
+    )
 
     @classmethod
     def of(cls, view: FileView) -> FileMetadata:
@@ -91,6 +107,7 @@ class FileMetadata(BaseModel):
             if stored.retained_until is None
             else iso8601(stored.retained_until),
             legal_hold=stored.legal_hold,
+            metadata_removed=list(stored.metadata_removed),
         )
 
 

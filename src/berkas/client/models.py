@@ -64,6 +64,10 @@ class UploadedFile:
     size: int | None = None
     sha256: str | None = None
     link_expires_at: datetime | None = None
+    # What berkas stripped from an image before storing it (EXIF, GPS, XMP, ...).
+    metadata_removed: tuple[str, ...] = ()
+    # An earlier file of yours in this category with the same bytes (berkas, not DOKU).
+    duplicate_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,9 @@ class FileInfo:
     created_at: datetime
     link: str
     link_expires_at: datetime | None
+    retained_until: datetime | None = None
+    legal_hold: bool = False
+    metadata_removed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +236,8 @@ def parse_uploaded(body: Any) -> UploadedFile:
         size=_optional(body, "size", int),
         sha256=_optional(body, "sha256", str),
         link_expires_at=_time(_optional(body, "link_expires_at", str)),
+        metadata_removed=_names(body, "metadata_removed"),
+        duplicate_of=_optional(body, "duplicate_of", str),
     )
 
 
@@ -246,6 +255,9 @@ def parse_file_info(body: Any) -> FileInfo:
         created_at=_timestamp(_field(body, "created_at", str)),
         link=_field(body, "link", str),
         link_expires_at=_time(_optional(body, "link_expires_at", str)),
+        retained_until=_time(_optional(body, "retained_until", str)),
+        legal_hold=_flag(body, "legal_hold"),
+        metadata_removed=_names(body, "metadata_removed"),
     )
 
 
@@ -288,6 +300,21 @@ def _optional(body: Any, name: str, kind: type[T]) -> T | None:
     if not isinstance(body, dict) or body.get(name) is None:
         return None
     return _field(body, name, kind)
+
+
+def _flag(body: Any, name: str) -> bool:
+    value = body.get(name, False) if isinstance(body, dict) else False
+    if not isinstance(value, bool):
+        raise _bad(name)
+    return value
+
+
+def _names(body: Any, name: str) -> tuple[str, ...]:
+    # Absent (a DOKU server, an older berkas): nothing was said to be removed.
+    value = _optional(body, name, list) or []
+    if not all(isinstance(item, str) for item in value):
+        raise _bad(name)
+    return tuple(value)
 
 
 def _time(value: str | None) -> datetime | None:

@@ -8,15 +8,17 @@ the atomic store and the answer, fresh link included, for a retry.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from anyio import to_thread
 
-from berkas.core import content, envelope
+from berkas.core import content, envelope, metadata
 from berkas.core.catalogue import (
     Catalogue,
     Category,
@@ -61,6 +63,7 @@ _MINT_ATTEMPTS = 3
 _ANY_UPLOAD = "an upload of any category"
 
 UploadFields = Mapping[str, str]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,9 @@ class UploadResult:
     stored: StoredFile
     link: IssuedLink
     replayed: bool = False
+    # An earlier file of this partner in the same category with the same bytes (as
+    # stored, after stripping): the upload is stored all the same, the partner told.
+    duplicate_of: str | None = None
 
 
 class UploadService:
@@ -120,6 +126,7 @@ class UploadService:
         fetcher: Fetcher | None,
         retention: Callable[[str], timedelta | None] = lambda category: None,
         data_keys: DataKeys | None = None,
+        keep_metadata: frozenset[str] = frozenset(),
     ) -> None:
         self._catalogue = catalogue
         self._files = files
@@ -136,6 +143,7 @@ class UploadService:
         self._fetcher = fetcher
         self._retention = retention  # per category; None keeps until deleted
         self._data_keys = data_keys  # set: every document is stored encrypted
+        self._keep_metadata = keep_metadata  # categories whose images keep their EXIF etc.
         # The cap before the category is known: the largest of any requirement.
         self.max_upload_bytes = catalogue.max_upload_bytes()
 
@@ -266,7 +274,13 @@ class UploadService:
             raise NotFound(
                 "The file this Idempotency-Key stored is gone.", code=Code.FILE_NOT_FOUND
             )
-        return UploadResult(stored=stored, link=self._links.issue(stored), replayed=True)
+        first = self._files.duplicate_of(stored.client_id, stored.category, stored.sha256)
+        return UploadResult(
+            stored=stored,
+            link=self._links.issue(stored),
+            replayed=True,
+            duplicate_of=None if first == stored.id else first,
+        )
 
     def _spool(self, target: UploadTarget) -> Spool:
         return Spool.create(self._spool_dir, target.max_bytes, target.label)
@@ -284,8 +298,10 @@ class UploadService:
         )
         derived: list[Path] = []
         try:
-            body = self._prepare(spool, derived)
-            return self._commit(client, target, body, info)
+            body, info = self._strip(target, spool, info, derived)
+            earlier = self._files.duplicate_of(client.client_id, target.category.value, body.sha256)
+            result = self._commit(client, target, self._seal(body, derived), info)
+            return replace(result, duplicate_of=earlier)
         except Conflict as exc:
             # Only a race after several fresh mints ends here; the caller can simply retry.
             raise Unavailable(
@@ -296,26 +312,56 @@ class UploadService:
             for path in derived:
                 path.unlink(missing_ok=True)
 
-    def _prepare(self, spool: Spool, derived: list[Path]) -> _Body:
-        """The body to store: the spool, encrypted under a fresh data key when at-rest
-        encryption is on. Every file made on the way is listed in ``derived``."""
+    def _strip(
+        self, target: UploadTarget, spool: Spool, info: content.ContentInfo, derived: list[Path]
+    ) -> tuple[_Body, content.ContentInfo]:
+        """The document as it will be served: without EXIF, GPS, XMP, IPTC and comments
+        unless its category keeps them (privacy by default, issue 11).
+
+        The size cap applies to what the partner sent; a re-encode that applies an EXIF
+        orientation may come out a little larger, and is stored all the same.
+        """
         body = _Body(spool.path, spool.size, spool.sha256)
+        if target.category.value in self._keep_metadata or info.kind is content.Kind.PDF:
+            return body, info
+        dst, stripped = self._derive(
+            derived, lambda path: metadata.strip_metadata(body.path, path, info.kind)
+        )
+        if not stripped.changed:
+            return body, info
+        size, digest, head = _digest(dst)
+        if stripped.orientation_applied:
+            # Re-encoded: its dimensions are the turned ones, and it is checked again as
+            # any stored image is.
+            info = content.inspect(
+                dst,
+                head=head,
+                size=size,
+                allowed=frozenset({info.kind}),
+                label=target.label,
+                limits=self._limits,
+            )
+        return _Body(dst, size, digest, removed=stripped.removed), info
+
+    def _seal(self, body: _Body, derived: list[Path]) -> _Body:
+        """``body`` encrypted under a fresh data key when at-rest encryption is on."""
         if self._data_keys is None:
             return body
         key = envelope.new_data_key()
-        sealed = self._derive(derived, lambda dst: envelope.encrypt_file(body.path, dst, key))
+        sealed, _ = self._derive(derived, lambda dst: envelope.encrypt_file(body.path, dst, key))
         return _Body(sealed, body.size, body.sha256, key, body.removed)
 
-    def _derive(self, derived: list[Path], write: Callable[[Path], object]) -> Path:
+    def _derive(self, derived: list[Path], write: Callable[[Path], _T]) -> tuple[Path, _T]:
+        """A scratch file in the spool directory that ``write`` fills; listed in
+        ``derived`` for removal. A full disk is a 507, as for the spool itself."""
         dst = scratch(self._spool_dir)
         derived.append(dst)
         try:
-            write(dst)
+            return dst, write(dst)
         except OSError as exc:
             if is_disk_full(exc):
                 raise disk_full() from exc
             raise
-        return dst
 
     def _commit(
         self, client: Client, target: UploadTarget, body: _Body, info: content.ContentInfo
@@ -397,6 +443,20 @@ class UploadService:
             f"{self._key_prefix}/{self._env}/TEMP/{client.client_id}/{category.value}/"
             f"{epoch_ms}-{self._node_id:04d}.{kind.extension}"
         )
+
+
+def _digest(path: Path) -> tuple[int, str, bytes]:
+    """Size, hex SHA-256 and leading bytes of a file derived from the spool."""
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    with path.open("rb") as reader:
+        while piece := reader.read(1 << 16):
+            if not head:
+                head = piece[: content.SNIFF_BYTES]
+            digest.update(piece)
+            size += len(piece)
+    return size, digest.hexdigest(), head
 
 
 def _plus(moment: datetime, span: timedelta | None) -> datetime | None:
