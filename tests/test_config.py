@@ -284,3 +284,24 @@ def test_presigned_links_need_an_s3_store(tmp_path: Path) -> None:
 def test_the_public_s3_endpoint_is_checked_like_the_private_one(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="BERKAS_S3_PUBLIC_ENDPOINT_URL must not carry"):
         load_settings(data_dir=tmp_path, s3_public_endpoint_url="https://k:s@rgw.example.com")
+
+
+def test_encryption_at_rest_is_on_in_proxy_mode_and_cannot_be_asked_of_presigned(
+    tmp_path: Path,
+) -> None:
+    assert load_settings(data_dir=tmp_path).encrypts_at_rest
+    assert not load_settings(data_dir=tmp_path, encrypt_at_rest=False).encrypts_at_rest
+    presigned = {"link_mode": "presigned", "storage_url": "s3://docs/kyc"}
+    assert not load_settings(data_dir=tmp_path, **presigned).encrypts_at_rest
+    with pytest.raises(ValidationError, match="BERKAS_ENCRYPT_AT_REST=true needs"):
+        load_settings(data_dir=tmp_path, encrypt_at_rest=True, **presigned)
+
+
+def test_categories_that_keep_metadata_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BERKAS_KEEP_METADATA_CATEGORIES", "logo, PHOTO_PROOF")
+    assert load_settings(data_dir=tmp_path).keep_metadata_categories == {"LOGO", "PHOTO_PROOF"}
+    monkeypatch.setenv("BERKAS_KEEP_METADATA_CATEGORIES", "LOGO,SELFIE")
+    with pytest.raises(ValidationError, match="SELFIE is no category; categories are"):
+        load_settings(data_dir=tmp_path)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 
@@ -25,7 +26,7 @@ from berkas.services.tokens import TokenService
 from tests.support import samples
 from tests.support.errors import assert_error
 from tests.support.legacy import make_legacy_data_dir, pem_of
-from tests.support.partner import PREFIX, Partner
+from tests.support.partner import FILE_PATH, PREFIX, Partner
 from tests.support.postgres import fresh_database, required_bindir
 from tests.support.server import Server
 
@@ -171,6 +172,9 @@ def test_the_master_key_is_changed_with_rekey(tmp_path: Path) -> None:
     try:
         partner = server.new_partner()
         token = partner.token
+        # A document stored encrypted: its data key is sealed too (issue 11).
+        photo = samples.jpeg(seed=91)
+        stored = partner.upload(photo).json()
     finally:
         server.stop()
     # A rotated secret: the one it replaced is sealed too, and must survive the rekey.
@@ -183,6 +187,7 @@ def test_the_master_key_is_changed_with_rekey(tmp_path: Path) -> None:
     status = json.loads(server.cli("secrets", "status"))
     assert len(status["master_keys"]) == 2
     assert status["sealing_with"] == status["master_keys"][0]
+    assert status["sealed"]["document data keys"] == {status["sealing_with"]: 1}
     for kind, counts in status["sealed"].items():
         assert list(counts) == [status["sealing_with"]], kind
 
@@ -192,6 +197,9 @@ def test_the_master_key_is_changed_with_rekey(tmp_path: Path) -> None:
     try:
         assert authenticated(server, token)
         assert partner.get_token().status_code == 200  # signed with the replaced secret
+        # The document opens with its resealed key, through a fresh link.
+        fresh = partner.http.request("GET", f"{FILE_PATH}/{stored['id']}", headers=partner.auth())
+        assert httpx.get(fresh.json()["link"], timeout=30).content == photo
     finally:
         server.stop()
 
