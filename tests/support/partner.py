@@ -115,6 +115,7 @@ class Partner:
         file_url: str | None = None,
         token: str | None = None,
         timeout: float = 60,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         """POST /file as multipart, as an HTTP library builds it: the fields, then the file."""
         # Text fields go as (None, value) parts so the body is multipart even without a file.
@@ -125,5 +126,5 @@ class Partner:
             parts.append(("file_url", (None, file_url, None)))
         if content is not None:
             parts.append(("file", (filename, content, "application/octet-stream")))
-        headers = {"Authorization": f"Bearer {token or self.token}"}
-        return self.http.request("POST", FILE_PATH, files=parts, headers=headers, timeout=timeout)
+        sent = {"Authorization": f"Bearer {token or self.token}", **(headers or {})}
+        return self.http.request("POST", FILE_PATH, files=parts, headers=sent, timeout=timeout)

@@ -12,7 +12,7 @@ from berkas.core.codes import Code
 from berkas.core.models import FileEvent
 from berkas.core.wire import iso8601
 from berkas.services.files import FileView
-from berkas.services.uploads import UploadResult
+from berkas.services.uploads import DryRun, UploadResult
 
 ID_EXAMPLE = "DCM-0001-1732700000000"
 
@@ -62,6 +62,37 @@ class UploadResponse(BaseModel):
             sha256=stored.sha256,
             link_expires_at=iso8601(result.link.expires_at),
             metadata_removed=list(stored.metadata_removed),
+            duplicate_of=result.duplicate_of,
+        )
+
+
+class DryRunResponse(BaseModel):
+    """The answer to ``Berkas-Dry-Run: true``: what would be stored; nothing was."""
+
+    dry_run: Literal[True] = True
+    category: str
+    code: str | None = None
+    content_type: str
+    size: int = Field(description="Bytes as they would be stored and served")
+    sha256: str
+    width: int | None = None
+    height: int | None = None
+    metadata_removed: list[str] = Field(
+        default_factory=list, description="What would be stripped before storing"
+    )
+    duplicate_of: str | None = None
+
+    @classmethod
+    def of(cls, result: DryRun) -> DryRunResponse:
+        return cls(
+            category=result.category,
+            code=result.code,
+            content_type=result.content_type,
+            size=result.size,
+            sha256=result.sha256,
+            width=result.width,
+            height=result.height,
+            metadata_removed=list(result.metadata_removed),
             duplicate_of=result.duplicate_of,
         )
 
@@ -354,6 +385,7 @@ UPLOAD_ERRORS = error_responses(
     # a retry (DESIGN 3)
     Code.INVALID_IDEMPOTENCY_KEY,
     Code.IDEMPOTENCY_KEY_REUSED,
+    Code.INVALID_DRY_RUN,
     Code.REQUEST_IN_PROGRESS,
     Code.FILE_NOT_FOUND,  # a replayed key whose file was deleted since
     # the node's own limits, and where the bytes go
@@ -421,6 +453,16 @@ UPLOAD_BODY: dict[str, Any] = {
             "schema": {"type": "string", "minLength": 1, "maxLength": 128},
         }
         for name in ("Idempotency-Key", "Request-Id")
+    ]
+    + [
+        {
+            "name": "Berkas-Dry-Run",
+            "in": "header",
+            "required": False,
+            "description": "true: run every check and answer what would be stored (type, "
+            "size, sha256, dimensions, metadata to strip), storing nothing.",
+            "schema": {"type": "string", "enum": ["true", "false"]},
+        }
     ],
     "requestBody": {
         "required": True,

@@ -132,6 +132,11 @@ class Code(StrEnum):
         400,
         "The Idempotency-Key (or Request-Id) header is not valid.",
     )
+    INVALID_DRY_RUN = (
+        "invalid_dry_run",
+        400,
+        "The Berkas-Dry-Run header is true or false.",
+    )
     EMPTY_FILE = ("empty_file", 400, "The file is empty.", FETCHED)
     CLIENT_ID_INVALID = ("client_id_invalid", 400, "The client id is not a valid Client-Id.")
     CLIENT_LABEL_INVALID = ("client_label_invalid", 400, "The client label is not valid.")

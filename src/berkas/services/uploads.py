@@ -94,6 +94,23 @@ class _Body:
 
 
 @dataclass(frozen=True, slots=True)
+class DryRun:
+    """What an upload would store (``Berkas-Dry-Run: true``): every check ran, nothing
+    was kept. ``size``, ``sha256`` and the dimensions are those of the document as it
+    would be stored and served, after stripping ``metadata_removed``."""
+
+    category: str
+    code: str | None
+    content_type: str
+    size: int
+    sha256: str
+    width: int | None
+    height: int | None
+    metadata_removed: tuple[str, ...]
+    duplicate_of: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class UploadResult:
     """A stored file and a fresh link; ``replayed`` when a retry got the first upload."""
 
@@ -189,10 +206,7 @@ class UploadService:
         and phones name files as they please, so a PNG called ``photo.jpg`` is a PNG.
         """
         try:
-            target = self.target(fields)
-            if _file_url(fields) is not None:
-                raise _file_xor_url("both were sent.")
-            spool.tighten(target.max_bytes, target.label)
+            target = self._file_target(fields, spool)
             return await self._once(
                 client,
                 key,
@@ -203,10 +217,45 @@ class UploadService:
         finally:
             spool.discard()
 
+    async def check_file(self, client: Client, fields: UploadFields, spool: Spool) -> DryRun:
+        """``upload_file``'s checks and answer, storing nothing (``Berkas-Dry-Run``). No
+        Idempotency-Key is consulted or reserved: a dry run has no effect to repeat."""
+        try:
+            target = self._file_target(fields, spool)
+            return await to_thread.run_sync(self._check, client, target, spool)
+        finally:
+            spool.discard()
+
+    def _file_target(self, fields: UploadFields, spool: Spool) -> UploadTarget:
+        target = self.target(fields)
+        if _file_url(fields) is not None:
+            raise _file_xor_url("both were sent.")
+        spool.tighten(target.max_bytes, target.label)
+        return target
+
     async def upload_url(
         self, client: Client, fields: UploadFields, key: str | None
     ) -> UploadResult:
         """Fetch ``file_url`` under the egress policy (DESIGN 4) and store what came back."""
+        target, url, fetcher = self._url_target(fields)
+        return await self._once(
+            client,
+            key,
+            target,
+            f"url:{url}",
+            lambda: self._fetched(
+                fetcher, target, url, lambda spool: self._store(client, target, spool)
+            ),
+        )
+
+    async def check_url(self, client: Client, fields: UploadFields) -> DryRun:
+        """``upload_url``'s fetch, checks and answer, storing nothing (``Berkas-Dry-Run``)."""
+        target, url, fetcher = self._url_target(fields)
+        return await self._fetched(
+            fetcher, target, url, lambda spool: self._check(client, target, spool)
+        )
+
+    def _url_target(self, fields: UploadFields) -> tuple[UploadTarget, str, Fetcher]:
         target = self.target(fields)
         url = _file_url(fields)
         if url is None:
@@ -216,24 +265,25 @@ class UploadService:
                 "file_url uploads are not enabled on this server; send the document as file.",
                 code=Code.URL_UPLOAD_DISABLED,
             )
-        fetcher = self._fetcher
+        return target, url, self._fetcher
 
-        async def fetch_and_store() -> UploadResult:
-            spool = self._spool(target)
+    async def _fetched(
+        self, fetcher: Fetcher, target: UploadTarget, url: str, then: Callable[[Spool], _T]
+    ) -> _T:
+        """Fetch ``url`` into a spool and hand it to ``then`` on a worker thread."""
+        spool = self._spool(target)
+        try:
             try:
-                try:
-                    writer = SpoolWriter(spool)
-                    await fetcher.fetch(url, writer)
-                    await writer.flush()
-                    return await to_thread.run_sync(self._store, client, target, spool)
-                except (PayloadTooLarge, UnsupportedContent, InvalidRequest) as exc:
-                    # The one place a fetched body's refusal becomes a fetch refusal: 422
-                    # whatever its cause (issue 3), keeping its code and message.
-                    raise FetchRefused(exc.message, code=exc.code) from exc
-            finally:
-                spool.discard()
-
-        return await self._once(client, key, target, f"url:{url}", fetch_and_store)
+                writer = SpoolWriter(spool)
+                await fetcher.fetch(url, writer)
+                await writer.flush()
+                return await to_thread.run_sync(then, spool)
+            except (PayloadTooLarge, UnsupportedContent, InvalidRequest) as exc:
+                # The one place a fetched body's refusal becomes a fetch refusal: 422
+                # whatever its cause (issue 3), keeping its code and message.
+                raise FetchRefused(exc.message, code=exc.code) from exc
+        finally:
+            spool.discard()
 
     async def _once(
         self,
@@ -287,19 +337,9 @@ class UploadService:
 
     def _store(self, client: Client, target: UploadTarget, spool: Spool) -> UploadResult:
         """Inspect the spooled bytes, then store blob and row (blob durable first)."""
-        spool.finish()
-        info = content.inspect(
-            spool.path,
-            head=spool.head,
-            size=spool.size,
-            allowed=target.kinds,
-            label=target.label,
-            limits=self._limits,
-        )
         derived: list[Path] = []
         try:
-            body, info = self._strip(target, spool, info, derived)
-            earlier = self._files.duplicate_of(client.client_id, target.category.value, body.sha256)
+            body, info, earlier = self._examine(client, target, spool, derived)
             result = self._commit(client, target, self._seal(body, derived), info)
             return replace(result, duplicate_of=earlier)
         except Conflict as exc:
@@ -311,6 +351,45 @@ class UploadService:
         finally:
             for path in derived:
                 path.unlink(missing_ok=True)
+
+    def _check(self, client: Client, target: UploadTarget, spool: Spool) -> DryRun:
+        """``_store`` up to the store: the same checks, stripping included, then nothing
+        is kept (the stripped copy is removed, no blob, row or event is written)."""
+        derived: list[Path] = []
+        try:
+            body, info, earlier = self._examine(client, target, spool, derived)
+        finally:
+            for path in derived:
+                path.unlink(missing_ok=True)
+        return DryRun(
+            category=target.category.value,
+            code=target.code.value if target.code else None,
+            content_type=info.kind.mime,
+            size=body.size,
+            sha256=body.sha256,
+            width=info.width,
+            height=info.height,
+            metadata_removed=body.removed,
+            duplicate_of=earlier,
+        )
+
+    def _examine(
+        self, client: Client, target: UploadTarget, spool: Spool, derived: list[Path]
+    ) -> tuple[_Body, content.ContentInfo, str | None]:
+        """The checks every upload passes: inspection, then stripping; and the earlier
+        file with the same stored bytes, if any."""
+        spool.finish()
+        info = content.inspect(
+            spool.path,
+            head=spool.head,
+            size=spool.size,
+            allowed=target.kinds,
+            label=target.label,
+            limits=self._limits,
+        )
+        body, info = self._strip(target, spool, info, derived)
+        earlier = self._files.duplicate_of(client.client_id, target.category.value, body.sha256)
+        return body, info, earlier
 
     def _strip(
         self, target: UploadTarget, spool: Spool, info: content.ContentInfo, derived: list[Path]

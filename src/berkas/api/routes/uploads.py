@@ -6,7 +6,7 @@ One upload crosses into the services three times: the bearer check, the spool fo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -15,8 +15,11 @@ from berkas.api import observe, schemas
 from berkas.api.deps import BearerClient, ServicesDep
 from berkas.api.multipart import read_form
 from berkas.core.codes import Code
-from berkas.core.errors import BerkasError, PayloadTooLarge
+from berkas.core.errors import BerkasError, InvalidRequest, PayloadTooLarge
+from berkas.core.models import Client
 from berkas.core.wire import API_PREFIX
+from berkas.services.bundle import Services
+from berkas.services.spool import Spool
 
 router = APIRouter(prefix=API_PREFIX, tags=["partner"])
 
@@ -28,7 +31,7 @@ DRAIN_LIMIT = 64 * 1024 * 1024
 @router.post(
     "/file",
     summary="Upload File (DOKU)",
-    response_model=schemas.UploadResponse,
+    response_model=schemas.UploadResponse | schemas.DryRunResponse,
     responses=schemas.UPLOAD_ERRORS,
     openapi_extra={"security": [{"bearer": []}], **schemas.UPLOAD_BODY},
 )
@@ -39,6 +42,7 @@ async def upload(request: Request, client: BearerClient, svc: ServicesDep) -> Re
     key = request.headers.get("idempotency-key")
     if key is None:
         key = request.headers.get("request-id")
+    dry_run = _dry_run(request.headers.get("berkas-dry-run"))
     declared = request.headers.get("content-length")
     most = uploads.max_upload_bytes
     if declared is not None and declared.isdigit() and int(declared) > most + DRAIN_LIMIT:
@@ -56,6 +60,8 @@ async def upload(request: Request, client: BearerClient, svc: ServicesDep) -> Re
         try:
             form = await read_form(request.headers.get("content-type"), stream, uploads.open_spool)
             observe.note_upload(form.fields.get("category"), fetched=form.spool is None)
+            if dry_run:
+                return await _check(svc, client, form.fields, form.spool)
             if form.spool is not None:
                 result = await uploads.upload_file(client, form.fields, form.spool, key)
             else:
@@ -67,6 +73,29 @@ async def upload(request: Request, client: BearerClient, svc: ServicesDep) -> Re
     observe.note_stored(result.stored.size, replayed=result.replayed)
     headers = {"Idempotent-Replayed": "true"} if result.replayed else None
     return JSONResponse(schemas.UploadResponse.of(result).model_dump(mode="json"), headers=headers)
+
+
+def _dry_run(value: str | None) -> bool:
+    if value is None or value.strip().lower() == "false":
+        return False
+    if value.strip().lower() == "true":
+        return True
+    raise InvalidRequest(
+        f"Berkas-Dry-Run is true (check and answer, store nothing) or false; got {value[:40]!r}.",
+        code=Code.INVALID_DRY_RUN,
+    )
+
+
+async def _check(
+    svc: Services, client: Client, fields: Mapping[str, str], spool: Spool | None
+) -> Response:
+    # The same checks, the same limits held, the same errors; nothing stored.
+    if spool is not None:
+        result = await svc.uploads.check_file(client, fields, spool)
+    else:
+        with svc.limits.fetching(client.client_id):
+            result = await svc.uploads.check_url(client, fields)
+    return JSONResponse(schemas.DryRunResponse.of(result).model_dump(mode="json"))
 
 
 async def _drain(stream: AsyncIterator[bytes]) -> None:
