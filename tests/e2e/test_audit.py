@@ -3,9 +3,12 @@ scripted sequence of actions leaves exactly its events, in order, with who did t
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support import samples
 from tests.support.partner import FILE_PATH, Partner
@@ -71,3 +74,42 @@ def test_the_client_address_is_read_through_a_trusted_proxy(tmp_path: Path) -> N
         assert (events[-1]["kind"], events[-1]["ip"]) == ("link_opened", "198.51.100.7")
     finally:
         proxied.stop()
+
+
+def _export(server: Server, *args: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in server.cli("audit", "export", *args).splitlines()]
+
+
+def test_the_operator_exports_the_trail_as_json_lines(server: Server) -> None:
+    mine, theirs = server.new_partner(), server.new_partner()
+    started = datetime.now(UTC) - timedelta(seconds=1)
+    first = mine.upload(samples.jpeg(seed=92)).json()
+    other = theirs.upload(samples.jpeg(seed=93)).json()
+    assert httpx.get(first["link"], headers=UA, timeout=30).status_code == 200
+    deleted = mine.http.request("DELETE", f"{FILE_PATH}/{first['id']}", headers=mine.auth())
+    assert deleted.status_code == 204
+
+    exported = _export(server, "--client", mine.client_id)
+    everyone = _export(server, "--since", started.isoformat())
+
+    assert [(e["file_id"], e["kind"]) for e in exported] == [
+        (first["id"], "uploaded"),
+        (first["id"], "link_opened"),
+        (first["id"], "deleted"),
+    ]
+    assert {e["client_id"] for e in exported} == {mine.client_id}
+    assert exported[1]["user_agent"] == "audit-test/1"
+    assert exported[1]["ip"] == "127.0.0.1"
+    assert exported[2]["detail"] == "partner"
+    ids = [e["id"] for e in everyone]
+    assert ids == sorted(ids)
+    assert {(e["file_id"], e["kind"]) for e in everyone} >= {
+        (first["id"], "uploaded"),
+        (other["id"], "uploaded"),
+    }
+    assert all(str(e["at"]) >= started.strftime("%Y-%m-%dT%H:%M:%S") for e in everyone)
+    # A span back from now and a future date; a date that is none is refused by name.
+    assert len(_export(server, "--since", "1h", "--client", mine.client_id)) == 3
+    assert _export(server, "--since", "2999-01-01") == []
+    with pytest.raises(AssertionError, match="--since"):
+        server.cli("audit", "export", "--since", "last tuesday")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from berkas.core import envelope
 from berkas.core.codes import Code
@@ -72,6 +73,20 @@ class FileService:
             return self._events.for_file(file_id)
         self._owned(client, file_id, stored)
         return self._events.for_file(file_id)
+
+    def export_events(
+        self, *, since: datetime | None = None, client_id: str | None = None, page: int = 1000
+    ) -> Iterator[FileEvent]:
+        """Every audit event at or after ``since`` of ``client_id`` (None: all), oldest
+        first (``berkas audit export``); read a page at a time, so memory stays flat."""
+        after = 0
+        while batch := self._events.export(
+            since=since, client_id=client_id, after_id=after, limit=page
+        ):
+            yield from batch
+            after = max(event.id or 0 for event in batch)
+            if len(batch) < page:
+                return
 
     def _record(
         self,
