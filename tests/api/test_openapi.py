@@ -93,8 +93,9 @@ def test_the_token_body_names_its_one_grant_type(spec: dict[str, Any]) -> None:
     assert body["properties"]["grant_type"]["const"] == "client_credentials"
 
 
-def test_upload_documents_its_optional_retry_keys(spec: dict[str, Any]) -> None:
+def test_upload_documents_its_optional_retry_keys_and_dry_run(spec: dict[str, Any]) -> None:
     operation = spec["paths"][f"{PREFIX}/file"]["post"]
     headers = {p["name"]: p for p in operation["parameters"] if p["in"] == "header"}
-    assert set(headers) == {"Idempotency-Key", "Request-Id"}
+    assert set(headers) == {"Idempotency-Key", "Request-Id", "Berkas-Dry-Run"}
     assert not any(p["required"] for p in headers.values())
+    assert headers["Berkas-Dry-Run"]["schema"]["enum"] == ["true", "false"]

@@ -53,6 +53,7 @@ ELSEWHERE = {
     (REVOKE, 503): "tests/e2e/test_store_faults.py",
     (EVENTS, 503): "tests/e2e/test_store_faults.py",
     (LINK, 503): "tests/e2e/test_store_faults.py",
+    (LINK, 500): "tests/e2e/test_encryption.py",
     (UPLOAD, 507): "tests/e2e/test_disk_full.py",
 }
 

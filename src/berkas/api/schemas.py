@@ -229,6 +229,7 @@ STATUS_MEANING: dict[int, str] = {
     415: "Unsupported content",
     422: "The file_url fetch was refused or failed",
     429: "Over a limit; Retry-After says how many seconds to wait",
+    500: "The stored file fails its integrity check; nothing was served",
     503: "The database or the store is unreachable; retry later",
     507: "No space left to store the upload; retry later",
 }
@@ -408,6 +409,8 @@ LINK_ERRORS = error_responses(
     Code.LINK_INVALID,
     Code.LINK_EXPIRED,
     Code.FILE_NOT_FOUND,
+    # An encrypted document whose object was altered, or whose key does not open here.
+    Code.FILE_UNREADABLE,
     Code.DATABASE_UNAVAILABLE,
     Code.STORAGE_UNAVAILABLE,
 )
