@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -47,7 +48,7 @@ class World:
         self.db.clients.add(client)
         return client
 
-    def store(self, owner: Client, file_id: str, data: bytes) -> StoredFile:
+    def store(self, owner: Client, file_id: str, data: bytes, **fields: Any) -> StoredFile:
         key = f"berkas/sandbox/TEMP/{owner.client_id}/LOGO/{file_id[-13:]}-0001.png"
         path = self.tmp_path / f"{file_id}.png"
         path.write_bytes(data)
@@ -64,6 +65,7 @@ class World:
             width=40,
             height=30,
             created_at=self.clock.now(),
+            **fields,
         )
         self.db.files.add(stored)
         return stored
