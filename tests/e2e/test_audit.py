@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -76,7 +77,7 @@ def test_the_client_address_is_read_through_a_trusted_proxy(tmp_path: Path) -> N
         proxied.stop()
 
 
-def _export(server: Server, *args: str) -> list[dict[str, object]]:
+def _export(server: Server, *args: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in server.cli("audit", "export", *args).splitlines()]
 
 
