@@ -117,7 +117,7 @@ OUTPUT = [
         is_flag=True,
         help="Print errors as JSON on stdout too (results always are).",
     ),
-    click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+    click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes on stderr."),
 ]
 
 
