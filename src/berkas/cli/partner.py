@@ -215,9 +215,9 @@ def upload(
 ) -> None:
     """Upload FILE (a path, or - for stdin) or --url as a document (POST /file).
 
-    Prints the server's answer as JSON; what was stripped from the file, or an earlier
-    file with the same bytes, is also noted on stderr (not with --quiet). With
-    --dry-run the JSON is what would be stored, with "dry_run": true.
+    Prints the server's answer as JSON; at a terminal, stderr also notes the metadata
+    stripped and an earlier file with the same bytes (not with --quiet). With --dry-run
+    the JSON is what would be stored, with "dry_run": true.
     """
     if (file is None) == (url is None):
         raise click.UsageError("give exactly one of FILE and --url.")
@@ -263,25 +263,19 @@ def upload(
 
 
 def _report_upload(opts: Options, result: UploadedFile | DryRunResult) -> None:
-    """The answer as JSON on stdout; what a reader might miss in it, one line each on
-    stderr (stdout stays one JSON document for scripts)."""
+    """The answer as JSON on stdout; at a terminal, a line each for what a reader might
+    miss in it."""
     dry_run = isinstance(result, DryRunResult)
     echo({"dry_run": True, **dataclasses.asdict(result)} if dry_run else result)
-    if opts.quiet:
-        return
     if dry_run:
-        click.echo("dry run: every check passed; nothing was stored", err=True)
+        opts.note("dry run: every check passed; nothing was stored")
     if result.metadata_removed:
         removed = ", ".join(result.metadata_removed)
-        click.echo(
-            f"metadata {'to remove' if dry_run else 'removed'} before storing: {removed}",
-            err=True,
-        )
+        opts.note(f"metadata {'to remove' if dry_run else 'removed'} before storing: {removed}")
     if result.duplicate_of is not None:
-        click.echo(
+        opts.note(
             f"duplicate of {result.duplicate_of}: same bytes in {result.category}"
-            + (" (it would be stored all the same)" if dry_run else " (stored all the same)"),
-            err=True,
+            + (" (it would be stored all the same)" if dry_run else " (stored all the same)")
         )
 
 
