@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from berkas.cli.progress import Progress, human
+from berkas.cli.progress import Progress, human, note
 
 
 class Terminal(io.StringIO):
@@ -74,3 +74,12 @@ def test_human_sizes() -> None:
         "1.0 KB",
         "15.0 MB",
     ]
+
+
+def test_a_note_is_for_a_terminal_only() -> None:
+    screen, pipe, quiet = Terminal(), Terminal(tty=False), Terminal()
+    note("metadata removed before storing: EXIF", stream=screen)
+    note("metadata removed before storing: EXIF", stream=pipe)
+    note("metadata removed before storing: EXIF", stream=quiet, enabled=False)
+    assert screen.getvalue() == "metadata removed before storing: EXIF\n"
+    assert pipe.getvalue() == quiet.getvalue() == ""

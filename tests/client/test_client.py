@@ -33,6 +33,8 @@ from berkas.client import (
     ConfigurationError,
     ConnectionFailed,
     DocumentCode,
+    DryRunResult,
+    FetchError,
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
@@ -50,12 +52,27 @@ from berkas.services.bundle import Services
 from berkas.wiring import prepare
 from tests.support import samples
 from tests.support.fakes import FakeClock
+from tests.support.fixture_server import FixtureServer, send
 
 TOKEN_PATH = "/adv-core-api/partner/v1.0/token"
 FILE_PATH = "/adv-core-api/partner/v1.0/file"
 BASE_URL = "http://berkas.test"
 
 ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
+
+# Answers the network fakes with 200 (see ``Faults``).
+CANNED: dict[str, dict[str, Any]] = {
+    "stored": {"id": "DCM-0001-1732700000000", "link": "http://x/l", "category": "LOGO"},
+    "malformed": {
+        "dry_run": True,
+        "category": "LOGO",
+        "content_type": "image/png",
+        "size": "1.2 KB",
+        "sha256": "ab" * 32,
+    },
+}
+# A phone photo with GPS in its EXIF, served to the app's fetcher for the URL dry run.
+PHOTO = samples.gps_jpeg(seed=41)
 
 
 class Faults:
@@ -64,7 +81,9 @@ class Faults:
     Each request takes the next entry of ``plan``: ``"refuse"`` (nothing reaches the
     app: a connection error), ``"lose"`` (the app does the work, the answer is lost on
     the way back), ``"503"``, ``"html502"`` (a proxy's HTML page), ``"429"`` (a limit,
-    ``Retry-After: 0``), ``"429-long"`` (``Retry-After: 60``); none left: pass.
+    ``Retry-After: 0``), ``"429-long"`` (``Retry-After: 60``), ``"stored"`` (200 with an
+    upload's answer, as from a server that ignores ``Berkas-Dry-Run``), ``"malformed"``
+    (200 with a dry run's answer whose ``size`` is a string); none left: pass.
     ``seen`` records (method, path, headers) of every request that arrived.
     """
 
@@ -113,6 +132,16 @@ class Faults:
                 }
             )
             await send({"type": "http.response.body", "body": body})
+            return
+        if fault in CANNED:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": json.dumps(CANNED[fault]).encode()})
             return
         if fault in ("429", "429-long"):
             wait = b"0" if fault == "429" else b"60"
@@ -168,8 +197,20 @@ def portal() -> Iterator[BlockingPortal]:
 
 
 @pytest.fixture(scope="module")
-def sdk_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return load_settings(data_dir=tmp_path_factory.mktemp("sdk") / "data")
+def origin() -> Iterator[FixtureServer]:
+    with FixtureServer("127.0.0.1") as fixture:
+        fixture.route("/photo.jpg", send(200, PHOTO, content_type="image/jpeg"))
+        yield fixture
+
+
+@pytest.fixture(scope="module")
+def sdk_settings(tmp_path_factory: pytest.TempPathFactory, origin: FixtureServer) -> Settings:
+    return load_settings(
+        data_dir=tmp_path_factory.mktemp("sdk") / "data",
+        # The origin fixture is on loopback: trust exactly that network and port.
+        fetch_allow_networks="127.0.0.0/8",
+        fetch_allow_ports=str(origin.port),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -396,6 +437,122 @@ def test_upload_streams_a_file_object_in_chunks(client: Any) -> None:
 
 def test_owner_liveness_gets_a_cnt_id(client: Any) -> None:
     assert client.upload(Category.OWNER_LIVENESS, samples.jpeg()).id.startswith("CNT-")
+
+
+# -- dry runs (Berkas-Dry-Run: true) ---------------------------------------------------
+
+
+@pytest.fixture
+def fresh(make_client: Factory, container: Services) -> Any:
+    """A client of a partner with no files yet: ``duplicate_of`` depends on nothing else."""
+    stranger = container.clients.create()
+    return make_client(client_id=stranger.client_id, secret_key=stranger.secret_key)
+
+
+def test_check_answers_what_upload_would_store_and_stores_nothing(
+    fresh: Any, faults: Faults
+) -> None:
+    checked = fresh.check(Category.PHOTO_PROOF, PHOTO, filename="shop.jpg")
+
+    assert isinstance(checked, DryRunResult)
+    assert (checked.category, checked.code) == ("PHOTO_PROOF", None)
+    assert (checked.content_type, checked.width, checked.height) == ("image/jpeg", 96, 64)
+    assert checked.metadata_removed == ("COMMENT", "EXIF", "GPS")
+    assert checked.duplicate_of is None
+    (sent,) = faults.requests_to(FILE_PATH)
+    assert sent["berkas-dry-run"] == "true"
+    assert "request-id" not in sent
+    assert sent["authorization"].startswith("Bearer ")
+
+    # Stored for real: exactly what the check said, and no duplicate of anything, so the
+    # check kept nothing. A second check now names the stored file.
+    uploaded = fresh.upload("PHOTO_PROOF", PHOTO)
+    assert "berkas-dry-run" not in faults.requests_to(FILE_PATH)[-1]
+    assert (uploaded.size, uploaded.sha256) == (checked.size, checked.sha256)
+    assert uploaded.metadata_removed == checked.metadata_removed
+    assert uploaded.duplicate_of is None
+    assert fresh.check("PHOTO_PROOF", PHOTO).duplicate_of == uploaded.id
+    assert fresh.upload("PHOTO_PROOF", PHOTO).duplicate_of == uploaded.id
+
+
+def test_check_takes_what_upload_takes(client: Any, tmp_path: Path) -> None:
+    source = tmp_path / "ktp.pdf"
+    source.write_bytes(samples.pdf())
+    seen, on_progress = _recorder()
+
+    checked = client.check("DOCUMENT", source, code=DocumentCode.KTP, on_progress=on_progress)
+
+    assert (checked.category, checked.code, checked.content_type) == (
+        "DOCUMENT",
+        "KTP",
+        "application/pdf",
+    )
+    assert (checked.size, checked.sha256) == (len(samples.pdf()), samples.sha256(samples.pdf()))
+    assert (checked.width, checked.height, checked.metadata_removed) == (None, None, ())
+    assert seen[-1] == (len(samples.pdf()), len(samples.pdf()))
+
+
+def test_check_url_has_the_server_fetch_and_check(
+    fresh: Any, faults: Faults, origin: FixtureServer
+) -> None:
+    url = f"http://127.0.0.1:{origin.port}/photo.jpg"
+
+    checked = fresh.check_url(Category.LOGO, url)
+
+    assert (checked.category, checked.content_type) == ("LOGO", "image/jpeg")
+    assert checked.metadata_removed == ("COMMENT", "EXIF", "GPS")
+    (sent,) = faults.requests_to(FILE_PATH)
+    assert sent["berkas-dry-run"] == "true"
+    assert fresh.upload_url("LOGO", url).sha256 == checked.sha256
+    assert fresh.check_url("LOGO", url).duplicate_of is not None
+
+
+def test_a_check_is_refused_as_the_upload_would_be(client: Any, origin: FixtureServer) -> None:
+    with pytest.raises(UnsupportedContentError) as refused:
+        client.check("LOGO", b"just some text, not a picture\n" * 10)
+    assert refused.value.status == 415
+    with pytest.raises(InvalidRequestError) as missing:
+        client.check(Category.DOCUMENT, samples.pdf())
+    assert missing.value.code == "code_missing"
+    with pytest.raises(FetchError):
+        client.check_url("LOGO", f"http://127.0.0.1:{origin.port}/missing")
+
+
+def test_a_check_is_retried_since_it_stores_nothing(client: Any, faults: Faults) -> None:
+    client.token()
+    faults.plan = ["lose"]  # an upload without request_id would not be sent again
+    assert client.check("LOGO", samples.png()).category == "LOGO"
+    assert len(faults.requests_to(FILE_PATH)) == 2
+
+
+@pytest.mark.parametrize(
+    ("fault", "says"),
+    [("malformed", "no valid 'size'"), ("stored", "stored the file as DCM-0001-1732700000000")],
+)
+def test_an_answer_that_is_not_a_dry_run_is_an_invalid_response(
+    client: Any, faults: Faults, fault: str, says: str
+) -> None:
+    client.token()
+    faults.plan = [fault]
+    with pytest.raises(ServerError) as caught:
+        client.check("LOGO", samples.png())
+    assert (caught.value.status, caught.value.code) == (200, "invalid_response")
+    assert says in caught.value.message
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_async_check_in_an_event_loop(
+    app: ASGIApp, container: Services, origin: FixtureServer, anyio_backend: str
+) -> None:
+    stranger = container.clients.create()
+    async with AsyncBerkasClient(
+        BASE_URL, stranger.client_id, stranger.secret_key, transport=httpx.ASGITransport(app=app)
+    ) as client:
+        checked = await client.check("PHOTO_PROOF", PHOTO)
+        fetched = await client.check_url("PHOTO_PROOF", f"http://127.0.0.1:{origin.port}/photo.jpg")
+        assert fetched == checked
+        assert (await client.upload("PHOTO_PROOF", PHOTO)).sha256 == checked.sha256
 
 
 # -- errors -------------------------------------------------------------------------

@@ -154,6 +154,30 @@ def test_a_failed_fetch_prints_the_servers_code(env: dict[str, str], origin: Fix
     assert "404" in result.stderr
 
 
+def test_dry_run_stores_nothing_and_says_what_the_upload_would(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    photo = tmp_path / "shop.jpg"
+    photo.write_bytes(samples.gps_jpeg(seed=77))  # bytes no other test here uploads
+
+    checked = run(env, "upload", "--category", "PHOTO_PROOF", "--dry-run", str(photo))
+    assert checked.exit_code == 0, checked.stderr
+    answer = json.loads(checked.stdout)
+    assert answer["dry_run"] is True
+    assert "id" not in answer
+    assert (answer["width"], answer["height"]) == (96, 64)
+    assert answer["metadata_removed"] == ["COMMENT", "EXIF", "GPS"]
+
+    stored = run(env, "upload", "--category", "PHOTO_PROOF", str(photo))
+    assert stored.exit_code == 0, stored.stderr
+    uploaded = json.loads(stored.stdout)
+    assert (uploaded["sha256"], uploaded["size"]) == (answer["sha256"], answer["size"])
+    assert uploaded["metadata_removed"] == answer["metadata_removed"]
+    # Nothing was stored by the dry run, so the real upload is no duplicate of it.
+    assert uploaded["duplicate_of"] is None
+    assert checked.stderr == stored.stderr == ""  # notes are for a terminal only
+
+
 def test_upload_needs_exactly_one_source(env: dict[str, str], tmp_path: Path) -> None:
     neither = run(env, "upload", "--category", "LOGO")
     assert neither.exit_code == 2

@@ -27,6 +27,7 @@ from berkas.cli.partner_options import (
 )
 from berkas.cli.progress import human
 from berkas.client import profiles
+from berkas.client.models import DryRunResult, UploadedFile
 from berkas.core.catalogue import BusinessType, Category, DocumentCode
 
 
@@ -184,6 +185,13 @@ def requirements(
 @click.option("--filename", help="Name sent for the file (default: FILE's name).")
 @click.option("--request-id", help="Makes the upload idempotent: a retry stores it once.")
 @click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Run every check the server makes and print what would be stored (type, size, "
+    "sha256, dimensions, metadata to strip, duplicate_of); store nothing. berkas only; "
+    "--request-id is not used.",
+)
+@click.option(
     "--max-size",
     type=click.IntRange(min=1),
     metavar="MB",
@@ -201,30 +209,47 @@ def upload(
     url: str | None,
     filename: str | None,
     request_id: str | None,
+    dry_run: bool,
     max_size: int | None,
     file: str | None,
 ) -> None:
-    """Upload FILE (a path, or - for stdin) or --url as a document (POST /file)."""
+    """Upload FILE (a path, or - for stdin) or --url as a document (POST /file).
+
+    Prints the server's answer as JSON; at a terminal, stderr also notes the metadata
+    stripped and an earlier file with the same bytes (not with --quiet). With --dry-run
+    the JSON is what would be stored, with "dry_run": true.
+    """
     if (file is None) == (url is None):
         raise click.UsageError("give exactly one of FILE and --url.")
     category, code = category.upper(), code.upper() if code else None
     if file is not None and file != "-":
         _check_size(Path(file), category, code, max_size)
     with connect(opts) as client:
+        result: UploadedFile | DryRunResult
         if url is not None:
-            echo(client.upload_url(category, url, code=code, request_id=request_id))
+            if dry_run:
+                result = client.check_url(category, url, code=code)
+            else:
+                result = client.upload_url(category, url, code=code, request_id=request_id)
+            _report_upload(opts, result)
             return
         source: Path | IO[bytes] = sys.stdin.buffer if file == "-" else Path(str(file))
-        bar = opts.progress(f"upload {'stdin' if file == '-' else Path(str(file)).name}")
+        verb = "check" if dry_run else "upload"
+        bar = opts.progress(f"{verb} {'stdin' if file == '-' else Path(str(file)).name}")
         try:
-            uploaded = client.upload(
-                category,
-                source,
-                code=code,
-                filename=filename,
-                request_id=request_id,
-                on_progress=bar,
-            )
+            if dry_run:
+                result = client.check(
+                    category, source, code=code, filename=filename, on_progress=bar
+                )
+            else:
+                result = client.upload(
+                    category,
+                    source,
+                    code=code,
+                    filename=filename,
+                    request_id=request_id,
+                    on_progress=bar,
+                )
         except OSError as exc:  # the SDK opens FILE only when the request is sent
             raise Failure(
                 "file_unreadable",
@@ -234,7 +259,24 @@ def upload(
             ) from None
         finally:
             bar.close()
-        echo(uploaded)
+        _report_upload(opts, result)
+
+
+def _report_upload(opts: Options, result: UploadedFile | DryRunResult) -> None:
+    """The answer as JSON on stdout; at a terminal, a line each for what a reader might
+    miss in it."""
+    dry_run = isinstance(result, DryRunResult)
+    echo({"dry_run": True, **dataclasses.asdict(result)} if dry_run else result)
+    if dry_run:
+        opts.note("dry run: every check passed; nothing was stored")
+    if result.metadata_removed:
+        removed = ", ".join(result.metadata_removed)
+        opts.note(f"metadata {'to remove' if dry_run else 'removed'} before storing: {removed}")
+    if result.duplicate_of is not None:
+        opts.note(
+            f"duplicate of {result.duplicate_of}: same bytes in {result.category}"
+            + (" (it would be stored all the same)" if dry_run else " (stored all the same)")
+        )
 
 
 def _check_size(path: Path, category: str, code: str | None, max_size: int | None) -> None:

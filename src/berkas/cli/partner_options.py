@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from berkas.cli.progress import Progress
+from berkas.cli.progress import Progress, note
 from berkas.client import profiles
 from berkas.core.wire import iso8601
 
@@ -60,6 +60,11 @@ class Options:
     def progress(self, label: str) -> Progress:
         """A progress bar on stderr: drawn on a terminal, never with ``--quiet``."""
         return Progress(label, enabled=False if self.quiet else None)
+
+    def note(self, line: str) -> None:
+        """A line on stderr for a person, on the bar's terms (a terminal, no ``--quiet``):
+        scripts read the JSON on stdout, and their stderr carries only errors."""
+        note(line, enabled=False if self.quiet else None)
 
 
 class Failure(Exception):
@@ -117,7 +122,7 @@ OUTPUT = [
         is_flag=True,
         help="Print errors as JSON on stdout too (results always are).",
     ),
-    click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+    click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes."),
 ]
 
 

@@ -1,7 +1,7 @@
 """The partner CLI's progress bar: one line on stderr, redrawn in place, only on a terminal.
 
 It is the SDK's ``on_progress`` callback; a pipe or ``--quiet`` gets nothing at all, so
-scripts reading stderr see only errors.
+scripts reading stderr see only errors. ``note`` follows the same rule for a line of text.
 """
 
 from __future__ import annotations
@@ -81,6 +81,16 @@ class Progress:
         self._stream.write("\r" + line.ljust(len(self._last)))
         self._stream.flush()
         self._last = line
+
+
+def note(line: str, *, enabled: bool | None = None, stream: TextIO | None = None) -> None:
+    """Tell the person at the terminal ``line`` on stderr; ``enabled`` as for ``Progress``."""
+    stream = sys.stderr if stream is None else stream
+    if enabled is None:
+        enabled = _isatty(stream)
+    if enabled:
+        stream.write(line + "\n")
+        stream.flush()
 
 
 def _isatty(stream: TextIO) -> bool:

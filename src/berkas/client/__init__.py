@@ -1,7 +1,7 @@
 """The partner SDK: ``BerkasClient`` (blocking) and ``AsyncBerkasClient`` over httpx.
 
 Speaks DOKU's Partner file API (token, requirements, upload) plus berkas's extras
-(file metadata, downloads). Imports only ``berkas.core`` and httpx.
+(file metadata, downloads, dry runs). Imports only ``berkas.core`` and httpx.
 """
 
 from berkas.client.aio import AsyncBerkasClient
@@ -25,6 +25,7 @@ from berkas.client.errors import (
 )
 from berkas.client.flow import RetryPolicy
 from berkas.client.models import (
+    DryRunResult,
     FileInfo,
     Requirement,
     RequirementField,
@@ -49,6 +50,7 @@ __all__ = [
     "ConflictError",
     "ConnectionFailed",
     "DocumentCode",
+    "DryRunResult",
     "ErrorCode",
     "FetchError",
     "FileInfo",

@@ -13,7 +13,7 @@ import httpx
 
 from berkas.client.calls import Calls
 from berkas.client.flow import Action, Flow, Outcome, Pump, Send
-from berkas.client.models import FileInfo, Requirements, Token, UploadedFile
+from berkas.client.models import DryRunResult, FileInfo, Requirements, Token, UploadedFile
 from berkas.client.streams import FileInput, OnProgress, Sink
 from berkas.core.catalogue import Category, DocumentCode
 
@@ -71,6 +71,25 @@ class AsyncBerkasClient(Calls[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     ) -> UploadedFile:
         """See ``BerkasClient.upload_url``."""
         return await self._run(self._upload_url(category, url, code=code, request_id=request_id))
+
+    async def check(
+        self,
+        category: Category | str,
+        file: FileInput,
+        *,
+        code: DocumentCode | str | None = None,
+        filename: str | None = None,
+        on_progress: OnProgress | None = None,
+    ) -> DryRunResult:
+        """See ``BerkasClient.check``."""
+        flow = self._check(category, file, code=code, filename=filename, on_progress=on_progress)
+        return await self._run(flow)
+
+    async def check_url(
+        self, category: Category | str, url: str, *, code: DocumentCode | str | None = None
+    ) -> DryRunResult:
+        """See ``BerkasClient.check_url``."""
+        return await self._run(self._check_url(category, url, code=code))
 
     async def file(self, file_id: str) -> FileInfo:
         """See ``BerkasClient.file``."""

@@ -30,7 +30,7 @@ from berkas.client.errors import (
     ServerError,
 )
 from berkas.client.flow import Flow, RetryPolicy, Sleep, attempt, pump
-from berkas.client.models import FileInfo, Requirements, Token, UploadedFile
+from berkas.client.models import DryRunResult, FileInfo, Requirements, Token, UploadedFile
 from berkas.client.streams import (
     Counted,
     FileInput,
@@ -46,6 +46,8 @@ from berkas.core.signing import signed_headers
 from berkas.core.wire import API_PREFIX
 
 PREFIX = API_PREFIX
+# berkas's dry-run switch on POST /file; DOKU does not know it.
+DRY_RUN_HEADER = "Berkas-Dry-Run"
 USER_AGENT = f"berkas-client/{__version__}"
 # Refresh a cached token this long before it expires (or after 80% of a short life), so
 # a request never leaves with a token that expires in flight.
@@ -172,13 +174,36 @@ class Calls(Generic[HttpT, TransportT]):
         request_id: str | None,
         on_progress: OnProgress | None = None,
     ) -> Flow[UploadedFile]:
-        with ExitStack() as stack:
-            name, content, rewindable = file_part(file, filename, stack)
-            if on_progress is not None:
-                content = Counted.around(content, on_progress)
-            parts = [*_fields(category, code), ("file", (name, content, None))]
-            response = yield from self._upload_parts(parts, request_id, rewindable=rewindable)
-        return models.parse_uploaded(_json(response))
+        body = yield from self._post_file(
+            category,
+            file,
+            code=code,
+            filename=filename,
+            request_id=request_id,
+            on_progress=on_progress,
+            dry_run=False,
+        )
+        return models.parse_uploaded(body)
+
+    def _check(
+        self,
+        category: Category | str,
+        file: FileInput,
+        *,
+        code: DocumentCode | str | None,
+        filename: str | None,
+        on_progress: OnProgress | None = None,
+    ) -> Flow[DryRunResult]:
+        body = yield from self._post_file(
+            category,
+            file,
+            code=code,
+            filename=filename,
+            request_id=None,
+            on_progress=on_progress,
+            dry_run=True,
+        )
+        return models.parse_dry_run(body)
 
     def _upload_url(
         self,
@@ -188,9 +213,16 @@ class Calls(Generic[HttpT, TransportT]):
         code: DocumentCode | str | None,
         request_id: str | None,
     ) -> Flow[UploadedFile]:
-        parts = [*_fields(category, code), ("file_url", (None, url, None))]
-        response = yield from self._upload_parts(parts, request_id, rewindable=True)
-        return models.parse_uploaded(_json(response))
+        body = yield from self._post_url(
+            category, url, code=code, request_id=request_id, dry_run=False
+        )
+        return models.parse_uploaded(body)
+
+    def _check_url(
+        self, category: Category | str, url: str, *, code: DocumentCode | str | None
+    ) -> Flow[DryRunResult]:
+        body = yield from self._post_url(category, url, code=code, request_id=None, dry_run=True)
+        return models.parse_dry_run(body)
 
     def _file(self, file_id: str) -> Flow[FileInfo]:
         # Quoted whole: an id is never allowed to add path segments ("../token").
@@ -373,22 +405,66 @@ class Calls(Generic[HttpT, TransportT]):
             )
         )
 
-    def _upload_parts(
-        self, parts: list[tuple[str, _Part]], request_id: str | None, *, rewindable: bool
+    def _post_file(
+        self,
+        category: Category | str,
+        file: FileInput,
+        *,
+        code: DocumentCode | str | None,
+        filename: str | None,
+        request_id: str | None,
+        on_progress: OnProgress | None,
+        dry_run: bool,
+    ) -> Flow[Any]:
+        """POST /file with a ``file`` part: an upload, or its dry run; the answer's JSON."""
+        with ExitStack() as stack:
+            name, content, rewindable = file_part(file, filename, stack)
+            if on_progress is not None:
+                content = Counted.around(content, on_progress)
+            parts = [*_fields(category, code), ("file", (name, content, None))]
+            response = yield from self._post_parts(
+                parts, request_id, rewindable=rewindable, dry_run=dry_run
+            )
+        return _json(response)
+
+    def _post_url(
+        self,
+        category: Category | str,
+        url: str,
+        *,
+        code: DocumentCode | str | None,
+        request_id: str | None,
+        dry_run: bool,
+    ) -> Flow[Any]:
+        """POST /file with ``file_url``: the server fetches (upload or dry run)."""
+        parts = [*_fields(category, code), ("file_url", (None, url, None))]
+        response = yield from self._post_parts(parts, request_id, rewindable=True, dry_run=dry_run)
+        return _json(response)
+
+    def _post_parts(
+        self,
+        parts: list[tuple[str, _Part]],
+        request_id: str | None,
+        *,
+        rewindable: bool,
+        dry_run: bool,
     ) -> Flow[httpx.Response]:
         def build(auth: str) -> httpx.Request:
             headers = {"Authorization": auth}
             if request_id is not None:
                 # DESIGN 3: an upload with a Request-Id is idempotent on the server.
                 headers["Request-Id"] = request_id
+            if dry_run:
+                # berkas only: every check runs; nothing is stored, no Request-Id kept.
+                headers[DRY_RUN_HEADER] = "true"
             return self._build("POST", f"{PREFIX}/file", headers=headers, files=parts)
 
         # Without a Request-Id a repeat could store the file twice, so only failures
-        # before any byte was sent are retried (see ``flow.attempt``).
+        # before any byte was sent are retried (see ``flow.attempt``); a dry run stores
+        # nothing, so sending it again is as harmless as a GET.
+        safe = request_id is not None or dry_run
         return (
-            yield from self._bearer(
-                build, idempotent=request_id is not None and rewindable, rewindable=rewindable
-            )
+            yield from self._bearer(build, idempotent=safe and rewindable, rewindable=rewindable)
         )
 
 

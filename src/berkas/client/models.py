@@ -1,5 +1,5 @@
-"""What the SDK returns: Token, UploadedFile, FileInfo, Requirements, parsed from the
-wire's JSON.
+"""What the SDK returns: Token, UploadedFile, DryRunResult, FileInfo, Requirements, parsed
+from the wire's JSON.
 
 Only DOKU's fields are required (``token``; ``id``, ``link``, ``category``), so the SDK
 also reads DOKU's own answers; berkas's extra fields are optional.
@@ -67,6 +67,28 @@ class UploadedFile:
     # What berkas stripped from an image before storing it (EXIF, GPS, XMP, ...).
     metadata_removed: tuple[str, ...] = ()
     # An earlier file of yours in this category with the same bytes (berkas, not DOKU).
+    duplicate_of: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DryRunResult:
+    """The answer to a dry run (``check``): what an upload would store; nothing was.
+
+    Every check an upload makes ran (type, size cap, fetch, metadata stripping);
+    ``size``, ``sha256`` and the dimensions are those of the document as it would be
+    stored and served. There is no ``id`` or ``link``: nothing was kept. berkas only.
+    """
+
+    category: str
+    code: str | None
+    content_type: str
+    size: int
+    sha256: str
+    width: int | None
+    height: int | None
+    # What would be stripped before storing (EXIF, GPS, XMP, ...).
+    metadata_removed: tuple[str, ...] = ()
+    # An earlier file of yours in this category with the same bytes, as stored.
     duplicate_of: str | None = None
 
 
@@ -236,6 +258,38 @@ def parse_uploaded(body: Any) -> UploadedFile:
         size=_optional(body, "size", int),
         sha256=_optional(body, "sha256", str),
         link_expires_at=_time(_optional(body, "link_expires_at", str)),
+        metadata_removed=_names(body, "metadata_removed"),
+        duplicate_of=_optional(body, "duplicate_of", str),
+    )
+
+
+def parse_dry_run(body: Any) -> DryRunResult:
+    """Read the answer to ``Berkas-Dry-Run: true`` (berkas only).
+
+    ``"dry_run": true`` is required: a server that does not know the header (DOKU, a
+    berkas before it) answers a real upload instead, and that must not pass for a check.
+    """
+    if not isinstance(body, dict) or body.get("dry_run") is not True:
+        stored = body.get("id") if isinstance(body, dict) else None
+        raise ServerError(
+            200,
+            "invalid_response",
+            'the server\'s answer is not a dry run (no "dry_run": true); '
+            + (
+                f"it stored the file as {stored}, so it does not support Berkas-Dry-Run"
+                if isinstance(stored, str)
+                else "is base_url a berkas server?"
+            ),
+            "api_error",
+        )
+    return DryRunResult(
+        category=_field(body, "category", str),
+        code=_optional(body, "code", str),
+        content_type=_field(body, "content_type", str),
+        size=_field(body, "size", int),
+        sha256=_field(body, "sha256", str),
+        width=_optional(body, "width", int),
+        height=_optional(body, "height", int),
         metadata_removed=_names(body, "metadata_removed"),
         duplicate_of=_optional(body, "duplicate_of", str),
     )

@@ -11,7 +11,7 @@ import httpx
 
 from berkas.client.calls import Calls
 from berkas.client.flow import Action, Flow, Outcome, Pump, Send
-from berkas.client.models import FileInfo, Requirements, Token, UploadedFile
+from berkas.client.models import DryRunResult, FileInfo, Requirements, Token, UploadedFile
 from berkas.client.streams import FileInput, OnProgress, Sink
 from berkas.core.catalogue import Category, DocumentCode
 
@@ -83,6 +83,33 @@ class BerkasClient(Calls[httpx.Client, httpx.BaseTransport]):
     ) -> UploadedFile:
         """Have the server fetch ``url`` and store it as a document (``file_url``)."""
         return self._run(self._upload_url(category, url, code=code, request_id=request_id))
+
+    def check(
+        self,
+        category: Category | str,
+        file: FileInput,
+        *,
+        code: DocumentCode | str | None = None,
+        filename: str | None = None,
+        on_progress: OnProgress | None = None,
+    ) -> DryRunResult:
+        """Dry-run an upload (berkas's ``Berkas-Dry-Run: true``): every check runs,
+        nothing is stored.
+
+        Takes what ``upload`` takes, less ``request_id`` (a dry run keeps nothing to
+        repeat, so it is retried like a GET). Returns what would be stored: type, size,
+        sha256, dimensions, the metadata that would be stripped, and ``duplicate_of``.
+        A file ``upload`` would refuse raises the same error here.
+        """
+        return self._run(
+            self._check(category, file, code=code, filename=filename, on_progress=on_progress)
+        )
+
+    def check_url(
+        self, category: Category | str, url: str, *, code: DocumentCode | str | None = None
+    ) -> DryRunResult:
+        """Dry-run ``upload_url``: the server fetches and checks ``url``, stores nothing."""
+        return self._run(self._check_url(category, url, code=code))
 
     def file(self, file_id: str) -> FileInfo:
         """Metadata of an uploaded file and a fresh 60-minute link (GET /file/{id})."""
