@@ -99,3 +99,31 @@ def test_expired_documents_are_removed_by_exactly_one_node(
     assert _get(partner, held["id"]).status_code == 404
     for server in nodes:
         assert "Traceback" not in server.output()
+
+
+def test_the_embedded_default_expires_documents_too(tmp_path: Path) -> None:
+    # One node on SQLite and local disk: the same lease (it is the only holder), the
+    # same removal of row, bytes and links, and the held document kept.
+    server = Server(data_dir=tmp_path / "data", env=RETENTION)
+    server.start()
+    try:
+        partner = server.new_partner()
+        logo = partner.upload(samples.png(seed=60), category="LOGO", code=None).json()
+        held = partner.upload(samples.png(seed=61), category="LOGO", code=None).json()
+        server.cli("files", "hold", held["id"])
+        deadline = time.monotonic() + 60
+        while _get(partner, logo["id"]).status_code != 404 and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+        assert _get(partner, logo["id"]).status_code == 404
+        assert httpx.get(logo["link"], timeout=30).status_code == 404
+        tail = unquote(urlsplit(logo["link"]).path).rsplit("/", 1)[-1]
+        assert not list((server.data_dir / "blobs").rglob(tail))
+        kinds = [e["kind"] for e in _get(partner, f"{logo['id']}/events").json()["events"]]
+        # uploaded, then a described for each poll above, then its one expiry.
+        assert (kinds[0], kinds[-1]) == ("uploaded", "retention_expired")
+        assert kinds.count("retention_expired") == 1
+        assert _get(partner, held["id"]).json()["legal_hold"] is True
+        assert "Traceback" not in server.output()
+    finally:
+        server.stop()
