@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import random
@@ -53,11 +54,19 @@ GPS_LONGITUDE = ((106, 1), (49, 1), (3210, 100))
 CAMERA = "BerkasCam 3000"
 
 
+@functools.cache
+def _srgb_profile() -> bytes:
+    # Made once: a profile's header carries the moment it was made, and two photos that
+    # must be the same picture must carry the same profile.
+    from PIL import ImageCms  # noqa: PLC0415 - only the photo samples need it
+
+    return bytes(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+
+
 def gps_jpeg(width: int = 96, height: int = 64, seed: int = 0, orientation: int = 1) -> bytes:
     """A phone photo: EXIF with a GPS position, the camera model and an orientation, a
     comment, and an sRGB ICC profile that must survive stripping."""
-    from PIL import ImageCms  # noqa: PLC0415 - only this sample needs it
-    from PIL.TiffImagePlugin import IFDRational  # noqa: PLC0415
+    from PIL.TiffImagePlugin import IFDRational  # noqa: PLC0415 - only this sample needs it
 
     image = Image.new("RGB", (width, height), ((seed * 53) % 256, 90, 30))
     for x in range(width):
@@ -74,7 +83,7 @@ def gps_jpeg(width: int = 96, height: int = 64, seed: int = 0, orientation: int 
             4: tuple(IFDRational(*part) for part in GPS_LONGITUDE),
         }
     )
-    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    icc = _srgb_profile()
     buffer = io.BytesIO()
     image.save(
         buffer, "JPEG", quality=90, exif=exif, icc_profile=icc, comment=b"shot at home, Menteng"
