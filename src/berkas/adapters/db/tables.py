@@ -112,7 +112,7 @@ files = Table(
     # What privacy stripping removed before storing, comma-separated (NULL: nothing).
     Column("metadata_removed", String(255), nullable=True),
     Index("ix_files_client_id_created_at", "client_id", "created_at"),
-    Index("ix_files_client_id_category_sha256", "client_id", "category", "sha256"),
+    Index("ix_files_duplicates", "client_id", "category", "sha256", "created_at", "id"),
     Index("ix_files_retained_until", "retained_until"),
 )
 # The audit trail (issue 11): append-only, never updated. No foreign key to files: the
