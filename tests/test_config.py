@@ -305,3 +305,23 @@ def test_categories_that_keep_metadata_are_checked(
     monkeypatch.setenv("BERKAS_KEEP_METADATA_CATEGORIES", "LOGO,SELFIE")
     with pytest.raises(ValidationError, match="SELFIE is no category; categories are"):
         load_settings(data_dir=tmp_path)
+
+
+def test_replay_records_outlive_every_accepted_replay() -> None:
+    # Unset: twice the window plus a minute, the longest a replay can still be accepted.
+    assert load_settings().replay_retention == 2 * 300 + 60
+    assert load_settings(timestamp_window_seconds=900).replay_retention == 1860
+    assert load_settings(replay_retention_seconds=600).replay_retention == 600
+    with pytest.raises(ValidationError, match="shorter than twice BERKAS_TIMESTAMP_WINDOW"):
+        load_settings(replay_retention_seconds=599)
+    with pytest.raises(ValidationError, match=r"at least 1800"):
+        load_settings(timestamp_window_seconds=900, replay_retention_seconds=1799)
+
+
+def test_the_replaced_replay_setting_says_what_replaced_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BERKAS_REPLAY_RETENTION_HOURS", "48")
+    with pytest.raises(ValueError, match="BERKAS_REPLAY_RETENTION_HOURS: replaced") as info:
+        load_settings()
+    assert "BERKAS_IDEMPOTENCY_RETENTION_HOURS" in str(info.value)

@@ -75,7 +75,8 @@ def test_only_the_serving_process_removes_blobs_whose_upload_never_committed(
 
 
 def test_request_id_records_past_their_retention_are_forgotten_at_start(tmp_path: Path) -> None:
-    settings = load_settings(data_dir=tmp_path / "data", replay_retention_hours=6)
+    # Kept twice the timestamp window plus a minute (11 minutes at the default 300 s).
+    settings = load_settings(data_dir=tmp_path / "data")
     now = datetime.now(UTC)
 
     def record(client_id: str, request_id: str, age: timedelta) -> ReplayRecord:
@@ -92,8 +93,8 @@ def test_request_id_records_past_their_retention_are_forgotten_at_start(tmp_path
     try:
         client_id = container.clients.create().client_id
         replays = container.database.replays
-        assert replays.begin(record(client_id, "old", timedelta(hours=7))) is None
-        assert replays.begin(record(client_id, "recent", timedelta(hours=5))) is None
+        assert replays.begin(record(client_id, "old", timedelta(minutes=12))) is None
+        assert replays.begin(record(client_id, "recent", timedelta(minutes=10))) is None
     finally:
         container.close()
 

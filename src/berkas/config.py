@@ -27,6 +27,17 @@ _PREFIX = "BERKAS_"
 # S3's bucket naming rules (virtual-host safe): 3-63 of a-z 0-9 . -, letter or digit at ends.
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 CONFIG_FILE_VARIABLE = "BERKAS_CONFIG_FILE"
+# Kept beyond twice the timestamp window: the clocks of the node that wrote a Request-Id
+# record and the node that purges it may disagree by this much.
+REPLAY_MARGIN_SECONDS = 60
+# Settings an earlier release read, and what replaced them: named, not just "unknown".
+_REPLACED = {
+    "BERKAS_REPLAY_RETENTION_HOURS": (
+        "replaced: signed Request-Ids are kept as long as a replay can be accepted "
+        "(BERKAS_REPLAY_RETENTION_SECONDS, default twice the timestamp window plus a "
+        "minute), upload Idempotency-Keys for BERKAS_IDEMPOTENCY_RETENTION_HOURS"
+    ),
+}
 # Read from the environment although they are not settings of the server: the name of the
 # config file itself, and what the partner CLI (``berkas partner``, cli/partner.py) takes
 # its connection from. The one list of such names; tests/test_config.py checks it against
@@ -84,7 +95,12 @@ class Settings(BaseSettings):
     # How long a secret replaced by `berkas clients rotate-secret` still verifies (0: not
     # at all); at most 30 days (services.clients.MAX_GRACE says why).
     secret_grace_hours: int = Field(default=24, ge=0, le=720)
-    replay_retention_hours: int = Field(default=48, ge=1)
+    # How long a signed Request-Id and its (sealed) answer are kept: unset, twice the
+    # timestamp window plus REPLAY_MARGIN_SECONDS, the longest a replay can still be
+    # accepted; a shorter value is refused. Upload Idempotency-Keys (only a file id each)
+    # are kept for BERKAS_IDEMPOTENCY_RETENTION_HOURS.
+    replay_retention_seconds: int | None = Field(default=None, ge=1)
+    idempotency_retention_hours: int = Field(default=48, ge=1)
     housekeeping_interval_seconds: int = Field(default=3600, ge=1)
     # How long a document is kept (issue 11): days, fractions allowed; 0 keeps it until
     # deleted. Per category: "DOCUMENT=30,LOGO=0" overrides the default for those.
@@ -104,6 +120,10 @@ class Settings(BaseSettings):
     # Older master keys, comma-separated, still opened (not used to seal) until
     # `berkas secrets rekey` has resealed everything under the current one.
     master_key_previous: SecretStr | None = None
+    # How often the master key is to be replaced (`berkas secrets status --check` fails
+    # past it). NIST SP 800-57 Part 1 rev. 5, section 5.3.6, suggests an originator-usage
+    # period of up to 2 years for a symmetric key-wrapping key; a year leaves a margin.
+    master_key_rotation_days: int = Field(default=365, ge=1)
 
     # Links.
     link_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 86_400)
@@ -288,6 +308,29 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _replays_outlive_the_window(self) -> Settings:
+        shortest = 2 * self.timestamp_window_seconds
+        if self.replay_retention_seconds is not None and self.replay_retention_seconds < shortest:
+            # A request stamped T is accepted from T - window to T + window; the first one
+            # can arrive at the start of that span and its replay at the end, so a record
+            # kept less than twice the window lets the same Request-Id run twice (DOKU's
+            # replay rule, DESIGN 2.1).
+            raise ValueError(
+                f"BERKAS_REPLAY_RETENTION_SECONDS={self.replay_retention_seconds} is shorter "
+                f"than twice BERKAS_TIMESTAMP_WINDOW_SECONDS ({shortest} s): a replayed "
+                "request could be accepted again after its record is gone; leave it unset "
+                f"or set at least {shortest}"
+            )
+        return self
+
+    @property
+    def replay_retention(self) -> int:
+        """Seconds a signed Request-Id record is kept (see replay_retention_seconds)."""
+        if self.replay_retention_seconds is not None:
+            return self.replay_retention_seconds
+        return 2 * self.timestamp_window_seconds + REPLAY_MARGIN_SECONDS
+
+    @model_validator(mode="after")
     def _encryption_coherent(self) -> Settings:
         if self.link_mode == "presigned" and self.encrypt_at_rest:
             raise ValueError(
@@ -437,6 +480,10 @@ def _unknown_names(names: Iterable[str], *, config_file: str | None = None) -> l
         if not in_file and not upper.startswith(_PREFIX):
             continue  # someone else's variable
         where = f"{name} (in {config_file})" if in_file else name
+        replaced = _REPLACED.get(upper if upper.startswith(_PREFIX) else _PREFIX + upper)
+        if replaced is not None:
+            problems.append(f"{where}: {replaced}")
+            continue
         if in_file and upper in ENVIRONMENT_ONLY:
             problems.append(f"{where}: read from the environment only, never from this file")
             continue

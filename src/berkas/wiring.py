@@ -25,6 +25,7 @@ from berkas.adapters.clock import SystemClock
 from berkas.adapters.datadir import DataDirInUse, DataDirLock
 from berkas.adapters.db.database import SqlDatabase
 from berkas.adapters.db.engine import display_url, sqlite_file
+from berkas.adapters.db.repositories import clear_value_message
 from berkas.adapters.durable import atomic_write
 from berkas.adapters.fetch import GuardedFetcher
 from berkas.adapters.keys import KeyRing, KeyStore, import_key_directory
@@ -46,6 +47,7 @@ from berkas.core.ids import IdMinter
 from berkas.core.links import LinkSigner
 from berkas.core.models import Client
 from berkas.core.ports import BlobStore, Clock, Fetcher, LinkPresigner
+from berkas.core.wire import iso8601
 from berkas.services.bundle import Services
 from berkas.services.clients import ClientService
 from berkas.services.files import FileService
@@ -187,7 +189,8 @@ def build(settings: Settings, *, node_id: int | None = None) -> Services:
             files=files,
             tasks=database.tasks,
             holder=_node_identity(settings, create=False) + f"#{node_id}",
-            retention=timedelta(hours=settings.replay_retention_hours),
+            retention=timedelta(seconds=settings.replay_retention),
+            upload_retention=timedelta(hours=settings.idempotency_retention_hours),
             interval=timedelta(seconds=settings.housekeeping_interval_seconds),
         ),
         nodes=nodes,
@@ -324,8 +327,10 @@ def _check_existing(settings: Settings) -> None:
 
 
 def secrets_status(settings: Settings) -> dict[str, object]:
-    """What ``berkas secrets status`` prints: the master keys this process holds and how
-    many secrets of each kind each master key id seals.
+    """What ``berkas secrets status`` prints: the master keys this process holds, how many
+    secrets of each kind each master key id seals, how old the sealing key is against
+    the rotation schedule, which older keys are still held and whether anything still
+    needs them, and any value found in clear.
 
     Opens no secret, so it works when a needed master key is missing (the case it is
     there to diagnose); creates nothing.
@@ -334,13 +339,86 @@ def secrets_status(settings: Settings) -> dict[str, object]:
     sealer = _sealer(settings, create=False)
     database = SqlDatabase.from_url(settings.resolved_database_url, sealer=sealer)
     try:
-        return {
-            "master_keys": list(sealer.kids),
-            "sealing_with": sealer.current.kid,
-            "sealed": database.sealed.by_master_key(),
-        }
+        sealed = database.sealed.by_master_key()
+        ages = database.sealed.master_key_ages()
+        clear = database.sealed.clear_values()
+        legacy = database.sealed.legacy_clear()
     finally:
         database.close()
+    current = sealer.current.kid
+    first_used = ages.get(current)
+    now = SystemClock().now()
+    age_days = None if first_used is None else (now - first_used).days
+    still_sealing = {
+        kid: sum(counts.get(kid, 0) for counts in sealed.values())
+        for kid in {kid for counts in sealed.values() for kid in counts}
+        if kid not in (current, "clear")
+    }
+    return {
+        "master_keys": list(sealer.kids),
+        "sealing_with": current,
+        "sealed": sealed,
+        "sealing_key_first_used": None if first_used is None else iso8601(first_used),
+        "sealing_key_age_days": age_days,
+        "rotate_every_days": settings.master_key_rotation_days,
+        "rotation_due": age_days is not None and age_days >= settings.master_key_rotation_days,
+        # Older keys this process still holds: once nothing needs them (rekey done),
+        # destroying them is what makes old backups unreadable.
+        "older_keys_held": [kid for kid in sealer.kids if kid != current],
+        "values_under_older_keys": still_sealing,
+        "clear_values": [f"{column} of {row!r}" for column, row in clear],
+        "legacy_clear_client_secrets": legacy,
+    }
+
+
+def status_problems(report: dict[str, object]) -> list[str]:
+    """What ``berkas secrets status --check`` fails on, one sentence each."""
+    problems = []
+    if report["rotation_due"]:
+        problems.append(
+            f"the sealing master key is {report['sealing_key_age_days']} days old; the "
+            f"schedule is {report['rotate_every_days']} days (BERKAS_MASTER_KEY_ROTATION_DAYS): "
+            "rotate it (README, Secrets at rest and the master key)"
+        )
+    held = report["older_keys_held"]
+    needed = report["values_under_older_keys"]
+    if needed:
+        problems.append(
+            f"values are still sealed under older master keys {needed}: run `berkas secrets rekey`"
+        )
+    elif held:
+        problems.append(
+            f"older master keys {held} are still configured but nothing needs them: remove "
+            "them from every node and destroy them, or old backups stay readable"
+        )
+    if report["clear_values"]:
+        problems.append(f"values in clear in sealed columns: {report['clear_values']}")
+    return problems
+
+
+def seal_legacy(settings: Settings) -> list[str]:
+    """``berkas secrets seal-legacy``: migrate, then seal the client secrets an older
+    release stored in clear (the ones migration 0008 listed) and nothing else; once.
+    Returns the client ids sealed; ``SealingError`` when there is nothing to do or it ran
+    before."""
+    path = sqlite_file(settings.resolved_database_url)
+    if not settings.data_dir.is_dir() or (path is not None and not path.is_file()):
+        raise ValueError(
+            f"no berkas data dir or database at {settings.data_dir}; seal-legacy upgrades "
+            "an existing one (pass --data-dir)"
+        )
+    os.umask(0o077)
+    database = SqlDatabase.from_url(
+        settings.resolved_database_url, sealer=_sealer(settings, create=True)
+    )
+    try:
+        database.migrate()
+        sealed = database.sealed.seal_legacy(SystemClock().now())
+        # The clear values must not linger in the SQLite file's free pages or its WAL.
+        database.compact()
+    finally:
+        database.close()
+    return sealed
 
 
 def database_shown(settings: Settings) -> str:
@@ -487,7 +565,11 @@ def _sealer(settings: Settings, *, create: bool) -> Sealer:
 
 def _prepare_secrets(settings: Settings, database: SqlDatabase) -> None:
     """Secrets into the database, sealed: the first signing key and the link secret, an
-    older data dir's key directory and link-secret file, plaintext client secrets."""
+    older data dir's key directory and link-secret file; data keys rebound to their rows.
+
+    A value in clear in any sealed column stops the start, naming it: nothing here seals
+    what it finds in the database (README "Secrets at rest and the master key").
+    """
     now = SystemClock().now()
     if (
         database.dialect != "sqlite"
@@ -499,6 +581,7 @@ def _prepare_secrets(settings: Settings, database: SqlDatabase) -> None:
             "needs the same key: set BERKAS_MASTER_KEY (or BERKAS_MASTER_KEY_FILE) on all",
             settings.default_master_key_file,
         )
+    refuse_clear_values(database)
     # The link secret first: opening it proves this node's master key is the one the
     # database was sealed with before this node writes anything sealed (a node with the
     # wrong key must not leave rows no other node can open).
@@ -520,11 +603,40 @@ def _prepare_secrets(settings: Settings, database: SqlDatabase) -> None:
             "moved %d signing key(s) from %s into the database", imported, settings.keys_dir
         )
     _key_ring(settings, database.signing_keys, SystemClock(), create=True)
-    sealed = sum(database.sealed.reseal(plaintext_only=True).values())
-    if sealed:
-        # Old plaintext must not linger in the SQLite file's free pages or its WAL.
-        database.compact()
-        log.warning("sealed %d client secret key(s) under the master key", sealed)
+    database.sealed.record_master_key(now)
+    rebound = database.sealed.rebind_data_keys()
+    if rebound:
+        log.warning(
+            "bound %d document data key(s) to their file's owner, object key and link generation",
+            rebound,
+        )
+
+
+def refuse_clear_values(database: SqlDatabase) -> None:
+    """Raise ``ValueError`` naming every value in clear in a sealed column.
+
+    berkas seals every value it writes there, so a clear one was written by an older
+    release (client secrets before 0004: `berkas secrets seal-legacy` seals those, once)
+    or into the database without the master key; the latter is never sealed or used.
+    """
+    found = database.sealed.clear_values()
+    if not found:
+        return
+    legacy = set(database.sealed.legacy_clear())
+    planted = [
+        (column, row)
+        for column, row in found
+        if not (column == "clients.secret_key" and row in legacy)
+    ]
+    problems = [clear_value_message(column, row) for column, row in planted]
+    if legacy:
+        problems.append(
+            f"{len(legacy)} client secret key(s) ({', '.join(sorted(legacy))}) were stored in "
+            "clear by a berkas release before secrets were sealed (listed when this "
+            "database was upgraded to schema 0008); run `berkas secrets seal-legacy` once "
+            "to seal them (README, Upgrading)"
+        )
+    raise ValueError("; ".join(problems))
 
 
 def _local_root(url: str) -> Path | None:

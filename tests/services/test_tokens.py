@@ -123,7 +123,8 @@ def test_token_carries_exactly_dokus_claims(
         "iat": now,
         "user": {"businessServiceClientId": CLIENT_ID},
     }
-    assert re.fullmatch(r"[0-9a-f]{32}", jti), jti
+    # The client's token generation (0: never disabled or rotated), then a random id.
+    assert re.fullmatch(r"0\.[0-9a-f]{32}", jti), jti
     assert issued.expires_at == clock.now() + timedelta(minutes=360)
 
 
@@ -394,6 +395,49 @@ def test_disabled_client_cannot_use_a_token_already_issued(
     clients.set_enabled(CLIENT_ID, False)
 
     assert refused(service, token).code == "client_disabled"
+
+
+def test_tokens_minted_before_a_disable_stay_dead_after_the_enable(
+    service: TokenService, clients: ClientRepository
+) -> None:
+    before = service.issue(CLIENT_ID, "60").token
+    clients.set_enabled(CLIENT_ID, False)
+    clients.set_enabled(CLIENT_ID, True)
+
+    assert refused(service, before).code == "token_revoked"
+    assert service.verify(service.issue(CLIENT_ID, "60").token).client_id == CLIENT_ID
+
+
+def test_tokens_minted_before_a_secret_rotation_stop_working(
+    service: TokenService, clients: ClientRepository, clock: FakeClock
+) -> None:
+    before = service.issue(CLIENT_ID, "60").token
+    now = clock.now()
+    # Even with a grace for the old secret: the grace is for signing, not for tokens.
+    clients.rotate_secret(CLIENT_ID, "SK-rotated", now, now + timedelta(hours=1))
+
+    assert refused(service, before).code == "token_revoked"
+    assert service.verify(service.issue(CLIENT_ID, "60").token).client_id == CLIENT_ID
+
+
+@pytest.mark.parametrize(
+    ("jti", "code"),
+    [
+        ("1.abc", "token_revoked"),
+        ("x.abc", "token_revoked"),
+        ("-1.abc", "token_revoked"),
+        ("0001.abc", "token_revoked"),
+        ("\u0660.abc", "token_revoked"),  # Arabic-Indic zero: not a spelling of 0
+        (7, "token_malformed"),  # RFC 7519 section 4.1.7: a jti is a string
+    ],
+)
+def test_a_jti_naming_another_generation_is_refused(
+    service: TokenService, keys: KeyRing, clock: FakeClock, jti: object, code: str
+) -> None:
+    # Generation 0 is current: any other generation (or an unreadable one) is refused.
+    claims = claims_for(clock)
+    claims["jti"] = jti
+    assert refused(service, sign(keys, claims)).code == code
 
 
 def test_token_for_an_unknown_client_is_refused(

@@ -78,7 +78,9 @@ class FailingFiles:
     def remove(self, file_id: str, node_id: int, event: object) -> StoredFile | None:
         return None
 
-    def revoke_links(self, file_id: str, event: object) -> int | None:
+    def revoke_links(
+        self, file_id: str, event: object, *, generation: int, data_key: str | None
+    ) -> int | None:
         return None
 
     def set_hold(self, file_id: str, hold: bool, event: object) -> bool:

@@ -23,6 +23,8 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
+import logging
 import os
 import secrets
 from collections.abc import Iterable
@@ -36,6 +38,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from berkas.adapters.durable import atomic_write
 from berkas.core.codes import Code
 from berkas.core.errors import BerkasError
+from berkas.core.models import DataKeyBinding
+
+log = logging.getLogger(__name__)
 
 PREFIX = "sealed:"
 _VERSION = "v1"
@@ -185,8 +190,15 @@ class Sealer:
         return not value.startswith(f"{PREFIX}{_VERSION}:{self.current.kid}:")
 
 
-def data_key_context(file_id: str) -> str:
-    """Where a document's data key lives: its own row of ``files``."""
+def data_key_context(binding: DataKeyBinding) -> str:
+    """Where a document's data key lives and what it belongs to: the file's id, owner,
+    object key and link generation (JSON, so no value can run into the next)."""
+    fields = [binding.file_id, binding.client_id, binding.key, binding.link_generation]
+    return "file-data-key:" + json.dumps(fields, separators=(",", ":"))
+
+
+def legacy_data_key_context(file_id: str) -> str:
+    """What 0007 and older bound a data key to: the file id alone (rebound at start)."""
     return f"file:{file_id}:data_key"
 
 
@@ -198,16 +210,20 @@ class SealedDataKeys:
     def __init__(self, sealer: Sealer) -> None:
         self._sealer = sealer
 
-    def wrap(self, key: bytes, file_id: str) -> str:
-        return self._sealer.seal(key, data_key_context(file_id))
+    def wrap(self, key: bytes, binding: DataKeyBinding) -> str:
+        return self._sealer.seal(key, data_key_context(binding))
 
-    def unwrap(self, wrapped: str, file_id: str) -> bytes:
+    def unwrap(self, wrapped: str, binding: DataKeyBinding) -> bytes:
         try:
-            return self._sealer.open(wrapped, data_key_context(file_id))
+            return self._sealer.open(wrapped, data_key_context(binding))
         except SealingError as exc:
-            # The message names the master key id and the cause, never key material.
+            # The cause (master key ids, the key file's path) is for the operator's log
+            # only: the answer goes to whoever holds a link, who learns nothing about how
+            # the keys are kept (OWASP Error Handling Cheat Sheet: no internals in errors).
+            log.error("the data key of stored file %s cannot be opened: %s", binding.file_id, exc)
             raise BerkasError(
-                f"the stored file {file_id} cannot be opened on this node: {exc}",
+                f"the stored file {binding.file_id} cannot be opened on this node; "
+                "nothing was served.",
                 code=Code.FILE_UNREADABLE,
             ) from None
 

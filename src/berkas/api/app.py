@@ -123,6 +123,15 @@ def create_app(
             asyncio.create_task(
                 _every(housekeeping.interval.total_seconds(), housekeeping.run_once, "housekeeping")
             ),
+            # Request-Id answers live no longer than a replay can be accepted (README,
+            # "Secrets at rest and the master key"), whatever the housekeeping interval.
+            asyncio.create_task(
+                _every(
+                    housekeeping.purge_interval.total_seconds(),
+                    housekeeping.purge_replays,
+                    "Request-Id purge",
+                )
+            ),
             # The node-number lease (DESIGN 5), renewed well before it lapses.
             asyncio.create_task(
                 _every(nodes.interval.total_seconds(), nodes.heartbeat, "node lease renewal")

@@ -187,6 +187,11 @@ class Code(StrEnum):
         401,
         "The token lives longer than the longest valid_time this server grants.",
     )
+    TOKEN_REVOKED = (
+        "token_revoked",
+        401,
+        "The token was issued before its client's secret was rotated or the client was disabled.",
+    )
 
     # 403: a valid caller, or a link holder, touching what is not theirs or no longer valid.
     PERMISSION_DENIED = ("permission_denied", 403, "This is not yours to access.")

@@ -9,6 +9,10 @@ from datetime import UTC, datetime
 from berkas.core.codes import Code
 from berkas.core.errors import Conflict, InvalidRequest
 
+# Request-Ids of upload Idempotency-Keys in the replay table start with this: they are
+# kept longer than signed Request-Ids (BERKAS_IDEMPOTENCY_RETENTION_HOURS).
+UPLOAD_REPLAY_PREFIX = "upload:"
+
 
 @dataclass(frozen=True, slots=True)
 class Client:
@@ -27,6 +31,9 @@ class Client:
     secret_rotated_at: datetime | None = None
     previous_secret_key: str | None = None
     previous_expires_at: datetime | None = None
+    # Bumped by a disable and by a secret rotation; a token minted under an older
+    # generation is refused (its client's state changed since it was minted).
+    token_generation: int = 0
 
     def previous_secret_at(self, now: datetime) -> str | None:
         """The replaced secret while its grace lasts at ``now``, else None."""
@@ -60,6 +67,24 @@ class StoredFile:
     data_key: str | None = None
     # What privacy stripping removed before the bytes were stored ("exif", "gps", ...).
     metadata_removed: tuple[str, ...] = ()
+
+    @property
+    def binding(self) -> DataKeyBinding:
+        """What this file's wrapped data key is bound to, as the row says now."""
+        return DataKeyBinding(self.id, self.client_id, self.key, self.link_generation)
+
+
+@dataclass(frozen=True, slots=True)
+class DataKeyBinding:
+    """What a document's wrapped data key is bound to: its id, its owner, its object key
+    and its link generation. A database writer who changes any of them (gives the file to
+    another partner, points it at another object, undoes a revocation) is left with a key
+    that no longer opens, so the document is refused rather than served."""
+
+    file_id: str
+    client_id: str
+    key: str
+    link_generation: int
 
 
 class EventKind(enum.StrEnum):

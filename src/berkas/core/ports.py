@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from berkas.core.egress import FetchResult
-from berkas.core.models import Client, FileEvent, NodeLease, ReplayRecord, StoredFile
+from berkas.core.models import (
+    Client,
+    DataKeyBinding,
+    FileEvent,
+    NodeLease,
+    ReplayRecord,
+    StoredFile,
+)
 
 
 class Clock(Protocol):
@@ -102,9 +109,13 @@ class FileRepository(Protocol):
         ``event``, in one transaction. Returns the removed file, or None when absent."""
         ...
 
-    def revoke_links(self, file_id: str, event: FileEvent) -> int | None:
-        """Bump the file's link generation and append ``event`` in one transaction;
-        returns the new generation, or None when there is no such file."""
+    def revoke_links(
+        self, file_id: str, event: FileEvent, *, generation: int, data_key: str | None
+    ) -> int | None:
+        """Move the file's link generation from ``generation`` to the next, store
+        ``data_key`` (rewrapped for the new generation; None: the file has none) and
+        append ``event``, in one transaction; returns the new generation, or None when
+        the file is gone or no longer at ``generation`` (a concurrent revoke)."""
         ...
 
     def set_hold(self, file_id: str, hold: bool, event: FileEvent) -> bool:
@@ -153,8 +164,9 @@ class ReplayRepository(Protocol):
         answered record is never touched."""
         ...
 
-    def purge_before(self, cutoff: datetime) -> int:
-        """Delete records older than ``cutoff``; returns how many."""
+    def purge_before(self, cutoff: datetime, *, uploads_before: datetime) -> int:
+        """Delete signed-request records older than ``cutoff`` and upload records
+        (``UPLOAD_REPLAY_PREFIX``) older than ``uploads_before``; returns how many."""
         ...
 
 
@@ -241,24 +253,34 @@ class SealedSecrets(Protocol):
         """For each kind of secret, how many values each master key id seals."""
         ...
 
-    def reseal(self, *, plaintext_only: bool) -> dict[str, int]:
-        """Seal under the current master key whatever is not; counts by kind."""
+    def reseal(self) -> dict[str, int]:
+        """Reseal under the current master key what an older one sealed; counts by kind.
+        Values in clear are never sealed here (``clear_values`` names them)."""
+        ...
+
+    def clear_values(self) -> list[tuple[str, str]]:
+        """(column, row) of every value in a sealed column that is not sealed."""
+        ...
+
+    def master_key_ages(self) -> dict[str, datetime]:
+        """When each master key id first sealed in this database."""
         ...
 
 
 class DataKeys(Protocol):
     """Wraps each document's data key under the master key (encryption at rest, issue 11).
 
-    A wrapped key is bound to its file id: copied into another row it does not open.
+    A wrapped key is bound to its file's id, owner, object key and link generation
+    (``DataKeyBinding``): with any of them changed in the row it does not open.
     """
 
-    def wrap(self, key: bytes, file_id: str) -> str:
-        """``key`` sealed for the row of ``file_id``."""
+    def wrap(self, key: bytes, binding: DataKeyBinding) -> str:
+        """``key`` sealed for the row ``binding`` describes."""
         ...
 
-    def unwrap(self, wrapped: str, file_id: str) -> bytes:
-        """The data key of ``file_id``; raises ``BerkasError`` (``file_unreadable``) when
-        this node's master keys cannot open it."""
+    def unwrap(self, wrapped: str, binding: DataKeyBinding) -> bytes:
+        """The data key of the row ``binding`` describes; raises ``BerkasError``
+        (``file_unreadable``) when this node's master keys cannot open it there."""
         ...
 
 

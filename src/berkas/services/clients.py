@@ -115,6 +115,7 @@ class ClientService:
             secret_rotated_at=now,
             previous_secret_key=None if until is None else before.secret_key,
             previous_expires_at=until,
+            token_generation=before.token_generation + 1,  # as the repository bumped it
         )
         return SecretRotation(client, until, dropped)
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from berkas.core import envelope
 from berkas.core.codes import Code
 from berkas.core.envelope import EnvelopeError
-from berkas.core.errors import BerkasError, NotFound, PermissionDenied
+from berkas.core.errors import BerkasError, Conflict, NotFound, PermissionDenied
 from berkas.core.ids import is_file_id
 from berkas.core.models import Client, EventKind, FileEvent, StoredFile
 from berkas.core.ports import AuditLog, BlobStore, Clock, DataKeys, FileRepository
@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 # The events after which an id is gone for good: a repeated DELETE by its owner is then
 # answered as the first was (idempotent, RFC 9110 section 9.2.2).
 _GONE = frozenset({EventKind.DELETED, EventKind.RETENTION_EXPIRED})
+# A revoke that loses the race to another revoke of the same file reads it again; each
+# loss means another revoke succeeded, so a few rounds always suffice in practice.
+_REVOKE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,11 +205,32 @@ class FileService:
             ip=ip,
             user_agent=user_agent,
         )
-        generation = self._files.revoke_links(stored.id, event)
-        if generation is None:  # deleted meanwhile
-            raise NotFound(f"No file with id {file_id!r}.", code=Code.FILE_NOT_FOUND)
-        current = replace(stored, link_generation=generation)
-        return FileView(stored=current, link=self._links.issue(current))
+        for _ in range(_REVOKE_ATTEMPTS):
+            current = replace(stored, link_generation=stored.link_generation + 1)
+            # The data key is bound to the link generation: rewrapped for the new one in
+            # the same transaction, so a database writer who sets the generation back
+            # (to revive the revoked links) is left with a key that no longer opens.
+            data_key = self._rewrap(stored, current)
+            generation = self._files.revoke_links(
+                stored.id, event, generation=stored.link_generation, data_key=data_key
+            )
+            if generation is not None:
+                current = replace(current, data_key=data_key or stored.data_key)
+                return FileView(stored=current, link=self._links.issue(current))
+            # Deleted meanwhile, or revoked by a concurrent call: read it again.
+            stored = self._owned(client, file_id)
+        raise Conflict(
+            f"The links of {file_id!r} are being revoked by other requests; retry.",
+            code=Code.REQUEST_IN_PROGRESS,
+        )
+
+    def _rewrap(self, stored: StoredFile, moved: StoredFile) -> str | None:
+        if stored.data_key is None:
+            return None
+        if self._data_keys is None:
+            raise _unreadable(stored, "this node was started without its data keys")
+        key = self._data_keys.unwrap(stored.data_key, stored.binding)
+        return self._data_keys.wrap(key, moved.binding)
 
     def _gone_for(self, client: Client, file_id: str) -> bool:
         return any(
@@ -266,7 +290,7 @@ class FileService:
             return chunks
         if self._data_keys is None:
             raise _unreadable(stored, "this node was started without its data keys")
-        plain = envelope.decrypt(chunks, self._data_keys.unwrap(stored.data_key, stored.id))
+        plain = envelope.decrypt(chunks, self._data_keys.unwrap(stored.data_key, stored.binding))
         try:
             first = next(plain, b"")
         except EnvelopeError as exc:

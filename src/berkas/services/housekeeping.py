@@ -28,6 +28,7 @@ class Housekeeping:
         clients: ClientRepository,
         retention: timedelta,
         interval: timedelta,
+        upload_retention: timedelta | None = None,
         files: FileService | None = None,
         tasks: TaskLeaseRepository | None = None,
         holder: str = "",
@@ -40,7 +41,11 @@ class Housekeeping:
         self._keys = keys
         self._clock = clock
         self._retention = retention
+        self._upload_retention = retention if upload_retention is None else upload_retention
         self.interval = interval
+        # Signed Request-Id records hold an answer only as long as a replay can still be
+        # accepted: they are purged at least twice per retention, whatever the interval.
+        self.purge_interval = min(interval, retention / 2)
 
     def run_once(self) -> int:
         """One round; returns how many Request-Id records were forgotten."""
@@ -53,11 +58,18 @@ class Housekeeping:
         forgotten = self._clients.forget_expired_secrets(self._clock.now())
         if forgotten:
             log.info("deleted %d client secret(s) whose rotation grace has ended", forgotten)
-        cutoff = self._clock.now() - self._retention
-        purged = self._replays.purge_before(cutoff)
+        purged = self.purge_replays()
+        self._expire_documents()
+        return purged
+
+    def purge_replays(self) -> int:
+        """Forget signed Request-Ids past their retention and upload Idempotency-Keys past
+        theirs; returns how many."""
+        now = self._clock.now()
+        cutoff = now - self._retention
+        purged = self._replays.purge_before(cutoff, uploads_before=now - self._upload_retention)
         if purged:
             log.info("forgot %d Request-Id record(s) older than %s", purged, cutoff.isoformat())
-        self._expire_documents()
         return purged
 
     def _expire_documents(self) -> None:

@@ -12,12 +12,11 @@ from datetime import timedelta
 
 from berkas.core.codes import Code
 from berkas.core.errors import Conflict, InvalidRequest
-from berkas.core.models import Client, ReplayRecord
+from berkas.core.models import UPLOAD_REPLAY_PREFIX, Client, ReplayRecord
 from berkas.core.ports import Clock, ReplayRepository
 
 # DESIGN 2.1 bounds Request-Id at 128 characters; an upload key follows the same bound.
 MAX_KEY = 128
-_UPLOAD_NAMESPACE = "upload:"
 
 
 def reserve(
@@ -122,4 +121,4 @@ class IdempotentUploads:
 def _record_id(key: str) -> str:
     # Hashed so any key a signed call accepts (up to 128 characters) fits beside the
     # namespace, which keeps upload keys apart from the Request-Ids of signed calls.
-    return _UPLOAD_NAMESPACE + hashlib.sha256(key.encode()).hexdigest()
+    return UPLOAD_REPLAY_PREFIX + hashlib.sha256(key.encode()).hexdigest()

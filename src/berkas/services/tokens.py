@@ -98,8 +98,10 @@ class TokenService:
             "exp": expires,
             "iat": issued_at,
             "user": {CLIENT_CLAIM: client_id},
-            # A unique id per token, so a later revocation list has something to name.
-            "jti": uuid.uuid4().hex,
+            # A unique id per token (DESIGN 2.2 allows a jti), prefixed with the client's
+            # token generation: a disable or a secret rotation bumps it, and every token
+            # minted before then is refused (verify).
+            "jti": f"{client.token_generation}.{uuid.uuid4().hex}",
         }
         token = jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
         return IssuedToken(token=token, expires_at=datetime.fromtimestamp(expires, UTC))
@@ -198,7 +200,17 @@ class TokenService:
         client_id = user.get(CLIENT_CLAIM) if isinstance(user, dict) else None
         if not isinstance(client_id, str) or not client_id:
             raise _malformed(f'it has no "user.{CLIENT_CLAIM}" claim')
-        return self._enabled_client(client_id)
+        client = self._enabled_client(client_id)
+        if _generation(claims.get("jti")) != client.token_generation:
+            # Minted before a `berkas clients disable` or `rotate-secret`: whoever held
+            # the old secret, or the disabled client, keeps nothing that still works
+            # (OWASP ASVS 4.0.3 V3.3.3 and V3.3.4: credential changes end sessions).
+            raise AuthenticationFailed(
+                f"token was issued to client {quoted(client_id)} before its secret was "
+                "rotated or it was disabled; request a new one from POST /token.",
+                code=Code.TOKEN_REVOKED,
+            )
+        return client
 
     def _check_times(self, claims: dict[str, Any]) -> None:
         # Every time claim is a NumericDate (RFC 7519 section 2); we issue whole seconds.
@@ -292,6 +304,20 @@ def _canonical(token: str) -> bool:
         if base64.urlsafe_b64encode(decoded).rstrip(b"=").decode("ascii") != part:
             return False
     return True
+
+
+def _generation(jti: object) -> int | None:
+    """The client token generation a berkas ``jti`` starts with; a token of a release
+    before generations (a bare hex jti, or none) counts as generation 0. None when
+    unreadable (only a key of ours could have signed it; it is refused all the same)."""
+    if jti is None:
+        return 0
+    if not isinstance(jti, str):
+        return None
+    head, dot, _ = jti.partition(".")
+    if not dot:
+        return 0
+    return int(head) if head.isascii() and head.isdigit() and len(head) <= 9 else None
 
 
 def _malformed(problem: str) -> AuthenticationFailed:

@@ -481,9 +481,9 @@ class UploadService:
                 height=info.height,
                 created_at=(created := self._clock.now()),
                 retained_until=_plus(created, self._retention(target.category.value)),
-                data_key=self._wrap(body.data_key, minted.id),
                 metadata_removed=body.removed,
             )
+            stored = replace(stored, data_key=self._wrap(body.data_key, stored))
             # The audit trail's first event, committed with the row (issue 11).
             uploaded = FileEvent(stored.id, client.client_id, EventKind.UPLOADED, stored.created_at)
             try:
@@ -498,11 +498,12 @@ class UploadService:
             return UploadResult(stored=stored, link=self._links.issue(stored))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _wrap(self, key: bytes | None, file_id: str) -> str | None:
-        # Bound to the id just minted: the wrapped key opens for this row only.
+    def _wrap(self, key: bytes | None, stored: StoredFile) -> str | None:
+        # Bound to the row as it is stored (id, owner, object key, link generation): the
+        # wrapped key opens for this row only, and only while none of them is changed.
         if key is None or self._data_keys is None:
             return None
-        return self._data_keys.wrap(key, file_id)
+        return self._data_keys.wrap(key, stored.binding)
 
     def recover_orphans(self) -> int:
         """At start, before serving: remove blobs this node wrote whose row never

@@ -144,6 +144,7 @@ def test_a_rotated_secret_keeps_the_replaced_one_until_its_grace_ends(database: 
         secret_rotated_at=rotated_at,
         previous_secret_key="SK-test-0001",
         previous_expires_at=until,
+        token_generation=1,  # tokens minted before the rotation stop working
     )
 
 
@@ -177,7 +178,17 @@ def test_a_rotation_without_grace_keeps_no_previous_secret(database: Database) -
     database.clients.rotate_secret("BRN-0001-10791114622547", "SK-3", at, None)
 
     after = database.clients.get("BRN-0001-10791114622547")
-    assert after == make_client(secret_key="SK-3", secret_rotated_at=at)
+    assert after == make_client(secret_key="SK-3", secret_rotated_at=at, token_generation=2)
+
+
+def test_a_disable_bumps_the_token_generation_and_an_enable_keeps_it(database: Database) -> None:
+    database.clients.add(make_client())
+
+    assert database.clients.set_enabled("BRN-0001-10791114622547", False) is True
+    assert database.clients.set_enabled("BRN-0001-10791114622547", True) is True
+
+    after = database.clients.get("BRN-0001-10791114622547")
+    assert after == make_client(token_generation=1)
 
 
 def test_rotating_an_unknown_client_changes_nothing(database: Database) -> None:
@@ -200,7 +211,9 @@ def test_expired_previous_secrets_are_forgotten_and_live_ones_kept(database: Dat
     assert database.clients.forget_expired_secrets(T0 + timedelta(hours=1)) == 1
 
     gone, kept, never = (database.clients.get(c) for c in ("BRN-A", "BRN-B", "BRN-C"))
-    assert gone == make_client("BRN-A", secret_key="SK-BRN-A", secret_rotated_at=T0)
+    assert gone == make_client(
+        "BRN-A", secret_key="SK-BRN-A", secret_rotated_at=T0, token_generation=1
+    )
     assert kept is not None
     assert kept.previous_secret_key == "SK-test-0001"
     assert never == make_client("BRN-C")
@@ -330,7 +343,7 @@ def test_naive_datetimes_are_refused(database: Database) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         database.clients.add(make_client(created_at=datetime(2025, 3, 1, 8, 30)))
     with pytest.raises(ValueError, match="timezone-aware"):
-        database.replays.purge_before(datetime(2025, 3, 1, 8, 30))
+        database.replays.purge_before(datetime(2025, 3, 1, 8, 30), uploads_before=T0)
 
     assert database.clients.list() == []
 
@@ -418,13 +431,30 @@ def test_purge_removes_only_older_records(database: Database) -> None:
     for hours_ago, request_id in ((3, "old-1"), (2, "old-2"), (0, "recent")):
         database.replays.begin(make_replay(request_id, created_at=T0 - timedelta(hours=hours_ago)))
 
-    purged = database.replays.purge_before(T0 - timedelta(hours=1))
+    purged = database.replays.purge_before(T0 - timedelta(hours=1), uploads_before=T0)
 
     assert purged == 2
     assert database.replays.begin(make_replay("old-1")) is None
     assert database.replays.begin(make_replay("old-2")) is None
     assert database.replays.begin(make_replay("recent")) is not None
-    assert database.replays.purge_before(T0 - timedelta(hours=5)) == 0
+    gone = T0 - timedelta(hours=5)
+    assert database.replays.purge_before(gone, uploads_before=gone) == 0
+
+
+def test_upload_keys_are_purged_on_their_own_retention(database: Database) -> None:
+    # A signed Request-Id lives only as long as a replay can be accepted; an upload's
+    # Idempotency-Key (a file id, no credential) is kept for its own, longer retention.
+    two_hours_ago = T0 - timedelta(hours=2)
+    database.replays.begin(make_replay("signed", created_at=two_hours_ago))
+    database.replays.begin(make_replay("upload:abc", created_at=two_hours_ago))
+
+    purged = database.replays.purge_before(
+        T0 - timedelta(hours=1), uploads_before=T0 - timedelta(hours=48)
+    )
+
+    assert purged == 1
+    assert database.replays.begin(make_replay("signed")) is None  # forgotten: new again
+    assert database.replays.begin(make_replay("upload:abc")) is not None  # still known
 
 
 def test_concurrent_begins_reserve_exactly_once(database: Database) -> None:

@@ -100,7 +100,8 @@ def test_unreachable_postgresql_is_unavailable() -> None:
     assert caught.value.code == "database_unavailable"
 
     with pytest.raises(Unavailable):
-        database.replays.purge_before(datetime(2025, 3, 1, tzinfo=UTC))
+        at = datetime(2025, 3, 1, tzinfo=UTC)
+        database.replays.purge_before(at, uploads_before=at)
     database.close()
 
 
@@ -155,13 +156,15 @@ def test_a_client_secret_stored_in_clear_is_refused_not_used(sql_database: SqlDa
                 created_at=datetime.now(UTC),
             )
         )
+    with pytest.raises(SealingError, match=r"clients.secret_key of 'BRN-X' is stored in clear"):
+        sql_database.clients.get("BRN-X")
+    assert sql_database.sealed.clear_values() == [("clients.secret_key", "BRN-X")]
+    # Neither a rekey nor the legacy command seals it: migration 0008 did not list it.
+    assert sql_database.sealed.reseal()["client secret keys"] == 0
+    with pytest.raises(SealingError, match="nothing was sealed"):
+        sql_database.sealed.seal_legacy(datetime.now(UTC))
     with pytest.raises(SealingError, match="stored in clear"):
         sql_database.clients.get("BRN-X")
-    # What a start does to rows an older berkas wrote: seal them; then they open.
-    assert sql_database.sealed.reseal(plaintext_only=True)["client secret keys"] == 1
-    client = sql_database.clients.get("BRN-X")
-    assert client is not None
-    assert client.secret_key == "SK-chosen-by-whoever-wrote-the-row"
 
 
 def test_postgresql_reads_run_outside_a_transaction_and_writes_inside_one(
@@ -239,7 +242,7 @@ def test_a_v0004_database_with_clients_upgrades_to_labels_and_rotation(
 
     sql_database.migrate()
 
-    assert sql_database.current_revision() == "0007" == sql_database.head_revision()
+    assert sql_database.current_revision() == "0008" == sql_database.head_revision()
     assert sql_database.clients.get("BRN-OLD") == Client("BRN-OLD", "SK-from-v0004", True, created)
     at = created + timedelta(days=1)
     sql_database.clients.rotate_secret("BRN-OLD", "SK-new", at, at + timedelta(hours=24))
@@ -291,7 +294,7 @@ def test_secrets_status_counts_and_rekey_reseals_previous_secrets(
     url = sql_database.engine.url.render_as_string(hide_password=False)
     rekeyed = SqlDatabase.from_url(url, sealer=newer)
     try:
-        assert rekeyed.sealed.reseal(plaintext_only=False)["previous client secret keys"] == 1
+        assert rekeyed.sealed.reseal()["previous client secret keys"] == 1
         assert rekeyed.sealed.by_master_key()["previous client secret keys"] == {
             newer.current.kid: 1
         }

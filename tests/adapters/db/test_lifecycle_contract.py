@@ -63,17 +63,30 @@ def test_remove_deletes_the_row_reserves_the_key_and_records(database: Database)
 
 def test_revoke_bumps_the_generation(database: Database) -> None:
     stored_with_client(database)
+    file_id = "DCM-0001-1740817815123"
 
+    def revoke(generation: int, data_key: str | None = None) -> int | None:
+        revoked = event(EventKind.LINKS_REVOKED)
+        return database.files.revoke_links(
+            file_id, revoked, generation=generation, data_key=data_key
+        )
+
+    assert revoke(0) == 1
+    assert revoke(1, "sealed:v1:k:rewrapped") == 2
+    # A revoke that read generation 1 lost the race to the one above: nothing changes.
+    assert revoke(1, "sealed:v1:k:stale") is None
     assert (
-        database.files.revoke_links("DCM-0001-1740817815123", event(EventKind.LINKS_REVOKED)) == 1
+        database.files.revoke_links(
+            "DCM-0009-1", event(EventKind.LINKS_REVOKED), generation=0, data_key=None
+        )
+        is None
     )
-    assert (
-        database.files.revoke_links("DCM-0001-1740817815123", event(EventKind.LINKS_REVOKED)) == 2
-    )
-    assert database.files.revoke_links("DCM-0009-1", event(EventKind.LINKS_REVOKED)) is None
-    got = database.files.get("DCM-0001-1740817815123")
+    got = database.files.get(file_id)
     assert got is not None
     assert got.link_generation == 2
+    assert got.data_key == "sealed:v1:k:rewrapped"
+    kinds = [e.kind for e in database.events.for_file(file_id)]
+    assert kinds.count(EventKind.LINKS_REVOKED) == 2
 
 
 def test_expired_skips_held_and_unexpired_files(database: Database) -> None:

@@ -67,7 +67,7 @@ class SqlDatabase:
         # Annotated with the Protocols: Database's attributes are mutable, hence invariant.
         self.clients: ClientRepository = SqlClientRepository(engine, sealer, writes)
         self.files: FileRepository = SqlFileRepository(engine, writes)
-        self.replays: ReplayRepository = SqlReplayRepository(engine, writes)
+        self.replays: ReplayRepository = SqlReplayRepository(engine, sealer, writes)
         self.leases: NodeLeaseRepository = SqlNodeLeaseRepository(engine, writes)
         self.events: AuditLog = SqlAuditLog(engine, writes)
         self.tasks: TaskLeaseRepository = SqlTaskLeases(engine, writes)

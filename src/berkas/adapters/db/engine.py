@@ -198,3 +198,31 @@ def _sqlite_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
     elif not options.get(READ_OPTION):
         connection.exec_driver_sql("BEGIN")
+
+
+# How often truncate_wal retries a checkpoint that readers or a writer kept from finishing.
+_CHECKPOINT_ATTEMPTS = 5
+
+
+def truncate_wal(engine: Engine) -> bool:
+    """On SQLite, copy the write-ahead log into the database file and truncate it to zero
+    bytes (``PRAGMA wal_checkpoint(TRUNCATE)``); a no-op (True) elsewhere.
+
+    Run after a delete that must destroy a value: the WAL keeps every page as each
+    transaction wrote it (the upload's page with a data key included) until a checkpoint
+    restarts it, and ``secure_delete`` only zeroes the database file's own pages
+    (https://www.sqlite.org/wal.html#ckpt, https://www.sqlite.org/pragma.html#pragma_wal_checkpoint).
+    The checkpoint waits (busy_timeout) for the writer and for readers of older snapshots;
+    False when it still could not finish, which the caller logs.
+    """
+    if engine.dialect.name != "sqlite":
+        return True
+    with engine.connect() as connection:
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        for _ in range(_CHECKPOINT_ATTEMPTS):
+            busy, _frames, _copied = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return True
+            time.sleep(0.05)
+    return False

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from berkas.adapters.keys import StoredKey
 from berkas.core.models import (
+    UPLOAD_REPLAY_PREFIX,
     Client,
     FileEvent,
     NodeLease,
@@ -87,12 +88,16 @@ class MemoryClientRepository:
         return sorted(found, key=lambda client: (client.created_at, client.client_id))
 
     def set_enabled(self, client_id: str, enabled: bool) -> bool:
-        """Enable or disable a client; False when no such client."""
+        """Enable or disable a client; False when no such client. A disable bumps the
+        token generation (tokens minted before it stay dead after a later enable)."""
         with self._tables.lock:
             client = self._tables.clients.get(client_id)
             if client is None:
                 return False
-            self._tables.clients[client_id] = dataclasses.replace(client, enabled=enabled)
+            generation = client.token_generation + (0 if enabled else 1)
+            self._tables.clients[client_id] = dataclasses.replace(
+                client, enabled=enabled, token_generation=generation
+            )
             return True
 
     def set_label(self, client_id: str, label: str | None) -> bool:
@@ -125,6 +130,7 @@ class MemoryClientRepository:
                 secret_rotated_at=rotated_at,
                 previous_secret_key=None if expires is None else before.secret_key,
                 previous_expires_at=expires,
+                token_generation=before.token_generation + 1,
             )
             return before
 
@@ -183,16 +189,22 @@ class MemoryFileRepository:
             self._tables.append(event)
             return removed
 
-    def revoke_links(self, file_id: str, event: FileEvent) -> int | None:
-        """Bump the link generation and append ``event``; None when no such file."""
+    def revoke_links(
+        self, file_id: str, event: FileEvent, *, generation: int, data_key: str | None
+    ) -> int | None:
+        """Move the link generation from ``generation`` to the next (storing ``data_key``
+        when given) and append ``event``; None when gone or no longer at ``generation``."""
         with self._tables.lock:
             stored = self._tables.files.get(file_id)
-            if stored is None:
+            if stored is None or stored.link_generation != generation:
                 return None
-            generation = stored.link_generation + 1
-            self._tables.files[file_id] = dataclasses.replace(stored, link_generation=generation)
+            self._tables.files[file_id] = dataclasses.replace(
+                stored,
+                link_generation=generation + 1,
+                data_key=stored.data_key if data_key is None else data_key,
+            )
             self._tables.append(event)
-            return generation
+            return generation + 1
 
     def set_hold(self, file_id: str, hold: bool, event: FileEvent) -> bool:
         """Set or lift the legal hold; False when no such file."""
@@ -300,11 +312,18 @@ class MemoryReplayRepository:
             del self._tables.replays[(client_id, request_id)]
             return True
 
-    def purge_before(self, cutoff: datetime) -> int:
-        """Delete records created before ``cutoff``; returns how many."""
+    def purge_before(self, cutoff: datetime, *, uploads_before: datetime) -> int:
+        """Delete signed-request records created before ``cutoff`` and upload records
+        created before ``uploads_before``; returns how many."""
         cutoff = require_utc(cutoff, "cutoff")
+        uploads_before = require_utc(uploads_before, "uploads_before")
+
+        def expired(record: ReplayRecord) -> bool:
+            upload = record.request_id.startswith(UPLOAD_REPLAY_PREFIX)
+            return record.created_at < (uploads_before if upload else cutoff)
+
         with self._tables.lock:
-            old = [key for key, rec in self._tables.replays.items() if rec.created_at < cutoff]
+            old = [key for key, rec in self._tables.replays.items() if expired(rec)]
             for key in old:
                 del self._tables.replays[key]
         return len(old)

@@ -8,19 +8,40 @@ under the master key on the way in and opened on the way out (adapters/sealing.p
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Row, Table, delete, exc, insert, or_, select, update
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Select,
+    Table,
+    and_,
+    delete,
+    exc,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
-from berkas.adapters.db.engine import read_options
+from berkas.adapters.db.engine import read_options, truncate_wal
 from berkas.adapters.db.tables import (
     clients,
     file_events,
     files,
+    legacy_clear_secrets,
+    master_keys,
     node_leases,
     pending_blobs,
     replays,
@@ -31,16 +52,20 @@ from berkas.adapters.db.tables import (
 from berkas.adapters.db.writes import DirectWrites, Writes, unavailable
 from berkas.adapters.keys import StoredKey
 from berkas.adapters.sealing import (
+    PREFIX,
     Sealer,
     SealingError,
     data_key_context,
     is_sealed,
+    legacy_data_key_context,
     sealed_kid,
 )
 from berkas.core.codes import Code
 from berkas.core.errors import Unavailable
 from berkas.core.models import (
+    UPLOAD_REPLAY_PREFIX,
     Client,
+    DataKeyBinding,
     EventKind,
     FileEvent,
     NodeLease,
@@ -59,6 +84,10 @@ _BEGIN_ATTEMPTS = 5
 # a parameter carrying one (DataError). A lookup of such text finds nothing, on every
 # backend alike, instead of failing: ids and keys in lookups are caller text.
 _NUL = "\x00"
+log = logging.getLogger(__name__)
+# ``files.data_key_binding`` of a data key sealed with ``sealing.data_key_context`` (id,
+# owner, object key, link generation); NULL marks one sealed to the id alone (0007).
+DATA_KEY_BINDING = 2
 
 
 @contextmanager
@@ -140,6 +169,16 @@ class _Sealed:
         return self._sealer
 
 
+def clear_value_message(column: str, row: str) -> str:
+    """Why a clear value in a sealed column is refused, naming the column and the row."""
+    return (
+        f"{column} of {row!r} is stored in clear and is refused: berkas seals every value "
+        "it writes there, so this one was written into the database without the master "
+        "key. Replace it with a berkas command (e.g. `berkas clients rotate-secret`, "
+        "`berkas keys rotate`) and find out who could write to the database"
+    )
+
+
 def client_context(client_id: str) -> str:
     """What a client's sealed secret is bound to (its row)."""
     return f"client:{client_id}:secret_key"
@@ -150,6 +189,11 @@ def previous_client_context(client_id: str) -> str:
     two sealed values of one row cannot be swapped (a replaced secret made current again,
     or kept past its grace)."""
     return f"client:{client_id}:previous_secret_key"
+
+
+def replay_context(client_id: str, request_id: str, status: int | None) -> str:
+    """What a sealed replay answer is bound to: the client, its Request-Id, the status."""
+    return "replay:" + json.dumps([client_id, request_id, status], separators=(",", ":"))
 
 
 def key_context(kid: str) -> str:
@@ -188,6 +232,7 @@ class SqlClientRepository(_SqlRepository, _Sealed):
                 )
             ),
             "previous_expires_at": _utc_or_none(client.previous_expires_at, "previous_expires_at"),
+            "token_generation": client.token_generation,
         }
         try:
             with self._write() as connection:
@@ -215,13 +260,11 @@ class SqlClientRepository(_SqlRepository, _Sealed):
 
     def _client(self, row: Row[Any]) -> Client:
         if not is_sealed(row.secret_key):
-            # Every start seals what an older berkas wrote in clear (wiring.prepare), so
-            # plaintext here was put there since, around the master key: refused, or
-            # whoever can write one row could choose a partner's secret.
-            raise SealingError(
-                f"{client_context(row.client_id)} is stored in clear; restart berkas serve "
-                "to seal it, or create the client anew"
-            )
+            # berkas seals every secret it writes, so a clear one was written around the
+            # master key (or by a release before sealing, which `berkas secrets
+            # seal-legacy` seals once): refused, or whoever can write one row could choose
+            # a partner's secret. Nothing ever seals it automatically.
+            raise SealingError(clear_value_message("clients.secret_key", row.client_id))
         secret = self.sealer.open(row.secret_key, client_context(row.client_id)).decode()
         previous = None
         if row.previous_secret_key is not None:
@@ -238,13 +281,18 @@ class SqlClientRepository(_SqlRepository, _Sealed):
             secret_rotated_at=row.secret_rotated_at,
             previous_secret_key=previous,
             previous_expires_at=row.previous_expires_at,
+            token_generation=row.token_generation,
         )
 
     def set_enabled(self, client_id: str, enabled: bool) -> bool:
-        """Enable or disable a client; False when no such client."""
+        """Enable or disable a client; False when no such client. A disable also bumps
+        the token generation: tokens minted before it stay dead after a later enable."""
+        values: dict[str, Any] = {"enabled": enabled}
+        if not enabled:
+            values["token_generation"] = clients.c.token_generation + 1
         with self._write() as connection:
             result = connection.execute(
-                update(clients).where(clients.c.client_id == client_id).values(enabled=enabled)
+                update(clients).where(clients.c.client_id == client_id).values(values)
             )
         return result.rowcount > 0
 
@@ -296,6 +344,9 @@ class SqlClientRepository(_SqlRepository, _Sealed):
                     secret_rotated_at=rotated_at,
                     previous_secret_key=previous,
                     previous_expires_at=expires,
+                    # Tokens minted with the replaced secret stop working at once; the
+                    # grace is for signing requests, not for old tokens.
+                    token_generation=clients.c.token_generation + 1,
                 )
             )
         return before
@@ -336,6 +387,7 @@ class SqlFileRepository(_SqlRepository):
             "legal_hold": stored.legal_hold,
             "link_generation": stored.link_generation,
             "data_key": stored.data_key,
+            "data_key_binding": None if stored.data_key is None else DATA_KEY_BINDING,
             "metadata_removed": ",".join(stored.metadata_removed) or None,
         }
 
@@ -354,7 +406,13 @@ class SqlFileRepository(_SqlRepository):
         self._run(insert_row)
 
     def remove(self, file_id: str, node_id: int, event: FileEvent) -> StoredFile | None:
-        """Delete the row, reserve its key for the blob removal, append ``event``."""
+        """Delete the row, reserve its key for the blob removal, append ``event``.
+
+        A removed data key is gone from every file berkas controls before this returns:
+        on SQLite (``secure_delete``, engine.py) the freed page is zeroed, and the
+        write-ahead log, which still holds the page as the upload wrote it, is
+        checkpointed and truncated (crypto-shredding; README "Secrets at rest").
+        """
         if _NUL in file_id:
             return None
 
@@ -373,23 +431,48 @@ class SqlFileRepository(_SqlRepository):
             _append_event(connection, event)
             return removed
 
-        return self._run(remove_row)
+        removed = self._run(remove_row)
+        if removed is not None and removed.data_key is not None:
+            self._shred_wal(removed.id)
+        return removed
 
-    def revoke_links(self, file_id: str, event: FileEvent) -> int | None:
-        """Bump the link generation and append ``event``; None when no such file."""
+    def _shred_wal(self, file_id: str) -> None:
+        try:
+            done = truncate_wal(self._engine)
+        except exc.DBAPIError as error:
+            done = False
+            log.warning("checkpoint after deleting %s failed: %s", file_id, error)
+        if not done:
+            # The delete itself is committed; the next checkpoint (SQLite's automatic
+            # one, or the next delete's) drops the old pages.
+            log.warning(
+                "the write-ahead log still holds the deleted data key of %s until the "
+                "next checkpoint: readers kept it from being truncated",
+                file_id,
+            )
+
+    def revoke_links(
+        self, file_id: str, event: FileEvent, *, generation: int, data_key: str | None
+    ) -> int | None:
+        """Move the link generation from ``generation`` to the next, store ``data_key``
+        (rewrapped for it; None: the file has none) and append ``event``. None when the
+        file is gone or its generation is no longer ``generation`` (a concurrent revoke)."""
         if _NUL in file_id:
             return None
 
         def bump(connection: Connection) -> int | None:
-            generation = connection.execute(
+            values: dict[str, Any] = {"link_generation": generation + 1}
+            if data_key is not None:
+                values["data_key"] = data_key
+            bumped = connection.execute(
                 update(files)
-                .where(files.c.id == file_id)
-                .values(link_generation=files.c.link_generation + 1)
+                .where(files.c.id == file_id, files.c.link_generation == generation)
+                .values(values)
                 .returning(files.c.link_generation)
             ).scalar_one_or_none()
-            if generation is not None:
+            if bumped is not None:
                 _append_event(connection, event)
-            return generation
+            return bumped
 
         return self._run(bump)
 
@@ -569,8 +652,38 @@ class SqlTaskLeases(_SqlRepository):
             )
 
 
-class SqlReplayRepository(_SqlRepository):
-    """Request-Id reservations and the responses they got, in the ``replays`` table."""
+class SqlReplayRepository(_SqlRepository, _Sealed):
+    """Request-Id reservations and the responses they got, in the ``replays`` table.
+
+    A response body is sealed under the master key, bound to the client, the Request-Id
+    and the status: the answer to ``POST /token`` is a live bearer token, and a dump, a
+    replica or a read-only SQL account must not yield it.
+    """
+
+    def __init__(self, engine: Engine, sealer: Sealer | None, writes: Writes | None = None) -> None:
+        _SqlRepository.__init__(self, engine, writes)
+        _Sealed.__init__(self, sealer)
+
+    def _seal(self, client_id: str, request_id: str, status: int | None, body: bytes) -> bytes:
+        context = replay_context(client_id, request_id, status)
+        return self.sealer.seal(body, context).encode("ascii")
+
+    def _replay(self, row: Row[Any]) -> ReplayRecord:
+        body = None
+        if row.body is not None:
+            stored = bytes(row.body).decode("ascii", errors="replace")
+            if not is_sealed(stored):
+                raise SealingError(clear_value_message("replays.body", row.request_id))
+            context = replay_context(row.client_id, row.request_id, row.status)
+            body = self.sealer.open(stored, context)
+        return ReplayRecord(
+            client_id=row.client_id,
+            request_id=row.request_id,
+            fingerprint=row.fingerprint,
+            status=row.status,
+            body=body,
+            created_at=row.created_at,
+        )
 
     def begin(self, record: ReplayRecord) -> ReplayRecord | None:
         """Reserve (client_id, request_id); None when newly reserved, else the existing row.
@@ -583,7 +696,11 @@ class SqlReplayRepository(_SqlRepository):
             "request_id": record.request_id,
             "fingerprint": record.fingerprint,
             "status": record.status,
-            "body": record.body,
+            "body": (
+                None
+                if record.body is None
+                else self._seal(record.client_id, record.request_id, record.status, record.body)
+            ),
             "created_at": require_utc(record.created_at, "created_at"),
         }
         key = (replays.c.client_id == record.client_id, replays.c.request_id == record.request_id)
@@ -600,7 +717,7 @@ class SqlReplayRepository(_SqlRepository):
             if row is True:
                 return None
             if isinstance(row, Row):
-                return _replay(row)
+                return self._replay(row)
             # Released in between: try to reserve again.
         raise Unavailable(
             f"Request-Id {record.request_id!r} is being reserved and released repeatedly; "
@@ -614,7 +731,7 @@ class SqlReplayRepository(_SqlRepository):
             connection.execute(
                 update(replays)
                 .where(replays.c.client_id == client_id, replays.c.request_id == request_id)
-                .values(status=status, body=body)
+                .values(status=status, body=self._seal(client_id, request_id, status, body))
             )
 
     def release(self, client_id: str, request_id: str) -> None:
@@ -639,11 +756,18 @@ class SqlReplayRepository(_SqlRepository):
             )
         return bool(result.rowcount)
 
-    def purge_before(self, cutoff: datetime) -> int:
-        """Delete records created before ``cutoff``; returns how many."""
+    def purge_before(self, cutoff: datetime, *, uploads_before: datetime) -> int:
+        """Delete signed-request records created before ``cutoff`` and upload records
+        (``UPLOAD_REPLAY_PREFIX``) created before ``uploads_before``; returns how many."""
+        upload = replays.c.request_id.startswith(UPLOAD_REPLAY_PREFIX, autoescape=True)
         with self._write() as connection:
             result = connection.execute(
-                delete(replays).where(replays.c.created_at < require_utc(cutoff, "cutoff"))
+                delete(replays).where(
+                    or_(
+                        and_(~upload, replays.c.created_at < require_utc(cutoff, "cutoff")),
+                        and_(upload, replays.c.created_at < require_utc(uploads_before, "at")),
+                    )
+                )
             )
         return result.rowcount
 
@@ -654,7 +778,7 @@ class SqlReplayRepository(_SqlRepository):
                     replays.c.client_id == client_id, replays.c.request_id == request_id
                 )
             ).one_or_none()
-        return None if row is None else _replay(row)
+        return None if row is None else self._replay(row)
 
 
 class SqlNodeLeaseRepository(_SqlRepository):
@@ -767,17 +891,6 @@ def _stored_file(row: Row[Any]) -> StoredFile:
     )
 
 
-def _replay(row: Row[Any]) -> ReplayRecord:
-    return ReplayRecord(
-        client_id=row.client_id,
-        request_id=row.request_id,
-        fingerprint=row.fingerprint,
-        status=row.status,
-        body=None if row.body is None else bytes(row.body),
-        created_at=row.created_at,
-    )
-
-
 class SqlKeyStore(_SqlRepository, _Sealed):
     """The signing keys in ``signing_keys`` (an ``adapters.keys.KeyStore``), sealed."""
 
@@ -869,9 +982,112 @@ class SqlServiceSecrets(_SqlRepository, _Sealed):
         return self.sealer.open(sealed, secret_context(name))
 
 
+@dataclass(frozen=True, slots=True)
+class _SealedColumn:
+    """One column that holds sealed values, and what each value is bound to."""
+
+    kind: str  # as ``berkas secrets status`` names it
+    name: str  # table.column, as error messages name it
+    value: Column[Any]
+    row_id: Column[Any]  # names the row in messages
+    context: Callable[[Row[Any]], str]
+    binary: bool = False
+    where: ColumnElement[bool] | None = None
+
+    def select(self) -> Select[Any]:
+        columns = self.value.table.c
+        query = select(*columns).where(self.value.is_not(None))
+        return query if self.where is None else query.where(self.where)
+
+    def clear(self) -> ColumnElement[bool]:
+        """A filter for the values of this column that are not sealed."""
+        if self.binary:
+            return func.substr(self.value, 1, len(PREFIX)) != PREFIX.encode()
+        return self.value.not_like(f"{PREFIX}%")
+
+    def text(self, row: Row[Any]) -> str:
+        raw = row._mapping[self.value]
+        return bytes(raw).decode("ascii", errors="replace") if self.binary else raw
+
+
+_data_key_current = files.c.data_key_binding == DATA_KEY_BINDING
+_LEGACY_DATA_KEYS = _SealedColumn(
+    # Data keys 0007 and older sealed to the file id alone, until the next start
+    # rebinds them (SqlSealedValues.rebind_data_keys).
+    "document data keys",
+    "files.data_key",
+    files.c.data_key,
+    files.c.id,
+    lambda row: legacy_data_key_context(row.id),
+    where=files.c.data_key_binding.is_(None),
+)
+_SEALED_COLUMNS = (
+    _SealedColumn(
+        "client secret keys",
+        "clients.secret_key",
+        clients.c.secret_key,
+        clients.c.client_id,
+        lambda row: client_context(row.client_id),
+    ),
+    _SealedColumn(
+        # Replaced by a rotation, verifying until their grace ends (NULL otherwise).
+        "previous client secret keys",
+        "clients.previous_secret_key",
+        clients.c.previous_secret_key,
+        clients.c.client_id,
+        lambda row: previous_client_context(row.client_id),
+    ),
+    _SealedColumn(
+        "signing keys",
+        "signing_keys.private_key",
+        signing_keys.c.private_key,
+        signing_keys.c.kid,
+        lambda row: key_context(row.kid),
+    ),
+    _SealedColumn(
+        "service secrets",
+        "service_secrets.value",
+        service_secrets.c.value,
+        service_secrets.c.name,
+        lambda row: secret_context(row.name),
+    ),
+    _SealedColumn(
+        # Each encrypted document's own key, bound to its id, owner, object key and link
+        # generation; NULL for documents stored in the clear.
+        "document data keys",
+        "files.data_key",
+        files.c.data_key,
+        files.c.id,
+        lambda row: data_key_context(
+            DataKeyBinding(row.id, row.client_id, row.key, row.link_generation)
+        ),
+        where=_data_key_current,
+    ),
+    _LEGACY_DATA_KEYS,
+    _SealedColumn(
+        # The answers a Request-Id replay gives again (a bearer token for POST /token).
+        "replay answers",
+        "replays.body",
+        replays.c.body,
+        replays.c.request_id,
+        lambda row: replay_context(row.client_id, row.request_id, row.status),
+        binary=True,
+    ),
+)
+# The marker `berkas secrets seal-legacy` leaves (a service secret, so it is sealed): once
+# it is there the command refuses to seal anything again.
+LEGACY_SEALED = "legacy-clear-secrets-sealed"
+
+
 class SqlSealedValues(_SqlRepository, _Sealed):
     """Every sealed value of the database at once: what ``berkas secrets`` reports and
-    reseals under the current master key."""
+    reseals under the current master key, and the start-up checks that no sealed column
+    holds a value in clear.
+
+    Nothing here ever seals a clear value it finds, but for ``seal_legacy``: whoever can
+    write one row without the master key would otherwise choose a partner's secret or a
+    signing key, and the next start would seal it and trust it.
+    """
 
     def __init__(self, engine: Engine, sealer: Sealer | None, writes: Writes | None = None) -> None:
         _SqlRepository.__init__(self, engine, writes)
@@ -884,80 +1100,141 @@ class SqlSealedValues(_SqlRepository, _Sealed):
 
     def by_master_key(self) -> dict[str, dict[str, int]]:
         """For each kind of secret, how many values each master key id seals
-        (``plaintext`` for client secrets written before sealing)."""
-        report: dict[str, dict[str, int]] = {}
+        (``clear`` for values not sealed at all)."""
+        report: dict[str, dict[str, int]] = {column.kind: {} for column in _SEALED_COLUMNS}
         with self._read() as connection:
-            for kind, _table, _context, _key, value in self._columns():
-                counts = report.setdefault(kind, {})
-                for sealed in connection.execute(select(value).where(value.is_not(None))).scalars():
-                    kid = sealed_kid(sealed) or "plaintext"
+            for column in _SEALED_COLUMNS:
+                counts = report[column.kind]
+                for row in connection.execute(column.select()):
+                    kid = sealed_kid(column.text(row)) or "clear"
                     counts[kid] = counts.get(kid, 0) + 1
         return report
 
-    def reseal(self, *, plaintext_only: bool) -> dict[str, int]:
-        """Seal under the current master key every value that is not yet (or, with
-        ``plaintext_only``, every plaintext client secret); one transaction. Returns how
-        many values of each kind were resealed."""
+    def clear_values(self) -> list[tuple[str, str]]:
+        """Every value of a sealed column that is not sealed: (column, row), in order."""
+        found: list[tuple[str, str]] = []
+        with self._read() as connection:
+            for column in _SEALED_COLUMNS:
+                query = select(column.row_id).where(column.value.is_not(None), column.clear())
+                rows = connection.execute(query.order_by(column.row_id)).scalars()
+                found.extend((column.name, str(row_id)) for row_id in rows)
+        return sorted(set(found))
+
+    def legacy_clear(self) -> list[str]:
+        """Client ids migration 0008 found with a secret in clear, not sealed since."""
+        with self._read() as connection:
+            rows = connection.execute(
+                select(legacy_clear_secrets.c.client_id)
+                .join(clients, clients.c.client_id == legacy_clear_secrets.c.client_id)
+                .where(clients.c.secret_key.not_like(f"{PREFIX}%"))
+                .order_by(legacy_clear_secrets.c.client_id)
+            ).scalars()
+            return list(rows)
+
+    def reseal(self) -> dict[str, int]:
+        """Reseal under the current master key every value sealed under an older one; one
+        transaction. A value in clear is left as it is (``clear_values`` names it).
+        Returns how many values of each kind were resealed."""
         sealer = self.sealer
-        done: dict[str, int] = {}
+        done: dict[str, int] = {column.kind: 0 for column in _SEALED_COLUMNS}
         with self._write() as connection:
-            for kind, table, context, key, value in self._columns():
-                done[kind] = 0
-                for row in connection.execute(select(key, value).where(value.is_not(None))).all():
-                    name, stored = row[0], row[1]
-                    if not sealer.needs_reseal(stored):
+            for column in _SEALED_COLUMNS:
+                for row in connection.execute(column.select()).all():
+                    stored = column.text(row)
+                    if not is_sealed(stored) or not sealer.needs_reseal(stored):
                         continue
-                    if plaintext_only and is_sealed(stored):
-                        continue
-                    plain = (
-                        sealer.open(stored, context(name)) if is_sealed(stored) else stored.encode()
-                    )
-                    connection.execute(
-                        update(table)
-                        .where(key == name)
-                        .values({value.name: sealer.seal(plain, context(name))})
-                    )
-                    done[kind] += 1
+                    context = column.context(row)
+                    sealed = sealer.seal(sealer.open(stored, context), context)
+                    self._store(connection, column, row, sealed)
+                    done[column.kind] += 1
         return done
 
+    def rebind_data_keys(self) -> int:
+        """Reseal each data key still bound to its file id alone (0007 and older) to the
+        file's id, owner, object key and link generation; returns how many. A key that
+        does not open under its old binding is left alone and logged (its document is
+        then refused as unreadable, never served)."""
+        sealer = self.sealer
+        legacy = _LEGACY_DATA_KEYS
+        rebound = 0
+        with self._write() as connection:
+            for row in connection.execute(legacy.select()).all():
+                try:
+                    key = sealer.open(row.data_key, legacy.context(row))
+                except SealingError as error:
+                    log.error("the data key of %s cannot be rebound: %s", row.id, error)
+                    continue
+                binding = DataKeyBinding(row.id, row.client_id, row.key, row.link_generation)
+                connection.execute(
+                    update(files)
+                    .where(files.c.id == row.id, files.c.data_key_binding.is_(None))
+                    .values(
+                        data_key=sealer.seal(key, data_key_context(binding)),
+                        data_key_binding=DATA_KEY_BINDING,
+                    )
+                )
+                rebound += 1
+        return rebound
+
+    def seal_legacy(self, now: datetime) -> list[str]:
+        """Seal the client secrets migration 0008 found in clear (an older release wrote
+        them) and nothing else; once. Returns the client ids sealed. ``SealingError`` when
+        it already ran, or when nothing is listed."""
+        sealer = self.sealer
+        with self._write() as connection:
+            marker = connection.execute(
+                select(service_secrets.c.value).where(service_secrets.c.name == LEGACY_SEALED)
+            ).scalar_one_or_none()
+            if marker is not None:
+                when = sealer.open(marker, secret_context(LEGACY_SEALED)).decode()
+                raise SealingError(
+                    f"the client secrets an older release stored in clear were sealed on "
+                    f"{when}; this is done once only. A clear value found since was "
+                    "written into the database without the master key and is not sealed"
+                )
+            rows = connection.execute(
+                select(clients.c.client_id, clients.c.secret_key)
+                .join(legacy_clear_secrets, clients.c.client_id == legacy_clear_secrets.c.client_id)
+                .where(clients.c.secret_key.not_like(f"{PREFIX}%"))
+                .order_by(clients.c.client_id)
+            ).all()
+            if not rows:
+                raise SealingError(
+                    "no client secret stored in clear by an older release is listed; "
+                    "nothing was sealed"
+                )
+            for client_id, secret in rows:
+                connection.execute(
+                    update(clients)
+                    .where(clients.c.client_id == client_id)
+                    .values(secret_key=sealer.seal(secret.encode(), client_context(client_id)))
+                )
+            connection.execute(delete(legacy_clear_secrets))
+            connection.execute(
+                insert(service_secrets).values(
+                    name=LEGACY_SEALED,
+                    value=sealer.seal(
+                        now.isoformat(timespec="seconds").encode(), secret_context(LEGACY_SEALED)
+                    ),
+                    created_at=require_utc(now, "now"),
+                )
+            )
+        return [client_id for client_id, _ in rows]
+
+    def record_master_key(self, now: datetime) -> None:
+        """Note when the current master key first sealed here (kept if already noted)."""
+        values = {"kid": self.sealer.current.kid, "first_used_at": require_utc(now, "now")}
+        self._run(lambda connection: _insert_unless_taken(connection, master_keys, values))
+
+    def master_key_ages(self) -> dict[str, datetime]:
+        """When each master key id first sealed in this database."""
+        with self._read() as connection:
+            rows = connection.execute(select(master_keys.c.kid, master_keys.c.first_used_at))
+            return {row.kid: row.first_used_at for row in rows}
+
     @staticmethod
-    def _columns() -> list[tuple[str, Any, Any, Any, Any]]:
-        return [
-            (
-                "client secret keys",
-                clients,
-                client_context,
-                clients.c.client_id,
-                clients.c.secret_key,
-            ),
-            (
-                # Replaced by a rotation, verifying until their grace ends (NULL otherwise).
-                "previous client secret keys",
-                clients,
-                previous_client_context,
-                clients.c.client_id,
-                clients.c.previous_secret_key,
-            ),
-            (
-                "signing keys",
-                signing_keys,
-                key_context,
-                signing_keys.c.kid,
-                signing_keys.c.private_key,
-            ),
-            (
-                "service secrets",
-                service_secrets,
-                secret_context,
-                service_secrets.c.name,
-                service_secrets.c.value,
-            ),
-            (
-                # Each encrypted document's own key (issue 11); NULL for plaintext ones.
-                "document data keys",
-                files,
-                data_key_context,
-                files.c.id,
-                files.c.data_key,
-            ),
-        ]
+    def _store(connection: Connection, column: _SealedColumn, row: Row[Any], sealed: str) -> None:
+        table = column.value.table
+        match = [key == row._mapping[key] for key in table.primary_key.columns]
+        value: str | bytes = sealed.encode("ascii") if column.binary else sealed
+        connection.execute(update(table).where(*match).values({column.value.name: value}))

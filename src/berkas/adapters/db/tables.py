@@ -73,8 +73,9 @@ clients = Table(
     Column("client_id", String(128), primary_key=True),
     # Verifying DOKU's HMAC-SHA256 signature needs the raw secret (DESIGN 2.1), so it
     # cannot be hashed like a password; it is sealed under the master key instead
-    # (adapters/sealing.py). Rows written before sealing hold plaintext until the next
-    # start seals them.
+    # (adapters/sealing.py). Rows an older release wrote in clear are listed in
+    # ``legacy_clear_secrets`` until `berkas secrets seal-legacy` seals them; any other
+    # clear value is refused (README, "Secrets at rest and the master key").
     Column("secret_key", String(512), nullable=False),
     Column("enabled", Boolean(), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
@@ -85,6 +86,9 @@ clients = Table(
     Column("secret_rotated_at", UtcDateTime(), nullable=True),
     Column("previous_secret_key", String(512), nullable=True),
     Column("previous_expires_at", UtcDateTime(), nullable=True),
+    # Bumped by a disable and by a secret rotation; every token carries the generation it
+    # was minted under, so tokens minted before either stop working at once.
+    Column("token_generation", Integer(), nullable=False, server_default="0"),
 )
 files = Table(
     "files",
@@ -109,6 +113,10 @@ files = Table(
     # The document's AES-256-GCM data key wrapped under the master key (NULL: the object
     # is stored in the clear). Deleting the row destroys the key: crypto-shredding.
     Column("data_key", Text(), nullable=True),
+    # What the sealed data key is bound to (its associated data): 2 = the file's id, owner,
+    # object key and link generation; NULL = the id alone (rows of 0007 and older, rebound
+    # at the next start).
+    Column("data_key_binding", Integer(), nullable=True),
     # What privacy stripping removed before storing, comma-separated (NULL: nothing).
     Column("metadata_removed", String(255), nullable=True),
     Index("ix_files_client_id_created_at", "client_id", "created_at"),
@@ -185,6 +193,22 @@ signing_keys = Table(
     # The PKCS8 PEM, sealed under the master key.
     Column("private_key", Text(), nullable=False),
     UniqueConstraint("is_current"),
+)
+# Client ids whose secret an older release stored in clear, listed by migration 0008 when
+# it ran: the only clear values `berkas secrets seal-legacy` may seal (once).
+legacy_clear_secrets = Table(
+    "legacy_clear_secrets",
+    metadata,
+    Column("client_id", String(128), primary_key=True),
+    Column("found_at", UtcDateTime(), nullable=False),
+)
+# Every master key that has sealed in this database, by id, with when it first did: what
+# `berkas secrets status` measures a key's age by (the rotation schedule, README).
+master_keys = Table(
+    "master_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("first_used_at", UtcDateTime(), nullable=False),
 )
 # Named secrets of the service itself (the link secret), sealed under the master key.
 service_secrets = Table(
