@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -125,6 +127,24 @@ def test_an_older_data_dir_upgrades_without_breaking_tokens_clients_or_links(
     )
 
     server = Server(data_dir=tmp_path / "data")
+    # The first start refuses: the old release left a client secret in clear, and berkas
+    # seals nothing it finds in clear on its own (a database writer could have put it
+    # there). The message names the one command that seals it.
+    with pytest.raises(AssertionError, match="run `berkas secrets seal-legacy` once"):
+        server.start(attempts=1)
+    assert "restart" not in server.output()
+    sealed = subprocess.run(
+        [sys.executable, "-m", "berkas.cli.main", "secrets", "seal-legacy"],
+        env={**os.environ, "BERKAS_DATA_DIR": str(tmp_path / "data")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert sealed.stdout.strip() == (
+        "sealed 1 client secret key(s) an older release stored in clear"
+    )
+    assert legacy.client_id in sealed.stderr  # the record of what was sealed, by client
     server.start()
     try:
         assert authenticated(server, old_token)
@@ -155,6 +175,9 @@ def test_an_older_data_dir_upgrades_without_breaking_tokens_clients_or_links(
         assert authenticated(server, old_token)
     finally:
         server.stop()
+    # Once only: a second seal-legacy is refused, saying when the first one ran.
+    with pytest.raises(AssertionError, match="this is done once only"):
+        server.cli("secrets", "seal-legacy")
 
 
 def test_the_master_key_is_changed_with_rekey(tmp_path: Path) -> None:
@@ -171,14 +194,15 @@ def test_the_master_key_is_changed_with_rekey(tmp_path: Path) -> None:
     server.start()
     try:
         partner = server.new_partner()
-        token = partner.token
+        # A rotated secret: the one it replaced is sealed too, and must survive the rekey
+        # (rotated first: a rotation ends the tokens minted before it).
+        server.cli("clients", "rotate-secret", partner.client_id, "--grace", "1h")
+        token = partner.token  # signed with the replaced secret, within its grace
         # A document stored encrypted: its data key is sealed too (issue 11).
         photo = samples.jpeg(seed=91)
         stored = partner.upload(photo).json()
     finally:
         server.stop()
-    # A rotated secret: the one it replaced is sealed too, and must survive the rekey.
-    server.cli("clients", "rotate-secret", partner.client_id, "--grace", "1h")
 
     # The new key first, the old one still readable; rekey reseals everything.
     write_keys(new, old)

@@ -99,8 +99,8 @@ def test_unreachable_postgresql_is_unavailable() -> None:
         database.check()
     assert caught.value.code == "database_unavailable"
 
+    at = datetime(2025, 3, 1, tzinfo=UTC)
     with pytest.raises(Unavailable):
-        at = datetime(2025, 3, 1, tzinfo=UTC)
         database.replays.purge_before(at, uploads_before=at)
     database.close()
 

@@ -6,13 +6,12 @@ The schema is only ever created or changed by the alembic revisions in ``migrati
 from __future__ import annotations
 
 import os
-import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, inspect, text
 
-from berkas.adapters.db.engine import WRITE_OPTION, build_engine
+from berkas.adapters.db.engine import WRITE_OPTION, build_engine, compact
 from berkas.adapters.db.migrations import HEAD
 from berkas.adapters.db.repositories import (
     SqlAuditLog,
@@ -29,7 +28,7 @@ from berkas.adapters.db.repositories import (
 from berkas.adapters.db.writes import DirectWrites, GroupCommit, Writes, unavailable
 from berkas.adapters.sealing import Sealer
 from berkas.core.codes import Code
-from berkas.core.errors import FULL_BELOW_BYTES, InsufficientStorage, Unavailable
+from berkas.core.errors import FULL_BELOW_BYTES, InsufficientStorage
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -86,27 +85,8 @@ class SqlDatabase:
 
     def compact(self) -> None:
         """On SQLite, rewrite the file so no freed page keeps an old value (VACUUM) and
-        empty the write-ahead log; a no-op elsewhere.
-
-        Run after plaintext secrets were sealed: SQLite leaves overwritten content in
-        free pages and in the WAL until they are reused (https://www.sqlite.org/lang_vacuum.html,
-        https://www.sqlite.org/pragma.html#pragma_wal_checkpoint).
-        """
-        if self.dialect != "sqlite":
-            return
-        with translate_errors(), self.engine.connect() as connection:
-            # VACUUM cannot run inside a transaction; the driver-level connection is in
-            # autocommit (engine.py takes transaction control from pysqlite).
-            raw = connection.connection.driver_connection
-            assert raw is not None
-            try:
-                raw.execute("VACUUM")
-                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error as error:
-                raise Unavailable(
-                    f"could not compact the SQLite database after sealing secrets: {error}",
-                    code=Code.DATABASE_UNAVAILABLE,
-                ) from error
+        empty the write-ahead log; a no-op elsewhere (``engine.compact``)."""
+        compact(self.engine)
 
     @property
     def dialect(self) -> str:

@@ -16,6 +16,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from berkas.core.codes import Code
+from berkas.core.errors import Unavailable
+
 # How long a writer waits for SQLite's write lock before giving up ("database is locked").
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # How long a PostgreSQL connect may take before /readyz and requests report 503.
@@ -226,3 +229,29 @@ def truncate_wal(engine: Engine) -> bool:
                 return True
             time.sleep(0.05)
     return False
+
+
+def compact(engine: Engine) -> None:
+    """On SQLite, rewrite the file so no freed page keeps an old value (VACUUM) and empty
+    the write-ahead log; a no-op elsewhere.
+
+    Run after values were sealed or resealed: SQLite leaves overwritten content in free
+    pages and in the WAL until they are reused (https://www.sqlite.org/lang_vacuum.html,
+    https://www.sqlite.org/pragma.html#pragma_wal_checkpoint), where the key they were
+    sealed with before (or no key) would still open them.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as connection:
+        # VACUUM cannot run inside a transaction; the driver-level connection is in
+        # autocommit (_sqlite_on_connect takes transaction control from pysqlite).
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        try:
+            raw.execute("VACUUM")
+            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as error:
+            raise Unavailable(
+                f"could not compact the SQLite database after sealing secrets: {error}",
+                code=Code.DATABASE_UNAVAILABLE,
+            ) from error

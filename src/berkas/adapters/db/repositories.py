@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from berkas.adapters.db.engine import read_options, truncate_wal
+from berkas.adapters.db.engine import compact, read_options, truncate_wal
 from berkas.adapters.db.tables import (
     clients,
     file_events,
@@ -1147,6 +1147,10 @@ class SqlSealedValues(_SqlRepository, _Sealed):
                     sealed = sealer.seal(sealer.open(stored, context), context)
                     self._store(connection, column, row, sealed)
                     done[column.kind] += 1
+        if any(done.values()):
+            # What the older key sealed must not linger where that key would open it.
+            with translate_errors():
+                compact(self._engine)
         return done
 
     def rebind_data_keys(self) -> int:
