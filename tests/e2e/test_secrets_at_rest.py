@@ -235,4 +235,8 @@ def test_the_master_key_is_changed_with_rekey(tmp_path: Path) -> None:
     lacking = json.loads(server.cli("secrets", "status"))
     assert lacking["master_keys"] == [lacking["sealing_with"]]
     assert lacking["sealing_with"] not in lacking["sealed"]["client secret keys"]
+    # The same secrets, but the replay answers (the start in between answered one more
+    # Request-Id): all under the same key.
+    replayed = lacking["sealed"].pop("replay answers")
+    assert list(replayed) == list(status["sealed"].pop("replay answers"))
     assert lacking["sealed"] == status["sealed"]
