@@ -16,7 +16,12 @@ from unittest import mock
 
 import pytest
 
-from berkas.adapters.sealing import SealingError, new_master_key_text, parse_master_key
+from berkas.adapters.sealing import (
+    SealingError,
+    new_master_key_text,
+    parse_master_key,
+    read_key_file,
+)
 from berkas.config import Settings, load_settings
 from berkas.wiring import _sealer, prepare, secrets_status
 
@@ -308,12 +313,6 @@ _ACL_USER_OBJ, _ACL_USER, _ACL_GROUP_OBJ, _ACL_MASK, _ACL_OTHER = 0x01, 0x02, 0x
 _ACL_NO_ID = 0xFFFFFFFF
 
 
-@pytest.mark.xfail(
-    raises=SealingError,
-    strict=True,
-    reason="adapters/sealing.py read_key_file takes the ACL mask (group bits 0440) for "
-    "group access; systemd >= 255 with tmpfs noswap delivers credentials this way",
-)
 def test_a_credential_copy_granted_by_acl_is_accepted(tmp_path: Path) -> None:
     # systemd 255 and later (kernel 6.3+) put credentials on tmpfs with noswap, and on tmpfs
     # the copy stays root's, mode 0400, with a POSIX ACL entry giving the service's uid
@@ -338,3 +337,6 @@ def test_a_credential_copy_granted_by_acl_is_accepted(tmp_path: Path) -> None:
     with mock.patch.dict(os.environ, _service_environment(credentials, tmp_path / "d"), clear=True):
         sealer = _sealer(load_settings(), create=False)
     assert sealer.current.kid == parse_master_key(key_text, where="test").kid
+    # The same file outside the credentials directory is refused for its group bits.
+    with mock.patch.dict(os.environ, {}, clear=True), pytest.raises(SealingError, match="0440"):
+        read_key_file(key)

@@ -108,7 +108,7 @@ def read_key_file(path: Path) -> list[MasterKey]:
         raise SealingError(f"master key file {path} does not exist") from None
     except OSError as exc:
         raise SealingError(f"master key file {path} cannot be read: {exc.strerror}") from None
-    if mode & 0o077:
+    if mode & 0o077 and not _systemd_credential(path):
         raise SealingError(
             f"master key file {path} is accessible by group or others (mode "
             f"{mode & 0o777:04o}); whoever reads it can open every partner secret and "
@@ -123,6 +123,23 @@ def read_key_file(path: Path) -> list[MasterKey]:
     if not keys:
         raise SealingError(f"master key file {path} holds no key")
     return keys
+
+
+def _systemd_credential(path: Path) -> bool:
+    """Whether ``path`` is a credential systemd handed this service (LoadCredential=).
+
+    Such a copy is readable by the service's user alone whatever its mode bits say:
+    systemd 255 and later keep it root's 0400 on tmpfs and grant the service's uid read by
+    a POSIX ACL, whose mask stat shows as group bits (0440). Access to it is systemd's to
+    enforce (systemd.exec(5), "Credentials"; deploy/berkas.service).
+    """
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return False
+    try:
+        return path.resolve().parent == Path(directory).resolve()
+    except OSError:
+        return False
 
 
 def create_key_file(path: Path) -> None:
