@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -360,3 +361,46 @@ def test_an_invalid_grace_setting_stops_with_the_variable_named(
     result = run("clients", "rotate-secret", "X", env={"BERKAS_SECRET_GRACE_HOURS": variable_value})
 
     assert_refused(result, "invalid configuration", "BERKAS_SECRET_GRACE_HOURS")
+
+
+def test_secrets_status_measures_the_master_key_against_its_schedule(
+    run: Any, tmp_path: Path
+) -> None:
+    key = tmp_path / "master-key"
+    first = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+    key.write_text(f"{first}\n")
+    key.chmod(0o600)
+    env = {"BERKAS_MASTER_KEY_FILE": str(key)}
+    assert run("clients", "create", "--json", env=env).exit_code == 0
+
+    fresh = run("secrets", "status", "--check", env=env)
+    assert fresh.exit_code == 0, fresh.output
+    report = json.loads(fresh.stdout)
+    assert report["sealing_key_age_days"] == 0
+    assert report["rotate_every_days"] == 365
+    assert report["rotation_due"] is False
+    assert report["older_keys_held"] == []
+    assert report["clear_values"] == []
+
+    # A year and a day later (the first use moved back in the database), it is due.
+    database = tmp_path / "data" / "berkas.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "UPDATE master_keys SET first_used_at = ?",
+            ((datetime.now(UTC) - timedelta(days=366)).replace(tzinfo=None).isoformat(" "),),
+        )
+    due = run("secrets", "status", "--check", env=env)
+    assert json.loads(due.stdout)["rotation_due"] is True
+    assert_refused(due, "days old; the schedule is 365 days")
+    assert run("secrets", "status", env=env).exit_code == 0  # without --check: a report
+
+    # Rotated: the old key is still held until rekey, then held although nothing needs it.
+    second = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="
+    key.write_text(f"{second}\n{first}\n")
+    assert_refused(run("secrets", "status", "--check", env=env), "run `berkas secrets rekey`")
+    assert run("secrets", "rekey", env=env).exit_code == 0
+    held = run("secrets", "status", "--check", env=env)
+    assert_refused(held, "still configured but nothing needs them", "destroy them")
+    assert json.loads(held.stdout)["sealing_key_age_days"] == 0  # the new key's own age
+    key.write_text(f"{second}\n")
+    assert run("secrets", "status", "--check", env=env).exit_code == 0
