@@ -67,6 +67,8 @@ class StoredFile:
     data_key: str | None = None
     # What privacy stripping removed before the bytes were stored ("exif", "gps", ...).
     metadata_removed: tuple[str, ...] = ()
+    # Whether the metadata policy ran on it (False: stored by a release before stripping).
+    metadata_checked: bool = True
 
     @property
     def binding(self) -> DataKeyBinding:
@@ -116,6 +118,10 @@ class FileEvent:
     user_agent: str | None = None
     detail: str | None = None
     id: int | None = None  # assigned by the store, increasing
+    # The request id of the access-log line of the request behind it (None: housekeeping),
+    # and who acted for an operator's event (the OS user, or `--actor`).
+    request_id: str | None = None
+    actor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -389,6 +389,7 @@ class SqlFileRepository(_SqlRepository):
             "data_key": stored.data_key,
             "data_key_binding": None if stored.data_key is None else DATA_KEY_BINDING,
             "metadata_removed": ",".join(stored.metadata_removed) or None,
+            "metadata_checked": stored.metadata_checked,
         }
 
         def insert_row(connection: Connection) -> None:
@@ -569,6 +570,8 @@ def _append_event(connection: Connection, event: FileEvent) -> None:
             # Caller text: bounded to the column so a long header cannot fail the action.
             user_agent=None if event.user_agent is None else event.user_agent[:512],
             detail=event.detail,
+            request_id=None if event.request_id is None else event.request_id[:128],
+            actor=None if event.actor is None else event.actor[:255],
         )
     )
 
@@ -583,6 +586,8 @@ def _event(row: Row[Any]) -> FileEvent:
         ip=row.ip,
         user_agent=row.user_agent,
         detail=row.detail,
+        request_id=row.request_id,
+        actor=row.actor,
     )
 
 
@@ -888,6 +893,7 @@ def _stored_file(row: Row[Any]) -> StoredFile:
         link_generation=row.link_generation,
         data_key=row.data_key,
         metadata_removed=tuple(row.metadata_removed.split(",")) if row.metadata_removed else (),
+        metadata_checked=bool(row.metadata_checked),
     )
 
 

@@ -119,6 +119,8 @@ files = Table(
     Column("data_key_binding", Integer(), nullable=True),
     # What privacy stripping removed before storing, comma-separated (NULL: nothing).
     Column("metadata_removed", String(255), nullable=True),
+    # Whether the metadata policy ran on it (FALSE: stored before stripping existed).
+    Column("metadata_checked", Boolean(), nullable=False, server_default=false()),
     Index("ix_files_client_id_created_at", "client_id", "created_at"),
     Index("ix_files_duplicates", "client_id", "category", "sha256", "created_at", "id"),
     Index("ix_files_retained_until", "retained_until"),
@@ -136,6 +138,10 @@ file_events = Table(
     Column("ip", String(64), nullable=True),
     Column("user_agent", String(512), nullable=True),
     Column("detail", Text(), nullable=True),
+    # The request id of the access-log line of the request that caused it (NULL for
+    # housekeeping), and who acted for operator events (the OS user or --actor).
+    Column("request_id", String(128), nullable=True),
+    Column("actor", String(255), nullable=True),
     Index("ix_file_events_file_id", "file_id"),
     Index("ix_file_events_client_id_at", "client_id", "at"),
     Index("ix_file_events_at", "at"),
