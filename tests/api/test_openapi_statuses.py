@@ -109,6 +109,12 @@ def _delete(partner: Partner, file_id: str) -> httpx.Response:
     return partner.http.request("DELETE", f"{FILE_PATH}/{file_id}", headers=partner.auth())
 
 
+def _delete_held(ctx: Ctx, partner: Partner) -> httpx.Response:
+    file_id = partner.upload(samples.jpeg(seed=6)).json()["id"]
+    ctx.app.container.files.set_hold(file_id, True)
+    return _delete(partner, file_id)
+
+
 def _revoke(partner: Partner, file_id: str) -> httpx.Response:
     path = f"{FILE_PATH}/{file_id}/links/revoke"
     return partner.http.request("POST", path, headers=partner.auth())
@@ -198,6 +204,7 @@ def _cases(ctx: Ctx, root: Path) -> list[tuple[tuple[str, str], Callable[[], htt
         (DELETE, lambda: http.delete(f"{FILE_PATH}/{ctx.stored['id']}")),
         (DELETE, lambda: _delete(ctx.app.partner(), ctx.stored["id"])),
         (DELETE, lambda: ctx.over_the_limit(lambda p: _delete(p, "DCM-0001-1"))),
+        (DELETE, lambda: _delete_held(ctx, partner)),
         (REVOKE, lambda: _revoke(partner, partner.upload(samples.jpeg(seed=4)).json()["id"])),
         (REVOKE, lambda: http.post(f"{FILE_PATH}/{ctx.stored['id']}/links/revoke")),
         (REVOKE, lambda: _revoke(ctx.app.partner(), ctx.stored["id"])),

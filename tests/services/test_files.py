@@ -12,9 +12,9 @@ import pytest
 from berkas.adapters.db.memory import MemoryDatabase
 from berkas.adapters.storage.memory import MemoryBlobStore
 from berkas.core.codes import Code
-from berkas.core.errors import NotFound, PermissionDenied, Unavailable
+from berkas.core.errors import Conflict, NotFound, PermissionDenied, Unavailable
 from berkas.core.links import LinkSigner
-from berkas.core.models import Client, EventKind, StoredFile
+from berkas.core.models import Caller, Client, EventKind, StoredFile
 from berkas.services.files import FileService
 from berkas.services.links import IssuedLink, LinkService
 from tests.support import samples
@@ -161,7 +161,8 @@ def test_delete_removes_row_bytes_and_links_and_records_it(world: World) -> None
     stored = world.store(world.alice, "DCM-0001-1700000000000", samples.png(seed=1))
     link = world.files.describe(world.alice, stored.id).link
 
-    world.files.delete(world.alice, stored.id, ip="203.0.113.9", user_agent="ui/1")
+    caller = Caller(ip="203.0.113.9", user_agent="ui/1", request_id="req-del-1")
+    world.files.delete(world.alice, stored.id, caller)
 
     assert world.db.files.get(stored.id) is None
     with pytest.raises(NotFound):
@@ -172,14 +173,52 @@ def test_delete_removes_row_bytes_and_links_and_records_it(world: World) -> None
     kinds = [e.kind for e in world.db.events.for_file(stored.id)]
     assert kinds == [EventKind.DESCRIBED, EventKind.DELETED]
     event = world.db.events.for_file(stored.id)[-1]
-    assert (event.kind, event.client_id, event.ip, event.user_agent) == (
+    assert (event.kind, event.client_id, event.ip, event.user_agent, event.request_id) == (
         EventKind.DELETED,
         "BRN-0001-1",
         "203.0.113.9",
         "ui/1",
+        "req-del-1",
     )
     world.files.delete(world.alice, stored.id)  # again: the same answer, no new event
     assert len(world.db.events.for_file(stored.id)) == 2
+    # Its owner hears that it was deleted, and when; anyone else hears nothing of it.
+    with pytest.raises(NotFound, match=r"was deleted at .* \(by partner\)"):
+        world.files.describe(world.alice, stored.id)
+    with pytest.raises(NotFound, match="No file with id") as other:
+        world.files.describe(world.bob, stored.id)
+    assert "deleted" not in other.value.message
+
+
+def test_a_document_on_hold_is_deleted_by_nobody_until_released(world: World) -> None:
+    stored = world.store(
+        world.alice,
+        "DCM-0001-1700000000003",
+        samples.png(seed=3),
+        retained_until=world.clock.now() + timedelta(days=1),
+    )
+    world.files.set_hold(stored.id, True, Caller(actor="compliance@host"))
+
+    for delete in (
+        lambda: world.files.delete(world.alice, stored.id),
+        lambda: world.files.delete_any(stored.id, Caller(actor="root")),
+    ):
+        with pytest.raises(Conflict) as refused:
+            delete()
+        assert refused.value.code == "file_on_hold"
+    world.clock.advance(timedelta(days=10_000))
+    assert world.files.expire(by="node-1") == 0
+    assert world.db.files.get(stored.id) is not None
+
+    world.files.set_hold(stored.id, False, Caller(actor="compliance@host"))
+    world.files.delete_any(stored.id, Caller(actor="root"))
+    assert world.db.files.get(stored.id) is None
+    trail = world.db.events.for_file(stored.id)
+    assert [(e.kind, e.actor) for e in trail] == [
+        (EventKind.HOLD_SET, "compliance@host"),
+        (EventKind.HOLD_RELEASED, "compliance@host"),
+        (EventKind.DELETED, "root"),
+    ]
 
 
 def test_delete_of_another_partners_file_is_not_found_and_keeps_it(world: World) -> None:
@@ -211,12 +250,16 @@ def test_revoking_kills_every_link_issued_so_far_and_new_ones_work(world: World)
     stored = world.store(world.alice, "DCM-0001-1700000000000", samples.png(seed=1))
     old = [world.files.describe(world.alice, stored.id).link for _ in range(2)]
 
-    revoked = world.files.revoke_links(world.alice, stored.id, ip="198.51.100.4")
+    revoked = world.files.revoke_links(world.alice, stored.id, Caller(ip="198.51.100.4"))
 
     for link in old:
         with pytest.raises(PermissionDenied) as caught:
             world.files.open_link(*link_parts(link))
-        assert caught.value.code == "link_invalid"
+        assert caught.value.code == "link_revoked"  # genuine, of an earlier generation
+    forged = link_parts(old[0])
+    with pytest.raises(PermissionDenied) as caught:
+        world.files.open_link(forged[0], forged[1], "A" * 43)
+    assert caught.value.code == "link_invalid"
     for fresh in (revoked.link, world.files.describe(world.alice, stored.id).link):
         found, chunks = world.files.open_link(*link_parts(fresh))
         assert (found.id, b"".join(chunks)) == (stored.id, samples.png(seed=1))

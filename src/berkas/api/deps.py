@@ -12,7 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from berkas.api import observe
 from berkas.core.codes import Code
 from berkas.core.errors import AuthenticationFailed, InvalidRequest, PayloadTooLarge
-from berkas.core.models import Client
+from berkas.core.forwarded import client_address
+from berkas.core.models import Caller, Client
 from berkas.core.wire import API_PREFIX
 from berkas.services.bundle import Services
 from berkas.services.signed import SignedRequest
@@ -45,6 +46,23 @@ async def bearer(request: Request, svc: ServicesDep) -> Client:
 
 
 BearerClient = Annotated[Client, Depends(bearer)]
+
+
+async def caller(request: Request, svc: ServicesDep) -> Caller:
+    """Who is calling, for the audit trail: the client's address (through the proxies
+    BERKAS_TRUSTED_PROXIES names, core/forwarded.py), its User-Agent, and the request id
+    its access-log line carries (observe.RequestLog), so the two can be joined."""
+    peer = request.client.host if request.client else None
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for")) or None
+    context = observe.current()
+    return Caller(
+        ip=client_address(peer, forwarded, svc.trusted_proxies),
+        user_agent=request.headers.get("user-agent"),
+        request_id=None if context is None else context.request_id,
+    )
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
 
 
 def signed_request(request: Request, body: bytes | None) -> SignedRequest:

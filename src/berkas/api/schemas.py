@@ -150,6 +150,13 @@ class Event(BaseModel):
     detail: str | None = Field(
         description="For link_refused the refusal code; for deleted who deleted it"
     )
+    request_id: str | None = Field(
+        description="The request id of the call behind it, as its access-log line and its "
+        "answer's Request-Id header carry it (null for housekeeping)"
+    )
+    actor: str | None = Field(
+        description="For the operator's events, who acted (the OS user or --actor)"
+    )
 
 
 class FileEvents(BaseModel):
@@ -169,6 +176,8 @@ class FileEvents(BaseModel):
                     ip=e.ip,
                     user_agent=e.user_agent,
                     detail=e.detail,
+                    request_id=e.request_id,
+                    actor=e.actor,
                 )
                 for e in events
             ],
@@ -404,11 +413,13 @@ DELETE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "Deleted: the row, the bytes and every link are gone (also when this "
         "partner had already deleted it: DELETE is idempotent)"
     },
-    **error_responses(*_BEARER, Code.FILE_NOT_FOUND),
+    # A document on legal hold is deleted by nobody until the operator releases it.
+    **error_responses(*_BEARER, Code.FILE_NOT_FOUND, Code.FILE_ON_HOLD),
 }
 LINK_ERRORS = error_responses(
     Code.LINK_INVALID,
     Code.LINK_EXPIRED,
+    Code.LINK_REVOKED,
     Code.FILE_NOT_FOUND,
     # An encrypted document whose object was altered, or whose key does not open here.
     Code.FILE_UNREADABLE,

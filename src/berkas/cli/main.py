@@ -4,8 +4,10 @@ extra), and the partner verbs (``berkas partner``, the SDK alone)."""
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -20,6 +22,7 @@ from berkas.cli.partner import partner
 from berkas.cli.samples import samples
 from berkas.cli.server_extra import BerkasGroup
 from berkas.core.errors import BerkasError
+from berkas.core.models import Caller
 from berkas.core.wire import iso8601
 
 # The server's modules are imported inside the verbs that use them: `pip install berkas`
@@ -435,16 +438,36 @@ def files() -> None:
     """Stored documents: delete, hold, release."""
 
 
+def _operator() -> str:
+    # Who ran the command, for the audit trail: the login name the OS reports (LOGNAME,
+    # USER, or the password database), as `last` and sudo's log would name them.
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+actor_option = click.option(
+    "--actor",
+    metavar="WHO",
+    default=_operator,
+    show_default="the OS user running the command",
+    help="Who acts, as the audit trail records it (e.g. a ticket or a person's name).",
+)
+
+
 @files.command("delete")
 @click.argument("file_id")
+@actor_option
 @data_dir_option
-def files_delete(file_id: str, data_dir: Path | None) -> None:
+def files_delete(file_id: str, actor: str, data_dir: Path | None) -> None:
     """Delete any partner's file: its row, its bytes and every link (audited as the
-    operator's). Run against the same database and store as the servers."""
+    operator's, naming the actor). Refused while the file is on legal hold. Run against
+    the same database and store as the servers."""
 
     def run() -> None:
         with _writing(data_dir) as container:
-            stored = container.files.delete_any(file_id)
+            stored = container.files.delete_any(file_id, Caller(actor=actor))
         click.echo(f"{stored.id} deleted (client {stored.client_id}, {stored.size} bytes)")
 
     _guard(run)
@@ -452,18 +475,21 @@ def files_delete(file_id: str, data_dir: Path | None) -> None:
 
 @files.command("hold")
 @click.argument("file_id")
+@actor_option
 @data_dir_option
-def files_hold(file_id: str, data_dir: Path | None) -> None:
-    """Put a file on legal hold: retention does not remove it until released."""
-    _guard(lambda: _set_hold(data_dir, file_id, True))
+def files_hold(file_id: str, actor: str, data_dir: Path | None) -> None:
+    """Put a file on legal hold: nothing deletes it (its partner, the operator, retention)
+    until released."""
+    _guard(lambda: _set_hold(data_dir, file_id, True, actor))
 
 
 @files.command("release")
 @click.argument("file_id")
+@actor_option
 @data_dir_option
-def files_release(file_id: str, data_dir: Path | None) -> None:
-    """Lift a legal hold: retention applies again (at once if it has passed)."""
-    _guard(lambda: _set_hold(data_dir, file_id, False))
+def files_release(file_id: str, actor: str, data_dir: Path | None) -> None:
+    """Lift a legal hold: deletion and retention apply again (at once if it has passed)."""
+    _guard(lambda: _set_hold(data_dir, file_id, False, actor))
 
 
 @main.group()
@@ -482,7 +508,7 @@ def audit() -> None:
 @data_dir_option
 def audit_export(since: str | None, client_id: str | None, data_dir: Path | None) -> None:
     """Print audit events as JSON lines, oldest first, one object per event:
-    id, file_id, client_id, kind, at, ip, user_agent, detail."""
+    id, file_id, client_id, kind, at, ip, user_agent, detail, request_id, actor."""
 
     def run() -> None:
         start = None if since is None else _moment(since)
@@ -497,6 +523,8 @@ def audit_export(since: str | None, client_id: str | None, data_dir: Path | None
                     "ip": event.ip,
                     "user_agent": event.user_agent,
                     "detail": event.detail,
+                    "request_id": event.request_id,
+                    "actor": event.actor,
                 }
                 click.echo(json.dumps(record, ensure_ascii=False))
 
@@ -523,9 +551,9 @@ def _moment(text: str) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _set_hold(data_dir: Path | None, file_id: str, hold: bool) -> None:
+def _set_hold(data_dir: Path | None, file_id: str, hold: bool, actor: str) -> None:
     with _writing(data_dir) as container:
-        stored = container.files.set_hold(file_id, hold)
+        stored = container.files.set_hold(file_id, hold, Caller(actor=actor))
     click.echo(f"{stored.id} {'on legal hold' if hold else 'released from legal hold'}")
 
 

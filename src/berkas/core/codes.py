@@ -197,6 +197,7 @@ class Code(StrEnum):
     PERMISSION_DENIED = ("permission_denied", 403, "This is not yours to access.")
     LINK_INVALID = ("link_invalid", 403, "The link is incomplete or altered.")
     LINK_EXPIRED = ("link_expired", 403, "The link has expired.")
+    LINK_REVOKED = ("link_revoked", 403, "The link was revoked; ask the API for a fresh one.")
 
     # 404: nothing visible to this caller (existence is never revealed).
     NOT_FOUND = ("not_found", 404, "No such endpoint.")
@@ -237,6 +238,11 @@ class Code(StrEnum):
     )
     CLIENT_EXISTS = ("client_exists", 409, "The client id is already registered.")
     DUPLICATE_ID = ("duplicate_id", 409, "The file id or key is already taken.")
+    FILE_ON_HOLD = (
+        "file_on_hold",
+        409,
+        "The document is on legal hold; it cannot be deleted until the hold is released.",
+    )
     DUPLICATE_KEY = ("duplicate_key", 409, "The storage key already holds a file.")
     NODE_ID_TAKEN = (
         "node_id_taken",
@@ -373,7 +379,7 @@ class Code(StrEnum):
     INSUFFICIENT_STORAGE = (
         "insufficient_storage",
         507,
-        "The server's storage is full; nothing was stored. Try again later.",
+        "The server's storage is full; the request was not carried out. Try again later.",
     )
     SERVER_BUSY = (
         "server_busy",

@@ -125,6 +125,46 @@ class FileEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is behind an audited action: the client's address (as seen through the
+    configured proxies), its User-Agent and the request id its access-log line carries;
+    for the operator's CLI, who acted (``actor``). Housekeeping has none of them."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+    actor: str | None = None
+
+    def event(
+        self, stored: StoredFile, kind: EventKind, at: datetime, detail: str | None = None
+    ) -> FileEvent:
+        """The audit event of ``kind`` on ``stored`` by this caller at ``at``."""
+        return FileEvent(
+            file_id=stored.id,
+            client_id=stored.client_id,
+            kind=kind,
+            at=at,
+            ip=self.ip,
+            user_agent=self.user_agent,
+            detail=detail,
+            request_id=self.request_id,
+            actor=self.actor,
+        )
+
+
+HOUSEKEEPING = Caller(actor="housekeeping")
+
+
+def file_on_hold(file_id: str) -> Conflict:
+    """The error for deleting a document on legal hold (partner, operator or retention)."""
+    return Conflict(
+        f"file {file_id!r} is on legal hold and cannot be deleted until the operator "
+        "releases it (berkas files release).",
+        code=Code.FILE_ON_HOLD,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class ReplayRecord:
     """A Request-Id already seen for a client: what it asked for and what it got back.
 

@@ -106,7 +106,8 @@ class FileRepository(Protocol):
     def remove(self, file_id: str, node_id: int, event: FileEvent) -> StoredFile | None:
         """Delete the row, reserve its key for ``node_id`` (the blob removal still to
         come; a crash before it leaves the intent ``recover_orphans`` finishes) and append
-        ``event``, in one transaction. Returns the removed file, or None when absent."""
+        ``event``, in one transaction. Returns the removed file, or None when absent;
+        raises ``Conflict`` (``file_on_hold``) for a file on legal hold, deleting nothing."""
         ...
 
     def revoke_links(

@@ -12,7 +12,15 @@ from berkas.core.codes import Code
 from berkas.core.envelope import EnvelopeError
 from berkas.core.errors import BerkasError, Conflict, NotFound, PermissionDenied
 from berkas.core.ids import is_file_id
-from berkas.core.models import Client, EventKind, FileEvent, StoredFile
+from berkas.core.models import (
+    HOUSEKEEPING,
+    Caller,
+    Client,
+    EventKind,
+    FileEvent,
+    StoredFile,
+    file_on_hold,
+)
 from berkas.core.ports import AuditLog, BlobStore, Clock, DataKeys, FileRepository
 from berkas.core.wire import iso8601
 from berkas.services.links import IssuedLink, LinkService
@@ -25,6 +33,8 @@ _GONE = frozenset({EventKind.DELETED, EventKind.RETENTION_EXPIRED})
 # A revoke that loses the race to another revoke of the same file reads it again; each
 # loss means another revoke succeeded, so a few rounds always suffice in practice.
 _REVOKE_ATTEMPTS = 5
+# Partner calls from code that has no request (tests, the SDK's in-process transport).
+_NOBODY = Caller()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,15 +67,13 @@ class FileService:
         self._clock = clock
         self._node_id = node_id
 
-    def describe(
-        self, client: Client, file_id: str, *, ip: str | None = None, user_agent: str | None = None
-    ) -> FileView:
+    def describe(self, client: Client, file_id: str, caller: Caller = _NOBODY) -> FileView:
         """Metadata and a fresh link; 404 for ids that are absent or not this client's.
         The audit trail records it (a ``described`` event: a link was issued) before the
         answer goes out."""
         stored = self._owned(client, file_id)
         view = FileView(stored=stored, link=self._links.issue(stored))
-        self._record(stored, EventKind.DESCRIBED, ip, user_agent, iso8601(view.link.expires_at))
+        self._record(stored, EventKind.DESCRIBED, caller, iso8601(view.link.expires_at))
         return view
 
     def events(self, client: Client, file_id: str) -> list[FileEvent]:
@@ -92,89 +100,72 @@ class FileService:
                 return
 
     def _record(
-        self,
-        stored: StoredFile,
-        kind: EventKind,
-        ip: str | None,
-        user_agent: str | None,
-        detail: str | None = None,
+        self, stored: StoredFile, kind: EventKind, caller: Caller, detail: str | None = None
     ) -> None:
-        self._events.append(
-            FileEvent(
-                file_id=stored.id,
-                client_id=stored.client_id,
-                kind=kind,
-                at=self._clock.now(),
-                ip=ip,
-                user_agent=user_agent,
-                detail=detail,
-            )
-        )
+        self._events.append(caller.event(stored, kind, self._clock.now(), detail))
 
-    def delete(
-        self, client: Client, file_id: str, *, ip: str | None = None, user_agent: str | None = None
-    ) -> None:
+    def delete(self, client: Client, file_id: str, caller: Caller = _NOBODY) -> None:
         """Remove the row and the bytes of one of ``client``'s files (issue 11).
 
         The row goes first, with its audit event and an intent record for the blob, in
         one transaction: from that commit on no link opens it. The bytes go next; if the
         store fails then, the intent stays and the node's next start removes them
         (``UploadService.recover_orphans``). Deleting an id this client already deleted
-        succeeds again; another partner's id, or one never stored, is 404.
+        succeeds again; another partner's id, or one never stored, is 404. A document on
+        legal hold is refused (409 ``file_on_hold``).
         """
         stored = self._files.get(file_id)
-        if stored is None and self._gone_for(client, file_id):
+        if stored is None and self._gone_for(client, file_id) is not None:
             return
-        self._remove(self._owned(client, file_id, stored), "partner", ip, user_agent)
+        self._remove(self._owned(client, file_id, stored), "partner", caller)
 
-    def delete_any(self, file_id: str) -> StoredFile:
+    def delete_any(self, file_id: str, caller: Caller = _NOBODY) -> StoredFile:
         """The operator's delete (``berkas files delete``): any partner's file, recorded
-        as the operator's; ``NotFound`` when there is no such file."""
+        as the operator's, naming ``caller.actor``; ``NotFound`` when there is no such
+        file, ``Conflict`` (``file_on_hold``) while it is on legal hold."""
         stored = self._files.get(file_id)
         if stored is None:
             raise NotFound(f"No file with id {file_id!r}.", code=Code.FILE_NOT_FOUND)
-        self._remove(stored, "operator", None, None)
+        self._remove(stored, "operator", caller)
         return stored
 
     def expire(self, by: str, batch: int = 100) -> int:
         """Remove the documents whose retention has ended and that are not on legal hold
         (housekeeping, under its cluster-wide lease); returns how many."""
         removed = 0
-        while due := self._files.expired(self._clock.now(), batch):
+        held: set[str] = set()
+        while due := [s for s in self._files.expired(self._clock.now(), batch) if s.id not in held]:
             for stored in due:
-                self._remove(stored, by, None, None, EventKind.RETENTION_EXPIRED)
+                try:
+                    self._remove(stored, by, HOUSEKEEPING, EventKind.RETENTION_EXPIRED)
+                except Conflict:
+                    held.add(stored.id)  # put on hold since it was listed: kept
+                    continue
                 removed += 1
             if len(due) < batch:
                 break
         return removed
 
-    def set_hold(self, file_id: str, hold: bool) -> StoredFile:
+    def set_hold(self, file_id: str, hold: bool, caller: Caller = _NOBODY) -> StoredFile:
         """The operator's legal hold (``berkas files hold``/``release``): while on hold a
-        document outlives its retention; ``NotFound`` when there is no such file."""
+        document is deleted by nobody (partner, operator, retention); the event names
+        ``caller.actor``. ``NotFound`` when there is no such file."""
         stored = self._files.get(file_id)
         kind = EventKind.HOLD_SET if hold else EventKind.HOLD_RELEASED
-        event = FileEvent(file_id, stored.client_id if stored else "", kind, self._clock.now())
-        if stored is None or not self._files.set_hold(file_id, hold, event):
+        if stored is None or not self._files.set_hold(
+            file_id, hold, caller.event(stored, kind, self._clock.now())
+        ):
             raise NotFound(f"No file with id {file_id!r}.", code=Code.FILE_NOT_FOUND)
         return replace(stored, legal_hold=hold)
 
     def _remove(
-        self,
-        stored: StoredFile,
-        by: str,
-        ip: str | None,
-        user_agent: str | None,
-        kind: EventKind = EventKind.DELETED,
+        self, stored: StoredFile, by: str, caller: Caller, kind: EventKind = EventKind.DELETED
     ) -> None:
-        event = FileEvent(
-            file_id=stored.id,
-            client_id=stored.client_id,
-            kind=kind,
-            at=self._clock.now(),
-            ip=ip,
-            user_agent=user_agent,
-            detail=by,
-        )
+        if stored.legal_hold:
+            raise file_on_hold(stored.id)
+        event = caller.event(stored, kind, self._clock.now(), by)
+        # The repository deletes only a row not on hold, in the same statement: a hold
+        # set after the read above still wins.
         removed = self._files.remove(stored.id, self._node_id, event)
         if removed is None:  # a concurrent DELETE removed it first
             return
@@ -190,21 +181,12 @@ class FileService:
             return
         self._files.release_key(removed.key)
 
-    def revoke_links(
-        self, client: Client, file_id: str, *, ip: str | None = None, user_agent: str | None = None
-    ) -> FileView:
+    def revoke_links(self, client: Client, file_id: str, caller: Caller = _NOBODY) -> FileView:
         """Make every proxy link issued so far fail (403 ``link_invalid``); the answer
         carries a fresh link, and new links work as before. Presigned links are the
         store's own URLs and cannot be recalled: they live out their lifetime."""
         stored = self._owned(client, file_id)
-        event = FileEvent(
-            file_id=stored.id,
-            client_id=client.client_id,
-            kind=EventKind.LINKS_REVOKED,
-            at=self._clock.now(),
-            ip=ip,
-            user_agent=user_agent,
-        )
+        event = caller.event(stored, EventKind.LINKS_REVOKED, self._clock.now())
         for _ in range(_REVOKE_ATTEMPTS):
             current = replace(stored, link_generation=stored.link_generation + 1)
             # The data key is bound to the link generation: rewrapped for the new one in
@@ -232,15 +214,28 @@ class FileService:
         key = self._data_keys.unwrap(stored.data_key, stored.binding)
         return self._data_keys.wrap(key, moved.binding)
 
-    def _gone_for(self, client: Client, file_id: str) -> bool:
-        return any(
-            e.kind in _GONE and e.client_id == client.client_id
-            for e in self._events.for_file(file_id)
+    def _gone_for(self, client: Client, file_id: str) -> FileEvent | None:
+        """The event that deleted ``client``'s file ``file_id``, if it did."""
+        return next(
+            (
+                e
+                for e in self._events.for_file(file_id)
+                if e.kind in _GONE and e.client_id == client.client_id
+            ),
+            None,
         )
 
     def _owned(self, client: Client, file_id: str, stored: StoredFile | None = None) -> StoredFile:
         if stored is None:
             stored = self._files.get(file_id)
+        if stored is None and is_file_id(file_id) and (gone := self._gone_for(client, file_id)):
+            # Its owner may hear what its own audit trail says anyway.
+            by = "retention" if gone.kind is EventKind.RETENTION_EXPIRED else gone.detail
+            raise NotFound(
+                f"File {file_id!r} was deleted at {iso8601(gone.at)} (by {by or 'its owner'}); "
+                f"its audit trail stays at GET /file/{file_id}/events.",
+                code=Code.FILE_NOT_FOUND,
+            )
         # Another partner's id answers exactly like a missing one: existence is not revealed.
         if stored is None or stored.client_id != client.client_id:
             shown = repr(file_id) if is_file_id(file_id) else "of that form"
@@ -255,9 +250,7 @@ class FileService:
         key: str,
         expires: str,
         signature: str,
-        *,
-        ip: str | None = None,
-        user_agent: str | None = None,
+        caller: Caller = _NOBODY,
     ) -> tuple[StoredFile, Iterator[bytes]]:
         """Check the link, then stream the exact stored bytes. A link to a stored file
         leaves a ``link_opened`` or ``link_refused`` event, written before the answer."""
@@ -270,12 +263,12 @@ class FileService:
             self._links.check(key, expires, signature, stored.link_generation if stored else 0)
         except PermissionDenied as refused:
             if stored is not None:
-                self._record(stored, EventKind.LINK_REFUSED, ip, user_agent, refused.code)
+                self._record(stored, EventKind.LINK_REFUSED, caller, refused.code)
             raise
         if stored is None:
             raise NotFound("The linked file no longer exists.", code=Code.FILE_NOT_FOUND)
         chunks = self._plaintext(stored, self._blobs.open(key))
-        self._record(stored, EventKind.LINK_OPENED, ip, user_agent)
+        self._record(stored, EventKind.LINK_OPENED, caller)
         return stored, chunks
 
     def _plaintext(self, stored: StoredFile, chunks: Iterator[bytes]) -> Iterator[bytes]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from berkas.core.codes import Code
+from berkas.core.errors import PermissionDenied
 from berkas.core.links import LinkSigner
 from berkas.core.models import StoredFile
 from berkas.core.ports import Clock, LinkPresigner
@@ -14,6 +16,11 @@ from berkas.core.ports import Clock, LinkPresigner
 class IssuedLink:
     url: str
     expires_at: datetime
+
+
+# How many revocations back a refused link is recognised as revoked (rather than
+# altered): bounds the HMACs a refused link costs.
+_REVOKED_LOOKBACK = 16
 
 
 class LinkService:
@@ -59,4 +66,29 @@ class LinkService:
         """Raise ``PermissionDenied`` unless the link is intact, unexpired and of the
         file's current ``generation`` (issued after its last revocation)."""
         now = int(self._clock.now().timestamp())
-        self._signer.verify(key, expires, signature, now, generation)
+        try:
+            self._signer.verify(key, expires, signature, now, generation)
+        except PermissionDenied as refused:
+            if refused.code is Code.LINK_INVALID and self._revoked(
+                key, expires, signature, now, generation
+            ):
+                raise PermissionDenied(
+                    "This link was revoked by its owner; ask the API for a fresh one "
+                    "(GET /file/{id}).",
+                    code=Code.LINK_REVOKED,
+                ) from None
+            raise
+
+    def _revoked(self, key: str, expires: str, signature: str, now: int, generation: int) -> bool:
+        # A genuine link of an earlier generation is "revoked", not "altered". Only a
+        # refused link pays this, at most _REVOKED_LOOKBACK more HMACs; a forged one
+        # (no generation verifies) stays link_invalid.
+        for earlier in range(generation - 1, max(-1, generation - 1 - _REVOKED_LOOKBACK), -1):
+            try:
+                self._signer.verify(key, expires, signature, now, earlier)
+            except PermissionDenied as refused:
+                if refused.code is Code.LINK_EXPIRED:
+                    return True
+                continue
+            return True
+        return False

@@ -39,13 +39,15 @@ from berkas.core.errors import (
     is_disk_full,
 )
 from berkas.core.ids import IdMinter
-from berkas.core.models import Client, EventKind, FileEvent, StoredFile
+from berkas.core.models import Caller, Client, EventKind, StoredFile
 from berkas.core.ports import BlobStore, Clock, DataKeys, Fetcher, FileRepository
 from berkas.services.idempotency import IdempotentUploads
 from berkas.services.links import IssuedLink, LinkService
 from berkas.services.spool import Spool, SpoolWriter, check_free_space, disk_full, scratch
 
 log = logging.getLogger(__name__)
+# An upload from code that has no request behind it (tests, in-process callers).
+_NOBODY = Caller()
 
 # The catalogue's upper-case extensions (DOKU's wire form) and the kinds they denote.
 _KIND_OF_EXTENSION = {
@@ -198,9 +200,11 @@ class UploadService:
         fields: UploadFields,
         spool: Spool,
         key: str | None,
+        caller: Caller = _NOBODY,
     ) -> UploadResult:
         """Store the ``file`` part the caller sent (spooled, complete); the spool is
-        always discarded by the time this returns. ``key`` is the raw Idempotency-Key.
+        always discarded by the time this returns. ``key`` is the raw Idempotency-Key;
+        ``caller`` is recorded in the ``uploaded`` audit event.
 
         The part's filename plays no part: the type is what the bytes are (DESIGN 2.4),
         and phones name files as they please, so a PNG called ``photo.jpg`` is a PNG.
@@ -212,7 +216,7 @@ class UploadService:
                 key,
                 target,
                 spool.sha256,
-                lambda: to_thread.run_sync(self._store, client, target, spool),
+                lambda: to_thread.run_sync(self._store, client, target, spool, caller),
             )
         finally:
             spool.discard()
@@ -234,7 +238,7 @@ class UploadService:
         return target
 
     async def upload_url(
-        self, client: Client, fields: UploadFields, key: str | None
+        self, client: Client, fields: UploadFields, key: str | None, caller: Caller = _NOBODY
     ) -> UploadResult:
         """Fetch ``file_url`` under the egress policy (DESIGN 4) and store what came back."""
         target, url, fetcher = self._url_target(fields)
@@ -244,7 +248,7 @@ class UploadService:
             target,
             f"url:{url}",
             lambda: self._fetched(
-                fetcher, target, url, lambda spool: self._store(client, target, spool)
+                fetcher, target, url, lambda spool: self._store(client, target, spool, caller)
             ),
         )
 
@@ -335,12 +339,14 @@ class UploadService:
     def _spool(self, target: UploadTarget) -> Spool:
         return Spool.create(self._spool_dir, target.max_bytes, target.label)
 
-    def _store(self, client: Client, target: UploadTarget, spool: Spool) -> UploadResult:
+    def _store(
+        self, client: Client, target: UploadTarget, spool: Spool, caller: Caller
+    ) -> UploadResult:
         """Inspect the spooled bytes, then store blob and row (blob durable first)."""
         derived: list[Path] = []
         try:
             body, info, earlier = self._examine(client, target, spool, derived)
-            result = self._commit(client, target, self._seal(body, derived), info)
+            result = self._commit(client, target, self._seal(body, derived), info, caller)
             return replace(result, duplicate_of=earlier)
         except Conflict as exc:
             # Only a race after several fresh mints ends here; the caller can simply retry.
@@ -443,7 +449,12 @@ class UploadService:
             raise
 
     def _commit(
-        self, client: Client, target: UploadTarget, body: _Body, info: content.ContentInfo
+        self,
+        client: Client,
+        target: UploadTarget,
+        body: _Body,
+        info: content.ContentInfo,
+        caller: Caller,
     ) -> UploadResult:
         for attempt in range(_MINT_ATTEMPTS):
             last = attempt + 1 == _MINT_ATTEMPTS
@@ -485,7 +496,7 @@ class UploadService:
             )
             stored = replace(stored, data_key=self._wrap(body.data_key, stored))
             # The audit trail's first event, committed with the row (issue 11).
-            uploaded = FileEvent(stored.id, client.client_id, EventKind.UPLOADED, stored.created_at)
+            uploaded = caller.event(stored, EventKind.UPLOADED, stored.created_at)
             try:
                 self._files.add(stored, uploaded)
             except BaseException as exc:

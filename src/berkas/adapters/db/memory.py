@@ -19,6 +19,7 @@ from berkas.core.models import (
     StoredFile,
     client_exists,
     duplicate_file,
+    file_on_hold,
     require_utc,
     unknown_client,
 )
@@ -179,8 +180,12 @@ class MemoryFileRepository:
                 self._tables.append(event)
 
     def remove(self, file_id: str, node_id: int, event: FileEvent) -> StoredFile | None:
-        """Delete the row, reserve its key for the blob removal, append ``event``."""
+        """Delete the row, reserve its key for the blob removal, append ``event``; None
+        when there is no such row, ``Conflict`` (``file_on_hold``) while it is on hold."""
         with self._tables.lock:
+            held = self._tables.files.get(file_id)
+            if held is not None and held.legal_hold:
+                raise file_on_hold(file_id)
             removed = self._tables.files.pop(file_id, None)
             if removed is None:
                 return None

@@ -73,6 +73,7 @@ from berkas.core.models import (
     StoredFile,
     client_exists,
     duplicate_file,
+    file_on_hold,
     require_utc,
     unknown_client,
 )
@@ -407,7 +408,8 @@ class SqlFileRepository(_SqlRepository):
         self._run(insert_row)
 
     def remove(self, file_id: str, node_id: int, event: FileEvent) -> StoredFile | None:
-        """Delete the row, reserve its key for the blob removal, append ``event``.
+        """Delete the row, reserve its key for the blob removal, append ``event``; None
+        when there is no such row, ``Conflict`` (``file_on_hold``) while it is on hold.
 
         A removed data key is gone from every file berkas controls before this returns:
         on SQLite (``secure_delete``, engine.py) the freed page is zeroed, and the
@@ -419,9 +421,16 @@ class SqlFileRepository(_SqlRepository):
 
         def remove_row(connection: Connection) -> StoredFile | None:
             row = connection.execute(
-                delete(files).where(files.c.id == file_id).returning(*files.c)
+                delete(files)
+                .where(files.c.id == file_id, files.c.legal_hold.is_(False))
+                .returning(*files.c)
             ).one_or_none()
             if row is None:
+                held = connection.execute(
+                    select(files.c.id).where(files.c.id == file_id)
+                ).scalar_one_or_none()
+                if held is not None:  # on legal hold: nothing deletes it
+                    raise file_on_hold(file_id)
                 return None
             removed = _stored_file(row)
             _insert_unless_taken(

@@ -252,7 +252,8 @@ def unavailable(cause: BaseException | None) -> Unavailable:
     SQLITE_FULL, PostgreSQL's disk_full), or the database is unreachable."""
     if _disk_full(cause):
         return InsufficientStorage(
-            "the server's storage is full, so nothing was stored; try again later.",
+            "the server's storage is full, so the request could not be recorded and was "
+            "not carried out; try again later.",
             code=Code.INSUFFICIENT_STORAGE,
         )
     return Unavailable(

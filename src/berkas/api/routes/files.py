@@ -8,12 +8,10 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from berkas.api import schemas
-from berkas.api.deps import BearerClient, ServicesDep
+from berkas.api.deps import BearerClient, CallerDep, ServicesDep
 from berkas.core.codes import Code
 from berkas.core.errors import PermissionDenied
-from berkas.core.forwarded import client_address
 from berkas.core.wire import API_PREFIX
-from berkas.services.bundle import Services
 
 router = APIRouter()
 
@@ -27,9 +25,9 @@ router = APIRouter()
     openapi_extra={"security": [{"bearer": []}]},
 )
 async def describe(
-    file_id: str, request: Request, client: BearerClient, svc: ServicesDep
+    file_id: str, client: BearerClient, caller: CallerDep, svc: ServicesDep
 ) -> Response:
-    view = await run_in_threadpool(svc.files.describe, client, file_id, **_caller(request, svc))
+    view = await run_in_threadpool(svc.files.describe, client, file_id, caller)
     return JSONResponse(schemas.FileMetadata.of(view).model_dump(mode="json"))
 
 
@@ -46,17 +44,6 @@ async def events(file_id: str, client: BearerClient, svc: ServicesDep) -> Respon
     return JSONResponse(schemas.FileEvents.of(file_id, trail).model_dump(mode="json"))
 
 
-def _caller(request: Request, svc: Services) -> dict[str, str | None]:
-    """Who is calling, for the audit trail: the client's address (through the proxies
-    BERKAS_TRUSTED_PROXIES names, core/forwarded.py) and its User-Agent."""
-    peer = request.client.host if request.client else None
-    forwarded = ",".join(request.headers.getlist("x-forwarded-for")) or None
-    return {
-        "ip": client_address(peer, forwarded, svc.trusted_proxies),
-        "user_agent": request.headers.get("user-agent"),
-    }
-
-
 @router.delete(
     f"{API_PREFIX}/file/{{file_id}}",
     summary="Delete a file, its bytes and its links",
@@ -67,9 +54,9 @@ def _caller(request: Request, svc: Services) -> dict[str, str | None]:
     openapi_extra={"security": [{"bearer": []}]},
 )
 async def delete(
-    file_id: str, request: Request, client: BearerClient, svc: ServicesDep
+    file_id: str, client: BearerClient, caller: CallerDep, svc: ServicesDep
 ) -> Response:
-    await run_in_threadpool(svc.files.delete, client, file_id, **_caller(request, svc))
+    await run_in_threadpool(svc.files.delete, client, file_id, caller)
     return Response(status_code=204)
 
 
@@ -82,9 +69,9 @@ async def delete(
     openapi_extra={"security": [{"bearer": []}]},
 )
 async def revoke_links(
-    file_id: str, request: Request, client: BearerClient, svc: ServicesDep
+    file_id: str, client: BearerClient, caller: CallerDep, svc: ServicesDep
 ) -> Response:
-    view = await run_in_threadpool(svc.files.revoke_links, client, file_id, **_caller(request, svc))
+    view = await run_in_threadpool(svc.files.revoke_links, client, file_id, caller)
     return JSONResponse(schemas.FileMetadata.of(view).model_dump(mode="json"))
 
 
@@ -96,7 +83,7 @@ async def revoke_links(
     responses=schemas.LINK_RESPONSES,
     openapi_extra=schemas.LINK_OPENAPI,
 )
-async def download(key: str, request: Request, svc: ServicesDep) -> Response:
+async def download(key: str, request: Request, caller: CallerDep, svc: ServicesDep) -> Response:
     expires = request.query_params.get("expires")
     signature = request.query_params.get("signature")
     if expires is None or signature is None:
@@ -104,9 +91,7 @@ async def download(key: str, request: Request, svc: ServicesDep) -> Response:
             "this link is incomplete; ask the API for a fresh one (GET /file/{id}).",
             code=Code.LINK_INVALID,
         )
-    stored, chunks = await run_in_threadpool(
-        svc.files.open_link, key, expires, signature, **_caller(request, svc)
-    )
+    stored, chunks = await run_in_threadpool(svc.files.open_link, key, expires, signature, caller)
     extension = stored.key.rsplit(".", 1)[-1]
     return StreamingResponse(
         chunks,

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from berkas.api import observe, schemas
-from berkas.api.deps import BearerClient, ServicesDep
+from berkas.api.deps import BearerClient, CallerDep, ServicesDep
 from berkas.api.multipart import read_form
 from berkas.core.codes import Code
 from berkas.core.errors import BerkasError, InvalidRequest, PayloadTooLarge
@@ -35,7 +35,9 @@ DRAIN_LIMIT = 64 * 1024 * 1024
     responses=schemas.UPLOAD_ERRORS,
     openapi_extra={"security": [{"bearer": []}], **schemas.UPLOAD_BODY},
 )
-async def upload(request: Request, client: BearerClient, svc: ServicesDep) -> Response:
+async def upload(
+    request: Request, client: BearerClient, caller: CallerDep, svc: ServicesDep
+) -> Response:
     uploads = svc.uploads
     # A header sent empty is a key (refused as such), not an absent one: `or` would let
     # "Idempotency-Key:" upload without the retry safety its sender asked for.
@@ -63,10 +65,10 @@ async def upload(request: Request, client: BearerClient, svc: ServicesDep) -> Re
             if dry_run:
                 return await _check(svc, client, form.fields, form.spool)
             if form.spool is not None:
-                result = await uploads.upload_file(client, form.fields, form.spool, key)
+                result = await uploads.upload_file(client, form.fields, form.spool, key, caller)
             else:
                 with svc.limits.fetching(client.client_id):
-                    result = await uploads.upload_url(client, form.fields, key)
+                    result = await uploads.upload_url(client, form.fields, key, caller)
         except BerkasError:
             await _drain(stream)
             raise
