@@ -303,7 +303,7 @@ def test_categories_that_keep_metadata_are_checked(
     monkeypatch.setenv("BERKAS_KEEP_METADATA_CATEGORIES", "logo, PHOTO_PROOF")
     assert load_settings(data_dir=tmp_path).keep_metadata_categories == {"LOGO", "PHOTO_PROOF"}
     monkeypatch.setenv("BERKAS_KEEP_METADATA_CATEGORIES", "LOGO,SELFIE")
-    with pytest.raises(ValidationError, match="SELFIE is no category; categories are"):
+    with pytest.raises(ValidationError, match=r"SELFIE is no category \(categories are"):
         load_settings(data_dir=tmp_path)
 
 
@@ -325,3 +325,30 @@ def test_the_replaced_replay_setting_says_what_replaced_it(
     with pytest.raises(ValueError, match="BERKAS_REPLAY_RETENTION_HOURS: replaced") as info:
         load_settings()
     assert "BERKAS_IDEMPOTENCY_RETENTION_HOURS" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        (
+            "retention_days_by_category",
+            "DOCUMENTS=30",
+            "BERKAS_RETENTION_DAYS_BY_CATEGORY: DOCUMENTS is no category (did you mean DOCUMENT?",
+        ),
+        ("retention_days_by_category", "PASSPORT=3", "PASSPORT is no category (categories are"),
+        (
+            "keep_metadata_categories",
+            "LOGOS",
+            "BERKAS_KEEP_METADATA_CATEGORIES: LOGOS is no category (did you mean LOGO?",
+        ),
+    ],
+)
+def test_a_category_typo_is_refused_with_the_nearest_name(
+    variable: str, value: str, said: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        load_settings(**{variable: value})
+    assert said in str(refused.value)
+    assert load_settings(retention_days_by_category="DOCUMENT=30").retention_days_by_category == {
+        "DOCUMENT": 30.0
+    }

@@ -216,6 +216,7 @@ class Settings(BaseSettings):
                     "(DAYS a number >= 0; 0 keeps until deleted), e.g. DOCUMENT=30,LOGO=0"
                 )
             parsed[name.strip().upper()] = number
+        _known_categories(parsed, "BERKAS_RETENTION_DAYS_BY_CATEGORY")
         return parsed
 
     @field_validator("keep_metadata_categories", mode="before")
@@ -224,13 +225,7 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             value = [part.strip().upper() for part in value.split(",") if part.strip()]
         if isinstance(value, list | tuple | set | frozenset):
-            known = {category.value for category in Category}
-            unknown = sorted(str(name) for name in value if str(name) not in known)
-            if unknown:
-                raise ValueError(
-                    f"BERKAS_KEEP_METADATA_CATEGORIES: {', '.join(unknown)} is no category; "
-                    f"categories are {', '.join(sorted(known))}"
-                )
+            _known_categories([str(name) for name in value], "BERKAS_KEEP_METADATA_CATEGORIES")
             return frozenset(str(name) for name in value)
         return value
 
@@ -453,6 +448,21 @@ def load_settings(**overrides: object) -> Settings:
     if problems:
         raise ValueError("\n".join(problems))
     return Settings(_env_file=config_file or None, **clean)  # type: ignore[arg-type,call-arg]
+
+
+def _known_categories(names: Iterable[str], variable: str) -> None:
+    """Refuse a category name the catalogue does not have, naming the nearest one: a typo
+    (DOCUMENTS=30) must not leave the default in force without a word."""
+    known = sorted(category.value for category in Category)
+    problems = []
+    for name in names:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        problems.append(f"{name} is no category ({hint}categories are {', '.join(known)})")
+    if problems:
+        raise ValueError(f"{variable}: " + "; ".join(problems))
 
 
 def _unknown_names(names: Iterable[str], *, config_file: str | None = None) -> list[str]:

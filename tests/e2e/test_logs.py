@@ -19,10 +19,13 @@ from tests.support.server import Server
 
 
 @pytest.fixture(scope="module")
-def json_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def json_server(
+    tmp_path_factory: pytest.TempPathFactory, backend_env: dict[str, str]
+) -> Iterator[Server]:
+    # On both backends: the audit trail's request ids are checked against this log.
     server = Server(
         data_dir=tmp_path_factory.mktemp("logs") / "data",
-        env={"BERKAS_LOG_LEVEL": "debug", "BERKAS_LOG_FORMAT": "json"},
+        env={"BERKAS_LOG_LEVEL": "debug", "BERKAS_LOG_FORMAT": "json", **backend_env},
     )
     server.start()
     yield server
@@ -129,3 +132,64 @@ def test_text_lines_are_one_human_line_per_request(tmp_path: Path) -> None:
         assert line.endswith(f"request_id={request_id}")
     finally:
         server.stop()
+
+
+def test_a_photos_metadata_never_reaches_the_log_at_debug(json_server: Server) -> None:
+    # Pillow's EXIF/TIFF readers log every tag at DEBUG; berkas strips this metadata before
+    # storing, and must not write it to the log instead. Orientation 6 makes berkas read the
+    # EXIF to turn the photo upright, the path where the tags are parsed.
+    partner = json_server.new_partner()
+    photo = samples.gps_jpeg(seed=14, orientation=6)
+    answer = partner.upload(photo, category="LOGO", code=None)
+    assert answer.status_code == 200, answer.text
+    assert "GPS" in answer.json()["metadata_removed"]
+    access_line(json_server, answer.headers["request-id"])
+
+    log = json_server.output()
+    assert samples.CAMERA not in log
+    assert "GPSLatitude" not in log
+    assert "shot at home" not in log
+    assert not [r for r in records(json_server) if r["logger"].startswith("PIL")]
+
+
+def test_every_audit_event_names_its_caller_and_the_request_of_its_access_line(
+    json_server: Server,
+) -> None:
+    partner = json_server.new_partner()
+    agent = {"User-Agent": "kyc-portal/2.1"}
+    uploaded = partner.upload(samples.jpeg(seed=15), category="LOGO", code=None, headers=agent)
+    assert uploaded.status_code == 200, uploaded.text
+    file_id = uploaded.json()["id"]
+    path = f"{PREFIX}/file/{file_id}"
+    described = partner.http.request("GET", path, headers={**partner.auth(), **agent})
+    opened = httpx.get(described.json()["link"], headers=agent, timeout=30)
+    revoked = partner.http.request(
+        "POST", f"{path}/links/revoke", headers={**partner.auth(), **agent}
+    )
+    refused = httpx.get(described.json()["link"], headers=agent, timeout=30)
+    assert refused.status_code == 403
+    json_server.cli("files", "hold", file_id, "--actor", "compliance-team")
+    json_server.cli("files", "release", file_id)  # the OS user by default
+    deleted = partner.http.request("DELETE", path, headers={**partner.auth(), **agent})
+    assert deleted.status_code == 204, deleted.text
+
+    trail = partner.http.request("GET", f"{path}/events", headers=partner.auth()).json()["events"]
+    requests = [uploaded, described, opened, revoked, refused]
+    partner_events = [e for e in trail if e["kind"] not in ("hold_set", "hold_released")]
+    assert [e["kind"] for e in partner_events] == [
+        "uploaded",
+        "described",
+        "link_opened",
+        "links_revoked",
+        "link_refused",
+        "deleted",
+    ]
+    for event, answer in zip(partner_events, [*requests, deleted], strict=True):
+        request_id = answer.headers["request-id"]
+        assert event["request_id"] == request_id, event
+        assert access_line(json_server, request_id)["status"] == answer.status_code
+        assert (event["ip"], event["user_agent"]) == ("127.0.0.1", "kyc-portal/2.1"), event
+    operator = [(e["kind"], e["actor"]) for e in trail if e["kind"].startswith("hold")]
+    assert operator[0] == ("hold_set", "compliance-team")
+    assert operator[1][0] == "hold_released"
+    assert operator[1][1]  # the OS user who ran it

@@ -87,7 +87,10 @@ def test_a_turned_photo_is_stored_upright_without_its_exif(
     answer = partner.upload(photo).json()
     served = _served(partner, answer)
 
-    assert answer["metadata_removed"] == ["COMMENT", "EXIF", "GPS"]
+    # The answer says the stored bytes are a new encoding (their sha256 is not the sent one).
+    assert answer["metadata_removed"] == ["COMMENT", "EXIF", "GPS", "ORIENTATION"]
+    assert answer["reencoded"] is True
+    assert answer["sha256"] != samples.sha256(photo)
     size, pixels = samples.pixels(served)
     assert size == expected_size == (64, 96)
     # Re-encoded once (quality 95) to apply the turn: close to the upright source.
@@ -95,6 +98,7 @@ def test_a_turned_photo_is_stored_upright_without_its_exif(
     assert _exif(served) == ({}, {})
     described = partner.http.request("GET", f"{FILE_PATH}/{answer['id']}", headers=partner.auth())
     assert (described.json()["width"], described.json()["height"]) == (64, 96)
+    assert described.json()["reencoded"] is True
 
 
 def test_png_text_and_time_are_stripped_pixels_kept(server: Server, partner: Partner) -> None:

@@ -264,6 +264,10 @@ def configure(level: str, fmt: str) -> dict[str, Any]:
     root.setLevel(level.upper())
     # Migration chatter (plugin set-up, "Context impl") is not the operator's.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Pillow's plugins log every EXIF and TIFF tag they read at DEBUG (camera make and
+    # model, GPS position): the very metadata berkas strips before storing must never
+    # reach a log either, at any level the operator chooses.
+    logging.getLogger("PIL").setLevel(logging.INFO)
     return {
         "version": 1,
         "disable_existing_loggers": False,

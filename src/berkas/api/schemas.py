@@ -12,7 +12,7 @@ from berkas.core.codes import Code
 from berkas.core.models import FileEvent
 from berkas.core.wire import iso8601
 from berkas.services.files import FileView
-from berkas.services.uploads import DryRun, UploadResult
+from berkas.services.uploads import REENCODED, DryRun, UploadResult
 
 ID_EXAMPLE = "DCM-0001-1732700000000"
 
@@ -40,8 +40,14 @@ class UploadResponse(BaseModel):
     metadata_removed: list[str] = Field(
         default_factory=list,
         description="What was stripped from the image before it was stored: EXIF, GPS, "
-        'XMP, IPTC, COMMENT, TEXT, TIME, OTHER_APP (README "Privacy")',
+        "XMP, IPTC, COMMENT, TEXT, TIME, OTHER_APP, and ORIENTATION when the EXIF "
+        'orientation was applied by re-encoding (README "Privacy")',
         examples=[["EXIF", "GPS"]],
+    )
+    reencoded: bool = Field(
+        default=False,
+        description="True when the image was re-encoded (to turn it upright per its EXIF "
+        "orientation): the stored bytes and sha256 differ from what was sent",
     )
     duplicate_of: str | None = Field(
         default=None,
@@ -62,6 +68,7 @@ class UploadResponse(BaseModel):
             sha256=stored.sha256,
             link_expires_at=iso8601(result.link.expires_at),
             metadata_removed=list(stored.metadata_removed),
+            reencoded=REENCODED in stored.metadata_removed,
             duplicate_of=result.duplicate_of,
         )
 
@@ -80,6 +87,9 @@ class DryRunResponse(BaseModel):
     metadata_removed: list[str] = Field(
         default_factory=list, description="What would be stripped before storing"
     )
+    reencoded: bool = Field(
+        default=False, description="True when the image would be re-encoded upright"
+    )
     duplicate_of: str | None = None
 
     @classmethod
@@ -93,6 +103,7 @@ class DryRunResponse(BaseModel):
             width=result.width,
             height=result.height,
             metadata_removed=list(result.metadata_removed),
+            reencoded=REENCODED in result.metadata_removed,
             duplicate_of=result.duplicate_of,
         )
 
@@ -118,6 +129,9 @@ class FileMetadata(BaseModel):
     metadata_removed: list[str] = Field(
         default_factory=list, description="What was stripped from the image at upload"
     )
+    reencoded: bool = Field(
+        default=False, description="True when the image was re-encoded upright at upload"
+    )
 
     @classmethod
     def of(cls, view: FileView) -> FileMetadata:
@@ -139,6 +153,7 @@ class FileMetadata(BaseModel):
             else iso8601(stored.retained_until),
             legal_hold=stored.legal_hold,
             metadata_removed=list(stored.metadata_removed),
+            reencoded=REENCODED in stored.metadata_removed,
         )
 
 

@@ -46,6 +46,9 @@ from berkas.services.links import IssuedLink, LinkService
 from berkas.services.spool import Spool, SpoolWriter, check_free_space, disk_full, scratch
 
 log = logging.getLogger(__name__)
+# Listed in ``metadata_removed`` when an EXIF orientation was applied by re-encoding: the
+# orientation tag went, and the stored bytes are a new encoding of the sent image.
+REENCODED = "ORIENTATION"
 # An upload from code that has no request behind it (tests, in-process callers).
 _NOBODY = Caller()
 
@@ -426,7 +429,12 @@ class UploadService:
                 label=target.label,
                 limits=self._limits,
             )
-        return _Body(dst, size, digest, removed=stripped.removed), info
+        removed = stripped.removed
+        if stripped.orientation_applied:
+            # Said in the answer: the image was re-encoded upright, so its bytes and its
+            # sha256 are not the ones the partner sent (README "Privacy by default").
+            removed = (*removed, REENCODED)
+        return _Body(dst, size, digest, removed=removed), info
 
     def _seal(self, body: _Body, derived: list[Path]) -> _Body:
         """``body`` encrypted under a fresh data key when at-rest encryption is on."""
