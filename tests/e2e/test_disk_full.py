@@ -72,6 +72,14 @@ def test_a_full_disk_is_507_and_readyz_503_until_space_is_freed(disk: Path) -> N
         assert again.status_code in {200, 507}, again.text
         if again.status_code == 507:
             assert_error(again, 507, "insufficient_storage")
+        # A link download writes its audit event first; refused, it must not claim that
+        # "nothing was stored" (it was a read).
+        read = httpx.get(kept.json()["link"], timeout=30)
+        assert read.status_code in {200, 507}, read.text
+        if read.status_code == 507:
+            message = assert_error(read, 507, "insufficient_storage")["message"]
+            assert "stored" not in message
+            assert "not carried out" in message
 
         # Nothing partial: no spooled or temporary file, no row, no blob beyond the first.
         assert spool_and_temp_files(data_dir) == []
