@@ -182,7 +182,7 @@ class FileService:
         self._files.release_key(removed.key)
 
     def revoke_links(self, client: Client, file_id: str, caller: Caller = _NOBODY) -> FileView:
-        """Make every proxy link issued so far fail (403 ``link_invalid``); the answer
+        """Make every proxy link issued so far fail (403 ``link_revoked``); the answer
         carries a fresh link, and new links work as before. Presigned links are the
         store's own URLs and cannot be recalled: they live out their lifetime."""
         stored = self._owned(client, file_id)
