@@ -558,9 +558,25 @@ def _sealer(settings: Settings, *, create: bool) -> Sealer:
                     f"no master key at {path}; `berkas serve` or `berkas db migrate` creates "
                     "it (or set BERKAS_MASTER_KEY)"
                 )
-            create_key_file(path)
+            if create_key_file(path):
+                _warn_new_master_key(settings, path)
     first, *older = read_key_file(path)
     return Sealer(first, [*older, *previous], source=str(path))
+
+
+def _warn_new_master_key(settings: Settings, path: Path) -> None:
+    # Said once, by the process that created it (first writer wins): an upgrade from a
+    # release before sealed secrets makes this file silently otherwise, and a backup
+    # routine written for that release copies the database and the blobs only.
+    log.warning(
+        "created the master key %s: it opens every partner secret, signing key and "
+        "document data key in the database (%s). Back it up now, apart from the database "
+        "and the store (%s): a backup without it loses every secret, one that keeps it "
+        "beside them gives them away (README, Secrets at rest and the master key)",
+        path,
+        database_shown(settings),
+        settings.resolved_storage_url,  # file:// or s3://bucket/prefix: no credentials
+    )
 
 
 def _prepare_secrets(settings: Settings, database: SqlDatabase) -> None:
