@@ -102,6 +102,8 @@ class EventKind(enum.StrEnum):
     RETENTION_EXPIRED = "retention_expired"
     HOLD_SET = "hold_set"
     HOLD_RELEASED = "hold_released"
+    # ``berkas files upgrade`` brought it up to the current policy (detail: what it did).
+    UPGRADED = "upgraded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,16 @@ class FileEvent:
     # and who acted for an operator's event (the OS user, or `--actor`).
     request_id: str | None = None
     actor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradeBacklog:
+    """Stored files older than the current policy (``berkas secrets status``): stored in
+    clear, never checked for metadata, and without a retention date by category."""
+
+    in_clear: int
+    unchecked: int
+    without_retention: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
