@@ -101,7 +101,7 @@ class FailingFiles:
     def backlog(self) -> UpgradeBacklog:
         return UpgradeBacklog(0, 0, {})
 
-    def stamp_retention(self, category: str, span: object) -> int:
+    def stamp_retention(self, category: str, span: object, at: object) -> int:
         return 0
 
     def outdated(

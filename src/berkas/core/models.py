@@ -134,6 +134,7 @@ class UpgradeBacklog:
     in_clear: int
     unchecked: int
     without_retention: dict[str, int]
+    in_clear_unchecked: int = 0  # both at once (one document, one rewrite)
 
 
 @dataclass(frozen=True, slots=True)

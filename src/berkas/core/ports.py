@@ -152,9 +152,10 @@ class FileRepository(Protocol):
         retention date (by category); reads only."""
         ...
 
-    def stamp_retention(self, category: str, span: timedelta) -> int:
+    def stamp_retention(self, category: str, span: timedelta, at: datetime) -> int:
         """Set ``retained_until`` to ``created_at + span`` (whole seconds) on every file of
-        ``category`` that has none, in one statement; returns how many."""
+        ``category`` that has none, each with an ``upgraded`` event at ``at``, in one
+        transaction of two statements; returns how many."""
         ...
 
     def outdated(

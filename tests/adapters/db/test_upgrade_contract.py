@@ -43,7 +43,10 @@ def test_the_backlog_counts_what_predates_the_policy(database: Database) -> None
     )
 
     assert database.files.backlog() == UpgradeBacklog(
-        in_clear=2, unchecked=3, without_retention={"DOCUMENT": 2, "SELFIE": 1}
+        in_clear=2,
+        unchecked=3,
+        without_retention={"DOCUMENT": 2, "SELFIE": 1},
+        in_clear_unchecked=2,
     )
 
 
@@ -63,8 +66,8 @@ def test_retention_is_stamped_from_upload_time_once_per_category(database: Datab
     )
     span = timedelta(days=365)
 
-    assert database.files.stamp_retention("DOCUMENT", span) == 2
-    assert database.files.stamp_retention("DOCUMENT", span) == 0
+    assert database.files.stamp_retention("DOCUMENT", span, T0) == 2
+    assert database.files.stamp_retention("DOCUMENT", span, T0) == 0
 
     def until(file_id: str) -> object:
         got = database.files.get(file_id)
@@ -76,6 +79,10 @@ def test_retention_is_stamped_from_upload_time_once_per_category(database: Datab
     assert until("DCM-0001-1740817815002") == later + span
     assert until("DCM-0001-1740817815003") == kept
     assert until("DCM-0001-1740817815004") is None
+    # Each stamped file's trail says so, once.
+    stamped = [(e.kind, e.detail, e.at) for e in database.events.for_file("DCM-0001-1740817815002")]
+    assert stamped == [(EventKind.UPGRADED, "retention stamped: 365 days from upload", T0)]
+    assert database.events.for_file("DCM-0001-1740817815003") == []
     # Housekeeping finds them by it, as it finds any upload's.
     due = database.files.expired(later + span, 10)
     assert [f.id for f in due] == [
@@ -87,7 +94,7 @@ def test_retention_is_stamped_from_upload_time_once_per_category(database: Datab
 
 def test_a_retention_span_must_be_whole_seconds(database: Database) -> None:
     with pytest.raises(ValueError, match="whole"):
-        database.files.stamp_retention("DOCUMENT", timedelta(seconds=1.5))
+        database.files.stamp_retention("DOCUMENT", timedelta(seconds=1.5), T0)
 
 
 def test_outdated_pages_in_id_order_by_what_is_asked(database: Database) -> None:
@@ -148,7 +155,7 @@ def test_upgrade_swaps_the_row_to_the_new_object_and_the_intents_with_it(
     events = database.events.for_file(stored.id)
     assert [(e.kind, e.detail) for e in events] == [(EventKind.UPGRADED, "encrypted")]
     # Counted no more.
-    assert database.files.backlog() == UpgradeBacklog(0, 0, {"DOCUMENT": 1})
+    assert database.files.backlog() == UpgradeBacklog(0, 0, {"DOCUMENT": 1}, 0)
 
 
 def test_upgrade_in_place_changes_the_row_and_no_intent(database: Database) -> None:

@@ -13,6 +13,7 @@ from berkas.adapters.keys import StoredKey
 from berkas.core.models import (
     UPLOAD_REPLAY_PREFIX,
     Client,
+    EventKind,
     FileEvent,
     NodeLease,
     ReplayRecord,
@@ -280,10 +281,13 @@ class MemoryFileRepository:
                 without[f.category] = without.get(f.category, 0) + 1
         in_clear = sum(f.data_key is None for f in stored)
         unchecked = sum(not f.metadata_checked for f in stored)
-        return UpgradeBacklog(in_clear, unchecked, without)
+        both = sum(f.data_key is None and not f.metadata_checked for f in stored)
+        return UpgradeBacklog(in_clear, unchecked, without, both)
 
-    def stamp_retention(self, category: str, span: timedelta) -> int:
-        """``retained_until = created_at + span`` where it is None."""
+    def stamp_retention(self, category: str, span: timedelta, at: datetime) -> int:
+        """``retained_until = created_at + span`` where it is None, with an event each."""
+        at = require_utc(at, "at")
+        days = f"{span.days} days" if span == timedelta(days=span.days) else f"{span} (h:mm:ss)"
         if span.microseconds or span < timedelta(0):
             raise ValueError(
                 f"a retention span is a whole, non-negative number of seconds, got {span}"
@@ -297,6 +301,10 @@ class MemoryFileRepository:
             for f in due:
                 self._tables.files[f.id] = dataclasses.replace(
                     f, retained_until=f.created_at + span
+                )
+                detail = f"retention stamped: {days} from upload"
+                self._tables.append(
+                    FileEvent(f.id, f.client_id, EventKind.UPGRADED, at, detail=detail)
                 )
         return len(due)
 

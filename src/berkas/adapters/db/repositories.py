@@ -30,6 +30,7 @@ from sqlalchemy import (
     exc,
     func,
     insert,
+    literal,
     or_,
     select,
     update,
@@ -38,6 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from berkas.adapters.db.engine import compact, read_options, truncate_wal
 from berkas.adapters.db.tables import (
+    UtcDateTime,
     clients,
     file_events,
     files,
@@ -565,10 +567,13 @@ class SqlFileRepository(_SqlRepository):
     def backlog(self) -> UpgradeBacklog:
         """Files stored in clear, never checked for metadata, without retention by category."""
         with self._read() as connection:
-            in_clear, unchecked = connection.execute(
+            in_clear, unchecked, both = connection.execute(
                 select(
                     func.count().filter(files.c.data_key.is_(None)),
                     func.count().filter(files.c.metadata_checked.is_(False)),
+                    func.count().filter(
+                        files.c.data_key.is_(None), files.c.metadata_checked.is_(False)
+                    ),
                 )
             ).one()
             rows = connection.execute(
@@ -576,16 +581,30 @@ class SqlFileRepository(_SqlRepository):
                 .where(files.c.retained_until.is_(None))
                 .group_by(files.c.category)
             ).all()
-        return UpgradeBacklog(in_clear, unchecked, {row[0]: row[1] for row in rows})
+        return UpgradeBacklog(in_clear, unchecked, {row[0]: row[1] for row in rows}, both)
 
-    def stamp_retention(self, category: str, span: timedelta) -> int:
-        """``retained_until = created_at + span`` where it is NULL, in one UPDATE."""
+    def stamp_retention(self, category: str, span: timedelta, at: datetime) -> int:
+        """``retained_until = created_at + span`` where it is NULL, one UPDATE, and an
+        ``upgraded`` event for each of those files, one INSERT ... SELECT."""
         seconds = _whole_seconds(span)
+        due = and_(files.c.category == category, files.c.retained_until.is_(None))
+        events = select(
+            files.c.id,
+            files.c.client_id,
+            literal(EventKind.UPGRADED.value),
+            literal(require_utc(at, "at"), UtcDateTime()),
+            literal(f"retention stamped: {_span_text(span)} from upload"),
+        ).where(due)
 
         def stamp(connection: Connection) -> int:
+            connection.execute(
+                insert(file_events).from_select(
+                    ["file_id", "client_id", "kind", "at", "detail"], events
+                )
+            )
             result = connection.execute(
                 update(files)
-                .where(files.c.category == category, files.c.retained_until.is_(None))
+                .where(due)
                 .values(retained_until=_plus_seconds(connection, files.c.created_at, seconds))
             )
             return result.rowcount
@@ -664,6 +683,10 @@ class SqlFileRepository(_SqlRepository):
 
 class _Unreserved(Exception):
     """Rolls back an upgrade whose new object lost its reservation."""
+
+
+def _span_text(span: timedelta) -> str:
+    return f"{span.days} days" if span == timedelta(days=span.days) else f"{span} (h:mm:ss)"
 
 
 def _whole_seconds(span: timedelta) -> int:
