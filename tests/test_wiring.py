@@ -268,3 +268,31 @@ def test_links_that_would_point_at_a_wildcard_address_are_warned_about(
     assert bool(warnings) is warned
     if warned:
         assert f"links will point at {settings.base_url}" in warnings[0]
+
+
+def test_creating_the_master_key_says_where_and_to_back_it_up_apart_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = load_settings(data_dir=tmp_path / "d")
+    with caplog.at_level("WARNING", logger="berkas.wiring"):
+        prepare(settings, serving=False).close()
+        prepare(settings, serving=False).close()  # the file exists now: nothing said
+
+    said = [r.getMessage() for r in caplog.records if "master key" in r.getMessage()]
+    assert len(said) == 1, said
+    assert f"created the master key {settings.default_master_key_file}" in said[0]
+    assert "apart from the database and the store" in said[0]
+    assert str(settings.data_dir / "berkas.db") in said[0]
+    assert str(settings.data_dir / "blobs") in said[0]
+
+
+def test_a_master_key_from_the_environment_creates_no_file_and_says_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = base64.b64encode(bytes(32)).decode()
+    settings = load_settings(data_dir=tmp_path / "d", master_key=key)
+    with caplog.at_level("WARNING", logger="berkas.wiring"):
+        prepare(settings, serving=False).close()
+
+    assert not settings.default_master_key_file.exists()
+    assert not [r for r in caplog.records if "created the master key" in r.getMessage()]

@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,7 +46,7 @@ from berkas.core.content import ImageLimits
 from berkas.core.egress import EgressPolicy
 from berkas.core.ids import IdMinter
 from berkas.core.links import LinkSigner
-from berkas.core.models import Client
+from berkas.core.models import Client, UpgradeBacklog
 from berkas.core.ports import BlobStore, Clock, Fetcher, LinkPresigner
 from berkas.core.wire import iso8601
 from berkas.services.bundle import Services
@@ -60,6 +61,7 @@ from berkas.services.requirements import RequirementsService
 from berkas.services.signed import RequestVerifier
 from berkas.services.spool import cleanup_stale
 from berkas.services.tokens import LEEWAY_SECONDS, TokenService
+from berkas.services.upgrade import UpgradeService
 from berkas.services.uploads import UploadService
 
 if TYPE_CHECKING:
@@ -81,6 +83,7 @@ __all__ = [
     "prepare",
     "private_dir",
     "secrets_status",
+    "upgrading",
 ]
 
 log = logging.getLogger(__name__)
@@ -343,6 +346,7 @@ def secrets_status(settings: Settings) -> dict[str, object]:
         ages = database.sealed.master_key_ages()
         clear = database.sealed.clear_values()
         legacy = database.sealed.legacy_clear()
+        backlog = database.files.backlog()
     finally:
         database.close()
     current = sealer.current.kid
@@ -368,6 +372,21 @@ def secrets_status(settings: Settings) -> dict[str, object]:
         "values_under_older_keys": still_sealing,
         "clear_values": [f"{column} of {row!r}" for column, row in clear],
         "legacy_clear_client_secrets": legacy,
+        # Documents older than the current policy; `berkas files upgrade` brings them up
+        # to it (README, Upgrading).
+        **_documents_behind(settings, backlog),
+    }
+
+
+def _documents_behind(settings: Settings, backlog: UpgradeBacklog) -> dict[str, int]:
+    return {
+        "documents_not_encrypted": backlog.in_clear if settings.encrypts_at_rest else 0,
+        "documents_not_stripped": backlog.unchecked,
+        "documents_without_retention": sum(
+            count
+            for category, count in backlog.without_retention.items()
+            if _retention(settings, category) is not None
+        ),
     }
 
 
@@ -419,6 +438,48 @@ def seal_legacy(settings: Settings) -> list[str]:
     finally:
         database.close()
     return sealed
+
+
+@contextlib.contextmanager
+def upgrading(settings: Settings) -> Iterator[UpgradeService]:
+    """``berkas files upgrade``: an existing data dir prepared as for every write verb
+    (migrated, never swept), and the upgrade use case over its database and store."""
+    path = sqlite_file(settings.resolved_database_url)
+    if not settings.data_dir.is_dir() or (path is not None and not path.is_file()):
+        raise ValueError(
+            f"no berkas data dir or database at {settings.data_dir}; files upgrade upgrades "
+            "an existing one (pass --data-dir)"
+        )
+    services = prepare(settings, serving=False)
+    try:
+        clock = SystemClock()
+        database = services.database
+        where = f"host {socket.gethostname()} pid {os.getpid()}"
+        yield UpgradeService(
+            files=database.files,
+            blobs=services.blobs,
+            clock=clock,
+            tasks=database.tasks,
+            # One holder for every run (one at a time, by the task lease): a run after a
+            # killed one takes its node number straight back and clears what it left.
+            nodes=NodeLeases(
+                database.leases,
+                clock,
+                holder="berkas files upgrade",
+                label=f"files upgrade, {where}",
+            ),
+            holder=f"files upgrade, {where}, {secrets.token_hex(4)}",
+            spool_dir=settings.spool_dir,
+            data_keys=SealedDataKeys(_sealer(settings, create=False)),
+            encrypt=settings.encrypts_at_rest,
+            retention=lambda category: _retention(settings, category),
+            keep_metadata=settings.keep_metadata_categories,
+            image_limits=ImageLimits(
+                max_pixels=settings.max_image_pixels, max_side=settings.max_image_side
+            ),
+        )
+    finally:
+        services.close()
 
 
 def database_shown(settings: Settings) -> str:
@@ -558,9 +619,25 @@ def _sealer(settings: Settings, *, create: bool) -> Sealer:
                     f"no master key at {path}; `berkas serve` or `berkas db migrate` creates "
                     "it (or set BERKAS_MASTER_KEY)"
                 )
-            create_key_file(path)
+            if create_key_file(path):
+                _warn_new_master_key(settings, path)
     first, *older = read_key_file(path)
     return Sealer(first, [*older, *previous], source=str(path))
+
+
+def _warn_new_master_key(settings: Settings, path: Path) -> None:
+    # Said once, by the process that created it (first writer wins): an upgrade from a
+    # release before sealed secrets makes this file silently otherwise, and a backup
+    # routine written for that release copies the database and the blobs only.
+    log.warning(
+        "created the master key %s: it opens every partner secret, signing key and "
+        "document data key in the database (%s). Back it up now, apart from the database "
+        "and the store (%s): a backup without it loses every secret, one that keeps it "
+        "beside them gives them away (README, Secrets at rest and the master key)",
+        path,
+        database_shown(settings),
+        settings.resolved_storage_url,  # file:// or s3://bucket/prefix: no credentials
+    )
 
 
 def _prepare_secrets(settings: Settings, database: SqlDatabase) -> None:

@@ -30,7 +30,7 @@ from berkas.core.errors import (
 )
 from berkas.core.ids import IdMinter, MintedId
 from berkas.core.links import LinkSigner
-from berkas.core.models import Client, StoredFile
+from berkas.core.models import Client, StoredFile, UpgradeBacklog
 from berkas.core.ports import BlobStore, Fetcher, FetchSink, FileRepository
 from berkas.services.idempotency import IdempotentUploads
 from berkas.services.links import LinkService
@@ -97,6 +97,24 @@ class FailingFiles:
 
     def get_by_key(self, key: str) -> StoredFile | None:
         return None
+
+    def backlog(self) -> UpgradeBacklog:
+        return UpgradeBacklog(0, 0, {})
+
+    def stamp_retention(
+        self, category: str, span: object, at: object, actor: str | None = None
+    ) -> int:
+        return 0
+
+    def outdated(
+        self, *, after: str, limit: int, in_clear: bool, unchecked: bool
+    ) -> list[StoredFile]:
+        return []
+
+    def upgrade(
+        self, stored: StoredFile, upgraded: StoredFile, node_id: int, event: object
+    ) -> bool:
+        return False
 
 
 class BodyFetcher:

@@ -28,7 +28,6 @@ import logging
 import os
 import secrets
 from collections.abc import Iterable
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,8 +141,9 @@ def _systemd_credential(path: Path) -> bool:
         return False
 
 
-def create_key_file(path: Path) -> None:
-    """Write a new master key file (0600) unless one exists (first writer wins)."""
+def create_key_file(path: Path) -> bool:
+    """Write a new master key file (0600) unless one exists (first writer wins); True
+    when this call created it."""
     body = (
         "# berkas master key (base64, 32 bytes). It opens every partner secret and signing\n"
         "# key in the database: back it up apart from the database, never beside it.\n"
@@ -151,8 +151,11 @@ def create_key_file(path: Path) -> None:
         "# `berkas secrets rekey`, then remove the old line.\n"
         f"{new_master_key_text()}\n"
     )
-    with suppress(FileExistsError):
+    try:
         atomic_write(path, body.encode("ascii"), exclusive=True)
+    except FileExistsError:
+        return False
+    return True
 
 
 class Sealer:

@@ -12,7 +12,8 @@ from berkas.core.codes import Code
 from berkas.core.models import FileEvent
 from berkas.core.wire import iso8601
 from berkas.services.files import FileView
-from berkas.services.uploads import REENCODED, DryRun, UploadResult
+from berkas.services.stripping import REENCODED
+from berkas.services.uploads import DryRun, UploadResult
 
 ID_EXAMPLE = "DCM-0001-1732700000000"
 

@@ -435,7 +435,7 @@ def _set_enabled(data_dir: Path | None, client_id: str, enabled: bool) -> None:
 
 @main.group()
 def files() -> None:
-    """Stored documents: delete, hold, release."""
+    """Stored documents: delete, hold, release, upgrade."""
 
 
 def _operator() -> str:
@@ -490,6 +490,53 @@ def files_hold(file_id: str, actor: str, data_dir: Path | None) -> None:
 def files_release(file_id: str, actor: str, data_dir: Path | None) -> None:
     """Lift a legal hold: deletion and retention apply again (at once if it has passed)."""
     _guard(lambda: _set_hold(data_dir, file_id, False, actor))
+
+
+@files.command("upgrade")
+@click.option(
+    "--strip",
+    is_flag=True,
+    help="Also strip metadata (EXIF, GPS, ...) from images stored before stripping "
+    "existed. This changes their bytes and sha256, which a partner may have recorded.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Rewrite or check at most N documents this run (retention is stamped in full).",
+)
+@actor_option
+@data_dir_option
+def files_upgrade(strip: bool, limit: int | None, actor: str, data_dir: Path | None) -> None:
+    """Bring documents an older release stored up to date: stamp the retention their
+    category has from their upload time, encrypt those stored in clear (when encryption
+    at rest is on) and, with --strip, strip their metadata. Safe beside live servers and
+    to repeat: what is done is skipped. Links issued before to a rewritten document stop
+    working; GET /file gives a fresh one with the same bytes."""
+
+    def run() -> None:
+        from berkas.cli.progress import Progress
+        from berkas.wiring import upgrading
+
+        settings = _settings(data_dir=data_dir)
+        with upgrading(settings) as upgrade:
+            _show_where(settings)
+            # On a terminal only: a pipe gets the summary on stdout and errors on stderr.
+            bar = Progress("upgrading documents", show=str)
+            try:
+                report = upgrade.run(strip=strip, limit=limit, progress=bar, actor=actor)
+            finally:
+                bar.close()
+        click.echo(report.summary())
+        if report.failed:
+            named = "; ".join(f"{file_id}: {why}" for file_id, why in report.failed)
+            raise click.ClickException(
+                f"{len(report.failed)} document(s) not upgraded, each left as it was "
+                f"(run again once the cause is fixed): {named}"
+            )
+
+    _guard(run)
 
 
 @main.group()

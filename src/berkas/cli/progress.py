@@ -39,11 +39,13 @@ class Progress:
         enabled: bool | None = None,
         stream: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
+        show: Callable[[int], str] = human,
     ) -> None:
         self._stream = sys.stderr if stream is None else stream
         self._enabled = _isatty(self._stream) if enabled is None else enabled
         self._label = label
         self._clock = clock
+        self._show = show  # how an amount reads: bytes by default, or a count
         self._drawn_at: float | None = None
         self._last = ""
         self._state: tuple[int, int | None] | None = None
@@ -72,9 +74,9 @@ class Progress:
             share = min(done / total, 1.0)
             filled = int(share * WIDTH)
             bar = "#" * filled + "-" * (WIDTH - filled)
-            line = f"{self._label} [{bar}] {share:4.0%} {human(done)} / {human(total)}"
+            line = f"{self._label} [{bar}] {share:4.0%} {self._show(done)} / {self._show(total)}"
         else:
-            line = f"{self._label} {human(done)}"
+            line = f"{self._label} {self._show(done)}"
         if line == self._last:
             return
         # Pad over what a longer previous line left behind.

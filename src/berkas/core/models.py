@@ -102,6 +102,8 @@ class EventKind(enum.StrEnum):
     RETENTION_EXPIRED = "retention_expired"
     HOLD_SET = "hold_set"
     HOLD_RELEASED = "hold_released"
+    # ``berkas files upgrade`` brought it up to the current policy (detail: what it did).
+    UPGRADED = "upgraded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +164,17 @@ def file_on_hold(file_id: str) -> Conflict:
         "releases it (berkas files release).",
         code=Code.FILE_ON_HOLD,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradeBacklog:
+    """Stored files older than the current policy (``berkas secrets status``): stored in
+    clear, never checked for metadata, and without a retention date by category."""
+
+    in_clear: int
+    unchecked: int
+    without_retention: dict[str, int]
+    in_clear_unchecked: int = 0  # both at once (one document, one rewrite)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -15,6 +15,7 @@ from berkas.core.models import (
     NodeLease,
     ReplayRecord,
     StoredFile,
+    UpgradeBacklog,
 )
 
 
@@ -143,6 +144,40 @@ class FileRepository(Protocol):
     def get(self, file_id: str) -> StoredFile | None: ...
 
     def get_by_key(self, key: str) -> StoredFile | None: ...
+
+    # Bringing files stored by an older release up to the current policy (issue 20,
+    # ``berkas files upgrade``).
+
+    def backlog(self) -> UpgradeBacklog:
+        """How many files are stored in clear, never checked for metadata, and without a
+        retention date (by category); reads only."""
+        ...
+
+    def stamp_retention(
+        self, category: str, span: timedelta, at: datetime, actor: str | None = None
+    ) -> int:
+        """Set ``retained_until`` to ``created_at + span`` (whole seconds) on every file of
+        ``category`` that has none, each with an ``upgraded`` event at ``at`` naming
+        ``actor``, in one transaction of two statements; returns how many."""
+        ...
+
+    def outdated(
+        self, *, after: str, limit: int, in_clear: bool, unchecked: bool
+    ) -> list[StoredFile]:
+        """Up to ``limit`` files with an id above ``after``, in id order, that are stored
+        in clear (when ``in_clear``) or not yet checked for metadata (when ``unchecked``)."""
+        ...
+
+    def upgrade(
+        self, stored: StoredFile, upgraded: StoredFile, node_id: int, event: FileEvent
+    ) -> bool:
+        """Make the row of ``stored`` say what ``upgraded`` says (key, data key, size,
+        sha256, dimensions, metadata fields) and append ``event``, in one transaction,
+        only while the row still has ``stored.key`` and ``stored.link_generation`` (a
+        concurrent delete or revoke wins). When the key changes, the new key must still
+        be reserved: its reservation is dropped and the old key reserved for ``node_id``
+        (the removal of the old object still to come). False, nothing changed, otherwise."""
+        ...
 
 
 class ReplayRepository(Protocol):

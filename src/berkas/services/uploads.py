@@ -8,7 +8,6 @@ the atomic store and the answer, fresh link included, for a retry.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -18,7 +17,7 @@ from typing import TypeVar
 
 from anyio import to_thread
 
-from berkas.core import content, envelope, metadata
+from berkas.core import content, envelope
 from berkas.core.catalogue import (
     Catalogue,
     Category,
@@ -41,14 +40,12 @@ from berkas.core.errors import (
 from berkas.core.ids import IdMinter
 from berkas.core.models import Caller, Client, EventKind, StoredFile
 from berkas.core.ports import BlobStore, Clock, DataKeys, Fetcher, FileRepository
+from berkas.services import stripping
 from berkas.services.idempotency import IdempotentUploads
 from berkas.services.links import IssuedLink, LinkService
 from berkas.services.spool import Spool, SpoolWriter, check_free_space, disk_full, scratch
 
 log = logging.getLogger(__name__)
-# Listed in ``metadata_removed`` when an EXIF orientation was applied by re-encoding: the
-# orientation tag went, and the stored bytes are a new encoding of the sent image.
-REENCODED = "ORIENTATION"
 # An upload from code that has no request behind it (tests, in-process callers).
 _NOBODY = Caller()
 
@@ -403,38 +400,20 @@ class UploadService:
     def _strip(
         self, target: UploadTarget, spool: Spool, info: content.ContentInfo, derived: list[Path]
     ) -> tuple[_Body, content.ContentInfo]:
-        """The document as it will be served: without EXIF, GPS, XMP, IPTC and comments
-        unless its category keeps them (privacy by default, issue 11).
-
-        The size cap applies to what the partner sent; a re-encode that applies an EXIF
-        orientation may come out a little larger, and is stored all the same.
-        """
-        body = _Body(spool.path, spool.size, spool.sha256)
-        if target.category.value in self._keep_metadata or info.kind is content.Kind.PDF:
-            return body, info
-        dst, stripped = self._derive(
-            derived, lambda path: metadata.strip_metadata(body.path, path, info.kind)
+        """The document as it will be served (services/stripping.py, the one code path
+        that ``berkas files upgrade --strip`` shares)."""
+        copy = stripping.strip_for_storage(
+            spool.path,
+            info,
+            category=target.category.value,
+            keep_metadata=self._keep_metadata,
+            label=target.label,
+            limits=self._limits,
+            derive=lambda write: self._derive(derived, write),
         )
-        if not stripped.changed:
-            return body, info
-        size, digest, head = _digest(dst)
-        if stripped.orientation_applied:
-            # Re-encoded: its dimensions are the turned ones, and it is checked again as
-            # any stored image is.
-            info = content.inspect(
-                dst,
-                head=head,
-                size=size,
-                allowed=frozenset({info.kind}),
-                label=target.label,
-                limits=self._limits,
-            )
-        removed = stripped.removed
-        if stripped.orientation_applied:
-            # Said in the answer: the image was re-encoded upright, so its bytes and its
-            # sha256 are not the ones the partner sent (README "Privacy by default").
-            removed = (*removed, REENCODED)
-        return _Body(dst, size, digest, removed=removed), info
+        if copy is None:
+            return _Body(spool.path, spool.size, spool.sha256), info
+        return _Body(copy.path, copy.size, copy.sha256, removed=copy.removed), copy.info
 
     def _seal(self, body: _Body, derived: list[Path]) -> _Body:
         """``body`` encrypted under a fresh data key when at-rest encryption is on."""
@@ -542,20 +521,6 @@ class UploadService:
             f"{self._key_prefix}/{self._env}/TEMP/{client.client_id}/{category.value}/"
             f"{epoch_ms}-{self._node_id:04d}.{kind.extension}"
         )
-
-
-def _digest(path: Path) -> tuple[int, str, bytes]:
-    """Size, hex SHA-256 and leading bytes of a file derived from the spool."""
-    digest = hashlib.sha256()
-    size = 0
-    head = b""
-    with path.open("rb") as reader:
-        while piece := reader.read(1 << 16):
-            if not head:
-                head = piece[: content.SNIFF_BYTES]
-            digest.update(piece)
-            size += len(piece)
-    return size, digest.hexdigest(), head
 
 
 def _plus(moment: datetime, span: timedelta | None) -> datetime | None:

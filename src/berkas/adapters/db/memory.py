@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from berkas.adapters.keys import StoredKey
 from berkas.core.models import (
     UPLOAD_REPLAY_PREFIX,
     Client,
+    EventKind,
     FileEvent,
     NodeLease,
     ReplayRecord,
     StoredFile,
+    UpgradeBacklog,
     client_exists,
     duplicate_file,
     file_on_hold,
@@ -273,6 +275,92 @@ class MemoryFileRepository:
         with self._tables.lock:
             file_id = self._tables.keys.get(key)
             return None if file_id is None else self._tables.files[file_id]
+
+    def backlog(self) -> UpgradeBacklog:
+        """Files stored in clear, never checked for metadata, without retention by category."""
+        with self._tables.lock:
+            stored = list(self._tables.files.values())
+        without: dict[str, int] = {}
+        for f in stored:
+            if f.retained_until is None:
+                without[f.category] = without.get(f.category, 0) + 1
+        in_clear = sum(f.data_key is None for f in stored)
+        unchecked = sum(not f.metadata_checked for f in stored)
+        both = sum(f.data_key is None and not f.metadata_checked for f in stored)
+        return UpgradeBacklog(in_clear, unchecked, without, both)
+
+    def stamp_retention(
+        self, category: str, span: timedelta, at: datetime, actor: str | None = None
+    ) -> int:
+        """``retained_until = created_at + span`` where it is None, with an event each."""
+        at = require_utc(at, "at")
+        days = f"{span.days} days" if span == timedelta(days=span.days) else f"{span} (h:mm:ss)"
+        if span.microseconds or span < timedelta(0):
+            raise ValueError(
+                f"a retention span is a whole, non-negative number of seconds, got {span}"
+            )
+        with self._tables.lock:
+            due = [
+                f
+                for f in self._tables.files.values()
+                if f.category == category and f.retained_until is None
+            ]
+            for f in due:
+                self._tables.files[f.id] = dataclasses.replace(
+                    f, retained_until=f.created_at + span
+                )
+                detail = f"retention stamped: {days} from upload"
+                self._tables.append(
+                    FileEvent(f.id, f.client_id, EventKind.UPGRADED, at, detail=detail, actor=actor)
+                )
+        return len(due)
+
+    def outdated(
+        self, *, after: str, limit: int, in_clear: bool, unchecked: bool
+    ) -> list[StoredFile]:
+        """A page, in id order, of files in clear and/or not checked for metadata."""
+        with self._tables.lock:
+            found = [
+                f
+                for f in self._tables.files.values()
+                if f.id > after
+                and ((in_clear and f.data_key is None) or (unchecked and not f.metadata_checked))
+            ]
+        return sorted(found, key=lambda f: f.id)[:limit]
+
+    def upgrade(
+        self, stored: StoredFile, upgraded: StoredFile, node_id: int, event: FileEvent
+    ) -> bool:
+        """The conditional swap of ``berkas files upgrade`` (``FileRepository.upgrade``)."""
+        with self._tables.lock:
+            current = self._tables.files.get(stored.id)
+            if (
+                current is None
+                or current.key != stored.key
+                or current.link_generation != stored.link_generation
+            ):
+                return False
+            moved = upgraded.key != stored.key
+            if moved and upgraded.key not in self._tables.pending:
+                return False
+            self._tables.files[stored.id] = dataclasses.replace(
+                current,
+                key=upgraded.key,
+                data_key=upgraded.data_key,
+                size=upgraded.size,
+                sha256=upgraded.sha256,
+                width=upgraded.width,
+                height=upgraded.height,
+                metadata_removed=upgraded.metadata_removed,
+                metadata_checked=upgraded.metadata_checked,
+            )
+            if moved:
+                del self._tables.keys[stored.key]
+                self._tables.keys[upgraded.key] = stored.id
+                del self._tables.pending[upgraded.key]
+                self._tables.pending.setdefault(stored.key, (node_id, require_utc(event.at, "at")))
+            self._tables.append(event)
+            return True
 
 
 class MemoryReplayRepository:
