@@ -25,7 +25,7 @@ PREFIX = bytes.fromhex("b0b1b2b3b4b5b6")
 CHUNK = 16
 PLAIN = b"NIK 3174012345678901; KTP page 1 of 1.\n"  # 39 bytes: chunks of 16, 16 and 7
 # header = "BRKE" || version 1 || chunk size 16 (u32 BE) || nonce prefix
-HEADER_HEX = "42524b45" "01" "00000010" "b0b1b2b3b4b5b6"
+HEADER_HEX = "42524b45" + "01" + "00000010" + "b0b1b2b3b4b5b6"
 SEALED_HEX = (
     HEADER_HEX
     # chunk 0 (nonce prefix || 00000000 || 00) and its tag

@@ -8,6 +8,7 @@ replays) went unnoticed. Here every alternative spelling is of the signed number
 
 from __future__ import annotations
 
+import re
 import sys
 import unicodedata
 from urllib.parse import parse_qs, urlsplit
@@ -33,6 +34,11 @@ ZEROS = [
 ]
 
 
+def _in_script(digits: str, zero: str) -> str:
+    """``digits`` written with the decimal digits whose zero is ``zero``."""
+    return "".join(chr(ord(zero) + int(d)) for d in digits)
+
+
 def _refusal(expires: str, signature: str, key: str = KEY, now: int = NOW) -> PermissionDenied:
     with pytest.raises(PermissionDenied) as caught:
         SIGNER.verify(key, expires, signature, now)
@@ -51,11 +57,11 @@ def _refusal(expires: str, signature: str, key: str = KEY, now: int = NOW) -> Pe
         "001700003600",
         "1_700_003_600",
         "1700003600.0",
-        "١٧٠٠٠٠٣٦٠٠",  # Arabic-Indic digits
-        "۱۷۰۰۰۰۳۶۰۰",  # Extended Arabic-Indic (Persian) digits
-        "１７００００３６００",  # fullwidth digits
-        "१७००००३६००",  # Devanagari digits
-        "1７00003600",  # one fullwidth digit among ASCII ones
+        _in_script("1700003600", "\u0660"),  # Arabic-Indic digits
+        _in_script("1700003600", "\u06f0"),  # Extended Arabic-Indic (Persian) digits
+        _in_script("1700003600", "\uff10"),  # fullwidth digits
+        _in_script("1700003600", "\u0966"),  # Devanagari digits
+        "1" + _in_script("7", "\uff10") + "00003600",  # one fullwidth digit among ASCII
         "\u30001700003600",  # ideographic space
     ],
 )
@@ -95,7 +101,7 @@ def other_spellings(draw: st.DrawFn, n: int) -> str:
 @settings(max_examples=300, deadline=None)
 @given(st.integers(1, 10**12 - 1).flatmap(lambda n: st.tuples(st.just(n), other_spellings(n))))
 @example((1_700_003_600, "+1700003600"))
-@example((5, "٥"))
+@example((5, "\u0665"))  # ARABIC-INDIC DIGIT FIVE
 def test_any_second_spelling_of_a_signed_expiry_is_refused(case: tuple[int, str]) -> None:
     n, spelling = case
     assert spelling != str(n)
@@ -139,10 +145,9 @@ def test_epoch_zero_is_a_valid_expiry_and_a_link_to_it_is_expired() -> None:
 
 def test_a_refused_key_is_named_in_the_programming_error() -> None:
     long_key = "a/" + "b" * 100 + "/../c"
-    with pytest.raises(ValueError) as caught:
-        SIGNER.sign(long_key, EXPIRES)
     # The first 80 characters of the key, as repr, then the problem.
-    assert str(caught.value).startswith(f"object key {long_key[:80]!r} has ")
+    with pytest.raises(ValueError, match=f"^{re.escape(f'object key {long_key[:80]!r} has ')}"):
+        SIGNER.sign(long_key, EXPIRES)
 
 
 @pytest.mark.parametrize("generation", [1, 7])
