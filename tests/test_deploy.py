@@ -23,7 +23,8 @@ from berkas.adapters.sealing import (
     read_key_file,
 )
 from berkas.config import Settings, load_settings
-from berkas.wiring import _sealer, prepare, secrets_status
+from berkas.wiring import prepare, secrets_status
+from berkas.wiring.secrets import sealer as _sealer
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
 

@@ -11,6 +11,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlparse
@@ -334,6 +335,11 @@ class Settings(BaseSettings):
                 'mode use the store\'s server-side encryption (README "Encryption at rest")'
             )
         return self
+
+    def retention(self, category: str) -> timedelta | None:
+        """How long ``category``'s documents are kept; None: until deleted (README)."""
+        days = self.retention_days_by_category.get(category, self.retention_days)
+        return timedelta(days=days) if days > 0 else None
 
     @property
     def encrypts_at_rest(self) -> bool:

@@ -1,0 +1,168 @@
+"""``build``: settings -> adapters -> services; it constructs and changes nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from berkas.adapters.clock import SystemClock
+from berkas.adapters.db.database import SqlDatabase
+from berkas.adapters.fetch import GuardedFetcher
+from berkas.adapters.sealing import SealedDataKeys
+from berkas.config import Settings
+from berkas.core.catalogue import Catalogue
+from berkas.core.content import ImageLimits
+from berkas.core.egress import EgressPolicy
+from berkas.core.ids import IdMinter
+from berkas.core.links import LinkSigner
+from berkas.core.ports import Fetcher
+from berkas.services.bundle import Services
+from berkas.services.clients import ClientService
+from berkas.services.files import FileService
+from berkas.services.housekeeping import Housekeeping
+from berkas.services.idempotency import IdempotentUploads
+from berkas.services.limits import ClientLimits, Rate
+from berkas.services.links import LinkService
+from berkas.services.requirements import RequirementsService
+from berkas.services.signed import RequestVerifier
+from berkas.services.tokens import TokenService
+from berkas.services.uploads import UploadService
+from berkas.wiring.datadir import node_identity, node_leases, stale_after
+from berkas.wiring.secrets import key_ring, link_secret, sealer
+from berkas.wiring.storage import blob_store, presigner
+
+if TYPE_CHECKING:
+    pass
+
+
+def build(settings: Settings, *, node_id: int | None = None) -> Services:
+    """Construct adapters and services from ``settings``; creates and changes nothing.
+
+    ``node_id`` is the number ``prepare`` leased for a serving node; without it the
+    configured number is used (0 for ``auto``: an admin command mints no ids). A data dir
+    that ``prepare`` never made ready (no keys, no link secret) is refused here with a
+    message saying what is missing.
+    """
+    clock = SystemClock()
+    master = sealer(settings, create=False)
+    database = SqlDatabase.from_url(settings.resolved_database_url, sealer=master)
+    # Opening needs only the master key: rows encrypted earlier stay readable after
+    # BERKAS_ENCRYPT_AT_REST is switched off.
+    data_keys = SealedDataKeys(master)
+    try:
+        keys = key_ring(settings, database.signing_keys, clock, create=False)
+        signing_secret = link_secret(settings, database)
+    except BaseException:
+        database.close()
+        raise
+    nodes = node_leases(settings, database, clock)
+    if node_id is not None:
+        nodes.node_id = node_id
+    else:
+        node_id = settings.node_id if isinstance(settings.node_id, int) else 0
+    blobs = blob_store(settings)
+    catalogue = Catalogue.load(settings.catalogue_file)
+    links = LinkService(
+        LinkSigner(signing_secret),
+        clock,
+        base_url=settings.base_url,
+        ttl=timedelta(seconds=settings.link_ttl_seconds),
+        presigner=presigner(settings, blobs),
+    )
+    stale = stale_after(settings)
+    uploads = UploadService(
+        catalogue=catalogue,
+        files=database.files,
+        blobs=blobs,
+        minter=IdMinter(node_id, lambda: int(clock.now().timestamp() * 1000)),
+        clock=clock,
+        links=links,
+        idempotency=IdempotentUploads(database.replays, clock, stale_after=stale),
+        spool_dir=settings.spool_dir,
+        image_limits=ImageLimits(
+            max_pixels=settings.max_image_pixels, max_side=settings.max_image_side
+        ),
+        key_prefix=settings.key_prefix,
+        env=settings.env,
+        node_id=node_id,
+        fetcher=fetcher(settings),
+        retention=settings.retention,
+        data_keys=data_keys if settings.encrypts_at_rest else None,
+        keep_metadata=settings.keep_metadata_categories,
+    )
+    files = FileService(
+        database.files,
+        blobs,
+        links,
+        events=database.events,
+        clock=clock,
+        node_id=node_id,
+        data_keys=data_keys,
+    )
+    return Services(
+        clients=ClientService(
+            database.clients, clock, grace=timedelta(hours=settings.secret_grace_hours)
+        ),
+        tokens=TokenService(
+            keys,
+            database.clients,
+            clock,
+            default_minutes=settings.token_default_minutes,
+            max_minutes=settings.token_max_minutes,
+        ),
+        signed=RequestVerifier(
+            database.clients,
+            database.replays,
+            clock,
+            window=timedelta(seconds=settings.timestamp_window_seconds),
+            stale_after=stale,
+        ),
+        requirements=RequirementsService(catalogue),
+        uploads=uploads,
+        files=files,
+        # Keys whose every token has expired leave the ring and JWKS, and Request-Id
+        # records past their retention are forgotten: at start, then while serving.
+        housekeeping=Housekeeping(
+            database.replays,
+            keys,
+            clock,
+            clients=database.clients,
+            files=files,
+            tasks=database.tasks,
+            holder=node_identity(settings, create=False) + f"#{node_id}",
+            retention=timedelta(seconds=settings.replay_retention),
+            upload_retention=timedelta(hours=settings.idempotency_retention_hours),
+            interval=timedelta(seconds=settings.housekeeping_interval_seconds),
+        ),
+        nodes=nodes,
+        keys=keys,
+        database=database,
+        blobs=blobs,
+        secrets=database.sealed,
+        limits=_limits(settings),
+        trusted_proxies=settings.trusted_proxies,
+    )
+
+
+def _limits(settings: Settings) -> ClientLimits:
+    # Node-local by design (services/limits.py says why; README "Limits").
+    return ClientLimits(
+        requests=Rate(settings.rate_limit_per_second, settings.rate_limit_burst),
+        uploads=Rate(settings.upload_rate_per_second, settings.upload_rate_burst),
+        concurrent_uploads=settings.max_concurrent_uploads,
+        fetch_refusals=Rate(settings.fetch_refusals_per_hour / 3600, settings.fetch_refusal_burst),
+    )
+
+
+def fetcher(settings: Settings) -> Fetcher | None:
+    if not settings.fetch_enabled:
+        return None
+    policy = EgressPolicy(
+        allow_networks=settings.fetch_allow_networks,
+        allow_ports=frozenset(settings.fetch_allow_ports),
+        max_redirects=settings.fetch_max_redirects,
+        connect_timeout=settings.fetch_connect_timeout,
+        read_timeout=settings.fetch_read_timeout,
+        total_timeout=settings.fetch_total_timeout,
+    )
+    return GuardedFetcher(policy)

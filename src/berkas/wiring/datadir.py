@@ -1,0 +1,109 @@
+"""The data dir as a node sees it: private directories, the node identity its leases
+are held under, and the check that a data dir and a current database exist."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import secrets
+import socket
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from berkas.adapters.db.database import SqlDatabase
+from berkas.adapters.db.engine import display_url, sqlite_file
+from berkas.adapters.durable import atomic_write
+from berkas.config import Settings
+from berkas.core.ports import Clock
+from berkas.services.nodes import NodeLeases
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+
+NODE_IDENTITY = "node-identity"
+
+
+def check_existing(settings: Settings) -> None:
+    """Raise ``ValueError`` unless the data dir and a current database exist (see
+    ``open_existing``); touches nothing."""
+    url = settings.resolved_database_url
+    path = sqlite_file(url)  # first: an unsupported URL is a configuration error
+    if not settings.data_dir.is_dir():
+        raise ValueError(
+            f"no berkas data dir at {settings.data_dir}; start the server there with "
+            "berkas serve, or pass --data-dir"
+        )
+    # SQLite creates a missing file on first connect; a read must not leave an empty
+    # database behind that a later serve would take for a real one.
+    if path is not None and not path.is_file():
+        raise ValueError(
+            f"no berkas database at {path}; start the server with berkas serve, "
+            "or run berkas db migrate"
+        )
+    database = SqlDatabase.from_url(url)
+    try:
+        current = database.current_revision()
+        head = database.head_revision()
+    finally:
+        database.close()
+    if current != head:
+        raise ValueError(
+            f"the database schema is at revision {current or 'none'}, this berkas needs "
+            f"{head}; run berkas db migrate"
+        )
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` (mode 0700), or make an existing one private."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        # An existing directory made by hand (mkdir -m 755) would expose the database of
+        # client secrets; it is ours, so it is made private rather than refused.
+        log.warning("making %s private (mode 0700)", path)
+        path.chmod(0o700)
+
+
+def node_identity(settings: Settings, *, create: bool) -> str:
+    # Which data dir a lease belongs to: a node restarting on its data dir after a crash
+    # (the data-dir lock proves the old process is gone) takes its lease straight back.
+    path = settings.data_dir / NODE_IDENTITY
+    if not path.exists():
+        if not create:
+            return f"unprepared-{secrets.token_hex(8)}"
+        with contextlib.suppress(FileExistsError):  # another process created it first
+            atomic_write(path, secrets.token_hex(16).encode(), exclusive=True)
+    return path.read_text().strip()
+
+
+def node_leases(settings: Settings, database: SqlDatabase, clock: Clock) -> NodeLeases:
+    return NodeLeases(
+        database.leases,
+        clock,
+        holder=lease_holder(settings),
+        label=f"host {socket.gethostname()} pid {os.getpid()} data dir {settings.data_dir}",
+    )
+
+
+def lease_holder(settings: Settings) -> str:
+    # The data dir's identity, on this host, at this path. Only the same node restarting
+    # (the data-dir flock proves the old process is gone) may take a live lease back; a
+    # data dir copied to another host or path (a snapshot, a baked image) is another
+    # node, so it must not inherit the lease the original still holds.
+    where = f"{node_identity(settings, create=False)}|{socket.gethostname()}|{settings.data_dir}"
+    return hashlib.sha256(where.encode()).hexdigest()[:32]
+
+
+def stale_after(settings: Settings) -> timedelta:
+    # Longer than any request can run (a URL fetch is the slowest step), with a margin.
+    return timedelta(seconds=settings.fetch_total_timeout + 120)
+
+
+def database_shown(settings: Settings) -> str:
+    """The database URL as it may be printed (any password masked)."""
+    return display_url(settings.resolved_database_url)

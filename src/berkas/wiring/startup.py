@@ -1,0 +1,207 @@
+"""Start-up chores: ``prepare`` (directories, migrations, first keys, crash sweeps) for
+``serve`` and the write verbs, ``open_existing`` for read-only verbs, the listen socket
+and data-dir lock ``serve`` holds first, the demo client, and ``berkas files upgrade``'s
+use case over a prepared data dir."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from berkas.adapters import datadir
+from berkas.adapters import listen as listener
+from berkas.adapters.clock import SystemClock
+from berkas.adapters.datadir import DataDirLock
+from berkas.adapters.db.database import SqlDatabase
+from berkas.adapters.db.engine import sqlite_file
+from berkas.adapters.sealing import SealedDataKeys
+from berkas.adapters.storage.local import LocalBlobStore
+from berkas.config import Settings
+from berkas.core.content import ImageLimits
+from berkas.core.models import Client
+from berkas.services.bundle import Services
+from berkas.services.nodes import NodeLeases
+from berkas.services.spool import cleanup_stale
+from berkas.services.upgrade import UpgradeService
+from berkas.wiring.build import build
+from berkas.wiring.datadir import check_existing, node_identity, node_leases, private_dir
+from berkas.wiring.secrets import prepare_secrets, sealer
+from berkas.wiring.storage import is_s3, local_root, s3_store
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+
+DEMO_MARKER = ".demo-client-created"
+
+
+def prepare(settings: Settings, *, serving: bool) -> Services:
+    """Make the data dir and database ready, then build the services.
+
+    Creates private directories, migrates the schema, creates the first signing key and
+    the link secret. ``serving`` marks the one process that will serve HTTP on this data
+    dir (``berkas serve`` holds its lock): only it sweeps what an earlier crash left
+    (partial spool files, temporary blobs, blobs whose row never committed) and runs the
+    first housekeeping round; an admin command beside a live server must not delete that
+    server's uploads in flight.
+    """
+    # Everything this process creates (database, keys, blobs, spool) is private: the
+    # database holds every client's secret (STYLE: refuse insecure set-ups at start).
+    os.umask(0o077)
+    private_dir(settings.data_dir)
+    private_dir(settings.spool_dir)
+    if serving:
+        _warn_wildcard_links(settings)
+        removed = cleanup_stale(settings.spool_dir)
+        if removed:
+            log.warning("removed %d partial upload(s) left by an earlier crash", removed)
+    node_identity(settings, create=True)
+    database = SqlDatabase.from_url(
+        settings.resolved_database_url, sealer=sealer(settings, create=True)
+    )
+    node_id: int | None = None
+    try:
+        database.migrate()
+        if serving:
+            # Before anything is swept or minted: a node number another live node holds
+            # is refused here, naming that node.
+            wanted = settings.node_id if isinstance(settings.node_id, int) else None
+            node_id = node_leases(settings, database, SystemClock()).claim(wanted)
+        prepare_secrets(settings, database)
+    finally:
+        database.close()
+    local = local_root(settings.resolved_storage_url)
+    if local is not None:
+        store = LocalBlobStore(local, create=True)
+        if serving:
+            removed = store.cleanup_temp()
+            if removed:
+                log.warning("removed %d temporary blob(s) left by an earlier crash", removed)
+    if is_s3(settings.resolved_storage_url):
+        # A missing bucket or a wrong endpoint stops start-up here, naming both, rather
+        # than failing every upload later with a bare storage_unavailable.
+        s3_store(settings).require_bucket()
+    services = build(settings, node_id=node_id)
+    if serving:
+        try:
+            orphans = services.uploads.recover_orphans()
+            if orphans:
+                log.warning("removed %d stored blob(s) whose upload never committed", orphans)
+            services.housekeeping.run_once()
+        except BaseException:
+            services.close()
+            raise
+    return services
+
+
+def _warn_wildcard_links(settings: Settings) -> None:
+    # Links are built from BERKAS_PUBLIC_URL or else the listen address: behind a wildcard
+    # bind that is http://0.0.0.0:port, which no partner can open.
+    wildcard = {"0.0.0.0", "::", ""}  # noqa: S104 - recognised here, not bound to
+    if settings.public_url is None and settings.host.strip("[]") in wildcard:
+        log.warning(
+            "links will point at %s, which partners cannot reach: listening on every "
+            "interface needs BERKAS_PUBLIC_URL (the address partners use, e.g. "
+            "https://berkas.example.com)",
+            settings.base_url,
+        )
+
+
+def open_existing(settings: Settings) -> Services:
+    """Build the services over a data dir and database that already exist and are current.
+
+    For read-only commands beside (or without) a server: creates, migrates and sweeps
+    nothing. Raises ``ValueError`` naming the absolute path of a missing data dir or
+    SQLite file, and pointing at ``berkas db migrate`` when the schema is behind.
+    """
+    check_existing(settings)
+    return build(settings)
+
+
+@contextlib.contextmanager
+def upgrading(settings: Settings) -> Iterator[UpgradeService]:
+    """``berkas files upgrade``: an existing data dir prepared as for every write verb
+    (migrated, never swept), and the upgrade use case over its database and store."""
+    path = sqlite_file(settings.resolved_database_url)
+    if not settings.data_dir.is_dir() or (path is not None and not path.is_file()):
+        raise ValueError(
+            f"no berkas data dir or database at {settings.data_dir}; files upgrade upgrades "
+            "an existing one (pass --data-dir)"
+        )
+    services = prepare(settings, serving=False)
+    try:
+        clock = SystemClock()
+        database = services.database
+        where = f"host {socket.gethostname()} pid {os.getpid()}"
+        yield UpgradeService(
+            files=database.files,
+            blobs=services.blobs,
+            clock=clock,
+            tasks=database.tasks,
+            # One holder for every run (one at a time, by the task lease): a run after a
+            # killed one takes its node number straight back and clears what it left.
+            nodes=NodeLeases(
+                database.leases,
+                clock,
+                holder="berkas files upgrade",
+                label=f"files upgrade, {where}",
+            ),
+            holder=f"files upgrade, {where}, {secrets.token_hex(4)}",
+            spool_dir=settings.spool_dir,
+            data_keys=SealedDataKeys(sealer(settings, create=False)),
+            encrypt=settings.encrypts_at_rest,
+            retention=settings.retention,
+            keep_metadata=settings.keep_metadata_categories,
+            image_limits=ImageLimits(
+                max_pixels=settings.max_image_pixels, max_side=settings.max_image_side
+            ),
+        )
+    finally:
+        services.close()
+
+
+def listen(settings: Settings) -> socket.socket:
+    """The bound, listening socket ``serve`` hands to uvicorn; raises ``CannotListen``."""
+    return listener.listen(settings.host, settings.port)
+
+
+def listen_metrics(settings: Settings) -> socket.socket | None:
+    """The metrics listener's socket; None when /metrics is on the partner port."""
+    where = settings.metrics_listener
+    return None if where is None else listener.listen(*where)
+
+
+def lock_data_dir(settings: Settings) -> DataDirLock:
+    """Take the one-server lock on the data dir (creating the dir, 0700, if it is new).
+
+    Raises ``DataDirInUse`` naming the pid of the serve that holds it. Hold the lock for
+    the life of the process: it is what lets ``prepare(serving=True)`` sweep the spool.
+    """
+    # Private from the start (as in prepare): the dir will hold every client's secret.
+    os.umask(0o077)
+    # No chmod of an existing dir here (prepare does that once the lock is ours): a
+    # refused second server must leave the first one's data dir exactly as it was.
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return datadir.lock(settings.data_dir)
+
+
+def ensure_demo_client(services: Services, settings: Settings) -> Client | None:
+    """On a brand-new data dir, create one demo client (once, ever)."""
+    marker = settings.data_dir / DEMO_MARKER
+    wanted = settings.demo_client
+    if wanted is None:
+        wanted = settings.serves_loopback_only
+    if not wanted or marker.exists():
+        return None
+    client = None
+    if not services.clients.list():
+        client = services.clients.create()
+    marker.write_text("demo client handled; delete this file to get another\n")
+    return client
