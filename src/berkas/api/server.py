@@ -1,0 +1,59 @@
+"""The app on uvicorn, on sockets ``serve`` already bound: berkas's connection guard
+(api/connections.py) as the HTTP protocol, its log handler, no uvicorn access log."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import socket
+from typing import Any
+
+import uvicorn
+
+from berkas.api.app import create_app
+from berkas.api.connections import ConnectionLimits, guarded_protocol
+from berkas.services.bundle import Services
+
+
+def run(
+    services: Services,
+    sockets: list[socket.socket],
+    *,
+    limits: ConnectionLimits,
+    host: str,
+    port: int,
+    log_level: str,
+    log_config: dict[str, Any],
+    metrics_port: int | None,
+) -> bool:
+    """Serve until a shutdown signal; False when the app's lifespan start-up failed."""
+    # As uvicorn.run does, but on the socket already bound and locked for.
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(
+                services,
+                body_idle_timeout=limits.body_idle_timeout,
+                metrics_port=metrics_port,
+            ),
+            host=host,  # for uvicorn's log lines only
+            port=port,
+            log_level=log_level,
+            # berkas's own handler for uvicorn's loggers, and no uvicorn access log: it
+            # prints raw paths with a link's signature.
+            log_config=log_config,
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
+            # httptools with deadlines, a head cap and a connection cap, and framing
+            # errors in the envelope (docs/design.md 7.3).
+            http=guarded_protocol(limits),
+            # uvicorn's own keep-alive timer; the protocol's is the one that holds when
+            # stray bytes arrive.
+            timeout_keep_alive=max(1, math.ceil(limits.keepalive_timeout)),
+        )
+    )
+    # uvicorn re-raises the SIGINT it handled once shut down (uvicorn.run swallows it the
+    # same way).
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=sockets)
+    return bool(server.started)
