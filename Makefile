@@ -21,8 +21,9 @@ serve: install
 # Everything: unit, contract (SQLite + PostgreSQL) and end-to-end tests against a real
 # `berkas serve` on loopback. PostgreSQL is started by the tests themselves (throwaway
 # cluster); `make system-deps` installs it on Debian.
+# --durations=25: the CI log shows where the run's minutes go.
 test: install
-	$(BIN)/pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+	$(BIN)/pytest --cov --cov-report=term:skip-covered --durations=25 $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/pytest -m "not e2e and not slow" $(PYTEST_ARGS)

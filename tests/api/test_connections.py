@@ -73,3 +73,15 @@ def test_the_protocol_answer_is_a_closing_envelope() -> None:
     assert json.loads(body) == {
         "error": {"code": "server_busy", "message": "busy.", "type": "api_error"}
     }
+
+
+@pytest.mark.parametrize(
+    "name", ["_unset_keepalive_if_required", "_should_upgrade", "_unsupported_upgrade_warning"]
+)
+def test_the_private_uvicorn_methods_the_guard_calls_still_exist(name: str) -> None:
+    # GuardedProtocol subclasses uvicorn's httptools protocol and calls these private
+    # methods; pyproject.toml bounds uvicorn below its next minor, and this fails first
+    # if a release renames or drops one.
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # noqa: PLC0415
+
+    assert callable(getattr(HttpToolsProtocol, name, None)), name
