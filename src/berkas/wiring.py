@@ -26,7 +26,6 @@ from berkas.adapters.clock import SystemClock
 from berkas.adapters.datadir import DataDirInUse, DataDirLock
 from berkas.adapters.db.database import SqlDatabase
 from berkas.adapters.db.engine import display_url, sqlite_file
-from berkas.adapters.db.repositories import clear_value_message
 from berkas.adapters.durable import atomic_write
 from berkas.adapters.fetch import GuardedFetcher
 from berkas.adapters.keys import KeyRing, KeyStore, import_key_directory
@@ -34,6 +33,7 @@ from berkas.adapters.listen import CannotListen
 from berkas.adapters.sealing import (
     SealedDataKeys,
     Sealer,
+    clear_value_message,
     create_key_file,
     parse_master_key,
     read_key_file,

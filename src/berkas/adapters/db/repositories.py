@@ -8,7 +8,6 @@ under the master key on the way in and opened on the way out (adapters/sealing.p
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -59,10 +58,16 @@ from berkas.adapters.sealing import (
     PREFIX,
     Sealer,
     SealingError,
+    clear_value_message,
+    client_context,
     data_key_context,
     is_sealed,
+    key_context,
     legacy_data_key_context,
+    previous_client_context,
+    replay_context,
     sealed_kid,
+    secret_context,
 )
 from berkas.core.codes import Code
 from berkas.core.errors import Unavailable
@@ -173,43 +178,6 @@ class _Sealed:
             # repositories a server or admin verb uses.
             raise RuntimeError("this database was opened without the master key")
         return self._sealer
-
-
-def clear_value_message(column: str, row: str) -> str:
-    """Why a clear value in a sealed column is refused, naming the column and the row."""
-    return (
-        f"{column} of {row!r} is stored in clear and is refused: berkas seals every value "
-        "it writes there, so this one was written into the database without the master "
-        "key. Replace it with a berkas command (e.g. `berkas clients rotate-secret`, "
-        "`berkas keys rotate`) and find out who could write to the database"
-    )
-
-
-def client_context(client_id: str) -> str:
-    """What a client's sealed secret is bound to (its row)."""
-    return f"client:{client_id}:secret_key"
-
-
-def previous_client_context(client_id: str) -> str:
-    """What a client's sealed previous secret is bound to: its row and its column, so the
-    two sealed values of one row cannot be swapped (a replaced secret made current again,
-    or kept past its grace)."""
-    return f"client:{client_id}:previous_secret_key"
-
-
-def replay_context(client_id: str, request_id: str, status: int | None) -> str:
-    """What a sealed replay answer is bound to: the client, its Request-Id, the status."""
-    return "replay:" + json.dumps([client_id, request_id, status], separators=(",", ":"))
-
-
-def key_context(kid: str) -> str:
-    """What a sealed signing key is bound to (its kid)."""
-    return f"signing-key:{kid}"
-
-
-def secret_context(name: str) -> str:
-    """What a sealed service secret is bound to (its name)."""
-    return f"service-secret:{name}"
 
 
 class SqlClientRepository(_SqlRepository, _Sealed):
