@@ -210,6 +210,43 @@ class Sealer:
         return not value.startswith(f"{PREFIX}{_VERSION}:{self.current.kid}:")
 
 
+def clear_value_message(column: str, row: str) -> str:
+    """Why a clear value in a sealed column is refused, naming the column and the row."""
+    return (
+        f"{column} of {row!r} is stored in clear and is refused: berkas seals every value "
+        "it writes there, so this one was written into the database without the master "
+        "key. Replace it with a berkas command (e.g. `berkas clients rotate-secret`, "
+        "`berkas keys rotate`) and find out who could write to the database"
+    )
+
+
+def client_context(client_id: str) -> str:
+    """What a client's sealed secret is bound to (its row)."""
+    return f"client:{client_id}:secret_key"
+
+
+def previous_client_context(client_id: str) -> str:
+    """What a client's sealed previous secret is bound to: its row and its column, so the
+    two sealed values of one row cannot be swapped (a replaced secret made current again,
+    or kept past its grace)."""
+    return f"client:{client_id}:previous_secret_key"
+
+
+def replay_context(client_id: str, request_id: str, status: int | None) -> str:
+    """What a sealed replay answer is bound to: the client, its Request-Id, the status."""
+    return "replay:" + json.dumps([client_id, request_id, status], separators=(",", ":"))
+
+
+def key_context(kid: str) -> str:
+    """What a sealed signing key is bound to (its kid)."""
+    return f"signing-key:{kid}"
+
+
+def secret_context(name: str) -> str:
+    """What a sealed service secret is bound to (its name)."""
+    return f"service-secret:{name}"
+
+
 def data_key_context(binding: DataKeyBinding) -> str:
     """Where a document's data key lives and what it belongs to: the file's id, owner,
     object key and link generation (JSON, so no value can run into the next)."""

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 from berkas.adapters.clock import SystemClock
 from berkas.adapters.db.database import SqlDatabase
 from berkas.adapters.db.engine import sqlite_file
-from berkas.adapters.db.repositories import clear_value_message
 from berkas.adapters.keys import KeyRing, KeyStore, import_key_directory
 from berkas.adapters.sealing import (
     Sealer,
+    clear_value_message,
     create_key_file,
     parse_master_key,
     read_key_file,

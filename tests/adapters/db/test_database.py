@@ -19,9 +19,9 @@ from sqlalchemy import insert, select, text, update
 from berkas.adapters.db.database import MIGRATIONS_DIR, SqlDatabase
 from berkas.adapters.db.engine import WRITE_OPTION
 from berkas.adapters.db.migrations import HEAD
-from berkas.adapters.db.repositories import SqlFileRepository, client_context
+from berkas.adapters.db.repositories import SqlFileRepository
 from berkas.adapters.db.tables import clients, metadata
-from berkas.adapters.sealing import MasterKey, Sealer, SealingError
+from berkas.adapters.sealing import MasterKey, Sealer, SealingError, client_context
 from berkas.core.errors import Unavailable
 from berkas.core.models import Client, StoredFile
 from tests.adapters.db.conftest import SEALER

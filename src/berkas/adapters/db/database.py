@@ -13,18 +13,15 @@ from sqlalchemy import Engine, inspect, text
 
 from berkas.adapters.db.engine import WRITE_OPTION, build_engine, compact
 from berkas.adapters.db.migrations import HEAD
-from berkas.adapters.db.repositories import (
-    SqlAuditLog,
-    SqlClientRepository,
-    SqlFileRepository,
-    SqlKeyStore,
-    SqlNodeLeaseRepository,
-    SqlReplayRepository,
-    SqlSealedValues,
-    SqlServiceSecrets,
-    SqlTaskLeases,
-    translate_errors,
-)
+from berkas.adapters.db.repositories.audit import SqlAuditLog
+from berkas.adapters.db.repositories.base import translate_errors
+from berkas.adapters.db.repositories.clients import SqlClientRepository
+from berkas.adapters.db.repositories.files import SqlFileRepository
+from berkas.adapters.db.repositories.keys import SqlKeyStore
+from berkas.adapters.db.repositories.leases import SqlNodeLeaseRepository, SqlTaskLeases
+from berkas.adapters.db.repositories.replays import SqlReplayRepository
+from berkas.adapters.db.repositories.sealed import SqlSealedValues
+from berkas.adapters.db.repositories.secrets import SqlServiceSecrets
 from berkas.adapters.db.writes import DirectWrites, GroupCommit, Writes, unavailable
 from berkas.adapters.sealing import Sealer
 from berkas.core.codes import Code
