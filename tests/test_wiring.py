@@ -47,31 +47,31 @@ def test_only_the_serving_process_removes_blobs_whose_upload_never_committed(
 ) -> None:
     settings = load_settings(data_dir=tmp_path / "data")
     key = "berkas/sandbox/TEMP/BRN-0001-00000000000001/LOGO/1700000000000-0001.png"
-    container = prepare(settings, serving=False)
+    services = prepare(settings, serving=False)
     try:
         # What a crash between "blob written" and "row committed" leaves behind.
-        container.database.files.reserve_key(key, 1, datetime.now(UTC))
+        services.database.files.reserve_key(key, 1, datetime.now(UTC))
         spooled = tmp_path / "spooled.part"
         spooled.write_bytes(b"half-committed upload")
-        container.blobs.put_file(key, spooled, "image/png")
+        services.blobs.put_file(key, spooled, "image/png")
     finally:
-        container.close()
+        services.close()
 
     # An admin command cannot tell a crash's leftover from a live server's upload in flight.
-    container = prepare(settings, serving=False)
+    services = prepare(settings, serving=False)
     try:
-        assert b"".join(container.blobs.open(key)) == b"half-committed upload"
-        assert container.database.files.reserved_keys(1) == [key]
+        assert b"".join(services.blobs.open(key)) == b"half-committed upload"
+        assert services.database.files.reserved_keys(1) == [key]
     finally:
-        container.close()
+        services.close()
 
-    container = prepare(settings, serving=True)
+    services = prepare(settings, serving=True)
     try:
         with pytest.raises(NotFound):
-            container.blobs.open(key)
-        assert container.database.files.reserved_keys(1) == []
+            services.blobs.open(key)
+        assert services.database.files.reserved_keys(1) == []
     finally:
-        container.close()
+        services.close()
 
 
 def test_request_id_records_past_their_retention_are_forgotten_at_start(tmp_path: Path) -> None:
@@ -89,25 +89,25 @@ def test_request_id_records_past_their_retention_are_forgotten_at_start(tmp_path
             created_at=now - age,
         )
 
-    container = prepare(settings, serving=False)
+    services = prepare(settings, serving=False)
     try:
-        client_id = container.clients.create().client_id
-        replays = container.database.replays
+        client_id = services.clients.create().client_id
+        replays = services.database.replays
         assert replays.begin(record(client_id, "old", timedelta(minutes=12))) is None
         assert replays.begin(record(client_id, "recent", timedelta(minutes=10))) is None
     finally:
-        container.close()
+        services.close()
 
-    container = prepare(settings, serving=True)
+    services = prepare(settings, serving=True)
     try:
-        replays = container.database.replays
+        replays = services.database.replays
         # begin() answers None only when the Request-Id is free again.
         assert replays.begin(record(client_id, "old", timedelta(0))) is None
         kept = replays.begin(record(client_id, "recent", timedelta(0)))
         assert kept is not None
         assert kept.body == b'{"token": "..."}'
     finally:
-        container.close()
+        services.close()
 
 
 def test_the_data_dir_and_database_are_private_even_if_made_by_hand(tmp_path: Path) -> None:
@@ -131,21 +131,21 @@ def test_the_demo_client_is_made_only_for_a_loopback_server(
     tmp_path: Path, host: str, created: bool
 ) -> None:
     settings = load_settings(data_dir=tmp_path / "d", host=host)
-    container = prepare(settings, serving=False)
+    services = prepare(settings, serving=False)
     try:
-        assert (ensure_demo_client(container, settings) is not None) is created
-        assert ensure_demo_client(container, settings) is None  # never a second time
+        assert (ensure_demo_client(services, settings) is not None) is created
+        assert ensure_demo_client(services, settings) is None  # never a second time
     finally:
-        container.close()
+        services.close()
 
 
 def test_an_explicit_demo_setting_wins(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path / "d", host="192.0.2.10", demo_client=True)
-    container = prepare(settings, serving=False)
+    services = prepare(settings, serving=False)
     try:
-        assert ensure_demo_client(container, settings) is not None
+        assert ensure_demo_client(services, settings) is not None
     finally:
-        container.close()
+        services.close()
 
 
 def test_build_alone_creates_nothing(tmp_path: Path) -> None:

@@ -45,24 +45,24 @@ def test_readyz_is_503_naming_storage_when_the_blob_root_is_gone(server: InProce
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_the_serving_app_repeats_its_chores(tmp_path: Path, anyio_backend: str) -> None:
-    container = prepare(
+    services = prepare(
         load_settings(data_dir=tmp_path, housekeeping_interval_seconds=1), serving=False
     )
     rounds: list[int] = []
-    original = container.housekeeping.run_once
+    original = services.housekeeping.run_once
 
     def counted() -> int:
         rounds.append(1)
         return original()
 
-    container.housekeeping.run_once = counted  # type: ignore[method-assign]
-    container.housekeeping.interval = timedelta(milliseconds=20)
-    app = create_app(container)
+    services.housekeeping.run_once = counted  # type: ignore[method-assign]
+    services.housekeeping.interval = timedelta(milliseconds=20)
+    app = create_app(services)
     try:
         async with app.router.lifespan_context(app):
             with anyio.fail_after(5):
                 while len(rounds) < 2:
                     await anyio.sleep(0.01)
     finally:
-        container.close()
+        services.close()
     assert len(rounds) >= 2

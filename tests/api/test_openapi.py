@@ -19,12 +19,12 @@ PREFIX = API_PREFIX
 
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    container = prepare(load_settings(data_dir=tmp_path_factory.mktemp("openapi")), serving=False)
+    services = prepare(load_settings(data_dir=tmp_path_factory.mktemp("openapi")), serving=False)
     try:
         # Built with warnings as errors (pytest config): duplicate operation ids would fail.
-        return create_app(container).openapi()
+        return create_app(services).openapi()
     finally:
-        container.close()
+        services.close()
 
 
 def test_requirements_document_doku_example_and_signed_headers(spec: dict[str, Any]) -> None:
@@ -48,11 +48,11 @@ def test_upload_documents_every_category_and_the_error_envelope(spec: dict[str, 
 
 
 def test_head_routes_stay_out_of_the_schema(tmp_path: Path) -> None:
-    container = prepare(load_settings(data_dir=tmp_path), serving=False)
+    services = prepare(load_settings(data_dir=tmp_path), serving=False)
     try:
-        paths = create_app(container).openapi()["paths"]
+        paths = create_app(services).openapi()["paths"]
     finally:
-        container.close()
+        services.close()
     assert "head" not in paths["/healthz"]
     assert set(paths["/links/{key}"]) == {"get"}
 

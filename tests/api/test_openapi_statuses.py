@@ -111,7 +111,7 @@ def _delete(partner: Partner, file_id: str) -> httpx.Response:
 
 def _delete_held(ctx: Ctx, partner: Partner) -> httpx.Response:
     file_id = partner.upload(samples.jpeg(seed=6)).json()["id"]
-    ctx.app.container.files.set_hold(file_id, True)
+    ctx.app.services.files.set_hold(file_id, True)
     return _delete(partner, file_id)
 
 

@@ -128,7 +128,7 @@ def test_a_server_failure_is_not_replayed(
         def explode(*args: object, **kwargs: object) -> None:
             raise RuntimeError("key store exploded")
 
-        patched.setattr(server.container.tokens, "issue_to", explode)
+        patched.setattr(server.services.tokens, "issue_to", explode)
         failed = partner.token_request(payload, request_id="tok-3")
 
     error = assert_error(failed, 500, "internal_error")  # with the Request-Id header's id

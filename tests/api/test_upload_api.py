@@ -216,7 +216,7 @@ def test_a_file_before_a_missing_category_is_refused_without_leftovers(
 def test_an_oversize_file_after_its_category_is_refused_while_streaming(
     server: InProcess, partner: Partner
 ) -> None:
-    cap = server.container.uploads.target({"category": "PHOTO_PROOF"}).max_bytes
+    cap = server.services.uploads.target({"category": "PHOTO_PROOF"}).max_bytes
     data = b"\xff\xd8\xff" + b"\x00" * cap
     body = multipart(("category", "PHOTO_PROOF"), ("file", data, "big.jpg"))
 
@@ -277,7 +277,7 @@ def test_an_unexpected_failure_is_a_500_envelope_and_nothing_is_kept(
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire at /secret/path")
 
-    monkeypatch.setattr(server.container.uploads, "_store", explode)
+    monkeypatch.setattr(server.services.uploads, "_store", explode)
     body = multipart(("category", "LOGO"), ("file", samples.png(), "a.png"))
 
     error = refused(server, partner, body, 500, "internal_error")
@@ -384,7 +384,7 @@ def test_one_upload_crosses_into_the_services_three_times(
     # case opened, and hands over once; everything else is the use case's own business.
     token = partner.token  # taken before recording: issuing is not part of the upload
     calls: list[str] = []
-    real = server.container
+    real = server.services
     recorders: dict[str, Any] = {
         name: Recorder(name, getattr(real, name), calls)
         for name in ("clients", "tokens", "signed", "requirements", "uploads", "files")

@@ -214,15 +214,15 @@ def sdk_settings(tmp_path_factory: pytest.TempPathFactory, origin: FixtureServer
 
 
 @pytest.fixture(scope="module")
-def container(sdk_settings: Settings) -> Iterator[Services]:
+def services(sdk_settings: Settings) -> Iterator[Services]:
     built = prepare(sdk_settings, serving=False)
     yield built
     built.close()
 
 
 @pytest.fixture(scope="module")
-def app(container: Services) -> ASGIApp:
-    return create_app(container)
+def app(services: Services) -> ASGIApp:
+    return create_app(services)
 
 
 @pytest.fixture(scope="module")
@@ -237,8 +237,8 @@ def faults(network: Faults, app: ASGIApp) -> Faults:
 
 
 @pytest.fixture(scope="module")
-def partner(container: Services) -> Client:
-    return container.clients.create()
+def partner(services: Services) -> Client:
+    return services.clients.create()
 
 
 @pytest.fixture
@@ -443,9 +443,9 @@ def test_owner_liveness_gets_a_cnt_id(client: Any) -> None:
 
 
 @pytest.fixture
-def fresh(make_client: Factory, container: Services) -> Any:
+def fresh(make_client: Factory, services: Services) -> Any:
     """A client of a partner with no files yet: ``duplicate_of`` depends on nothing else."""
-    stranger = container.clients.create()
+    stranger = services.clients.create()
     return make_client(client_id=stranger.client_id, secret_key=stranger.secret_key)
 
 
@@ -543,9 +543,9 @@ def test_an_answer_that_is_not_a_dry_run_is_an_invalid_response(
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_async_check_in_an_event_loop(
-    app: ASGIApp, container: Services, origin: FixtureServer, anyio_backend: str
+    app: ASGIApp, services: Services, origin: FixtureServer, anyio_backend: str
 ) -> None:
-    stranger = container.clients.create()
+    stranger = services.clients.create()
     async with AsyncBerkasClient(
         BASE_URL, stranger.client_id, stranger.secret_key, transport=httpx.ASGITransport(app=app)
     ) as client:
@@ -591,9 +591,9 @@ def test_text_is_not_an_image(client: Any) -> None:
 
 
 def test_another_partners_file_is_not_found(
-    client: Any, make_client: Factory, container: Services
+    client: Any, make_client: Factory, services: Services
 ) -> None:
-    stranger = container.clients.create()
+    stranger = services.clients.create()
     theirs = make_client(client_id=stranger.client_id, secret_key=stranger.secret_key)
     uploaded = theirs.upload("LOGO", samples.png())
 

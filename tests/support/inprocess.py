@@ -20,21 +20,21 @@ from tests.support.partner import Partner
 
 
 class InProcess:
-    """One container and app on ``data_dir``; ``http`` never raises the app's exceptions."""
+    """One services and app on ``data_dir``; ``http`` never raises the app's exceptions."""
 
     def __init__(self, data_dir: Path, **overrides: object) -> None:
         self.data_dir = data_dir
         self.settings = load_settings(data_dir=data_dir, **overrides)
         # As `berkas serve` starts: chores first (this is the data dir's only server).
-        self.container: Services = prepare(self.settings, serving=True)
-        self.app = create_app(self.container)
+        self.services: Services = prepare(self.settings, serving=True)
+        self.app = create_app(self.services)
         self.http = Http(self.app)
 
     def close(self) -> None:
-        self.container.close()
+        self.services.close()
 
     def partner(self, client_id: str | None = None) -> Partner:
-        client = self.container.clients.create(client_id)
+        client = self.services.clients.create(client_id)
         return Partner(self.http, client.client_id, client.secret_key)
 
     def spooled(self) -> list[Path]:

@@ -35,8 +35,8 @@ def audit_export(since: str | None, client_id: str | None, data_dir: Path | None
 
     def run() -> None:
         start = None if since is None else _moment(since)
-        with reading(data_dir) as container:
-            for event in container.files.export_events(since=start, client_id=client_id):
+        with reading(data_dir) as services:
+            for event in services.files.export_events(since=start, client_id=client_id):
                 record = {
                     "id": event.id,
                     "file_id": event.file_id,

@@ -33,8 +33,8 @@ def clients_create(
     """Create a client with a strong random secret key (printed once)."""
 
     def run() -> None:
-        with writing(data_dir) as container:
-            client = container.clients.create(client_id, label=label)
+        with writing(data_dir) as services:
+            client = services.clients.create(client_id, label=label)
         if as_json:
             click.echo(json.dumps({"client_id": client.client_id, "secret_key": client.secret_key}))
         else:
@@ -52,8 +52,8 @@ def clients_list(as_json: bool, data_dir: Path | None) -> None:
     def run() -> None:
         from berkas.cli.tables import NONE, moment, table
 
-        with reading(data_dir) as container:
-            rows = container.clients.list()
+        with reading(data_dir) as services:
+            rows = services.clients.list()
         now = datetime.now(UTC)
         if as_json:
             listed = []
@@ -99,8 +99,8 @@ def clients_label(client_id: str, text: str, data_dir: Path | None) -> None:
     """Name a client for operators, shown by clients list ("" removes the label)."""
 
     def run() -> None:
-        with writing(data_dir) as container:
-            client = container.clients.set_label(client_id, text)
+        with writing(data_dir) as services:
+            client = services.clients.set_label(client_id, text)
         shown = f"labelled {client.label!r}" if client.label else "has no label now"
         click.echo(f"{client.client_id} {shown}")
 
@@ -134,8 +134,8 @@ def clients_rotate_secret(
             chosen = None if grace is None else parse_duration(grace)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="'--grace'") from None
-        with writing(data_dir) as container:
-            done = container.clients.rotate_secret(client_id, chosen)
+        with writing(data_dir) as services:
+            done = services.clients.rotate_secret(client_id, chosen)
         client = done.client
         if as_json:
             answer = {
@@ -180,6 +180,6 @@ def clients_enable(client_id: str, data_dir: Path | None) -> None:
 
 
 def _set_enabled(data_dir: Path | None, client_id: str, enabled: bool) -> None:
-    with writing(data_dir) as container:
-        container.clients.set_enabled(client_id, enabled)
+    with writing(data_dir) as services:
+        services.clients.set_enabled(client_id, enabled)
     click.echo(f"{client_id} {'enabled' if enabled else 'disabled'}")

@@ -49,8 +49,8 @@ def files_delete(file_id: str, actor: str, data_dir: Path | None) -> None:
     the same database and store as the servers."""
 
     def run() -> None:
-        with writing(data_dir) as container:
-            stored = container.files.delete_any(file_id, Caller(actor=actor))
+        with writing(data_dir) as services:
+            stored = services.files.delete_any(file_id, Caller(actor=actor))
         click.echo(f"{stored.id} deleted (client {stored.client_id}, {stored.size} bytes)")
 
     guard(run)
@@ -123,6 +123,6 @@ def files_upgrade(strip: bool, limit: int | None, actor: str, data_dir: Path | N
 
 
 def _set_hold(data_dir: Path | None, file_id: str, hold: bool, actor: str) -> None:
-    with writing(data_dir) as container:
-        stored = container.files.set_hold(file_id, hold, Caller(actor=actor))
+    with writing(data_dir) as services:
+        stored = services.files.set_hold(file_id, hold, Caller(actor=actor))
     click.echo(f"{stored.id} {'on legal hold' if hold else 'released from legal hold'}")

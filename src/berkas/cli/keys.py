@@ -25,8 +25,8 @@ def keys_rotate(data_dir: Path | None) -> None:
     """Add a new signing key; old keys verify until every token they signed has expired."""
 
     def run() -> None:
-        with writing(data_dir) as container:
-            kid = container.keys.rotate()
+        with writing(data_dir) as services:
+            kid = services.keys.rotate()
         click.echo(
             f"new signing key {kid}; every running node signs with it within seconds, and "
             "tokens signed with the old key verify until they expire"
@@ -47,8 +47,8 @@ def keys_list(as_json: bool, data_dir: Path | None) -> None:
     def run() -> None:
         from berkas.cli.tables import moment, table
 
-        with reading(data_dir) as container:
-            listed = container.keys.status()
+        with reading(data_dir) as services:
+            listed = services.keys.status()
         if as_json:
             rows = [
                 {

@@ -58,8 +58,8 @@ def secrets_rekey(data_dir: Path | None) -> None:
     """
 
     def run() -> None:
-        with writing(data_dir) as container:
-            vault = container.secrets
+        with writing(data_dir) as services:
+            vault = services.secrets
             done = vault.reseal()
             current = vault.master_key_ids[0]
             left = {

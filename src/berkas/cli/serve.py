@@ -71,11 +71,11 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
             raise click.ClickException(f"cannot start: {describe(exc)}") from None
         with lock:
             try:
-                container = prepare(settings, serving=True)
+                services = prepare(settings, serving=True)
             except (BerkasError, ValueError, OSError) as exc:
                 raise click.ClickException(f"cannot start: {describe(exc)}") from None
             try:
-                demo = ensure_demo_client(container, settings)
+                demo = ensure_demo_client(services, settings)
                 if demo is not None:
                     _print_demo(settings, demo.client_id, demo.secret_key)
                 click.echo(
@@ -92,7 +92,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
                     max_connections=settings.max_connections,
                 )
                 started = server.run(
-                    container,
+                    services,
                     sockets,
                     limits=limits,
                     host=settings.host,
@@ -102,7 +102,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
                     metrics_port=metrics_port,
                 )
             finally:
-                container.close()
+                services.close()
     if not started:
         sys.exit(3)  # uvicorn's STARTUP_FAILURE: the app's lifespan startup failed
 
