@@ -29,7 +29,8 @@ from berkas.adapters.db.engine import display_url, sqlite_file
 from berkas.adapters.db.repositories import clear_value_message
 from berkas.adapters.durable import atomic_write
 from berkas.adapters.fetch import GuardedFetcher
-from berkas.adapters.keys import KeyRing, KeyStore, import_key_directory
+from berkas.adapters.key_import import import_key_directory
+from berkas.adapters.keys import KeyRing, KeyStore
 from berkas.adapters.listen import CannotListen
 from berkas.adapters.sealing import (
     SealedDataKeys,
