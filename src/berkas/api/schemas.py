@@ -12,7 +12,7 @@ from berkas.core.models import FileEvent
 from berkas.core.wire import iso8601
 from berkas.services.files import FileView
 from berkas.services.stripping import REENCODED
-from berkas.services.uploads import DryRun, UploadResult
+from berkas.services.upload_types import DryRun, UploadResult
 
 ID_EXAMPLE = "DCM-0001-1732700000000"
 
