@@ -12,12 +12,8 @@ from pydantic import ValidationError
 
 from berkas.cli.main import main
 from berkas.client import profiles
-from berkas.config import (
-    CONFIG_FILE_VARIABLE,
-    ENVIRONMENT_ONLY,
-    load_settings,
-    s3_bucket_and_prefix,
-)
+from berkas.config import load_settings, s3_bucket_and_prefix
+from berkas.config_names import CONFIG_FILE_VARIABLE, ENVIRONMENT_ONLY
 from berkas.core.egress import parse_networks
 
 

@@ -1,16 +1,15 @@
 """Settings from ``BERKAS_*`` environment variables (and an optional .env file), checked at start.
 
 Defaults give the embedded mode: SQLite, blobs and keys under ``BERKAS_DATA_DIR``. A
-``BERKAS_*`` name that no setting answers to stops start-up, naming the closest one.
+``BERKAS_*`` name that no setting answers to stops start-up, naming the closest one
+(config_names.py).
 """
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import os
 import re
-from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -20,33 +19,20 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from berkas.core.catalogue_types import Category
+from berkas.config_names import (
+    CONFIG_FILE_VARIABLE,
+    PREFIX,
+    known_categories,
+    unknown_names,
+)
 from berkas.core.egress import IPNetwork, check_ports, parse_networks
 from berkas.core.object_keys import key_problem
 
-_PREFIX = "BERKAS_"
 # S3's bucket naming rules (virtual-host safe): 3-63 of a-z 0-9 . -, letter or digit at ends.
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-CONFIG_FILE_VARIABLE = "BERKAS_CONFIG_FILE"
 # Kept beyond twice the timestamp window: the clocks of the node that wrote a Request-Id
 # record and the node that purges it may disagree by this much.
 REPLAY_MARGIN_SECONDS = 60
-# Settings an earlier release read, and what replaced them: named, not just "unknown".
-_REPLACED = {
-    "BERKAS_REPLAY_RETENTION_HOURS": (
-        "replaced: signed Request-Ids are kept as long as a replay can be accepted "
-        "(BERKAS_REPLAY_RETENTION_SECONDS, default twice the timestamp window plus a "
-        "minute), upload Idempotency-Keys for BERKAS_IDEMPOTENCY_RETENTION_HOURS"
-    ),
-}
-# Read from the environment although they are not settings of the server: the name of the
-# config file itself, and what the partner CLI (``berkas partner``, cli/partner.py) takes
-# its connection from. The one list of such names; tests/test_config.py checks it against
-# every envvar the berkas CLI declares. They are read with exactly this spelling
-# (os.environ, click), so only this spelling is allowed.
-ENVIRONMENT_ONLY = frozenset(
-    {CONFIG_FILE_VARIABLE, "BERKAS_CLIENT_BASE_URL", "BERKAS_CLIENT_ID", "BERKAS_CLIENT_SECRET"}
-)
 
 
 class Settings(BaseSettings):
@@ -56,7 +42,7 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix=_PREFIX,
+        env_prefix=PREFIX,
         env_file=None,
         # Nothing is silently ignored: a misspelt secret on a fleet is an outage, not a
         # warning. load_settings refuses unknown names with a suggestion first; "forbid"
@@ -217,7 +203,7 @@ class Settings(BaseSettings):
                     "(DAYS a number >= 0; 0 keeps until deleted), e.g. DOCUMENT=30,LOGO=0"
                 )
             parsed[name.strip().upper()] = number
-        _known_categories(parsed, "BERKAS_RETENTION_DAYS_BY_CATEGORY")
+        known_categories(parsed, "BERKAS_RETENTION_DAYS_BY_CATEGORY")
         return parsed
 
     @field_validator("keep_metadata_categories", mode="before")
@@ -226,7 +212,7 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             value = [part.strip().upper() for part in value.split(",") if part.strip()]
         if isinstance(value, list | tuple | set | frozenset):
-            _known_categories([str(name) for name in value], "BERKAS_KEEP_METADATA_CATEGORIES")
+            known_categories([str(name) for name in value], "BERKAS_KEEP_METADATA_CATEGORIES")
             return frozenset(str(name) for name in value)
         return value
 
@@ -441,7 +427,7 @@ def load_settings(**overrides: object) -> Settings:
     config_file = os.environ.get(CONFIG_FILE_VARIABLE)
     if config_file and not Path(config_file).is_file():
         raise ValueError(f"{CONFIG_FILE_VARIABLE}: {config_file} is not a readable file")
-    problems = _unknown_names(os.environ)
+    problems = unknown_names(os.environ, Settings.model_fields)
     if config_file:
         try:
             # The parser and encoding pydantic-settings reads the file with: the same keys.
@@ -450,69 +436,7 @@ def load_settings(**overrides: object) -> Settings:
             raise ValueError(
                 f"{CONFIG_FILE_VARIABLE}: {config_file} is not a readable file ({exc})"
             ) from None
-        problems += _unknown_names(keys, config_file=config_file)
+        problems += unknown_names(keys, Settings.model_fields, config_file=config_file)
     if problems:
         raise ValueError("\n".join(problems))
     return Settings(_env_file=config_file or None, **clean)  # type: ignore[arg-type,call-arg]
-
-
-def _known_categories(names: Iterable[str], variable: str) -> None:
-    """Refuse a category name the catalogue does not have, naming the nearest one: a typo
-    (DOCUMENTS=30) must not leave the default in force without a word."""
-    known = sorted(category.value for category in Category)
-    problems = []
-    for name in names:
-        if name in known:
-            continue
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]}? " if close else ""
-        problems.append(f"{name} is no category ({hint}categories are {', '.join(known)})")
-    if problems:
-        raise ValueError(f"{variable}: " + "; ".join(problems))
-
-
-def _unknown_names(names: Iterable[str], *, config_file: str | None = None) -> list[str]:
-    """One message for each of ``names`` that nothing reads, naming the closest known name.
-
-    ``names`` come from the environment, where only ``BERKAS_*`` names are ours, or (with
-    ``config_file``) are the keys of that file, where every key is ours and only settings
-    count: the environment-only names have no effect there.
-    """
-    fields = {_PREFIX + name.upper() for name in Settings.model_fields}
-    in_file = config_file is not None
-    # Compared without the shared prefix, which would make every name look alike
-    # (BERKAS_FOO is not a near miss of BERKAS_PORT).
-    known = fields if in_file else fields | ENVIRONMENT_ONLY
-    stems = sorted(known_name.removeprefix(_PREFIX) for known_name in known)
-    problems = []
-    for name in sorted(names):
-        # pydantic-settings matches setting names case-insensitively (berkas_port sets the
-        # port), so the BERKAS_ namespace is case-insensitive here too: a lower-case
-        # misspelling is refused like an upper-case one. The environment-only names are
-        # read by os.environ and click with exact case, so only that spelling passes.
-        upper = name.upper()
-        if upper in fields or (not in_file and name in ENVIRONMENT_ONLY):
-            continue
-        if not in_file and not upper.startswith(_PREFIX):
-            continue  # someone else's variable
-        where = f"{name} (in {config_file})" if in_file else name
-        replaced = _REPLACED.get(upper if upper.startswith(_PREFIX) else _PREFIX + upper)
-        if replaced is not None:
-            problems.append(f"{where}: {replaced}")
-            continue
-        if in_file and upper in ENVIRONMENT_ONLY:
-            problems.append(f"{where}: read from the environment only, never from this file")
-            continue
-        # A file key without the prefix ("LINK_SECRET") is matched as if it had it.
-        close = difflib.get_close_matches(upper.removeprefix(_PREFIX), stems, n=1)
-        if not close:
-            problems.append(
-                f"{where}: unknown setting; see the table in README.md, section Configuration"
-            )
-            continue
-        nearest = _PREFIX + close[0]
-        if nearest == upper:  # an environment-only name in the wrong case
-            problems.append(f"{where}: unknown; did you mean {nearest} (upper case)?")
-        else:
-            problems.append(f"{where}: unknown; did you mean {nearest}?")
-    return problems

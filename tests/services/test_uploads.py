@@ -35,7 +35,8 @@ from berkas.core.ports import BlobStore, Fetcher, FetchSink, FileRepository
 from berkas.services.idempotency import IdempotentUploads
 from berkas.services.links import LinkService
 from berkas.services.spool import Spool
-from berkas.services.uploads import UploadResult, UploadService
+from berkas.services.upload_types import UploadResult
+from berkas.services.uploads import UploadService
 from tests.support import samples
 from tests.support.fakes import FakeClock
 

@@ -17,10 +17,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from berkas import __version__
-from berkas.api import docs, errors, schemas
+from berkas.api import docs, errors
 from berkas.api.connections import BodyIdleTimeout
 from berkas.api.metrics import METRICS_STATE, Metrics
 from berkas.api.observe import RequestLog
+from berkas.api.openapi import SECURITY_SCHEMES
 from berkas.api.routes import files, public, signed, uploads
 from berkas.core.codes import Code
 from berkas.core.errors import Unavailable
@@ -209,7 +210,7 @@ def _finish_openapi(app: FastAPI) -> None:
         if app.openapi_schema is None:
             spec = generate()
             components = spec.setdefault("components", {})
-            components["securitySchemes"] = schemas.SECURITY_SCHEMES
+            components["securitySchemes"] = SECURITY_SCHEMES
             framework = "#/components/schemas/HTTPValidationError"
             for operations in spec["paths"].values():
                 for operation in operations.values():

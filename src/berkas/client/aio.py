@@ -31,13 +31,15 @@ class AsyncBerkasClient(Calls[httpx.AsyncClient, httpx.AsyncBaseTransport]):
 
     async def token(self, valid_time: int | None = None) -> Token:
         """See ``BerkasClient.token``."""
-        return await self._run(self._token(valid_time))
+        return await self._run(self._session.token(valid_time))
 
     async def requirements(
         self, business_type: str, legal_entity: str, brand_business_line: str, nationality: str
     ) -> Requirements:
         """See ``BerkasClient.requirements``."""
-        flow = self._requirements(business_type, legal_entity, brand_business_line, nationality)
+        flow = self._requirements.requirements(
+            business_type, legal_entity, brand_business_line, nationality
+        )
         return await self._run(flow)
 
     async def upload(
@@ -51,7 +53,7 @@ class AsyncBerkasClient(Calls[httpx.AsyncClient, httpx.AsyncBaseTransport]):
         on_progress: OnProgress | None = None,
     ) -> UploadedFile:
         """See ``BerkasClient.upload`` (a file object is read on the event loop)."""
-        flow = self._upload(
+        flow = self._uploads.upload(
             category,
             file,
             code=code,
@@ -70,7 +72,9 @@ class AsyncBerkasClient(Calls[httpx.AsyncClient, httpx.AsyncBaseTransport]):
         request_id: str | None = None,
     ) -> UploadedFile:
         """See ``BerkasClient.upload_url``."""
-        return await self._run(self._upload_url(category, url, code=code, request_id=request_id))
+        return await self._run(
+            self._uploads.upload_url(category, url, code=code, request_id=request_id)
+        )
 
     async def check(
         self,
@@ -82,24 +86,26 @@ class AsyncBerkasClient(Calls[httpx.AsyncClient, httpx.AsyncBaseTransport]):
         on_progress: OnProgress | None = None,
     ) -> DryRunResult:
         """See ``BerkasClient.check``."""
-        flow = self._check(category, file, code=code, filename=filename, on_progress=on_progress)
+        flow = self._uploads.check(
+            category, file, code=code, filename=filename, on_progress=on_progress
+        )
         return await self._run(flow)
 
     async def check_url(
         self, category: Category | str, url: str, *, code: DocumentCode | str | None = None
     ) -> DryRunResult:
         """See ``BerkasClient.check_url``."""
-        return await self._run(self._check_url(category, url, code=code))
+        return await self._run(self._uploads.check_url(category, url, code=code))
 
     async def file(self, file_id: str) -> FileInfo:
         """See ``BerkasClient.file``."""
-        return await self._run(self._file(file_id))
+        return await self._run(self._files.file(file_id))
 
     async def download(
         self, link: str, *, sha256: str | None = None, on_progress: OnProgress | None = None
     ) -> bytes:
         """See ``BerkasClient.download``."""
-        return await self._run(self._download(link, sha256, on_progress))
+        return await self._run(self._files.download(link, sha256, on_progress))
 
     async def download_to(
         self,
@@ -111,7 +117,7 @@ class AsyncBerkasClient(Calls[httpx.AsyncClient, httpx.AsyncBaseTransport]):
         on_progress: OnProgress | None = None,
     ) -> int:
         """See ``BerkasClient.download_to``."""
-        return await self._run(self._download_to(link, path, sha256, overwrite, on_progress))
+        return await self._run(self._files.download_to(link, path, sha256, overwrite, on_progress))
 
     async def aclose(self) -> None:
         """Close the connections."""

@@ -36,14 +36,16 @@ class BerkasClient(Calls[httpx.Client, httpx.BaseTransport]):
         ``valid_time`` is in minutes; a different ``valid_time`` than the cached token's
         asks for a new one.
         """
-        return self._run(self._token(valid_time))
+        return self._run(self._session.token(valid_time))
 
     def requirements(
         self, business_type: str, legal_entity: str, brand_business_line: str, nationality: str
     ) -> Requirements:
         """Which documents a merchant of this kind must provide (GET /file, DESIGN 2.3)."""
         return self._run(
-            self._requirements(business_type, legal_entity, brand_business_line, nationality)
+            self._requirements.requirements(
+                business_type, legal_entity, brand_business_line, nationality
+            )
         )
 
     def upload(
@@ -63,7 +65,7 @@ class BerkasClient(Calls[httpx.Client, httpx.BaseTransport]):
         is idempotent on the server and is retried after transient failures.
         """
         return self._run(
-            self._upload(
+            self._uploads.upload(
                 category,
                 file,
                 code=code,
@@ -82,7 +84,7 @@ class BerkasClient(Calls[httpx.Client, httpx.BaseTransport]):
         request_id: str | None = None,
     ) -> UploadedFile:
         """Have the server fetch ``url`` and store it as a document (``file_url``)."""
-        return self._run(self._upload_url(category, url, code=code, request_id=request_id))
+        return self._run(self._uploads.upload_url(category, url, code=code, request_id=request_id))
 
     def check(
         self,
@@ -102,18 +104,20 @@ class BerkasClient(Calls[httpx.Client, httpx.BaseTransport]):
         A file ``upload`` would refuse raises the same error here.
         """
         return self._run(
-            self._check(category, file, code=code, filename=filename, on_progress=on_progress)
+            self._uploads.check(
+                category, file, code=code, filename=filename, on_progress=on_progress
+            )
         )
 
     def check_url(
         self, category: Category | str, url: str, *, code: DocumentCode | str | None = None
     ) -> DryRunResult:
         """Dry-run ``upload_url``: the server fetches and checks ``url``, stores nothing."""
-        return self._run(self._check_url(category, url, code=code))
+        return self._run(self._uploads.check_url(category, url, code=code))
 
     def file(self, file_id: str) -> FileInfo:
         """Metadata of an uploaded file and a fresh 60-minute link (GET /file/{id})."""
-        return self._run(self._file(file_id))
+        return self._run(self._files.file(file_id))
 
     def download(
         self, link: str, *, sha256: str | None = None, on_progress: OnProgress | None = None
@@ -124,7 +128,7 @@ class BerkasClient(Calls[httpx.Client, httpx.BaseTransport]):
         ``ChecksumMismatch``. ``on_progress(received, total_or_None)`` is called as the
         body arrives.
         """
-        return self._run(self._download(link, sha256, on_progress))
+        return self._run(self._files.download(link, sha256, on_progress))
 
     def download_to(
         self,
@@ -143,7 +147,7 @@ class BerkasClient(Calls[httpx.Client, httpx.BaseTransport]):
         binary stream such as ``sys.stdout.buffer`` (written as the body arrives, so not
         retried mid-body). ``sha256`` and ``on_progress`` are as for ``download``.
         """
-        return self._run(self._download_to(link, path, sha256, overwrite, on_progress))
+        return self._run(self._files.download_to(link, path, sha256, overwrite, on_progress))
 
     def close(self) -> None:
         """Close the connections."""

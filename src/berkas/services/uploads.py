@@ -3,14 +3,15 @@
 Owns everything between "the body has been read" and "here is the id and link":
 resolving the requirement once, the file-xor-url rule, upload idempotency, the fetch
 (and the one place a fetch refusal becomes a 422), the spool's lifecycle, inspection,
-the atomic store and the answer, fresh link included, for a retry.
+the atomic store and the answer, fresh link included, for a retry. Its values (target,
+body, answers) are in services/upload_types.py.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -21,7 +22,6 @@ from berkas.core import content, envelope
 from berkas.core.catalogue import (
     Catalogue,
     Category,
-    DocumentCode,
     parse_category,
     parse_document_code,
 )
@@ -42,20 +42,22 @@ from berkas.core.models import Caller, Client, EventKind, StoredFile
 from berkas.core.ports import BlobStore, Clock, DataKeys, Fetcher, FileRepository
 from berkas.services import stripping
 from berkas.services.idempotency import IdempotentUploads
-from berkas.services.links import IssuedLink, LinkService
+from berkas.services.links import LinkService
 from berkas.services.spool import Spool, SpoolWriter, check_free_space, disk_full, scratch
+from berkas.services.upload_types import (
+    KIND_OF_EXTENSION,
+    Body,
+    DryRun,
+    UploadFields,
+    UploadResult,
+    UploadTarget,
+    file_url,
+    file_xor_url,
+)
 
 log = logging.getLogger(__name__)
 # An upload from code that has no request behind it (tests, in-process callers).
 _NOBODY = Caller()
-
-# The catalogue's upper-case extensions (DOKU's wire form) and the kinds they denote.
-_KIND_OF_EXTENSION = {
-    "JPG": content.Kind.JPEG,
-    "JPEG": content.Kind.JPEG,
-    "PNG": content.Kind.PNG,
-    "PDF": content.Kind.PDF,
-}
 
 # An id or key collision can only follow a clock step backwards across a restart; a
 # couple of fresh mints always clear it.
@@ -64,64 +66,7 @@ _MINT_ATTEMPTS = 3
 # Names the cap while category and code are not known yet (the file came first).
 _ANY_UPLOAD = "an upload of any category"
 
-UploadFields = Mapping[str, str]
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True, slots=True)
-class UploadTarget:
-    """The validated ``category``/``code`` pair and what follows from its requirement."""
-
-    category: Category
-    code: DocumentCode | None
-    max_bytes: int
-    label: str
-    kinds: frozenset[content.Kind]
-
-
-@dataclass(frozen=True, slots=True)
-class _Body:
-    """What goes to the blob store: the spool itself, or what was derived from it.
-
-    ``size`` and ``sha256`` are those of the document as stored and served (after
-    stripping), not of the envelope the store may hold; ``data_key`` is set when
-    ``path`` is that envelope.
-    """
-
-    path: Path
-    size: int
-    sha256: str
-    data_key: bytes | None = None
-    removed: tuple[str, ...] = field(default=())
-
-
-@dataclass(frozen=True, slots=True)
-class DryRun:
-    """What an upload would store (``Berkas-Dry-Run: true``): every check ran, nothing
-    was kept. ``size``, ``sha256`` and the dimensions are those of the document as it
-    would be stored and served, after stripping ``metadata_removed``."""
-
-    category: str
-    code: str | None
-    content_type: str
-    size: int
-    sha256: str
-    width: int | None
-    height: int | None
-    metadata_removed: tuple[str, ...]
-    duplicate_of: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class UploadResult:
-    """A stored file and a fresh link; ``replayed`` when a retry got the first upload."""
-
-    stored: StoredFile
-    link: IssuedLink
-    replayed: bool = False
-    # An earlier file of this partner in the same category with the same bytes (as
-    # stored, after stripping): the upload is stored all the same, the partner told.
-    duplicate_of: str | None = None
 
 
 class UploadService:
@@ -178,7 +123,7 @@ class UploadService:
             label=self._catalogue.label(category, code),
             # What GET /file promises is what POST /file accepts: the requirement's
             # extensions (an operator's catalogue may narrow them, e.g. KTP as PDF only).
-            kinds=frozenset(_KIND_OF_EXTENSION[ext] for ext in requirement.extensions),
+            kinds=frozenset(KIND_OF_EXTENSION[ext] for ext in requirement.extensions),
         )
 
     def check_spool(self) -> None:
@@ -232,8 +177,8 @@ class UploadService:
 
     def _file_target(self, fields: UploadFields, spool: Spool) -> UploadTarget:
         target = self.target(fields)
-        if _file_url(fields) is not None:
-            raise _file_xor_url("both were sent.")
+        if file_url(fields) is not None:
+            raise file_xor_url("both were sent.")
         spool.tighten(target.max_bytes, target.label)
         return target
 
@@ -261,9 +206,9 @@ class UploadService:
 
     def _url_target(self, fields: UploadFields) -> tuple[UploadTarget, str, Fetcher]:
         target = self.target(fields)
-        url = _file_url(fields)
+        url = file_url(fields)
         if url is None:
-            raise _file_xor_url("neither was sent.")
+            raise file_xor_url("neither was sent.")
         if self._fetcher is None:
             raise InvalidRequest(
                 "file_url uploads are not enabled on this server; send the document as file.",
@@ -381,7 +326,7 @@ class UploadService:
 
     def _examine(
         self, client: Client, target: UploadTarget, spool: Spool, derived: list[Path]
-    ) -> tuple[_Body, content.ContentInfo, str | None]:
+    ) -> tuple[Body, content.ContentInfo, str | None]:
         """The checks every upload passes: inspection, then stripping; and the earlier
         file with the same stored bytes, if any."""
         spool.finish()
@@ -399,7 +344,7 @@ class UploadService:
 
     def _strip(
         self, target: UploadTarget, spool: Spool, info: content.ContentInfo, derived: list[Path]
-    ) -> tuple[_Body, content.ContentInfo]:
+    ) -> tuple[Body, content.ContentInfo]:
         """The document as it will be served (services/stripping.py, the one code path
         that ``berkas files upgrade --strip`` shares)."""
         copy = stripping.strip_for_storage(
@@ -412,16 +357,16 @@ class UploadService:
             derive=lambda write: self._derive(derived, write),
         )
         if copy is None:
-            return _Body(spool.path, spool.size, spool.sha256), info
-        return _Body(copy.path, copy.size, copy.sha256, removed=copy.removed), copy.info
+            return Body(spool.path, spool.size, spool.sha256), info
+        return Body(copy.path, copy.size, copy.sha256, removed=copy.removed), copy.info
 
-    def _seal(self, body: _Body, derived: list[Path]) -> _Body:
+    def _seal(self, body: Body, derived: list[Path]) -> Body:
         """``body`` encrypted under a fresh data key when at-rest encryption is on."""
         if self._data_keys is None:
             return body
         key = envelope.new_data_key()
         sealed, _ = self._derive(derived, lambda dst: envelope.encrypt_file(body.path, dst, key))
-        return _Body(sealed, body.size, body.sha256, key, body.removed)
+        return Body(sealed, body.size, body.sha256, key, body.removed)
 
     def _derive(self, derived: list[Path], write: Callable[[Path], _T]) -> tuple[Path, _T]:
         """A scratch file in the spool directory that ``write`` fills; listed in
@@ -439,7 +384,7 @@ class UploadService:
         self,
         client: Client,
         target: UploadTarget,
-        body: _Body,
+        body: Body,
         info: content.ContentInfo,
         caller: Caller,
     ) -> UploadResult:
@@ -525,17 +470,6 @@ class UploadService:
 
 def _plus(moment: datetime, span: timedelta | None) -> datetime | None:
     return None if span is None else moment + span
-
-
-def _file_url(fields: UploadFields) -> str | None:
-    return (fields.get("file_url") or "").strip() or None
-
-
-def _file_xor_url(what: str) -> InvalidRequest:
-    return InvalidRequest(
-        f"send exactly one of file (the document) and file_url (a URL to fetch); {what}",
-        code=Code.FILE_OR_URL_REQUIRED,
-    )
 
 
 def _quietly(action: Callable[[str], None], key: str) -> bool:

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from berkas.adapters.clock import SystemClock
 from berkas.adapters.db.database import SqlDatabase
 from berkas.adapters.db.engine import sqlite_file
-from berkas.adapters.keys import KeyRing, KeyStore, import_key_directory
+from berkas.adapters.key_import import import_key_directory
+from berkas.adapters.keys import KeyRing, KeyStore
 from berkas.adapters.sealing import (
     Sealer,
     clear_value_message,

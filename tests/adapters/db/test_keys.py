@@ -18,12 +18,12 @@ from sqlalchemy.exc import IntegrityError
 from berkas.adapters.db.database import SqlDatabase
 from berkas.adapters.db.memory import MemoryKeyStore
 from berkas.adapters.db.tables import signing_keys
+from berkas.adapters.key_import import import_key_directory
 from berkas.adapters.keys import (
     KeyRing,
     KeyRingError,
     KeyStore,
     StoredKey,
-    import_key_directory,
     thumbprint,
 )
 from berkas.adapters.sealing import SealingError

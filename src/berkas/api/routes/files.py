@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from berkas.api import schemas
+from berkas.api import openapi, schemas
 from berkas.api.deps import BearerClient, CallerDep, ServicesDep
 from berkas.core.codes import Code
 from berkas.core.errors import PermissionDenied
@@ -21,7 +21,7 @@ router = APIRouter()
     summary="File metadata and a fresh link",
     tags=["partner"],
     response_model=schemas.FileMetadata,
-    responses=schemas.DESCRIBE_ERRORS,
+    responses=openapi.DESCRIBE_ERRORS,
     openapi_extra={"security": [{"bearer": []}]},
 )
 async def describe(
@@ -36,7 +36,7 @@ async def describe(
     summary="The file's audit trail",
     tags=["partner"],
     response_model=schemas.FileEvents,
-    responses=schemas.DESCRIBE_ERRORS,
+    responses=openapi.DESCRIBE_ERRORS,
     openapi_extra={"security": [{"bearer": []}]},
 )
 async def events(file_id: str, client: BearerClient, svc: ServicesDep) -> Response:
@@ -50,7 +50,7 @@ async def events(file_id: str, client: BearerClient, svc: ServicesDep) -> Respon
     tags=["partner"],
     status_code=204,
     response_class=Response,
-    responses=schemas.DELETE_RESPONSES,
+    responses=openapi.DELETE_RESPONSES,
     openapi_extra={"security": [{"bearer": []}]},
 )
 async def delete(
@@ -65,7 +65,7 @@ async def delete(
     summary="Revoke every link issued so far",
     tags=["partner"],
     response_model=schemas.FileMetadata,
-    responses=schemas.DESCRIBE_ERRORS,
+    responses=openapi.DESCRIBE_ERRORS,
     openapi_extra={"security": [{"bearer": []}]},
 )
 async def revoke_links(
@@ -80,8 +80,8 @@ async def revoke_links(
     summary="Download through a signed link",
     tags=["links"],
     response_class=Response,
-    responses=schemas.LINK_RESPONSES,
-    openapi_extra=schemas.LINK_OPENAPI,
+    responses=openapi.LINK_RESPONSES,
+    openapi_extra=openapi.LINK_OPENAPI,
 )
 async def download(key: str, request: Request, caller: CallerDep, svc: ServicesDep) -> Response:
     expires = request.query_params.get("expires")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from berkas.api import observe, schemas
+from berkas.api import observe, openapi, schemas
 from berkas.api.deps import ServicesDep, json_object, signed_request, small_body
 from berkas.api.errors import error_response
 from berkas.core.codes import Code
@@ -25,8 +25,8 @@ router = APIRouter(prefix=API_PREFIX, tags=["partner"])
     "/token",
     summary="Generate Token (DOKU)",
     response_model=schemas.TokenResponse,
-    responses=schemas.TOKEN_ERRORS,
-    openapi_extra=schemas.TOKEN_BODY,
+    responses=openapi.TOKEN_ERRORS,
+    openapi_extra=openapi.TOKEN_BODY,
 )
 async def token(request: Request, svc: ServicesDep) -> Response:
     body = await small_body(request)
@@ -51,11 +51,11 @@ async def token(request: Request, svc: ServicesDep) -> Response:
         200: {
             "description": "The documents a merchant of this kind must provide "
             "(DOKU's shape; the example is PERSONAL / PERSEORANGAN / RETAIL / ID).",
-            "content": {"application/json": {"example": schemas.REQUIREMENTS_EXAMPLE}},
+            "content": {"application/json": {"example": openapi.REQUIREMENTS_EXAMPLE}},
         },
-        **schemas.REQUIREMENTS_ERRORS,
+        **openapi.REQUIREMENTS_ERRORS,
     },
-    openapi_extra={"parameters": schemas.SIGNED_HEADERS + schemas.REQUIREMENT_QUERY},
+    openapi_extra={"parameters": openapi.SIGNED_HEADERS + openapi.REQUIREMENT_QUERY},
 )
 async def requirements(request: Request, svc: ServicesDep) -> Response:
     signed = signed_request(request, None)

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from berkas.api import observe, schemas
+from berkas.api import observe, openapi, schemas
 from berkas.api.deps import BearerClient, CallerDep, ServicesDep
 from berkas.api.multipart import read_form
 from berkas.core.codes import Code
@@ -32,8 +32,8 @@ DRAIN_LIMIT = 64 * 1024 * 1024
     "/file",
     summary="Upload File (DOKU)",
     response_model=schemas.UploadResponse | schemas.DryRunResponse,
-    responses=schemas.UPLOAD_ERRORS,
-    openapi_extra={"security": [{"bearer": []}], **schemas.UPLOAD_BODY},
+    responses=openapi.UPLOAD_ERRORS,
+    openapi_extra={"security": [{"bearer": []}], **openapi.UPLOAD_BODY},
 )
 async def upload(
     request: Request, client: BearerClient, caller: CallerDep, svc: ServicesDep
