@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from berkas.core import content, envelope
 from berkas.core.codes import Code
-from berkas.core.errors import BerkasError, Conflict, is_disk_full
+from berkas.core.errors import BerkasError, Conflict, UnsupportedContent, is_disk_full
 from berkas.core.models import EventKind, FileEvent, StoredFile
 from berkas.core.object_keys import key_problem
 from berkas.core.ports import BlobStore, Clock, DataKeys, FileRepository
@@ -131,7 +131,7 @@ class DocumentUpgrader:
         """The metadata policy, applied as at upload (services/stripping.py)."""
         kind = _KINDS.get(stored.content_type)
         if kind is None:
-            raise BerkasError(
+            raise UnsupportedContent(
                 f"{stored.id} has content type {stored.content_type!r}, not one berkas stores",
                 code=Code.UNSUPPORTED_TYPE,
             )
@@ -258,7 +258,7 @@ class DocumentUpgrader:
         if problem is not None:
             raise BerkasError(
                 f"no new object key can be made from {stored.key!r}: it {problem}",
-                code=Code.INVALID_KEY,
+                code=Code.API_ERROR,
             )
         return key
 
