@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     env: str = Field(default="sandbox", pattern=r"^[a-z0-9-]{1,32}$")
     key_prefix: str = Field(default="berkas", pattern=r"^[a-z0-9-]{1,64}$")
     # A number 0-9999 (part of every file id), or "auto": the lowest one no live node
-    # leases (DESIGN 5).
+    # leases (docs/design.md 5.6).
     node_id: Annotated[int, Field(ge=0, le=9999)] | Literal["auto"] = 1
     catalogue_file: Path | None = None
 
@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     # are signed for this host, so they work from outside).
     s3_public_endpoint_url: str | None = None
 
-    # Signed requests (DESIGN 2.1).
+    # Signed requests (docs/design.md 2.1).
     timestamp_window_seconds: int = Field(default=300, ge=1, le=86_400)
     # How long a secret replaced by `berkas clients rotate-secret` still verifies (0: not
     # at all); at most 30 days (services.clients.MAX_GRACE says why).
@@ -89,12 +89,12 @@ class Settings(BaseSettings):
     replay_retention_seconds: int | None = Field(default=None, ge=1)
     idempotency_retention_hours: int = Field(default=48, ge=1)
     housekeeping_interval_seconds: int = Field(default=3600, ge=1)
-    # How long a document is kept (issue 11): days, fractions allowed; 0 keeps it until
+    # How long a document is kept (docs/design.md 6.4): days, fractions allowed; 0 keeps it until
     # deleted. Per category: "DOCUMENT=30,LOGO=0" overrides the default for those.
     retention_days: float = Field(default=365, ge=0, allow_inf_nan=False)
     retention_days_by_category: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
 
-    # Tokens (DESIGN 2.2).
+    # Tokens (docs/design.md 2.2).
     token_default_minutes: int = Field(default=5, ge=1)
     token_max_minutes: int = Field(default=1440, ge=1)
     rsa_key_bits: int = Field(default=2048, ge=2048)
@@ -128,7 +128,7 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     max_image_side: int = Field(default=12_000, ge=1)
 
-    # Fetching by URL (DESIGN 4).
+    # Fetching by URL (docs/design.md 4).
     fetch_enabled: bool = True
     fetch_allow_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     fetch_allow_ports: Annotated[tuple[int, ...], NoDecode] = (80, 443)
@@ -296,7 +296,7 @@ class Settings(BaseSettings):
             # A request stamped T is accepted from T - window to T + window; the first one
             # can arrive at the start of that span and its replay at the end, so a record
             # kept less than twice the window lets the same Request-Id run twice (DOKU's
-            # replay rule, DESIGN 2.1).
+            # replay rule, docs/design.md 2.1).
             raise ValueError(
                 f"BERKAS_REPLAY_RETENTION_SECONDS={self.replay_retention_seconds} is shorter "
                 f"than twice BERKAS_TIMESTAMP_WINDOW_SECONDS ({shortest} s): a replayed "

@@ -1,4 +1,4 @@
-"""The SSRF-guarded fetcher for ``file_url`` (DESIGN 4), on httpx.
+"""The SSRF-guarded fetcher for ``file_url`` (docs/design.md 4), on httpx.
 
 Each hop: parse with ``core.egress``, resolve once, check every address, then connect
 only to a checked address while Host, SNI and certificate checks keep the host name.

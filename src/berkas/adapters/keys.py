@@ -1,4 +1,4 @@
-"""The RSA key ring tokens are signed with, over a ``KeyStore`` (the database: DESIGN 5).
+"""The RSA key ring tokens are signed with, over a ``KeyStore`` (the database: docs/design.md 5.7).
 
 Every node reads the same keys, so a token one node issued verifies on all of them.
 Keys are parsed once per kid when the ring is loaded or reloaded, never per request.

@@ -1,4 +1,4 @@
-"""Secrets sealed at rest under the master key: AES-256-GCM with a key id (DESIGN 5).
+"""Secrets sealed at rest under the master key: AES-256-GCM with a key id (docs/design.md 5.7).
 
 Partner secret keys, the RSA signing keys and the link secret live in the database, so
 every node of a fleet shares them; a dump of that database (``pg_dump``, a backup, a

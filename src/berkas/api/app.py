@@ -133,7 +133,7 @@ def create_app(
                     "Request-Id purge",
                 )
             ),
-            # The node-number lease (DESIGN 5), renewed well before it lapses.
+            # The node-number lease (docs/design.md 5.6), renewed well before it lapses.
             asyncio.create_task(
                 _every(nodes.interval.total_seconds(), nodes.heartbeat, "node lease renewal")
             ),

@@ -1,5 +1,5 @@
 """The connection layer under the app: HTTP/1.1 framing errors, slow clients and the
-node's connection cap, each answered in the one envelope (DESIGN 2.5) or with a close.
+node's connection cap, each answered in the one envelope (docs/design.md 2.5) or with a close.
 
 uvicorn's httptools protocol answers a framing error in plain text, never times out a
 connection that has not sent a complete request head, lets any byte cancel its keep-alive

@@ -30,7 +30,7 @@ ServicesDep = Annotated[Services, Depends(services)]
 
 
 async def bearer(request: Request, svc: ServicesDep) -> Client:
-    """The enabled client the ``Authorization: Bearer`` token was issued to (DESIGN 2.2)."""
+    """The enabled client the ``Authorization: Bearer`` token was issued to (docs/design.md 2.2)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -66,7 +66,7 @@ CallerDep = Annotated[Caller, Depends(caller)]
 
 
 def signed_request(request: Request, body: bytes | None) -> SignedRequest:
-    """DOKU's four headers and the exact bytes received (DESIGN 2.1)."""
+    """DOKU's four headers and the exact bytes received (docs/design.md 2.1)."""
     headers = request.headers
     return SignedRequest(
         client_id=headers.get("client-id"),

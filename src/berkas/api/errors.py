@@ -1,4 +1,4 @@
-"""The one error-to-HTTP mapping and the ``{"error": {...}}`` envelope (DESIGN 2.5).
+"""The one error-to-HTTP mapping and the ``{"error": {...}}`` envelope (docs/design.md 2.5).
 
 The table is the catalogue: a ``BerkasError``'s status and type are its code's
 (``berkas.core.codes``), with two exceptions decided here:

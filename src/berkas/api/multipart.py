@@ -32,7 +32,7 @@ MAX_FRAMING_BYTES = 64 * 1024
 @dataclass
 class UploadForm:
     """The text fields, and the spooled ``file`` part if there was one (its filename is
-    not kept: the bytes alone decide a document's type, DESIGN 2.4)."""
+    not kept: the bytes alone decide a document's type, docs/design.md 2.4)."""
 
     fields: dict[str, str] = field(default_factory=dict)
     spool: Spool | None = None

@@ -89,7 +89,7 @@ def error_responses(*codes: Code) -> dict[int | str, dict[str, Any]]:
             "content": {"application/json": {"examples": examples}},
         }
     if replays:
-        # DESIGN 2.1 (DOKU's rule): the same signed request again is answered with the
+        # docs/design.md 2.1 (DOKU's rule): the same signed request again is answered with the
         # first answer's body, whatever it was, under 409; only a different or unfinished
         # request under a used Request-Id gets an error of its own.
         conflict = responses[409]
@@ -120,7 +120,7 @@ ANY_REQUEST_CODES = (
     Code.SERVER_BUSY,
 )
 
-# A signed request (DESIGN 2.1): its headers and client, its Request-Id used once, the
+# A signed request (docs/design.md 2.1): its headers and client, its Request-Id used once, the
 # client's request rate, and the database that holds clients and Request-Ids.
 _SIGNED = (
     Code.HEADER_MISSING,
@@ -136,7 +136,7 @@ _SIGNED = (
     Code.RATE_LIMITED,
     Code.DATABASE_UNAVAILABLE,
 )
-# A bearer request (DESIGN 2.2): the token, its client, the client's request rate.
+# A bearer request (docs/design.md 2.2): the token, its client, the client's request rate.
 _BEARER = (
     Code.TOKEN_MISSING,
     Code.TOKEN_MALFORMED,
@@ -197,7 +197,7 @@ UPLOAD_ERRORS = error_responses(
     Code.PDF_TOO_COMPLEX,
     Code.PDF_ACTIVE_CONTENT,
     Code.PDF_EMBEDDED_FILE,
-    # a file_url fetch (DESIGN 4)
+    # a file_url fetch (docs/design.md 4)
     Code.URL_INVALID,
     Code.URL_SCHEME_NOT_ALLOWED,
     Code.URL_PORT_NOT_ALLOWED,
@@ -208,7 +208,7 @@ UPLOAD_ERRORS = error_responses(
     Code.TOO_MANY_REDIRECTS,
     Code.FETCH_TIMEOUT,
     Code.FETCH_FAILED,
-    # a retry (DESIGN 3)
+    # a retry (docs/design.md 3.2)
     Code.INVALID_IDEMPOTENCY_KEY,
     Code.IDEMPOTENCY_KEY_REUSED,
     Code.INVALID_DRY_RUN,
@@ -242,7 +242,7 @@ LINK_ERRORS = error_responses(
     Code.STORAGE_UNAVAILABLE,
 )
 
-# The ``bearer`` scheme the partner routes name in their ``security`` (DESIGN 2.2, 2.4).
+# The ``bearer`` scheme the partner routes name in their ``security`` (docs/design.md 2.2, 2.4).
 SECURITY_SCHEMES: dict[str, Any] = {
     "bearer": {
         "type": "http",
@@ -252,7 +252,7 @@ SECURITY_SCHEMES: dict[str, Any] = {
     }
 }
 
-# A link carries its own credential in the query (DESIGN 2.4); the bytes are the stored
+# A link carries its own credential in the query (docs/design.md 2.4); the bytes are the stored
 # file's own type, never JSON.
 LINK_OPENAPI: dict[str, Any] = {
     "parameters": [
@@ -272,7 +272,7 @@ LINK_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 UPLOAD_BODY: dict[str, Any] = {
-    # DESIGN 3: either header makes a retry safe (same key, same content: the first file).
+    # docs/design.md 3.2: either header makes a retry safe (same key, same content: the first file).
     "parameters": [
         {
             "name": name,
@@ -369,7 +369,7 @@ REQUIREMENT_QUERY: list[dict[str, Any]] = [
     },
 ]
 
-# DOKU's published answer for PERSONAL / PERSEORANGAN / RETAIL / ID (DESIGN 2.3); a test
+# DOKU's published answer for PERSONAL / PERSEORANGAN / RETAIL / ID (docs/design.md 2.3); a test
 # checks that the packaged catalogue still gives exactly this.
 _IMAGE = ["PNG", "JPG", "JPEG"]
 REQUIREMENTS_EXAMPLE: dict[str, Any] = {

@@ -25,7 +25,7 @@ from typing import Any
 
 from berkas.core.codes import Code, ErrorType
 
-# The envelope every berkas error uses (DESIGN 2.5); DOKU's non-SNAP APIs use the same.
+# The envelope every berkas error uses (docs/design.md 2.5); DOKU's non-SNAP APIs use the same.
 _ENVELOPE_KEYS = ("code", "message", "type")
 
 
@@ -180,7 +180,7 @@ def api_error(status: int, body: bytes, *, request_id: str | None = None) -> Ber
     """Build the error for a non-2xx answer, choosing the class by status.
 
     A 409 whose body is not a conflict envelope is the first response to the same
-    Request-Id replayed (DESIGN 2.1), so it becomes ``ReplayedError`` carrying that body.
+    Request-Id replayed (docs/design.md 2.1), so it becomes ``ReplayedError`` carrying that body.
     """
     found = envelope(body)
     if status == 409 and (found is None or found["type"] != ErrorType.CONFLICT):

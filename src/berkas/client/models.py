@@ -170,7 +170,7 @@ class Requirements(dict[str, Any]):
 
 
 def _walk(node: dict[str, Any], path: tuple[str, ...]) -> Iterator[Requirement]:
-    # DOKU's shape (DESIGN 2.3): sections nest by owner; a single-file requirement sits
+    # DOKU's shape (docs/design.md 2.3): sections nest by owner; a single-file requirement sits
     # under its lower-cased category, documents in a "documents" array. Entries that do
     # not look like a requirement are skipped, so an answer DOKU extends still reads.
     for key, value in node.items():
@@ -232,7 +232,7 @@ def mask(secret: str) -> str:
 
 
 def parse_requirements(body: Any) -> Requirements:
-    """Read the GET /file answer (DESIGN 2.3): a JSON object, typed on demand."""
+    """Read the GET /file answer (docs/design.md 2.3): a JSON object, typed on demand."""
     return Requirements(parse_object(body))
 
 
@@ -248,7 +248,7 @@ def parse_token(body: Any) -> Token:
 
 
 def parse_uploaded(body: Any) -> UploadedFile:
-    """Read the upload answer (DESIGN 2.4)."""
+    """Read the upload answer (docs/design.md 2.4)."""
     return UploadedFile(
         id=_field(body, "id", str),
         link=_field(body, "link", str),
@@ -296,7 +296,7 @@ def parse_dry_run(body: Any) -> DryRunResult:
 
 
 def parse_file_info(body: Any) -> FileInfo:
-    """Read the GET /file/{id} answer (DESIGN 3)."""
+    """Read the GET /file/{id} answer (docs/design.md 3.1)."""
     return FileInfo(
         id=_field(body, "id", str),
         category=_field(body, "category", str),

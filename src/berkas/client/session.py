@@ -63,7 +63,7 @@ class Session:
         cached = self._cached
         if cached is not None and cached.minutes == minutes and self._clock() < cached.refresh_at:
             return cached.token
-        # DOKU's body: valid_time is a string of minutes (DESIGN 2.2).
+        # DOKU's body: valid_time is a string of minutes (docs/design.md 2.2).
         payload: dict[str, str] = {"grant_type": "client_credentials"}
         if minutes is not None:
             payload["valid_time"] = str(minutes)
@@ -102,7 +102,7 @@ class Session:
         body: bytes | None = None,
         params: Mapping[str, str] | None = None,
     ) -> Flow[httpx.Response]:
-        """Send a DOKU-signed request (DESIGN 2.1), retrying under one Request-Id.
+        """Send a DOKU-signed request (docs/design.md 2.1), retrying under one Request-Id.
 
         Every try carries the same Request-Id, so the server's replay rule makes a
         repeat safe: work done once is answered again, never done twice. The same
@@ -127,7 +127,7 @@ class Session:
                     client_id=self._client_id,
                     secret_key=self._secret_key,
                     # The path alone: berkas accepts it with or without the query, and
-                    # DOKU's own examples sign the path (DESIGN 2.1).
+                    # DOKU's own examples sign the path (docs/design.md 2.1).
                     target=request.url.path,
                     body=body,
                     request_id=request_id,

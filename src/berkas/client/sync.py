@@ -41,7 +41,7 @@ class BerkasClient(Calls[httpx.Client, httpx.BaseTransport]):
     def requirements(
         self, business_type: str, legal_entity: str, brand_business_line: str, nationality: str
     ) -> Requirements:
-        """Which documents a merchant of this kind must provide (GET /file, DESIGN 2.3)."""
+        """Which documents a merchant of this kind must provide (GET /file, docs/design.md 2.3)."""
         return self._run(
             self._requirements.requirements(
                 business_type, legal_entity, brand_business_line, nationality

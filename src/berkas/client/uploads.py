@@ -132,7 +132,7 @@ class UploadCalls:
         def build(auth: str) -> httpx.Request:
             headers = {"Authorization": auth}
             if request_id is not None:
-                # DESIGN 3: an upload with a Request-Id is idempotent on the server.
+                # docs/design.md 3.2: an upload with a Request-Id is idempotent on the server.
                 headers["Request-Id"] = request_id
             if dry_run:
                 # berkas only: every check runs; nothing is stored, no Request-Id kept.

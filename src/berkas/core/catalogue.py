@@ -1,4 +1,4 @@
-"""The document catalogue (DESIGN 2.3): the requirement matrix and size caps, and the
+"""The document catalogue (docs/design.md 2.3): the requirement matrix and size caps, and the
 checks of request parameters against them. Its vocabulary lives in ``catalogue_types``
 (re-exported here) and its file format in ``catalogue_file``.
 """
@@ -56,7 +56,7 @@ def _names(enum_type: type[Category] | type[DocumentCode]) -> str:
 
 
 def parse_category(value: str | None) -> Category:
-    """The upload's ``category`` field (DESIGN 2.4), or ``InvalidRequest`` listing the
+    """The upload's ``category`` field (docs/design.md 2.4), or ``InvalidRequest`` listing the
     accepted ones (``category_missing``, ``category_invalid``)."""
     if value is None or not value.strip():
         raise InvalidRequest(
@@ -73,7 +73,7 @@ def parse_category(value: str | None) -> Category:
 
 def parse_document_code(category: Category, value: str | None) -> DocumentCode | None:
     """The upload's ``code`` field: required for DOCUMENT, ignored otherwise as DOKU does
-    (DESIGN 2.4); ``InvalidRequest`` (``code_missing``, ``code_invalid``)."""
+    (docs/design.md 2.4); ``InvalidRequest`` (``code_missing``, ``code_invalid``)."""
     if category is not Category.DOCUMENT:
         return None
     if value is None or not value.strip():
@@ -134,7 +134,7 @@ class Catalogue:
         brand_business_line: str,
         nationality: str,
     ) -> dict[str, Any]:
-        """Return the File Requirements body (DESIGN 2.3) for a kind of merchant.
+        """Return the File Requirements body (docs/design.md 2.3) for a kind of merchant.
 
         Raises ``InvalidRequest`` (code ``invalid_parameter``) naming the query
         parameter and listing the values accepted for it.

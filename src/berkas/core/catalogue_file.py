@@ -1,4 +1,4 @@
-"""The catalogue file (DESIGN 2.3): reading ``catalogue.json`` or an operator's file and
+"""The catalogue file (docs/design.md 2.3): reading ``catalogue.json`` or an operator's file and
 validating it into requirement records, every error naming the file and the entry.
 """
 

@@ -1,4 +1,4 @@
-"""The catalogue's vocabulary (DESIGN 2.4): categories, document codes, business types,
+"""The catalogue's vocabulary (docs/design.md 2.4): categories, document codes, business types,
 and the requirement records a catalogue file is parsed into.
 """
 
@@ -24,7 +24,7 @@ NATIONALITY = re.compile(r"[A-Z]{2}")
 
 
 class Category(StrEnum):
-    """A file category on the wire (DESIGN 2.4), with what it accepts."""
+    """A file category on the wire (docs/design.md 2.4), with what it accepts."""
 
     id_prefix: str
     label: str
@@ -60,7 +60,7 @@ class Category(StrEnum):
 
 
 class DocumentCode(StrEnum):
-    """A ``code`` for category DOCUMENT (DESIGN 2.4), with its human label."""
+    """A ``code`` for category DOCUMENT (docs/design.md 2.4), with its human label."""
 
     label: str
 

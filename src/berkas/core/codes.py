@@ -1,4 +1,4 @@
-"""The error-code catalogue (DESIGN 2.5): every wire ``code`` berkas answers with, and its
+"""The error-code catalogue (docs/design.md 2.5): every wire ``code`` berkas answers with, and its
 HTTP status, error type and default message. API, SDK and README all read it from here.
 
 ``python -m berkas.core.codes --markdown`` prints the README's table of codes.
@@ -12,7 +12,7 @@ from enum import StrEnum
 
 
 class ErrorType(StrEnum):
-    """The envelope's ``type`` (DESIGN 2.5): the family a partner's code can branch on."""
+    """The envelope's ``type`` (docs/design.md 2.5): the family a partner's code can branch on."""
 
     INVALID_REQUEST = "invalid_request_error"
     AUTHENTICATION = "authentication_error"
@@ -23,7 +23,7 @@ class ErrorType(StrEnum):
     API = "api_error"
 
 
-# The type follows from the status (DESIGN 2.5), so a member states its status only.
+# The type follows from the status (docs/design.md 2.5), so a member states its status only.
 _TYPE_OF_STATUS = {
     400: ErrorType.INVALID_REQUEST,
     401: ErrorType.AUTHENTICATION,
@@ -43,7 +43,7 @@ _TYPE_OF_STATUS = {
 }
 
 FETCH_REFUSAL_STATUS = 422
-"""A ``file_url`` upload that fails is 422 whatever refused it (DESIGN 2.5, issue 3): the
+"""A ``file_url`` upload that fails is 422 whatever refused it (docs/design.md 2.5, 4.2): the
 fetch itself, or the fetched body's size or content, which keeps its own code."""
 
 FETCHED = True
@@ -294,7 +294,7 @@ class Code(StrEnum):
         FETCHED,
     )
 
-    # 422: fetching file_url was refused or failed (DESIGN 4); each cause has its own code.
+    # 422: fetching file_url was refused or failed (docs/design.md 4); each cause has its own code.
     FETCH_FAILED = ("fetch_failed", 422, "file_url could not be fetched.")
     URL_INVALID = ("url_invalid", 422, "file_url is not a valid URL.")
     URL_SCHEME_NOT_ALLOWED = (

@@ -1,4 +1,4 @@
-"""Content inspection (DESIGN 2.4): what a file's bytes are, and whether they really parse.
+"""Content inspection (docs/design.md 2.4): what a file's bytes are, and whether they really parse.
 
 The type comes from magic numbers and a real decode, never from the filename or the
 multipart part's Content-Type, both of which the sender chooses freely.
@@ -116,7 +116,7 @@ def inspect(
     cause: ``unsupported_type``, ``type_not_allowed``, ``image_truncated``,
     ``image_corrupt``, ``image_too_large``, ``image_too_small``, ``trailing_data``,
     ``embedded_archive``, ``pdf_corrupt``, ``pdf_encrypted``, ``pdf_too_complex``,
-    ``pdf_active_content``, ``pdf_embedded_file``. The file's name plays no part (DESIGN 2.4).
+    ``pdf_active_content``, ``pdf_embedded_file``. The file's name plays no part (docs/design.md 2.4).
     """
     accepts = f"{label} accepts {_labels(allowed)}"
     if size == 0:
@@ -152,7 +152,7 @@ def _any_kind() -> str:
 def _inspect_image(path: Path, kind: Kind, limits: ImageLimits, size: int) -> ContentInfo:
     fmt = _PIL_FORMAT[kind]
     # Pillow warns (DecompressionBombWarning) above Image.MAX_IMAGE_PIXELS and raises
-    # only above twice that; DESIGN 2.4 wants bombs refused, never merely warned about.
+    # only above twice that; docs/design.md 2.4 wants bombs refused, never merely warned about.
     # Image.MAX_IMAGE_PIXELS is process-global, so we neither rely on nor change it; the
     # check of the declared size below is the real guard. catch_warnings() is not
     # thread-safe (it swaps the global filter list), but the worst a race can do is leave

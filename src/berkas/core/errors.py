@@ -18,7 +18,7 @@
 The classes are the families a caller catches, each shown with its default code. Each
 instance carries a wire ``code`` from the catalogue (``berkas.core.codes``), which knows
 its HTTP status and type, and a human ``message`` that names the field, what was wrong
-and what is accepted (DESIGN 2.5).
+and what is accepted (docs/design.md 2.5).
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class UnsupportedContent(BerkasError):
 
 
 class FetchRefused(BerkasError):
-    """Fetching ``file_url`` was refused or failed (DESIGN 4); each cause has its own code.
+    """Fetching ``file_url`` was refused or failed (docs/design.md 4); each cause has its own code.
 
     Always answered 422, whatever code it carries: a fetched body refused for its size or
     content is re-raised as this, keeping its own code (members marked ``fetch_refusal``).

@@ -1,6 +1,6 @@
 """Who a request came from, as seen through the reverse proxies an operator trusts.
 
-The audit trail records the client's address (issue 11). Behind a proxy the TCP peer is
+The audit trail records the client's address (docs/design.md 6.3). Behind a proxy the TCP peer is
 the proxy; the client is in ``X-Forwarded-For``, which every hop appends to and which a
 client can pre-fill with anything. So the list is read from the right, skipping the
 addresses of trusted proxies, and the first address that is not one is the client's

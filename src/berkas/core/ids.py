@@ -1,4 +1,4 @@
-"""File ids (DESIGN 2.4): ``<prefix>-<node:4>-<epoch ms:13>``, minted per node.
+"""File ids (docs/design.md 2.4): ``<prefix>-<node:4>-<epoch ms:13>``, minted per node.
 
 Owns the id format and a thread-safe minter whose ids strictly increase.
 """

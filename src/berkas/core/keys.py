@@ -1,4 +1,4 @@
-"""The signing-key contract tokens are issued and verified with (DESIGN 2.2).
+"""The signing-key contract tokens are issued and verified with (docs/design.md 2.2).
 
 An implementation keeps parsed RSA keys in memory; nothing here touches disk.
 """

@@ -1,5 +1,5 @@
 """Signed download links: an HMAC over the object key, expiry and the file's link
-generation (DESIGN 2.4, 3; revocation, issue 11).
+generation (docs/design.md 2.4, 3.1; revocation, 6.2).
 
 Owns the link signature, its verification and the link URL layout.
 """

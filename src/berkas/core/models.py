@@ -57,7 +57,7 @@ class StoredFile:
     width: int | None
     height: int | None
     created_at: datetime
-    # Lifecycle (issue 11): removed by housekeeping after ``retained_until`` (None: kept
+    # Lifecycle (docs/design.md 6.2, 6.4): removed by housekeeping after ``retained_until`` (None: kept
     # until deleted) unless on ``legal_hold``; ``link_generation`` is signed into proxy
     # links, so a revocation (which bumps it) kills every link issued before.
     retained_until: datetime | None = None
@@ -90,7 +90,7 @@ class DataKeyBinding:
 
 
 class EventKind(enum.StrEnum):
-    """What happened to a document, as the audit trail records it (issue 11)."""
+    """What happened to a document, as the audit trail records it (docs/design.md 6.3)."""
 
     UPLOADED = "uploaded"
     DESCRIBED = "described"
@@ -194,7 +194,7 @@ class ReplayRecord:
 
 @dataclass(frozen=True, slots=True)
 class NodeLease:
-    """Who holds a node number until when (DESIGN 5: each node leases its node id).
+    """Who holds a node number until when (docs/design.md 5.6: each node leases its node id).
 
     ``holder`` is the stable identity of a data dir (so the same node restarting after a
     crash takes its lease straight back); ``label`` says where it runs, for messages.

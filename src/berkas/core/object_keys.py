@@ -1,4 +1,4 @@
-"""Object keys (DESIGN 2.4 layout): which keys a blob store accepts, and the errors every
+"""Object keys (docs/design.md 2.4 layout): which keys a blob store accepts, and the errors every
 store raises about them. Shared by the stores, their in-memory twins and link signing."""
 
 from __future__ import annotations

@@ -96,7 +96,7 @@ class ClientRepository(Protocol):
 class FileRepository(Protocol):
     def reserve_key(self, key: str, node_id: int, created_at: datetime) -> None:
         """Note, before its bytes are written, that ``key`` may soon hold a blob: the
-        intent a restart uses to remove blobs whose row never committed (DESIGN 5)."""
+        intent a restart uses to remove blobs whose row never committed (docs/design.md 5.5)."""
         ...
 
     def add(self, stored: StoredFile, event: FileEvent | None = None) -> None:
@@ -145,7 +145,7 @@ class FileRepository(Protocol):
 
     def get_by_key(self, key: str) -> StoredFile | None: ...
 
-    # Bringing files stored by an older release up to the current policy (issue 20,
+    # Bringing files stored by an older release up to the current policy (README Upgrading,
     # ``berkas files upgrade``).
 
     def backlog(self) -> UpgradeBacklog:
@@ -207,7 +207,7 @@ class ReplayRepository(Protocol):
 
 
 class AuditLog(Protocol):
-    """The append-only audit trail of documents (issue 11)."""
+    """The append-only audit trail of documents (docs/design.md 6.3)."""
 
     def append(self, event: FileEvent) -> None:
         """Write one event durably before returning."""
@@ -304,7 +304,7 @@ class SealedSecrets(Protocol):
 
 
 class DataKeys(Protocol):
-    """Wraps each document's data key under the master key (encryption at rest, issue 11).
+    """Wraps each document's data key under the master key (encryption at rest, docs/design.md 6.6).
 
     A wrapped key is bound to its file's id, owner, object key and link generation
     (``DataKeyBinding``): with any of them changed in the row it does not open.
@@ -341,7 +341,7 @@ class FetchSink(Protocol):
 
 
 class Fetcher(Protocol):
-    """Fetches a partner-named URL under the egress policy (DESIGN 4), streaming to ``sink``."""
+    """Fetches a partner-named URL under the egress policy (docs/design.md 4), streaming to ``sink``."""
 
     async def fetch(self, url: str, sink: FetchSink) -> FetchResult:
         """Stream the body into ``sink``; raise ``FetchRefused`` with a specific code and

@@ -1,4 +1,4 @@
-"""DOKU's HMAC request signing (DESIGN 2.1), shared by the server and the SDK.
+"""DOKU's HMAC request signing (docs/design.md 2.1), shared by the server and the SDK.
 
 Owns the string to sign, the body digest, the signature and the Request-Timestamp format.
 """
@@ -89,7 +89,7 @@ def signature_matches(
     """Return True when ``signature`` is valid for any candidate request target.
 
     The server passes the path and the path with its query string: DOKU does not say
-    which one is signed and clients differ (DESIGN 2.1). Every candidate is compared,
+    which one is signed and clients differ (docs/design.md 2.1). Every candidate is compared,
     each with ``hmac.compare_digest``, so timing reveals nothing about the expected
     value. Fields with line breaks never match (see ``string_to_sign``).
     """

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-# DOKU's Partner API base path (DESIGN 2).
+# DOKU's Partner API base path (docs/design.md 2).
 API_PREFIX = "/adv-core-api/partner/v1.0"
 
 # A message quotes at most this much of what a caller sent, so an error never echoes a page.

@@ -12,7 +12,7 @@ from berkas.core.errors import InvalidRequest, NotFound
 from berkas.core.models import Client
 from berkas.core.ports import ClientRepository, Clock
 
-# The id ends up in object keys (DESIGN 2.4 layout), so it is restricted to characters
+# The id ends up in object keys (docs/design.md 2.4 layout), so it is restricted to characters
 # that are safe in a path segment; DOKU's look like BRN-0001-10791114622547.
 CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 MAX_LABEL = 100

@@ -105,7 +105,7 @@ class FileService:
         self._events.append(caller.event(stored, kind, self._clock.now(), detail))
 
     def delete(self, client: Client, file_id: str, caller: Caller = _NOBODY) -> None:
-        """Remove the row and the bytes of one of ``client``'s files (issue 11).
+        """Remove the row and the bytes of one of ``client``'s files (docs/design.md 6.1).
 
         The row goes first, with its audit event and an intent record for the blob, in
         one transaction: from that commit on no link opens it. The bytes go next; if the

@@ -1,4 +1,4 @@
-"""Safe retries (DESIGN 2.1 and 3): reserving a key before the work, remembering the answer.
+"""Safe retries (docs/design.md 2.1 and 3): reserving a key before the work, remembering the answer.
 
 Owns the reservation rule both signed requests (DOKU's Request-Id) and uploads
 (``Idempotency-Key``) follow, and the upload side of it.
@@ -15,7 +15,7 @@ from berkas.core.errors import Conflict, InvalidRequest
 from berkas.core.models import UPLOAD_REPLAY_PREFIX, Client, ReplayRecord
 from berkas.core.ports import Clock, ReplayRepository
 
-# DESIGN 2.1 bounds Request-Id at 128 characters; an upload key follows the same bound.
+# docs/design.md 2.1 bounds Request-Id at 128 characters; an upload key follows the same bound.
 MAX_KEY = 128
 
 
@@ -42,7 +42,7 @@ def reserve(
 
 
 class IdempotentUploads:
-    """DESIGN 3: an optional ``Idempotency-Key`` (or ``Request-Id``) on POST /file makes a
+    """docs/design.md 3.2: an optional ``Idempotency-Key`` (or ``Request-Id``) on POST /file makes a
     retry safe: same key and same content → the first upload's file, not a second one.
 
     Records share the replay table under an ``upload:`` namespace, so they survive

@@ -8,7 +8,7 @@ a microsecond; a load balancer spreads one client's requests over the nodes, so 
 node seeing its share against the full limit bounds a fleet at N times the setting,
 which an operator who wants a fleet-wide bound divides by N. The same holds for the
 refused-fetch budget: N nodes allow N times the budget of refusals, still a small and
-bounded number, and the egress policy (DESIGN 4) refuses every non-public address
+bounded number, and the egress policy (docs/design.md 4) refuses every non-public address
 whatever the budget says; the budget only slows probing of what the refusals reveal.
 """
 

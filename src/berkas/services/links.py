@@ -1,4 +1,4 @@
-"""Issues and checks the 60-minute signed download links (DESIGN 2.4 ``link``)."""
+"""Issues and checks the 60-minute signed download links (docs/design.md 2.4 ``link``)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Node identity (DESIGN 5): a serving node leases its node number in the shared database.
+"""Node identity (docs/design.md 5.6): a serving node leases its node number in the shared database.
 
-Ids embed the node number (DESIGN 2.4), so two live nodes with one number could mint the
+Ids embed the node number (docs/design.md 2.4), so two live nodes with one number could mint the
 same id in the same millisecond; the lease makes that a refusal at start instead.
 """
 

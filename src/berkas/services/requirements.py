@@ -1,4 +1,4 @@
-"""The File Requirements use case (DESIGN 2.3): which documents a merchant must provide."""
+"""The File Requirements use case (docs/design.md 2.3): which documents a merchant must provide."""
 
 from __future__ import annotations
 

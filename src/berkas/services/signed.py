@@ -1,4 +1,4 @@
-"""Signed partner requests (DESIGN 2.1): who is calling, is it fresh, and was it seen before."""
+"""Signed partner requests (docs/design.md 2.1): who is calling, is it fresh, and was it seen before."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ class RequestVerifier:
         client = self._clients.get(client_id)
         digest = signing.digest(request.body) if request.body is not None else None
         # DOKU does not say whether Request-Target includes the query string; clients
-        # differ, so the path alone and path?query are both accepted (DESIGN 2.1).
+        # differ, so the path alone and path?query are both accepted (docs/design.md 2.1).
         targets = [request.path]
         if request.query:
             targets.append(f"{request.path}?{request.query}")

@@ -240,7 +240,7 @@ def scratch(directory: Path) -> Path:
 
 
 def disk_full() -> InsufficientStorage:
-    """The refusal of an upload the disk has no room for (no path: DESIGN 2.5)."""
+    """The refusal of an upload the disk has no room for (no path: docs/design.md 2.5)."""
     return InsufficientStorage(
         "the server's storage is full, so the upload was not stored; try again later.",
         code=Code.INSUFFICIENT_STORAGE,
@@ -264,7 +264,7 @@ def cleanup_stale(directory: Path) -> int:
     """Delete ``upload-*.part`` files a crash left in ``directory``; return how many.
 
     Call at start-up, before serving: the spool directory is this node's own (nodes
-    share only the database and the object store, DESIGN 5), so nothing else is writing.
+    share only the database and the object store, docs/design.md 5.6), so nothing else is writing.
     """
     removed = 0
     if not directory.is_dir():

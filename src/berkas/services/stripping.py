@@ -40,7 +40,7 @@ def strip_for_storage(
     derive: Derive,
 ) -> StrippedCopy | None:
     """``src`` without EXIF, GPS, XMP, IPTC and comments, unless its category keeps them
-    (privacy by default, issue 11); None when the stored bytes stay as they are (a PDF,
+    (privacy by default, docs/design.md 6.5); None when the stored bytes stay as they are (a PDF,
     a kept category, nothing to remove). ``src`` has passed ``content.inspect``.
 
     The size cap applies to what the partner sent; a re-encode that applies an EXIF

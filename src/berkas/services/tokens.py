@@ -1,4 +1,4 @@
-"""Bearer tokens (DESIGN 2.2): issue DOKU's RS256 JWT for a client and verify it on use.
+"""Bearer tokens (docs/design.md 2.2): issue DOKU's RS256 JWT for a client and verify it on use.
 
 Keys come parsed from ``SigningKeys``; nothing here touches disk.
 """
@@ -98,7 +98,7 @@ class TokenService:
             "exp": expires,
             "iat": issued_at,
             "user": {CLIENT_CLAIM: client_id},
-            # A unique id per token (DESIGN 2.2 allows a jti), prefixed with the client's
+            # A unique id per token (docs/design.md 2.2 allows a jti), prefixed with the client's
             # token generation: a disable or a secret rotation bumps it, and every token
             # minted before then is refused (verify).
             "jti": f"{client.token_generation}.{uuid.uuid4().hex}",

@@ -1,5 +1,5 @@
 """``berkas files upgrade``: documents an older release stored, brought up to the current
-policy (issue 20): retention stamped from upload time, documents in clear encrypted, and
+policy (README, Upgrading): retention stamped from upload time, documents in clear encrypted, and
 metadata stripped when asked. Each document is its own unit; a rerun skips what is done.
 
 A rewritten document gets a new object under a new key, written before the row moves to

@@ -1,4 +1,4 @@
-"""The upload use case (DESIGN 2.4, 3): one entry point per source, a file or a URL.
+"""The upload use case (docs/design.md 2.4, 3): one entry point per source, a file or a URL.
 
 Owns everything between "the body has been read" and "here is the id and link":
 resolving the requirement once, the file-xor-url rule, upload idempotency, the fetch
@@ -112,7 +112,7 @@ class UploadService:
         self.max_upload_bytes = catalogue.max_upload_bytes()
 
     def target(self, fields: UploadFields) -> UploadTarget:
-        """The requirement the ``category`` and ``code`` fields name (DESIGN 2.4)."""
+        """The requirement the ``category`` and ``code`` fields name (docs/design.md 2.4)."""
         category = parse_category(fields.get("category"))
         code = parse_document_code(category, fields.get("code"))
         requirement = self._catalogue.requirement(category, code)
@@ -151,7 +151,7 @@ class UploadService:
         always discarded by the time this returns. ``key`` is the raw Idempotency-Key;
         ``caller`` is recorded in the ``uploaded`` audit event.
 
-        The part's filename plays no part: the type is what the bytes are (DESIGN 2.4),
+        The part's filename plays no part: the type is what the bytes are (docs/design.md 2.4),
         and phones name files as they please, so a PNG called ``photo.jpg`` is a PNG.
         """
         try:
@@ -185,7 +185,7 @@ class UploadService:
     async def upload_url(
         self, client: Client, fields: UploadFields, key: str | None, caller: Caller = _NOBODY
     ) -> UploadResult:
-        """Fetch ``file_url`` under the egress policy (DESIGN 4) and store what came back."""
+        """Fetch ``file_url`` under the egress policy (docs/design.md 4) and store what came back."""
         target, url, fetcher = self._url_target(fields)
         return await self._once(
             client,
@@ -229,7 +229,7 @@ class UploadService:
                 return await to_thread.run_sync(then, spool)
             except (PayloadTooLarge, UnsupportedContent, InvalidRequest) as exc:
                 # The one place a fetched body's refusal becomes a fetch refusal: 422
-                # whatever its cause (issue 3), keeping its code and message.
+                # whatever its cause (docs/design.md 4.2), keeping its code and message.
                 raise FetchRefused(exc.message, code=exc.code) from exc
         finally:
             spool.discard()
@@ -242,7 +242,7 @@ class UploadService:
         content_id: str,
         work: Callable[[], Awaitable[UploadResult]],
     ) -> UploadResult:
-        """Run ``work`` at most once per idempotency key (DESIGN 3)."""
+        """Run ``work`` at most once per idempotency key (docs/design.md 3.2)."""
         key = IdempotentUploads.parse_key(raw_key)
         if key is None:
             return await work()
@@ -427,12 +427,12 @@ class UploadService:
                 metadata_removed=body.removed,
             )
             stored = replace(stored, data_key=self._wrap(body.data_key, stored))
-            # The audit trail's first event, committed with the row (issue 11).
+            # The audit trail's first event, committed with the row (docs/design.md 6.3).
             uploaded = caller.event(stored, EventKind.UPLOADED, stored.created_at)
             try:
                 self._files.add(stored, uploaded)
             except BaseException as exc:
-                # The row is the commit point: without it the blob is garbage (DESIGN 5).
+                # The row is the commit point: without it the blob is garbage (docs/design.md 5.5).
                 if _quietly(self._blobs.delete, key):
                     _quietly(self._files.release_key, key)
                 if isinstance(exc, Conflict) and not last and body.path.exists():

@@ -297,7 +297,7 @@ def refuse_clear_values(database: SqlDatabase) -> None:
 def link_secret(settings: Settings, database: SqlDatabase) -> bytes:
     if settings.link_secret is not None:
         return settings.link_secret.encode()
-    # Shared by every node through the database (DESIGN 5); never any client's secret.
+    # Shared by every node through the database (docs/design.md 5.7); never any client's secret.
     value = database.service_secrets.get(LINK_SECRET_NAME)
     if value is None:
         raise ValueError(

@@ -167,7 +167,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
         cursor.execute("PRAGMA foreign_keys = ON")
         # A deleted row's bytes are overwritten, not left in a free page: deleting a
         # document destroys its sealed data key in the file too (crypto-shredding,
-        # issue 11). https://www.sqlite.org/pragma.html#pragma_secure_delete
+        # docs/design.md 6.6). https://www.sqlite.org/pragma.html#pragma_secure_delete
         cursor.execute("PRAGMA secure_delete = ON")
     finally:
         cursor.close()

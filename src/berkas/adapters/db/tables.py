@@ -71,7 +71,7 @@ clients = Table(
     "clients",
     metadata,
     Column("client_id", String(128), primary_key=True),
-    # Verifying DOKU's HMAC-SHA256 signature needs the raw secret (DESIGN 2.1), so it
+    # Verifying DOKU's HMAC-SHA256 signature needs the raw secret (docs/design.md 2.1), so it
     # cannot be hashed like a password; it is sealed under the master key instead
     # (adapters/sealing.py). Rows an older release wrote in clear are listed in
     # ``legacy_clear_secrets`` until `berkas secrets seal-legacy` seals them; any other
@@ -104,7 +104,7 @@ files = Table(
     Column("width", Integer(), nullable=True),
     Column("height", Integer(), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
-    # Lifecycle (issue 11). Housekeeping removes the file once ``retained_until`` has
+    # Lifecycle (docs/design.md 6.4). Housekeeping removes the file once ``retained_until`` has
     # passed (NULL: kept until deleted) unless ``legal_hold`` suspends it.
     Column("retained_until", UtcDateTime(), nullable=True),
     Column("legal_hold", Boolean(), nullable=False, server_default=false()),
@@ -125,7 +125,7 @@ files = Table(
     Index("ix_files_duplicates", "client_id", "category", "sha256", "created_at", "id"),
     Index("ix_files_retained_until", "retained_until"),
 )
-# The audit trail (issue 11): append-only, never updated. No foreign key to files: the
+# The audit trail (docs/design.md 6.3): append-only, never updated. No foreign key to files: the
 # events of a deleted file outlive it (they say when and by whom it was deleted).
 file_events = Table(
     "file_events",
@@ -167,7 +167,7 @@ replays = Table(
 )
 # Blob keys an upload is about to write, kept until its row commits (same transaction)
 # or its blob is removed: after a crash, a restarting node deletes the blobs it finds
-# here that have no row, so no orphan bytes are left behind (DESIGN 5).
+# here that have no row, so no orphan bytes are left behind (docs/design.md 5.5).
 pending_blobs = Table(
     "pending_blobs",
     metadata,
@@ -176,7 +176,7 @@ pending_blobs = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Index("ix_pending_blobs_node_id", "node_id"),
 )
-# Node numbers leased by live nodes (DESIGN 5): a node renews its lease while it serves,
+# Node numbers leased by live nodes (docs/design.md 5.6): a node renews its lease while it serves,
 # so two live nodes never mint ids with the same number.
 node_leases = Table(
     "node_leases",
@@ -186,7 +186,7 @@ node_leases = Table(
     Column("label", String(255), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=False),
 )
-# The RSA keys tokens are signed with, shared by every node (DESIGN 5). ``is_current`` is
+# The RSA keys tokens are signed with, shared by every node (docs/design.md 5.7). ``is_current`` is
 # TRUE for exactly one row and NULL for the others: the unique constraint (NULLs are
 # distinct on SQLite and PostgreSQL) keeps two racing rotations from both winning.
 signing_keys = Table(

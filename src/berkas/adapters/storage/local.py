@@ -202,7 +202,7 @@ def _os_error(root: Path, exc: OSError) -> Unavailable:
 
 
 def _full(root: Path, *, logged: bool = True) -> InsufficientStorage:
-    # The path is for the operator's log; the wire names no server path (DESIGN 2.5).
+    # The path is for the operator's log; the wire names no server path (docs/design.md 2.5).
     if logged:
         log.warning("file storage at %s is full", root)
     return InsufficientStorage(
@@ -217,7 +217,7 @@ def _unavailable(root: Path, exc: OSError | None = None, *, at_start: bool = Fal
             f"File storage at {str(root)!r} cannot be written or read.",
             code=Code.STORAGE_UNAVAILABLE,
         )
-    # A request's answer names no server path (DESIGN 2.5); the log does.
+    # A request's answer names no server path (docs/design.md 2.5); the log does.
     log.warning("file storage at %s cannot be written or read: %s", root, exc)
     return Unavailable(
         "File storage cannot be written or read; try again later.",

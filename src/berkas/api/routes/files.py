@@ -1,4 +1,4 @@
-"""Reading stored files back (DESIGN 3): metadata with a fresh link, and the bytes behind
+"""Reading stored files back and their lifecycle (docs/design.md 3.1, 6): metadata with a fresh link, and the bytes behind
 a link."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The HMAC-signed DOKU endpoints (DESIGN 2.1-2.3): Generate Token, File Requirements."""
+"""The HMAC-signed DOKU endpoints (docs/design.md 2.1-2.3): Generate Token, File Requirements."""
 
 from __future__ import annotations
 

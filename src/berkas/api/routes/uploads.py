@@ -1,4 +1,4 @@
-"""POST /file (DESIGN 2.4): stream the multipart body into a spool, hand it to the use case.
+"""POST /file (docs/design.md 2.4): stream the multipart body into a spool, hand it to the use case.
 
 One upload crosses into the services three times: the bearer check, the spool for the
 ``file`` part (opened by the parser), and ``upload_file`` or ``upload_url``.
