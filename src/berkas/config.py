@@ -10,7 +10,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlparse
@@ -343,6 +345,11 @@ class Settings(BaseSettings):
     def resolved_storage_url(self) -> str:
         return self.storage_url or f"file://{self.data_dir / 'blobs'}"
 
+    @cached_property
+    def storage(self) -> Storage:
+        """Where the documents' bytes live, parsed once (``ValueError`` when malformed)."""
+        return parse_storage(self.resolved_storage_url)
+
     @property
     def keys_dir(self) -> Path:
         # Where berkas kept signing keys before they moved into the database; imported
@@ -395,6 +402,41 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class Storage:
+    """``BERKAS_STORAGE_URL`` parsed once: a local directory (``root``), an S3 bucket and
+    key prefix, or memory (tests). Every choice of blob store dispatches on ``scheme``."""
+
+    url: str
+    scheme: Literal["file", "s3", "memory"]
+    root: Path | None = None
+    bucket: str = ""
+    prefix: str = ""
+
+
+def parse_storage(url: str) -> Storage:
+    """``url`` as a ``Storage``; ``ValueError`` naming BERKAS_STORAGE_URL and the accepted
+    forms for a relative ``file://`` path, a malformed bucket or another scheme."""
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        # file:///abs/path only: a host part (file://relative/path) would silently drop
+        # the first segment and store documents somewhere else entirely.
+        if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
+            raise ValueError(
+                f"BERKAS_STORAGE_URL {url!r} must name an absolute path: file:///abs/path"
+            )
+        return Storage(url, "file", root=Path(parsed.path))
+    if parsed.scheme == "s3":
+        bucket, prefix = s3_bucket_and_prefix(url)
+        return Storage(url, "s3", bucket=bucket, prefix=prefix)
+    if parsed.scheme == "memory":
+        return Storage(url, "memory")
+    raise ValueError(
+        f"BERKAS_STORAGE_URL scheme {parsed.scheme!r} is not supported; "
+        "use file:///abs/path or s3://bucket/prefix"
+    )
 
 
 def s3_bucket_and_prefix(url: str) -> tuple[str, str]:

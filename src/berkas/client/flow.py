@@ -129,7 +129,8 @@ def attempt(
     Idempotent requests retry transport failures and 429/502/503/504; others retry only
     failures before any byte was sent. A 409 whose body is not an error envelope, on a
     retry, is the server replaying our own first try's answer (same Request-Id,
-    docs/design.md 2.1): the first try worked and only its answer was lost, so it is returned as such.
+    docs/design.md 2.1): the first try worked and only its answer was lost, so it is
+    returned as such.
     Anything else non-2xx raises the matching ``BerkasAPIError``.
     """
     tries = 0

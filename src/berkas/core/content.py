@@ -116,7 +116,8 @@ def inspect(
     cause: ``unsupported_type``, ``type_not_allowed``, ``image_truncated``,
     ``image_corrupt``, ``image_too_large``, ``image_too_small``, ``trailing_data``,
     ``embedded_archive``, ``pdf_corrupt``, ``pdf_encrypted``, ``pdf_too_complex``,
-    ``pdf_active_content``, ``pdf_embedded_file``. The file's name plays no part (docs/design.md 2.4).
+    ``pdf_active_content``, ``pdf_embedded_file``. The file's name plays no part
+    (docs/design.md 2.4).
     """
     accepts = f"{label} accepts {_labels(allowed)}"
     if size == 0:

@@ -1,4 +1,5 @@
-"""Egress policy for ``file_url`` (docs/design.md 4): which URLs, ports and addresses a fetch may reach.
+"""Egress policy for ``file_url`` (docs/design.md 4): which URLs, ports and addresses a
+fetch may reach.
 
 Pure: parses and normalises URLs, classifies IP addresses and checks the operator's
 allow-lists; ``adapters.fetch`` does the I/O.

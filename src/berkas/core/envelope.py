@@ -1,4 +1,5 @@
-"""Documents encrypted at rest: chunked AES-256-GCM that streams in flat memory (docs/design.md 6.6).
+"""Documents encrypted at rest: chunked AES-256-GCM that streams in flat memory
+(docs/design.md 6.6).
 
 Each document gets its own random 256-bit data key; the object store holds only this
 envelope, the database only the data key sealed under the master key. Deleting the row

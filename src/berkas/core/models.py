@@ -57,9 +57,9 @@ class StoredFile:
     width: int | None
     height: int | None
     created_at: datetime
-    # Lifecycle (docs/design.md 6.2, 6.4): removed by housekeeping after ``retained_until`` (None: kept
-    # until deleted) unless on ``legal_hold``; ``link_generation`` is signed into proxy
-    # links, so a revocation (which bumps it) kills every link issued before.
+    # Lifecycle (docs/design.md 6.2, 6.4): removed by housekeeping after ``retained_until``
+    # (None: kept until deleted) unless on ``legal_hold``; ``link_generation`` is signed
+    # into proxy links, so a revocation (which bumps it) kills every link issued before.
     retained_until: datetime | None = None
     legal_hold: bool = False
     link_generation: int = 0

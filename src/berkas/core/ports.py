@@ -341,7 +341,8 @@ class FetchSink(Protocol):
 
 
 class Fetcher(Protocol):
-    """Fetches a partner-named URL under the egress policy (docs/design.md 4), streaming to ``sink``."""
+    """Fetches a partner-named URL under the egress policy (docs/design.md 4), streaming to
+    ``sink``."""
 
     async def fetch(self, url: str, sink: FetchSink) -> FetchResult:
         """Stream the body into ``sink``; raise ``FetchRefused`` with a specific code and

@@ -1,4 +1,5 @@
-"""Signed partner requests (docs/design.md 2.1): who is calling, is it fresh, and was it seen before."""
+"""Signed partner requests (docs/design.md 2.1): who is calling, is it fresh, and was it
+seen before."""
 
 from __future__ import annotations
 

@@ -185,7 +185,8 @@ class UploadService:
     async def upload_url(
         self, client: Client, fields: UploadFields, key: str | None, caller: Caller = _NOBODY
     ) -> UploadResult:
-        """Fetch ``file_url`` under the egress policy (docs/design.md 4) and store what came back."""
+        """Fetch ``file_url`` under the egress policy (docs/design.md 4) and store what came
+        back."""
         target, url, fetcher = self._url_target(fields)
         return await self._once(
             client,

@@ -31,7 +31,7 @@ from berkas.services.upgrade import UpgradeService
 from berkas.wiring.build import build
 from berkas.wiring.datadir import check_existing, node_identity, node_leases, private_dir
 from berkas.wiring.secrets import prepare_secrets, sealer
-from berkas.wiring.storage import is_s3, local_root, s3_store
+from berkas.wiring.storage import s3_store
 
 if TYPE_CHECKING:
     pass
@@ -77,14 +77,14 @@ def prepare(settings: Settings, *, serving: bool) -> Services:
         prepare_secrets(settings, database)
     finally:
         database.close()
-    local = local_root(settings.resolved_storage_url)
-    if local is not None:
-        store = LocalBlobStore(local, create=True)
+    storage = settings.storage
+    if storage.root is not None:
+        store = LocalBlobStore(storage.root, create=True)
         if serving:
             removed = store.cleanup_temp()
             if removed:
                 log.warning("removed %d temporary blob(s) left by an earlier crash", removed)
-    if is_s3(settings.resolved_storage_url):
+    if storage.scheme == "s3":
         # A missing bucket or a wrong endpoint stops start-up here, naming both, rather
         # than failing every upload later with a bare storage_unavailable.
         s3_store(settings).require_bucket()

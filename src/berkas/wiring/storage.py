@@ -1,50 +1,32 @@
-"""The blob store a ``BERKAS_STORAGE_URL`` names (local directory, S3 bucket, memory), its
-presigner, and ``berkas storage init``."""
+"""The blob store ``BERKAS_STORAGE_URL`` names (``Settings.storage``: a local directory, an
+S3 bucket, memory), its presigner, and ``berkas storage init``."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
 
 from berkas.adapters.storage.local import LocalBlobStore
 from berkas.adapters.storage.memory import MemoryBlobStore
-from berkas.config import Settings, s3_bucket_and_prefix
+from berkas.config import Settings
 from berkas.core.ports import BlobStore, LinkPresigner
 
 if TYPE_CHECKING:
     from berkas.adapters.storage.s3 import S3BlobStore
 
 
-def local_root(url: str) -> Path | None:
-    parsed = urlparse(url)
-    if parsed.scheme != "file":
-        return None
-    # file:///abs/path only: a host part (file://relative/path) would silently drop
-    # the first segment and store documents somewhere else entirely.
-    if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
-        raise ValueError(f"BERKAS_STORAGE_URL {url!r} must name an absolute path: file:///abs/path")
-    return Path(parsed.path)
-
-
 def init_storage(settings: Settings) -> str:
     """Create the blob store's bucket or directory if it is missing (idempotent); returns
     what was done, for ``berkas storage init``. Raises ``Unavailable`` naming the store."""
-    url = settings.resolved_storage_url
-    if is_s3(url):
+    storage = settings.storage
+    if storage.scheme == "s3":
         store = s3_store(settings)
         where = f"S3 bucket {store.location.bucket!r} at {store.location.endpoint_shown}"
         return f"created {where}" if store.create_bucket() else f"{where} already exists"
-    local = local_root(url)
-    if local is not None:
-        existed = local.is_dir()
-        LocalBlobStore(local, create=True)
-        return f"storage directory {local} {'already exists' if existed else 'created'}"
-    return f"storage {url} needs no set-up"
-
-
-def is_s3(url: str) -> bool:
-    return urlparse(url).scheme == "s3"
+    if storage.root is not None:
+        existed = storage.root.is_dir()
+        LocalBlobStore(storage.root, create=True)
+        return f"storage directory {storage.root} {'already exists' if existed else 'created'}"
+    return f"storage {storage.url} needs no set-up"
 
 
 def s3_store(settings: Settings) -> S3BlobStore:
@@ -56,11 +38,11 @@ def s3_store(settings: Settings) -> S3BlobStore:
             f"BERKAS_STORAGE_URL {settings.resolved_storage_url!r} needs boto3, which is not "
             f"installed ({exc}); pip install 'berkas[s3]'"
         ) from None
-    bucket, prefix = s3_bucket_and_prefix(settings.resolved_storage_url)
+    storage = settings.storage
     return S3BlobStore(
         S3Location(
-            bucket=bucket,
-            prefix=prefix,
+            bucket=storage.bucket,
+            prefix=storage.prefix,
             endpoint_url=settings.s3_endpoint_url,
             region=settings.s3_region,
             addressing_style=settings.s3_addressing_style,
@@ -79,15 +61,10 @@ def presigner(settings: Settings, blobs: BlobStore) -> LinkPresigner | None:
 
 
 def blob_store(settings: Settings) -> BlobStore:
-    url = settings.resolved_storage_url
-    local = local_root(url)
-    if local is not None:
-        return LocalBlobStore(local, create=False)
-    if urlparse(url).scheme == "memory":
+    storage = settings.storage
+    if storage.scheme == "file":
+        assert storage.root is not None
+        return LocalBlobStore(storage.root, create=False)
+    if storage.scheme == "memory":
         return MemoryBlobStore()
-    if is_s3(url):
-        return s3_store(settings)
-    raise ValueError(
-        f"BERKAS_STORAGE_URL scheme {urlparse(url).scheme!r} is not supported; "
-        "use file:///abs/path or s3://bucket/prefix"
-    )
+    return s3_store(settings)

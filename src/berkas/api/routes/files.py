@@ -1,5 +1,5 @@
-"""Reading stored files back and their lifecycle (docs/design.md 3.1, 6): metadata with a fresh link, and the bytes behind
-a link."""
+"""Reading stored files back and their lifecycle (docs/design.md 3.1, 6): metadata with a
+fresh link, the bytes behind a link, deletion, revocation and the audit trail."""
 
 from __future__ import annotations
 
