@@ -83,7 +83,7 @@ class SqlFileRepository(_FileUpgrades):
         A removed data key is gone from every file berkas controls before this returns:
         on SQLite (``secure_delete``, engine.py) the freed page is zeroed, and the
         write-ahead log, which still holds the page as the upload wrote it, is
-        checkpointed and truncated (crypto-shredding; README "Secrets at rest").
+        checkpointed and truncated (crypto-shredding; README "Secrets at rest and the master key").
         """
         if _NUL in file_id:
             return None
