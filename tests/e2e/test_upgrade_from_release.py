@@ -156,11 +156,11 @@ def test_a_data_dir_of_an_older_release_upgrades(
         assert described["retained_until"] is not None
     described, photo = _served(partner, documents["photo"]["id"])
     assert "GPS" in described["metadata_removed"]
-    sent, served = tmp_path / "sent.jpg", tmp_path / "served.jpg"
-    sent.write_bytes(_original("photo"))
-    served.write_bytes(photo)
-    assert metadata.find_metadata(sent, Kind.JPEG)  # the release stored it with its EXIF
-    assert metadata.find_metadata(served, Kind.JPEG) == ()
+    sent_path, served_path = tmp_path / "sent.jpg", tmp_path / "served.jpg"
+    sent_path.write_bytes(_original("photo"))
+    served_path.write_bytes(photo)
+    assert metadata.find_metadata(sent_path, Kind.JPEG)  # the release stored its EXIF
+    assert metadata.find_metadata(served_path, Kind.JPEG) == ()
     status = json.loads(server.cli("secrets", "status"))
     assert (
         status["documents_not_encrypted"],
