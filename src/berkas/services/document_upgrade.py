@@ -14,12 +14,12 @@ from typing import TypeVar
 
 from berkas.core import content, envelope
 from berkas.core.codes import Code
-from berkas.core.errors import BerkasError, Conflict, UnsupportedContent, is_disk_full
+from berkas.core.errors import BerkasError, Conflict, UnsupportedContent
 from berkas.core.models import EventKind, FileEvent, StoredFile
 from berkas.core.object_keys import key_problem
 from berkas.core.ports import BlobStore, Clock, DataKeys, FileRepository
 from berkas.services import stripping
-from berkas.services.spool import disk_full, scratch
+from berkas.services.spool import derive
 
 log = logging.getLogger(__name__)
 
@@ -273,14 +273,7 @@ class DocumentUpgrader:
         )
 
     def _derive(self, derived: list[Path], write: Callable[[Path], _T]) -> tuple[Path, _T]:
-        dst = scratch(self._spool_dir)
-        derived.append(dst)
-        try:
-            return dst, write(dst)
-        except OSError as exc:
-            if is_disk_full(exc):
-                raise disk_full() from exc
-            raise
+        return derive(self._spool_dir, derived, write)
 
 
 def _sealer(src: Path, key: bytes) -> Callable[[Path], None]:

@@ -11,9 +11,10 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, NoReturn, Self
+from typing import BinaryIO, NoReturn, Self, TypeVar
 
 from anyio import to_thread
 
@@ -26,6 +27,8 @@ from berkas.core.errors import (
     Unavailable,
     is_disk_full,
 )
+
+T = TypeVar("T")
 
 _PREFIX = "upload-"
 _SUFFIX = ".part"
@@ -237,6 +240,19 @@ def scratch(directory: Path) -> Path:
         raise
     os.close(fd)
     return Path(name)
+
+
+def derive(directory: Path, derived: list[Path], write: Callable[[Path], T]) -> tuple[Path, T]:
+    """A ``scratch`` file in ``directory`` that ``write`` fills, listed in ``derived`` for
+    the caller to remove; a full disk is a 507, as for the spool itself."""
+    dst = scratch(directory)
+    derived.append(dst)
+    try:
+        return dst, write(dst)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full() from exc
+        raise
 
 
 def disk_full() -> InsufficientStorage:

@@ -35,7 +35,6 @@ from berkas.core.errors import (
     PayloadTooLarge,
     Unavailable,
     UnsupportedContent,
-    is_disk_full,
 )
 from berkas.core.ids import IdMinter
 from berkas.core.models import Caller, Client, EventKind, StoredFile
@@ -43,7 +42,7 @@ from berkas.core.ports import BlobStore, Clock, DataKeys, Fetcher, FileRepositor
 from berkas.services import stripping
 from berkas.services.idempotency import IdempotentUploads
 from berkas.services.links import LinkService
-from berkas.services.spool import Spool, SpoolWriter, check_free_space, disk_full, scratch
+from berkas.services.spool import Spool, SpoolWriter, check_free_space, derive
 from berkas.services.upload_types import (
     KIND_OF_EXTENSION,
     Body,
@@ -370,16 +369,7 @@ class UploadService:
         return Body(sealed, body.size, body.sha256, key, body.removed)
 
     def _derive(self, derived: list[Path], write: Callable[[Path], _T]) -> tuple[Path, _T]:
-        """A scratch file in the spool directory that ``write`` fills; listed in
-        ``derived`` for removal. A full disk is a 507, as for the spool itself."""
-        dst = scratch(self._spool_dir)
-        derived.append(dst)
-        try:
-            return dst, write(dst)
-        except OSError as exc:
-            if is_disk_full(exc):
-                raise disk_full() from exc
-            raise
+        return derive(self._spool_dir, derived, write)
 
     def _commit(
         self,
