@@ -38,6 +38,8 @@ def serve_refused(tmp_path: Path, name: str, **env: str) -> subprocess.Completed
             **shared(tmp_path),
             "BERKAS_DATA_DIR": str(tmp_path / name),
             "BERKAS_LOG_LEVEL": "warning",
+            # A free port of its own: the default (port + 1000) may be anyone's.
+            "BERKAS_METRICS_PORT": str(free_port()),
             **env,
         },
         capture_output=True,
