@@ -80,9 +80,11 @@ class FileService:
         """The audit trail of one of ``client``'s files, oldest first; also after it was
         deleted (by its owner, the operator or retention). 404 otherwise."""
         stored = self._files.get(file_id)
-        if stored is None and self._gone_for(client, file_id):
-            return self._events.for_file(file_id)
-        self._owned(client, file_id, stored)
+        if stored is None:
+            if self._gone_for(client, file_id) is None:
+                raise _missing(file_id)
+        else:
+            self._owned(client, file_id, stored)
         return self._events.for_file(file_id)
 
     def export_events(
@@ -115,8 +117,10 @@ class FileService:
         legal hold is refused (409 ``file_on_hold``).
         """
         stored = self._files.get(file_id)
-        if stored is None and self._gone_for(client, file_id) is not None:
-            return
+        if stored is None:
+            if self._gone_for(client, file_id) is None:
+                raise _missing(file_id)
+            return  # deleted before by this client: the same answer again
         self._remove(self._owned(client, file_id, stored), "partner", caller)
 
     def delete_any(self, file_id: str, caller: Caller = _NOBODY) -> StoredFile:
@@ -238,11 +242,7 @@ class FileService:
             )
         # Another partner's id answers exactly like a missing one: existence is not revealed.
         if stored is None or stored.client_id != client.client_id:
-            shown = repr(file_id) if is_file_id(file_id) else "of that form"
-            raise NotFound(
-                f"No file with id {shown}; ids look like DCM-0001-1732700000000.",
-                code=Code.FILE_NOT_FOUND,
-            )
+            raise _missing(file_id)
         return stored
 
     def open_link(
@@ -289,6 +289,14 @@ class FileService:
         except EnvelopeError as exc:
             raise _unreadable(stored, str(exc)) from None
         return _logged(stored, first, plain)
+
+
+def _missing(file_id: str) -> NotFound:
+    shown = repr(file_id) if is_file_id(file_id) else "of that form"
+    return NotFound(
+        f"No file with id {shown}; ids look like DCM-0001-1732700000000.",
+        code=Code.FILE_NOT_FOUND,
+    )
 
 
 def _unreadable(stored: StoredFile, why: str) -> BerkasError:
