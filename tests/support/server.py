@@ -55,6 +55,15 @@ class Server:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
+    def __post_init__(self) -> None:
+        self._distinct_ports()
+
+    def _distinct_ports(self) -> None:
+        # free_port releases what it found, so two calls can return the same number: the
+        # server then refuses BERKAS_METRICS_PORT equal to BERKAS_PORT (a flake seen once).
+        while self.metrics_port == self.port:
+            self.metrics_port = free_port()
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -93,6 +102,7 @@ class Server:
                 if attempt == attempts:
                     raise
                 self.port, self.metrics_port = free_port(), free_port()
+                self._distinct_ports()
 
     def _start_once(self, timeout: float) -> None:
         self.log_path = self.data_dir.parent / f"server-{self.port}-{time.monotonic_ns()}.log"
