@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install serve test test-fast fuzz mutate check lint format typecheck imports bench soak system-deps clean
+.PHONY: install serve test test-fast fuzz mutate check lint format typecheck imports bench profile soak system-deps clean
 
 install: $(STAMP)
 
@@ -64,6 +64,13 @@ bench: install $(BENCH_STAMP)
 	@command -v taskset >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux >/dev/null; }
 	$(BIN)/python -m bench
+
+# py-spy samples a loaded `berkas serve` (200 KB uploads under wrk) and sums its stacks
+# into buckets (bench/profile.py): the profile summary in README "Performance".
+profile: install $(BENCH_STAMP)
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python -m bench.profile
 
 $(BENCH_STAMP): pyproject.toml $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -160,6 +160,50 @@ def find_metadata(src: Path, kind: Kind) -> tuple[str, ...]:
         return tuple(sorted(_scan(fh, kind).removed))
 
 
+@dataclass(frozen=True, slots=True)
+class StripPlan:
+    """What stripping ``src`` will do, found by one walk of its segments or chunks:
+    ``stripped`` says it (``changed`` False: the stored bytes are the sent ones), and
+    ``write_stripped`` carries it out into any writer."""
+
+    src: Path
+    kind: Kind
+    stripped: Stripped
+    _plan: _Plan | None = None
+
+
+def plan_strip(src: Path, kind: Kind) -> StripPlan:
+    """Walk ``src`` (which has passed ``content.inspect`` as ``kind``) and say what
+    stripping it removes and whether it turns it upright; writes nothing. Raises
+    ``UnsupportedContent`` (``image_truncated``, ``image_corrupt``) when the structure
+    does not parse."""
+    if kind is Kind.PDF:
+        return StripPlan(src, kind, Stripped(removed=(), orientation_applied=False, changed=False))
+    with src.open("rb") as fh:
+        plan = _scan(fh, kind)
+    removed = tuple(sorted(plan.removed))
+    changed = bool(removed) or plan.reorients
+    return StripPlan(
+        src, kind, Stripped(removed, plan.reorients, changed), plan if changed else None
+    )
+
+
+def write_stripped(planned: StripPlan, out: BinaryIO) -> None:
+    """Write the stripped image ``planned`` describes into ``out`` (left open): kept
+    segments and chunks byte for byte, or, to apply an orientation, a re-encode. Nothing
+    is written when nothing changes. Raises ``UnsupportedContent`` (``image_corrupt``,
+    ``image_too_large``) when a re-encode cannot decode the image; ``OSError`` from ``out``
+    passes through."""
+    plan = planned._plan
+    if plan is None:
+        return
+    if plan.reorients:
+        _reencode(planned.src, out, planned.kind, plan)
+        return
+    with planned.src.open("rb") as fh:
+        _copy_ranges(fh, out, plan.keep, planned.kind)
+
+
 def strip_metadata(src: Path, dst: Path, kind: Kind) -> Stripped:
     """Write ``src`` without its metadata to ``dst``, upright per its EXIF orientation.
 
@@ -170,24 +214,17 @@ def strip_metadata(src: Path, dst: Path, kind: Kind) -> Stripped:
     removed. Raises ``UnsupportedContent`` (``image_truncated``, ``image_corrupt``,
     ``image_too_large``) when the structure does not parse or the image does not decode.
     """
-    if kind is Kind.PDF:
-        return Stripped(removed=(), orientation_applied=False, changed=False)
-    with src.open("rb") as fh:
-        plan = _scan(fh, kind)
-        removed = tuple(sorted(plan.removed))
-        if not removed and not plan.reorients:
-            return Stripped(removed=(), orientation_applied=False, changed=False)
-        try:
-            with dst.open("wb") as out:
-                if plan.reorients:
-                    _reencode(src, out, kind, plan)
-                else:
-                    _copy_ranges(fh, out, plan.keep, kind)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                dst.unlink()
-            raise
-    return Stripped(removed=removed, orientation_applied=plan.reorients, changed=True)
+    planned = plan_strip(src, kind)
+    if not planned.stripped.changed:
+        return planned.stripped
+    try:
+        with dst.open("wb") as out:
+            write_stripped(planned, out)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            dst.unlink()
+        raise
+    return planned.stripped
 
 
 def _scan(fh: BinaryIO, kind: Kind) -> _Plan:

@@ -1,0 +1,135 @@
+"""``make profile``: where a loaded ``berkas serve`` spends its CPU on 200 KB uploads.
+
+``berkas serve`` (the embedded default, pinned to one core as in ``make bench``) takes
+200 KB JPEG uploads from wrk (c=32, the other core) while py-spy samples it with
+``--nonblocking`` (a blocking py-spy pauses the server at every sample and distorts what
+it measures) at 200 Hz, idle samples dropped. Each sampled stack is put in the first
+bucket whose pattern it contains (checked in the order below), and the summary prints
+each bucket's share of the busy samples. The raw collapsed stacks stay in
+``bench/results/profile-<label>.txt`` for a flame graph.
+
+    make profile                      # 200 KB, 20 s
+    PROFILE_BYTES=5000000 make profile
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import Counter
+from pathlib import Path
+
+from bench import compare, images, servers, wrk
+
+SECONDS = int(os.environ.get("PROFILE_SECONDS", "20"))
+BODY_BYTES = int(os.environ.get("PROFILE_BYTES", "200000"))
+CONNECTIONS = int(os.environ.get("PROFILE_CONNECTIONS", "32"))
+RESULTS = Path(__file__).parent / "results"
+
+# (bucket, frame substrings): the first bucket with a substring in the stack wins, so the
+# narrow ones come first (an fsync under SQLite's commit is SQL's, not the blob's).
+BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("SQL statements and commits", ("sqlalchemy", "sqlite3", "psycopg", "/writes.py:")),
+    ("fsync (blob and directory)", ("fsync",)),
+    ("image decode check", ("ImageFile.py", "/content.py:", "JpegImagePlugin", "PngImagePlugin")),
+    ("metadata stripping", ("/metadata.py:", "/stripping.py:", "/images.py:")),
+    ("AES-GCM sealing", ("envelope.py", "aead")),
+    ("temp files (mkstemp, open, unlink)", ("mkstemp", "scratch", "unlink", "/spool.py:")),
+    ("hashing", ("hashlib", "sha256")),
+    ("multipart parsing", ("multipart",)),
+    ("token check and signing", ("jwt", "/tokens.py:", "/signing.py:", "/links.py:")),
+    ("blob store", ("/local.py:", "/s3.py:", "/blobs.py:")),
+    ("event loop, middleware, ASGI", ("uvicorn", "starlette", "fastapi", "asyncio", "anyio")),
+)
+
+
+# With --nonblocking py-spy cannot tell a thread blocked on a lock from one running, so
+# stacks that end in a wait are idle: worker threads waiting for work, the group-commit
+# writer waiting for callers, requests waiting for its commit.
+IDLE_LEAVES = ("Condition.wait (threading.py", "wait (threading.py", "get (queue.py")
+
+
+def is_idle(stack: str) -> bool:
+    leaf = stack.rsplit(";", 1)[-1]
+    return leaf.startswith(IDLE_LEAVES)
+
+
+def bucket_of(stack: str) -> str:
+    for name, patterns in BUCKETS:
+        if any(pattern in stack for pattern in patterns):
+            return name
+    return "other"
+
+
+def summarise(collapsed: Path) -> list[tuple[str, float]]:
+    """(bucket, share of busy samples) from py-spy's raw (collapsed) output."""
+    counts: Counter[str] = Counter()
+    for line in collapsed.read_text().splitlines():
+        stack, _, number = line.rpartition(" ")
+        if stack and number.isdigit() and not is_idle(stack):
+            counts[bucket_of(stack)] += int(number)
+    total = sum(counts.values()) or 1
+    return [(name, count / total) for name, count in counts.most_common()]
+
+
+def main() -> int:
+    label = os.environ.get("PROFILE_LABEL", "latest")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"profile-{label}.txt"
+    content = images.jpeg_of_size(BODY_BYTES, seed=1)
+    with tempfile.TemporaryDirectory(prefix="berkas-profile-") as scratch:
+        server = servers.berkas(Path(scratch) / "berkas")
+        try:
+            side = compare.BerkasSide(server)
+            requests = Path(scratch) / "upload.req"
+            wrk.write_requests(requests, side.upload(content, "p.jpg", "image/jpeg"))
+            spy = subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("py-spy")),
+                    "record",
+                    "--nonblocking",
+                    "--rate",
+                    "200",
+                    "--format",
+                    "raw",
+                    "--duration",
+                    str(SECONDS),
+                    "--pid",
+                    str(server.pid),
+                    "--output",
+                    str(out),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            load = threading.Thread(
+                target=lambda: print(
+                    wrk.run(
+                        server.url,
+                        requests,
+                        connections=CONNECTIONS,
+                        seconds=SECONDS,
+                        server_pid=server.pid,
+                    )
+                )
+            )
+            load.start()
+            _, errors = spy.communicate(timeout=SECONDS + 120)
+            load.join()
+            if spy.returncode != 0:
+                print(errors.decode(errors="replace"), file=sys.stderr)
+                return 1
+        finally:
+            server.stop()
+    print(f"\nbusy samples by bucket ({BODY_BYTES / 1e3:.0f} KB JPEG, c={CONNECTIONS}):")
+    for name, share in summarise(out):
+        print(f"  {share:6.1%}  {name}")
+    print(f"collapsed stacks: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
