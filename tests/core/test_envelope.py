@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tracemalloc
 from collections.abc import Iterator
@@ -154,3 +155,35 @@ def test_memory_stays_flat_for_a_large_document(tmp_path: Path) -> None:
     # A few chunks in flight (64 KiB each), not the 20 MiB document.
     assert sealing_peak < 1024 * 1024
     assert opening_peak < 1024 * 1024
+
+
+@pytest.mark.parametrize("length", [0, 1, CHUNK, CHUNK + 1, 3 * CHUNK, 3 * CHUNK + 7])
+@pytest.mark.parametrize("piece", [1, 333, CHUNK, 5 * CHUNK])
+def test_a_sealing_writer_fed_in_any_pieces_seals_what_encrypt_file_would(
+    length: int, piece: int
+) -> None:
+    # The upload seals while it strips: whatever sizes the stripper writes in, the
+    # envelope is the same shape (one last chunk, full chunks before it) and opens.
+    plain = os.urandom(length)
+    out = io.BytesIO()
+    writer = envelope.SealingWriter(out, KEY, chunk_bytes=CHUNK)
+    for part in _pieces(plain, piece):
+        writer.write(part)
+    writer.close()
+    writer.close()  # a second close adds nothing
+
+    assert len(out.getvalue()) == envelope.sealed_size(length, CHUNK)
+    assert _open(out.getvalue()) == plain
+    with pytest.raises(ValueError, match="already closed"):
+        writer.write(b"more")
+
+
+def test_a_sealing_writer_not_closed_is_a_truncated_envelope() -> None:
+    # The last chunk is written by close(): an upload that failed half-way leaves an
+    # envelope no reader accepts, never a shorter valid document.
+    out = io.BytesIO()
+    writer = envelope.SealingWriter(out, KEY, chunk_bytes=CHUNK)
+    writer.write(os.urandom(3 * CHUNK))
+
+    with pytest.raises(EnvelopeError, match="truncated|authentication"):
+        _open(out.getvalue())

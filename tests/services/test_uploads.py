@@ -32,6 +32,7 @@ from berkas.core.ids import IdMinter, MintedId
 from berkas.core.links import LinkSigner
 from berkas.core.models import Client, StoredFile, UpgradeBacklog
 from berkas.core.ports import BlobStore, Fetcher, FetchSink, FileRepository
+from berkas.services.documents import DocumentStore, KeyLayout
 from berkas.services.idempotency import IdempotentUploads
 from berkas.services.links import LinkService
 from berkas.services.spool import Spool
@@ -161,12 +162,22 @@ class Harness:
         node_id: int = 7,
         fetcher: Fetcher | None = None,
     ) -> UploadService:
-        return UploadService(
-            catalogue=self.catalogue,
+        documents = DocumentStore(
             files=files or self.db.files,
             blobs=self.blobs,
-            minter=minter or IdMinter(node_id, lambda: int(self.clock.now().timestamp() * 1000)),
             clock=self.clock,
+            node_id=node_id,
+            layout=KeyLayout(
+                minter=minter
+                or IdMinter(node_id, lambda: int(self.clock.now().timestamp() * 1000)),
+                key_prefix="berkas",
+                env=env,
+                node_id=node_id,
+            ),
+        )
+        return UploadService(
+            catalogue=self.catalogue,
+            documents=documents,
             links=LinkService(
                 LinkSigner(b"k" * 32),
                 self.clock,
@@ -176,9 +187,6 @@ class Harness:
             idempotency=IdempotentUploads(self.db.replays, self.clock),
             spool_dir=self.spool_dir,
             image_limits=ImageLimits(),
-            key_prefix="berkas",
-            env=env,
-            node_id=node_id,
             fetcher=fetcher,
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from pathlib import Path
 
 
@@ -57,3 +58,66 @@ def atomic_write(path: Path, data: bytes, *, exclusive: bool = False) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
+
+
+class SharedSync:
+    """fsync of a directory shared by every caller waiting for one at the same moment.
+
+    A name linked or renamed into a directory is durable once that directory is fsynced
+    after the change (POSIX fsync(2)). Concurrent uploads into one directory need not
+    each pay a sync of their own: a sync that *starts* after a caller's change covers it,
+    so a caller that finds a sync running waits for it to end, then for one more (which
+    starts after its change), and callers that arrive meanwhile all share that one: the
+    group commit of a database log, applied to directory entries. Nobody returns before a
+    sync that began after their change has completed; a failed sync raises in the caller
+    that ran it, and the others run their own.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._states: dict[Path, _SyncState] = {}
+
+    def sync(self, directory: Path) -> None:
+        with self._lock:
+            state = self._states.get(directory)
+            if state is None:
+                state = self._states[directory] = _SyncState()
+            state.users += 1
+        try:
+            state.sync(directory)
+        finally:
+            with self._lock:
+                state.users -= 1
+                if not state.users:
+                    # Idle: forgotten, so a store with many directories keeps no table.
+                    del self._states[directory]
+
+
+class _SyncState:
+    __slots__ = ("changed", "cond", "running", "synced", "users")
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.changed = 0  # callers' changes, numbered
+        self.synced = 0  # every change numbered up to this one is durable
+        self.running = False
+        self.users = 0
+
+    def sync(self, directory: Path) -> None:
+        with self.cond:
+            self.changed += 1
+            mine = self.changed
+            while self.synced < mine:
+                if self.running:
+                    self.cond.wait()
+                    continue
+                self.running = True
+                covers = self.changed  # every change made before this sync starts
+                self.cond.release()
+                try:
+                    fsync_dir(directory)
+                finally:
+                    self.cond.acquire()
+                    self.running = False
+                    self.cond.notify_all()
+                self.synced = max(self.synced, covers)

@@ -34,6 +34,7 @@ import os
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -72,25 +73,64 @@ def encrypt_file(src: Path, dst: Path, key: bytes, *, chunk_bytes: int = CHUNK_B
     memory at a time. ``dst`` is left complete but not fsynced: durability is the blob
     store's job, as for the spool."""
     _check_key(key)
-    if not 0 < chunk_bytes <= _MAX_CHUNK_BYTES:
-        raise ValueError(f"chunk_bytes must be in 1..{_MAX_CHUNK_BYTES}, got {chunk_bytes}")
-    header = _HEADER.pack(MAGIC, VERSION, chunk_bytes, os.urandom(_PREFIX_BYTES))
-    aead = AESGCM(key)
-    prefix = header[-_PREFIX_BYTES:]
+    _check_chunk_bytes(chunk_bytes)
     with src.open("rb") as reader, dst.open("wb") as writer:
-        writer.write(header)
-        chunk = reader.read(chunk_bytes)
-        index = 0
-        while True:
-            following = reader.read(chunk_bytes)
-            last = not following
-            writer.write(aead.encrypt(_nonce(prefix, index, last), chunk, header))
-            if last:
-                return
-            chunk = following
-            index += 1
-            if index >= _MAX_CHUNKS:
-                raise ValueError("the document is too large for one envelope")
+        sealing = SealingWriter(writer, key, chunk_bytes=chunk_bytes)
+        while piece := reader.read(chunk_bytes):
+            sealing.write(piece)
+        sealing.close()
+
+
+class SealingWriter:
+    """Seals what is written to it into ``out`` as it arrives: the streaming side of
+    ``encrypt_file``, so a document can be stripped and sealed in one pass (no clear copy
+    on disk in between). ``close`` writes the last chunk; ``out`` stays open.
+
+    A full chunk is held back until one more byte arrives: only then is it known not to
+    be the last (the last flag is in its nonce), as ``decrypt`` holds it back to read it.
+    """
+
+    def __init__(self, out: BinaryIO, key: bytes, *, chunk_bytes: int = CHUNK_BYTES) -> None:
+        _check_key(key)
+        _check_chunk_bytes(chunk_bytes)
+        self._header = _HEADER.pack(MAGIC, VERSION, chunk_bytes, os.urandom(_PREFIX_BYTES))
+        self._prefix = self._header[-_PREFIX_BYTES:]
+        self._aead = AESGCM(key)
+        self._chunk_bytes = chunk_bytes
+        self._out = out
+        self._pending = bytearray()
+        self._index = 0
+        self._closed = False
+        out.write(self._header)
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self._closed:
+            raise ValueError("the envelope is already closed")
+        self._pending += data
+        size = self._chunk_bytes
+        if len(self._pending) > size:
+            view = memoryview(self._pending)
+            done = 0
+            while len(self._pending) - done > size:
+                self._seal(view[done : done + size], last=False)
+                done += size
+            view.release()
+            del self._pending[:done]
+        return len(data)
+
+    def close(self) -> None:
+        """Seal what is pending as the last chunk (an empty document: one empty chunk)."""
+        if not self._closed:
+            self._seal(memoryview(self._pending), last=True)
+            self._pending = bytearray()
+            self._closed = True
+
+    def _seal(self, piece: memoryview, *, last: bool) -> None:
+        if self._index >= _MAX_CHUNKS:
+            raise ValueError("the document is too large for one envelope")
+        nonce = _nonce(self._prefix, self._index, last)
+        self._out.write(self._aead.encrypt(nonce, bytes(piece), self._header))
+        self._index += 1
 
 
 def decrypt(chunks: Iterable[bytes], key: bytes) -> Iterator[bytes]:
@@ -159,6 +199,11 @@ def _open(aead: AESGCM, prefix: bytes, box: bytes, aad: bytes, *, index: int, la
 
 def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
     return prefix + struct.pack(">IB", index, 1 if last else 0)
+
+
+def _check_chunk_bytes(chunk_bytes: int) -> None:
+    if not 0 < chunk_bytes <= _MAX_CHUNK_BYTES:
+        raise ValueError(f"chunk_bytes must be in 1..{_MAX_CHUNK_BYTES}, got {chunk_bytes}")
 
 
 def _check_key(key: bytes) -> None:

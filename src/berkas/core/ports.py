@@ -49,6 +49,36 @@ class BlobStore(Protocol):
 
 
 @runtime_checkable
+class StagingBlobStore(BlobStore, Protocol):
+    """A store that can hold bytes under a staging name and publish them at their key
+    later (a rename on local disk): the document store then commits the row between the
+    two, one durable round per upload (services/documents.py). Staging names are file
+    ids; what is staged survives a crash until ``publish`` or ``drop_staged``."""
+
+    def stage(self, name: str, path: Path) -> None:
+        """Make the file at ``path`` durable under staging ``name`` (the store may move
+        it); not readable by key yet."""
+        ...
+
+    def publish(self, name: str, key: str) -> None:
+        """Move what is staged as ``name`` to ``key``, durably (replacing what a key no
+        row names may hold). Nothing staged under ``name``: a no-op (published before)."""
+        ...
+
+    def unstage(self, name: str, path: Path) -> None:
+        """Give back what is staged as ``name`` at ``path`` (for another attempt)."""
+        ...
+
+    def drop_staged(self, name: str) -> None:
+        """Forget what is staged as ``name``; nothing there is not an error."""
+        ...
+
+    def staged(self) -> list[str]:
+        """The staging names a crash left (for recovery at start, before serving)."""
+        ...
+
+
+@runtime_checkable
 class LinkPresigner(Protocol):
     """A store that signs its own download URLs (S3's SigV4 query authentication)."""
 
@@ -99,9 +129,13 @@ class FileRepository(Protocol):
         intent a restart uses to remove blobs whose row never committed (docs/design.md 5.5)."""
         ...
 
-    def add(self, stored: StoredFile, event: FileEvent | None = None) -> None:
+    def add(self, stored: StoredFile, event: FileEvent | None = None) -> str | None:
         """Insert one row, drop the reservation of its key and append ``event``, in one
-        transaction; raises ``Conflict`` (code ``duplicate_id``) on an id collision."""
+        transaction; raises ``Conflict`` (code ``duplicate_id``) on an id collision.
+
+        Returns what ``duplicate_of`` would have answered just before the insert (the
+        first earlier file of this client in this category with these bytes), read in
+        the same transaction: an upload's row, event and duplicate lookup are one unit."""
         ...
 
     def remove(self, file_id: str, node_id: int, event: FileEvent) -> StoredFile | None:

@@ -14,11 +14,12 @@ from typing import TypeVar
 
 from berkas.core import content, envelope
 from berkas.core.codes import Code
-from berkas.core.errors import BerkasError, Conflict, UnsupportedContent
+from berkas.core.errors import BerkasError, UnsupportedContent
 from berkas.core.models import EventKind, FileEvent, StoredFile
 from berkas.core.object_keys import key_problem
 from berkas.core.ports import BlobStore, Clock, DataKeys, FileRepository
 from berkas.services import stripping
+from berkas.services.documents import DocumentStore
 from berkas.services.spool import derive
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class DocumentUpgrader:
         *,
         files: FileRepository,
         blobs: BlobStore,
+        documents: DocumentStore,
         clock: Clock,
         spool_dir: Path,
         data_keys: DataKeys,
@@ -53,7 +55,8 @@ class DocumentUpgrader:
         image_limits: content.ImageLimits,
     ) -> None:
         self._files = files
-        self._blobs = blobs
+        self._blobs = blobs  # read back from; written through ``documents``
+        self._documents = documents
         self._clock = clock
         self._spool_dir = spool_dir
         self._data_keys = data_keys  # opens encrypted documents; wraps new data keys
@@ -190,53 +193,23 @@ class DocumentUpgrader:
             upgraded = replace(upgraded, data_key=self._data_keys.wrap(data_key, upgraded.binding))
         else:
             upgraded = replace(upgraded, data_key=None)
-        # The intent first: a crash between the write and the swap leaves it, and the next
-        # run (or the node with this number, at its start) removes the object.
-        self._files.reserve_key(upgraded.key, node_id, self._clock.now())
-        try:
-            self._blobs.put_file(upgraded.key, body, stored.content_type)
-        except Conflict:
-            # The key holds someone else's object: never removed here. Unreachable while
-            # node numbers are leased; the intent is left for ``recover`` to judge.
-            raise
-        except BerkasError:
-            # A store that failed may still have linked the bytes (as for an upload).
-            self._forget(upgraded.key)
-            raise
+        # The intent first (DocumentStore.put): a crash between the write and the swap
+        # leaves it, and the next run (or the node with this number, at its start) removes
+        # the object. A key that holds someone else's object raises Conflict, unremoved:
+        # unreachable while node numbers are leased; ``recover`` judges the intent.
+        self._documents.put(upgraded.key, body, stored.content_type, node_id)
         # A swap that raises may have committed all the same (a connection lost during
         # the commit): both objects stay, and the intents decide. Committed, the old key
         # is reserved and the row names the new one; not committed, the new key is still
         # reserved and no row names it. ``recover`` removes exactly the object no row names.
         swapped = self._files.upgrade(stored, upgraded, node_id, self._event(stored, actions))
         if not swapped:
-            self._forget(upgraded.key)
+            self._documents.forget(upgraded.key)
             return False
-        # The row names the new object: the old one is garbage, under an intent.
-        try:
-            self._blobs.delete(stored.key)
-        except BerkasError as exc:
-            log.warning(
-                "%s upgraded; its old object is not removed yet (the next run does it): %s (%s)",
-                stored.id,
-                exc.message,
-                exc.code,
-            )
-            return True
-        self._files.release_key(stored.key)
+        # The row names the new object: the old one is garbage, under an intent (removed
+        # now, or by the next run if the store will not).
+        self._documents.forget(stored.key)
         return True
-
-    def _forget(self, key: str) -> None:
-        """Remove an object no row points at, then its intent; left to ``recover`` when
-        the store or the database is down."""
-        try:
-            self._blobs.delete(key)
-            self._files.release_key(key)
-        except BerkasError as exc:
-            log.warning(
-                "an object of a failed upgrade is left for the next run: %s (%s)",
-                exc.message,
-                exc.code,
-            )
 
     def _new_key(self, stored: StoredFile) -> str:
         """The old key's name with ``-u<epoch ms>-<node>``: the same layout, unique

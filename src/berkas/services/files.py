@@ -23,6 +23,7 @@ from berkas.core.models import (
 )
 from berkas.core.ports import AuditLog, BlobStore, Clock, DataKeys, FileRepository
 from berkas.core.wire import iso8601
+from berkas.services.documents import DocumentStore
 from berkas.services.links import IssuedLink, LinkService
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,8 @@ class FileService:
         self._links = links
         self._events = events
         self._clock = clock
-        self._node_id = node_id
+        # The delete's blob half: the row, its object and the intent between them.
+        self._documents = DocumentStore(files=files, blobs=blobs, clock=clock, node_id=node_id)
 
     def describe(self, client: Client, file_id: str, caller: Caller = _NOBODY) -> FileView:
         """Metadata and a fresh link; 404 for ids that are absent or not this client's.
@@ -168,22 +170,7 @@ class FileService:
         if stored.legal_hold:
             raise file_on_hold(stored.id)
         event = caller.event(stored, kind, self._clock.now(), by)
-        # The repository deletes only a row not on hold, in the same statement: a hold
-        # set after the read above still wins.
-        removed = self._files.remove(stored.id, self._node_id, event)
-        if removed is None:  # a concurrent DELETE removed it first
-            return
-        try:
-            self._blobs.delete(removed.key)
-        except BerkasError as exc:
-            log.warning(
-                "file %s deleted, its bytes not yet (the next start removes them): %s (%s)",
-                removed.id,
-                exc.message,
-                exc.code,
-            )
-            return
-        self._files.release_key(removed.key)
+        self._documents.remove(stored, event)
 
     def revoke_links(self, client: Client, file_id: str, caller: Caller = _NOBODY) -> FileView:
         """Make every proxy link issued so far fail (403 ``link_revoked``); the answer

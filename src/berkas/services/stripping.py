@@ -1,5 +1,6 @@
-"""The metadata policy as it is applied before bytes are stored: one code path for an
-upload and for ``berkas files upgrade --strip`` (core/metadata.py does the stripping)."""
+"""The metadata policy as it is applied before bytes are stored: one policy for an upload
+(``stored_body``, which also seals, in the same pass) and for ``berkas files upgrade
+--strip`` (``strip_for_storage``); core/metadata.py does the stripping."""
 
 from __future__ import annotations
 
@@ -7,12 +8,24 @@ import hashlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Protocol, TypeVar
 
-from berkas.core import content, metadata
+from berkas.core import content, envelope, metadata
+from berkas.services.upload_types import Body
+
+_T = TypeVar("_T")
 
 # Listed in ``metadata_removed`` when an EXIF orientation was applied by re-encoding: the
 # orientation tag went, and the stored bytes are a new encoding of the sent image.
 REENCODED = "ORIENTATION"
+
+
+class Deriver(Protocol):
+    """Makes a scratch file the caller owns (and removes), filled by ``write``."""
+
+    def __call__(self, write: Callable[[Path], _T]) -> tuple[Path, _T]: ...
+
+
 # Writes a scratch file the caller owns (and removes) with the function it is given.
 Derive = Callable[[Callable[[Path], metadata.Stripped]], tuple[Path, metadata.Stripped]]
 
@@ -83,3 +96,102 @@ def digest_file(path: Path) -> tuple[int, str, bytes]:
             digest.update(piece)
             size += len(piece)
     return size, digest.hexdigest(), head
+
+
+def stored_body(
+    src: Path,
+    info: content.ContentInfo,
+    *,
+    size: int,
+    sha256: str,
+    category: str,
+    keep_metadata: Collection[str],
+    label: str,
+    limits: content.ImageLimits,
+    seal: bool,
+    derive: Deriver,
+) -> tuple[Body, content.ContentInfo]:
+    """The document as the store will hold it, in one pass over ``src`` (the spool,
+    ``size`` bytes hashing to ``sha256``, which has passed ``content.inspect``): metadata
+    stripped by the policy above and, with ``seal``, encrypted under a fresh data key, both
+    streamed into one derived file. Nothing to strip and nothing to seal: ``src`` itself.
+
+    The one exception is an orientation to apply: the pixels are decoded and re-encoded
+    into a file of their own, which is inspected as any stored image is, then sealed.
+    """
+    planned = None
+    if category not in keep_metadata and info.kind is not content.Kind.PDF:
+        planned = metadata.plan_strip(src, info.kind)
+    removed: tuple[str, ...] = ()
+    if planned is not None and planned.stripped.changed:
+        removed = planned.stripped.removed
+        if planned.stripped.orientation_applied:
+            turn = planned
+            upright, _ = derive(
+                lambda dst: _write(dst, lambda out: metadata.write_stripped(turn, out))
+            )
+            size, sha256, head = digest_file(upright)
+            info = content.inspect(
+                upright,
+                head=head,
+                size=size,
+                allowed=frozenset({info.kind}),
+                label=label,
+                limits=limits,
+            )
+            # Said in the answer: re-encoded upright, so its bytes and sha256 are not the
+            # ones the partner sent (README "Privacy by default").
+            src, planned, removed = upright, None, (*removed, REENCODED)
+    else:
+        planned = None
+    if planned is None and not seal:
+        return Body(src, size, sha256, removed=removed), info
+    key = envelope.new_data_key() if seal else None
+    stripping = planned
+
+    def write(out: BinaryIO) -> _Counted | None:
+        sink: BinaryIO | envelope.SealingWriter = out
+        if key is not None:
+            sink = envelope.SealingWriter(out, key)
+        counted = None
+        if stripping is not None:
+            counted = _Counted(sink)
+            metadata.write_stripped(stripping, counted)  # type: ignore[arg-type]
+        else:
+            with src.open("rb") as reader:
+                while piece := reader.read(_PIECE):
+                    sink.write(piece)
+        if isinstance(sink, envelope.SealingWriter):
+            sink.close()
+        return counted
+
+    path, counted = derive(lambda dst: _write(dst, write))
+    if counted is not None:
+        size, sha256 = counted.size, counted.hexdigest()
+    return Body(path, size, sha256, key, removed), info
+
+
+_PIECE = 1 << 16
+
+
+class _Counted:
+    """A writer that counts and hashes what passes through it to ``out``."""
+
+    def __init__(self, out: BinaryIO | envelope.SealingWriter) -> None:
+        self._out = out
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self._hash.update(data)
+        self.size += len(data)
+        self._out.write(data)
+        return len(data)
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def _write(dst: Path, fill: Callable[[BinaryIO], _T]) -> _T:
+    with dst.open("wb") as out:
+        return fill(out)

@@ -26,6 +26,7 @@ from berkas.core.ids import MAX_NODE
 from berkas.core.models import StoredFile
 from berkas.core.ports import BlobStore, Clock, DataKeys, FileRepository, TaskLeaseRepository
 from berkas.services.document_upgrade import DocumentUpgrader
+from berkas.services.documents import DocumentStore
 from berkas.services.nodes import NodeLeases
 
 log = logging.getLogger(__name__)
@@ -93,9 +94,12 @@ class UpgradeService:
         self._holder = holder
         self._encrypt = encrypt  # BERKAS_ENCRYPT_AT_REST: documents in clear get encrypted
         self._retention = retention
+        # The run's node number is leased at each run, so the store is told it per call.
+        self._store = DocumentStore(files=files, blobs=blobs, clock=clock, node_id=0)
         self._documents = DocumentUpgrader(
             files=files,
             blobs=blobs,
+            documents=self._store,
             clock=clock,
             spool_dir=spool_dir,
             data_keys=data_keys,
@@ -151,15 +155,10 @@ class UpgradeService:
     def recover(self) -> int:
         """Remove objects this run's node number reserved whose row never pointed at them
         (a crash between write and swap), and finish removals a crash cut short: the same
-        rule as a node's start (``UploadService.recover_orphans``). Returns how many."""
+        rule as a node's start (``DocumentStore.recover``). Returns how many."""
         if self._node_id is None:
             raise RuntimeError("recover runs under the run's node lease")
-        removed = 0
-        for key in self._files.reserved_keys(self._node_id):
-            if self._files.get_by_key(key) is None:
-                self._blobs.delete(key)
-                removed += 1
-            self._files.release_key(key)
+        removed = self._store.recover(self._node_id)
         if removed:
             log.warning("removed %d object(s) an interrupted upgrade left", removed)
         return removed

@@ -11,35 +11,30 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
 from anyio import to_thread
 
-from berkas.core import content, envelope
+from berkas.core import content
 from berkas.core.catalogue import (
     Catalogue,
-    Category,
     parse_category,
     parse_document_code,
 )
 from berkas.core.codes import Code
 from berkas.core.errors import (
     BerkasError,
-    Conflict,
     FetchRefused,
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
-    Unavailable,
     UnsupportedContent,
 )
-from berkas.core.ids import IdMinter
-from berkas.core.models import Caller, Client, EventKind, StoredFile
-from berkas.core.ports import BlobStore, Clock, DataKeys, Fetcher, FileRepository
+from berkas.core.models import Caller, Client
+from berkas.core.ports import Fetcher
 from berkas.services import stripping
+from berkas.services.documents import DocumentStore
 from berkas.services.idempotency import IdempotentUploads
 from berkas.services.links import LinkService
 from berkas.services.spool import Spool, SpoolWriter, check_free_space, derive
@@ -58,10 +53,6 @@ log = logging.getLogger(__name__)
 # An upload from code that has no request behind it (tests, in-process callers).
 _NOBODY = Caller()
 
-# An id or key collision can only follow a clock step backwards across a restart; a
-# couple of fresh mints always clear it.
-_MINT_ATTEMPTS = 3
-
 # Names the cap while category and code are not known yet (the file came first).
 _ANY_UPLOAD = "an upload of any category"
 
@@ -75,37 +66,23 @@ class UploadService:
         self,
         *,
         catalogue: Catalogue,
-        files: FileRepository,
-        blobs: BlobStore,
-        minter: IdMinter,
-        clock: Clock,
+        documents: DocumentStore,
         links: LinkService,
         idempotency: IdempotentUploads,
         spool_dir: Path,
         image_limits: content.ImageLimits,
-        key_prefix: str,
-        env: str,
-        node_id: int,
         fetcher: Fetcher | None,
-        retention: Callable[[str], timedelta | None] = lambda category: None,
-        data_keys: DataKeys | None = None,
+        encrypt: bool = False,
         keep_metadata: frozenset[str] = frozenset(),
     ) -> None:
         self._catalogue = catalogue
-        self._files = files
-        self._blobs = blobs
-        self._minter = minter
-        self._clock = clock
+        self._documents = documents  # the bytes and the row, kept in step
         self._links = links
         self._idempotency = idempotency
         self._spool_dir = spool_dir
         self._limits = image_limits
-        self._key_prefix = key_prefix
-        self._env = env
-        self._node_id = node_id
         self._fetcher = fetcher
-        self._retention = retention  # per category; None keeps until deleted
-        self._data_keys = data_keys  # set: every document is stored encrypted
+        self._encrypt = encrypt  # every document is stored encrypted
         self._keep_metadata = keep_metadata  # categories whose images keep their EXIF etc.
         # The cap before the category is known: the largest of any requirement.
         self.max_upload_bytes = catalogue.max_upload_bytes()
@@ -268,12 +245,12 @@ class UploadService:
 
     def _replay(self, client: Client, file_id: str) -> UploadResult:
         # The first upload's file with a fresh link (the first link may have expired).
-        stored = self._files.get(file_id)
+        stored = self._documents.get(file_id)
         if stored is None or stored.client_id != client.client_id:
             raise NotFound(
                 "The file this Idempotency-Key stored is gone.", code=Code.FILE_NOT_FOUND
             )
-        first = self._files.duplicate_of(stored.client_id, stored.category, stored.sha256)
+        first = self._documents.duplicate_of(stored.client_id, stored.category, stored.sha256)
         return UploadResult(
             stored=stored,
             link=self._links.issue(stored),
@@ -287,18 +264,16 @@ class UploadService:
     def _store(
         self, client: Client, target: UploadTarget, spool: Spool, caller: Caller
     ) -> UploadResult:
-        """Inspect the spooled bytes, then store blob and row (blob durable first)."""
+        """Inspect the spooled bytes, then store them (services/documents.py)."""
         derived: list[Path] = []
         try:
-            body, info, earlier = self._examine(client, target, spool, derived)
-            result = self._commit(client, target, self._seal(body, derived), info, caller)
-            return replace(result, duplicate_of=earlier)
-        except Conflict as exc:
-            # Only a race after several fresh mints ends here; the caller can simply retry.
-            raise Unavailable(
-                "could not allocate a unique file id; retry the upload.",
-                code=Code.ID_ALLOCATION_FAILED,
-            ) from exc
+            body, info = self._examine(target, spool, derived)
+            done = self._documents.store(client, target, body, info, caller)
+            return UploadResult(
+                stored=done.stored,
+                link=self._links.issue(done.stored),
+                duplicate_of=done.duplicate_of,
+            )
         finally:
             for path in derived:
                 path.unlink(missing_ok=True)
@@ -308,7 +283,7 @@ class UploadService:
         is kept (the stripped copy is removed, no blob, row or event is written)."""
         derived: list[Path] = []
         try:
-            body, info, earlier = self._examine(client, target, spool, derived)
+            body, info = self._examine(target, spool, derived, seal=False)
         finally:
             for path in derived:
                 path.unlink(missing_ok=True)
@@ -321,14 +296,17 @@ class UploadService:
             width=info.width,
             height=info.height,
             metadata_removed=body.removed,
-            duplicate_of=earlier,
+            duplicate_of=self._documents.duplicate_of(
+                client.client_id, target.category.value, body.sha256
+            ),
         )
 
     def _examine(
-        self, client: Client, target: UploadTarget, spool: Spool, derived: list[Path]
-    ) -> tuple[Body, content.ContentInfo, str | None]:
-        """The checks every upload passes: inspection, then stripping; and the earlier
-        file with the same stored bytes, if any."""
+        self, target: UploadTarget, spool: Spool, derived: list[Path], *, seal: bool | None = None
+    ) -> tuple[Body, content.ContentInfo]:
+        """The checks every upload passes (inspection), then the bytes as they will be
+        stored: stripped and sealed in one pass (services/stripping.py, whose policy
+        ``berkas files upgrade --strip`` shares)."""
         spool.finish()
         info = content.inspect(
             spool.path,
@@ -338,142 +316,25 @@ class UploadService:
             label=target.label,
             limits=self._limits,
         )
-        body, info = self._strip(target, spool, info, derived)
-        earlier = self._files.duplicate_of(client.client_id, target.category.value, body.sha256)
-        return body, info, earlier
-
-    def _strip(
-        self, target: UploadTarget, spool: Spool, info: content.ContentInfo, derived: list[Path]
-    ) -> tuple[Body, content.ContentInfo]:
-        """The document as it will be served (services/stripping.py, the one code path
-        that ``berkas files upgrade --strip`` shares)."""
-        copy = stripping.strip_for_storage(
+        return stripping.stored_body(
             spool.path,
             info,
+            size=spool.size,
+            sha256=spool.sha256,
             category=target.category.value,
             keep_metadata=self._keep_metadata,
             label=target.label,
             limits=self._limits,
-            derive=lambda write: self._derive(derived, write),
+            seal=self._encrypt if seal is None else seal,
+            derive=lambda write: derive(self._spool_dir, derived, write),
         )
-        if copy is None:
-            return Body(spool.path, spool.size, spool.sha256), info
-        return Body(copy.path, copy.size, copy.sha256, removed=copy.removed), copy.info
-
-    def _seal(self, body: Body, derived: list[Path]) -> Body:
-        """``body`` encrypted under a fresh data key when at-rest encryption is on."""
-        if self._data_keys is None:
-            return body
-        key = envelope.new_data_key()
-        sealed, _ = self._derive(derived, lambda dst: envelope.encrypt_file(body.path, dst, key))
-        return Body(sealed, body.size, body.sha256, key, body.removed)
-
-    def _derive(self, derived: list[Path], write: Callable[[Path], _T]) -> tuple[Path, _T]:
-        return derive(self._spool_dir, derived, write)
-
-    def _commit(
-        self,
-        client: Client,
-        target: UploadTarget,
-        body: Body,
-        info: content.ContentInfo,
-        caller: Caller,
-    ) -> UploadResult:
-        for attempt in range(_MINT_ATTEMPTS):
-            last = attempt + 1 == _MINT_ATTEMPTS
-            minted = self._minter.mint(target.category.id_prefix)
-            # A taken id is skipped before any byte moves: a store may move the spooled
-            # file into place (BlobStore.put_file), after which it cannot be put again.
-            if not last and self._files.get(minted.id) is not None:
-                continue
-            key = self._key(client, target.category, minted.epoch_ms, info.kind)
-            # The intent first: a crash between the blob and its row leaves this record,
-            # and the restart removes the blob (recover_orphans).
-            self._files.reserve_key(key, self._node_id, self._clock.now())
-            try:
-                self._blobs.put_file(key, body.path, info.kind.mime)
-            except Conflict:
-                if last or not body.path.exists():
-                    raise
-                continue
-            except BerkasError:
-                # A store that failed (a full disk, an outage) may still have linked the
-                # bytes before failing: remove them, then the intent, as for a failed row.
-                if _quietly(self._blobs.delete, key):
-                    _quietly(self._files.release_key, key)
-                raise
-            stored = StoredFile(
-                id=minted.id,
-                client_id=client.client_id,
-                category=target.category.value,
-                code=target.code.value if target.code else None,
-                key=key,
-                content_type=info.kind.mime,
-                size=body.size,
-                sha256=body.sha256,
-                width=info.width,
-                height=info.height,
-                created_at=(created := self._clock.now()),
-                retained_until=_plus(created, self._retention(target.category.value)),
-                metadata_removed=body.removed,
-            )
-            stored = replace(stored, data_key=self._wrap(body.data_key, stored))
-            # The audit trail's first event, committed with the row (docs/design.md 6.3).
-            uploaded = caller.event(stored, EventKind.UPLOADED, stored.created_at)
-            try:
-                self._files.add(stored, uploaded)
-            except BaseException as exc:
-                # The row is the commit point: without it the blob is garbage (docs/design.md 5.5).
-                if _quietly(self._blobs.delete, key):
-                    _quietly(self._files.release_key, key)
-                if isinstance(exc, Conflict) and not last and body.path.exists():
-                    continue
-                raise
-            return UploadResult(stored=stored, link=self._links.issue(stored))
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _wrap(self, key: bytes | None, stored: StoredFile) -> str | None:
-        # Bound to the row as it is stored (id, owner, object key, link generation): the
-        # wrapped key opens for this row only, and only while none of them is changed.
-        if key is None or self._data_keys is None:
-            return None
-        return self._data_keys.wrap(key, stored.binding)
 
     def recover_orphans(self) -> int:
-        """At start, before serving: remove blobs this node wrote whose row never
-        committed (a crash in between); returns how many. Not safe while serving."""
-        removed = 0
-        for key in self._files.reserved_keys(self._node_id):
-            if self._files.get_by_key(key) is None:
-                self._blobs.delete(key)
-                removed += 1
-            self._files.release_key(key)
-        return removed
-
-    def _key(self, client: Client, category: Category, epoch_ms: int, kind: content.Kind) -> str:
-        # DOKU's layout <prefix>/<env>/TEMP/<businessServiceClientId>/<category>/<epoch ms>.<ext>,
-        # with the node number added so two nodes minting in the same millisecond differ.
-        return (
-            f"{self._key_prefix}/{self._env}/TEMP/{client.client_id}/{category.value}/"
-            f"{epoch_ms}-{self._node_id:04d}.{kind.extension}"
-        )
-
-
-def _plus(moment: datetime, span: timedelta | None) -> datetime | None:
-    return None if span is None else moment + span
-
-
-def _quietly(action: Callable[[str], None], key: str) -> bool:
-    try:
-        action(key)
-    except BerkasError as exc:
-        # Left for recover_orphans at the next start: the key is still reserved. Usually
-        # the store or database is down (the upload's own answer says so): one line,
-        # no traceback, as for every other outage.
-        log.warning(
-            "cleanup after a failed upload did not complete; the next start finishes it: %s (%s)",
-            exc.message,
-            exc.code,
-        )
-        return False
-    return True
+        """At start, before serving: finish what a crash cut short (objects whose row
+        never committed are removed, staged ones whose row did are published); returns
+        how many objects were removed. Not safe while serving."""
+        removed = self._documents.recover()
+        published, dropped = self._documents.recover_staged()
+        if published:
+            log.warning("published %d upload(s) a crash left committed but unpublished", published)
+        return removed + dropped

@@ -18,6 +18,7 @@ from berkas.core.links import LinkSigner
 from berkas.core.ports import Fetcher
 from berkas.services.bundle import Services
 from berkas.services.clients import ClientService
+from berkas.services.documents import DocumentStore, KeyLayout
 from berkas.services.files import FileService
 from berkas.services.housekeeping import Housekeeping
 from berkas.services.idempotency import IdempotentUploads
@@ -70,24 +71,31 @@ def build(settings: Settings, *, node_id: int | None = None) -> Services:
         presigner=presigner(settings, blobs),
     )
     stale = stale_after(settings)
-    uploads = UploadService(
-        catalogue=catalogue,
+    documents = DocumentStore(
         files=database.files,
         blobs=blobs,
-        minter=IdMinter(node_id, lambda: int(clock.now().timestamp() * 1000)),
         clock=clock,
+        node_id=node_id,
+        layout=KeyLayout(
+            minter=IdMinter(node_id, lambda: int(clock.now().timestamp() * 1000)),
+            key_prefix=settings.key_prefix,
+            env=settings.env,
+            node_id=node_id,
+        ),
+        data_keys=data_keys if settings.encrypts_at_rest else None,
+        retention=settings.retention,
+    )
+    uploads = UploadService(
+        catalogue=catalogue,
+        documents=documents,
         links=links,
         idempotency=IdempotentUploads(database.replays, clock, stale_after=stale),
         spool_dir=settings.spool_dir,
         image_limits=ImageLimits(
             max_pixels=settings.max_image_pixels, max_side=settings.max_image_side
         ),
-        key_prefix=settings.key_prefix,
-        env=settings.env,
-        node_id=node_id,
         fetcher=fetcher(settings),
-        retention=settings.retention,
-        data_keys=data_keys if settings.encrypts_at_rest else None,
+        encrypt=settings.encrypts_at_rest,
         keep_metadata=settings.keep_metadata_categories,
     )
     files = FileService(

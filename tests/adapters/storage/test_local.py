@@ -129,3 +129,65 @@ def test_vanished_root_is_unavailable(local_blob_store: LocalBlobStore, spool: P
     assert not local_blob_store.root.exists()
     # The message reaches the wire: it names no server path (the log has it).
     assert str(local_blob_store.root) not in caught.value.message
+
+
+# --- staging (core.ports.StagingBlobStore), for the one-round upload ------------------------
+
+
+def _spooled(spool: Path, content: bytes) -> Path:
+    path = spool / "upload-staged.part"
+    path.write_bytes(content)
+    return path
+
+
+def test_staged_bytes_are_durable_but_not_at_their_key_until_published(
+    local_blob_store: LocalBlobStore, spool: Path
+) -> None:
+    key = "berkas/sandbox/TEMP/C/LOGO/1-0001.png"
+    source = _spooled(spool, b"staged bytes")
+
+    local_blob_store.stage("DCM-0001-1", source)
+
+    assert not source.exists()  # moved, not copied
+    assert local_blob_store.staged() == ["DCM-0001-1"]
+    with pytest.raises(Exception, match="No stored file"):
+        local_blob_store.open(key)
+    local_blob_store.publish("DCM-0001-1", key)
+    assert b"".join(local_blob_store.open(key)) == b"staged bytes"
+    assert local_blob_store.staged() == []
+    assert stat.S_IMODE((local_blob_store.root / key).stat().st_mode) == 0o600
+    local_blob_store.publish("DCM-0001-1", key)  # a recovery repeating itself: a no-op
+    assert b"".join(local_blob_store.open(key)) == b"staged bytes"
+
+
+def test_a_start_keeps_staged_bytes_for_recovery_and_clears_the_rest(
+    local_blob_store: LocalBlobStore, spool: Path
+) -> None:
+    local_blob_store.stage("DCM-0001-2", _spooled(spool, b"x"))
+    (local_blob_store.root / ".tmp" / "0123abcd").write_bytes(b"a cut-off put")
+
+    assert local_blob_store.cleanup_temp() == 1
+
+    assert local_blob_store.staged() == ["DCM-0001-2"]
+    local_blob_store.drop_staged("DCM-0001-2")
+    local_blob_store.drop_staged("DCM-0001-2")  # nothing there: not an error
+    assert local_blob_store.staged() == []
+    assert list((local_blob_store.root / ".tmp").iterdir()) == []
+
+
+def test_unstage_gives_the_bytes_back(local_blob_store: LocalBlobStore, spool: Path) -> None:
+    source = _spooled(spool, b"again")
+    local_blob_store.stage("DCM-0001-3", source)
+
+    local_blob_store.unstage("DCM-0001-3", source)
+
+    assert source.read_bytes() == b"again"
+    assert local_blob_store.staged() == []
+
+
+@pytest.mark.parametrize("name", ["", "../x", "a/b", ".staged", "x" * 101, "DCM 1"])
+def test_a_staging_name_is_a_file_id_never_a_path(
+    local_blob_store: LocalBlobStore, spool: Path, name: str
+) -> None:
+    with pytest.raises(ValueError, match="staging name"):
+        local_blob_store.stage(name, _spooled(spool, b"x"))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from berkas.adapters.durable import fsync_dir, fsync_file
+from berkas.adapters.durable import SharedSync, fsync_dir, fsync_file
 from berkas.core.codes import Code
 from berkas.core.errors import (
     FULL_BELOW_BYTES,
@@ -22,6 +23,9 @@ from berkas.core.errors import (
 from berkas.core.object_keys import duplicate_key, file_not_found, validate_key
 
 TEMP_DIR = ".tmp"
+# Staged documents (core.ports.StagingBlobStore) wait in TEMP_DIR as <file id>.staged.
+_STAGED = ".staged"
+_STAGING_NAME = re.compile(r"[A-Za-z0-9-]{1,100}")
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
 _COPY_CHUNK = 1024 * 1024
@@ -34,7 +38,11 @@ class LocalBlobStore:
 
     A write lands in ``root/.tmp`` (same file system), is fsynced, then linked into place
     and its directory fsynced, so a crash leaves either the whole file or nothing at its
-    key. Leftovers in ``.tmp`` are removed by ``cleanup_temp`` at start-up.
+    key. Leftovers in ``.tmp`` are removed by ``cleanup_temp`` at start-up; staged
+    documents (``stage``, ``publish``) stay for the document store's recovery.
+
+    Directory fsyncs are shared by concurrent writers into one directory (``SharedSync``):
+    a batch of uploads pays one, as a batch of rows pays one commit.
     """
 
     def __init__(self, root: Path, *, create: bool = True) -> None:
@@ -48,6 +56,7 @@ class LocalBlobStore:
             )
         self.root = root
         self._temp = root / TEMP_DIR
+        self._syncs = SharedSync()
         try:
             for directory in (root, self._temp):
                 if create and not directory.is_dir():
@@ -77,11 +86,75 @@ class LocalBlobStore:
                 os.link(temp, final)
             except FileExistsError:
                 raise duplicate_key(key) from None
-            fsync_dir(final.parent)
+            self._syncs.sync(final.parent)
         except OSError as exc:
             raise _os_error(self.root, exc) from exc
         finally:
             temp.unlink(missing_ok=True)
+
+    def stage(self, name: str, path: Path) -> None:
+        """Make ``path`` durable as ``.tmp/<name>.staged`` (moved when on this file system):
+        the file fsynced, then the staging directory (shared with concurrent stagers)."""
+        staged = self._staged_path(name)
+        try:
+            self._stage(path, staged)
+            self._syncs.sync(self._temp)
+        except OSError as exc:
+            staged.unlink(missing_ok=True)
+            raise _os_error(self.root, exc) from exc
+
+    def publish(self, name: str, key: str) -> None:
+        """Rename the staged file to ``key`` and make that durable. rename(2) replaces a
+        file a crash left at the key: the committed row is the key's one owner."""
+        staged = self._staged_path(name)
+        final = self._path(key)
+        try:
+            self._make_parents(final.parent)
+            try:
+                os.replace(staged, final)
+            except FileNotFoundError:
+                if staged.exists():
+                    raise
+                return  # published before (a recovery repeating itself)
+            self._syncs.sync(final.parent)
+        except OSError as exc:
+            raise _os_error(self.root, exc) from exc
+
+    def unstage(self, name: str, path: Path) -> None:
+        """Move the staged file back to ``path`` (copied when on another file system)."""
+        staged = self._staged_path(name)
+        try:
+            try:
+                os.replace(staged, path)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                shutil.copyfile(staged, path)
+                staged.unlink()
+        except OSError as exc:
+            raise _os_error(self.root, exc) from exc
+
+    def drop_staged(self, name: str) -> None:
+        try:
+            self._staged_path(name).unlink(missing_ok=True)
+        except OSError as exc:
+            raise _unavailable(self.root, exc) from exc
+
+    def staged(self) -> list[str]:
+        try:
+            return sorted(
+                entry.name.removesuffix(_STAGED)
+                for entry in self._temp.iterdir()
+                if entry.name.endswith(_STAGED)
+                and _STAGING_NAME.fullmatch(entry.name[: -len(_STAGED)])
+            )
+        except OSError as exc:
+            raise _unavailable(self.root, exc) from exc
+
+    def _staged_path(self, name: str) -> Path:
+        if not _STAGING_NAME.fullmatch(name):
+            raise ValueError(f"a staging name is a file id, not {name[:80]!r}")
+        return self._temp / f"{name}{_STAGED}"
 
     def open(self, key: str, chunk_size: int = 65536) -> Iterator[bytes]:
         """Yield the bytes stored under ``key``; ``NotFound`` (``file_not_found``) if absent.
@@ -124,12 +197,16 @@ class LocalBlobStore:
 
     def cleanup_temp(self) -> int:
         """Remove what interrupted writes left in ``.tmp``; returns how many entries.
+        Staged documents stay: whether they are published or dropped depends on their
+        row (``DocumentStore.recover_staged``, which runs next).
 
         Call at start-up, before serving: a running write's temp file would be removed too.
         """
         removed = 0
         try:
             for entry in self._temp.iterdir():
+                if entry.name.endswith(_STAGED) and entry.is_file() and not entry.is_symlink():
+                    continue
                 if entry.is_dir() and not entry.is_symlink():
                     shutil.rmtree(entry)
                 else:

@@ -20,6 +20,7 @@ class MemoryBlobStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._blobs: dict[str, bytes] = {}
+        self._staged: dict[str, bytes] = {}
         self.content_types: dict[str, str] = {}
 
     def put_file(self, key: str, path: Path, content_type: str) -> None:
@@ -28,15 +29,38 @@ class MemoryBlobStore:
         with self._lock:
             if key in self._blobs:
                 raise duplicate_key(key)
-        parts: list[bytes] = []
-        with open(path, "rb") as reader:
-            while chunk := reader.read(_READ_CHUNK):
-                parts.append(chunk)
+        data = _read(path)
         with self._lock:
             if key in self._blobs:
                 raise duplicate_key(key)
-            self._blobs[key] = b"".join(parts)
+            self._blobs[key] = data
             self.content_types[key] = content_type
+
+    def stage(self, name: str, path: Path) -> None:
+        """Keep a copy of ``path`` under staging ``name`` (core.ports.StagingBlobStore)."""
+        data = _read(path)
+        with self._lock:
+            self._staged[name] = data
+
+    def publish(self, name: str, key: str) -> None:
+        validate_key(key)
+        with self._lock:
+            data = self._staged.pop(name, None)
+            if data is not None:
+                self._blobs[key] = data
+
+    def unstage(self, name: str, path: Path) -> None:
+        with self._lock:
+            data = self._staged.pop(name)
+        path.write_bytes(data)
+
+    def drop_staged(self, name: str) -> None:
+        with self._lock:
+            self._staged.pop(name, None)
+
+    def staged(self) -> list[str]:
+        with self._lock:
+            return sorted(self._staged)
 
     def open(self, key: str, chunk_size: int = 65536) -> Iterator[bytes]:
         """Yield the stored bytes; ``NotFound`` (``file_not_found``) before any chunk."""
@@ -58,3 +82,11 @@ class MemoryBlobStore:
 
     def check(self) -> None:
         """Always reachable."""
+
+
+def _read(path: Path) -> bytes:
+    parts: list[bytes] = []
+    with open(path, "rb") as reader:
+        while chunk := reader.read(_READ_CHUNK):
+            parts.append(chunk)
+    return b"".join(parts)

@@ -25,8 +25,9 @@ class MemoryFileRepository:
     def __init__(self, tables: _Tables) -> None:
         self._tables = tables
 
-    def add(self, stored: StoredFile, event: FileEvent | None = None) -> None:
-        """Insert; ``Conflict`` (``duplicate_id``) or ``InvalidRequest`` (``unknown_client``)."""
+    def add(self, stored: StoredFile, event: FileEvent | None = None) -> str | None:
+        """Insert; ``Conflict`` (``duplicate_id``) or ``InvalidRequest`` (``unknown_client``).
+        Returns the earlier file with the same bytes, as ``duplicate_of`` would."""
         stored = dataclasses.replace(
             stored,
             created_at=require_utc(stored.created_at, "created_at"),
@@ -37,11 +38,13 @@ class MemoryFileRepository:
                 raise duplicate_file(stored)
             if stored.client_id not in self._tables.clients:
                 raise unknown_client(stored.client_id)
+            earlier = self._first(stored.client_id, stored.category, stored.sha256)
             self._tables.files[stored.id] = stored
             self._tables.keys[stored.key] = stored.id
             self._tables.pending.pop(stored.key, None)
             if event is not None:
                 self._tables.append(event)
+        return earlier
 
     def remove(self, file_id: str, node_id: int, event: FileEvent) -> StoredFile | None:
         """Delete the row, reserve its key for the blob removal, append ``event``; None
@@ -100,11 +103,14 @@ class MemoryFileRepository:
     def duplicate_of(self, client_id: str, category: str, sha256: str) -> str | None:
         """The first file this client stored in ``category`` with these bytes, or None."""
         with self._tables.lock:
-            same = [
-                f
-                for f in self._tables.files.values()
-                if (f.client_id, f.category, f.sha256) == (client_id, category, sha256)
-            ]
+            return self._first(client_id, category, sha256)
+
+    def _first(self, client_id: str, category: str, sha256: str) -> str | None:
+        same = [
+            f
+            for f in self._tables.files.values()
+            if (f.client_id, f.category, f.sha256) == (client_id, category, sha256)
+        ]
         same.sort(key=lambda f: (f.created_at, f.id))
         return same[0].id if same else None
 

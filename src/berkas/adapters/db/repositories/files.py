@@ -7,7 +7,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, exc, select, update
+from sqlalchemy import Connection, Select, delete, exc, select, update
 
 from berkas.adapters.db.engine import truncate_wal
 from berkas.adapters.db.repositories.audit import _append_event
@@ -35,9 +35,10 @@ log = logging.getLogger(__name__)
 class SqlFileRepository(_FileUpgrades):
     """Stored-file metadata in the ``files`` table."""
 
-    def add(self, stored: StoredFile, event: FileEvent | None = None) -> None:
+    def add(self, stored: StoredFile, event: FileEvent | None = None) -> str | None:
         """Insert one row (and ``event``); ``Conflict`` (``duplicate_id``) when the id or
-        key is taken.
+        key is taken. Returns the earlier file with the same bytes (``duplicate_of``),
+        read in the same transaction: one unit, one group commit.
 
         Raises ``InvalidRequest`` (``unknown_client``) when ``client_id`` is not registered.
         """
@@ -62,7 +63,10 @@ class SqlFileRepository(_FileUpgrades):
             "metadata_checked": stored.metadata_checked,
         }
 
-        def insert_row(connection: Connection) -> None:
+        def insert_row(connection: Connection) -> str | None:
+            earlier: str | None = connection.execute(
+                _first_with(stored.client_id, stored.category, stored.sha256)
+            ).scalar_one_or_none()
             try:
                 inserted = _insert_unless_taken(connection, files, values)
             except exc.IntegrityError as error:
@@ -73,8 +77,9 @@ class SqlFileRepository(_FileUpgrades):
             connection.execute(delete(pending_blobs).where(pending_blobs.c.key == stored.key))
             if event is not None:
                 _append_event(connection, event)
+            return earlier
 
-        self._run(insert_row)
+        return self._run(insert_row)
 
     def remove(self, file_id: str, node_id: int, event: FileEvent) -> StoredFile | None:
         """Delete the row, reserve its key for the blob removal, append ``event``; None
@@ -186,14 +191,10 @@ class SqlFileRepository(_FileUpgrades):
     def duplicate_of(self, client_id: str, category: str, sha256: str) -> str | None:
         """The first file this client stored in ``category`` with these bytes, or None."""
         with self._read() as connection:
-            return connection.execute(
-                select(files.c.id)
-                .where(files.c.client_id == client_id)
-                .where(files.c.category == category)
-                .where(files.c.sha256 == sha256)
-                .order_by(files.c.created_at, files.c.id)
-                .limit(1)
+            found: str | None = connection.execute(
+                _first_with(client_id, category, sha256)
             ).scalar_one_or_none()
+        return found
 
     def reserve_key(self, key: str, node_id: int, created_at: datetime) -> None:
         """Record the intent to write ``key`` (idempotent)."""
@@ -235,3 +236,15 @@ class SqlFileRepository(_FileUpgrades):
         with self._read() as connection:
             row = connection.execute(select(files).where(files.c.key == key)).one_or_none()
         return None if row is None else _stored_file(row)
+
+
+def _first_with(client_id: str, category: str, sha256: str) -> Select[Any]:
+    """The first file of ``client_id`` in ``category`` whose stored bytes hash to ``sha256``."""
+    return (
+        select(files.c.id)
+        .where(files.c.client_id == client_id)
+        .where(files.c.category == category)
+        .where(files.c.sha256 == sha256)
+        .order_by(files.c.created_at, files.c.id)
+        .limit(1)
+    )
