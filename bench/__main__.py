@@ -282,8 +282,15 @@ def main() -> None:
             server.stop()
     results["inspect_3000x2000_jpeg"] = bench_inspect(samples.jpeg(3000, 2000))
     results["wall_seconds"] = time.perf_counter() - started
+    ratios = vs_peer["ratios"]
+    scaled_ratio = results.get("throughput_postgresql_rgw")
+    assert isinstance(ratios, dict)
+    if isinstance(scaled_ratio, dict) and "ratio" in scaled_ratio:
+        ratios["postgresql+rgw/embedded"] = scaled_ratio["ratio"]
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     _print_table(vs_peer)
+    print("\nbudget (issue 22):")
+    print("\n".join(compare.budget_lines(ratios)))
     print()
     for name, values in results.items():
         if name == "vs_peer" or not isinstance(values, dict):

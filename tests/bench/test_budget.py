@@ -1,0 +1,59 @@
+"""``make bench``'s budget lines (issue 22): which ratios are computed from which rows,
+and how a ratio is judged against its bound."""
+
+from __future__ import annotations
+
+from bench.compare import BUDGET, Row, budget_lines, ratios
+
+
+def _row(workload: str, side: str, c: int, size: int, rps: float, p99: float) -> Row:
+    return Row(
+        workload=workload,
+        side=side,
+        connections=c,
+        body_bytes=size,
+        requests=100,
+        rps=rps,
+        mb_per_s=rps * size / 1e6,
+        p50_ms=p99 / 2,
+        p99_ms=p99,
+        non_2xx=0,
+        socket_errors=0,
+        peak_rss_mb=100.0,
+    )
+
+
+def test_the_50kb_and_9_5mb_rows_come_from_the_size_sweep() -> None:
+    rows = [
+        _row("size sweep jpeg", "berkas", 16, 50_000, 900.0, 30.0),
+        _row("size sweep jpeg", "peer", 16, 50_000, 450.0, 60.0),
+        _row("size sweep jpeg", "berkas", 16, 9_500_000, 6.0, 3000.0),
+        _row("size sweep jpeg", "peer", 16, 9_500_000, 4.0, 2000.0),
+        _row("size sweep jpeg", "berkas", 16, 15_000_000, 3.0, 5000.0),  # berkas only
+    ]
+
+    got = ratios(rows)
+
+    assert got["throughput 50KB berkas/peer"] == 2.0
+    assert got["p99 50KB berkas/peer"] == 0.5
+    assert got["throughput 9.5MB berkas/peer"] == 1.5
+    assert got["p99 9.5MB berkas/peer"] == 1.5
+
+
+def test_each_budget_line_says_met_or_missed_against_its_bound() -> None:
+    lines = budget_lines(
+        {
+            "throughput 50KB berkas/peer": 2.0,  # exactly the bound: met
+            "throughput 200KB berkas/peer": 1.99,
+            "p99 5MB berkas/peer": 1.2,
+            "peak RSS 15MB png c=32 berkas MB": 180.0,
+        }
+    )
+
+    assert len(lines) == len(BUDGET)
+    by_name = {line.split()[0] + " " + line.split()[1]: line for line in lines}
+    assert by_name["throughput 50KB"].endswith("met")
+    assert by_name["throughput 200KB"].endswith("MISSED")
+    assert by_name["p99 5MB"].endswith("MISSED")
+    assert by_name["peak RSS"].endswith("met")
+    assert by_name["throughput 9.5MB"].endswith("not measured")
