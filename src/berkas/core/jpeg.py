@@ -24,11 +24,11 @@ _PIECE = 1 << 16
 
 
 class Truncated(EOFError):
-    """The file ends inside the segment structure; the text says where ("inside ...")."""
+    """The file ends too soon; the text says where, finishing "ends ..." ("inside a marker")."""
 
 
 class Corrupt(ValueError):
-    """The bytes break the marker grammar; the text says how ("has ...")."""
+    """The bytes break the marker grammar; the text says how ("has no marker at ...")."""
 
 
 class Segment(NamedTuple):

@@ -25,7 +25,8 @@ _IHDR_LENGTH = 13  # 11.2.1
 
 
 class Truncated(EOFError):
-    """The file ends inside the chunk structure; the text says where."""
+    """The file ends too soon; the text says where, finishing "ends ..." ("before its IEND
+    chunk")."""
 
 
 class Corrupt(ValueError):
@@ -33,7 +34,8 @@ class Corrupt(ValueError):
 
 
 class Chunk(NamedTuple):
-    """One chunk: its type and ``length``; ``start`` is the offset of its length field."""
+    """One chunk (5.3): its type and data ``length``; ``start`` is the offset of its length
+    field, and ``data``, ``crc`` and ``end`` those of its data, its CRC and the byte after."""
 
     type: bytes
     start: int
@@ -55,8 +57,8 @@ class Chunk(NamedTuple):
 def chunks(fh: BinaryIO, size: int, *, check_crc: bool = False) -> Iterator[Chunk]:
     """Each chunk of the PNG in ``fh`` (``size`` bytes long) after the signature, up to and
     including IEND. Only headers are read (and, with ``check_crc``, each chunk's data in
-    pieces, against its CRC); ``fh`` is sought before every read, so a consumer may read it
-    between chunks. Raises ``Truncated`` when the file ends first and ``Corrupt`` when a
+    pieces, against its CRC); every read seeks first, so a consumer may read ``fh`` between
+    chunks. Raises ``Truncated`` when the file ends first and ``Corrupt`` when a
     header is malformed: a length past 2^31 - 1, or a type not four ASCII letters (5.4).
     """
     fh.seek(0)
