@@ -9,10 +9,8 @@ from __future__ import annotations
 import contextlib
 import enum
 import os
-import struct
 import warnings
-import zlib
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -21,7 +19,7 @@ from PIL import Image
 from pypdf import PdfReader, apply_configuration
 from pypdf.errors import PdfReadWarning
 
-from berkas.core import file_end, pdf_active
+from berkas.core import file_end, jpeg, pdf_active, png
 from berkas.core.codes import Code
 from berkas.core.errors import InvalidRequest, UnsupportedContent
 from berkas.core.pdf_active import Finding
@@ -166,12 +164,12 @@ def _inspect_image(path: Path, kind: Kind, limits: ImageLimits, size: int) -> Co
             # Image.load() does not check chunk CRCs; verify() walks every chunk and does
             # (a flipped bit inside IDAT can still inflate to plausible pixels).
             _decode(fh, fmt, kind, verify=True)
-            # Then the image data itself, inflated as a stream: the same checks a full
-            # load makes, without a pixel buffer (a 26 MP RGB PNG would need ~78 MB).
-            end = _inflate_png(fh, kind)
         else:
             _decode(fh, fmt, kind, verify=False)
-            end = _jpeg_end(fh, kind)
+        # Then where the image ends; a PNG's image data is inflated on the way, as a
+        # stream: the same checks a full load makes, without a pixel buffer (a 26 MP RGB
+        # PNG would need ~78 MB).
+        end = _image_end(fh, kind, size)
         file_end.check_image_tail(fh, end, size, kind.label, _END_MARK[kind])
         file_end.check_no_archive(fh, size, kind.label)
     return ContentInfo(kind=kind, width=width, height=height, pages=None)
@@ -228,103 +226,17 @@ def _decode(fh: BinaryIO, fmt: str, kind: Kind, *, verify: bool) -> None:
         raise _image_failure(kind, exc) from exc
 
 
-# PNG (ISO/IEC 15948, W3C PNG 2nd ed.): samples per pixel by colour type (11.2.2), and
-# the Adam7 passes (8.2) as (x0, y0, dx, dy).
-_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
-_ADAM7 = (
-    (0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
-    (0, 1, 1, 2),
-)  # fmt: skip
-_INFLATE_PIECE = 1 << 16
-
-
-def _png_chunks(fh: BinaryIO) -> Iterator[tuple[bytes, bytes]]:
-    """(type, data) of each chunk after the signature, up to and including IEND."""
-    fh.seek(8)
-    while True:
-        header = fh.read(8)
-        if len(header) < 8:
-            raise EOFError("no IEND chunk")
-        length, name = struct.unpack(">I4s", header)
-        data = fh.read(length)
-        if len(data) < length or len(fh.read(4)) < 4:  # the CRC, checked by verify()
-            raise EOFError("chunk cut short")
-        yield name, data
-        if name == b"IEND":
-            return
-
-
-class _Scanlines:
-    """The inflated image data of a PNG, checked as it streams past."""
-
-    def __init__(self, ihdr: bytes) -> None:
-        width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", ihdr)
-        bits = depth * _PNG_CHANNELS[colour]
-        passes = _ADAM7 if interlace == 1 else ((0, 0, 1, 1),)
-        # Every scanline's length (its filter byte included), pass after pass.
-        self._rows: list[int] = []
-        for x0, y0, dx, dy in passes:
-            pass_w = (width - x0 + dx - 1) // dx if width > x0 else 0
-            pass_h = (height - y0 + dy - 1) // dy if height > y0 else 0
-            if pass_w:
-                self._rows.extend([1 + (pass_w * bits + 7) // 8] * pass_h)
-        self.expected = sum(self._rows)
-        self.produced = 0
-        self._row = 0  # the next scanline
-        self._next = 0  # where in the stream it starts
-
-    def feed(self, piece: bytes) -> None:
-        end = self.produced + len(piece)
-        if end > self.expected:
-            raise ValueError("more image data than the header declares")
-        while self._next < end:
-            if piece[self._next - self.produced] > 4:
-                raise ValueError("unknown scanline filter type")
-            self._next += self._rows[self._row]
-            self._row += 1
-        self.produced = end
-
-
-def _inflate_png(fh: BinaryIO, kind: Kind) -> int:
-    """Inflate every IDAT of the PNG in ``fh`` as one stream, in bounded pieces, and check
-    what a decoder would: the zlib stream is valid and complete, it holds exactly the
-    scanlines IHDR implies, and each scanline starts with a known filter type (0-4).
-    Returns the offset just past the IEND chunk, where the PNG ends.
-
-    ``verify()`` has already checked the chunk CRCs and their order (IHDR first).
-    """
-    inflater = zlib.decompressobj()
-    lines: _Scanlines | None = None
-    try:
-        for name, data in _png_chunks(fh):
-            if name == b"IHDR":
-                lines = _Scanlines(data)
-            elif name == b"IDAT" and lines is not None:
-                pending = data
-                while pending:
-                    lines.feed(inflater.decompress(pending, _INFLATE_PIECE))
-                    pending = inflater.unconsumed_tail
-        if lines is None:
-            raise ValueError("no IHDR chunk")
-        lines.feed(inflater.flush())
-    except zlib.error as exc:
-        raise _image_failure(kind, ValueError(str(exc))) from exc
-    except (EOFError, ValueError, KeyError, IndexError, struct.error) as exc:
-        raise _image_failure(kind, exc) from exc
-    if not inflater.eof or lines.produced < lines.expected:
-        raise _image_failure(kind, EOFError("image data truncated"))
-    if inflater.unused_data:
-        raise _image_failure(kind, ValueError("data after the end of the image stream"))
-    return fh.tell()  # _png_chunks stops right after IEND's CRC
-
-
 _END_MARK = {Kind.JPEG: "its EOI marker", Kind.PNG: "its IEND chunk"}
 
 
-def _jpeg_end(fh: BinaryIO, kind: Kind) -> int:
+def _image_end(fh: BinaryIO, kind: Kind, size: int) -> int:
+    """Where the image in ``fh`` ends, found by its format's one reader (jpeg.py, png.py);
+    a PNG's image data is inflated on the way and checked as a stream."""
     try:
-        return file_end.jpeg_end(fh)
-    except (EOFError, ValueError, struct.error) as exc:
+        if kind is Kind.PNG:
+            return png.check_image_data(fh, size)
+        return jpeg.image_end(fh, size)
+    except (EOFError, ValueError) as exc:  # the readers' Truncated and Corrupt
         raise _image_failure(kind, exc) from exc
 
 

@@ -1,5 +1,6 @@
-"""Where a JPEG, PNG or PDF really ends, and what may follow: trailing data, and a ZIP
-archive whose end record sits in a file's tail (one file that is also an archive).
+"""What may follow the end of a JPEG, PNG or PDF: trailing data, and a ZIP archive whose
+end record sits in a file's tail (one file that is also an archive). Where an image ends
+is its format's one reader's to say (jpeg.py, png.py).
 
 A second file rides along in the bytes a viewer ignores. ZIP readers find an archive by
 its end record, searched for from the file's end (APPNOTE.TXT 4.3.16), so a ZIP or JAR
@@ -10,95 +11,11 @@ an image's end has been rendered as a page by content-sniffing browsers.
 
 from __future__ import annotations
 
-import re
 import struct
 from typing import BinaryIO
 
 from berkas.core.codes import Code
 from berkas.core.errors import UnsupportedContent
-
-# --- the end of a JPEG ------------------------------------------------------------------
-
-# JPEG markers (ITU-T T.81 B.1.1.3, Table B.1). SOI, EOI, TEM and RSTn stand alone; every
-# other marker is followed by a two-byte segment length that counts itself.
-_JPEG_EOI, _JPEG_SOS = 0xD9, 0xDA
-_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
-# Inside entropy-coded data a 0xFF byte is stuffed with 0x00 and RSTn markers interleave
-# the data (T.81 B.1.1.5, F.1.2.3); any other FF xx is the marker that ends the scan.
-# 0xFF may repeat as fill before a marker (B.1.1.2): the match is the run's last FF.
-_JPEG_SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
-_READ_PIECE = 1 << 16
-
-
-class _Cursor:
-    """Forward reads over a file in bounded pieces; ``pos`` is the file offset of ``buf[0]``."""
-
-    def __init__(self, fh: BinaryIO, pos: int) -> None:
-        fh.seek(pos)
-        self.fh, self.pos, self.buf = fh, pos, b""
-
-    def take(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            more = self.fh.read(max(_READ_PIECE, n - len(self.buf)))
-            if not more:
-                raise EOFError("JPEG ends inside a marker segment")
-            self.buf += more
-        out, self.buf = self.buf[:n], self.buf[n:]
-        self.pos += n
-        return out
-
-    def skip(self, n: int) -> None:
-        if n <= len(self.buf):
-            self.buf = self.buf[n:]
-        else:
-            self.fh.seek(self.pos + n)  # a segment past the end fails at the next take()
-            self.buf = b""
-        self.pos += n
-
-    def skip_scan(self) -> None:
-        """Move to the FF of the marker that ends the entropy-coded data here."""
-        while True:
-            found = _JPEG_SCAN_END.search(self.buf)
-            if found is not None:
-                self.skip(found.start())
-                return
-            # A final FF may be fill, or a marker's first byte, split across two reads.
-            self.skip(len(self.buf) - self.buf.endswith(b"\xff"))
-            more = self.fh.read(_READ_PIECE)
-            if not more:
-                raise EOFError("JPEG ends inside its image data")
-            self.buf += more
-
-
-def jpeg_end(fh: BinaryIO) -> int:
-    """Offset just past the EOI that ends the main image of the JPEG in ``fh``.
-
-    Marker segments are skipped by their length, so a whole JPEG inside one (the EXIF
-    thumbnail in APP1, CIPA DC-008 4.5) never counts; the entropy-coded data after each SOS
-    is scanned to the marker that ends it, and a progressive file's further scans (T.81
-    G.1.1) follow in turn, up to EOI. The first FF D9 in the file is not the end. Raises
-    ``EOFError`` when the file ends first, ``ValueError`` when the markers do not parse.
-    """
-    cursor = _Cursor(fh, 2)  # past SOI, which sniff() has seen
-    while True:
-        if cursor.take(1) != b"\xff":
-            raise ValueError("expected a marker")
-        code = cursor.take(1)[0]
-        while code == 0xFF:  # fill bytes (B.1.1.2)
-            code = cursor.take(1)[0]
-        if code == _JPEG_EOI:
-            return cursor.pos
-        if code in _JPEG_STANDALONE:
-            continue
-        if code in (0x00, 0xD8):  # a stuffed zero or a second SOI: not this grammar
-            raise ValueError(f"unexpected marker FF {code:02X}")
-        (length,) = struct.unpack(">H", cursor.take(2))
-        if length < 2:
-            raise ValueError("marker segment shorter than its length field")
-        cursor.skip(length - 2)
-        if code == _JPEG_SOS:
-            cursor.skip_scan()
-
 
 # --- what may follow the end --------------------------------------------------------------
 

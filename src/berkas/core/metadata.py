@@ -35,17 +35,16 @@ from typing import BinaryIO
 
 from PIL import Image, JpegImagePlugin, PngImagePlugin
 
+from berkas.core import jpeg, png
 from berkas.core.codes import Code
 from berkas.core.content import Kind
 from berkas.core.errors import UnsupportedContent
 
 _PIECE = 1 << 16  # copy buffer; a kept segment or chunk of any size streams through it
 
-# --- JPEG (ITU-T T.81 B.1.1.3, Table B.1) ----------------------------------------------
-_SOI, _EOI, _SOS, _COM = 0xD8, 0xD9, 0xDA, 0xFE
+# --- JPEG (ITU-T T.81 B.1.1.3, Table B.1; jpeg.py walks the segments) -------------------
+_COM = 0xFE
 _APP0, _APP1, _APP2, _APP13, _APP14, _APP15 = 0xE0, 0xE1, 0xE2, 0xED, 0xEE, 0xEF
-# TEM and RSTn stand alone (no length); every other marker has a length that counts itself.
-_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
 # The longest identifier tested below is extended XMP's 35 bytes.
 _IDENT_BYTES = 40
 # APP0: JFIF 1.02 (ECMA TR/98, 10.1) and its JFXX extension; both say how to read the
@@ -83,9 +82,7 @@ _UPRIGHT = {
     8: Image.Transpose.ROTATE_90,
 }
 
-# --- PNG (PNG spec 3rd ed., W3C 2025) ---------------------------------------------------
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_MAX_LENGTH = 2**31 - 1  # 5.3: a chunk length is at most 2^31 - 1
+# --- PNG (PNG spec 3rd ed., W3C 2025; png.py walks the chunks) ------------------------
 _PNG_DROPPED = {
     b"eXIf": "EXIF",  # 11.3.6.1
     b"tEXt": "TEXT",  # 11.3.3.3
@@ -232,6 +229,10 @@ def _scan(fh: BinaryIO, kind: Kind) -> _Plan:
     fh.seek(0)
     try:
         return _scan_jpeg(fh, size) if kind is Kind.JPEG else _scan_png(fh, size)
+    except (jpeg.Truncated, png.Truncated) as exc:
+        raise _truncated(kind, str(exc)) from exc
+    except (jpeg.Corrupt, png.Corrupt) as exc:
+        raise _corrupt(kind, str(exc)) from exc
     except struct.error as exc:  # a short read the bounds checks missed: still truncated
         raise _truncated(kind, "inside a marker segment or chunk header") from exc
 
@@ -252,69 +253,31 @@ def _copy_ranges(fh: BinaryIO, out: BinaryIO, ranges: list[tuple[int, int]], kin
 
 
 def _scan_jpeg(fh: BinaryIO, size: int) -> _Plan:
-    """Walk the marker segments up to SOS (T.81 B.2.1: SOI, tables and APPn, frame
-    header, scan header). Everything from SOS on (entropy-coded data, any further
-    scans, EOI) is copied as is: metadata is only defined before the first scan."""
-    if fh.read(2) != b"\xff\xd8":
-        raise _corrupt(Kind.JPEG, "does not start with an SOI marker")
+    """Sort the segments before SOS (T.81 B.2.1: SOI, tables and APPn, frame header, scan
+    header) into kept and removed. Everything from SOS on (entropy-coded data, any further
+    scans, EOI) is copied as is: metadata is only defined before the first scan, so the
+    walk stops there."""
     plan = _Plan()
-    plan.copy(0, 2)
-    while True:
-        start = fh.tell()
-        code = _jpeg_marker(fh, start)
-        if code in _STANDALONE:
-            plan.copy(start, fh.tell())
-            continue
-        if code in (0x00, _SOI, _EOI):
-            raise _corrupt(Kind.JPEG, f"has marker FF {code:02X} at offset {start} before SOS")
-        body, end = _jpeg_segment(fh, code, start, size)
-        if code == _SOS:
+    for segment in jpeg.segments(fh, size):
+        code, start = segment.code, segment.start
+        if code == jpeg.SOS:
             plan.copy(start, size)
             return plan
-        name = _jpeg_dropped(code, fh.read(min(end - body, _IDENT_BYTES)))
+        if code == jpeg.EOI:
+            break
+        if code == jpeg.SOI or code in jpeg.STANDALONE:
+            plan.copy(start, segment.end)
+            continue
+        fh.seek(segment.body)
+        name = _jpeg_dropped(code, fh.read(min(segment.end - segment.body, _IDENT_BYTES)))
         if name is None:
-            plan.copy(start, end)
+            plan.copy(start, segment.end)
         elif name == "EXIF":
-            plan.exif(fh, body + _EXIF_HEADER, end)
+            plan.exif(fh, segment.body + _EXIF_HEADER, segment.end)
         else:
             plan.removed.add(name)
-        fh.seek(end)
-
-
-def _jpeg_marker(fh: BinaryIO, start: int) -> int:
-    """The code of the marker at ``start``, past any fill bytes (B.1.1.2)."""
-    first = fh.read(1)
-    if not first:
-        raise _truncated(Kind.JPEG, "before its image data, with no SOS marker")
-    if first != b"\xff":
-        raise _corrupt(Kind.JPEG, f"has no marker at offset {start} where one must be")
-    code = 0xFF
-    while code == 0xFF:
-        byte = fh.read(1)
-        if not byte:
-            raise _truncated(Kind.JPEG, "inside a marker")
-        code = byte[0]
-    return code
-
-
-def _jpeg_segment(fh: BinaryIO, code: int, start: int, size: int) -> tuple[int, int]:
-    """Where the payload of the segment whose length field is next starts and ends; the
-    length counts its own two bytes (B.1.1.4) and must fit in the file."""
-    header = fh.read(2)
-    if len(header) < 2:
-        raise _truncated(Kind.JPEG, f"inside the marker FF {code:02X} at offset {start}")
-    (length,) = struct.unpack(">H", header)
-    if length < 2:
-        raise _corrupt(Kind.JPEG, f"has a marker FF {code:02X} segment shorter than 2 bytes")
-    body = fh.tell()
-    end = body + length - 2
-    if end > size:
-        raise _truncated(
-            Kind.JPEG,
-            f"inside the marker FF {code:02X} segment at offset {start}, which declares "
-            f"{length} bytes",
-        )
-    return body, end
+    # The reader's last segment is EOI, and it came before any scan.
+    raise _corrupt(Kind.JPEG, f"has marker FF D9 at offset {segment.start} before SOS")
 
 
 def _jpeg_dropped(code: int, ident: bytes) -> str | None:
@@ -381,43 +344,26 @@ def _exif_facts(fh: BinaryIO, start: int, end: int) -> tuple[int, bool]:
 
 
 def _scan_png(fh: BinaryIO, size: int) -> _Plan:
-    """Walk the chunks (5.3: length, type, data, CRC) to IEND, reading only the few bytes
-    that tell a chunk's kind; kept chunks are copied later with their CRCs."""
-    if fh.read(8) != _PNG_SIGNATURE:
-        raise _corrupt(Kind.PNG, "does not start with the PNG signature")
+    """Sort the chunks into kept and removed, reading only the few bytes that tell a
+    chunk's kind; kept chunks are copied later with their CRCs."""
     plan = _Plan()
-    plan.copy(0, 8)
-    while True:
-        start = fh.tell()
-        header = fh.read(8)
-        if len(header) < 8:
-            raise _truncated(Kind.PNG, "before its IEND chunk")
-        length, ctype = struct.unpack(">I4s", header)
-        if length > _PNG_MAX_LENGTH or not ctype.isalpha():
-            raise _corrupt(Kind.PNG, f"has a malformed chunk header at offset {start}")
-        end = start + 12 + length
-        if end > size:
-            raise _truncated(
-                Kind.PNG,
-                f"inside its {ctype.decode('ascii')} chunk at offset {start}, which "
-                f"declares {length} bytes",
-            )
-        name = _png_dropped(fh, plan, ctype, length)
+    plan.copy(0, len(png.SIGNATURE))
+    for chunk in png.chunks(fh, size):
+        fh.seek(chunk.data)
+        name = _png_dropped(fh, plan, chunk.type, chunk.length)
         if name is None:
-            plan.copy(start, end)
+            plan.copy(chunk.start, chunk.end)
         elif name == "EXIF":
             # 11.3.6.1: the TIFF header comes first; some writers put JPEG's "Exif\0\0"
             # before it, which Pillow and viewers accept too.
-            fh.seek(start + 8)
+            fh.seek(chunk.data)
             skip = _EXIF_HEADER if fh.read(_EXIF_HEADER).startswith(_EXIF) else 0
-            plan.exif(fh, start + 8 + skip, end - 4)
+            plan.exif(fh, chunk.data + skip, chunk.crc)
         else:
             plan.removed.add(name)
-        fh.seek(end)
-        if ctype == b"IEND":
-            if end < size:  # padding content.inspect allowed: kept as it was
-                plan.copy(end, size)
-            return plan
+    if chunk.end < size:  # after IEND, padding content.inspect allowed: kept as it was
+        plan.copy(chunk.end, size)
+    return plan
 
 
 def _png_dropped(fh: BinaryIO, plan: _Plan, ctype: bytes, length: int) -> str | None:
