@@ -185,5 +185,5 @@ def test_a_sealing_writer_not_closed_is_a_truncated_envelope() -> None:
     writer = envelope.SealingWriter(out, KEY, chunk_bytes=CHUNK)
     writer.write(os.urandom(3 * CHUNK))
 
-    with pytest.raises(EnvelopeError, match="truncated|authentication"):
+    with pytest.raises(EnvelopeError, match=r"truncated|authentication"):
         _open(out.getvalue())
