@@ -9,7 +9,7 @@ import struct
 import warnings
 import zipfile
 import zlib
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import pytest
@@ -105,13 +105,25 @@ def run(
     path = tmp_path / "upload-test.part"
     path.write_bytes(data)
     return inspect(
-        path,
+        data if _SOURCE["kind"] == "memory" else path,
         head=data[:SNIFF_BYTES],
         size=len(data),
         allowed=allowed,
         label=label,
         limits=limits or ImageLimits(),
     )
+
+
+# Every test here runs twice: on a spool file, and on the bytes a small upload's spool
+# keeps in memory (services/spool.py). Both must give the same answer, refusals included.
+_SOURCE = {"kind": "file"}
+
+
+@pytest.fixture(autouse=True, scope="module", params=["file", "memory"])
+def _source(request: pytest.FixtureRequest) -> Iterator[None]:
+    _SOURCE["kind"] = request.param
+    yield
+    _SOURCE["kind"] = "file"
 
 
 def refused(tmp_path: Path, data: bytes, **kwargs: object) -> UnsupportedContent:

@@ -294,3 +294,72 @@ def test_check_free_space_reports_a_disk_below_the_floor(tmp_path: Path) -> None
     check_free_space(tmp_path, min_free=0)
     with pytest.raises(InsufficientStorage):
         check_free_space(tmp_path, min_free=2**62)
+
+
+# --- small bodies in memory (memory_bytes) ----------------------------------------------------
+
+
+def test_a_body_within_memory_bytes_never_touches_the_disk(tmp_path: Path) -> None:
+    body = PNG_SIGNATURE + os.urandom(10_000)
+    spool = Spool.create(tmp_path, max_bytes=MB, label="LOGO", memory_bytes=64 * 1024)
+    for start in range(0, len(body), 4096):
+        spool.write(body[start : start + 4096])
+    spool.finish()
+
+    assert spooled(tmp_path) == []
+    assert spool.in_memory
+    assert spool.source == body
+    assert (spool.size, spool.sha256, spool.head) == (
+        len(body),
+        hashlib.sha256(body).hexdigest(),
+        body[:SNIFF_BYTES],
+    )
+    with pytest.raises(ValueError, match="in memory"):
+        _ = spool.path
+    spool.discard()
+    with pytest.raises(ValueError, match="not finished"):
+        _ = spool.source
+
+
+def test_a_body_outgrowing_memory_bytes_moves_to_a_private_file_whole(tmp_path: Path) -> None:
+    body = os.urandom(300_000)
+    spool = Spool.create(tmp_path, max_bytes=MB, label="LOGO", memory_bytes=100_000)
+    for start in range(0, len(body), 65_536):
+        spool.write(body[start : start + 65_536])
+    spool.finish()
+
+    assert not spool.in_memory
+    assert spooled(tmp_path) == [spool.path]
+    assert spool.source == spool.path
+    assert spool.path.read_bytes() == body
+    assert stat.S_IMODE(spool.path.stat().st_mode) == 0o600
+    assert spool.sha256 == hashlib.sha256(body).hexdigest()
+    spool.discard()
+    assert spooled(tmp_path) == []
+
+
+def test_the_cap_holds_in_memory_too(tmp_path: Path) -> None:
+    spool = Spool.create(tmp_path, max_bytes=10, label="LOGO", memory_bytes=1024)
+    spool.write(b"12345")
+
+    with pytest.raises(PayloadTooLarge, match="LOGO accepts at most 10 bytes"):
+        spool.write(b"123456")
+
+    assert spooled(tmp_path) == []
+    with pytest.raises(ValueError, match="discarded"):
+        spool.write(b"x")
+
+
+def test_a_full_disk_when_the_body_outgrows_memory_is_a_507_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool.create(tmp_path, max_bytes=MB, label="LOGO", memory_bytes=10)
+    spool.write(b"0123456789")
+
+    def no_space(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("berkas.services.spool.tempfile.mkstemp", no_space)
+    with pytest.raises(InsufficientStorage):
+        spool.write(b"one more byte")
+    assert spooled(tmp_path) == []

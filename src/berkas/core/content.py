@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import io
 import os
 import warnings
 from collections.abc import Collection, Sequence
@@ -62,6 +63,18 @@ _MAGIC: tuple[tuple[bytes, Kind], ...] = (
 _PIL_FORMAT = {Kind.JPEG: "JPEG", Kind.PNG: "PNG"}
 
 
+# A document's bytes as the checks read them: a file (the spool on disk), or the bytes
+# themselves (a small upload the spool kept in memory, services/spool.py).
+Source = Path | bytes
+
+
+def open_source(source: Source) -> BinaryIO:
+    """``source`` opened for reading from its start (a seekable binary reader)."""
+    if isinstance(source, Path):
+        return source.open("rb")
+    return io.BytesIO(source)  # shares the bytes until written to: no copy
+
+
 @dataclass(frozen=True, slots=True)
 class ImageLimits:
     """Bounds on an image's declared size, checked before any pixel is decoded."""
@@ -98,7 +111,7 @@ def sniff(head: bytes) -> Kind | None:
 
 
 def inspect(
-    path: Path,
+    path: Source,
     *,
     head: bytes,
     size: int,
@@ -106,7 +119,8 @@ def inspect(
     label: str,
     limits: ImageLimits,
 ) -> ContentInfo:
-    """Check that the spooled file at ``path`` is a kind ``allowed`` and fully parses.
+    """Check that the spooled file at ``path`` (or the bytes themselves, for a small
+    upload the spool kept in memory) is a kind ``allowed`` and fully parses.
 
     ``head`` is the file's first bytes (at least ``SNIFF_BYTES`` unless shorter), ``size``
     its length, ``label`` the requirement's name for messages (e.g. ``DOCUMENT/KTP``).
@@ -148,7 +162,7 @@ def _any_kind() -> str:
     return ", ".join(names[:-1]) + " or " + names[-1]
 
 
-def _inspect_image(path: Path, kind: Kind, limits: ImageLimits, size: int) -> ContentInfo:
+def _inspect_image(path: Source, kind: Kind, limits: ImageLimits, size: int) -> ContentInfo:
     fmt = _PIL_FORMAT[kind]
     # Pillow warns (DecompressionBombWarning) above Image.MAX_IMAGE_PIXELS and raises
     # only above twice that; docs/design.md 2.4 wants bombs refused, never merely warned about.
@@ -156,7 +170,7 @@ def _inspect_image(path: Path, kind: Kind, limits: ImageLimits, size: int) -> Co
     # check of the declared size below is the real guard. catch_warnings() is not
     # thread-safe (it swaps the global filter list), but the worst a race can do is leave
     # this one filter behind, turning that warning into an error elsewhere too: harmless.
-    with warnings.catch_warnings(), path.open("rb") as fh:
+    with warnings.catch_warnings(), open_source(path) as fh:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         width, height = _declared_size(fh, fmt, kind)
         _check_dimensions(width, height, kind, limits)
@@ -264,11 +278,11 @@ def _image_failure(kind: Kind, exc: Exception) -> UnsupportedContent:
     )
 
 
-def _inspect_pdf(path: Path, size: int, label: str) -> ContentInfo:
+def _inspect_pdf(path: Source, size: int, label: str) -> ContentInfo:
     # A PDF is parsed for structure only (xref, trailer, page tree, every listed object's
     # dictionary), never rendered: rendering is where the work and the attack surface
     # are, and a reviewer's viewer does that. The size was already capped while streaming.
-    with path.open("rb") as fh:
+    with open_source(path) as fh:
         fh.seek(max(0, size - _PDF_EOF_WINDOW))
         window = fh.read()
         if b"%%EOF" not in window:

@@ -37,7 +37,7 @@ from PIL import Image, JpegImagePlugin, PngImagePlugin
 
 from berkas.core import jpeg, png
 from berkas.core.codes import Code
-from berkas.core.content import Kind
+from berkas.core.content import Kind, Source, open_source
 from berkas.core.errors import UnsupportedContent
 
 _PIECE = 1 << 16  # copy buffer; a kept segment or chunk of any size streams through it
@@ -145,7 +145,7 @@ class _Plan:
         return self.orientation in _UPRIGHT and not self.animated
 
 
-def find_metadata(src: Path, kind: Kind) -> tuple[str, ...]:
+def find_metadata(src: Source, kind: Kind) -> tuple[str, ...]:
     """The names (sorted) of what ``strip_metadata`` would remove from ``src``; writes nothing.
 
     Raises ``UnsupportedContent`` (``image_truncated``, ``image_corrupt``) when the
@@ -153,7 +153,7 @@ def find_metadata(src: Path, kind: Kind) -> tuple[str, ...]:
     """
     if kind is Kind.PDF:
         return ()
-    with src.open("rb") as fh:
+    with open_source(src) as fh:
         return tuple(sorted(_scan(fh, kind).removed))
 
 
@@ -163,20 +163,20 @@ class StripPlan:
     ``stripped`` says it (``changed`` False: the stored bytes are the sent ones), and
     ``write_stripped`` carries it out into any writer."""
 
-    src: Path
+    src: Source
     kind: Kind
     stripped: Stripped
     _plan: _Plan | None = None
 
 
-def plan_strip(src: Path, kind: Kind) -> StripPlan:
+def plan_strip(src: Source, kind: Kind) -> StripPlan:
     """Walk ``src`` (which has passed ``content.inspect`` as ``kind``) and say what
     stripping it removes and whether it turns it upright; writes nothing. Raises
     ``UnsupportedContent`` (``image_truncated``, ``image_corrupt``) when the structure
     does not parse."""
     if kind is Kind.PDF:
         return StripPlan(src, kind, Stripped(removed=(), orientation_applied=False, changed=False))
-    with src.open("rb") as fh:
+    with open_source(src) as fh:
         plan = _scan(fh, kind)
     removed = tuple(sorted(plan.removed))
     changed = bool(removed) or plan.reorients
@@ -197,7 +197,7 @@ def write_stripped(planned: StripPlan, out: BinaryIO) -> None:
     if plan.reorients:
         _reencode(planned.src, out, planned.kind, plan)
         return
-    with planned.src.open("rb") as fh:
+    with open_source(planned.src) as fh:
         _copy_ranges(fh, out, plan.keep, planned.kind)
 
 
@@ -384,7 +384,7 @@ def _png_dropped(fh: BinaryIO, plan: _Plan, ctype: bytes, length: int) -> str | 
 # --- orientation: the one re-encode -------------------------------------------------------
 
 
-def _reencode(src: Path, out: BinaryIO, kind: Kind, plan: _Plan) -> None:
+def _reencode(src: Source, out: BinaryIO, kind: Kind, plan: _Plan) -> None:
     """Decode ``src``, turn it upright and encode it into ``out`` with no metadata."""
     method = _UPRIGHT[plan.orientation]
     fmt = "JPEG" if kind is Kind.JPEG else "PNG"
@@ -392,7 +392,7 @@ def _reencode(src: Path, out: BinaryIO, kind: Kind, plan: _Plan) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            with Image.open(src, formats=[fmt]) as im:
+            with open_source(src) as fh, Image.open(fh, formats=[fmt]) as im:
                 icc = im.info.get("icc_profile")
                 transparency = im.info.get("transparency")
                 sampling = JpegImagePlugin.get_sampling(im) if kind is Kind.JPEG else -1

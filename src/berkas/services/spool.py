@@ -39,13 +39,24 @@ BATCH_BYTES = _MIB
 
 
 class Spool:
-    """A temporary file in the spool directory that refuses bytes past ``max_bytes``.
+    """An upload's bytes, refused past ``max_bytes``: in a temporary file in the spool
+    directory, or, for a spool created with ``memory_bytes``, in memory until they pass
+    that many (then in the file, as if they had always been).
 
     Use ``Spool.create``; as a context manager, an exception inside the block removes
     the file. ``write`` raising ``PayloadTooLarge`` discards the spool first.
     """
 
-    def __init__(self, fh: BinaryIO, path: Path, max_bytes: int, label: str) -> None:
+    def __init__(
+        self,
+        fh: BinaryIO | None,
+        path: Path | None,
+        max_bytes: int,
+        label: str,
+        *,
+        directory: Path | None = None,
+        memory_bytes: int = 0,
+    ) -> None:
         self._fh: BinaryIO | None = fh
         self._path = path
         self._max_bytes = max_bytes
@@ -54,31 +65,49 @@ class Spool:
         self._hash = hashlib.sha256()
         self._head = b""
         self._discarded = False
+        self._finished = False
+        self._directory = directory
+        self._memory_bytes = memory_bytes
+        # The bytes while they fit in memory_bytes; None once in the file (or never).
+        self._memory: bytearray | None = bytearray() if path is None else None
+        self._data: bytes | None = None  # the finished in-memory body
 
     @classmethod
-    def create(cls, directory: Path, max_bytes: int, label: str) -> Spool:
-        """Open a new ``upload-*.part`` file (mode 0600) in ``directory``."""
+    def create(cls, directory: Path, max_bytes: int, label: str, *, memory_bytes: int = 0) -> Spool:
+        """Open a new ``upload-*.part`` file (mode 0600) in ``directory``; with
+        ``memory_bytes``, only once the body grows past that many bytes.
+
+        A small upload kept in memory costs no file at all: no create, write, read back
+        and unlink per upload (the bulk of a 50 KB upload's file system work). The bound
+        is per upload, so memory stays at most the concurrent-upload cap times
+        ``memory_bytes`` however large the bodies are.
+        """
         if max_bytes < 0:
             raise ValueError(f"max_bytes must not be negative, got {max_bytes}")
-        # mkstemp opens with O_EXCL and mode 0600: the name cannot be pre-planted (a
-        # symlink to elsewhere) and no other local user can read a KYC document.
-        try:
-            fd, name = tempfile.mkstemp(prefix=_PREFIX, suffix=_SUFFIX, dir=directory)
-        except OSError as exc:
-            if is_disk_full(exc):
-                raise disk_full() from exc
-            raise
-        try:
-            fh = os.fdopen(fd, "wb")
-        except BaseException:
-            os.close(fd)
-            Path(name).unlink(missing_ok=True)
-            raise
-        return cls(fh, Path(name), max_bytes, label)
+        if memory_bytes > 0:
+            return cls(None, None, max_bytes, label, directory=directory, memory_bytes=memory_bytes)
+        fh, path = _open_private(directory)
+        return cls(fh, path, max_bytes, label)
 
     @property
     def path(self) -> Path:
+        """The spool file; ``ValueError`` for a spool whose bytes are in memory."""
+        if self._path is None:
+            raise ValueError("this spool holds its bytes in memory; read them from source")
         return self._path
+
+    @property
+    def in_memory(self) -> bool:
+        return self._path is None
+
+    @property
+    def source(self) -> Path | bytes:
+        """What the upload's checks read: the file, or the finished bytes in memory."""
+        if self._path is not None:
+            return self._path
+        if self._data is None:
+            raise ValueError("the spool is not finished (or was discarded)")
+        return self._data
 
     @property
     def size(self) -> int:
@@ -107,21 +136,43 @@ class Spool:
 
     def write(self, chunk: bytes) -> None:
         """Append ``chunk``; raise ``PayloadTooLarge`` before the cap would be crossed."""
-        fh = self._open_file()
+        self._check_open()
         if not chunk:
             return
         if self._size + len(chunk) > self._max_bytes:
             # Refused before writing: the message states only the cap, never a total we
             # have not read (the rest of the body is never consumed).
             self._refuse()
-        try:
-            fh.write(chunk)
-        except OSError as exc:
-            self._fail(exc)
+        memory = self._memory
+        if memory is not None and len(memory) + len(chunk) <= self._memory_bytes:
+            memory += chunk
+        else:
+            if memory is not None:
+                self._spill(memory)
+            fh = self._fh
+            assert fh is not None
+            try:
+                fh.write(chunk)
+            except OSError as exc:
+                self._fail(exc)
         self._size += len(chunk)
         self._hash.update(chunk)
         if len(self._head) < SNIFF_BYTES:
             self._head += chunk[: SNIFF_BYTES - len(self._head)]
+
+    def _spill(self, memory: bytearray) -> None:
+        """Move what is in memory to a new spool file: the body outgrew memory_bytes."""
+        assert self._directory is not None
+        try:
+            self._fh, self._path = _open_private(self._directory)
+        except BaseException:
+            self.discard()  # as for a failed write: nothing of the upload is kept
+            raise
+        self._memory = None
+        try:
+            self._fh.write(memory)
+        except OSError as exc:
+            self._fail(exc)
 
     def tighten(self, max_bytes: int, label: str) -> None:
         """Lower the cap (the category became known mid-body); refuse if already over.
@@ -137,13 +188,20 @@ class Spool:
             self._refuse()
 
     def finish(self) -> None:
-        """Flush and close the file: ``path`` is complete (not yet durable).
+        """Flush and close the file: ``source`` is complete (not yet durable).
 
         No fsync here: the spool is scratch space. Durability is the blob store's job
-        (``BlobStore.put_file`` fsyncs what it keeps, or hands it to S3), so an upload
-        that inspection refuses costs no disk flush, and a kept one costs one, not two.
+        (it fsyncs what it keeps, or hands it to S3), so an upload that inspection
+        refuses costs no disk flush, and a kept one costs one, not two.
         """
-        fh = self._open_file()
+        self._check_open()
+        self._finished = True
+        if self._memory is not None:
+            self._data = bytes(self._memory)
+            self._memory = None
+            return
+        fh = self._fh
+        assert fh is not None
         try:
             # Buffered bytes reach the disk here, so a full disk may only show now.
             fh.flush()
@@ -153,15 +211,19 @@ class Spool:
         self._fh = None
 
     def discard(self) -> None:
-        """Close and delete the file; safe to repeat, and after the file was moved."""
+        """Close and delete the file (or drop the bytes); safe to repeat, and after the
+        file was moved."""
         self._discarded = True
+        self._memory = None
+        self._data = None
         fh, self._fh = self._fh, None
         if fh is not None:
             # Closing flushes what is buffered, which fails on a full disk; the descriptor
             # is closed all the same (io.BufferedWriter.close), and the file must go.
             with contextlib.suppress(OSError):
                 fh.close()
-        self._path.unlink(missing_ok=True)
+        if self._path is not None:
+            self._path.unlink(missing_ok=True)
 
     def __enter__(self) -> Self:
         return self
@@ -178,12 +240,13 @@ class Spool:
             # Left without finish(): release the descriptor, keep the file as written.
             self._fh.close()
             self._fh = None
+            self._finished = True
 
-    def _open_file(self) -> BinaryIO:
-        if self._fh is None:
+    def _check_open(self) -> None:
+        if self._discarded or self._finished:
             state = "discarded" if self._discarded else "finished"
-            raise ValueError(f"spool {self._path.name} is already {state}")
-        return self._fh
+            name = self._path.name if self._path is not None else "in memory"
+            raise ValueError(f"spool {name} is already {state}")
 
     def _fail(self, exc: OSError) -> NoReturn:
         # Nothing partial stays behind: the spool goes, whatever the write error was.
@@ -199,6 +262,24 @@ class Spool:
             f"file is larger than {cap}; {self._label} accepts at most {cap}.",
             code=Code.FILE_TOO_LARGE,
         )
+
+
+def _open_private(directory: Path) -> tuple[BinaryIO, Path]:
+    """A new ``upload-*.part`` file, open for writing."""
+    # mkstemp opens with O_EXCL and mode 0600: the name cannot be pre-planted (a
+    # symlink to elsewhere) and no other local user can read a KYC document.
+    try:
+        fd, name = tempfile.mkstemp(prefix=_PREFIX, suffix=_SUFFIX, dir=directory)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full() from exc
+        raise
+    try:
+        return os.fdopen(fd, "wb"), Path(name)
+    except BaseException:
+        os.close(fd)
+        Path(name).unlink(missing_ok=True)
+        raise
 
 
 class SpoolWriter:

@@ -99,7 +99,7 @@ def digest_file(path: Path) -> tuple[int, str, bytes]:
 
 
 def stored_body(
-    src: Path,
+    src: content.Source,
     info: content.ContentInfo,
     *,
     size: int,
@@ -111,10 +111,12 @@ def stored_body(
     seal: bool,
     derive: Deriver,
 ) -> tuple[Body, content.ContentInfo]:
-    """The document as the store will hold it, in one pass over ``src`` (the spool,
-    ``size`` bytes hashing to ``sha256``, which has passed ``content.inspect``): metadata
-    stripped by the policy above and, with ``seal``, encrypted under a fresh data key, both
-    streamed into one derived file. Nothing to strip and nothing to seal: ``src`` itself.
+    """The document as the store will hold it, in one pass over ``src`` (the spool's file
+    or bytes, ``size`` of them hashing to ``sha256``, which has passed ``content.inspect``):
+    metadata stripped by the policy above and, with ``seal``, encrypted under a fresh data
+    key, both streamed into one derived file. A spool file with nothing to strip and
+    nothing to seal is stored as it is (the store moves it); bytes in memory are written
+    once, into the derived file.
 
     The one exception is an orientation to apply: the pixels are decoded and re-encoded
     into a file of their own, which is inspected as any stored image is, then sealed.
@@ -144,7 +146,7 @@ def stored_body(
             src, planned, removed = upright, None, (*removed, REENCODED)
     else:
         planned = None
-    if planned is None and not seal:
+    if planned is None and not seal and isinstance(src, Path):
         return Body(src, size, sha256, removed=removed), info
     key = envelope.new_data_key() if seal else None
     stripping = planned
@@ -157,6 +159,8 @@ def stored_body(
         if stripping is not None:
             counted = _Counted(sink)
             metadata.write_stripped(stripping, counted)  # type: ignore[arg-type]
+        elif isinstance(src, bytes):
+            sink.write(src)  # a small upload kept in memory: this is its one file
         else:
             with src.open("rb") as reader:
                 while piece := reader.read(_PIECE):

@@ -53,6 +53,11 @@ log = logging.getLogger(__name__)
 # An upload from code that has no request behind it (tests, in-process callers).
 _NOBODY = Caller()
 
+# A body up to this size stays in memory while it is checked, stripped and sealed: its
+# one file is the one the store keeps (services/spool.py). Per upload, so a node holds at
+# most its concurrent-upload cap times this (256 x 512 KiB) however large the bodies.
+MEMORY_BYTES = 512 * 1024
+
 # Names the cap while category and code are not known yet (the file came first).
 _ANY_UPLOAD = "an upload of any category"
 
@@ -112,7 +117,9 @@ class UploadService:
         try:
             target = self.target(fields)
         except InvalidRequest:
-            return Spool.create(self._spool_dir, self.max_upload_bytes, _ANY_UPLOAD)
+            return Spool.create(
+                self._spool_dir, self.max_upload_bytes, _ANY_UPLOAD, memory_bytes=MEMORY_BYTES
+            )
         return self._spool(target)
 
     async def upload_file(
@@ -259,7 +266,9 @@ class UploadService:
         )
 
     def _spool(self, target: UploadTarget) -> Spool:
-        return Spool.create(self._spool_dir, target.max_bytes, target.label)
+        return Spool.create(
+            self._spool_dir, target.max_bytes, target.label, memory_bytes=MEMORY_BYTES
+        )
 
     def _store(
         self, client: Client, target: UploadTarget, spool: Spool, caller: Caller
@@ -309,7 +318,7 @@ class UploadService:
         ``berkas files upgrade --strip`` shares)."""
         spool.finish()
         info = content.inspect(
-            spool.path,
+            spool.source,
             head=spool.head,
             size=spool.size,
             allowed=target.kinds,
@@ -317,7 +326,7 @@ class UploadService:
             limits=self._limits,
         )
         return stripping.stored_body(
-            spool.path,
+            spool.source,
             info,
             size=spool.size,
             sha256=spool.sha256,
