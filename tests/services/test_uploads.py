@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
+from PIL import Image
 
 from berkas.adapters.db.memory import MemoryDatabase
 from berkas.adapters.storage.local import LocalBlobStore
@@ -576,3 +580,49 @@ def test_a_stored_upload_is_answered_even_if_its_key_cannot_be_recorded(
 
     # The file is committed, so the partner learns its id rather than a 503.
     assert h.db.files.get(result.stored.id) == result.stored
+
+
+def _large_with_exif() -> bytes:
+    image = Image.open(io.BytesIO(samples.big_jpeg(2 * 1024 * 1024)))
+    exif = Image.Exif()
+    exif[0x010F] = "Camera maker"
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=95, exif=exif.tobytes())
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("make", "files_written"),
+    [
+        (samples.gps_jpeg, 1),  # in memory, stripped: the stored file only
+        (lambda: samples.big_jpeg(2 * 1024 * 1024), 1),  # the spool file itself is stored
+        (_large_with_exif, 2),  # a spool file, then the stripped one stored
+    ],
+    ids=["small stripped", "large as sent", "large stripped"],
+)
+def test_an_upload_writes_one_file_and_a_large_stripped_one_two(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: Callable[[], bytes], files_written: int
+) -> None:
+    # One pass strips (and, when on, seals) into the file the store keeps; a body past
+    # the spool's memory also lands in a spool file first. Never the three of before
+    # (spool, stripped copy, sealed copy).
+    h = Harness(tmp_path, local_blobs=True)
+    data = make()
+    created: list[str] = []
+    original = tempfile.mkstemp
+
+    def counting(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        fd, name = original(*args, **kwargs)
+        created.append(name)
+        return fd, name
+
+    monkeypatch.setattr(tempfile, "mkstemp", counting)
+
+    stored = upload(h.service(), h.client, data, "PHOTO_PROOF", None).stored
+
+    assert len(created) == files_written
+    assert (b"".join(h.blobs.open(stored.key)) == data) == (
+        files_written == 1 and len(data) > 600_000
+    )
+    assert h.spooled() == []
+    assert list((h.blob_root / ".tmp").iterdir()) == []
