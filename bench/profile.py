@@ -41,15 +41,16 @@ BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # A thread in fsync waits for the disk: I/O wait, counted apart from CPU below.
     ("fsync (blob and directory; I/O wait)", ("fsync",)),
     ("image decode check", ("ImageFile.py", "/content.py:", "JpegImagePlugin", "PngImagePlugin")),
-    ("metadata stripping", ("/metadata.py:", "/stripping.py:", "/images.py:")),
+    ("temp files (mkstemp, open, unlink)", ("mkstemp", "unlink", "Spool.", "scratch")),
     ("AES-GCM sealing", ("envelope.py", "aead")),
-    ("temp files (mkstemp, open, unlink)", ("mkstemp", "scratch", "unlink", "/spool.py:")),
+    ("metadata stripping", ("/metadata.py:", "/stripping.py:", "/images.py:")),
     ("hashing", ("hashlib", "sha256")),
     ("multipart parsing", ("multipart",)),
     ("token check and signing", ("jwt", "/tokens.py:", "/signing.py:", "/links.py:")),
     ("blob store", ("/local.py:", "/s3.py:", "/blobs.py:")),
     ("event loop, middleware, ASGI", ("uvicorn", "starlette", "fastapi", "asyncio", "anyio")),
 )
+
 
 
 # With --nonblocking py-spy cannot tell a thread blocked on a lock from one running, so
