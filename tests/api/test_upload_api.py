@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from berkas.api import multipart as multipart_module
+from berkas.services import uploads as uploads_module
 from berkas.services.spool import Spool
 from tests.support import samples
 from tests.support.errors import assert_error
@@ -432,6 +434,30 @@ def test_spool_writes_and_hashing_run_off_the_event_loop(
     assert response.status_code == 200, response.text
     assert writers
     assert threading.main_thread() not in writers
+
+
+def test_a_small_body_is_parsed_on_the_loop_into_memory_and_never_touches_the_disk(
+    server: InProcess, partner: Partner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The other side of the test above: a body small enough to parse in place costs no
+    # thread hop, and that is safe only because its spool is memory, not a file.
+    writers: list[tuple[threading.Thread, bool]] = []
+    original = Spool.write
+
+    def recording(self: Spool, chunk: bytes) -> None:
+        writers.append((threading.current_thread(), self.in_memory))
+        original(self, chunk)
+
+    monkeypatch.setattr(Spool, "write", recording)
+    response = partner.post_file(
+        multipart(("category", "LOGO"), ("file", samples.jpeg(), "logo.jpg")), MULTIPART
+    )
+
+    assert response.status_code == 200, response.text
+    assert writers
+    assert all(in_memory for _, in_memory in writers)
+    assert all(thread is threading.main_thread() for thread, _ in writers)
+    assert multipart_module._INLINE_BYTES <= uploads_module.MEMORY_BYTES
 
 
 def test_an_endless_part_header_name_is_refused(server: InProcess, partner: Partner) -> None:

@@ -33,6 +33,10 @@ MAX_FRAMING_BYTES = 64 * 1024
 # many concurrent large uploads (32 at 1 MiB each held ~100 MB in make bench's 15 MB PNG
 # row); the hops it adds are ~60 for 15 MB.
 _BATCH_BYTES = 256 * 1024
+# A whole body up to this size is parsed on the event loop: less work than the hop to a
+# worker thread and back (~0.1 ms of python-multipart for 64 KiB), and the spool holds it
+# in memory (its file starts at 512 KiB), so nothing blocks.
+_INLINE_BYTES = 64 * 1024
 
 
 @dataclass
@@ -214,7 +218,12 @@ async def read_form(
                 await run_in_threadpool(parser.write, b"".join(batch))
                 batch, batched = [], 0
                 _check_framing(seen, collector.form)
-        await run_in_threadpool(_finish, parser, b"".join(batch))
+        if seen <= _INLINE_BYTES:
+            # A small body whole: parsed here, its bytes appended to a spool in memory
+            # (services/spool.py keeps far more than this), no file, no thread hop.
+            _finish(parser, b"".join(batch))
+        else:
+            await run_in_threadpool(_finish, parser, b"".join(batch))
         _check_framing(seen, collector.form)
         if not collector.ended:
             raise InvalidRequest(
