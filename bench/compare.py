@@ -145,10 +145,27 @@ class PeerSide(Side):
         self.url = peer.url
         self.pid = peer.pid
 
+    def _signed(self, method: str, path: str, body: bytes | None) -> bytes:
+        # Signed exactly as BerkasSide signs: berkas.core.signing, one Request-Id each.
+        headers = signing.signed_headers(
+            client_id=CLIENT_ID,
+            secret_key=CLIENT_SECRET,
+            target=path,
+            body=body,
+            request_id=str(uuid.uuid4()),
+        )
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        return wrk.raw_request(method, path, self.host, headers, body)
+
     def _token(self) -> str:
         # Fetched per workload: the peer's tokens live five minutes.
-        body = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
-        response = httpx.post(f"{self.url}/token", json=body, timeout=30)
+        body = json.dumps({"grant_type": "client_credentials"}).encode()
+        headers = signing.signed_headers(
+            client_id=CLIENT_ID, secret_key=CLIENT_SECRET, target="/token", body=body
+        )
+        headers["Content-Type"] = "application/json"
+        response = httpx.post(f"{self.url}/token", content=body, headers=headers, timeout=30)
         assert response.status_code == 200, response.text
         return str(response.json()["access_token"])
 
@@ -158,29 +175,30 @@ class PeerSide(Side):
         return [wrk.raw_request("POST", "/file", self.host, headers, body)]
 
     def tokens(self, count: int) -> list[bytes]:
-        body = json.dumps({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}).encode()
-        headers = {"Content-Type": "application/json"}
-        return [wrk.raw_request("POST", "/token", self.host, headers, body)]
+        body = json.dumps({"grant_type": "client_credentials"}).encode()
+        return [self._signed("POST", "/token", body) for _ in range(count)]
 
     def requirements(self, count: int) -> list[bytes]:
-        return [wrk.raw_request("GET", "/requirements", self.host, {})]
+        return [self._signed("GET", "/requirements", None) for _ in range(count)]
 
-    def download(self, content: bytes) -> list[bytes]:
+    def _stored(self, content: bytes) -> tuple[str, dict[str, Any]]:
+        """A bearer token and the metadata of ``content`` uploaded with it."""
         token = self._token()
         files: dict[str, tuple[str | None, bytes | str, str | None]] = {
             "category": (None, "DOCUMENT/KTP", None),
             "file": ("d.jpg", content, "image/jpeg"),
         }
-        response = httpx.post(
-            f"{self.url}/file",
-            files=files,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=60,
-        )
+        auth = {"Authorization": f"Bearer {token}"}
+        response = httpx.post(f"{self.url}/file", files=files, headers=auth, timeout=60)
         assert response.status_code == 200, response.text
         file_id = response.json()["id"]
-        headers = {"Authorization": f"Bearer {token}"}
-        return [wrk.raw_request("GET", f"/file/{file_id}", self.host, headers)]
+        described = httpx.get(f"{self.url}/file/{file_id}", headers=auth, timeout=30)
+        assert described.status_code == 200, described.text
+        return token, dict(described.json())
+
+    def download(self, content: bytes) -> list[bytes]:
+        _, described = self._stored(content)
+        return [wrk.raw_request("GET", str(described["link"]), self.host, {})]
 
 
 class Bench:
