@@ -89,6 +89,10 @@ class Side:
     def download(self, content: bytes) -> list[bytes]:
         raise NotImplementedError
 
+    def metadata(self, content: bytes) -> list[bytes]:
+        """GET a file's metadata (with a fresh signed link), ``content`` uploaded first."""
+        raise NotImplementedError
+
     def healthz(self) -> list[bytes]:
         return [wrk.raw_request("GET", "/healthz", self.host, {})]
 
@@ -136,6 +140,13 @@ class BerkasSide(Side):
         link = urlsplit(str(response.json()["link"]))
         target = link.path + (f"?{link.query}" if link.query else "")
         return [wrk.raw_request("GET", target, self.host, {})]
+
+    def metadata(self, content: bytes) -> list[bytes]:
+        response = self.partner.upload(content, category="PHOTO_PROOF", code=None)
+        assert response.status_code == 200, response.text
+        headers = {"Authorization": f"Bearer {self.token}"}
+        path = f"{FILE_PATH}/{response.json()['id']}"
+        return [wrk.raw_request("GET", path, self.host, headers)]
 
 
 class PeerSide(Side):
@@ -199,6 +210,11 @@ class PeerSide(Side):
     def download(self, content: bytes) -> list[bytes]:
         _, described = self._stored(content)
         return [wrk.raw_request("GET", str(described["link"]), self.host, {})]
+
+    def metadata(self, content: bytes) -> list[bytes]:
+        token, described = self._stored(content)
+        headers = {"Authorization": f"Bearer {token}"}
+        return [wrk.raw_request("GET", f"/file/{described['id']}", self.host, headers)]
 
 
 class Bench:
@@ -329,6 +345,7 @@ def run_all(bench: Bench) -> dict[str, Any]:
     bench.both("healthz", lambda s: s.healthz(), connections=32)
     bench.both("download 5MB", lambda s: s.download(jpeg_5m), connections=32, download=True)
     bench.both("requirements", lambda s: s.requirements(SIGNED_REQUESTS), connections=32)
+    bench.both("metadata read", lambda s: s.metadata(jpeg_200k), connections=32)
 
     print("concurrency sweep (200 KB JPEG):", flush=True)
     for connections in (1, 8, 128):
@@ -408,14 +425,12 @@ def ratios(rows: list[Row]) -> dict[str, float]:
         token, health = _find(rows, "token", side, 32), _find(rows, "healthz", side, 32)
         if token and health and health.rps:
             out[f"token/healthz {side}"] = token.rps / health.rps
-    found = pair("download 5MB", 32)
-    if found:
-        b, p = found
-        out["download 5MB berkas/peer"] = b.rps / p.rps if p.rps else 0.0
-    found = pair("requirements", 32)
-    if found:
-        b, p = found
-        out["requirements berkas/peer"] = b.rps / p.rps if p.rps else 0.0
+    for workload in ("token", "download 5MB", "requirements", "metadata read"):
+        found = pair(workload, 32)
+        if found:
+            b, p = found
+            out[f"{workload} berkas/peer"] = b.rps / p.rps if p.rps else 0.0
+            out[f"p99 {workload} berkas/peer"] = b.p99_ms / p.p99_ms if p.p99_ms else 0.0
     return out
 
 
