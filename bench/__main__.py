@@ -291,6 +291,8 @@ def main() -> None:
     _print_table(vs_peer)
     print("\nbudget (issue 22):")
     print("\n".join(compare.budget_lines(ratios)))
+    print("\nbudget (issue 23):")
+    print("\n".join(compare.budget_lines(ratios, compare.BUDGET_23)))
     print()
     for name, values in results.items():
         if name == "vs_peer" or not isinstance(values, dict):
