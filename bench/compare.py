@@ -23,9 +23,10 @@ import httpx
 
 from bench import images, wrk
 from bench.peer.app import CLIENT_ID, CLIENT_SECRET
-from bench.servers import Peer, PinnedServer
+from bench.servers import Peer
 from berkas.core import signing
 from tests.support.partner import FILE_PATH, TOKEN_PATH, Partner
+from tests.support.server import Server
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "6"))
 REQUIREMENTS_QUERY = (
@@ -100,7 +101,7 @@ class Side:
 class BerkasSide(Side):
     name = "berkas"
 
-    def __init__(self, server: PinnedServer) -> None:
+    def __init__(self, server: Server) -> None:
         self.server = server
         self.url = server.url
         self.pid = server.pid
@@ -528,7 +529,7 @@ def plot(rows: list[Row], path: Path) -> None:
     plt.close(fig)
 
 
-def compare(scratch: Path, berkas_server: PinnedServer, peer: Peer) -> dict[str, Any]:
+def compare(scratch: Path, berkas_server: Server, peer: Peer) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
         bench = Bench([BerkasSide(berkas_server), PeerSide(peer)], Path(tmp))
         results = run_all(bench)

@@ -3,7 +3,8 @@ rows, and how a ratio is judged against its bound."""
 
 from __future__ import annotations
 
-from bench.compare import BUDGET, BUDGET_23, Row, budget_lines, ratios
+from bench.__main__ import workers_ratio
+from bench.compare import BUDGET, BUDGET_23, WORKERS_RATIO, Row, budget_lines, ratios
 
 
 def _row(workload: str, side: str, c: int, size: int, rps: float, p99: float) -> Row:
@@ -103,3 +104,12 @@ def test_issue_23_lines_say_met_missed_or_not_measured() -> None:
     assert by_name["uploads 200KB workers 2/1"].endswith(" met")
     assert by_name["requirements berkas/peer"].endswith("not measured")
     assert by_name["p99 download 5MB berkas/peer"].endswith("not measured")
+
+
+def test_the_workers_ratio_needs_both_worker_rows() -> None:
+    one = _row("upload 200KB workers 1", "berkas", 32, 200_000, 100.0, 400.0)
+    two = _row("upload 200KB workers 2", "berkas", 32, 200_000, 170.0, 300.0)
+
+    assert workers_ratio([one, two]) == {WORKERS_RATIO: 1.7}
+    assert workers_ratio([one]) == {}
+    assert workers_ratio([]) == {}
