@@ -19,6 +19,7 @@ time: numbers on a shared machine are for comparison within one run.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -213,6 +214,60 @@ def _vs_peer(tmp: Path) -> dict[str, object]:
         peer.stop()
 
 
+def _workers(tmp: Path) -> tuple[list[compare.Row], list[str]]:
+    """200 KB uploads at c=32 against ``berkas serve --workers 1``, then ``--workers 2``,
+    neither pinned (wrk stays on its core, so it shares a core with the server): the
+    rows and any failures. None when this berkas has no ``--workers``."""
+    if not servers.serve_has_workers():
+        print("workers: berkas serve has no --workers; row skipped", flush=True)
+        return [], []
+    jpeg_200k = images.jpeg_of_size(200_000, seed=1)
+    rows: list[compare.Row] = []
+    failures: list[str] = []
+    print("workers (200 KB JPEG, c=32, unpinned):", flush=True)
+    for workers in (1, 2):
+        server = servers.berkas(
+            tmp / f"berkas-workers-{workers}", pinned=False, args=("--workers", str(workers))
+        )
+        try:
+            side = compare.BerkasSide(server)
+            bench = compare.Bench([side], tmp)
+            rows.append(
+                bench.measure(
+                    side,
+                    f"upload 200KB workers {workers}",
+                    side.upload(jpeg_200k, "p.jpg", "image/jpeg"),
+                    connections=32,
+                    body_bytes=len(jpeg_200k),
+                )
+            )
+            failures += bench.failures
+        finally:
+            server.stop()
+    return rows, failures
+
+
+def workers_ratio(rows: list[compare.Row]) -> dict[str, float]:
+    """``uploads 200KB workers 2/1`` from the workers rows, if both are there."""
+    by_name = {r.workload: r for r in rows}
+    one, two = by_name.get("upload 200KB workers 1"), by_name.get("upload 200KB workers 2")
+    if one is None or two is None or not one.rps:
+        return {}
+    return {compare.WORKERS_RATIO: two.rps / one.rps}
+
+
+def _add_workers(vs_peer: dict[str, object], tmp: Path) -> None:
+    """The workers rows, failures and ratio, added to the vs-peer results."""
+    rows, failures = _workers(tmp)
+    all_rows, all_failures, ratios = vs_peer["rows"], vs_peer["failures"], vs_peer["ratios"]
+    assert isinstance(all_rows, list)
+    assert isinstance(all_failures, list)
+    assert isinstance(ratios, dict)
+    all_rows += [dataclasses.asdict(r) for r in rows]
+    all_failures += failures
+    ratios.update(workers_ratio(rows))
+
+
 def _print_table(vs_peer: dict[str, object]) -> None:
     rows = compare.rows_from(vs_peer)
     print()
@@ -256,6 +311,7 @@ def main() -> None:
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
         vs_peer = _vs_peer(Path(tmp))
+        _add_workers(vs_peer, Path(tmp))
         results["vs_peer"] = vs_peer
         compare.plot(compare.rows_from(vs_peer), out / "bench.png")
         server = Server(data_dir=Path(tmp) / "data", env={"BERKAS_DEMO_CLIENT": "false"})
@@ -291,6 +347,8 @@ def main() -> None:
     _print_table(vs_peer)
     print("\nbudget (issue 22):")
     print("\n".join(compare.budget_lines(ratios)))
+    print("\nbudget (issue 23):")
+    print("\n".join(compare.budget_lines(ratios, compare.BUDGET_23)))
     print()
     for name, values in results.items():
         if name == "vs_peer" or not isinstance(values, dict):

@@ -23,9 +23,10 @@ import httpx
 
 from bench import images, wrk
 from bench.peer.app import CLIENT_ID, CLIENT_SECRET
-from bench.servers import Peer, PinnedServer
+from bench.servers import Peer
 from berkas.core import signing
 from tests.support.partner import FILE_PATH, TOKEN_PATH, Partner
+from tests.support.server import Server
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "6"))
 REQUIREMENTS_QUERY = (
@@ -89,6 +90,10 @@ class Side:
     def download(self, content: bytes) -> list[bytes]:
         raise NotImplementedError
 
+    def metadata(self, content: bytes) -> list[bytes]:
+        """GET a file's metadata (with a fresh signed link), ``content`` uploaded first."""
+        raise NotImplementedError
+
     def healthz(self) -> list[bytes]:
         return [wrk.raw_request("GET", "/healthz", self.host, {})]
 
@@ -96,7 +101,7 @@ class Side:
 class BerkasSide(Side):
     name = "berkas"
 
-    def __init__(self, server: PinnedServer) -> None:
+    def __init__(self, server: Server) -> None:
         self.server = server
         self.url = server.url
         self.pid = server.pid
@@ -137,6 +142,13 @@ class BerkasSide(Side):
         target = link.path + (f"?{link.query}" if link.query else "")
         return [wrk.raw_request("GET", target, self.host, {})]
 
+    def metadata(self, content: bytes) -> list[bytes]:
+        response = self.partner.upload(content, category="PHOTO_PROOF", code=None)
+        assert response.status_code == 200, response.text
+        headers = {"Authorization": f"Bearer {self.token}"}
+        path = f"{FILE_PATH}/{response.json()['id']}"
+        return [wrk.raw_request("GET", path, self.host, headers)]
+
 
 class PeerSide(Side):
     name = "peer"
@@ -145,10 +157,27 @@ class PeerSide(Side):
         self.url = peer.url
         self.pid = peer.pid
 
+    def _signed(self, method: str, path: str, body: bytes | None) -> bytes:
+        # Signed exactly as BerkasSide signs: berkas.core.signing, one Request-Id each.
+        headers = signing.signed_headers(
+            client_id=CLIENT_ID,
+            secret_key=CLIENT_SECRET,
+            target=path,
+            body=body,
+            request_id=str(uuid.uuid4()),
+        )
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        return wrk.raw_request(method, path, self.host, headers, body)
+
     def _token(self) -> str:
         # Fetched per workload: the peer's tokens live five minutes.
-        body = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
-        response = httpx.post(f"{self.url}/token", json=body, timeout=30)
+        body = json.dumps({"grant_type": "client_credentials"}).encode()
+        headers = signing.signed_headers(
+            client_id=CLIENT_ID, secret_key=CLIENT_SECRET, target="/token", body=body
+        )
+        headers["Content-Type"] = "application/json"
+        response = httpx.post(f"{self.url}/token", content=body, headers=headers, timeout=30)
         assert response.status_code == 200, response.text
         return str(response.json()["access_token"])
 
@@ -158,29 +187,35 @@ class PeerSide(Side):
         return [wrk.raw_request("POST", "/file", self.host, headers, body)]
 
     def tokens(self, count: int) -> list[bytes]:
-        body = json.dumps({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}).encode()
-        headers = {"Content-Type": "application/json"}
-        return [wrk.raw_request("POST", "/token", self.host, headers, body)]
+        body = json.dumps({"grant_type": "client_credentials"}).encode()
+        return [self._signed("POST", "/token", body) for _ in range(count)]
 
     def requirements(self, count: int) -> list[bytes]:
-        return [wrk.raw_request("GET", "/requirements", self.host, {})]
+        return [self._signed("GET", "/requirements", None) for _ in range(count)]
 
-    def download(self, content: bytes) -> list[bytes]:
+    def _stored(self, content: bytes) -> tuple[str, dict[str, Any]]:
+        """A bearer token and the metadata of ``content`` uploaded with it."""
         token = self._token()
         files: dict[str, tuple[str | None, bytes | str, str | None]] = {
             "category": (None, "DOCUMENT/KTP", None),
             "file": ("d.jpg", content, "image/jpeg"),
         }
-        response = httpx.post(
-            f"{self.url}/file",
-            files=files,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=60,
-        )
+        auth = {"Authorization": f"Bearer {token}"}
+        response = httpx.post(f"{self.url}/file", files=files, headers=auth, timeout=60)
         assert response.status_code == 200, response.text
         file_id = response.json()["id"]
+        described = httpx.get(f"{self.url}/file/{file_id}", headers=auth, timeout=30)
+        assert described.status_code == 200, described.text
+        return token, dict(described.json())
+
+    def download(self, content: bytes) -> list[bytes]:
+        _, described = self._stored(content)
+        return [wrk.raw_request("GET", str(described["link"]), self.host, {})]
+
+    def metadata(self, content: bytes) -> list[bytes]:
+        token, described = self._stored(content)
         headers = {"Authorization": f"Bearer {token}"}
-        return [wrk.raw_request("GET", f"/file/{file_id}", self.host, headers)]
+        return [wrk.raw_request("GET", f"/file/{described['id']}", self.host, headers)]
 
 
 class Bench:
@@ -311,6 +346,7 @@ def run_all(bench: Bench) -> dict[str, Any]:
     bench.both("healthz", lambda s: s.healthz(), connections=32)
     bench.both("download 5MB", lambda s: s.download(jpeg_5m), connections=32, download=True)
     bench.both("requirements", lambda s: s.requirements(SIGNED_REQUESTS), connections=32)
+    bench.both("metadata read", lambda s: s.metadata(jpeg_200k), connections=32)
 
     print("concurrency sweep (200 KB JPEG):", flush=True)
     for connections in (1, 8, 128):
@@ -390,14 +426,12 @@ def ratios(rows: list[Row]) -> dict[str, float]:
         token, health = _find(rows, "token", side, 32), _find(rows, "healthz", side, 32)
         if token and health and health.rps:
             out[f"token/healthz {side}"] = token.rps / health.rps
-    found = pair("download 5MB", 32)
-    if found:
-        b, p = found
-        out["download 5MB berkas/peer"] = b.rps / p.rps if p.rps else 0.0
-    found = pair("requirements", 32)
-    if found:
-        b, p = found
-        out["requirements berkas/peer"] = b.rps / p.rps if p.rps else 0.0
+    for workload in ("token", "download 5MB", "requirements", "metadata read"):
+        found = pair(workload, 32)
+        if found:
+            b, p = found
+            out[f"{workload} berkas/peer"] = b.rps / p.rps if p.rps else 0.0
+            out[f"p99 {workload} berkas/peer"] = b.p99_ms / p.p99_ms if p.p99_ms else 0.0
     return out
 
 
@@ -418,10 +452,30 @@ BUDGET: tuple[tuple[str, float | None, float | None], ...] = (
 )
 
 
-def budget_lines(ratios: dict[str, float]) -> list[str]:
-    """One line per budget ratio: its value, its bound, and met or MISSED."""
+# Issue 23's budget, against the like-for-like peer (DOKU-signed requests, signed links):
+# the small signed and read paths, and what a second worker process buys.
+WORKERS_RATIO = "uploads 200KB workers 2/1"
+BUDGET_23: tuple[tuple[str, float | None, float | None], ...] = (
+    ("token berkas/peer", 1.5, None),
+    ("token/healthz berkas", 0.3, None),
+    ("requirements berkas/peer", 1.0, None),
+    ("download 5MB berkas/peer", 1.0, None),
+    ("metadata read berkas/peer", 1.0, None),
+    ("p99 token berkas/peer", None, 1.0),
+    ("p99 requirements berkas/peer", None, 1.0),
+    ("p99 download 5MB berkas/peer", None, 1.0),
+    ("p99 metadata read berkas/peer", None, 1.0),
+    (WORKERS_RATIO, 1.6, None),
+)
+
+
+def budget_lines(
+    ratios: dict[str, float],
+    budget: tuple[tuple[str, float | None, float | None], ...] = BUDGET,
+) -> list[str]:
+    """One line per budget ratio: its value, its bound, and met, MISSED or not measured."""
     lines = []
-    for name, low, high in BUDGET:
+    for name, low, high in budget:
         value = ratios.get(name)
         bound = f">= {low:g}" if low is not None else f"<= {high:g}"
         if value is None:
@@ -475,7 +529,7 @@ def plot(rows: list[Row], path: Path) -> None:
     plt.close(fig)
 
 
-def compare(scratch: Path, berkas_server: PinnedServer, peer: Peer) -> dict[str, Any]:
+def compare(scratch: Path, berkas_server: Server, peer: Peer) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
         bench = Bench([BerkasSide(berkas_server), PeerSide(peer)], Path(tmp))
         results = run_all(bench)

@@ -2,7 +2,8 @@
 
 berkas is ``berkas serve`` with the embedded default's settings (SQLite + local disk, no
 demo client) through the tests' ``Server`` helper; the peer is ``python -m bench.peer``
-(or, with more than one worker, the same app under ``uvicorn --workers``).
+(or, with more than one worker, the same app under ``uvicorn --workers``). The workers
+row runs ``berkas serve --workers N`` unpinned (``berkas(..., pinned=False)``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,21 @@ class PinnedServer(Server):
         )
 
 
-def berkas(data_dir: Path) -> PinnedServer:
+def serve_has_workers() -> bool:
+    """Whether this ``berkas serve`` takes ``--workers`` (asked at run time, from --help)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "berkas.cli.main", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode == 0 and "--workers" in done.stdout
+
+
+def berkas(data_dir: Path, *, pinned: bool = True, args: tuple[str, ...] = ()) -> Server:
+    """``berkas serve`` with the bench's settings, started; pinned to SERVER_CPU unless
+    ``pinned`` is False (then the plain tests' ``Server``), with ``args`` after --port."""
     env = {
         "BERKAS_DEMO_CLIENT": "false",
         # One bench client sends what a whole fleet of partners would: the per-client
@@ -56,7 +71,7 @@ def berkas(data_dir: Path) -> PinnedServer:
         # berkas serves one process per node today (no BERKAS_WORKERS; an unknown
         # BERKAS_* name would stop it at start): compare like with like instead.
         raise SystemExit("BENCH_WORKERS must be 1: berkas runs one worker process per node")
-    server = PinnedServer(data_dir=data_dir, env=env)
+    server = (PinnedServer if pinned else Server)(data_dir=data_dir, env=env, args=args)
     server.start()
     return server
 

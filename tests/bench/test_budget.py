@@ -1,9 +1,10 @@
-"""``make bench``'s budget lines (issue 22): which ratios are computed from which rows,
-and how a ratio is judged against its bound."""
+"""``make bench``'s budget lines (issues 22 and 23): which ratios are computed from which
+rows, and how a ratio is judged against its bound."""
 
 from __future__ import annotations
 
-from bench.compare import BUDGET, Row, budget_lines, ratios
+from bench.__main__ import workers_ratio
+from bench.compare import BUDGET, BUDGET_23, WORKERS_RATIO, Row, budget_lines, ratios
 
 
 def _row(workload: str, side: str, c: int, size: int, rps: float, p99: float) -> Row:
@@ -60,3 +61,55 @@ def test_each_budget_line_says_met_or_missed_against_its_bound() -> None:
     assert by_name["p99 5MB"].endswith("MISSED")
     assert by_name["peak RSS"].endswith("met")
     assert by_name["throughput 9.5MB"].endswith("not measured")
+
+
+def test_the_signed_and_read_rows_give_throughput_and_p99_ratios() -> None:
+    rows = [
+        _row("token", "berkas", 32, 0, 600.0, 40.0),
+        _row("token", "peer", 32, 0, 300.0, 80.0),
+        _row("healthz", "berkas", 32, 0, 3000.0, 10.0),
+        _row("metadata read", "berkas", 32, 0, 900.0, 50.0),
+        _row("metadata read", "peer", 32, 0, 1000.0, 40.0),
+    ]
+
+    got = ratios(rows)
+
+    assert got["token berkas/peer"] == 2.0
+    assert got["p99 token berkas/peer"] == 0.5
+    assert got["token/healthz berkas"] == 0.2
+    assert got["metadata read berkas/peer"] == 0.9
+    assert got["p99 metadata read berkas/peer"] == 1.25
+    assert "requirements berkas/peer" not in got
+
+
+def test_issue_23_lines_say_met_missed_or_not_measured() -> None:
+    lines = budget_lines(
+        {
+            "token berkas/peer": 1.5,  # exactly the bound: met
+            "token/healthz berkas": 0.2,
+            "metadata read berkas/peer": 1.1,
+            "p99 metadata read berkas/peer": 1.25,
+            "uploads 200KB workers 2/1": 1.7,
+        },
+        BUDGET_23,
+    )
+
+    assert len(lines) == len(BUDGET_23)
+    by_name = {name: line for (name, _, _), line in zip(BUDGET_23, lines, strict=True)}
+    assert all(name in line for name, line in by_name.items())
+    assert by_name["token berkas/peer"].endswith(" met")
+    assert by_name["token/healthz berkas"].endswith("MISSED")
+    assert by_name["metadata read berkas/peer"].endswith(" met")
+    assert by_name["p99 metadata read berkas/peer"].endswith("MISSED")
+    assert by_name["uploads 200KB workers 2/1"].endswith(" met")
+    assert by_name["requirements berkas/peer"].endswith("not measured")
+    assert by_name["p99 download 5MB berkas/peer"].endswith("not measured")
+
+
+def test_the_workers_ratio_needs_both_worker_rows() -> None:
+    one = _row("upload 200KB workers 1", "berkas", 32, 200_000, 100.0, 400.0)
+    two = _row("upload 200KB workers 2", "berkas", 32, 200_000, 170.0, 300.0)
+
+    assert workers_ratio([one, two]) == {WORKERS_RATIO: 1.7}
+    assert workers_ratio([one]) == {}
+    assert workers_ratio([]) == {}

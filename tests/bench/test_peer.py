@@ -1,11 +1,15 @@
-"""The careful peer (bench/peer) in-process: tokens, uploads, rejections and downloads."""
+"""The careful peer (bench/peer) in-process: DOKU-signed requests, tokens, uploads,
+rejections, metadata and downloads through signed links."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -15,9 +19,20 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from PIL import Image
 
-from bench.peer.app import CLIENT_ID, CLIENT_SECRET, MAX_BYTES, create_app
+from bench.peer.app import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    MAX_BYTES,
+    Links,
+    create_app,
+    string_to_sign,
+)
+from berkas.core import signing
 from tests.support import samples
 from tests.support.inprocess import Http
+from tests.support.partner import Partner
+
+TOKEN_BODY = json.dumps({"grant_type": "client_credentials"}).encode()
 
 
 @contextlib.contextmanager
@@ -37,8 +52,13 @@ def client(tmp_path: Path) -> Iterator[Http]:
         yield http
 
 
+def _partner(http: Http, secret: str = CLIENT_SECRET) -> Partner:
+    # Partner signs with berkas.core.signing: the peer must accept what berkas' SDK sends.
+    return Partner(http, CLIENT_ID, secret)
+
+
 def _token(http: Http) -> str:
-    r = http.post("/token", json={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    r = _partner(http).signed("POST", "/token", TOKEN_BODY)
     assert r.status_code == 200, r.text
     assert r.json()["token_type"] == "Bearer"
     assert r.json()["expires_in"] == 300
@@ -73,12 +93,54 @@ def test_a_jpeg_is_stored_with_its_sha256_and_downloads_byte_for_byte(
     assert body["content_type"] == "image/jpeg"
     assert (tmp_path / "blobs" / body["id"]).read_bytes() == data
 
-    got = client.get(f"/file/{body['id']}", headers={"Authorization": f"Bearer {token}"})
+    meta = client.get(f"/file/{body['id']}", headers={"Authorization": f"Bearer {token}"})
+    assert meta.status_code == 200, meta.text
+    described = meta.json()
+    assert described["id"] == body["id"]
+    assert described["sha256"] == body["sha256"]
+    assert described["size"] == len(data)
+    assert described["category"] == "DOCUMENT/KTP"
+    assert described["link"].startswith(f"/links/{body['id']}?expires=")
+
+    got = client.get(described["link"])  # the link alone, no bearer token
     assert got.status_code == 200
     assert got.content == data
     assert got.headers["content-type"] == "image/jpeg"
 
     assert client.get(f"/file/{body['id']}").status_code == 401
+
+
+def test_a_tampered_or_expired_link_is_403(client: Http) -> None:
+    token = _token(client)
+    stored = _upload(client, token, samples.jpeg()).json()
+    auth = {"Authorization": f"Bearer {token}"}
+    link = client.get(f"/file/{stored['id']}", headers=auth).json()["link"]
+    path, _, query = link.partition("?")
+    params = dict(pair.split("=", 1) for pair in query.split("&"))
+    later = int(params["expires"]) + 1
+    other = _upload(client, token, samples.jpeg(seed=2)).json()["id"]
+    for tampered in (
+        f"{path}?expires={later}&signature={params['signature']}",
+        f"/links/{other}?{query}",
+        path,
+    ):
+        r = client.get(tampered)
+        assert r.status_code == 403, tampered
+
+
+def test_an_expired_link_is_403(client: Http, tmp_path: Path) -> None:
+    stored = _upload(client, _token(client), samples.jpeg()).json()
+    expired, _ = Links(tmp_path / "peer-link-key").url(stored["id"], lifetime=-1)
+    r = client.get(expired)
+    assert r.status_code == 403
+    assert r.json() == {"error": "link expired"}
+
+
+def test_requirements_need_a_signed_request(client: Http) -> None:
+    assert client.get("/requirements").status_code == 401
+    r = _partner(client).signed("GET", "/requirements")
+    assert r.status_code == 200, r.text
+    assert {c["category"] for c in r.json()["categories"]} == {"DOCUMENT/KTP", "DOCUMENT/SELFIE"}
 
 
 def test_a_png_is_accepted_as_png(client: Http) -> None:
@@ -106,10 +168,118 @@ def test_the_key_survives_a_restart_so_tokens_stay_valid(tmp_path: Path) -> None
         assert r.status_code == 200, r.text
 
 
+@pytest.mark.parametrize(
+    ("client_id", "request_id", "timestamp", "target", "body"),
+    [
+        ("peer-client", "r-1", "2024-05-01T10:00:00Z", "/token", b'{"a": 1}'),
+        ("peer-client", "r-2", "2024-05-01T10:00:00Z", "/requirements", None),
+        ("c", "r-3", "2024-05-01T10:00:00Z", "/token", b""),
+    ],
+)
+def test_the_string_to_sign_is_berkas_own(
+    client_id: str, request_id: str, timestamp: str, target: str, body: bytes | None
+) -> None:
+    expected = signing.string_to_sign(
+        client_id=client_id,
+        request_id=request_id,
+        timestamp=timestamp,
+        target=target,
+        digest=None if body is None else signing.digest(body),
+    )
+    assert string_to_sign(client_id, request_id, timestamp, target, body) == expected
+
+
 def test_a_wrong_secret_gets_no_token(client: Http) -> None:
-    r = client.post("/token", json={"client_id": CLIENT_ID, "client_secret": "nope"})
+    r = _partner(client, secret="nope").signed("POST", "/token", TOKEN_BODY)
     assert r.status_code == 401
-    assert "error" in r.json()
+    assert r.json() == {"error": "unknown client or wrong signature"}
+
+
+def test_a_signature_over_another_body_is_refused(client: Http) -> None:
+    headers = signing.signed_headers(
+        client_id=CLIENT_ID, secret_key=CLIENT_SECRET, target="/token", body=b"{}"
+    )
+    r = client.post("/token", content=TOKEN_BODY, headers=headers)
+    assert r.status_code == 401, r.text
+
+
+def test_an_unknown_client_gets_no_token(client: Http) -> None:
+    r = Partner(client, "someone-else", CLIENT_SECRET).signed("POST", "/token", TOKEN_BODY)
+    assert r.status_code == 401
+
+
+@pytest.mark.parametrize("minutes", [-6, 6])
+def test_a_timestamp_outside_five_minutes_is_refused(client: Http, minutes: int) -> None:
+    headers = signing.signed_headers(
+        client_id=CLIENT_ID,
+        secret_key=CLIENT_SECRET,
+        target="/token",
+        body=TOKEN_BODY,
+        timestamp=datetime.now(UTC) + timedelta(minutes=minutes),
+    )
+    r = client.post("/token", content=TOKEN_BODY, headers=headers)
+    assert r.status_code == 401, r.text
+    assert "5 minutes" in r.json()["error"]
+
+
+def test_a_timestamp_four_minutes_old_is_accepted(client: Http) -> None:
+    headers = signing.signed_headers(
+        client_id=CLIENT_ID,
+        secret_key=CLIENT_SECRET,
+        target="/token",
+        body=TOKEN_BODY,
+        timestamp=datetime.now(UTC) - timedelta(minutes=4),
+    )
+    assert client.post("/token", content=TOKEN_BODY, headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize("missing", ["Client-Id", "Request-Id", "Request-Timestamp", "Signature"])
+def test_a_missing_signing_header_is_401(client: Http, missing: str) -> None:
+    headers = signing.signed_headers(
+        client_id=CLIENT_ID, secret_key=CLIENT_SECRET, target="/token", body=TOKEN_BODY
+    )
+    del headers[missing]
+    r = client.post("/token", content=TOKEN_BODY, headers=headers)
+    assert r.status_code == 401
+    assert r.json() == {"error": f"missing {missing} header"}
+
+
+def test_a_replayed_request_id_is_409(client: Http) -> None:
+    request_id = str(uuid.uuid4())
+    first = _partner(client).signed("POST", "/token", TOKEN_BODY, request_id=request_id)
+    assert first.status_code == 200, first.text
+    again = _partner(client).signed("POST", "/token", TOKEN_BODY, request_id=request_id)
+    assert again.status_code == 409, again.text
+    assert "already used" in again.json()["error"]
+    # Requirements share the store: a Request-Id is single-use across endpoints.
+    other = _partner(client).signed("GET", "/requirements", request_id=request_id)
+    assert other.status_code == 409
+
+
+def test_a_replay_is_refused_after_a_restart(tmp_path: Path) -> None:
+    request_id = str(uuid.uuid4())
+    with _serving(tmp_path) as first:
+        r = _partner(first).signed("POST", "/token", TOKEN_BODY, request_id=request_id)
+        assert r.status_code == 200
+    with _serving(tmp_path) as second:
+        r = _partner(second).signed("POST", "/token", TOKEN_BODY, request_id=request_id)
+        assert r.status_code == 409
+
+
+def test_a_badly_signed_request_does_not_burn_its_request_id(client: Http) -> None:
+    request_id = str(uuid.uuid4())
+    forged = _partner(client, secret="nope").signed(
+        "POST", "/token", TOKEN_BODY, request_id=request_id
+    )
+    assert forged.status_code == 401
+    r = _partner(client).signed("POST", "/token", TOKEN_BODY, request_id=request_id)
+    assert r.status_code == 200, r.text
+
+
+def test_grant_type_must_be_client_credentials(client: Http) -> None:
+    r = _partner(client).signed("POST", "/token", b'{"grant_type": "password"}')
+    assert r.status_code == 400
+    assert "grant_type" in r.json()["error"]
 
 
 def _forged(**claims: object) -> str:
@@ -234,8 +404,5 @@ def test_an_unknown_file_id_is_404(client: Http) -> None:
     assert client.get("/file/..%2Fpeer.db", headers=auth).status_code == 404
 
 
-def test_healthz_and_requirements(client: Http) -> None:
+def test_healthz(client: Http) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    r = client.get("/requirements")
-    assert r.status_code == 200
-    assert {c["category"] for c in r.json()["categories"]} == {"DOCUMENT/KTP", "DOCUMENT/SELFIE"}
