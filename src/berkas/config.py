@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     # A number 0-9999 (part of every file id), or "auto": the lowest one no live node
     # leases (docs/design.md 5.6).
     node_id: Annotated[int, Field(ge=0, le=9999)] | Literal["auto"] = 1
+    # Processes serving one node's socket (docs/design.md 5.6): each a worker with a node
+    # number of its own (BERKAS_NODE_ID + k, or auto) and its metrics on
+    # BERKAS_METRICS_PORT + k. 1: one process, no supervisor.
+    workers: int = Field(default=1, ge=1, le=64)
     catalogue_file: Path | None = None
 
     # Object storage, for BERKAS_STORAGE_URL=s3://bucket/prefix; credentials come from the
@@ -390,14 +394,41 @@ class Settings(BaseSettings):
             )
         if self.metrics_listener is not None and self.metrics_listener[1] == self.port:
             raise ValueError("BERKAS_METRICS_PORT is BERKAS_PORT; use main for one port")
+        if self.workers == 1:
+            return
+        if self.metrics_listener is None:
+            # On the shared partner port a scrape would reach one worker at random.
+            raise ValueError(
+                "BERKAS_METRICS_PORT=main cannot be used with BERKAS_WORKERS > 1: each "
+                "worker serves its own metrics on BERKAS_METRICS_PORT + its number; give "
+                "the metrics listener a port"
+            )
+        first = self.metrics_listener[1]
+        last = first + self.workers - 1
+        if last > 65535 or first <= self.port <= last:
+            raise ValueError(
+                f"BERKAS_WORKERS={self.workers} puts the workers' metrics on ports "
+                f"{first}-{last}, which must be ports and must not include BERKAS_PORT "
+                f"({self.port}); set BERKAS_METRICS_PORT"
+            )
+        if isinstance(self.node_id, int) and self.node_id + self.workers - 1 > 9999:
+            raise ValueError(
+                f"BERKAS_WORKERS={self.workers} gives the workers node numbers "
+                f"{self.node_id}-{self.node_id + self.workers - 1}, past 9999; lower "
+                "BERKAS_NODE_ID or use auto"
+            )
 
     @property
     def metrics_listener(self) -> tuple[str, int] | None:
         """Where the metrics listener binds; None when /metrics is on the partner port."""
+        return self.worker_metrics_listener(0)
+
+    def worker_metrics_listener(self, worker: int) -> tuple[str, int] | None:
+        """Where worker ``worker`` (0 for a single process) serves its metrics."""
         if self.metrics_port == "main":
             return None
         port = int(self.metrics_port) if self.metrics_port else self.port + 1000
-        return self.metrics_host, port
+        return self.metrics_host, port + worker
 
     @property
     def base_url(self) -> str:

@@ -34,6 +34,13 @@ class DataDirLock:
         self._fd: int | None = fd
         self.path = path
 
+    def fileno(self) -> int:
+        """The locked descriptor: a worker process handed it keeps the lock held while
+        it lives (flock belongs to the open file description, shared with the child)."""
+        if self._fd is None:
+            raise ValueError("the data-dir lock is released")
+        return self._fd
+
     def close(self) -> None:
         # The pid file is left in place: unlinking it would race with a server starting
         # now, which could lock the old (unlinked) inode while a third locks a new file,

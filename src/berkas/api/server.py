@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -25,10 +26,15 @@ def run(
     log_level: str,
     log_config: dict[str, Any],
     metrics_port: int | None,
+    on_started: Callable[[], None] | None = None,
 ) -> bool:
-    """Serve until a shutdown signal; False when the app's lifespan start-up failed."""
+    """Serve until a shutdown signal; False when the app's lifespan start-up failed.
+
+    ``on_started`` runs once the app has started and the sockets accept (a worker tells
+    its supervisor so)."""
     # As uvicorn.run does, but on the socket already bound and locked for.
-    server = uvicorn.Server(
+    server = _Server(
+        on_started,
         uvicorn.Config(
             create_app(
                 services,
@@ -50,10 +56,21 @@ def run(
             # uvicorn's own keep-alive timer; the protocol's is the one that holds when
             # stray bytes arrive.
             timeout_keep_alive=max(1, math.ceil(limits.keepalive_timeout)),
-        )
+        ),
     )
     # uvicorn re-raises the SIGINT it handled once shut down (uvicorn.run swallows it the
     # same way).
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=sockets)
     return bool(server.started)
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, on_started: Callable[[], None] | None, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self._on_started is not None and self.started and not self.should_exit:
+            self._on_started()

@@ -1,24 +1,35 @@
 """``berkas serve``: the port and the data dir's lock first, then the start-up chores, the
-demo client, and the app on uvicorn (api/server.py)."""
+demo client, and the app on uvicorn (api/server.py); with ``--workers N``, a supervisor
+(cli/workers.py) runs the chores once and N worker processes serve the port."""
 
 from __future__ import annotations
 
 import contextlib
+import socket
 import sys
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from berkas import __version__
 from berkas.cli.common import data_dir_option, describe, settings_from
+from berkas.cli.workers import (
+    Supervisor,
+    WorkerSpec,
+    tell_started,
+    watch_supervisor,
+    worker_command,
+)
 from berkas.core.errors import BerkasError
 
 # The server's modules are imported inside the verbs that use them: `pip install berkas`
 # has no server (see server_extra), and `berkas --help` and the partner verbs need none.
 if TYPE_CHECKING:
     from berkas.config import Settings
+    from berkas.services.bundle import Services
 
 
 @click.command()
@@ -26,41 +37,46 @@ if TYPE_CHECKING:
     "--host", default=None, help="Interface to bind (env BERKAS_HOST, default 127.0.0.1)."
 )
 @click.option("--port", type=int, default=None, help="Port (env BERKAS_PORT, default 8000).")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Processes serving this node's port (env BERKAS_WORKERS, default 1); each "
+    "takes a node number of its own.",
+)
+@click.option("--worker-of", default=None, hidden=True)
 @data_dir_option
-def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
+def serve(
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    worker_of: str | None,
+    data_dir: Path | None,
+) -> None:
     """Run the HTTP service (embedded SQLite + local disk unless configured otherwise).
 
     One server per data dir: a second serve on it refuses to start.
     """
-    from berkas.api import observe, server
-    from berkas.api.connections import ConnectionLimits
-    from berkas.wiring import (
-        CannotListen,
-        DataDirInUse,
-        ensure_demo_client,
-        listen,
-        listen_metrics,
-        lock_data_dir,
-        prepare,
-    )
+    from berkas.api import observe
+    from berkas.wiring import CannotListen, DataDirInUse, listen, listen_metrics, lock_data_dir
 
-    settings = settings_from(host=host, port=port, data_dir=data_dir)
+    settings = settings_from(host=host, port=port, workers=workers, data_dir=data_dir)
     log_config = observe.configure(settings.log_level, settings.log_format)
+    if worker_of is not None:
+        _serve_as_worker(settings, log_config, WorkerSpec.decode(worker_of))
+        return
+    count = settings.workers
     # The port first: a taken (or mistyped) port is refused before the data dir is
     # touched, and "serving on" below is only ever printed for a port we hold.
     try:
         sock = listen(settings)
     except CannotListen as exc:
         raise click.ClickException(str(exc)) from None
-    try:
-        metrics_sock = listen_metrics(settings)
-    except CannotListen as exc:
-        sock.close()
-        raise click.ClickException(f"{exc} (the metrics listener: BERKAS_METRICS_PORT)") from None
-    sockets = [sock] if metrics_sock is None else [sock, metrics_sock]
+    metrics_socks = _listen_metrics(settings, sock, listen_metrics)
     with contextlib.ExitStack() as bound:
-        for each in sockets:
-            bound.enter_context(closing(each))
+        for each in (sock, *metrics_socks):
+            if each is not None:
+                bound.enter_context(closing(each))
         # Then the data dir's lock, held until this process exits: a second serve would
         # sweep this one's spool (its uploads in flight) as a crash's leftovers.
         try:
@@ -70,41 +86,165 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
         except OSError as exc:
             raise click.ClickException(f"cannot start: {describe(exc)}") from None
         with lock:
-            try:
-                services = prepare(settings, serving=True)
-            except (BerkasError, ValueError, OSError) as exc:
-                raise click.ClickException(f"cannot start: {describe(exc)}") from None
-            try:
-                demo = ensure_demo_client(services, settings)
-                if demo is not None:
-                    _print_demo(settings, demo.client_id, demo.secret_key)
-                click.echo(
-                    f"berkas {__version__} serving on {settings.base_url} "
-                    f"(data: {settings.data_dir})"
-                )
-                metrics_port = None if metrics_sock is None else metrics_sock.getsockname()[1]
-                if metrics_port is not None:
-                    click.echo(f"metrics on http://{settings.metrics_host}:{metrics_port}/metrics")
-                limits = ConnectionLimits(
-                    header_timeout=settings.header_timeout_seconds,
-                    body_idle_timeout=settings.body_idle_timeout_seconds,
-                    keepalive_timeout=settings.keepalive_timeout_seconds,
-                    max_connections=settings.max_connections,
-                )
-                started = server.run(
-                    services,
-                    sockets,
-                    limits=limits,
-                    host=settings.host,
-                    port=settings.port,
-                    log_level=settings.log_level,
-                    log_config=log_config,
-                    metrics_port=metrics_port,
-                )
-            finally:
-                services.close()
+            if count == 1:
+                started = _serve_one(settings, log_config, sock, metrics_socks[0])
+            else:
+                started = _supervise(settings, sock, metrics_socks, lock.fileno())
     if not started:
         sys.exit(3)  # uvicorn's STARTUP_FAILURE: the app's lifespan startup failed
+
+
+def _listen_metrics(
+    settings: Settings,
+    sock: socket.socket,
+    listen_metrics: Callable[[Settings, int], socket.socket | None],
+) -> list[socket.socket | None]:
+    # One metrics listener per worker (BERKAS_METRICS_PORT + its number), bound before the
+    # data dir is touched, as the port is.
+    from berkas.wiring import CannotListen
+
+    bound: list[socket.socket | None] = []
+    try:
+        for worker in range(settings.workers):
+            bound.append(listen_metrics(settings, worker))
+    except CannotListen as exc:
+        for each in (sock, *bound):
+            if each is not None:
+                each.close()
+        raise click.ClickException(f"{exc} (the metrics listener: BERKAS_METRICS_PORT)") from None
+    return bound
+
+
+def _serve_one(
+    settings: Settings,
+    log_config: dict[str, Any],
+    sock: socket.socket,
+    metrics_sock: socket.socket | None,
+) -> bool:
+    from berkas.wiring import ensure_demo_client, prepare
+
+    try:
+        services = prepare(settings, serving=True)
+    except (BerkasError, ValueError, OSError) as exc:
+        raise click.ClickException(f"cannot start: {describe(exc)}") from None
+    try:
+        demo = ensure_demo_client(services, settings)
+        if demo is not None:
+            _print_demo(settings, demo.client_id, demo.secret_key)
+        click.echo(
+            f"berkas {__version__} serving on {settings.base_url} (data: {settings.data_dir})"
+        )
+        if metrics_sock is not None:
+            port = metrics_sock.getsockname()[1]
+            click.echo(f"metrics on http://{settings.metrics_host}:{port}/metrics")
+        return _run(settings, log_config, services, sock, metrics_sock)
+    finally:
+        services.close()
+
+
+def _run(
+    settings: Settings,
+    log_config: dict[str, Any],
+    services: Services,
+    sock: socket.socket,
+    metrics_sock: socket.socket | None,
+    *,
+    on_started: Callable[[], None] | None = None,
+) -> bool:
+    from berkas.api import server
+    from berkas.api.connections import ConnectionLimits
+
+    limits = ConnectionLimits(
+        header_timeout=settings.header_timeout_seconds,
+        body_idle_timeout=settings.body_idle_timeout_seconds,
+        keepalive_timeout=settings.keepalive_timeout_seconds,
+        max_connections=settings.max_connections,
+    )
+    return server.run(
+        services,
+        [sock] if metrics_sock is None else [sock, metrics_sock],
+        limits=limits,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=log_config,
+        metrics_port=None if metrics_sock is None else metrics_sock.getsockname()[1],
+        on_started=on_started,
+    )
+
+
+def _supervise(
+    settings: Settings,
+    sock: socket.socket,
+    metrics_socks: list[socket.socket | None],
+    lock_fd: int,
+) -> bool:
+    # docs/design.md 5.6: the chores once, here, before any worker runs; then the workers.
+    from berkas.wiring import ensure_demo_client, prepare_supervisor
+
+    try:
+        services = prepare_supervisor(settings)
+    except (BerkasError, ValueError, OSError) as exc:
+        raise click.ClickException(f"cannot start: {describe(exc)}") from None
+    try:
+        demo = ensure_demo_client(services, settings)
+    finally:
+        services.close()
+    if demo is not None:
+        _print_demo(settings, demo.client_id, demo.secret_key)
+
+    def announce(workers: list[tuple[int, int, int | None]]) -> None:
+        click.echo(
+            f"berkas {__version__} serving on {settings.base_url} (data: {settings.data_dir}, "
+            f"{len(workers)} workers)"
+        )
+        for worker, pid, node_id in workers:
+            metrics = metrics_socks[worker]
+            where = "" if metrics is None else f", metrics on port {metrics.getsockname()[1]}"
+            click.echo(f"  worker {worker}: pid {pid}, node {node_id}{where}")
+
+    node_id = settings.node_id
+    supervisor = Supervisor(
+        workers=settings.workers,
+        command=worker_command(settings.host, settings.port, str(settings.data_dir)),
+        listen=sock,
+        metrics=metrics_socks,
+        lock_fd=lock_fd,
+        wanted=lambda worker: node_id + worker if isinstance(node_id, int) else None,
+    )
+    status = supervisor.run(announce)
+    if status != 0:
+        raise click.exceptions.Exit(status)
+    return True
+
+
+def _serve_as_worker(settings: Settings, log_config: dict[str, Any], spec: WorkerSpec) -> None:
+    # A worker of `serve --workers N`: the socket, metrics socket and data-dir lock are
+    # its supervisor's, inherited; it claims its node number and serves until SIGTERM.
+    from berkas.wiring import prepare_worker
+
+    watch_supervisor(spec.life)
+    sock = socket.socket(fileno=spec.listen)
+    metrics_sock = None if spec.metrics < 0 else socket.socket(fileno=spec.metrics)
+    try:
+        services = prepare_worker(
+            settings, worker=spec.worker, wanted=None if spec.wanted < 0 else spec.wanted
+        )
+    except (BerkasError, ValueError, OSError) as exc:
+        raise click.ClickException(f"worker {spec.worker} cannot start: {describe(exc)}") from None
+    try:
+        started = _run(
+            settings,
+            log_config,
+            services,
+            sock,
+            metrics_sock,
+            on_started=lambda: tell_started(spec.ready, services.nodes.node_id),
+        )
+    finally:
+        services.close()
+    if not started:
+        sys.exit(3)
 
 
 def _print_demo(settings: Settings, client_id: str, secret: str) -> None:

@@ -23,6 +23,13 @@ def is_file_id(value: str) -> bool:
     return ID_PATTERN.fullmatch(value) is not None
 
 
+def node_of(value: str) -> int | None:
+    """The node number a file id embeds; None when ``value`` is no file id."""
+    if not is_file_id(value):
+        return None
+    return int(value[4:8])
+
+
 @dataclass(frozen=True, slots=True)
 class MintedId:
     """A freshly minted id and the epoch milliseconds it encodes."""

@@ -35,7 +35,7 @@ from berkas.core import content
 from berkas.core.catalogue import Category
 from berkas.core.codes import Code
 from berkas.core.errors import BerkasError, Conflict, Unavailable
-from berkas.core.ids import IdMinter
+from berkas.core.ids import IdMinter, node_of
 from berkas.core.models import Caller, Client, EventKind, FileEvent, StoredFile
 from berkas.core.ports import BlobStore, Clock, DataKeys, FileRepository, StagingBlobStore
 from berkas.services.upload_types import Body, UploadTarget
@@ -96,6 +96,11 @@ class DocumentStore:
         self._layout = layout  # None: this store never mints (files upgrade, admin verbs)
         self._data_keys = data_keys
         self._retention = retention  # per category; None keeps until deleted
+
+    @property
+    def node_id(self) -> int:
+        """The node number this store's ids and pending records carry."""
+        return self._node_id
 
     # --- reads the upload use case needs --------------------------------------------------
 
@@ -285,13 +290,17 @@ class DocumentStore:
             self._files.release_key(key)
         return removed
 
-    def recover_staged(self) -> tuple[int, int]:
+    def recover_staged(self, node_id: int | None = None) -> tuple[int, int]:
         """At a serving node's start: publish staged bytes whose row committed, drop the
-        rest. Returns (published, dropped)."""
+        rest. Returns (published, dropped). With ``node_id``, only bytes staged under ids
+        that number minted (a staged file is named by its file id): a restarted worker
+        (docs/design.md 5.6) clears what it left while the node's other workers serve."""
         if self._staging is None:
             return 0, 0
         published = dropped = 0
         for name in self._staging.staged():
+            if node_id is not None and node_of(name) != node_id:
+                continue
             row = self._files.get(name)
             if row is None:
                 self._staging.drop_staged(name)

@@ -342,8 +342,22 @@ class UploadService:
         """At start, before serving: finish what a crash cut short (objects whose row
         never committed are removed, staged ones whose row did are published); returns
         how many objects were removed. Not safe while serving."""
+        return self.recover_documents(own_staged_only=False)
+
+    def recover_documents(self, *, own_staged_only: bool) -> int:
+        """``recover_orphans``; ``own_staged_only``: staged bytes only of ids this node
+        number minted (a worker starting beside its node's live workers)."""
         removed = self._documents.recover()
-        published, dropped = self._documents.recover_staged()
+        return removed + self.recover_staged(own_only=own_staged_only)
+
+    def recover_staged(self, *, own_only: bool = False) -> int:
+        """Publish staged uploads whose row committed, drop the rest; returns how many
+        were dropped. ``own_only``: only what this node number staged (a worker restarted
+        beside its node's live workers, docs/design.md 5.6); otherwise everything staged,
+        which is safe only while nothing on this data dir serves."""
+        published, dropped = self._documents.recover_staged(
+            self._documents.node_id if own_only else None
+        )
         if published:
             log.warning("published %d upload(s) a crash left committed but unpublished", published)
-        return removed + dropped
+        return dropped

@@ -25,6 +25,8 @@ from berkas.wiring.startup import (
     lock_data_dir,
     open_existing,
     prepare,
+    prepare_supervisor,
+    prepare_worker,
     upgrading,
 )
 from berkas.wiring.storage import init_storage
@@ -44,6 +46,8 @@ __all__ = [
     "lock_data_dir",
     "open_existing",
     "prepare",
+    "prepare_supervisor",
+    "prepare_worker",
     "private_dir",
     "seal_legacy",
     "secrets_status",

@@ -28,7 +28,7 @@ from berkas.services.requirements import RequirementsService
 from berkas.services.signed import RequestVerifier
 from berkas.services.tokens import TokenService
 from berkas.services.uploads import UploadService
-from berkas.wiring.datadir import node_identity, node_leases, stale_after
+from berkas.wiring.datadir import node_identity, node_leases, stale_after, worker_spool_dir
 from berkas.wiring.secrets import key_ring, link_secret, sealer
 from berkas.wiring.storage import blob_store, presigner
 
@@ -36,11 +36,12 @@ if TYPE_CHECKING:
     pass
 
 
-def build(settings: Settings, *, node_id: int | None = None) -> Services:
+def build(settings: Settings, *, node_id: int | None = None, worker: int | None = None) -> Services:
     """Construct adapters and services from ``settings``; creates and changes nothing.
 
     ``node_id`` is the number ``prepare`` leased for a serving node; without it the
-    configured number is used (0 for ``auto``: an admin command mints no ids). A data dir
+    configured number is used (0 for ``auto``: an admin command mints no ids). ``worker``:
+    the slot of a worker process (its lease holder and spool, docs/design.md 5.6). A data dir
     that ``prepare`` never made ready (no keys, no link secret) is refused here with a
     message saying what is missing.
     """
@@ -56,7 +57,7 @@ def build(settings: Settings, *, node_id: int | None = None) -> Services:
     except BaseException:
         database.close()
         raise
-    nodes = node_leases(settings, database, clock)
+    nodes = node_leases(settings, database, clock, worker=worker)
     if node_id is not None:
         nodes.node_id = node_id
     else:
@@ -90,7 +91,7 @@ def build(settings: Settings, *, node_id: int | None = None) -> Services:
         documents=documents,
         links=links,
         idempotency=IdempotentUploads(database.replays, clock, stale_after=stale),
-        spool_dir=settings.spool_dir,
+        spool_dir=worker_spool_dir(settings, worker),
         image_limits=ImageLimits(
             max_pixels=settings.max_image_pixels, max_side=settings.max_image_side
         ),

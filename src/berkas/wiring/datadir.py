@@ -81,22 +81,38 @@ def node_identity(settings: Settings, *, create: bool) -> str:
     return path.read_text().strip()
 
 
-def node_leases(settings: Settings, database: SqlDatabase, clock: Clock) -> NodeLeases:
+def node_leases(
+    settings: Settings, database: SqlDatabase, clock: Clock, *, worker: int | None = None
+) -> NodeLeases:
+    where = f"host {socket.gethostname()} pid {os.getpid()} data dir {settings.data_dir}"
     return NodeLeases(
         database.leases,
         clock,
-        holder=lease_holder(settings),
-        label=f"host {socket.gethostname()} pid {os.getpid()} data dir {settings.data_dir}",
+        holder=lease_holder(settings, worker=worker),
+        label=where if worker is None else f"{where} worker {worker}",
     )
 
 
-def lease_holder(settings: Settings) -> str:
+def lease_holder(settings: Settings, *, worker: int | None = None) -> str:
     # The data dir's identity, on this host, at this path. Only the same node restarting
     # (the data-dir flock proves the old process is gone) may take a live lease back; a
     # data dir copied to another host or path (a snapshot, a baked image) is another
-    # node, so it must not inherit the lease the original still holds.
+    # node, so it must not inherit the lease the original still holds. A worker (docs/
+    # design.md 5.6) holds under its own slot: its supervisor restarts it only once it has
+    # reaped the old process, and never lets two workers share a number. Worker 0 holds
+    # as the single process did, so turning workers on keeps that number.
     where = f"{node_identity(settings, create=False)}|{socket.gethostname()}|{settings.data_dir}"
+    if worker:
+        where += f"|worker {worker}"
     return hashlib.sha256(where.encode()).hexdigest()[:32]
+
+
+def worker_spool_dir(settings: Settings, worker: int | None) -> Path:
+    """Where a process's uploads spool: the data dir's spool, or a worker's own room in
+    it, so that a restarted worker clears its own leftovers and never a live worker's."""
+    if worker is None:
+        return settings.spool_dir
+    return settings.spool_dir / f"worker-{worker}"
 
 
 def stale_after(settings: Settings) -> timedelta:

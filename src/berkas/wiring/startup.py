@@ -29,7 +29,13 @@ from berkas.services.nodes import NodeLeases
 from berkas.services.spool import cleanup_stale
 from berkas.services.upgrade import UpgradeService
 from berkas.wiring.build import build
-from berkas.wiring.datadir import check_existing, node_identity, node_leases, private_dir
+from berkas.wiring.datadir import (
+    check_existing,
+    node_identity,
+    node_leases,
+    private_dir,
+    worker_spool_dir,
+)
 from berkas.wiring.secrets import prepare_secrets, sealer
 from berkas.wiring.storage import s3_store
 
@@ -52,6 +58,76 @@ def prepare(settings: Settings, *, serving: bool) -> Services:
     first housekeeping round; an admin command beside a live server must not delete that
     server's uploads in flight.
     """
+    node_id = _ready(settings, serving=serving, claim=serving)
+    services = build(settings, node_id=node_id)
+    if serving:
+        try:
+            orphans = services.uploads.recover_orphans()
+            if orphans:
+                log.warning("removed %d stored blob(s) whose upload never committed", orphans)
+            services.housekeeping.run_once()
+        except BaseException:
+            services.close()
+            raise
+    return services
+
+
+def prepare_supervisor(settings: Settings) -> Services:
+    """``prepare`` for the supervisor of ``berkas serve --workers N`` (docs/design.md 5.6),
+    which holds the data dir's lock and runs before any worker: every sweep of
+    ``prepare(serving=True)`` that is not tied to a node number (the spool with every
+    worker's room, temporary and staged blobs) and the first housekeeping round. It
+    claims no number and mints nothing: each worker claims its own
+    (``prepare_worker``) and recovers its number's pending blobs."""
+    _ready(settings, serving=True, claim=False)
+    services = build(settings)
+    try:
+        dropped = services.uploads.recover_staged()
+        if dropped:
+            log.warning("removed %d stored blob(s) whose upload never committed", dropped)
+        services.housekeeping.run_once()
+    except BaseException:
+        services.close()
+        raise
+    return services
+
+
+def prepare_worker(settings: Settings, *, worker: int, wanted: int | None) -> Services:
+    """Build worker ``worker``'s services once its supervisor has prepared the data dir.
+
+    Claims ``wanted`` (``None``: the lowest free number), then clears only what this
+    worker owns, as the node's other workers may be serving: its own spool room, and
+    the pending and staged blobs of ids its number minted (the number was this slot's,
+    or free, so no live process mints under it)."""
+    os.umask(0o077)
+    spool = worker_spool_dir(settings, worker)
+    private_dir(spool)
+    removed = cleanup_stale(spool)
+    if removed:
+        log.warning("worker %d: removed %d partial upload(s) it left", worker, removed)
+    database = SqlDatabase.from_url(settings.resolved_database_url)
+    try:
+        node_id = node_leases(settings, database, SystemClock(), worker=worker).claim(wanted)
+    finally:
+        database.close()
+    services = build(settings, node_id=node_id, worker=worker)
+    try:
+        orphans = services.uploads.recover_documents(own_staged_only=True)
+        if orphans:
+            log.warning(
+                "worker %d: removed %d stored blob(s) whose upload never committed",
+                worker,
+                orphans,
+            )
+    except BaseException:
+        services.close()
+        raise
+    return services
+
+
+def _ready(settings: Settings, *, serving: bool, claim: bool) -> int | None:
+    # Directories, migrations, the node number (``claim``), first secrets, and the sweeps
+    # of a serving start; returns the claimed number.
     # Everything this process creates (database, keys, blobs, spool) is private: the
     # database holds every client's secret (STYLE: refuse insecure set-ups at start).
     os.umask(0o077)
@@ -60,6 +136,10 @@ def prepare(settings: Settings, *, serving: bool) -> Services:
     if serving:
         _warn_wildcard_links(settings)
         removed = cleanup_stale(settings.spool_dir)
+        # Every worker's room too: no worker runs yet (the supervisor sweeps first).
+        for room in settings.spool_dir.glob("worker-*"):
+            if room.is_dir() and not room.is_symlink():
+                removed += cleanup_stale(room)
         if removed:
             log.warning("removed %d partial upload(s) left by an earlier crash", removed)
     node_identity(settings, create=True)
@@ -69,7 +149,7 @@ def prepare(settings: Settings, *, serving: bool) -> Services:
     node_id: int | None = None
     try:
         database.migrate()
-        if serving:
+        if claim:
             # Before anything is swept or minted: a node number another live node holds
             # is refused here, naming that node.
             wanted = settings.node_id if isinstance(settings.node_id, int) else None
@@ -88,17 +168,7 @@ def prepare(settings: Settings, *, serving: bool) -> Services:
         # A missing bucket or a wrong endpoint stops start-up here, naming both, rather
         # than failing every upload later with a bare storage_unavailable.
         s3_store(settings).require_bucket()
-    services = build(settings, node_id=node_id)
-    if serving:
-        try:
-            orphans = services.uploads.recover_orphans()
-            if orphans:
-                log.warning("removed %d stored blob(s) whose upload never committed", orphans)
-            services.housekeeping.run_once()
-        except BaseException:
-            services.close()
-            raise
-    return services
+    return node_id
 
 
 def _warn_wildcard_links(settings: Settings) -> None:
@@ -172,9 +242,10 @@ def listen(settings: Settings) -> socket.socket:
     return listener.listen(settings.host, settings.port)
 
 
-def listen_metrics(settings: Settings) -> socket.socket | None:
-    """The metrics listener's socket; None when /metrics is on the partner port."""
-    where = settings.metrics_listener
+def listen_metrics(settings: Settings, worker: int = 0) -> socket.socket | None:
+    """The metrics listener's socket (worker ``worker``'s, BERKAS_METRICS_PORT + it);
+    None when /metrics is on the partner port."""
+    where = settings.worker_metrics_listener(worker)
     return None if where is None else listener.listen(*where)
 
 
