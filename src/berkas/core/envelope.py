@@ -141,6 +141,10 @@ def decrypt(chunks: Iterable[bytes], key: bytes) -> Iterator[bytes]:
     streaming to a client therefore never sends unauthenticated bytes, but may have sent
     the authenticated ones before an error: it must then cut the connection rather than
     end the response normally (a short body, not a complete-looking one).
+
+    Pieces of exactly ``HEADER_BYTES``, then ``sealed_chunk_bytes()`` each (how a reader
+    should ask the store for them) are opened as they arrive, never copied into a
+    buffer; pieces of other sizes are re-cut first, at a copy per byte.
     """
     _check_key(key)
     aead = AESGCM(key)
@@ -151,21 +155,47 @@ def decrypt(chunks: Iterable[bytes], key: bytes) -> Iterator[bytes]:
     prefix = header[-_PREFIX_BYTES:]
     sealed_bytes = chunk_bytes + TAG_BYTES
     index = 0
+    # A full sealed chunk is the last one only if nothing follows it: it is held back
+    # until at least one more byte has arrived (the last flag is in its nonce).
+    held: bytes | None = None
     # The header's read may have brought chunks along: they go first.
-    for piece in itertools.chain((b"",), source):
+    leftover = bytes(pending)
+    pending.clear()
+    for piece in itertools.chain((leftover,), source):
+        if not piece:
+            continue
+        if held is not None:
+            yield _open(aead, prefix, held, header, index=index, last=False)
+            held = None
+            index += 1
+            if index >= _MAX_CHUNKS:
+                raise EnvelopeError("the envelope has more chunks than its format allows")
+        if not pending and len(piece) == sealed_bytes:
+            held = bytes(piece)  # aligned: one sealed chunk as read, not re-buffered
+            continue
         pending += piece
-        # A full sealed chunk is the last one only if nothing follows it: hold it back
-        # until at least one more byte has arrived.
         while len(pending) > sealed_bytes:
-            box = bytes(pending[:sealed_bytes])
-            yield _open(aead, prefix, box, header, index=index, last=False)
+            yield _open(
+                aead, prefix, bytes(pending[:sealed_bytes]), header, index=index, last=False
+            )
             del pending[:sealed_bytes]
             index += 1
             if index >= _MAX_CHUNKS:
                 raise EnvelopeError("the envelope has more chunks than its format allows")
+        if len(pending) == sealed_bytes:
+            held = bytes(pending)
+            pending.clear()
+    if held is not None:
+        yield _open(aead, prefix, held, header, index=index, last=True)
+        return
     if len(pending) < TAG_BYTES:
         raise EnvelopeError("the envelope ends before its last chunk (truncated)")
     yield _open(aead, prefix, bytes(pending), header, index=index, last=True)
+
+
+def sealed_chunk_bytes(chunk_bytes: int = CHUNK_BYTES) -> int:
+    """The stored length of one full chunk: its plaintext and its tag."""
+    return chunk_bytes + TAG_BYTES
 
 
 def _read_header(source: Iterator[bytes], pending: bytearray) -> bytes:

@@ -35,8 +35,15 @@ class BlobStore(Protocol):
         """
         ...
 
-    def open(self, key: str, chunk_size: int = 65536) -> Iterator[bytes]:
-        """Yield the stored bytes; raises ``NotFound`` when the key is absent."""
+    def open(
+        self, key: str, chunk_size: int = 65536, *, first_size: int | None = None
+    ) -> Iterator[bytes]:
+        """Yield the stored bytes; raises ``NotFound`` when the key is absent.
+
+        Pieces are ``chunk_size`` bytes (the last may be shorter); with ``first_size``
+        the first one is that long instead. A reader of an envelope asks for its header,
+        then whole sealed chunks (core/envelope.py), so nothing is re-cut in Python.
+        """
         ...
 
     def delete(self, key: str) -> None:
@@ -75,6 +82,16 @@ class StagingBlobStore(BlobStore, Protocol):
 
     def staged(self) -> list[str]:
         """The staging names a crash left (for recovery at start, before serving)."""
+        ...
+
+
+@runtime_checkable
+class PathBlobStore(BlobStore, Protocol):
+    """A store that keeps each object as one local file (local disk): a download of
+    bytes stored as sent can be served from that file, not piped through Python."""
+
+    def path_of(self, key: str) -> Path | None:
+        """The file holding ``key``'s bytes, or None when there is none."""
         ...
 
 

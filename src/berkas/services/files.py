@@ -6,11 +6,12 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 
 from berkas.core import envelope
 from berkas.core.codes import Code
 from berkas.core.envelope import EnvelopeError
-from berkas.core.errors import BerkasError, Conflict, NotFound, PermissionDenied
+from berkas.core.errors import BerkasError, Conflict, NotFound
 from berkas.core.ids import is_file_id
 from berkas.core.models import (
     HOUSEKEEPING,
@@ -21,9 +22,10 @@ from berkas.core.models import (
     StoredFile,
     file_on_hold,
 )
-from berkas.core.ports import AuditLog, BlobStore, Clock, DataKeys, FileRepository
+from berkas.core.ports import AuditLog, BlobStore, Clock, DataKeys, FileRepository, PathBlobStore
 from berkas.core.wire import iso8601
 from berkas.services.documents import DocumentStore
+from berkas.services.limits import RefusalEvents
 from berkas.services.links import IssuedLink, LinkService
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,21 @@ _GONE = frozenset({EventKind.DELETED, EventKind.RETENTION_EXPIRED})
 _REVOKE_ATTEMPTS = 5
 # Partner calls from code that has no request (tests, the SDK's in-process transport).
 _NOBODY = Caller()
+# The pieces a download hands the server. Starlette's StreamingResponse runs each next()
+# of a sync iterator on a worker thread (iterate_in_threadpool) and sends each piece as
+# one body message, one socket write: a 5 MB document in 64 KiB pieces costs 80 thread
+# hops and writes, in 512 KiB ones 10.
+SEND_BYTES = 512 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """What a link opens: the row, its bytes in pieces and, when the store keeps them as
+    sent in one local file, that file (the server may then send it by path)."""
+
+    stored: StoredFile
+    chunks: Iterator[bytes]
+    path: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +74,10 @@ class FileService:
         clock: Clock,
         node_id: int,
         data_keys: DataKeys | None = None,
+        refusals: RefusalEvents | None = None,
     ) -> None:
         self._files = files
+        self._refusals = refusals if refusals is not None else RefusalEvents()
         # Opens documents stored encrypted; also after encryption was switched off, so
         # the rows that carry a data key stay readable.
         self._data_keys = data_keys
@@ -239,26 +258,41 @@ class FileService:
         signature: str,
         caller: Caller = _NOBODY,
     ) -> tuple[StoredFile, Iterator[bytes]]:
-        """Check the link, then stream the exact stored bytes. A link to a stored file
-        leaves a ``link_opened`` or ``link_refused`` event, written before the answer."""
-        # The row first: its link generation is part of what the link signs, so a
-        # revocation (which bumps it) fails every link issued before. A key without a
-        # row (deleted) is checked as generation 0: a genuine link hears "gone", a
-        # forged one "invalid", as before.
+        """Check the link, then stream the exact stored bytes (``download``'s row and
+        pieces)."""
+        opened = self.download(key, expires, signature, caller)
+        return opened.stored, opened.chunks
+
+    def download(
+        self, key: str, expires: str, signature: str, caller: Caller = _NOBODY
+    ) -> Download:
+        """Check the link, then open the exact stored bytes (docs/design.md 6.2, 6.3).
+
+        The signature is checked first, reading nothing: a forged link is refused
+        (``link_invalid``) before the database is asked about its key, so the answer's
+        timing does not tell whether the key exists, and it leaves no event. Only a
+        genuine link reads the row: its link generation decides revoked or not. A genuine
+        link refused (expired, revoked) leaves a ``link_refused`` event, bounded per
+        file and address (``RefusalEvents``); an opened one a ``link_opened`` event,
+        committed before the answer goes out (fail-closed: no event, no bytes).
+        """
+        link = self._links.authenticate(key, expires, signature)
         stored = self._files.get_by_key(key)
-        try:
-            self._links.check(key, expires, signature, stored.link_generation if stored else 0)
-        except PermissionDenied as refused:
-            if stored is not None:
+        refused = self._links.refusal(link, None if stored is None else stored.link_generation)
+        if refused is not None:
+            if stored is not None and self._refusals.admit(stored.id, caller.ip, refused.code):
                 self._record(stored, EventKind.LINK_REFUSED, caller, refused.code)
-            raise
+            raise refused
         if stored is None:
             raise NotFound("The linked file no longer exists.", code=Code.FILE_NOT_FOUND)
-        chunks = self._plaintext(stored, self._blobs.open(key))
+        path = None
+        if stored.data_key is None and isinstance(self._blobs, PathBlobStore):
+            path = self._blobs.path_of(key)
+        chunks = self._plaintext(stored)
         self._record(stored, EventKind.LINK_OPENED, caller)
-        return stored, chunks
+        return Download(stored, chunks, path)
 
-    def _plaintext(self, stored: StoredFile, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    def _plaintext(self, stored: StoredFile) -> Iterator[bytes]:
         """The document's bytes: the stored ones, or the envelope's plaintext.
 
         The first chunk is opened here, before any answer: a wrong key or an altered
@@ -267,10 +301,16 @@ class FileService:
         early, short of its Content-Length, so no client takes it for the whole file.
         """
         if stored.data_key is None:
-            return chunks
+            return self._blobs.open(stored.key, SEND_BYTES)
         if self._data_keys is None:
             raise _unreadable(stored, "this node was started without its data keys")
-        plain = envelope.decrypt(chunks, self._data_keys.unwrap(stored.data_key, stored.binding))
+        data_key = self._data_keys.unwrap(stored.data_key, stored.binding)
+        # The header, then one sealed chunk per read: decrypt opens each piece as read,
+        # with no re-cutting (a 64 KiB read would straddle every chunk's 16-byte tag).
+        sealed = self._blobs.open(
+            stored.key, envelope.sealed_chunk_bytes(), first_size=envelope.HEADER_BYTES
+        )
+        plain = envelope.decrypt(sealed, data_key)
         try:
             first = next(plain, b"")
         except EnvelopeError as exc:
@@ -295,11 +335,25 @@ def _unreadable(stored: StoredFile, why: str) -> BerkasError:
 
 
 def _logged(stored: StoredFile, first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    # The first chunk goes alone (it was opened before the answer); the rest in pieces
+    # of about SEND_BYTES, each one only of chunks that passed their tags.
     yield first
+    gathered: list[bytes] = []
+    size = 0
     try:
-        yield from rest
+        for chunk in rest:
+            gathered.append(chunk)
+            size += len(chunk)
+            if size >= SEND_BYTES:
+                yield b"".join(gathered)
+                gathered, size = [], 0
     except EnvelopeError as exc:
         # Headers are sent: the server can only cut the response short (RFC 9112
-        # section 8: a body shorter than Content-Length is incomplete).
+        # section 8: a body shorter than Content-Length is incomplete). What passed its
+        # tags goes first, so the body stops at the last chunk that authenticated.
         _unreadable(stored, str(exc))
+        if gathered:
+            yield b"".join(gathered)
         raise
+    if gathered:
+        yield b"".join(gathered)

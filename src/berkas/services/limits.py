@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -229,3 +230,63 @@ class ClientLimits:
         finally:
             if not refused:
                 self.fetch_refusals.give_back(client_id)
+
+
+class RefusalEvents:
+    """Which refused link openings the audit trail records (docs/design.md 6.3).
+
+    A refused link is recorded only when its signature was genuine (it names a file),
+    and then at most once per file, address and refusal code per ``window`` seconds, and
+    at most ``per_file`` times per file per window: whoever holds an expired or revoked
+    link (or learns the link secret) cannot fill that file's trail, however many
+    addresses they send from. The trail still shows that it happened, and when.
+    Remembered keys are bounded (``capacity``, oldest forgotten first).
+    """
+
+    def __init__(
+        self,
+        *,
+        window: float = 60.0,
+        per_file: int = 10,
+        capacity: int = 10_000,
+        clock: Monotonic = time.monotonic,
+    ) -> None:
+        self._window = window
+        self._per_file = per_file
+        self._capacity = capacity
+        self._clock = clock
+        # Insertion order is time order (the clock is monotonic): the expired ones lead.
+        self._seen: OrderedDict[tuple[str, str | None, str], float] = OrderedDict()
+        self._files: OrderedDict[str, list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def admit(self, file_id: str, address: str | None, code: str) -> bool:
+        """True when this refusal is to be recorded (and remembered as recorded)."""
+        now = self._clock()
+        with self._lock:
+            self._forget_before(now - self._window)
+            key = (file_id, address, code)
+            if key in self._seen:
+                return False
+            times = self._files.get(file_id)
+            if times is None:
+                times = self._files[file_id] = []
+            else:
+                times[:] = [t for t in times if t > now - self._window]
+                self._files.move_to_end(file_id)
+            if len(times) >= self._per_file:
+                return False
+            times.append(now)
+            self._seen[key] = now
+            while len(self._seen) > self._capacity:
+                self._seen.popitem(last=False)
+            while len(self._files) > self._capacity:
+                self._files.popitem(last=False)
+            return True
+
+    def _forget_before(self, cutoff: float) -> None:
+        while self._seen:
+            key, at = next(iter(self._seen.items()))
+            if at > cutoff:
+                break
+            del self._seen[key]

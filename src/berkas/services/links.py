@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from berkas.core.codes import Code
 from berkas.core.errors import PermissionDenied
-from berkas.core.links import LinkSigner
+from berkas.core.links import GenuineLink, LinkSigner
 from berkas.core.models import StoredFile
 from berkas.core.ports import Clock, LinkPresigner
 
@@ -16,11 +16,6 @@ from berkas.core.ports import Clock, LinkPresigner
 class IssuedLink:
     url: str
     expires_at: datetime
-
-
-# How many revocations back a refused link is recognised as revoked (rather than
-# altered): bounds the HMACs a refused link costs.
-_REVOKED_LOOKBACK = 16
 
 
 class LinkService:
@@ -62,33 +57,32 @@ class LinkService:
             url = self._signer.url(self._base_url, stored.key, expires, stored.link_generation)
         return IssuedLink(url=url, expires_at=datetime.fromtimestamp(expires, tz=UTC))
 
-    def check(self, key: str, expires: str, signature: str, generation: int = 0) -> None:
-        """Raise ``PermissionDenied`` unless the link is intact, unexpired and of the
-        file's current ``generation`` (issued after its last revocation)."""
-        now = int(self._clock.now().timestamp())
-        try:
-            self._signer.verify(key, expires, signature, now, generation)
-        except PermissionDenied as refused:
-            if refused.code is Code.LINK_INVALID and self._revoked(
-                key, expires, signature, now, generation
-            ):
-                raise PermissionDenied(
-                    "This link was revoked by its owner; ask the API for a fresh one "
-                    "(GET /file/{id}).",
-                    code=Code.LINK_REVOKED,
-                ) from None
-            raise
+    def authenticate(self, key: str, expires: str, signature: str) -> GenuineLink:
+        """The link the signature was made for, or ``PermissionDenied`` (``link_invalid``).
+        Reads nothing: a forged link is refused before the database is asked anything."""
+        return self._signer.authenticate(key, expires, signature)
 
-    def _revoked(self, key: str, expires: str, signature: str, now: int, generation: int) -> bool:
-        # A genuine link of an earlier generation is "revoked", not "altered". Only a
-        # refused link pays this, at most _REVOKED_LOOKBACK more HMACs; a forged one
-        # (no generation verifies) stays link_invalid.
-        for earlier in range(generation - 1, max(-1, generation - 1 - _REVOKED_LOOKBACK), -1):
-            try:
-                self._signer.verify(key, expires, signature, now, earlier)
-            except PermissionDenied as refused:
-                if refused.code is Code.LINK_EXPIRED:
-                    return True
-                continue
-            return True
-        return False
+    def refusal(self, link: GenuineLink, generation: int | None) -> PermissionDenied | None:
+        """Why a genuine ``link`` opens nothing, given its file's current link
+        ``generation`` (None: no file under its key), or None when it opens.
+
+        A link of an earlier generation was revoked (also once expired: the owner's act
+        is the better answer); one of a later generation than the file's can only follow
+        a database set back, and matches nothing; past its expiry it has expired.
+        """
+        if generation is not None and link.generation < generation:
+            return PermissionDenied(
+                "This link was revoked by its owner; ask the API for a fresh one (GET /file/{id}).",
+                code=Code.LINK_REVOKED,
+            )
+        if generation is not None and link.generation > generation:
+            return PermissionDenied(
+                "This link's signature does not match; request a fresh link.",
+                code=Code.LINK_INVALID,
+            )
+        if link.expired(int(self._clock.now().timestamp())):
+            return PermissionDenied(
+                "This link has expired; request a fresh link for the file.",
+                code=Code.LINK_EXPIRED,
+            )
+        return None

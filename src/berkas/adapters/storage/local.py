@@ -156,18 +156,25 @@ class LocalBlobStore:
             raise ValueError(f"a staging name is a file id, not {name[:80]!r}")
         return self._temp / f"{name}{_STAGED}"
 
-    def open(self, key: str, chunk_size: int = 65536) -> Iterator[bytes]:
+    def open(
+        self, key: str, chunk_size: int = 65536, *, first_size: int | None = None
+    ) -> Iterator[bytes]:
         """Yield the bytes stored under ``key``; ``NotFound`` (``file_not_found``) if absent.
 
         Absence is checked here, before the first chunk, so callers can answer 404 before
         they start a response.
         """
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive number of bytes, got {chunk_size}")
+        _check_sizes(chunk_size, first_size)
         path = self._path(key)
         if not path.is_file():
             raise file_not_found(key)
-        return self._chunks(key, path, chunk_size)
+        return self._chunks(key, path, chunk_size, first_size or chunk_size)
+
+    def path_of(self, key: str) -> Path | None:
+        """The file that holds ``key``'s bytes, or None when there is none: a download
+        of bytes stored as sent can then be handed to the server by path."""
+        path = self._path(key)
+        return path if path.is_file() else None
 
     def delete(self, key: str) -> None:
         """Remove ``key``; an absent key is not an error."""
@@ -263,15 +270,26 @@ class LocalBlobStore:
             w.flush()
             os.fsync(w.fileno())
 
-    def _chunks(self, key: str, path: Path, chunk_size: int) -> Iterator[bytes]:
+    def _chunks(self, key: str, path: Path, chunk_size: int, first_size: int) -> Iterator[bytes]:
         try:
-            with open(path, "rb") as reader:
-                while chunk := reader.read(chunk_size):
+            # Unbuffered: each read(n) of a regular file is one read(2) of exactly n bytes
+            # short of the end, straight into the bytes object yielded (no second copy
+            # through a BufferedReader for pieces larger than its 8 KiB buffer anyway).
+            with open(path, "rb", buffering=0) as reader:
+                size = first_size
+                while chunk := reader.read(size):
                     yield chunk
+                    size = chunk_size
         except FileNotFoundError as exc:
             raise file_not_found(key) from exc
         except OSError as exc:
             raise _unavailable(self.root, exc) from exc
+
+
+def _check_sizes(chunk_size: int, first_size: int | None) -> None:
+    for name, size in (("chunk_size", chunk_size), ("first_size", first_size)):
+        if size is not None and size < 1:
+            raise ValueError(f"{name} must be a positive number of bytes, got {size}")
 
 
 def _os_error(root: Path, exc: OSError) -> Unavailable:

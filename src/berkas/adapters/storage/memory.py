@@ -62,16 +62,19 @@ class MemoryBlobStore:
         with self._lock:
             return sorted(self._staged)
 
-    def open(self, key: str, chunk_size: int = 65536) -> Iterator[bytes]:
+    def open(
+        self, key: str, chunk_size: int = 65536, *, first_size: int | None = None
+    ) -> Iterator[bytes]:
         """Yield the stored bytes; ``NotFound`` (``file_not_found``) before any chunk."""
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive number of bytes, got {chunk_size}")
+        for name, size in (("chunk_size", chunk_size), ("first_size", first_size)):
+            if size is not None and size < 1:
+                raise ValueError(f"{name} must be a positive number of bytes, got {size}")
         validate_key(key)
         with self._lock:
             data = self._blobs.get(key)
         if data is None:
             raise file_not_found(key)
-        return (data[start : start + chunk_size] for start in range(0, len(data), chunk_size))
+        return _pieces(data, chunk_size, first_size or chunk_size)
 
     def delete(self, key: str) -> None:
         """Remove ``key``; an absent key is not an error."""
@@ -90,3 +93,10 @@ def _read(path: Path) -> bytes:
         while chunk := reader.read(_READ_CHUNK):
             parts.append(chunk)
     return b"".join(parts)
+
+
+def _pieces(data: bytes, chunk_size: int, first_size: int) -> Iterator[bytes]:
+    if data:
+        yield data[:first_size]
+    for start in range(first_size, len(data), chunk_size):
+        yield data[start : start + chunk_size]

@@ -168,14 +168,17 @@ class S3BlobStore:
             )
         )
 
-    def open(self, key: str, chunk_size: int = 65536) -> Iterator[bytes]:
+    def open(
+        self, key: str, chunk_size: int = 65536, *, first_size: int | None = None
+    ) -> Iterator[bytes]:
         """Yield the bytes stored under ``key``; ``NotFound`` (``file_not_found``) if absent.
 
         The GET is sent here, before the first chunk, so absence is known before a caller
         starts its response.
         """
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive number of bytes, got {chunk_size}")
+        for label, size in (("chunk_size", chunk_size), ("first_size", first_size)):
+            if size is not None and size < 1:
+                raise ValueError(f"{label} must be a positive number of bytes, got {size}")
         name = self._name(key)
         try:
             response = self._s3.get_object(Bucket=self._bucket, Key=name)
@@ -185,7 +188,7 @@ class S3BlobStore:
             raise self._unavailable("get", exc) from exc
         except BotoCoreError as exc:
             raise self._unavailable("get", exc) from exc
-        return self._chunks(response["Body"], chunk_size)
+        return self._chunks(response["Body"], chunk_size, first_size)
 
     def delete(self, key: str) -> None:
         """Remove ``key``; an absent key is not an error (S3 answers 204 either way)."""
@@ -269,8 +272,14 @@ class S3BlobStore:
             )
         return name
 
-    def _chunks(self, body: Any, chunk_size: int) -> Iterator[bytes]:
+    def _chunks(self, body: Any, chunk_size: int, first_size: int | None) -> Iterator[bytes]:
         try:
+            if first_size is not None:
+                # StreamingBody.read(n) reads until n bytes or the end, as iter_chunks does.
+                first = body.read(first_size)
+                if not first:
+                    return
+                yield first
             yield from body.iter_chunks(chunk_size)
         except (BotoCoreError, OSError) as exc:
             raise self._unavailable("get", exc) from exc

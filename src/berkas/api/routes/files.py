@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from berkas.api import openapi, schemas
 from berkas.api.deps import BearerClient, CallerDep, ServicesDep
+from berkas.api.file_response import LocalFileResponse
 from berkas.core.codes import Code
 from berkas.core.errors import PermissionDenied
 from berkas.core.wire import API_PREFIX
@@ -91,16 +92,16 @@ async def download(key: str, request: Request, caller: CallerDep, svc: ServicesD
             "this link is incomplete; ask the API for a fresh one (GET /file/{id}).",
             code=Code.LINK_INVALID,
         )
-    stored, chunks = await run_in_threadpool(svc.files.open_link, key, expires, signature, caller)
+    opened = await run_in_threadpool(svc.files.download, key, expires, signature, caller)
+    stored = opened.stored
     extension = stored.key.rsplit(".", 1)[-1]
-    return StreamingResponse(
-        chunks,
-        media_type=stored.content_type,
-        headers={
-            "Content-Length": str(stored.size),
-            # The bytes are KYC documents: never cached by shared caches, never sniffed.
-            "Cache-Control": "private, no-store",
-            "X-Content-Type-Options": "nosniff",
-            "Content-Disposition": f'inline; filename="{stored.id}.{extension}"',
-        },
-    )
+    headers = {
+        "Content-Length": str(stored.size),
+        # The bytes are KYC documents: never cached by shared caches, never sniffed.
+        "Cache-Control": "private, no-store",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Disposition": f'inline; filename="{stored.id}.{extension}"',
+    }
+    if opened.path is not None:  # stored as sent, in a local file: sent from that file
+        return LocalFileResponse(opened.path, media_type=stored.content_type, headers=headers)
+    return StreamingResponse(opened.chunks, media_type=stored.content_type, headers=headers)
