@@ -303,3 +303,35 @@ def test_a_request_id_replays_on_either_worker(scaled_out: Server) -> None:
     for _ in range(8):
         different = partner.signed("POST", TOKEN_PATH, other, request_id="workers-replay-1")
         assert_error(different, 409, "request_id_reused")
+
+
+def test_workers_stop_by_themselves_when_their_supervisor_is_killed_with_9(
+    tmp_path: Path,
+) -> None:
+    # A worker must never outlive the process holding its node's lock: the life pipe's
+    # write end dies with the supervisor, and each worker then stops itself.
+    server = workers_server(tmp_path / "data")
+    server.start()
+    pids = wait_for_workers(server, 2)
+    partner = server.new_partner()
+    file_id, link, content = upload_and_fetch(partner, 1)
+    server.kill9()
+    deadline = time.monotonic() + 20
+    while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+    for pid in alive:  # not left behind by a failing run
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, f"workers {alive} outlived their supervisor:\n{server.output()}"
+    # Nothing holds the data dir's lock or the port now: a new serve starts on both.
+    server.start()
+    try:
+        wait_for_workers(server, 2)
+        assert httpx.get(link, timeout=30).content == content
+        meta = httpx.get(f"{server.url}{PREFIX}/file/{file_id}", headers=partner.auth())
+        assert meta.status_code == 200, meta.text
+        upload_and_fetch(partner, 2)
+    finally:
+        server.stop()
+    assert server.process is not None
+    assert server.process.returncode == 0, server.output()
