@@ -348,3 +348,27 @@ def test_a_category_typo_is_refused_with_the_nearest_name(
     assert load_settings(retention_days_by_category="DOCUMENT=30").retention_days_by_category == {
         "DOCUMENT": 30.0
     }
+
+
+def test_workers_whose_node_numbers_would_pass_9999_are_refused() -> None:
+    load_settings(workers=4, node_id=9996)  # 9996-9999: the last four numbers
+    with pytest.raises(ValidationError, match="node numbers 9997-10000, past 9999"):
+        load_settings(workers=4, node_id=9997)
+    load_settings(workers=64, node_id="auto")  # each worker takes a free number
+
+
+def test_metrics_on_the_partner_port_are_refused_with_more_than_one_worker() -> None:
+    load_settings(workers=1, metrics_port="main")
+    with pytest.raises(ValidationError, match="BERKAS_METRICS_PORT=main cannot be used"):
+        load_settings(workers=2, metrics_port="main")
+
+
+def test_workers_metrics_ports_must_be_ports_and_miss_the_partner_port() -> None:
+    assert load_settings(port=8000, metrics_port="9000", workers=3).worker_metrics_listener(2) == (
+        "127.0.0.1",
+        9002,
+    )
+    with pytest.raises(ValidationError, match="ports 7999-8001"):
+        load_settings(port=8000, metrics_port="7999", workers=3)
+    with pytest.raises(ValidationError, match="ports 65534-65536"):
+        load_settings(port=8000, metrics_port="65534", workers=3)

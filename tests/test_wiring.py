@@ -20,7 +20,10 @@ from berkas.wiring import (
     lock_data_dir,
     open_existing,
     prepare,
+    prepare_supervisor,
+    prepare_worker,
 )
+from berkas.wiring.datadir import worker_spool_dir
 from tests.support.legacy import new_rsa_key, write_key_directory
 
 
@@ -296,3 +299,38 @@ def test_a_master_key_from_the_environment_creates_no_file_and_says_nothing(
 
     assert not settings.default_master_key_file.exists()
     assert not [r for r in caplog.records if "created the master key" in r.getMessage()]
+
+
+def test_each_worker_spools_in_a_private_room_of_its_own(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path / "data", workers=2)
+    assert worker_spool_dir(settings, None) == settings.spool_dir
+    rooms = [worker_spool_dir(settings, k) for k in range(2)]
+    assert rooms == [settings.spool_dir / "worker-0", settings.spool_dir / "worker-1"]
+    prepare_supervisor(settings).close()
+    # A room made by hand (mkdir -m 755), each with what a dead worker left.
+    for room in rooms:
+        room.mkdir(mode=0o755)
+        room.chmod(0o755)
+        (room / "upload-left.part").write_bytes(b"half an upload")
+
+    prepare_worker(settings, worker=1, wanted=2).close()
+
+    assert _mode(rooms[1]) == 0o700
+    assert list(rooms[1].iterdir()) == []
+    # Worker 0 may be serving: its room is not worker 1's to sweep.
+    assert [p.name for p in rooms[0].iterdir()] == ["upload-left.part"]
+    assert _mode(rooms[0]) == 0o755
+
+
+def test_the_supervisor_sweeps_every_workers_room_before_any_worker_runs(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(data_dir=tmp_path / "data", workers=2)
+    prepare_supervisor(settings).close()
+    for k in range(2):
+        prepare_worker(settings, worker=k, wanted=k + 1).close()
+        (worker_spool_dir(settings, k) / "upload-left.part").write_bytes(b"cut by a crash")
+
+    prepare_supervisor(settings).close()
+
+    assert not list(settings.spool_dir.rglob("upload-*.part"))

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from berkas.core.catalogue import Category
-from berkas.core.ids import ID_PATTERN, IdMinter, MintedId, is_file_id
+from berkas.core.ids import ID_PATTERN, IdMinter, MintedId, is_file_id, node_of
 
 NOW_MS = 1_676_639_713_907  # the epoch ms in DOKU's example id CNT-0104-1676639713907
 
@@ -117,3 +117,29 @@ def test_10k_mints_across_8_threads_are_distinct_and_per_thread_increasing() -> 
         epochs = [m.epoch_ms for m in out]
         assert epochs == sorted(epochs)
     assert all(is_file_id(i) for i in ids)
+
+
+@pytest.mark.parametrize("category", list(Category))
+@pytest.mark.parametrize("node", [0, 1, 104, 9999])
+def test_node_of_reads_the_number_every_category_mints_under(category: Category, node: int) -> None:
+    minted = IdMinter(node, _fixed(NOW_MS)).mint(category.id_prefix)
+    assert node_of(minted.id) == node
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "DCM-0001",
+        "DCM-001-1676639713907",
+        "dcm-0001-1676639713907",
+        "DCM-0001-1676639713907\n",
+        " DCM-0001-1676639713907",
+        "DCM-0001-1676639713907.staged",
+        "DCM-\u0661\u0662\u0663\u0664-1676639713907",  # Arabic-Indic digits
+        "upload-inflight",
+        "berkas/sandbox/TEMP/BRN-0001-00000000000001/LOGO/1700000000000-0001.png",
+    ],
+)
+def test_node_of_is_none_for_anything_but_a_file_id(value: str) -> None:
+    assert node_of(value) is None

@@ -250,3 +250,43 @@ def test_a_crash_between_stage_and_publish_is_finished_at_start(
     else:
         assert site.stored_keys() == set()
     assert site.documents().recover_staged() == (0, 0)
+
+
+def test_a_worker_recovers_only_what_its_own_number_staged(
+    database: Database, tmp_path: Path
+) -> None:
+    # docs/design.md 5.6: a restarted worker clears its leftovers while the node's other
+    # workers serve, so their staged uploads (between stage and publish) are not its own.
+    site = Site(database, tmp_path, staging=True)
+    staged: dict[str, StoredFile] = {}
+    for node, ms, committed in [(7, 41, True), (7, 42, False), (8, 43, True), (8, 44, False)]:
+        content = samples.jpeg(seed=ms)
+        stored = StoredFile(
+            id=f"DCM-{node:04d}-17000000000{ms}",
+            client_id=site.client.client_id,
+            category="PHOTO_PROOF",
+            code=None,
+            key=f"berkas/sandbox/TEMP/{site.client.client_id}/PHOTO_PROOF/{ms}-{node:04d}.jpg",
+            content_type="image/jpeg",
+            size=len(content),
+            sha256=samples.sha256(content),
+            width=64,
+            height=48,
+            created_at=T0,
+        )
+        site.local.stage(stored.id, site.body(content).path)
+        if committed:
+            event = FileEvent(stored.id, stored.client_id, EventKind.UPLOADED, T0)
+            database.files.add(stored, event)
+        staged[stored.id] = stored
+    theirs = sorted(f"{name}.staged" for name in staged if name.startswith("DCM-0008-"))
+
+    assert site.documents().recover_staged(7) == (1, 1)
+
+    assert site.stored_keys() == {staged["DCM-0007-1700000000041"].key}
+    assert site.temp() == theirs  # node 8's, published nor dropped
+    assert site.documents().recover_staged(7) == (0, 0)
+    assert site.documents().recover_staged(8) == (1, 1)
+    assert site.temp() == []
+    published = ("DCM-0007-1700000000041", "DCM-0008-1700000000043")
+    assert site.stored_keys() == {staged[name].key for name in published}
