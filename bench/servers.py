@@ -68,9 +68,8 @@ def berkas(data_dir: Path, *, pinned: bool = True, args: tuple[str, ...] = ()) -
         "BERKAS_UPLOAD_RATE_PER_SECOND": "0",
     }
     if WORKERS > 1:
-        # berkas serves one process per node today (no BERKAS_WORKERS; an unknown
-        # BERKAS_* name would stop it at start): compare like with like instead.
-        raise SystemExit("BENCH_WORKERS must be 1: berkas runs one worker process per node")
+        # Like with like: the peer's uvicorn workers against berkas serve --workers.
+        env["BERKAS_WORKERS"] = str(WORKERS)
     server = (PinnedServer if pinned else Server)(data_dir=data_dir, env=env, args=args)
     server.start()
     return server
