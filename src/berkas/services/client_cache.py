@@ -72,6 +72,12 @@ class CachedClients:
                     self._entries.popitem(last=False)
         return client
 
+    def fresh(self, client_id: str) -> Client | None:
+        """The client as the database has it now (the entry is replaced): for a check
+        that failed against a cached entry, which may predate a rotation elsewhere."""
+        self.forget(client_id)
+        return self.get(client_id)
+
     def forget(self, client_id: str | None = None) -> None:
         """Drop one client's entry (None: every entry)."""
         with self._lock:

@@ -18,7 +18,7 @@ from berkas.core.codes import Code
 from berkas.core.errors import AuthenticationFailed, InvalidRequest
 from berkas.core.keys import SigningKeys
 from berkas.core.models import Client
-from berkas.core.ports import ClientRepository, Clock
+from berkas.core.ports import CachedClientRepository, ClientRepository, Clock
 from berkas.core.wire import quoted
 
 # The one algorithm we sign with and the only one we accept. Choosing it here, never
@@ -201,7 +201,15 @@ class TokenService:
         if not isinstance(client_id, str) or not client_id:
             raise _malformed(f'it has no "user.{CLIENT_CLAIM}" claim')
         client = self._enabled_client(client_id)
-        if _generation(claims.get("jti")) != client.token_generation:
+        generation = _generation(claims.get("jti"))
+        if generation != client.token_generation and isinstance(
+            self._clients, CachedClientRepository
+        ):
+            # A cached row may predate a rotation elsewhere, after which another node
+            # minted this token with the new generation: read the row once more rather
+            # than refuse a good token for up to the cache bound (docs/design.md 2.1).
+            client = self._enabled_client(client_id, fresh=True)
+        if generation != client.token_generation:
             # Minted before a `berkas clients disable` or `rotate-secret`: whoever held
             # the old secret, or the disabled client, keeps nothing that still works
             # (OWASP ASVS 4.0.3 V3.3.3 and V3.3.4: credential changes end sessions).
@@ -258,8 +266,11 @@ class TokenService:
         if expires <= issued_at:
             raise _malformed('its "exp" is not after its "iat"')
 
-    def _enabled_client(self, client_id: str) -> Client:
-        client = self._clients.get(client_id)
+    def _enabled_client(self, client_id: str, *, fresh: bool = False) -> Client:
+        if fresh and isinstance(self._clients, CachedClientRepository):
+            client = self._clients.fresh(client_id)
+        else:
+            client = self._clients.get(client_id)
         if client is None:
             raise AuthenticationFailed(
                 f"client {quoted(client_id)} is not registered here.", code=Code.CLIENT_UNKNOWN
