@@ -276,7 +276,8 @@ class TokenService:
                 f"client {quoted(client_id)} is not registered here.", code=Code.CLIENT_UNKNOWN
             )
         if not client.enabled:
-            # Disabling a client takes effect at once, even for tokens already issued.
+            # A disable reaches tokens already issued too, within the client cache bound
+            # (docs/design.md 2.1).
             raise AuthenticationFailed(
                 f"client {quoted(client_id)} is disabled; its tokens are no longer accepted.",
                 code=Code.CLIENT_DISABLED,
