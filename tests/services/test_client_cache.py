@@ -3,6 +3,7 @@ processes, never after a change made through this process, bounded in size."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import timedelta
 
@@ -260,3 +261,27 @@ def test_a_token_minted_elsewhere_after_a_rotation_is_accepted_at_once(
     token = elsewhere.issue("BRN-0001-1", "5").token
 
     assert here.verify(token).token_generation == 1
+
+
+def test_a_client_enabled_by_another_process_is_accepted_at_once(
+    cache: CachedClients, stored: CountingClients, clock: FakeClock
+) -> None:
+    verifier = RequestVerifier(cache, MemoryDatabase().replays, clock, window=timedelta(minutes=5))
+    stored.inner.set_enabled("BRN-0001-1", False)
+    assert refused(verifier, request(clock, "SK-one-secret", "a")) == "client_disabled"
+    stored.inner.set_enabled("BRN-0001-1", True)  # `berkas clients enable`: the table only
+
+    assert verifier.authenticate(request(clock, "SK-one-secret", "b")).enabled
+
+
+def test_a_bad_signature_costs_one_read_whether_the_client_is_remembered_or_unknown(
+    cache: CachedClients, stored: CountingClients, clock: FakeClock
+) -> None:
+    verifier = RequestVerifier(cache, MemoryDatabase().replays, clock, window=timedelta(minutes=5))
+    assert verifier.authenticate(request(clock, "SK-one-secret", "a")).enabled  # remembered
+    reads = stored.reads
+    assert refused(verifier, request(clock, "SK-wrong", "b")) == "signature_invalid"
+    assert stored.reads == reads + 1
+    unknown = dataclasses.replace(request(clock, "SK-wrong", "c"), client_id="BRN-9999-9")
+    assert refused(verifier, unknown) == "signature_invalid"
+    assert stored.reads == reads + 2

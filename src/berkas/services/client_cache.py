@@ -54,12 +54,16 @@ class CachedClients:
 
     def get(self, client_id: str) -> Client | None:
         """The client, from memory when read less than ``ttl`` seconds ago."""
+        return self.remembered(client_id)[0]
+
+    def remembered(self, client_id: str) -> tuple[Client | None, bool]:
+        """As ``get``, and whether the answer came from memory."""
         now = self._clock()
         with self._lock:
             entry = self._entries.get(client_id)
             if entry is not None and now - entry[0] < self._ttl:
                 self._entries.move_to_end(client_id)
-                return entry[1]
+                return entry[1], True
             epoch = self._epoch
         client = self._clients.get(client_id)
         with self._lock:
@@ -70,7 +74,7 @@ class CachedClients:
                 self._entries.move_to_end(client_id)
                 while len(self._entries) > self._max:
                     self._entries.popitem(last=False)
-        return client
+        return client, False
 
     def fresh(self, client_id: str) -> Client | None:
         """The client as the database has it now (the entry is replaced): for a check

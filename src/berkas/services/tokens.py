@@ -200,15 +200,8 @@ class TokenService:
         client_id = user.get(CLIENT_CLAIM) if isinstance(user, dict) else None
         if not isinstance(client_id, str) or not client_id:
             raise _malformed(f'it has no "user.{CLIENT_CLAIM}" claim')
-        client = self._enabled_client(client_id)
         generation = _generation(claims.get("jti"))
-        if generation != client.token_generation and isinstance(
-            self._clients, CachedClientRepository
-        ):
-            # A cached row may predate a rotation elsewhere, after which another node
-            # minted this token with the new generation: read the row once more rather
-            # than refuse a good token for up to the cache bound (docs/design.md 2.1).
-            client = self._enabled_client(client_id, fresh=True)
+        client = self._enabled_client(client_id, generation)
         if generation != client.token_generation:
             # Minted before a `berkas clients disable` or `rotate-secret`: whoever held
             # the old secret, or the disabled client, keeps nothing that still works
@@ -266,9 +259,22 @@ class TokenService:
         if expires <= issued_at:
             raise _malformed('its "exp" is not after its "iat"')
 
-    def _enabled_client(self, client_id: str, *, fresh: bool = False) -> Client:
-        if fresh and isinstance(self._clients, CachedClientRepository):
-            client = self._clients.fresh(client_id)
+    def _enabled_client(self, client_id: str, generation: int | None = None) -> Client:
+        """The enabled client; ``generation``: the token's, when verifying one."""
+        if isinstance(self._clients, CachedClientRepository):
+            client, remembered = self._clients.remembered(client_id)
+            if (
+                remembered
+                and client is not None
+                and (
+                    not client.enabled
+                    or (generation is not None and generation != client.token_generation)
+                )
+            ):
+                # The remembered row may predate an enable or a rotation elsewhere (after
+                # which another node minted this token): what a change makes valid is
+                # accepted at once, only what it ends waits for the bound (docs/design.md 2.1).
+                client = self._clients.fresh(client_id)
         else:
             client = self._clients.get(client_id)
         if client is None:
