@@ -28,7 +28,7 @@ from berkas.adapters.sealing import MasterKey, sealed_kid
 from tests.support import backstage, samples
 from tests.support.errors import assert_error
 from tests.support.legacy import pem_of
-from tests.support.partner import FILE_PATH, PREFIX, Partner
+from tests.support.partner import FILE_PATH, PREFIX, Partner, until_token_refused
 from tests.support.postgres import required_bindir
 from tests.support.server import Server
 
@@ -209,6 +209,7 @@ def test_tokens_minted_before_a_rotation_or_a_disable_stop_working(node: Server)
     before_rotation = partner.token
 
     node.cli("clients", "rotate-secret", partner.client_id, "--grace", "1h")
+    until_token_refused(node.http, before_rotation)  # docs/design.md 2.1: the cache bound
 
     answer = node.http.request(
         "GET", NO_SUCH_FILE, headers={"Authorization": f"Bearer {before_rotation}"}
@@ -221,6 +222,7 @@ def test_tokens_minted_before_a_rotation_or_a_disable_stop_working(node: Server)
 
     node.cli("clients", "disable", partner.client_id)
     node.cli("clients", "enable", partner.client_id)
+    until_token_refused(node.http, before_disable)
 
     answer = node.http.request(
         "GET", NO_SUCH_FILE, headers={"Authorization": f"Bearer {before_disable}"}

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from berkas.core import signing
 from tests.support import samples
 from tests.support.errors import assert_error
-from tests.support.partner import PREFIX, Partner
+from tests.support.partner import PREFIX, Partner, until_token_refused
 from tests.support.server import Server
 
 ID_RE = re.compile(r"^[A-Z]{3}-\d{4}-\d{13}$")
@@ -191,6 +191,7 @@ def test_disabled_client_loses_tokens_it_already_has(server: Server) -> None:
         == 200
     )
     server.cli("clients", "disable", partner.client_id)
+    until_token_refused(server.http, token)  # the client cache's bound (docs/design.md 2.1)
     response = partner.upload(
         samples.png(), category="LOGO", code=None, filename="l.png", token=token
     )

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from tests.support import samples
 from tests.support.errors import assert_error
 from tests.support.fixture_server import FixtureServer, send
-from tests.support.partner import PREFIX, Partner
+from tests.support.partner import PREFIX, Partner, until_token_refused
 from tests.support.server import Server
 from tests.support.tokens import b64url, claims, current_kid, segment, signed
 from tests.support.vectors import server_errors, tally
@@ -104,6 +104,7 @@ def ctx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Context]:
             files.append(stored.json()["id"])
         disabled_token = c.token
         server.cli("clients", "disable", c.client_id)
+        until_token_refused(server.http, disabled_token)  # docs/design.md 2.1: the cache bound
         kid = current_kid(server.url)
         published = httpx.get(f"{server.url}/.well-known/jwks.json", timeout=10).json()
         public = jwt.algorithms.RSAAlgorithm.from_jwk(json.dumps(published["keys"][0]))

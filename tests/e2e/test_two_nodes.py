@@ -22,7 +22,7 @@ import pytest
 from berkas.core import signing
 from tests.support import samples
 from tests.support.errors import assert_error
-from tests.support.partner import PREFIX, TOKEN_PATH, Partner
+from tests.support.partner import PREFIX, TOKEN_PATH, Partner, until_token_refused
 from tests.support.postgres import fresh_database
 from tests.support.rgw import Rgw
 from tests.support.server import Server
@@ -146,8 +146,11 @@ def test_two_nodes_share_files_ids_replays_and_clients(
                 )
                 assert still.status_code == 200, still.text
 
-        # Disabling the client on one node stops its tokens on both, at once.
+        # Disabling the client on one node stops its tokens on both, within the client
+        # cache's bound (docs/design.md 2.1).
         one.cli("clients", "disable", created["client_id"])
+        for partner in (on_one, on_two):
+            until_token_refused(partner.http, partner.token)
         for partner in (on_one, on_two):
             refused = partner.upload(samples.png(), category="LOGO", code=None)
             assert_error(refused, 401, "client_disabled")

@@ -9,12 +9,14 @@ files. It sends through a ``Transport``: ``inprocess.Http`` (the ASGI app, no so
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Protocol
 
 import httpx
 
 from berkas.core import signing
 from berkas.core.wire import API_PREFIX
+from berkas.services.client_cache import CLIENT_CACHE_SECONDS
 
 PREFIX = API_PREFIX
 TOKEN_PATH = f"{PREFIX}/token"
@@ -128,3 +130,24 @@ class Partner:
             parts.append(("file", (filename, content, "application/octet-stream")))
         sent = {"Authorization": f"Bearer {token or self.token}", **(headers or {})}
         return self.http.request("POST", FILE_PATH, files=parts, headers=sent, timeout=timeout)
+
+
+# A change `berkas clients ...` makes (its own process) reaches a serving node within the
+# client cache's bound (docs/design.md 2.1); a few seconds more for a loaded machine.
+CLIENT_CHANGE_SECONDS = CLIENT_CACHE_SECONDS + 5
+
+
+def until_token_refused(http: Transport, token: str) -> None:
+    """Wait, at most ``CLIENT_CHANGE_SECONDS``, until a server refuses ``token`` (401):
+    for tests that disable a client or rotate its secret through the CLI, then assert
+    exactly how it is refused."""
+    deadline = time.monotonic() + CLIENT_CHANGE_SECONDS
+    while True:
+        answer = http.request(
+            "GET",
+            f"{PREFIX}/file/DCM-0001-0000000000000",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        if answer.status_code == 401 or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)

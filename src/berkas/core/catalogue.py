@@ -5,7 +5,7 @@ checks of request parameters against them. Its vocabulary lives in ``catalogue_t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -139,9 +139,38 @@ class Catalogue:
         Raises ``InvalidRequest`` (code ``invalid_parameter``) naming the query
         parameter and listing the values accepted for it.
         """
-        profile = self._checked_profile(
+        kind, foreign = self.answer_key(
             business_type, legal_entity, brand_business_line, nationality
         )
+        return self.body(kind, legal_entity, brand_business_line, foreign=foreign)
+
+    def answer_key(
+        self,
+        business_type: str,
+        legal_entity: str,
+        brand_business_line: str,
+        nationality: str,
+    ) -> tuple[BusinessType, bool]:
+        """Check a requirements query as ``requirements`` does (same errors); the
+        business type and whether the contact is foreign, which with the entity and the
+        line decide the answer."""
+        self._checked_profile(business_type, legal_entity, brand_business_line, nationality)
+        return BusinessType(business_type), nationality != self._home_nationality
+
+    def answers(self) -> Iterator[tuple[BusinessType, str, str, bool]]:
+        """Every distinct requirements answer's key: (business type, legal entity,
+        business line, foreign contact)."""
+        for kind, profile in self._profiles.items():
+            for legal_entity in profile.legal_entities:
+                for line in profile.business_lines:
+                    yield kind, legal_entity, line, False
+                    yield kind, legal_entity, line, True
+
+    def body(
+        self, kind: BusinessType, legal_entity: str, brand_business_line: str, *, foreign: bool
+    ) -> dict[str, Any]:
+        """The requirements body for an already checked query (see ``answer_key``)."""
+        profile = self._profiles[kind]
         merged: dict[str, list[Ref]] = {}
         for sections in (
             profile.sections,
@@ -152,7 +181,6 @@ class Catalogue:
                 merged.setdefault(path, []).extend(refs)
         # A contact who is not a citizen has no KTP; the catalogue names what replaces it
         # (by default PASPOR and KITAS_OR_KITAP, the documents a foreign resident holds).
-        foreign = nationality != self._home_nationality
         body: dict[str, Any] = {}
         for path, listed in merged.items():
             expanded: list[Ref] = []

@@ -140,6 +140,20 @@ class ClientRepository(Protocol):
         ...
 
 
+@runtime_checkable
+class CachedClientRepository(ClientRepository, Protocol):
+    """A ``ClientRepository`` that may answer from memory (docs/design.md 2.1)."""
+
+    def remembered(self, client_id: str) -> tuple[Client | None, bool]:
+        """The client, and whether it came from memory (then it may be as old as the
+        cache's bound) rather than from the database just now."""
+        ...
+
+    def fresh(self, client_id: str) -> Client | None:
+        """The client as the database has it now, refreshing the cached entry."""
+        ...
+
+
 class FileRepository(Protocol):
     def reserve_key(self, key: str, node_id: int, created_at: datetime) -> None:
         """Note, before its bytes are written, that ``key`` may soon hold a blob: the

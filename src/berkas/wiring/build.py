@@ -17,6 +17,7 @@ from berkas.core.ids import IdMinter
 from berkas.core.links import LinkSigner
 from berkas.core.ports import Fetcher
 from berkas.services.bundle import Services
+from berkas.services.client_cache import CachedClients
 from berkas.services.clients import ClientService
 from berkas.services.documents import DocumentStore, KeyLayout
 from berkas.services.files import FileService
@@ -108,19 +109,20 @@ def build(settings: Settings, *, node_id: int | None = None, worker: int | None 
         node_id=node_id,
         data_keys=data_keys,
     )
+    # One cache for the three that read clients, so a change made through ClientService
+    # in this process is seen by the next request at once (docs/design.md 2.1).
+    clients = CachedClients(database.clients)
     return Services(
-        clients=ClientService(
-            database.clients, clock, grace=timedelta(hours=settings.secret_grace_hours)
-        ),
+        clients=ClientService(clients, clock, grace=timedelta(hours=settings.secret_grace_hours)),
         tokens=TokenService(
             keys,
-            database.clients,
+            clients,
             clock,
             default_minutes=settings.token_default_minutes,
             max_minutes=settings.token_max_minutes,
         ),
         signed=RequestVerifier(
-            database.clients,
+            clients,
             database.replays,
             clock,
             window=timedelta(seconds=settings.timestamp_window_seconds),

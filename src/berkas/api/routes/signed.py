@@ -68,7 +68,8 @@ async def requirements(request: Request, svc: ServicesDep) -> Response:
                 f"query parameter {repeated[0]} is given more than once; send it once.",
                 code=Code.PARAMETER_REPEATED,
             )
-        return JSONResponse(svc.requirements.lookup(dict(query)))
+        # Built once at start (RequirementsService); JSONResponse would serialize again.
+        return Response(svc.requirements.answer(dict(query)), media_type="application/json")
 
     return await _once(svc, signed, lookup)
 
