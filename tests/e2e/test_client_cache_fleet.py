@@ -58,6 +58,10 @@ def test_a_disabled_client_is_refused_on_every_node_within_the_cache_bound(
 
         one.cli("clients", "disable", on_one.client_id)
         deadline = time.monotonic() + CLIENT_CACHE_SECONDS + MARGIN_SECONDS
+        # The CLI ran on node one's data dir and touched its marker: refused at once there.
+        at_once = bearer(on_one, tokens[id(on_one)])
+        assert at_once.status_code == 401, at_once.text
+        assert at_once.json()["error"]["code"] == "client_disabled"
         for partner in (on_one, on_two):
             refused_within(partner, tokens[id(partner)], deadline)
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -285,3 +285,46 @@ def test_a_bad_signature_costs_one_read_whether_the_client_is_remembered_or_unkn
     unknown = dataclasses.replace(request(clock, "SK-wrong", "c"), client_id="BRN-9999-9")
     assert refused(verifier, unknown) == "signature_invalid"
     assert stored.reads == reads + 2
+
+
+class Marker:
+    """A ChangeSignal shared by two caches, as the data dir's file is by two processes."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def version(self) -> int:
+        return self.value
+
+    def notify(self) -> None:
+        self.value += 1
+
+
+def test_a_change_made_by_another_process_on_the_data_dir_is_seen_at_once() -> None:
+    # The serving node's cache and the CLI's share only the database and the marker.
+    database = MemoryDatabase()
+    database.clients.add(Client("BRN-0001-1", "SK-one", True, datetime.now(UTC)))
+    marker = Marker()
+    serving = CachedClients(database.clients, lambda: 0.0, changes=marker)
+    cli = CachedClients(database.clients, lambda: 0.0, changes=marker)
+    assert serving.get("BRN-0001-1").enabled  # type: ignore[union-attr]
+
+    cli.set_enabled("BRN-0001-1", False)
+
+    # The clock has not moved at all: only the marker tells the serving cache.
+    assert serving.get("BRN-0001-1").enabled is False  # type: ignore[union-attr]
+
+
+def test_without_the_marker_moving_a_remembered_client_is_not_read_again() -> None:
+    database = MemoryDatabase()
+    database.clients.add(Client("BRN-0001-1", "SK-one", True, datetime.now(UTC)))
+    serving = CachedClients(database.clients, lambda: 0.0, changes=Marker())
+    assert serving.remembered("BRN-0001-1")[1] is False
+    database.clients.set_enabled("BRN-0001-1", False)  # behind every cache's back
+
+    client, from_memory = serving.remembered("BRN-0001-1")
+
+    # Within the bound and with no marker move, the node acts on what it read.
+    assert from_memory
+    assert client is not None
+    assert client.enabled

@@ -132,8 +132,9 @@ class Partner:
         return self.http.request("POST", FILE_PATH, files=parts, headers=sent, timeout=timeout)
 
 
-# A change `berkas clients ...` makes (its own process) reaches a serving node within the
-# client cache's bound (docs/design.md 2.1); a few seconds more for a loaded machine.
+# A change `berkas clients ...` makes (its own process) reaches a serving node on the same
+# data dir at its next request (the marker file), any other node within the client
+# cache's bound (docs/design.md 2.1); a few seconds more for a loaded machine.
 CLIENT_CHANGE_SECONDS = CLIENT_CACHE_SECONDS + 5
 
 

@@ -55,6 +55,17 @@ class BlobStore(Protocol):
         ...
 
 
+class ChangeSignal(Protocol):
+    """A "something changed" flag shared by the processes of one data dir (a file's
+    mtime, adapters/change_marker.py): cheap enough to read on every request."""
+
+    def version(self) -> int:
+        """A value that differs after any process called ``notify``."""
+        ...
+
+    def notify(self) -> None: ...
+
+
 @runtime_checkable
 class StagingBlobStore(BlobStore, Protocol):
     """A store that can hold bytes under a staging name and publish them at their key

@@ -10,13 +10,15 @@ from collections.abc import Callable
 from datetime import datetime
 
 from berkas.core.models import Client
-from berkas.core.ports import ClientRepository
+from berkas.core.ports import ChangeSignal, ClientRepository
 
 # How long a node may act on a client row it read earlier: the staleness bound across
 # processes. Nodes share only the database (docs/design.md 5.6) and `berkas clients
 # disable` / `rotate-secret` run as their own processes writing it directly, so no other
 # process's cache can be told; a disable or a rotation made there is refused on every
-# node within this bound. One made through this process's ClientService is seen at once.
+# node within this bound. One made through this process's ClientService is seen at once,
+# and so is one made by another process on the same data dir (the CLI beside the serving
+# node): it touches a marker file every lookup here stats (adapters/change_marker.py).
 CLIENT_CACHE_SECONDS = 10.0
 # Bounded memory: least recently used entries go first. Far above a fleet's partners;
 # unknown Client-Ids are never cached, so made-up ids cannot fill it.
@@ -37,6 +39,7 @@ class CachedClients:
         *,
         ttl: float = CLIENT_CACHE_SECONDS,
         max_entries: int = MAX_CACHED_CLIENTS,
+        changes: ChangeSignal | None = None,
     ) -> None:
         if ttl < 0 or max_entries < 1:
             raise ValueError(
@@ -51,6 +54,10 @@ class CachedClients:
         # Bumped by every invalidation: a read that started before one must not store
         # the row it read, which may predate the change.
         self._epoch = 0
+        # Touched by every change through a ClientService of this data dir, whichever
+        # process made it (the CLI's included): every entry goes when it moves.
+        self._changes = changes
+        self._seen = changes.version() if changes is not None else 0
 
     def get(self, client_id: str) -> Client | None:
         """The client, from memory when read less than ``ttl`` seconds ago."""
@@ -59,6 +66,10 @@ class CachedClients:
     def remembered(self, client_id: str) -> tuple[Client | None, bool]:
         """As ``get``, and whether the answer came from memory."""
         now = self._clock()
+        if self._changes is not None and (version := self._changes.version()) != self._seen:
+            with self._lock:
+                self._seen = version
+            self.forget()
         with self._lock:
             entry = self._entries.get(client_id)
             if entry is not None and now - entry[0] < self._ttl:
@@ -91,9 +102,17 @@ class CachedClients:
             else:
                 self._entries.pop(client_id, None)
 
+    def _changed(self, client_id: str) -> None:
+        """A write went through: forget it here, and tell the data dir's other processes."""
+        self.forget(client_id)
+        if self._changes is not None:
+            # This process sees the marker move too and drops its other entries once:
+            # cheaper than telling its own notify apart from another process's.
+            self._changes.notify()
+
     def add(self, client: Client) -> None:
         self._clients.add(client)
-        self.forget(client.client_id)
+        self.forget(client.client_id)  # unknown ids are never cached: nobody to tell
 
     def list(self) -> list[Client]:
         return self._clients.list()
@@ -102,13 +121,13 @@ class CachedClients:
         try:
             return self._clients.set_enabled(client_id, enabled)
         finally:
-            self.forget(client_id)
+            self._changed(client_id)
 
     def set_label(self, client_id: str, label: str | None) -> bool:
         try:
             return self._clients.set_label(client_id, label)
         finally:
-            self.forget(client_id)
+            self._changed(client_id)
 
     def rotate_secret(
         self,
@@ -122,7 +141,7 @@ class CachedClients:
                 client_id, secret_key, rotated_at, previous_expires_at
             )
         finally:
-            self.forget(client_id)
+            self._changed(client_id)
 
     def forget_expired_secrets(self, now: datetime) -> int:
         # A cached previous secret past its grace never verifies (Client.previous_secret_at

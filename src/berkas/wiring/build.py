@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from berkas.adapters.change_marker import CLIENTS_CHANGED, ChangeMarker
 from berkas.adapters.clock import SystemClock
 from berkas.adapters.db.database import SqlDatabase
 from berkas.adapters.fetch import GuardedFetcher
@@ -111,7 +112,9 @@ def build(settings: Settings, *, node_id: int | None = None, worker: int | None 
     )
     # One cache for the three that read clients, so a change made through ClientService
     # in this process is seen by the next request at once (docs/design.md 2.1).
-    clients = CachedClients(database.clients)
+    clients = CachedClients(
+        database.clients, changes=ChangeMarker(settings.data_dir / CLIENTS_CHANGED)
+    )
     return Services(
         clients=ClientService(clients, clock, grace=timedelta(hours=settings.secret_grace_hours)),
         tokens=TokenService(
