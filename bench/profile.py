@@ -52,7 +52,6 @@ BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-
 # With --nonblocking py-spy cannot tell a thread blocked on a lock from one running, so
 # stacks that end in a wait are idle: worker threads waiting for work, the group-commit
 # writer waiting for callers, requests waiting for its commit.
