@@ -1,4 +1,5 @@
-"""``make profile``: where a loaded ``berkas serve`` spends its CPU on 200 KB uploads.
+"""``make profile``: where a loaded ``berkas serve`` spends its CPU (200 KB uploads, or
+another of make bench's rows with PROFILE_WORKLOAD).
 
 ``berkas serve`` (the embedded default, pinned to one core as in ``make bench``) takes
 200 KB JPEG uploads from wrk (c=32, the other core) while py-spy samples it with
@@ -28,6 +29,9 @@ from bench import compare, images, servers, wrk
 
 SECONDS = int(os.environ.get("PROFILE_SECONDS", "20"))
 BODY_BYTES = int(os.environ.get("PROFILE_BYTES", "200000"))
+# PROFILE_WORKLOAD: upload (default), token (DOKU-signed POST /token), requirements, or
+# metadata (GET /file/{id} with a bearer token) — the rows of make bench, one at a time.
+WORKLOAD = os.environ.get("PROFILE_WORKLOAD", "upload")
 CONNECTIONS = int(os.environ.get("PROFILE_CONNECTIONS", "32"))
 # PROFILE_GIL=1: only samples of the thread holding the GIL (Python's CPU; code that
 # releases the GIL, as decoding, hashing and the cipher do, is then undercounted).
@@ -88,6 +92,18 @@ def cpu_shares(shares: list[tuple[str, float]]) -> list[tuple[str, float]]:
     return [(name, share / total) for name, share in kept]
 
 
+def _requests(side: compare.BerkasSide, content: bytes) -> list[bytes]:
+    if WORKLOAD == "token":
+        return side.tokens(compare.SIGNED_REQUESTS)
+    if WORKLOAD == "requirements":
+        return side.requirements(compare.SIGNED_REQUESTS)
+    if WORKLOAD == "metadata":
+        return side.metadata(content)
+    if WORKLOAD != "upload":
+        raise SystemExit(f"PROFILE_WORKLOAD={WORKLOAD!r}: upload, token, requirements or metadata")
+    return side.upload(content, "p.jpg", "image/jpeg")
+
+
 def main() -> int:
     label = os.environ.get("PROFILE_LABEL", "latest")
     RESULTS.mkdir(exist_ok=True)
@@ -98,7 +114,7 @@ def main() -> int:
         try:
             side = compare.BerkasSide(server)
             requests = Path(scratch) / "upload.req"
-            wrk.write_requests(requests, side.upload(content, "p.jpg", "image/jpeg"))
+            wrk.write_requests(requests, _requests(side, content))
             spy = subprocess.Popen(
                 [
                     str(Path(sys.executable).with_name("py-spy")),
@@ -146,11 +162,12 @@ def main() -> int:
     user = (cpu_after.user - cpu_before.user) * 1e3 / max(done.requests, 1)
     system = (cpu_after.system - cpu_before.system) * 1e3 / max(done.requests, 1)
     print(
-        f"{done.requests} uploads in {done.seconds:.1f} s ({done.rps:.1f}/s), p50 "
+        f"{done.requests} requests ({WORKLOAD}) in {done.seconds:.1f} s ({done.rps:.1f}/s), p50 "
         f"{done.p50_ms:.0f} ms, p99 {done.p99_ms:.0f} ms, {done.non_2xx} non-2xx; server CPU "
-        f"per upload: {user:.2f} ms user + {system:.2f} ms system (py-spy's samples included)"
+        f"per request: {user:.2f} ms user + {system:.2f} ms system (py-spy's samples included)"
     )
-    print(f"\nbusy samples by bucket ({BODY_BYTES / 1e3:.0f} KB JPEG, c={CONNECTIONS}):")
+    what = f"{BODY_BYTES / 1e3:.0f} KB JPEG" if WORKLOAD == "upload" else WORKLOAD
+    print(f"\nbusy samples by bucket ({what}, c={CONNECTIONS}):")
     shares = summarise(out)
     for name, share in shares:
         print(f"  {share:6.1%}  {name}")
