@@ -264,16 +264,21 @@ class Spool:
         )
 
 
-def _open_private(directory: Path) -> tuple[BinaryIO, Path]:
-    """A new ``upload-*.part`` file, open for writing."""
+def _private(directory: Path) -> tuple[int, str]:
+    """A new empty ``upload-*.part`` file: its descriptor and name."""
     # mkstemp opens with O_EXCL and mode 0600: the name cannot be pre-planted (a
     # symlink to elsewhere) and no other local user can read a KYC document.
     try:
-        fd, name = tempfile.mkstemp(prefix=_PREFIX, suffix=_SUFFIX, dir=directory)
+        return tempfile.mkstemp(prefix=_PREFIX, suffix=_SUFFIX, dir=directory)
     except OSError as exc:
         if is_disk_full(exc):
             raise disk_full() from exc
         raise
+
+
+def _open_private(directory: Path) -> tuple[BinaryIO, Path]:
+    """A new ``upload-*.part`` file, open for writing."""
+    fd, name = _private(directory)
     try:
         return os.fdopen(fd, "wb"), Path(name)
     except BaseException:
@@ -313,12 +318,7 @@ def scratch(directory: Path) -> Path:
     """A new empty private file (0600) in the spool directory for what an upload derives
     from its spool (the stripped copy, the encrypted one); the caller removes it. Named
     like a spool, so a crash's leftovers go with ``cleanup_stale``."""
-    try:
-        fd, name = tempfile.mkstemp(prefix=_PREFIX, suffix=_SUFFIX, dir=directory)
-    except OSError as exc:
-        if is_disk_full(exc):
-            raise disk_full() from exc
-        raise
+    fd, name = _private(directory)
     os.close(fd)
     return Path(name)
 
