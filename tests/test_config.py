@@ -12,9 +12,10 @@ from pydantic import ValidationError
 
 from berkas.cli.main import main
 from berkas.client import profiles
-from berkas.config import load_settings, s3_bucket_and_prefix
+from berkas.config import load_settings
 from berkas.config_names import CONFIG_FILE_VARIABLE, ENVIRONMENT_ONLY
 from berkas.core.egress import parse_networks
+from berkas.storage_url import s3_bucket_and_prefix
 
 
 def test_the_config_file_fills_in_and_the_environment_wins(

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
-from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
@@ -28,10 +26,8 @@ from berkas.config_names import (
     unknown_names,
 )
 from berkas.core.egress import IPNetwork, check_ports, parse_networks
-from berkas.core.object_keys import key_problem
+from berkas.storage_url import Storage, parse_storage, s3_bucket_and_prefix
 
-# S3's bucket naming rules (virtual-host safe): 3-63 of a-z 0-9 . -, letter or digit at ends.
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # Kept beyond twice the timestamp window: the clocks of the node that wrote a Request-Id
 # record and the node that purges it may disagree by this much.
 REPLAY_MARGIN_SECONDS = 60
@@ -433,60 +429,6 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
-
-
-@dataclass(frozen=True, slots=True)
-class Storage:
-    """``BERKAS_STORAGE_URL`` parsed once: a local directory (``root``), an S3 bucket and
-    key prefix, or memory (tests). Every choice of blob store dispatches on ``scheme``."""
-
-    url: str
-    scheme: Literal["file", "s3", "memory"]
-    root: Path | None = None
-    bucket: str = ""
-    prefix: str = ""
-
-
-def parse_storage(url: str) -> Storage:
-    """``url`` as a ``Storage``; ``ValueError`` naming BERKAS_STORAGE_URL and the accepted
-    forms for a relative ``file://`` path, a malformed bucket or another scheme."""
-    parsed = urlparse(url)
-    if parsed.scheme == "file":
-        # file:///abs/path only: a host part (file://relative/path) would silently drop
-        # the first segment and store documents somewhere else entirely.
-        if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
-            raise ValueError(
-                f"BERKAS_STORAGE_URL {url!r} must name an absolute path: file:///abs/path"
-            )
-        return Storage(url, "file", root=Path(parsed.path))
-    if parsed.scheme == "s3":
-        bucket, prefix = s3_bucket_and_prefix(url)
-        return Storage(url, "s3", bucket=bucket, prefix=prefix)
-    if parsed.scheme == "memory":
-        return Storage(url, "memory")
-    raise ValueError(
-        f"BERKAS_STORAGE_URL scheme {parsed.scheme!r} is not supported; "
-        "use file:///abs/path or s3://bucket/prefix"
-    )
-
-
-def s3_bucket_and_prefix(url: str) -> tuple[str, str]:
-    """The bucket and key prefix of ``s3://bucket/prefix`` (prefix may be empty); raises
-    ``ValueError`` naming BERKAS_STORAGE_URL and what is accepted."""
-    parsed = urlparse(url)
-    bucket, prefix = parsed.netloc, parsed.path.strip("/")
-    if parsed.scheme != "s3" or not _BUCKET.fullmatch(bucket) or ".." in bucket:
-        raise ValueError(
-            f"BERKAS_STORAGE_URL {url!r}: expected s3://bucket/prefix with a bucket name of "
-            "3 to 63 lower-case letters, digits, '.' and '-'"
-        )
-    if parsed.query or parsed.fragment or parsed.params:
-        raise ValueError(f"BERKAS_STORAGE_URL {url!r}: no query or fragment is accepted")
-    if prefix:
-        problem = key_problem(prefix)
-        if problem is not None:
-            raise ValueError(f"BERKAS_STORAGE_URL {url!r}: the key prefix {problem}")
-    return bucket, prefix
 
 
 def load_settings(**overrides: object) -> Settings:
