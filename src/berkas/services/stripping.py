@@ -64,24 +64,28 @@ def strip_for_storage(
     dst, stripped = derive(lambda path: metadata.strip_metadata(src, path, info.kind))
     if not stripped.changed:
         return None
-    size, digest, head = digest_file(dst)
     if stripped.orientation_applied:
-        # Re-encoded: its dimensions are the turned ones, and it is checked again as any
-        # stored image is.
-        info = content.inspect(
-            dst,
-            head=head,
-            size=size,
-            allowed=frozenset({info.kind}),
-            label=label,
-            limits=limits,
-        )
+        size, digest, info = _reinspected(dst, info.kind, label, limits)
+    else:
+        size, digest, _ = digest_file(dst)
     removed = stripped.removed
     if stripped.orientation_applied:
         # Said in the answer: the image was re-encoded upright, so its bytes and its
         # sha256 are not the ones the partner sent (README "Privacy by default").
         removed = (*removed, REENCODED)
     return StrippedCopy(dst, size, digest, removed, info)
+
+
+def _reinspected(
+    path: Path, kind: content.Kind, label: str, limits: content.ImageLimits
+) -> tuple[int, str, content.ContentInfo]:
+    """Size, hex SHA-256 and inspection of an image re-encoded upright: its dimensions are
+    the turned ones, and it is checked again as any stored image is."""
+    size, digest, head = digest_file(path)
+    info = content.inspect(
+        path, head=head, size=size, allowed=frozenset({kind}), label=label, limits=limits
+    )
+    return size, digest, info
 
 
 def digest_file(path: Path) -> tuple[int, str, bytes]:
@@ -132,15 +136,7 @@ def stored_body(
             upright, _ = derive(
                 lambda dst: _write(dst, lambda out: metadata.write_stripped(turn, out))
             )
-            size, sha256, head = digest_file(upright)
-            info = content.inspect(
-                upright,
-                head=head,
-                size=size,
-                allowed=frozenset({info.kind}),
-                label=label,
-                limits=limits,
-            )
+            size, sha256, info = _reinspected(upright, info.kind, label, limits)
             # Said in the answer: re-encoded upright, so its bytes and sha256 are not the
             # ones the partner sent (README "Privacy by default").
             src, planned, removed = upright, None, (*removed, REENCODED)
