@@ -214,13 +214,15 @@ def _vs_peer(tmp: Path) -> dict[str, object]:
         peer.stop()
 
 
-def _workers(tmp: Path) -> tuple[list[compare.Row], list[str]]:
+def _workers(tmp: Path) -> tuple[list[compare.Row], list[str], dict[str, dict[str, float]]]:
     """200 KB uploads at c=32 against ``berkas serve --workers 1``, then ``--workers 2``,
     neither pinned (wrk stays on its core, so it shares a core with the server): the
-    rows and any failures. None when this berkas has no ``--workers``."""
+    rows, any failures, and each run's SQLite write-lock waits (``lock_waits``). Nothing
+    when this berkas has no ``--workers``."""
     if not servers.serve_has_workers():
         print("workers: berkas serve has no --workers; row skipped", flush=True)
-        return [], []
+        return [], [], {}
+    waits: dict[str, dict[str, float]] = {}
     jpeg_200k = images.jpeg_of_size(200_000, seed=1)
     rows: list[compare.Row] = []
     failures: list[str] = []
@@ -232,19 +234,50 @@ def _workers(tmp: Path) -> tuple[list[compare.Row], list[str]]:
         try:
             side = compare.BerkasSide(server)
             bench = compare.Bench([side], tmp)
-            rows.append(
-                bench.measure(
-                    side,
-                    f"upload 200KB workers {workers}",
-                    side.upload(jpeg_200k, "p.jpg", "image/jpeg"),
-                    connections=32,
-                    body_bytes=len(jpeg_200k),
-                )
+            before = _scrape_lock_waits(server, workers)
+            row = bench.measure(
+                side,
+                f"upload 200KB workers {workers}",
+                side.upload(jpeg_200k, "p.jpg", "image/jpeg"),
+                connections=32,
+                body_bytes=len(jpeg_200k),
             )
+            rows.append(row)
             failures += bench.failures
+            after = _scrape_lock_waits(server, workers)
+            waits[str(workers)] = lock_wait_summary(before, after, row)
         finally:
             server.stop()
-    return rows, failures
+    return rows, failures, waits
+
+
+def _scrape_lock_waits(server: Server, workers: int) -> tuple[float, float]:
+    """(write transactions, seconds waited for SQLite's write lock) summed over every
+    worker's /metrics (worker k on BERKAS_METRICS_PORT + k)."""
+    count = seconds = 0.0
+    for k in range(workers):
+        text = httpx.get(f"http://127.0.0.1:{server.metrics_port + k}/metrics", timeout=10).text
+        count += compare.metric_value(text, "berkas_db_write_lock_wait_seconds_count")
+        seconds += compare.metric_value(text, "berkas_db_write_lock_wait_seconds_sum")
+    return count, seconds
+
+
+def lock_wait_summary(
+    before: tuple[float, float], after: tuple[float, float], row: compare.Row
+) -> dict[str, float]:
+    """What the write lock cost during one workers run: write transactions (the group
+    commits' batches) per upload, the mean wait per transaction, and the waits' sum as a
+    share of the run's wall time per worker-second (0.5 with two workers: each worker
+    queued half of the run)."""
+    transactions, waited = after[0] - before[0], after[1] - before[1]
+    seconds = row.requests / row.rps if row.rps else 0.0
+    workers = int(row.workload.rsplit(" ", 1)[1])
+    return {
+        "transactions": transactions,
+        "transactions_per_upload": transactions / row.requests if row.requests else 0.0,
+        "mean_wait_ms": 1000 * waited / transactions if transactions else 0.0,
+        "waited_share": waited / (seconds * workers) if seconds else 0.0,
+    }
 
 
 def workers_ratio(rows: list[compare.Row]) -> dict[str, float]:
@@ -258,7 +291,8 @@ def workers_ratio(rows: list[compare.Row]) -> dict[str, float]:
 
 def _add_workers(vs_peer: dict[str, object], tmp: Path) -> None:
     """The workers rows, failures and ratio, added to the vs-peer results."""
-    rows, failures = _workers(tmp)
+    rows, failures, waits = _workers(tmp)
+    vs_peer["write_lock"] = waits
     all_rows, all_failures, ratios = vs_peer["rows"], vs_peer["failures"], vs_peer["ratios"]
     assert isinstance(all_rows, list)
     assert isinstance(all_failures, list)
@@ -302,6 +336,16 @@ def _print_table(vs_peer: dict[str, object]) -> None:
     print("\nbudget ratios (reported, not asserted):")
     for name, value in ratios.items():
         print(f"  {name:52} {value:8.3f}")
+    waits = vs_peer.get("write_lock")
+    if isinstance(waits, dict) and waits:
+        print("\nSQLite write lock during the workers rows (berkas_db_write_lock_wait_seconds):")
+        for workers, summary in waits.items():
+            print(
+                f"  workers {workers}: {summary['transactions']:.0f} write transactions "
+                f"({summary['transactions_per_upload']:.2f} per upload), "
+                f"{summary['mean_wait_ms']:.2f} ms mean wait, "
+                f"{100 * summary['waited_share']:.1f}% of each worker's time queued"
+            )
 
 
 def main() -> None:

@@ -540,3 +540,12 @@ def compare(scratch: Path, berkas_server: Server, peer: Peer) -> dict[str, Any]:
 
 def rows_from(results: dict[str, Any]) -> list[Row]:
     return [Row(**r) for r in results["rows"]]
+
+
+def metric_value(text: str, name: str) -> float:
+    """The value of the unlabelled sample ``name`` in a Prometheus exposition (0 if absent)."""
+    for line in text.splitlines():
+        sample, _, value = line.partition(" ")
+        if sample == name:
+            return float(value)
+    return 0.0

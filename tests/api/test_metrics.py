@@ -86,3 +86,19 @@ def test_docs_assets_are_counted_under_their_mount_not_as_unmatched(server: InPr
         sample(text, "berkas_http_requests_total", method="GET", route="unmatched", status="404")
         == 1
     )
+
+
+def test_sqlite_write_lock_waits_are_a_histogram(server: InProcess) -> None:
+    # What `serve --workers N` costs on SQLite is read here: each write transaction's
+    # wait for the file's one writer (README "Workers").
+    before = server.http.request("GET", "/metrics").text
+    stored = server.partner().upload(samples.jpeg(seed=22), category="LOGO", code=None)
+    assert stored.status_code == 200, stored.text
+    after = server.http.request("GET", "/metrics").text
+    name = "berkas_db_write_lock_wait_seconds"
+    count = re.compile(rf"^{name}_count (\S+)$", re.M)
+    counted = [float(m.group(1)) for m in (count.search(before), count.search(after)) if m]
+    assert len(counted) == 2
+    assert counted[1] > counted[0]
+    assert f'{name}_bucket{{le="+Inf"}} {counted[1]}' in after
+    assert re.search(rf'^{name}_bucket{{le="0.0005"}} \S+$', after, re.M)

@@ -3,8 +3,16 @@ rows, and how a ratio is judged against its bound."""
 
 from __future__ import annotations
 
-from bench.__main__ import workers_ratio
-from bench.compare import BUDGET, BUDGET_23, WORKERS_RATIO, Row, budget_lines, ratios
+from bench.__main__ import lock_wait_summary, workers_ratio
+from bench.compare import (
+    BUDGET,
+    BUDGET_23,
+    WORKERS_RATIO,
+    Row,
+    budget_lines,
+    metric_value,
+    ratios,
+)
 
 
 def _row(workload: str, side: str, c: int, size: int, rps: float, p99: float) -> Row:
@@ -113,3 +121,23 @@ def test_the_workers_ratio_needs_both_worker_rows() -> None:
     assert workers_ratio([one, two]) == {WORKERS_RATIO: 1.7}
     assert workers_ratio([one]) == {}
     assert workers_ratio([]) == {}
+
+
+def test_the_write_lock_cost_comes_from_the_scraped_histograms() -> None:
+    exposition = (
+        "# TYPE berkas_db_write_lock_wait_seconds histogram\n"
+        'berkas_db_write_lock_wait_seconds_bucket{le="+Inf"} 40.0\n'
+        "berkas_db_write_lock_wait_seconds_count 40.0\n"
+        "berkas_db_write_lock_wait_seconds_sum 0.5\n"
+    )
+    assert metric_value(exposition, "berkas_db_write_lock_wait_seconds_count") == 40.0
+    assert metric_value(exposition, "berkas_db_write_lock_wait_seconds_sum") == 0.5
+    assert metric_value(exposition, "berkas_uploads_total") == 0.0
+
+    # Two workers, 100 uploads in 1 s (100/s), 50 transactions that waited 0.4 s in all.
+    two = _row("upload 200KB workers 2", "berkas", 32, 200_000, 100.0, 300.0)
+    summary = lock_wait_summary((10.0, 0.1), (60.0, 0.5), two)
+    assert summary["transactions"] == 50
+    assert summary["transactions_per_upload"] == 0.5
+    assert abs(summary["mean_wait_ms"] - 8.0) < 1e-9
+    assert abs(summary["waited_share"] - 0.2) < 1e-9  # 0.4 s of 2 worker-seconds

@@ -113,6 +113,7 @@ def create_app(
     """
 
     metrics = Metrics()
+    metrics.follow_write_lock(services.database.write_lock_waits)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Metrics]]:

@@ -9,6 +9,7 @@ process never share counters.
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable, Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,12 +21,15 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
 from berkas import __version__
 from berkas.api.observe import RequestContext
 from berkas.core.catalogue_types import Category
+from berkas.core.ports import WriteLockWaits
 
 _CATEGORIES = frozenset(category.value for category in Category)
 
@@ -95,6 +99,11 @@ class Metrics:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
 
+    def follow_write_lock(self, waits: Callable[[], WriteLockWaits | None]) -> None:
+        """Expose ``berkas_db_write_lock_wait_seconds`` from ``waits`` (the database's
+        ``write_lock_waits``), read at each scrape; nothing where it answers None."""
+        self.registry.register(_WriteLockCollector(waits))
+
     def observe(
         self, method: str, route: str, status: int, seconds: float, context: RequestContext
     ) -> None:
@@ -122,3 +131,28 @@ class Metrics:
 
     async def endpoint(self, _: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class _WriteLockCollector(Collector):
+    """SQLite's write-lock waits of this process as a Prometheus histogram: how long each
+    write transaction queued for the file's one writer (workers of a node, the CLI and
+    housekeeping included)."""
+
+    def __init__(self, waits: Callable[[], WriteLockWaits | None]) -> None:
+        self._waits = waits
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        waits = self._waits()
+        if waits is None:
+            return
+        family = HistogramMetricFamily(
+            "berkas_db_write_lock_wait_seconds",
+            "Time each write transaction of this process waited for SQLite's write lock "
+            "(BEGIN IMMEDIATE).",
+            buckets=[
+                *((repr(bound), count) for bound, count in waits.buckets),
+                ("+Inf", waits.count),
+            ],
+            sum_value=waits.seconds,
+        )
+        yield family

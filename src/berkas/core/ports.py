@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -336,6 +337,17 @@ class NodeLeaseRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class WriteLockWaits:
+    """How long this process's write transactions waited for the database's write lock,
+    since it started: ``count`` transactions, ``seconds`` in all, and ``buckets``, the
+    number that waited at most each bound (cumulative, as Prometheus histograms count)."""
+
+    count: int
+    seconds: float
+    buckets: tuple[tuple[float, int], ...]
+
+
 class Database(Protocol):
     """The metadata store as a whole: its repositories plus health."""
 
@@ -348,6 +360,11 @@ class Database(Protocol):
 
     def check(self) -> None:
         """Raise ``Unavailable`` if unreachable (for /readyz)."""
+        ...
+
+    def write_lock_waits(self) -> WriteLockWaits | None:
+        """The waits for a write lock all writers share (SQLite's); None where writers
+        do not queue on one lock (PostgreSQL, memory)."""
         ...
 
     def close(self) -> None: ...

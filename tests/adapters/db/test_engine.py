@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from berkas.adapters.db.engine import display_url, normalise_url, sqlite_file
+from berkas.adapters.db.engine import (
+    WRITE_OPTION,
+    WRITE_WAIT_BOUNDS,
+    build_engine,
+    display_url,
+    lock_waits,
+    normalise_url,
+    sqlite_file,
+)
 
 
 @pytest.mark.parametrize(
@@ -67,3 +76,50 @@ def test_sqlite_file_names_the_file_a_connect_would_create() -> None:
     assert sqlite_file("postgresql://berkas@db/berkas") is None
     with pytest.raises(ValueError, match="not supported"):
         sqlite_file("mysql://db/berkas")
+
+
+def test_a_writer_queued_behind_another_process_is_counted_with_its_wait(
+    tmp_path: Path,
+) -> None:
+    # Two engines on one file stand for two workers of a node: the second's BEGIN
+    # IMMEDIATE waits until the first commits, and its counter says so.
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    first, second = build_engine(url), build_engine(url)
+    writer = {WRITE_OPTION: True}
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with first.execution_options(**writer).begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(10)
+    # Let the holder keep the lock while the second writer is already queued.
+    threading.Timer(0.2, release.set).start()
+    with second.execution_options(**writer).begin() as connection:
+        connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+    holder.join(10)
+
+    queued, holding = lock_waits(second), lock_waits(first)
+    assert queued is not None
+    assert holding is not None
+    waited = queued.snapshot()
+    assert waited.count == 1
+    # It waited for the holder's commit: not within the uncontended first bucket.
+    assert dict(waited.buckets)[WRITE_WAIT_BOUNDS[0]] == 0
+    assert waited.seconds > WRITE_WAIT_BOUNDS[0]
+    assert holding.snapshot().count == 1  # the holder's own begin, counted on its engine
+    # Reads take no write lock and are not counted.
+    with second.connect() as connection:
+        connection.exec_driver_sql("SELECT x FROM t").all()
+    assert lock_waits(second).snapshot().count == 1  # type: ignore[union-attr]
+    first.dispose()
+    second.dispose()
+
+
+def test_postgresql_engines_have_no_write_lock_to_wait_for() -> None:
+    assert lock_waits(build_engine("postgresql://u:p@127.0.0.1:1/db")) is None

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, inspect, text
 
-from berkas.adapters.db.engine import WRITE_OPTION, build_engine, compact
+from berkas.adapters.db.engine import WRITE_OPTION, build_engine, compact, lock_waits
 from berkas.adapters.db.migrations import HEAD
 from berkas.adapters.db.repositories.audit import SqlAuditLog
 from berkas.adapters.db.repositories.base import translate_errors
@@ -37,6 +37,7 @@ from berkas.core.ports import (
     NodeLeaseRepository,
     ReplayRepository,
     TaskLeaseRepository,
+    WriteLockWaits,
 )
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -107,6 +108,12 @@ class SqlDatabase:
                     "the metadata database's disk is full; try again later.",
                     code=Code.INSUFFICIENT_STORAGE,
                 )
+
+    def write_lock_waits(self) -> WriteLockWaits | None:
+        """On SQLite, how long this process's write transactions waited for the file's
+        write lock; None on PostgreSQL (no single writer)."""
+        waits = lock_waits(self.engine)
+        return waits.snapshot() if waits is not None else None
 
     def close(self) -> None:
         """Commit what is queued, then close every pooled connection."""

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import importlib.util
 import sqlite3
+import threading
 import time
+import weakref
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -18,6 +20,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from berkas.core.codes import Code
 from berkas.core.errors import Unavailable
+from berkas.core.ports import WriteLockWaits
 
 # How long a writer waits for SQLite's write lock before giving up ("database is locked").
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -131,6 +134,49 @@ def build_engine(url: str) -> Engine:
     )
 
 
+# Upper bounds (seconds) of the write-lock wait histogram. SQLite's busy handler sleeps
+# 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50 then 100 ms between tries (busyTimeout's delays
+# in sqlite3.c), so an uncontended BEGIN IMMEDIATE lands in the first bucket and a queued
+# one in the millisecond buckets.
+WRITE_WAIT_BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 10.0)
+
+
+class LockWaitCounter:
+    """The time each ``BEGIN IMMEDIATE`` took on one SQLite engine, i.e. its wait for the
+    file's write lock (``serve --workers N`` runs N processes, each with its own group
+    commit, queueing on that one lock; README "Workers" reports what it costs)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._within = [0] * len(WRITE_WAIT_BOUNDS)
+        self._count = 0
+        self._seconds = 0.0
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self._count += 1
+            self._seconds += seconds
+            for i, bound in enumerate(WRITE_WAIT_BOUNDS):
+                if seconds <= bound:
+                    self._within[i] += 1
+
+    def snapshot(self) -> WriteLockWaits:
+        with self._lock:
+            return WriteLockWaits(
+                count=self._count,
+                seconds=self._seconds,
+                buckets=tuple(zip(WRITE_WAIT_BOUNDS, self._within, strict=True)),
+            )
+
+
+_LOCK_WAITS: weakref.WeakKeyDictionary[Engine, LockWaitCounter] = weakref.WeakKeyDictionary()
+
+
+def lock_waits(engine: Engine) -> LockWaitCounter | None:
+    """The write-lock waits of an SQLite engine made by ``build_engine``; None otherwise."""
+    return _LOCK_WAITS.get(engine)
+
+
 def _sqlite_engine(url: URL) -> Engine:
     # QueuePool (the default for SQLite files) with check_same_thread off: a connection
     # is used by one thread at a time but may be checked out by different threads.
@@ -140,8 +186,13 @@ def _sqlite_engine(url: URL) -> Engine:
         pool_size=POOL_SIZE,
         max_overflow=POOL_OVERFLOW,
     )
+    waits = _LOCK_WAITS[engine] = LockWaitCounter()
     event.listen(engine, "connect", _sqlite_on_connect)
-    event.listen(engine, "begin", _sqlite_begin)
+
+    def begin(connection: Connection) -> None:
+        _sqlite_begin(connection, waits)
+
+    event.listen(engine, "begin", begin)
     return engine
 
 
@@ -192,13 +243,15 @@ def _enable_wal(cursor: Any) -> None:
             time.sleep(0.02)
 
 
-def _sqlite_begin(connection: Connection) -> None:
+def _sqlite_begin(connection: Connection, waits: LockWaitCounter) -> None:
     # Writers take the write lock up front (BEGIN IMMEDIATE) so they queue on busy_timeout;
     # a deferred transaction that reads first and then writes can instead fail at once with
     # SQLITE_BUSY_SNAPSHOT in WAL mode. https://www.sqlite.org/lang_transaction.html
     options = connection.get_execution_options()
     if options.get(WRITE_OPTION):
+        started = time.perf_counter()
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+        waits.add(time.perf_counter() - started)
     elif not options.get(READ_OPTION):
         connection.exec_driver_sql("BEGIN")
 

@@ -33,5 +33,8 @@ class MemoryDatabase:
     def check(self) -> None:
         """Always reachable."""
 
+    def write_lock_waits(self) -> None:
+        """No shared write lock (a Python lock per table, never contended for long)."""
+
     def close(self) -> None:
         """Nothing to release."""
