@@ -348,6 +348,15 @@ def _print_table(vs_peer: dict[str, object]) -> None:
             )
 
 
+def _print_budgets(ratios: dict[str, float]) -> None:
+    print("\nbudget (issue 22):")
+    print("\n".join(compare.budget_lines(ratios)))
+    print("\nbudget (issue 23):")
+    print("\n".join(compare.budget_lines(ratios, compare.BUDGET_23)))
+    print("the floor (bench/floor_app.py: RS256 signing alone, bare ASGI, same core):")
+    print("\n".join(compare.floor_lines(ratios)))
+
+
 def main() -> None:
     started = time.perf_counter()
     out = Path(__file__).parent / "results"
@@ -389,10 +398,7 @@ def main() -> None:
         ratios["postgresql+rgw/embedded"] = scaled_ratio["ratio"]
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     _print_table(vs_peer)
-    print("\nbudget (issue 22):")
-    print("\n".join(compare.budget_lines(ratios)))
-    print("\nbudget (issue 23):")
-    print("\n".join(compare.budget_lines(ratios, compare.BUDGET_23)))
+    _print_budgets(ratios)
     print()
     for name, values in results.items():
         if name == "vs_peer" or not isinstance(values, dict):

@@ -23,7 +23,7 @@ import httpx
 
 from bench import images, wrk
 from bench.peer.app import CLIENT_ID, CLIENT_SECRET
-from bench.servers import Peer
+from bench.servers import Floor, Peer
 from berkas.core import signing
 from tests.support.partner import FILE_PATH, TOKEN_PATH, Partner
 from tests.support.server import Server
@@ -218,6 +218,23 @@ class PeerSide(Side):
         return [wrk.raw_request("GET", f"/file/{described['id']}", self.host, headers)]
 
 
+class FloorSide(Side):
+    """bench/floor_app.py: tokens signed and nothing else; its rows bound what the token
+    budget lines can reach on this machine (bench/README.md "The floor")."""
+
+    name = "floor"
+
+    def __init__(self, floor: Floor) -> None:
+        self.url = floor.url
+        self.pid = floor.pid
+
+    def tokens(self, count: int) -> list[bytes]:
+        # Nothing is checked, so one request serves the whole run.
+        body = json.dumps({"grant_type": "client_credentials"}).encode()
+        headers = {"Content-Type": "application/json"}
+        return [wrk.raw_request("POST", TOKEN_PATH, self.host, headers, body)]
+
+
 class Bench:
     """Runs workloads on both sides, collecting rows and failures."""
 
@@ -304,8 +321,9 @@ def _upload(content: bytes, name: str, mime: str) -> Callable[[Side], list[bytes
     return lambda side: side.upload(content, name, mime)
 
 
-def run_all(bench: Bench) -> dict[str, Any]:
-    """The issue's workloads, then the concurrency and size sweeps."""
+def run_all(bench: Bench, floor: Side | None = None) -> dict[str, Any]:
+    """The issue's workloads, then the concurrency and size sweeps; the token and
+    healthz rows also on ``floor`` when given."""
     berkas_side, peer_side = bench.sides
     jpeg_200k = images.jpeg_of_size(200_000, seed=1)
     jpeg_5m = images.jpeg_12mp(5_000_000, seed=2)
@@ -344,6 +362,9 @@ def run_all(bench: Bench) -> dict[str, Any]:
     )
     bench.both("token", lambda s: s.tokens(SIGNED_REQUESTS), connections=32)
     bench.both("healthz", lambda s: s.healthz(), connections=32)
+    if floor is not None:
+        bench.measure(floor, "token", floor.tokens(1), connections=32)
+        bench.measure(floor, "healthz", floor.healthz(), connections=32)
     bench.both("download 5MB", lambda s: s.download(jpeg_5m), connections=32, download=True)
     bench.both("requirements", lambda s: s.requirements(SIGNED_REQUESTS), connections=32)
     bench.both("metadata read", lambda s: s.metadata(jpeg_200k), connections=32)
@@ -422,10 +443,13 @@ def ratios(rows: list[Row]) -> dict[str, float]:
         )
         out["peak RSS 15MB png c=32 berkas/peer (peer at 9.5MB)"] = b.peak_rss_mb / p.peak_rss_mb
         out["peak RSS 15MB png c=32 berkas MB"] = b.peak_rss_mb
-    for side in ("berkas", "peer"):
+    for side in ("berkas", "peer", "floor"):
         token, health = _find(rows, "token", side, 32), _find(rows, "healthz", side, 32)
         if token and health and health.rps:
             out[f"token/healthz {side}"] = token.rps / health.rps
+    floor, peer = _find(rows, "token", "floor", 32), _find(rows, "token", "peer", 32)
+    if floor and peer and peer.rps:
+        out[FLOOR_RATIO] = floor.rps / peer.rps
     for workload in ("token", "download 5MB", "requirements", "metadata read"):
         found = pair(workload, 32)
         if found:
@@ -467,6 +491,25 @@ BUDGET_23: tuple[tuple[str, float | None, float | None], ...] = (
     ("p99 metadata read berkas/peer", None, 1.0),
     (WORKERS_RATIO, 1.6, None),
 )
+
+
+# What the bare RS256 floor reaches against the same peer and its own /healthz: the
+# ceiling of the token budget lines on this machine, printed beside them.
+FLOOR_RATIO = "token floor/peer"
+
+
+def floor_lines(ratios: dict[str, float]) -> list[str]:
+    """The floor's token ratios beside the budget's bounds for them (bench/README.md)."""
+    lines = []
+    for name, budget_name in (
+        (FLOOR_RATIO, "token berkas/peer"),
+        ("token/healthz floor", "token/healthz berkas"),
+    ):
+        bound = next(low for n, low, _ in BUDGET_23 if n == budget_name)
+        value = ratios.get(name)
+        shown = "-" if value is None else f"{value:.3f}"
+        lines.append(f"  {name:52} {shown:>8}  (budget for berkas: >= {bound:g})")
+    return lines
 
 
 def budget_lines(
@@ -530,9 +573,14 @@ def plot(rows: list[Row], path: Path) -> None:
 
 
 def compare(scratch: Path, berkas_server: Server, peer: Peer) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(dir=scratch) as tmp:
-        bench = Bench([BerkasSide(berkas_server), PeerSide(peer)], Path(tmp))
-        results = run_all(bench)
+    floor = Floor(scratch)
+    floor.start()
+    try:
+        with tempfile.TemporaryDirectory(dir=scratch) as tmp:
+            bench = Bench([BerkasSide(berkas_server), PeerSide(peer)], Path(tmp))
+            results = run_all(bench, FloorSide(floor))
+    finally:
+        floor.stop()
     results["ratios"] = ratios(bench.rows)
     results["seconds_per_run"] = SECONDS
     return results

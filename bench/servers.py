@@ -75,6 +75,64 @@ def berkas(data_dir: Path, *, pinned: bool = True, args: tuple[str, ...] = ()) -
     return server
 
 
+class Floor:
+    """bench/floor_app.py on uvicorn (httptools, uvloop), pinned like berkas."""
+
+    def __init__(self, scratch: Path) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = scratch / f"floor-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> None:
+        command = [
+            sys.executable, "-m", "uvicorn", "bench.floor_app:app", "--port", str(self.port),
+            "--http", "httptools", "--loop", "uvloop", "--log-level", "warning",
+            "--no-access-log",
+        ]  # fmt: skip
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                ["taskset", "-c", SERVER_CPU, *command], stdout=log, stderr=subprocess.STDOUT
+            )
+        _wait_healthy(self.process, self.url, self.log, "floor")
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+def _wait_healthy(process: subprocess.Popen[bytes], url: str, log: Path, name: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited early:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} did not become healthy:\n{log.read_text()}")
+
+
+def _stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class Peer:
     """The careful peer on loopback, pinned like berkas."""
 
@@ -114,24 +172,7 @@ class Peer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"peer exited early:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"peer did not become healthy:\n{self.log.read_text()}")
+        _wait_healthy(self.process, self.url, self.log, "peer")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        _stop(self.process)

@@ -7,9 +7,11 @@ from bench.__main__ import lock_wait_summary, workers_ratio
 from bench.compare import (
     BUDGET,
     BUDGET_23,
+    FLOOR_RATIO,
     WORKERS_RATIO,
     Row,
     budget_lines,
+    floor_lines,
     metric_value,
     ratios,
 )
@@ -141,3 +143,23 @@ def test_the_write_lock_cost_comes_from_the_scraped_histograms() -> None:
     assert summary["transactions_per_upload"] == 0.5
     assert abs(summary["mean_wait_ms"] - 8.0) < 1e-9
     assert abs(summary["waited_share"] - 0.2) < 1e-9  # 0.4 s of 2 worker-seconds
+
+
+def test_the_floor_rows_give_the_ceiling_printed_beside_the_token_budget() -> None:
+    rows = [
+        _row("token", "peer", 32, 0, 1000.0, 80.0),
+        _row("token", "floor", 32, 0, 1600.0, 20.0),
+        _row("healthz", "floor", 32, 0, 8000.0, 5.0),
+    ]
+
+    got = ratios(rows)
+
+    assert got[FLOOR_RATIO] == 1.6
+    assert got["token/healthz floor"] == 0.2
+    assert "token berkas/peer" not in got  # the floor is never taken for berkas
+    lines = floor_lines(got)
+    assert lines[0].split()[:4] == ["token", "floor/peer", "1.600", "(budget"]
+    assert lines[0].endswith(">= 1.5)")
+    assert "0.200" in lines[1]
+    assert lines[1].endswith(">= 0.3)")
+    assert floor_lines({})[0].split()[2] == "-"

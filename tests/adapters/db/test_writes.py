@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, event, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from berkas.adapters.db.database import SqlDatabase
 from berkas.adapters.db.tables import pending_blobs
@@ -98,6 +99,43 @@ def test_one_callers_failure_does_not_undo_the_others_in_its_batch(tmp_path: Pat
         ]
         assert sorted(db.files.reserved_keys(1)) == sorted(
             f"k/{i}/{part}" for i in range(0, 16, 2) for part in ("a", "b")
+        )
+    finally:
+        group.close()
+        db.close()
+
+
+def test_a_failing_one_statement_write_undoes_itself_and_nothing_else(tmp_path: Path) -> None:
+    # Without its savepoint, a single statement that fails part-way (its second row
+    # clashes) leaves none of its rows, and the batch around it commits.
+    db = SqlDatabase.from_url(f"sqlite:///{tmp_path / 'o.db'}", sealer=SEALER)
+    db.migrate()
+    db.files.reserve_key("taken", 1, NOW)
+    group = GroupCommit(db.engine)
+    barrier = threading.Barrier(12)
+
+    def write(i: int) -> str:
+        second = "taken" if i % 3 == 0 else f"k/{i}/b"
+        rows = [
+            {"key": f"k/{i}/a", "node_id": 1, "created_at": NOW},
+            {"key": second, "node_id": 1, "created_at": NOW},
+        ]
+        barrier.wait()
+        try:
+            group.run(
+                lambda connection: connection.execute(insert(pending_blobs).values(rows)),
+                one_statement=True,
+            )
+        except IntegrityError:
+            return "refused"
+        return "stored"
+
+    try:
+        with ThreadPoolExecutor(12) as pool:
+            outcomes = list(pool.map(write, range(12)))
+        assert outcomes == ["refused" if i % 3 == 0 else "stored" for i in range(12)]
+        assert sorted(db.files.reserved_keys(1)) == sorted(
+            ["taken"] + [f"k/{i}/{p}" for i in range(12) if i % 3 for p in ("a", "b")]
         )
     finally:
         group.close()

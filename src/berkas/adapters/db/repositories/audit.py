@@ -50,7 +50,7 @@ class SqlAuditLog(_SqlRepository):
 
     def append(self, event: FileEvent) -> None:
         """Write one event; committed (group commit on SQLite) before returning."""
-        self._run(lambda connection: _append_event(connection, event))
+        self._run(lambda connection: _append_event(connection, event), one_statement=True)
 
     def for_file(self, file_id: str) -> list[FileEvent]:
         """Every event of ``file_id``, oldest first."""

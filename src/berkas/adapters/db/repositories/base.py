@@ -78,11 +78,12 @@ class _SqlRepository:
         with translate_errors(), self._writes.transaction() as connection:
             yield connection
 
-    def _run(self, work: Callable[[Connection], T]) -> T:
+    def _run(self, work: Callable[[Connection], T], *, one_statement: bool = False) -> T:
         """``work`` in a write transaction (``Writes.run``): the cheaper form of
-        ``_write`` for a hot write whose statements need no caller state in between."""
+        ``_write`` for a hot write whose statements need no caller state in between;
+        ``one_statement`` when it writes with a single statement (no savepoint needed)."""
         with translate_errors():
-            return self._writes.run(work)
+            return self._writes.run(work, one_statement=one_statement)
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:

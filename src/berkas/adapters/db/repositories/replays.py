@@ -88,7 +88,8 @@ class SqlReplayRepository(_SqlRepository, _Sealed):
             return connection.execute(select(replays).where(*key)).one_or_none()
 
         for _ in range(_BEGIN_ATTEMPTS):
-            row = self._run(reserve)
+            # One write (the INSERT; the SELECT after a clash writes nothing).
+            row = self._run(reserve, one_statement=True)
             if row is True:
                 return None
             if isinstance(row, Row):
