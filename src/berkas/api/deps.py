@@ -7,9 +7,9 @@ import json
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
-from starlette.concurrency import run_in_threadpool
 
 from berkas.api import observe
+from berkas.api.threads import in_thread
 from berkas.core.codes import Code
 from berkas.core.errors import AuthenticationFailed, InvalidRequest, PayloadTooLarge
 from berkas.core.forwarded import client_address
@@ -43,7 +43,7 @@ async def bearer(request: Request, svc: ServicesDep) -> Client:
             f"Authorization: Bearer <token> is required; get a token from POST {API_PREFIX}/token.",
             code=Code.TOKEN_MISSING,
         )
-    client = await run_in_threadpool(svc.tokens.verify, token.strip())
+    client = await in_thread(svc.tokens.verify, token.strip())
     observe.note_client(client.client_id)
     # Counted once the caller is known: a forged Client-Id or token spends nobody's budget.
     svc.limits.admit_request(client.client_id)

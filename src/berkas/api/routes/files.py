@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from berkas.api import openapi, schemas
 from berkas.api.deps import BearerClient, CallerDep, ServicesDep
 from berkas.api.file_response import LocalFileResponse
+from berkas.api.threads import each_in_thread, in_thread
 from berkas.core.codes import Code
 from berkas.core.errors import PermissionDenied
 from berkas.core.wire import API_PREFIX
@@ -28,7 +29,7 @@ router = APIRouter()
 async def describe(
     file_id: str, client: BearerClient, caller: CallerDep, svc: ServicesDep
 ) -> Response:
-    view = await run_in_threadpool(svc.files.describe, client, file_id, caller)
+    view = await in_thread(svc.files.describe, client, file_id, caller)
     return JSONResponse(schemas.FileMetadata.of(view).model_dump(mode="json"))
 
 
@@ -92,7 +93,7 @@ async def download(key: str, request: Request, caller: CallerDep, svc: ServicesD
             "this link is incomplete; ask the API for a fresh one (GET /file/{id}).",
             code=Code.LINK_INVALID,
         )
-    opened = await run_in_threadpool(svc.files.download, key, expires, signature, caller)
+    opened = await in_thread(svc.files.download, key, expires, signature, caller)
     stored = opened.stored
     extension = stored.key.rsplit(".", 1)[-1]
     headers = {
@@ -104,4 +105,6 @@ async def download(key: str, request: Request, caller: CallerDep, svc: ServicesD
     }
     if opened.path is not None:  # stored as sent, in a local file: sent from that file
         return LocalFileResponse(opened.path, media_type=stored.content_type, headers=headers)
-    return StreamingResponse(opened.chunks, media_type=stored.content_type, headers=headers)
+    return StreamingResponse(
+        each_in_thread(opened.chunks), media_type=stored.content_type, headers=headers
+    )

@@ -6,11 +6,11 @@ from collections.abc import Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from berkas.api import observe, openapi, schemas
 from berkas.api.deps import ServicesDep, json_object, signed_request, small_body
 from berkas.api.errors import error_response
+from berkas.api.threads import in_thread
 from berkas.core.codes import Code
 from berkas.core.errors import BerkasError, InvalidRequest
 from berkas.core.models import Client
@@ -105,4 +105,4 @@ async def _once(
             return error_response(exc)
         return response
 
-    return await run_in_threadpool(answer)
+    return await in_thread(answer)
