@@ -32,6 +32,9 @@ class Calls(Generic[HttpT, TransportT]):
     """State and flows shared by the sync and async clients."""
 
     _http_class: type[HttpT]
+    # The lock ``flow.Lock`` takes: threading's for the blocking client, anyio's for the
+    # async one (see ``_new_lock``).
+    _token_lock: Any
 
     def __init__(
         self,
@@ -64,9 +67,13 @@ class Calls(Generic[HttpT, TransportT]):
             retry=retry if retry is not None else RetryPolicy(),
             clock=clock,
         )
+        self._token_lock = self._new_lock()
         self._requirements = RequirementCalls(self._session)
         self._uploads = UploadCalls(self._session)
         self._files = FileCalls(self._session)
+
+    def _new_lock(self) -> Any:
+        raise NotImplementedError
 
     @classmethod
     def from_env(
