@@ -17,6 +17,7 @@ from berkas.client import models
 from berkas.client.errors import AuthenticationError, ServerError
 from berkas.client.flow import Flow, Lock, RetryPolicy, Unlock, attempt
 from berkas.client.models import Token
+from berkas.client.token_file import TokenFile
 from berkas.core.signing import signed_headers
 from berkas.core.wire import API_PREFIX
 
@@ -48,6 +49,7 @@ class Session:
         token_minutes: int | None,
         retry: RetryPolicy,
         clock: Callable[[], float],
+        token_file: TokenFile | None = None,
     ) -> None:
         self._http = http
         self._client_id = client_id
@@ -56,6 +58,10 @@ class Session:
         self.retry = retry
         self._clock = clock
         self._cached: _Cached | None = None
+        # Read once, on the first call: a token the server refuses afterwards is
+        # forgotten for good, never read back from the file.
+        self._token_file = token_file
+        self._file_unread = token_file is not None
 
     def token(self, valid_time: int | None) -> Flow[Token]:
         """A bearer token (POST /token), reused from the cache while fresh.
@@ -89,6 +95,11 @@ class Session:
             self._cached = None
 
     def _fresh(self, minutes: int | None) -> Token | None:
+        if self._file_unread and self._token_file is not None:
+            self._file_unread = False
+            found = self._token_file.load(minutes, self._clock())
+            if found is not None:
+                self._cached = _Cached(found[0], minutes, found[1])
         cached = self._cached
         if cached is not None and cached.minutes == minutes and self._clock() < cached.refresh_at:
             return cached.token
@@ -107,6 +118,8 @@ class Session:
         response = yield from self.signed("POST", f"{PREFIX}/token", body=body)
         token = models.parse_token(response_json(response))
         self._cached = _Cached(token, minutes, asked_at + _fresh_for(token))
+        if self._token_file is not None and self._cached.refresh_at > asked_at:
+            self._token_file.save(token, minutes, self._cached.refresh_at)
         return token
 
     # -- request building ------------------------------------------------------------

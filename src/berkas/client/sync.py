@@ -33,7 +33,9 @@ class BerkasClient(Calls[httpx.Client, httpx.BaseTransport]):
     ``secret_key`` are the partner's DOKU credentials. ``transport`` replaces the
     network (tests pass an in-process app); ``token_minutes`` is the ``valid_time``
     asked for tokens (server default when None); ``clock`` is the time source for
-    token freshness and request timestamps. Use as a context manager, or ``close()``.
+    token freshness and request timestamps. ``token_cache`` is a file path: the token
+    is kept there (0600) for the next process to reuse until shortly before it expires,
+    as ``berkas partner`` does. Use as a context manager, or ``close()``.
     """
 
     _http_class = httpx.Client
