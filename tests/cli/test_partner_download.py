@@ -60,7 +60,9 @@ def serve(monkeypatch: pytest.MonkeyPatch) -> Callable[[bytes], None]:
     def install(served: bytes) -> None:
         transport = httpx.MockTransport(fake_server(served))
 
-        def new_client(base_url: str, client_id: str, secret_key: str, timeout: float) -> Any:
+        def new_client(
+            base_url: str, client_id: str, secret_key: str, timeout: float, **_: Any
+        ) -> Any:
             return BerkasClient(base_url, client_id, secret_key, transport=transport)
 
         monkeypatch.setattr(partner_options, "new_client", new_client)

@@ -34,6 +34,7 @@ CHECKED = {
     "width": 96,
     "height": 64,
     "metadata_removed": ["EXIF", "GPS"],
+    "reencoded": False,
     "duplicate_of": FIRST,
 }
 STORED = {
@@ -76,7 +77,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> FakeServer:
     fake = FakeServer()
     transport = httpx.MockTransport(fake)
 
-    def new_client(base_url: str, client_id: str, secret_key: str, timeout: float) -> Any:
+    def new_client(base_url: str, client_id: str, secret_key: str, timeout: float, **_: Any) -> Any:
         return BerkasClient(base_url, client_id, secret_key, transport=transport)
 
     monkeypatch.setattr(partner_options, "new_client", new_client)

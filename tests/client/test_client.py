@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -357,6 +358,74 @@ def test_a_cached_token_the_server_refuses_is_renewed_once(
     assert uploaded.category == "LOGO"
     assert len(faults.requests_to(TOKEN_PATH)) == 2
     assert len(faults.requests_to(FILE_PATH)) == 2
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_three_concurrent_async_uploads_on_a_fresh_client_fetch_one_token(
+    faults: Faults, partner: Client, anyio_backend: str
+) -> None:
+    uploaded: list[str] = []
+    async with AsyncBerkasClient(
+        BASE_URL, partner.client_id, partner.secret_key, transport=httpx.ASGITransport(app=faults)
+    ) as client:
+
+        async def upload(seed: int) -> None:
+            uploaded.append((await client.upload("LOGO", samples.png(seed=seed))).id)
+
+        async with anyio.create_task_group() as group:
+            for seed in range(3):
+                group.start_soon(upload, seed)
+    assert len(set(uploaded)) == 3
+    assert len(faults.requests_to(TOKEN_PATH)) == 1
+    assert len(faults.requests_to(FILE_PATH)) == 3
+
+
+def test_three_threads_on_a_fresh_blocking_client_fetch_one_token(
+    faults: Faults, portal: BlockingPortal, partner: Client
+) -> None:
+    start = threading.Barrier(3)
+    uploaded: list[str] = []
+    with BerkasClient(
+        BASE_URL,
+        partner.client_id,
+        partner.secret_key,
+        transport=PortalTransport(faults, portal),
+    ) as client:
+
+        def upload(seed: int) -> None:
+            start.wait()
+            uploaded.append(client.upload("LOGO", samples.png(seed=seed)).id)
+
+        threads = [threading.Thread(target=upload, args=(seed,)) for seed in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(set(uploaded)) == 3
+    assert len(faults.requests_to(TOKEN_PATH)) == 1
+
+
+def test_a_failed_token_fetch_lets_the_waiting_calls_try_their_own(
+    make_client: Factory, faults: Faults, portal: BlockingPortal, partner: Client
+) -> None:
+    client = make_client(secret_key="not-the-secret")
+    failures: list[AuthenticationError] = []
+
+    def upload() -> None:
+        try:
+            client.upload("LOGO", samples.png())
+        except AuthenticationError as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=upload) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    # None left waiting on a lock the failed fetch kept: each call asked and was refused.
+    assert [e.code for e in failures] == ["signature_invalid"] * 3
+    assert len(faults.requests_to(TOKEN_PATH)) == 3
 
 
 # -- requirements -------------------------------------------------------------------

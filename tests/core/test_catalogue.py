@@ -15,6 +15,7 @@ from berkas.core.catalogue import (
     Catalogue,
     Category,
     DocumentCode,
+    did_you_mean,
     parse_category,
     parse_document_code,
 )
@@ -464,3 +465,29 @@ def test_unreadable_or_invalid_json_fails(tmp_path: Path) -> None:
     broken.write_text('{"version": 1,', encoding="utf-8")
     with pytest.raises(ValueError, match=r"broken\.json: not valid JSON"):
         Catalogue.load(broken)
+
+
+CODES = [code.value for code in DocumentCode]
+
+
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [
+        ("ktp", "did you mean KTP?"),
+        (" KTPP ", "did you mean KTP?"),
+        ("npwp", "did you mean NPWP_BADAN or NPWP_ORANG_PRIBADI?"),
+        ("pasport", "did you mean PASPOR?"),
+        ("xyz", None),
+        ("", None),
+    ],
+)
+def test_did_you_mean_names_the_nearest_codes_case_ignored(typed: str, said: str | None) -> None:
+    assert did_you_mean(typed, CODES) == said
+
+
+def test_an_unknown_code_on_the_wire_is_answered_with_the_code_meant() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_document_code(Category.DOCUMENT, "ktp")
+    assert caught.value.message.startswith(
+        'code "ktp" is not a document code; did you mean KTP? One of AKTA_PENDIRIAN_PERUSAHAAN,'
+    )

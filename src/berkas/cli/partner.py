@@ -1,5 +1,6 @@
 """``berkas partner``: a partner's verbs (configure, token, requirements, upload, file,
-download) over the SDK; options, client and output convention in ``partner_options``.
+download; delete, events and revoke-links from ``partner_lifecycle``) over the SDK;
+options, client and output convention in ``partner_options``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import IO, Any, NoReturn
 
 import click
 
+from berkas.cli import partner_lifecycle
 from berkas.cli.partner_options import (
     OUTPUT,
     PROFILE,
@@ -20,6 +22,7 @@ from berkas.cli.partner_options import (
     USAGE,
     Failure,
     Options,
+    Suggesting,
     common,
     connect,
     echo,
@@ -33,11 +36,15 @@ from berkas.core.catalogue import BusinessType, Category, DocumentCode
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def partner() -> None:
-    """Talk to a berkas server as a partner: token, requirements, upload, file, download.
+    """Talk to a berkas server as a partner: token, requirements, upload, file, download,
+    events, revoke-links, delete.
 
     Each setting comes from its flag, else its environment variable
     (BERKAS_CLIENT_BASE_URL, BERKAS_CLIENT_ID, BERKAS_CLIENT_SECRET), else the profile
-    (--profile NAME, or 'default'; save one with 'berkas partner configure').
+    (--profile NAME, or 'default'; save one with 'berkas partner configure'). The
+    token is kept (0600) beside the config file and reused by the next command until
+    shortly before it expires; --no-token-cache or BERKAS_CLIENT_TOKEN_CACHE=off signs
+    a new one each time.
 
     Results are JSON on stdout. Errors are 'code: message' on stderr, or JSON on stdout
     with --json. Exit codes: 0 done; 1 the server refused or could not be reached;
@@ -174,11 +181,11 @@ def requirements(
 @click.option(
     "--category",
     required=True,
-    type=click.Choice([c.value for c in Category], case_sensitive=False),
+    type=Suggesting([c.value for c in Category]),
 )
 @click.option(
     "--code",
-    type=click.Choice([c.value for c in DocumentCode], case_sensitive=False),
+    type=Suggesting([c.value for c in DocumentCode]),
     help="Document code; required for DOCUMENT (e.g. KTP).",
 )
 @click.option("--url", help="Have the server fetch this http(s) URL instead of sending FILE.")
@@ -410,3 +417,7 @@ class _Hashing:
 def _sha256_of(path: Path) -> str:
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+for _verb in (partner_lifecycle.events, partner_lifecycle.revoke_links, partner_lifecycle.delete):
+    partner.add_command(_verb)

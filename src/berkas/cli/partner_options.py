@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ import click
 
 from berkas.cli.progress import Progress, note
 from berkas.client import profiles
+from berkas.core.catalogue import did_you_mean
 from berkas.core.wire import iso8601
 
 if TYPE_CHECKING:
@@ -56,6 +58,8 @@ class Options:
     quiet: bool
     # With -o - stdout carries the file's bytes: a JSON error then goes to stderr.
     stdout_taken: bool = False
+    # Keep the token in the profile's directory for the next command (--no-token-cache).
+    token_cache: bool = True
 
     def progress(self, label: str) -> Progress:
         """A progress bar on stderr: drawn on a terminal, never with ``--quiet``."""
@@ -101,6 +105,23 @@ class Failure(Exception):
         sys.exit(self.exit_code)
 
 
+class Suggesting(click.Choice[str]):
+    """A case-insensitive choice whose refusal names the nearest choices ("did you mean
+    KTP?", as the SDK's and the server's do) rather than listing them all."""
+
+    def __init__(self, choices: list[str]) -> None:
+        super().__init__(choices, case_sensitive=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            hint = did_you_mean(str(value), [str(choice) for choice in self.choices])
+            if hint is None:
+                raise
+            self.fail(f"{str(value)!r} is not one of the {len(self.choices)} choices; {hint}")
+
+
 def _profile_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
     try:
         names = profiles.read_profiles(profiles.config_path())
@@ -139,9 +160,19 @@ def common(command: F) -> F:
         timeout: float,
         json_errors: bool,
         quiet: bool,
+        no_token_cache: bool,
         **kwargs: Any,
     ) -> Any:
-        opts = Options(profile, base_url, client_id, secret_key, timeout, json_errors, quiet)
+        opts = Options(
+            profile,
+            base_url,
+            client_id,
+            secret_key,
+            timeout,
+            json_errors,
+            quiet,
+            token_cache=not no_token_cache and profiles.token_cache_enabled(),
+        )
         with reporting(opts):
             return command(opts, **kwargs)
 
@@ -162,6 +193,12 @@ def common(command: F) -> F:
         ),
         click.option(
             "--timeout", type=float, default=30.0, show_default=True, help="Seconds per try."
+        ),
+        click.option(
+            "--no-token-cache",
+            is_flag=True,
+            help="Sign a new token rather than reuse the one kept (0600) beside the config "
+            "file until shortly before it expires [env BERKAS_CLIENT_TOKEN_CACHE=off].",
         ),
         *OUTPUT,
     ]
@@ -207,11 +244,18 @@ def _has_path(opts: Options) -> bool:
     return urlsplit(opts.base_url or "").path not in ("", "/")
 
 
-def new_client(base_url: str, client_id: str, secret_key: str, timeout: float) -> BerkasClient:
+def new_client(
+    base_url: str,
+    client_id: str,
+    secret_key: str,
+    timeout: float,
+    *,
+    token_cache: Path | None = None,
+) -> BerkasClient:
     """The one place the CLI builds an SDK client (tests replace it to add a transport)."""
     from berkas.client import BerkasClient
 
-    return BerkasClient(base_url, client_id, secret_key, timeout=timeout)
+    return BerkasClient(base_url, client_id, secret_key, timeout=timeout, token_cache=token_cache)
 
 
 @contextmanager
@@ -240,10 +284,16 @@ def connect(opts: Options, *, credentials: bool = True) -> Iterator[BerkasClient
                     type="usage_error",
                     exit_code=USAGE,
                 )
+    # Each command is a process of its own: without the cache each would sign a token.
+    cache = profiles.token_cache_path(found) if credentials and opts.token_cache else None
     with (
         reporting(resolved),
         new_client(
-            found.base_url, found.client_id or "", found.secret_key or "", opts.timeout
+            found.base_url,
+            found.client_id or "",
+            found.secret_key or "",
+            opts.timeout,
+            token_cache=cache,
         ) as client,
     ):
         yield client

@@ -1,7 +1,8 @@
 """The partner SDK: ``BerkasClient`` (blocking) and ``AsyncBerkasClient`` over httpx.
 
-Speaks DOKU's Partner file API (token, requirements, upload) plus berkas's extras
-(file metadata, downloads, dry runs). Imports only ``berkas.core`` and httpx.
+Speaks DOKU's Partner file API (token, requirements, upload) plus berkas's extras (file
+metadata, audit trail, deletion, link revocation, downloads, dry runs). Imports only
+``berkas.core`` and httpx.
 """
 
 from berkas.client.aio import AsyncBerkasClient
@@ -26,6 +27,8 @@ from berkas.client.errors import (
 from berkas.client.flow import RetryPolicy
 from berkas.client.models import (
     DryRunResult,
+    FileEvent,
+    FileEvents,
     FileInfo,
     Requirement,
     RequirementField,
@@ -53,6 +56,8 @@ __all__ = [
     "DryRunResult",
     "ErrorCode",
     "FetchError",
+    "FileEvent",
+    "FileEvents",
     "FileInfo",
     "FileInput",
     "InvalidRequestError",

@@ -12,8 +12,15 @@ import anyio
 import httpx
 
 from berkas.client.calls import Calls
-from berkas.client.flow import Action, Flow, Outcome, Pump, Send
-from berkas.client.models import DryRunResult, FileInfo, Requirements, Token, UploadedFile
+from berkas.client.flow import Flow, Lock, Outcome, Pump, Send, Sleep, Unlock
+from berkas.client.models import (
+    DryRunResult,
+    FileEvents,
+    FileInfo,
+    Requirements,
+    Token,
+    UploadedFile,
+)
 from berkas.client.streams import FileInput, OnProgress, Sink
 from berkas.core.catalogue import Category, DocumentCode
 
@@ -28,6 +35,11 @@ class AsyncBerkasClient(Calls[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     """
 
     _http_class = httpx.AsyncClient
+    _token_lock: anyio.Lock
+
+    def _new_lock(self) -> anyio.Lock:
+        # Made outside any event loop and bound on first use, so under asyncio or trio.
+        return anyio.Lock()
 
     async def token(self, valid_time: int | None = None) -> Token:
         """See ``BerkasClient.token``."""
@@ -101,6 +113,18 @@ class AsyncBerkasClient(Calls[httpx.AsyncClient, httpx.AsyncBaseTransport]):
         """See ``BerkasClient.file``."""
         return await self._run(self._files.file(file_id))
 
+    async def events(self, file_id: str) -> FileEvents:
+        """See ``BerkasClient.events``."""
+        return await self._run(self._files.events(file_id))
+
+    async def delete(self, file_id: str) -> None:
+        """See ``BerkasClient.delete``."""
+        await self._run(self._files.delete(file_id))
+
+    async def revoke_links(self, file_id: str) -> FileInfo:
+        """See ``BerkasClient.revoke_links``."""
+        return await self._run(self._files.revoke_links(file_id))
+
     async def download(
         self, link: str, *, sha256: str | None = None, on_progress: OnProgress | None = None
     ) -> bytes:
@@ -136,15 +160,26 @@ class AsyncBerkasClient(Calls[httpx.AsyncClient, httpx.AsyncBaseTransport]):
 
     async def _run(self, flow: Flow[T]) -> T:
         outcome: Outcome = None
+        held = False
         try:
             while True:
-                outcome = await self._perform(flow.send(outcome))
+                action = flow.send(outcome)
+                if isinstance(action, Lock):
+                    await self._token_lock.acquire()
+                    held, outcome = True, None
+                elif isinstance(action, Unlock):
+                    held, outcome = False, None
+                    self._token_lock.release()
+                else:
+                    outcome = await self._perform(action)
         except StopIteration as done:
             return cast(T, done.value)
         finally:
             flow.close()
+            if held:
+                self._token_lock.release()
 
-    async def _perform(self, action: Action) -> Outcome:
+    async def _perform(self, action: Send | Pump | Sleep) -> Outcome:
         if isinstance(action, Send):
             try:
                 return await self._http.send(action.request, stream=action.stream)

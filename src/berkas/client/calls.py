@@ -22,6 +22,7 @@ from berkas.client.files import FileCalls
 from berkas.client.flow import RetryPolicy
 from berkas.client.requirements import RequirementCalls
 from berkas.client.session import USER_AGENT, Session
+from berkas.client.token_file import TokenFile
 from berkas.client.uploads import UploadCalls
 
 HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
@@ -32,6 +33,9 @@ class Calls(Generic[HttpT, TransportT]):
     """State and flows shared by the sync and async clients."""
 
     _http_class: type[HttpT]
+    # The lock ``flow.Lock`` takes: threading's for the blocking client, anyio's for the
+    # async one (see ``_new_lock``).
+    _token_lock: Any
 
     def __init__(
         self,
@@ -44,6 +48,7 @@ class Calls(Generic[HttpT, TransportT]):
         token_minutes: int | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        token_cache: str | os.PathLike[str] | None = None,
     ) -> None:
         """See ``BerkasClient``: the arguments are the same for both clients."""
         # The subclass pairs its transport type with its httpx client class; mypy
@@ -63,10 +68,17 @@ class Calls(Generic[HttpT, TransportT]):
             token_minutes=token_minutes,
             retry=retry if retry is not None else RetryPolicy(),
             clock=clock,
+            token_file=None
+            if token_cache is None
+            else TokenFile.of(Path(token_cache), base_url, client_id, secret_key),
         )
+        self._token_lock = self._new_lock()
         self._requirements = RequirementCalls(self._session)
         self._uploads = UploadCalls(self._session)
         self._files = FileCalls(self._session)
+
+    def _new_lock(self) -> Any:
+        raise NotImplementedError
 
     @classmethod
     def from_env(

@@ -1,5 +1,6 @@
-"""The files resource: a stored file's metadata and fresh link (GET /file/{id}), and the
-bytes behind a link, streamed and checked against their sha256 (docs/design.md 3.1)."""
+"""The files resource: a stored file's metadata and fresh link (GET /file/{id}), its
+lifecycle (delete, link revocation, audit trail: docs/design.md 6.1-6.3), and the bytes
+behind a link, streamed and checked against their sha256 (docs/design.md 3.1)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
+
 from berkas.client import models
 from berkas.client.errors import ChecksumMismatch, ConnectionFailed
 from berkas.client.flow import Flow, Sleep, attempt, pump
-from berkas.client.models import FileInfo
+from berkas.client.models import FileEvents, FileInfo
 from berkas.client.session import PREFIX, Session, response_json
 from berkas.client.streams import Meter, OnProgress, Sink, content_length, put
 
@@ -24,14 +27,35 @@ class FileCalls:
         self._session = session
 
     def file(self, file_id: str) -> Flow[FileInfo]:
-        # Quoted whole: an id is never allowed to add path segments ("../token").
-        path = f"{PREFIX}/file/{quote(file_id, safe='')}"
-        response = yield from self._session.bearer(
-            lambda auth: self._session.build("GET", path, headers={"Authorization": auth}),
-            idempotent=True,
-            rewindable=True,
-        )
+        response = yield from self._call("GET", file_id)
         return models.parse_file_info(response_json(response))
+
+    def events(self, file_id: str) -> Flow[FileEvents]:
+        response = yield from self._call("GET", file_id, "/events")
+        return models.parse_file_events(response_json(response))
+
+    def delete(self, file_id: str) -> Flow[None]:
+        # Retried as a GET is: a repeat by the owner answers 204 again (docs/design.md
+        # 6.1), so a delete whose answer was lost is safe to send twice.
+        yield from self._call("DELETE", file_id)
+
+    def revoke_links(self, file_id: str) -> Flow[FileInfo]:
+        # Safe to repeat: a second revocation only retires the link the first one
+        # answered with (docs/design.md 6.2), and its answer carries a working link.
+        response = yield from self._call("POST", file_id, "/links/revoke")
+        return models.parse_file_info(response_json(response))
+
+    def _call(self, method: str, file_id: str, tail: str = "") -> Flow[httpx.Response]:
+        """A bearer call on /file/{id}{tail} without a body."""
+        # Quoted whole: an id is never allowed to add path segments ("../token").
+        path = f"{PREFIX}/file/{quote(file_id, safe='')}{tail}"
+        return (
+            yield from self._session.bearer(
+                lambda auth: self._session.build(method, path, headers={"Authorization": auth}),
+                idempotent=True,
+                rewindable=True,
+            )
+        )
 
     def download(
         self, link: str, sha256: str | None, on_progress: OnProgress | None

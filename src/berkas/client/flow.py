@@ -59,7 +59,23 @@ class Pump:
     write: Callable[[bytes], object]
 
 
-Action: TypeAlias = Send | Sleep | Pump
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """Wait for the client's token lock and hold it; the outcome is None.
+
+    One token fetch at a time across a client's concurrent calls (threads on
+    ``BerkasClient``, tasks on ``AsyncBerkasClient``): the calls that waited find the
+    token the first one fetched (``Session.token``). The runner releases a lock its flow
+    still holds when the flow ends, however it ends.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Unlock:
+    """Release the token lock taken with ``Lock``; the outcome is None."""
+
+
+Action: TypeAlias = Send | Sleep | Pump | Lock | Unlock
 Outcome: TypeAlias = httpx.Response | httpx.TransportError | None
 Flow: TypeAlias = Generator[Action, Outcome, T]
 

@@ -1,5 +1,5 @@
-"""What the SDK returns: Token, UploadedFile, DryRunResult, FileInfo, Requirements, parsed
-from the wire's JSON.
+"""What the SDK returns: Token, UploadedFile, DryRunResult, FileInfo, FileEvents,
+Requirements, parsed from the wire's JSON.
 
 Only DOKU's fields are required (``token``; ``id``, ``link``, ``category``), so the SDK
 also reads DOKU's own answers; berkas's extra fields are optional.
@@ -66,6 +66,9 @@ class UploadedFile:
     link_expires_at: datetime | None = None
     # What berkas stripped from an image before storing it (EXIF, GPS, XMP, ...).
     metadata_removed: tuple[str, ...] = ()
+    # The image was re-encoded upright (its EXIF orientation applied): the stored bytes
+    # and sha256 differ from what was sent.
+    reencoded: bool = False
     # An earlier file of yours in this category with the same bytes (berkas, not DOKU).
     duplicate_of: str | None = None
 
@@ -88,6 +91,8 @@ class DryRunResult:
     height: int | None
     # What would be stripped before storing (EXIF, GPS, XMP, ...).
     metadata_removed: tuple[str, ...] = ()
+    # The image would be re-encoded upright: stored bytes and sha256 differ from the sent.
+    reencoded: bool = False
     # An earlier file of yours in this category with the same bytes, as stored.
     duplicate_of: str | None = None
 
@@ -110,6 +115,34 @@ class FileInfo:
     retained_until: datetime | None = None
     legal_hold: bool = False
     metadata_removed: tuple[str, ...] = ()
+    # Re-encoded upright at upload: the stored bytes differ from those sent.
+    reencoded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FileEvent:
+    """One entry of a file's audit trail (``uploaded``, ``link_opened``, ``deleted``...).
+
+    ``ip`` is the caller as the server saw it through its proxies; ``detail`` is, for
+    ``link_refused``, the refusal code and, for ``deleted``, who deleted it;
+    ``request_id`` ties it to the server's access log; ``actor`` names the operator.
+    """
+
+    kind: str
+    at: datetime
+    ip: str | None
+    user_agent: str | None
+    detail: str | None
+    request_id: str | None
+    actor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FileEvents:
+    """A file's audit trail, oldest first (GET /file/{id}/events); kept after deletion."""
+
+    id: str
+    events: tuple[FileEvent, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +292,7 @@ def parse_uploaded(body: Any) -> UploadedFile:
         sha256=_optional(body, "sha256", str),
         link_expires_at=_time(_optional(body, "link_expires_at", str)),
         metadata_removed=_names(body, "metadata_removed"),
+        reencoded=_flag(body, "reencoded"),
         duplicate_of=_optional(body, "duplicate_of", str),
     )
 
@@ -291,6 +325,7 @@ def parse_dry_run(body: Any) -> DryRunResult:
         width=_optional(body, "width", int),
         height=_optional(body, "height", int),
         metadata_removed=_names(body, "metadata_removed"),
+        reencoded=_flag(body, "reencoded"),
         duplicate_of=_optional(body, "duplicate_of", str),
     )
 
@@ -312,6 +347,27 @@ def parse_file_info(body: Any) -> FileInfo:
         retained_until=_time(_optional(body, "retained_until", str)),
         legal_hold=_flag(body, "legal_hold"),
         metadata_removed=_names(body, "metadata_removed"),
+        reencoded=_flag(body, "reencoded"),
+    )
+
+
+def parse_file_events(body: Any) -> FileEvents:
+    """Read the GET /file/{id}/events answer (docs/design.md 6.3)."""
+    items = _field(body, "events", list)
+    return FileEvents(
+        id=_field(body, "id", str),
+        events=tuple(
+            FileEvent(
+                kind=_field(item, "kind", str),
+                at=_timestamp(_field(item, "at", str)),
+                ip=_optional(item, "ip", str),
+                user_agent=_optional(item, "user_agent", str),
+                detail=_optional(item, "detail", str),
+                request_id=_optional(item, "request_id", str),
+                actor=_optional(item, "actor", str),
+            )
+            for item in items
+        ),
     )
 
 

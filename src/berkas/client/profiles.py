@@ -7,6 +7,7 @@ variables and the same file. The file holds a secret: it is written 0600, atomic
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -21,6 +22,8 @@ from berkas.client.errors import ConfigurationError
 ENV_BASE_URL = "BERKAS_CLIENT_BASE_URL"
 ENV_CLIENT_ID = "BERKAS_CLIENT_ID"
 ENV_SECRET_KEY = "BERKAS_CLIENT_SECRET"  # noqa: S105 - a variable name, not a secret
+# Set to off (or 0, false, no) to keep ``berkas partner`` from caching its token.
+ENV_TOKEN_CACHE = "BERKAS_CLIENT_TOKEN_CACHE"  # noqa: S105 - a variable name, not a secret
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 DEFAULT_PROFILE = "default"
 KEYS = ("base_url", "client_id", "secret_key")
@@ -48,6 +51,21 @@ def config_path(env: Mapping[str, str] | None = None) -> Path:
     home = env.get("XDG_CONFIG_HOME", "")
     base = Path(home) if home and Path(home).is_absolute() else Path.home() / ".config"
     return base / "berkas" / "config.toml"
+
+
+def token_cache_path(found: Connection, env: Mapping[str, str] | None = None) -> Path:
+    """Where ``berkas partner`` keeps the token for ``found``: beside the config file,
+    ``tokens/<profile>-<digest>.json``, the digest of server and Client-Id, so a token is
+    only ever offered back to the server and client it was issued to."""
+    key = f"{found.base_url.rstrip('/')}\n{found.client_id or ''}".encode()
+    digest = hashlib.sha256(key).hexdigest()[:24]
+    return config_path(env).parent / "tokens" / f"{found.profile or 'env'}-{digest}.json"
+
+
+def token_cache_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """False when ``BERKAS_CLIENT_TOKEN_CACHE`` says off (off, 0, false, no)."""
+    env = os.environ if env is None else env
+    return env.get(ENV_TOKEN_CACHE, "").strip().lower() not in ("off", "0", "false", "no")
 
 
 def read_profiles(path: Path) -> dict[str, dict[str, Any]]:

@@ -15,8 +15,9 @@ import httpx
 from berkas import __version__
 from berkas.client import models
 from berkas.client.errors import AuthenticationError, ServerError
-from berkas.client.flow import Flow, RetryPolicy, attempt
+from berkas.client.flow import Flow, Lock, RetryPolicy, Unlock, attempt
 from berkas.client.models import Token
+from berkas.client.token_file import TokenFile
 from berkas.core.signing import signed_headers
 from berkas.core.wire import API_PREFIX
 
@@ -48,6 +49,7 @@ class Session:
         token_minutes: int | None,
         retry: RetryPolicy,
         clock: Callable[[], float],
+        token_file: TokenFile | None = None,
     ) -> None:
         self._http = http
         self._client_id = client_id
@@ -56,13 +58,54 @@ class Session:
         self.retry = retry
         self._clock = clock
         self._cached: _Cached | None = None
+        # Read once, on the first call: a token the server refuses afterwards is
+        # forgotten for good, never read back from the file.
+        self._token_file = token_file
+        self._file_unread = token_file is not None
 
     def token(self, valid_time: int | None) -> Flow[Token]:
-        """A bearer token (POST /token), reused from the cache while fresh."""
+        """A bearer token (POST /token), reused from the cache while fresh.
+
+        Fetched under the client's token lock and looked up again once it is held, so
+        concurrent calls on a fresh client (three uploads started together) share one
+        fetch instead of signing one token each.
+        """
         minutes = valid_time if valid_time is not None else self._token_minutes
+        fresh = self._fresh(minutes)
+        if fresh is not None:
+            return fresh
+        yield Lock()
+        try:
+            fresh = self._fresh(minutes)
+            if fresh is None:
+                fresh = yield from self._fetch(minutes)
+        except Exception:
+            # Not on GeneratorExit (a BaseException): a flow being closed cannot yield,
+            # and its runner releases the lock itself.
+            yield Unlock()
+            raise
+        yield Unlock()
+        return fresh
+
+    def forget(self, token: Token) -> None:
+        """Drop ``token`` from the cache (the server refused it), unless a concurrent call
+        has already replaced it with a newer one."""
+        cached = self._cached
+        if cached is not None and cached.token is token:
+            self._cached = None
+
+    def _fresh(self, minutes: int | None) -> Token | None:
+        if self._file_unread and self._token_file is not None:
+            self._file_unread = False
+            found = self._token_file.load(minutes, self._clock())
+            if found is not None:
+                self._cached = _Cached(found[0], minutes, found[1])
         cached = self._cached
         if cached is not None and cached.minutes == minutes and self._clock() < cached.refresh_at:
             return cached.token
+        return None
+
+    def _fetch(self, minutes: int | None) -> Flow[Token]:
         # DOKU's body: valid_time is a string of minutes (docs/design.md 2.2).
         payload: dict[str, str] = {"grant_type": "client_credentials"}
         if minutes is not None:
@@ -75,6 +118,8 @@ class Session:
         response = yield from self.signed("POST", f"{PREFIX}/token", body=body)
         token = models.parse_token(response_json(response))
         self._cached = _Cached(token, minutes, asked_at + _fresh_for(token))
+        if self._token_file is not None and self._cached.refresh_at > asked_at:
+            self._token_file.save(token, minutes, self._cached.refresh_at)
         return token
 
     # -- request building ------------------------------------------------------------
@@ -164,7 +209,7 @@ class Session:
         except AuthenticationError:
             if not rewindable or cached is None or cached.token is not token:
                 raise
-        self._cached = None
+        self.forget(token)
         fresh = yield from self.token(None)
         return (
             yield from attempt(

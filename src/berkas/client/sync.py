@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from types import TracebackType
 from typing import TypeVar, cast
@@ -10,8 +11,15 @@ from typing import TypeVar, cast
 import httpx
 
 from berkas.client.calls import Calls
-from berkas.client.flow import Action, Flow, Outcome, Pump, Send
-from berkas.client.models import DryRunResult, FileInfo, Requirements, Token, UploadedFile
+from berkas.client.flow import Flow, Lock, Outcome, Pump, Send, Sleep, Unlock
+from berkas.client.models import (
+    DryRunResult,
+    FileEvents,
+    FileInfo,
+    Requirements,
+    Token,
+    UploadedFile,
+)
 from berkas.client.streams import FileInput, OnProgress, Sink
 from berkas.core.catalogue import Category, DocumentCode
 
@@ -25,10 +33,16 @@ class BerkasClient(Calls[httpx.Client, httpx.BaseTransport]):
     ``secret_key`` are the partner's DOKU credentials. ``transport`` replaces the
     network (tests pass an in-process app); ``token_minutes`` is the ``valid_time``
     asked for tokens (server default when None); ``clock`` is the time source for
-    token freshness and request timestamps. Use as a context manager, or ``close()``.
+    token freshness and request timestamps. ``token_cache`` is a file path: the token
+    is kept there (0600) for the next process to reuse until shortly before it expires,
+    as ``berkas partner`` does. Use as a context manager, or ``close()``.
     """
 
     _http_class = httpx.Client
+    _token_lock: threading.Lock
+
+    def _new_lock(self) -> threading.Lock:
+        return threading.Lock()
 
     def token(self, valid_time: int | None = None) -> Token:
         """A bearer token (POST /token, DOKU-signed), reused until shortly before expiry.
@@ -119,6 +133,24 @@ class BerkasClient(Calls[httpx.Client, httpx.BaseTransport]):
         """Metadata of an uploaded file and a fresh 60-minute link (GET /file/{id})."""
         return self._run(self._files.file(file_id))
 
+    def events(self, file_id: str) -> FileEvents:
+        """The file's audit trail, oldest first (GET /file/{id}/events): uploads, links
+        issued, opened and refused, revocations, deletion. Readable after deletion."""
+        return self._run(self._files.events(file_id))
+
+    def delete(self, file_id: str) -> None:
+        """Delete the file, its bytes and its links (DELETE /file/{id}).
+
+        Deleting it again is not an error; a file on legal hold raises ``ConflictError``
+        (``file_on_hold``), someone else's ``NotFoundError``.
+        """
+        self._run(self._files.delete(file_id))
+
+    def revoke_links(self, file_id: str) -> FileInfo:
+        """Make every link issued so far stop working (POST /file/{id}/links/revoke);
+        returns the metadata with a fresh link that works."""
+        return self._run(self._files.revoke_links(file_id))
+
     def download(
         self, link: str, *, sha256: str | None = None, on_progress: OnProgress | None = None
     ) -> bytes:
@@ -166,15 +198,26 @@ class BerkasClient(Calls[httpx.Client, httpx.BaseTransport]):
 
     def _run(self, flow: Flow[T]) -> T:
         outcome: Outcome = None
+        held = False
         try:
             while True:
-                outcome = self._perform(flow.send(outcome))
+                action = flow.send(outcome)
+                if isinstance(action, Lock):
+                    self._token_lock.acquire()
+                    held, outcome = True, None
+                elif isinstance(action, Unlock):
+                    held, outcome = False, None
+                    self._token_lock.release()
+                else:
+                    outcome = self._perform(action)
         except StopIteration as done:
             return cast(T, done.value)
         finally:
             flow.close()
+            if held:
+                self._token_lock.release()
 
-    def _perform(self, action: Action) -> Outcome:
+    def _perform(self, action: Send | Pump | Sleep) -> Outcome:
         if isinstance(action, Send):
             try:
                 return self._http.send(action.request, stream=action.stream)

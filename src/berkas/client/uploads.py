@@ -4,19 +4,23 @@
 from __future__ import annotations
 
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from berkas.client import models
+from berkas.client.errors import InvalidRequestError
 from berkas.client.flow import Flow
 from berkas.client.models import DryRunResult, UploadedFile
 from berkas.client.session import PREFIX, Part, Session, response_json
 from berkas.client.streams import Counted, FileInput, OnProgress, file_part
-from berkas.core.catalogue import Category, DocumentCode
+from berkas.core.catalogue import Category, DocumentCode, did_you_mean
+from berkas.core.codes import Code, ErrorType
 
 # berkas's dry-run switch on POST /file; DOKU does not know it.
 DRY_RUN_HEADER = "Berkas-Dry-Run"
+
+E = TypeVar("E", Category, DocumentCode)
 
 
 class UploadCalls:
@@ -151,10 +155,46 @@ class UploadCalls:
 
 
 def _fields(category: Category | str, code: DocumentCode | str | None) -> list[tuple[str, Part]]:
+    kind = choice("category", category, Category)
     # (None, value) parts: the body stays multipart/form-data even without a file, as
     # DOKU's upload requires; text parts before the file let the server apply the
     # category's size cap while streaming.
-    fields: list[tuple[str, Part]] = [("category", (None, str(category), None))]
+    fields: list[tuple[str, Part]] = [("category", (None, kind.value, None))]
     if code is not None:
-        fields.append(("code", (None, str(code), None)))
+        # Only DOCUMENT reads a code; any other category ignores it, as DOKU does
+        # (docs/design.md 2.4), so it is sent as given.
+        value = choice("code", code, DocumentCode).value if kind is Category.DOCUMENT else code
+        fields.append(("code", (None, str(value), None)))
     return fields
+
+
+def choice(field: str, value: E | str, kind: type[E]) -> E:
+    """``value`` as a member of ``kind``, case ignored (``"document"`` is DOCUMENT, as
+    the CLI's ``--category document`` is); else ``InvalidRequestError`` with the code
+    the server would answer (``category_invalid``, ``code_invalid``), raised before
+    anything is sent, naming the nearest members ("did you mean KTP?").
+    """
+    if isinstance(value, kind):
+        return value
+    text = str(value)
+    try:
+        return kind(text.strip().upper())
+    except ValueError:
+        pass
+    names = [member.value for member in kind]
+    hint = did_you_mean(text, names)
+    if hint is None:
+        hint = (
+            f"one of {', '.join(names)}"
+            if kind is Category
+            else f"DocumentCode lists the {len(names)} codes; requirements() names those "
+            "a merchant needs"
+        )
+    code = Code.CATEGORY_INVALID if kind is Category else Code.CODE_INVALID
+    noun = "a category" if kind is Category else "a document code"
+    raise InvalidRequestError(
+        code.status,
+        code.value,
+        f"{field} {text!r} is not {noun}; {hint}",
+        ErrorType.INVALID_REQUEST.value,
+    )

@@ -5,6 +5,7 @@ checks of request parameters against them. Its vocabulary lives in ``catalogue_t
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ __all__ = [
     "FormField",
     "Ref",
     "Requirement",
+    "did_you_mean",
     "parse_category",
     "parse_document_code",
 ]
@@ -55,6 +57,33 @@ def _names(enum_type: type[Category] | type[DocumentCode]) -> str:
     return ", ".join(member.value for member in enum_type)
 
 
+def did_you_mean(value: str, choices: Iterable[str]) -> str | None:
+    """``did you mean KTP?`` for the choices nearest ``value``, case ignored (at most
+    three: exact, then those it begins, then difflib's close matches), or None.
+
+    One wording for the server's, the SDK's and the CLI's refusals of a category or code,
+    so a typo (``ktp``, ``NPWP``, ``DOCUMENTS``) is answered with the likely intent rather
+    than the 36 codes to read through.
+    """
+    folded = {choice.upper(): choice for choice in choices}
+    wanted = value.strip().upper()
+    if not wanted:
+        return None
+    if wanted in folded:
+        found = [folded[wanted]]
+    else:
+        found = [folded[c] for c in folded if len(wanted) >= 3 and c.startswith(wanted)][:3]
+        found = found or [
+            folded[c] for c in difflib.get_close_matches(wanted, list(folded), n=3, cutoff=0.6)
+        ]
+    return f"did you mean {' or '.join(found)}?" if found else None
+
+
+def _accepted(value: str, enum_type: type[Category] | type[DocumentCode]) -> str:
+    hint = did_you_mean(value, (member.value for member in enum_type))
+    return f"{hint + ' One' if hint else 'one'} of {_names(enum_type)}"
+
+
 def parse_category(value: str | None) -> Category:
     """The upload's ``category`` field (docs/design.md 2.4), or ``InvalidRequest`` listing the
     accepted ones (``category_missing``, ``category_invalid``)."""
@@ -66,7 +95,7 @@ def parse_category(value: str | None) -> Category:
         return Category(value.strip())
     except ValueError:
         raise InvalidRequest(
-            f"category {quoted(value)} is not accepted; one of {_names(Category)}.",
+            f"category {quoted(value)} is not accepted; {_accepted(value, Category)}.",
             code=Code.CATEGORY_INVALID,
         ) from None
 
@@ -85,7 +114,7 @@ def parse_document_code(category: Category, value: str | None) -> DocumentCode |
         return DocumentCode(value.strip())
     except ValueError:
         raise InvalidRequest(
-            f"code {quoted(value)} is not a document code; one of {_names(DocumentCode)}.",
+            f"code {quoted(value)} is not a document code; {_accepted(value, DocumentCode)}.",
             code=Code.CODE_INVALID,
         ) from None
 
