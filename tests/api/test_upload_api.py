@@ -77,6 +77,24 @@ def test_a_well_formed_upload_is_stored(server: InProcess, partner: Partner) -> 
     assert download.content == data
 
 
+def test_an_iphone_heic_photo_is_refused_naming_heic_and_how_to_send_jpeg(
+    server: InProcess, partner: Partner
+) -> None:
+    # An iPhone camera's default file: the ISO BMFF "ftyp" box, major brand "heic".
+    ftyp = b"heic\x00\x00\x00\x00mif1heicmiaf"
+    heic = (8 + len(ftyp)).to_bytes(4, "big") + b"ftyp" + ftyp
+    body = multipart(
+        ("category", "OWNER_LIVENESS"), ("file", heic + b"\x00" * 4000, "IMG_0001.HEIC")
+    )
+
+    error = refused(server, partner, body, 415, "unsupported_type")
+
+    assert error["message"].startswith(
+        "file is a HEIC image (an iPhone photo), which OWNER_LIVENESS does not accept: send "
+        "JPEG or PNG; on an iPhone set Settings > Camera > Formats > Most Compatible"
+    ), error["message"]
+
+
 @pytest.mark.parametrize(
     ("content_type", "body"),
     [
