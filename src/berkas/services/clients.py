@@ -11,6 +11,7 @@ from berkas.core.codes import Code
 from berkas.core.errors import InvalidRequest, NotFound
 from berkas.core.models import Client
 from berkas.core.ports import ClientRepository, Clock
+from berkas.core.wire import spoken
 
 # The id ends up in object keys (docs/design.md 2.4 layout), so it is restricted to characters
 # that are safe in a path segment; DOKU's look like BRN-0001-10791114622547.
@@ -99,7 +100,7 @@ class ClientService:
             grace = self.grace
         if not timedelta(0) <= grace <= MAX_GRACE:
             raise ValueError(
-                f"a grace of {grace} is not allowed; give 0 (the old secret stops at once) "
+                f"a grace of {spoken(grace)} is not allowed; give 0 (the old secret stops at once) "
                 f"up to {MAX_GRACE.days} days"
             )
         now = self._clock.now()
