@@ -86,3 +86,12 @@ def test_docs_assets_are_counted_under_their_mount_not_as_unmatched(server: InPr
         sample(text, "berkas_http_requests_total", method="GET", route="unmatched", status="404")
         == 1
     )
+
+
+@pytest.mark.parametrize("path", ["/openapi.json", "/docs", "/redoc"])
+def test_the_documentation_is_counted_under_its_own_route(server: InProcess, path: str) -> None:
+    assert server.http.request("GET", path).status_code == 200
+    text = server.http.request("GET", "/metrics").text
+    labels = {"method": "GET", "status": "200"}
+    assert sample(text, "berkas_http_requests_total", route=path, **labels) == 1
+    assert sample(text, "berkas_http_requests_total", route="unmatched", **labels) == 0

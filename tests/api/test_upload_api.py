@@ -314,6 +314,49 @@ def test_describe_without_a_token_asks_for_one(server: InProcess) -> None:
     assert f"{PREFIX}/token" in error["message"]
 
 
+def test_a_token_sent_without_the_bearer_prefix_is_told_so(
+    server: InProcess, partner: Partner
+) -> None:
+    response = server.http.get(
+        f"{FILE_PATH}/DCM-0001-1700000000000", headers={"Authorization": partner.token}
+    )
+
+    error = assert_error(response, 401, "token_malformed")
+    assert error["message"].startswith(
+        "Authorization must be 'Bearer <token>' (RFC 6750 section 2.1); it carried a token "
+        "without the 'Bearer ' prefix."
+    ), error["message"]
+    assert partner.token not in response.text
+
+
+def test_another_scheme_is_named_and_its_credential_never_echoed(server: InProcess) -> None:
+    response = server.http.get(
+        f"{FILE_PATH}/DCM-0001-1700000000000", headers={"Authorization": "Basic dXNlcjpzZWNyZXQ="}
+    )
+
+    error = assert_error(response, 401, "token_malformed")
+    assert "it carried the 'Basic' scheme" in error["message"]
+    assert "dXNlcjpzZWNyZXQ" not in response.text
+
+
+def test_a_bearer_token_on_the_signed_requirements_is_told_to_sign(
+    server: InProcess, partner: Partner
+) -> None:
+    query = "businessType=PERSONAL&businessLegalEntity=PERSEORANGAN"
+    response = server.http.get(f"{FILE_PATH}?{query}", headers=partner.auth())
+
+    error = assert_error(response, 401, "header_missing")
+    assert error["message"].startswith(
+        f"GET {FILE_PATH} takes DOKU's signature headers (Client-Id, Request-Id, "
+        "Request-Timestamp, Signature: HMACSHA256 over them), not a bearer token"
+    ), error["message"]
+    # Signed as DOKU says, the same request is answered (the bearer is then ignored).
+    signed = partner.signed(
+        "GET", FILE_PATH, query=query + "&brandBusinessLine=RETAIL&businessContactNationality=ID"
+    )
+    assert signed.status_code == 200, signed.text
+
+
 def test_upload_without_a_token_is_refused_before_the_body_is_read(server: InProcess) -> None:
     data = multipart(("category", "LOGO"), ("file", samples.png(), "a.png"))
     body = StreamedBody(data)
