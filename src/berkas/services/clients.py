@@ -50,7 +50,7 @@ class ClientService:
         """A new enabled client; a DOKU-style ``BRN-`` id is generated when none is given."""
         label = _checked_label(label)
         if client_id is None:
-            client_id = f"BRN-{secrets.randbelow(10_000):04d}-{secrets.randbelow(10**14):014d}"
+            client_id = new_client_id()
         elif not CLIENT_ID_PATTERN.fullmatch(client_id):
             raise InvalidRequest(
                 f"client id {client_id!r} must be 1-64 letters, digits, '-' or '_' "
@@ -119,6 +119,11 @@ class ClientService:
             token_generation=before.token_generation + 1,  # as the repository bumped it
         )
         return SecretRotation(client, until, dropped)
+
+
+def new_client_id() -> str:
+    """A fresh DOKU-style Client-Id (``BRN-0001-10791114622547``'s shape)."""
+    return f"BRN-{secrets.randbelow(10_000):04d}-{secrets.randbelow(10**14):014d}"
 
 
 def _new_secret() -> str:
