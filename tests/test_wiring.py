@@ -24,6 +24,7 @@ from berkas.wiring import (
     prepare_worker,
 )
 from berkas.wiring.datadir import worker_spool_dir
+from berkas.wiring.startup import DemoClient
 from tests.support.legacy import new_rsa_key, write_key_directory
 
 
@@ -149,6 +150,33 @@ def test_an_explicit_demo_setting_wins(tmp_path: Path) -> None:
         assert ensure_demo_client(services, settings) is not None
     finally:
         services.close()
+
+
+def test_a_database_gets_one_demo_client_whatever_the_number_of_data_dirs(
+    tmp_path: Path,
+) -> None:
+    # Two nodes (two data dirs) on one database and master key, as a fleet is.
+    shared = {
+        "database_url": f"sqlite:///{tmp_path / 'shared.db'}",
+        "master_key": base64.b64encode(bytes(range(32))).decode(),
+    }
+    one = load_settings(data_dir=tmp_path / "one", **shared)
+    two = load_settings(data_dir=tmp_path / "two", **shared)
+    first = prepare(one, serving=False)
+    try:
+        made = ensure_demo_client(first, one)
+        assert made is not None
+        assert made.secret_key is not None
+    finally:
+        first.close()
+    second = prepare(two, serving=False)
+    try:
+        found = ensure_demo_client(second, two)
+        # The same client, and no secret: it was shown once, by the node that made it.
+        assert found == DemoClient(made.client_id, None)
+        assert [c.client_id for c in second.clients.list()] == [made.client_id]
+    finally:
+        second.close()
 
 
 def test_build_alone_creates_nothing(tmp_path: Path) -> None:

@@ -7,8 +7,10 @@ Defaults give the embedded mode: SQLite, blobs and keys under ``BERKAS_DATA_DIR`
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
@@ -16,12 +18,20 @@ from typing import Annotated, Literal
 from urllib.parse import urlparse
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from berkas.config_names import (
     CONFIG_FILE_VARIABLE,
     PREFIX,
+    explain_invalid,
     known_categories,
     unknown_names,
 )
@@ -455,3 +465,27 @@ def load_settings(**overrides: object) -> Settings:
     if problems:
         raise ValueError("\n".join(problems))
     return Settings(_env_file=config_file or None, **clean)  # type: ignore[arg-type,call-arg]
+
+
+def explain(error: ValidationError, overrides: Mapping[str, object]) -> list[str]:
+    """``error`` from ``load_settings(**overrides)`` as one line per refused setting,
+    naming where its value came from: a command-line flag, the environment, or the
+    ``BERKAS_CONFIG_FILE`` file (config_names.explain_invalid)."""
+    config_file = os.environ.get(CONFIG_FILE_VARIABLE)
+    in_file: set[str] = set()
+    if config_file and Path(config_file).is_file():
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            in_file = {key.upper() for key in dotenv_values(config_file, encoding="utf-8")}
+    in_environment = {name.upper() for name in os.environ}
+
+    def origin(field: str) -> str:
+        name = PREFIX + field.upper()
+        if overrides.get(field) is not None:
+            return f"from --{field.replace('_', '-')}"
+        if name in in_environment:
+            return "in the environment"
+        if name in in_file or field.upper() in in_file:
+            return f"in {config_file}"
+        return "its default"
+
+    return explain_invalid(error.errors(), origin)

@@ -1,13 +1,17 @@
 """The names the configuration answers to, and the refusal of any other: a ``BERKAS_*``
 name no setting reads, a setting an earlier release read, or an unknown category, each
-named with the nearest known one."""
+named with the nearest known one; and a refused value said with its setting's name, where
+it came from and what is expected."""
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from berkas.core.catalogue_types import Category
+from berkas.core.wire import quoted
 
 PREFIX = "BERKAS_"
 CONFIG_FILE_VARIABLE = "BERKAS_CONFIG_FILE"
@@ -92,3 +96,71 @@ def unknown_names(
         else:
             problems.append(f"{where}: unknown; did you mean {nearest}?")
     return problems
+
+
+# What a few patterns of Settings mean, said as a person would (pydantic prints the regex).
+_PATTERNS = {
+    "^(text|json)$": "text or json",
+    "^(critical|error|warning|info|debug)$": "critical, error, warning, info or debug",
+    "^(|main|[0-9]{1,5})$": "a port number, or main",
+    "^[a-z0-9-]{1,32}$": "1 to 32 lower-case letters, digits or '-'",
+    "^[a-z0-9-]{1,64}$": "1 to 64 lower-case letters, digits or '-'",
+}
+_BOUNDS = {"gt": "greater than", "ge": "at least", "lt": "less than", "le": "at most"}
+# A value of these is a credential: named, never printed.
+_SECRET_WORDS = ("KEY", "SECRET", "PASSWORD", "TOKEN")
+
+
+def explain_invalid(errors: Iterable[Mapping[str, Any]], origin: Callable[[str], str]) -> list[str]:
+    """One line per setting pydantic refused: the setting's name, where its value came
+    from (``origin(field)``: the environment, a config file, a flag), the value (masked
+    for a credential) and what is expected, in place of pydantic's wording. A validator's
+    own message, which names the setting already, is kept."""
+    by_field: dict[str, list[Mapping[str, Any]]] = {}
+    lines: list[str] = []
+    for error in errors:
+        loc = error.get("loc") or ()
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        if not loc or error.get("type") == "value_error":
+            name = PREFIX + str(loc[0]).upper() if loc else ""
+            lines.append(message if not name or message.startswith(name) else f"{name}: {message}")
+            continue
+        by_field.setdefault(str(loc[0]), []).append(error)
+    for field, found in by_field.items():
+        name = PREFIX + field.upper()
+        expected = " or ".join(dict.fromkeys(_expected(error) for error in found))
+        value = found[0].get("input")
+        shown = "(not shown)" if any(w in name for w in _SECRET_WORDS) else _masked(value)
+        lines.append(f"{name} ({origin(field)}) is {shown}: expected {expected}")
+    return lines
+
+
+def _expected(error: Mapping[str, Any]) -> str:
+    kind = str(error.get("type", ""))
+    context = error.get("ctx") or {}
+    for bound, words in _BOUNDS.items():
+        if bound in context:
+            return f"a number {words} {context[bound]}"
+    if kind.startswith("int_"):
+        return "a whole number"
+    if kind.startswith(("float_", "finite_")):
+        return "a finite number"
+    if kind.startswith("bool_"):
+        return "true or false"
+    if kind == "literal_error":
+        return str(context.get("expected", "one of the listed values"))
+    if kind == "string_pattern_mismatch":
+        pattern = str(context.get("pattern", ""))
+        return _PATTERNS.get(pattern, f"text matching {pattern}")
+    if kind == "string_too_short":
+        return f"at least {context.get('min_length')} characters"
+    if kind == "string_too_long":
+        return f"at most {context.get('max_length')} characters"
+    message = str(error.get("msg", "a valid value"))
+    return message[:1].lower() + message[1:]
+
+
+def _masked(value: object) -> str:
+    # A URL's user and password (a database URL's) never reach the message.
+    text = re.sub(r"//[^/@\s]*@", "//***@", value) if isinstance(value, str) else value
+    return quoted(text, limit=80)

@@ -102,3 +102,12 @@ def test_sqlite_write_lock_waits_are_a_histogram(server: InProcess) -> None:
     assert counted[1] > counted[0]
     assert f'{name}_bucket{{le="+Inf"}} {counted[1]}' in after
     assert re.search(rf'^{name}_bucket{{le="0.0005"}} \S+$', after, re.M)
+
+
+@pytest.mark.parametrize("path", ["/openapi.json", "/docs", "/redoc"])
+def test_the_documentation_is_counted_under_its_own_route(server: InProcess, path: str) -> None:
+    assert server.http.request("GET", path).status_code == 200
+    text = server.http.request("GET", "/metrics").text
+    labels = {"method": "GET", "status": "200"}
+    assert sample(text, "berkas_http_requests_total", route=path, **labels) == 1
+    assert sample(text, "berkas_http_requests_total", route="unmatched", **labels) == 0

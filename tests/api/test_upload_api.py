@@ -77,6 +77,24 @@ def test_a_well_formed_upload_is_stored(server: InProcess, partner: Partner) -> 
     assert download.content == data
 
 
+def test_an_iphone_heic_photo_is_refused_naming_heic_and_how_to_send_jpeg(
+    server: InProcess, partner: Partner
+) -> None:
+    # An iPhone camera's default file: the ISO BMFF "ftyp" box, major brand "heic".
+    ftyp = b"heic\x00\x00\x00\x00mif1heicmiaf"
+    heic = (8 + len(ftyp)).to_bytes(4, "big") + b"ftyp" + ftyp
+    body = multipart(
+        ("category", "OWNER_LIVENESS"), ("file", heic + b"\x00" * 4000, "IMG_0001.HEIC")
+    )
+
+    error = refused(server, partner, body, 415, "unsupported_type")
+
+    assert error["message"].startswith(
+        "file is a HEIC image (an iPhone photo), which OWNER_LIVENESS does not accept: send "
+        "JPEG or PNG; on an iPhone set Settings > Camera > Formats > Most Compatible"
+    ), error["message"]
+
+
 @pytest.mark.parametrize(
     ("content_type", "body"),
     [
@@ -294,6 +312,49 @@ def test_describe_without_a_token_asks_for_one(server: InProcess) -> None:
     error = assert_error(response, 401, "token_missing")
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert f"{PREFIX}/token" in error["message"]
+
+
+def test_a_token_sent_without_the_bearer_prefix_is_told_so(
+    server: InProcess, partner: Partner
+) -> None:
+    response = server.http.get(
+        f"{FILE_PATH}/DCM-0001-1700000000000", headers={"Authorization": partner.token}
+    )
+
+    error = assert_error(response, 401, "token_malformed")
+    assert error["message"].startswith(
+        "Authorization must be 'Bearer <token>' (RFC 6750 section 2.1); it carried a token "
+        "without the 'Bearer ' prefix."
+    ), error["message"]
+    assert partner.token not in response.text
+
+
+def test_another_scheme_is_named_and_its_credential_never_echoed(server: InProcess) -> None:
+    response = server.http.get(
+        f"{FILE_PATH}/DCM-0001-1700000000000", headers={"Authorization": "Basic dXNlcjpzZWNyZXQ="}
+    )
+
+    error = assert_error(response, 401, "token_malformed")
+    assert "it carried the 'Basic' scheme" in error["message"]
+    assert "dXNlcjpzZWNyZXQ" not in response.text
+
+
+def test_a_bearer_token_on_the_signed_requirements_is_told_to_sign(
+    server: InProcess, partner: Partner
+) -> None:
+    query = "businessType=PERSONAL&businessLegalEntity=PERSEORANGAN"
+    response = server.http.get(f"{FILE_PATH}?{query}", headers=partner.auth())
+
+    error = assert_error(response, 401, "header_missing")
+    assert error["message"].startswith(
+        f"GET {FILE_PATH} takes DOKU's signature headers (Client-Id, Request-Id, "
+        "Request-Timestamp, Signature: HMACSHA256 over them), not a bearer token"
+    ), error["message"]
+    # Signed as DOKU says, the same request is answered (the bearer is then ignored).
+    signed = partner.signed(
+        "GET", FILE_PATH, query=query + "&brandBusinessLine=RETAIL&businessContactNationality=ID"
+    )
+    assert signed.status_code == 200, signed.text
 
 
 def test_upload_without_a_token_is_refused_before_the_body_is_read(server: InProcess) -> None:

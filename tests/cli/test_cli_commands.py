@@ -334,7 +334,14 @@ def test_the_default_grace_comes_from_the_setting(run: Any) -> None:
 
 @pytest.mark.parametrize(
     ("grace", "needle"),
-    [("2", "give a number and a unit"), ("1w", "90s, 30m, 24h or 7d"), ("31d", "up to 30 days")],
+    [
+        ("2", "give a number and a unit"),
+        ("1w", "90s, 30m, 24h or 7d"),
+        ("31d", "up to 30 days"),
+        # Said as a person says it, not as timedelta prints it ("40 days, 0:00:00").
+        ("40d", "a grace of 40 days is not allowed"),
+        ("745h", "a grace of 31 days 1 hour is not allowed"),
+    ],
 )
 def test_a_bad_grace_is_refused_and_the_secret_kept(run: Any, grace: str, needle: str) -> None:
     old = created(run, "--client-id", "BRN-0001-1")

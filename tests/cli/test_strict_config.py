@@ -43,7 +43,7 @@ def assert_refused_naming_link_secret(done: subprocess.CompletedProcess[str]) ->
     assert "BERKAS_LINK_SECRET" in done.stderr
     [line] = done.stderr.strip().splitlines()  # one line for the one unknown name
     assert line.startswith("Error: invalid configuration: BERKAS_LINK_SECERT")
-    assert "serving on" not in done.stdout
+    assert "listening on" not in done.stdout
 
 
 def test_a_misspelt_variable_stops_serve_before_the_data_dir_exists(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import struct
 import warnings
 import zipfile
 import zlib
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 import pytest
@@ -195,7 +195,6 @@ def test_empty_file_is_an_invalid_request(tmp_path: Path) -> None:
     [
         pytest.param(b"<!doctype html><html><script>alert(1)</script></html>", id="html"),
         pytest.param(b"NIK 3171234567890123\n", id="text"),
-        pytest.param(b"GIF89a\x01\x00\x01\x00\x00\x00\x00;", id="gif"),
         pytest.param(b"PK\x03\x04\x14\x00\x00\x00\x08\x00", id="zip"),
         pytest.param(b"\xff\xd8", id="two-byte-jpeg-prefix"),
         # Readers find %PDF- anywhere in the first KiB; we insist on offset 0 (polyglots).
@@ -210,6 +209,70 @@ def test_unknown_bytes_are_unsupported_and_the_message_says_what_is_accepted(
 
     assert error.code == "unsupported_type"
     assert error.message == ("file is not a JPEG, PNG or PDF; DOCUMENT/KTP accepts PDF, JPEG, PNG.")
+
+
+def _heic() -> bytes:
+    # What an iPhone writes: an ISO BMFF "ftyp" box with the major brand "heic" and its
+    # compatible brands (ISO/IEC 23008-12), then the "meta" box.
+    ftyp = b"heic" + b"\x00\x00\x00\x00" + b"mif1heicmiaf"
+    return struct.pack(">I", 8 + len(ftyp)) + b"ftyp" + ftyp + b"\x00\x00\x00\x0cmeta" * 4
+
+
+def _webp() -> bytes:
+    out = io.BytesIO()
+    _noise((32, 24)).save(out, "WEBP")
+    return out.getvalue()
+
+
+def _gif() -> bytes:
+    out = io.BytesIO()
+    _noise((32, 24)).convert("P").save(out, "GIF")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("make", "named", "how"),
+    [
+        pytest.param(
+            _heic,
+            "file is a HEIC image (an iPhone photo), which DOCUMENT/KTP does not accept: "
+            "send JPEG, PNG or PDF;",
+            "Camera > Formats > Most Compatible",
+            id="heic",
+        ),
+        pytest.param(
+            _webp,
+            "file is a WebP image (often saved from a web page or WhatsApp), which "
+            "DOCUMENT/KTP does not accept: send JPEG, PNG or PDF;",
+            "convert it to JPEG or PNG",
+            id="webp",
+        ),
+        pytest.param(
+            _gif,
+            "file is a GIF image, which DOCUMENT/KTP does not accept: send JPEG, PNG or PDF;",
+            "convert it to PNG or JPEG",
+            id="gif",
+        ),
+    ],
+)
+def test_heic_webp_and_gif_are_named_with_how_to_convert(
+    tmp_path: Path, make: Callable[[], bytes], named: str, how: str
+) -> None:
+    data = make()
+    error = refused(tmp_path, data, allowed=[Kind.PDF, Kind.JPEG, Kind.PNG])
+
+    assert error.code == "unsupported_type"
+    assert error.message.startswith(named), error.message
+    assert how in error.message
+
+
+def test_a_heic_photo_for_an_images_only_category_offers_the_images(tmp_path: Path) -> None:
+    error = refused(tmp_path, _heic(), allowed=IMAGES)
+
+    assert error.message.startswith(
+        "file is a HEIC image (an iPhone photo), which DOCUMENT/KTP does not accept: "
+        "send JPEG or PNG; on an iPhone set Settings > Camera > Formats > Most Compatible"
+    )
 
 
 def test_pdf_for_an_images_only_category_is_not_allowed(tmp_path: Path) -> None:

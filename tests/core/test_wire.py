@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from berkas.core.wire import API_PREFIX, iso8601, quoted
+from berkas.core.wire import API_PREFIX, iso8601, quoted, spoken
 
 
 def test_times_are_utc_with_a_z_whatever_zone_they_come_in() -> None:
@@ -34,3 +34,19 @@ def test_caller_text_is_quoted_as_json_and_cut_short() -> None:
 
 def test_the_base_path_is_dokus() -> None:
     assert API_PREFIX == "/adv-core-api/partner/v1.0"
+
+
+@pytest.mark.parametrize(
+    ("duration", "said"),
+    [
+        (timedelta(days=40), "40 days"),
+        (timedelta(days=1, hours=6), "1 day 6 hours"),
+        (timedelta(seconds=90), "1 minute 30 seconds"),
+        (timedelta(hours=1, seconds=1), "1 hour 1 second"),
+        (timedelta(0), "0 seconds"),
+        (timedelta(milliseconds=400), "0 seconds"),
+        (-timedelta(minutes=2), "-2 minutes"),
+    ],
+)
+def test_a_duration_is_spoken_as_a_person_says_it(duration: timedelta, said: str) -> None:
+    assert spoken(duration) == said

@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from tests.support import samples
-from tests.support.partner import PREFIX
+from tests.support.partner import PREFIX, Partner
 from tests.support.server import Server
+from tests.support.tokens import b64url, claims, segment
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +119,44 @@ def test_links_tokens_and_secrets_never_reach_the_log(json_server: Server) -> No
     assert any(r["request_id"] == refused.headers["request-id"] for r in causes), causes
 
 
+def test_a_refused_caller_is_named_as_claimed_and_unverified(json_server: Server) -> None:
+    partner = json_server.new_partner()
+    # A token whose signature fails: the client it claims is on the line, marked so.
+    forged = partner.upload(samples.jpeg(seed=14), token=partner.token[:-4] + "AAAA")
+    assert forged.status_code == 401
+    line = access_line(json_server, forged.headers["request-id"])
+    assert line["claimed_client_id"] == partner.client_id
+    assert "client_id" not in line  # nobody was authenticated
+    # A signed request with the wrong secret: its Client-Id, claimed.
+    wrong = Partner(json_server.http, partner.client_id, "SK-not-the-secret")
+    refused = wrong.token_request({"grant_type": "client_credentials"})
+    assert refused.status_code == 401
+    line = access_line(json_server, refused.headers["request-id"])
+    assert (line["claimed_client_id"], line["error_code"]) == (
+        partner.client_id,
+        "signature_invalid",
+    )
+    # A claim that is no Client-Id (a forged log field) is left out.
+    odd = Partner(json_server.http, "BRN-1 client_id=admin", partner.secret_key)
+    refused = odd.token_request({"grant_type": "client_credentials"})
+    assert refused.status_code == 401
+    assert "claimed_client_id" not in access_line(json_server, refused.headers["request-id"])
+
+
+def test_the_openapi_document_is_logged_under_its_route(json_server: Server) -> None:
+    answered = httpx.get(f"{json_server.url}/openapi.json", timeout=10)
+    assert answered.status_code == 200
+    line = access_line(json_server, answered.headers["request-id"])
+    assert (line["route"], line["status"]) == ("/openapi.json", 200)
+
+
+def unsigned_token(client_id: str) -> str:
+    """A token shaped as POST /token's, claiming ``client_id``, signed by nobody."""
+    return ".".join(
+        (segment({"alg": "RS256", "typ": "JWT"}), segment(claims(client_id)), b64url(b"x" * 256))
+    )
+
+
 def test_text_lines_are_one_human_line_per_request(tmp_path: Path) -> None:
     server = Server(data_dir=tmp_path / "data", env={"BERKAS_LOG_LEVEL": "info"})
     server.start()
@@ -130,6 +169,18 @@ def test_text_lines_are_one_human_line_per_request(tmp_path: Path) -> None:
         (line,) = [text for text in server.output().splitlines() if request_id in text]
         assert " INFO berkas.access GET /healthz 200 " in line
         assert line.endswith(f"request_id={request_id}")
+        refused = httpx.get(
+            f"{server.url}{PREFIX}/file/DCM-0001-0000000000000",
+            headers={"Authorization": "Bearer " + unsigned_token("BRN-0001-10791114622547")},
+            timeout=10,
+        )
+        assert refused.status_code == 401
+        request_id = refused.headers["request-id"]
+        deadline = time.monotonic() + 10
+        while request_id not in server.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (line,) = [text for text in server.output().splitlines() if request_id in text]
+        assert " claimed_client=BRN-0001-10791114622547 (unverified) " in line
     finally:
         server.stop()
 

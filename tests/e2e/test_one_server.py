@@ -111,7 +111,7 @@ def test_a_second_serve_is_refused_while_an_upload_into_the_first_completes(
                 assert second.stderr.strip() == (
                     f"Error: another berkas serve (pid {first.pid}) is using {first.data_dir}"
                 )
-                assert "serving on" not in second.stdout
+                assert "listening on" not in second.stdout
                 assert spool_file.exists()  # not swept as a crash's leftover
                 assert sorted(p.name for p in first.data_dir.iterdir()) == names_before
                 assert len(json.loads(first.cli("clients", "list", "--json"))) == 2  # no demo
@@ -142,7 +142,7 @@ def test_a_taken_port_is_refused_before_a_new_data_dir_is_made(tmp_path: Path) -
         f"Error: cannot listen on 127.0.0.1:{port}: address already in use "
         "(another process listens there; choose another --port)"
     )
-    assert "serving on" not in done.stdout
+    assert "listening on" not in done.stdout
     assert not data_dir.exists()
     assert list(tmp_path.iterdir()) == []
 
@@ -175,7 +175,7 @@ def test_the_data_dir_flag_beats_the_environment_for_serve(tmp_path: Path) -> No
     )
     server.start()
     try:
-        assert f"(data: {flagged})" in server.output()
+        assert f"  data dir:    {flagged}\n" in server.output()
         assert (flagged / "serve.pid").read_text() == f"{server.pid}\n"
         assert (flagged / "berkas.db").is_file()
         assert not from_env.exists()

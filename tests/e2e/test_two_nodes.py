@@ -229,3 +229,37 @@ def test_kill_9_one_node_under_load_the_other_keeps_answering(
     finally:
         one.stop()
         two.stop()
+
+
+def test_nodes_started_together_on_loopback_make_one_demo_client(
+    tmp_path: Path, fleet: dict[str, str]
+) -> None:
+    # As a laptop fleet starts: every node on loopback, so each would make a demo client.
+    demo = {**fleet, "BERKAS_DEMO_CLIENT": "true"}
+    one, two = node(tmp_path, demo, "one", "1"), node(tmp_path, demo, "two", "2")
+    start_together(one, two)
+    try:
+        (client,) = json.loads(one.cli("clients", "list", "--json"))
+        client_id = client["client_id"]
+        made, found = sorted((one, two), key=lambda n: "Secret key:" not in n.output())
+        # One node shows the secret, once; the other names the same client and no secret.
+        assert made.output().count("Secret key: SK-") == 1, made.output()
+        assert f"Client-Id:  {client_id}" in made.output()
+        assert "Secret key" not in found.output()
+        assert (
+            f"This database's demo partner client is {client_id}; another node created it "
+            "and showed its secret key once."
+        ) in found.output()
+        assert f"clients rotate-secret {client_id}" in found.output()
+
+        # A third node, later, on a new data dir: the same, still one client.
+        three = node(tmp_path, demo, "three", "3")
+        three.start()
+        try:
+            assert f"demo partner client is {client_id};" in three.output()
+            assert len(json.loads(three.cli("clients", "list", "--json"))) == 1
+        finally:
+            three.stop()
+    finally:
+        one.stop()
+        two.stop()

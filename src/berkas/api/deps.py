@@ -3,6 +3,7 @@ headers, a small JSON body. The one place the app's state is read."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Annotated, Any, cast
 
@@ -36,14 +37,21 @@ ServicesDep = Annotated[Services, Depends(services)]
 
 async def bearer(request: Request, svc: ServicesDep) -> Client:
     """The enabled client the ``Authorization: Bearer`` token was issued to (docs/design.md 2.2)."""
-    header = request.headers.get("authorization", "")
+    header = request.headers.get("authorization", "").strip()
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    if not header or (scheme.lower() == "bearer" and not token.strip()):
         raise AuthenticationFailed(
             f"Authorization: Bearer <token> is required; get a token from POST {API_PREFIX}/token.",
             code=Code.TOKEN_MISSING,
         )
-    client = await in_thread(svc.tokens.verify, token.strip())
+    if scheme.lower() != "bearer":
+        # A token sent bare (the commonest slip) is not "missing": say what is wrong.
+        raise AuthenticationFailed(_not_bearer(scheme, token), code=Code.TOKEN_MALFORMED)
+    try:
+        client = await in_thread(svc.tokens.verify, token.strip())
+    except AuthenticationFailed:
+        observe.note_claimed(claimed_client(token.strip()))
+        raise
     observe.note_client(client.client_id)
     # Counted once the caller is known: a forged Client-Id or token spends nobody's budget.
     svc.limits.admit_request(client.client_id)
@@ -51,6 +59,36 @@ async def bearer(request: Request, svc: ServicesDep) -> Client:
 
 
 BearerClient = Annotated[Client, Depends(bearer)]
+
+
+def _not_bearer(scheme: str, rest: str) -> str:
+    # The header's value is a credential: only a short scheme word is ever quoted back.
+    if not rest and scheme.count(".") == 2:
+        sent = "a token without the 'Bearer ' prefix"
+    elif scheme.isascii() and scheme.isalpha() and len(scheme) <= 20:
+        sent = f"the {scheme!r} scheme"
+    else:
+        sent = "something else"
+    return (
+        f"Authorization must be 'Bearer <token>' (RFC 6750 section 2.1); it carried {sent}. "
+        f"Get a token from POST {API_PREFIX}/token."
+    )
+
+
+def claimed_client(token: str) -> str | None:
+    """The Client-Id a refused bearer token names (DOKU's ``user.businessServiceClientId``
+    claim), read without verifying anything: for the access line only, marked there as
+    claimed (``observe.note_claimed``); None when the token does not say."""
+    parts = token.split(".")
+    if len(parts) != 3 or len(parts[1]) > 4096:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, RecursionError):
+        return None
+    user = claims.get("user") if isinstance(claims, dict) else None
+    client_id = user.get("businessServiceClientId") if isinstance(user, dict) else None
+    return client_id if isinstance(client_id, str) else None
 
 
 async def caller(request: Request, svc: ServicesDep) -> Caller:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -30,6 +31,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import BaseRoute, Match, Mount
+from starlette.types import Scope
 
 from berkas.api import observe
 from berkas.api.connections import answered_by_protocol
@@ -126,6 +129,26 @@ def error_response(error: BerkasError) -> Response:
     )
 
 
+def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
+    """Every method some route answers on ``scope``'s path, in a fixed order.
+
+    Asked of each route as the router asks it (``matches``: a full match is path and
+    method), so routers included in others count too; a mount (the docs' assets) is its
+    app's business and answers its own 405."""
+    return [
+        method
+        for method in _METHODS
+        if any(
+            not isinstance(route, Mount)
+            and route.matches({**scope, "method": method})[0] is Match.FULL
+            for route in routes
+        )
+    ]
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def install(app: FastAPI) -> None:
     """Route every failure, ours or the framework's, through the one envelope."""
 
@@ -143,14 +166,25 @@ def install(app: FastAPI) -> None:
             envelope(Code.INVALID_REQUEST, message), status_code=Code.INVALID_REQUEST.status
         )
 
-    async def on_http(_: Request, exc: Exception) -> Response:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         # The framework's status stands: it is the member's for 404 and 405, and
         # ``http_error`` carries whatever else the framework raised, with its detail.
         code = _HTTP_CODES.get(exc.status_code)
         observe.note_error((code or Code.HTTP_ERROR).value)
         body = envelope(Code.HTTP_ERROR, str(exc.detail)) if code is None else envelope(code)
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405 and request.scope.get("root_path") == "":
+            allowed = allowed_methods(request.app.router.routes, request.scope)
+            # RFC 9110 section 15.5.6: a 405 "MUST generate an Allow header field"
+            # listing the target's methods. Starlette names only the first route that
+            # matched the path (GET /file), not every route on it (POST /file too).
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+            body = envelope(
+                Code.METHOD_NOT_ALLOWED,
+                f"{request.method} is not allowed on this path; it allows {', '.join(allowed)}.",
+            )
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     async def on_disconnect(request: Request, _: Exception) -> Response:
         # What was read is already discarded (the multipart reader removes its spool on

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -39,6 +40,9 @@ class RequestContext:
 
     request_id: str
     client_id: str | None = None
+    # Who a refused caller said it was (a token's claim, a signed request's Client-Id):
+    # never verified, so logged apart from client_id and marked so.
+    claimed_client_id: str | None = None
     error_code: str | None = None
     # An upload: its category as sent (checked before it becomes a metric label), whether
     # it came by file_url, and what was stored.
@@ -61,6 +65,19 @@ def note_client(client_id: str) -> None:
     context = _CURRENT.get()
     if context is not None:
         context.client_id = client_id
+
+
+# What a claimed id must look like to be logged (services/clients.py CLIENT_ID_PATTERN):
+# it is caller text, so nothing else reaches a log line (no newlines, no forged fields).
+_CLIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def note_claimed(client_id: str | None) -> None:
+    """Authentication failed: the client the caller claimed to be goes on the access line,
+    marked unverified (an operator looking for a partner's failed calls finds them)."""
+    context = _CURRENT.get()
+    if context is not None and client_id is not None and _CLIENT_ID.fullmatch(client_id):
+        context.claimed_client_id = client_id
 
 
 def note_error(code: str) -> None:
@@ -165,14 +182,16 @@ class RequestLog:
 def _access_line(
     method: str, template: str, status: int, seconds: float, context: RequestContext
 ) -> None:
+    claimed = context.claimed_client_id if context.client_id is None else None
     access_log.info(
-        "%s %s %d %.1fms%s%s request_id=%s",
+        "%s %s %d %.1fms%s%s%s request_id=%s",
         method,
         template,
         status,
         seconds * 1000,
         f" code={context.error_code}" if context.error_code else "",
         f" client={context.client_id}" if context.client_id else "",
+        f" claimed_client={claimed} (unverified)" if claimed else "",
         context.request_id,
         extra={
             "method": method,
@@ -181,6 +200,7 @@ def _access_line(
             "duration_ms": round(seconds * 1000, 3),
             "error_code": context.error_code,
             "client_id": context.client_id,
+            "claimed_client_id": claimed,
             "request_id": context.request_id,
         },
     )
@@ -188,14 +208,22 @@ def _access_line(
 
 def route_template(scope: Scope) -> str:
     """The route that answered, as a template (``/file/{file_id}``); a mounted app (the
-    docs' assets) as its mount path plus ``{path:path}``; ``unmatched`` for a 404."""
+    docs' assets) as its mount path plus ``{path:path}``; ``unmatched`` when no route
+    answered (a 404)."""
     route: Any = scope.get("route")
     path = getattr(route, "path", None)
     if path:
         return str(path)
-    if scope.get("endpoint") is not None and scope.get("root_path"):
+    endpoint = scope.get("endpoint")
+    if endpoint is not None and scope.get("root_path"):
         # Starlette's Mount leaves no route, only its app and the path it matched.
         return f"{scope['root_path']}/{{path:path}}"
+    if endpoint is not None:
+        # A plain Starlette Route (FastAPI's own /openapi.json) leaves only its endpoint;
+        # FastAPI's APIRoute alone puts itself in the scope.
+        for candidate in getattr(scope.get("router"), "routes", ()):
+            if getattr(candidate, "endpoint", None) is endpoint:
+                return str(candidate.path)
     return "unmatched"
 
 
@@ -209,7 +237,15 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
-_FIELDS = ("method", "route", "status", "duration_ms", "error_code", "client_id")
+_FIELDS = (
+    "method",
+    "route",
+    "status",
+    "duration_ms",
+    "error_code",
+    "client_id",
+    "claimed_client_id",
+)
 
 
 class JsonFormatter(logging.Formatter):

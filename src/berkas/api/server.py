@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -58,10 +58,7 @@ def run(
             timeout_keep_alive=max(1, math.ceil(limits.keepalive_timeout)),
         ),
     )
-    # uvicorn re-raises the SIGINT it handled once shut down (uvicorn.run swallows it the
-    # same way).
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run(sockets=sockets)
+    server.run(sockets=sockets)
     return bool(server.started)
 
 
@@ -69,6 +66,16 @@ class _Server(uvicorn.Server):
     def __init__(self, on_started: Callable[[], None] | None, config: uvicorn.Config) -> None:
         super().__init__(config)
         self._on_started = on_started
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn (0.29 and later) raises the SIGTERM or SIGINT it stopped on again once
+        # it has shut down, so the process dies "killed by signal 15" before the code
+        # after run() (closing the database, the data dir's lock, the exit status) runs.
+        # A stop signal that was handled by a graceful shutdown is done with: forgotten.
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)

@@ -74,22 +74,16 @@ def show_where(settings: Settings) -> None:
 def settings_from(**overrides: Any) -> Settings:
     from pydantic import ValidationError
 
-    from berkas.config import load_settings
+    from berkas.config import explain, load_settings
 
     try:
         return load_settings(**overrides)
     except ValidationError as exc:
-        # Refuse bad configuration at start, naming the variable (STYLE: refuse insecure
-        # configuration at start-up, never at request time).
-        lines = []
-        for error in exc.errors():
-            message = str(error["msg"]).removeprefix("Value error, ")
-            name = "BERKAS_" + "_".join(str(p) for p in error["loc"]).upper()
-            if error["loc"] and not message.startswith(name):
-                lines.append(f"  {name}: {message}")
-            else:  # the message names the variable(s) itself
-                lines.append(f"  {message}")
-        raise click.ClickException("invalid configuration:\n" + "\n".join(lines)) from None
+        # Refuse bad configuration at start, naming the variable, where it was set, the
+        # value and what is expected (STYLE: refuse insecure configuration at start-up,
+        # never at request time).
+        lines = "".join(f"\n  {line}" for line in explain(exc, overrides))
+        raise click.ClickException(f"invalid configuration:{lines}") from None
     except ValueError as exc:
         # One problem stays on the line; several (unknown names) get a line each.
         problems = str(exc).splitlines()

@@ -30,6 +30,7 @@ from berkas.core.errors import BerkasError
 if TYPE_CHECKING:
     from berkas.config import Settings
     from berkas.services.bundle import Services
+    from berkas.wiring.startup import DemoClient
 
 
 @click.command()
@@ -128,18 +129,43 @@ def _serve_one(
     except (BerkasError, ValueError, OSError) as exc:
         raise click.ClickException(f"cannot start: {describe(exc)}") from None
     try:
-        demo = ensure_demo_client(services, settings)
-        if demo is not None:
-            _print_demo(settings, demo.client_id, demo.secret_key)
-        click.echo(
-            f"berkas {__version__} serving on {settings.base_url} (data: {settings.data_dir})"
-        )
+        _print_demo(settings, ensure_demo_client(services, settings))
+        node = services.nodes.node_id
+        click.echo(_banner(settings, sock, f"node {'-' if node is None else node}"))
         if metrics_sock is not None:
-            port = metrics_sock.getsockname()[1]
-            click.echo(f"metrics on http://{settings.metrics_host}:{port}/metrics")
-        return _run(settings, log_config, services, sock, metrics_sock)
+            click.echo(f"  metrics:     {_metrics_url(settings, metrics_sock)}")
+        started = _run(settings, log_config, services, sock, metrics_sock)
     finally:
         services.close()
+    # After the node's own cleanup (its number released, the database closed): the one
+    # line that says a SIGTERM stopped it cleanly, with status 0.
+    click.echo(f"berkas stopped (node {'-' if node is None else node})")
+    return started
+
+
+def _banner(settings: Settings, sock: socket.socket, who: str) -> str:
+    # What an operator needs to tell nodes apart and check their set-up: the address
+    # really bound (a port of 0 or a name resolves here), the URL partners and links
+    # use, and where the data goes, every credential masked.
+    from berkas.wiring import database_shown, store_shown
+
+    host, port = sock.getsockname()[:2]
+    bound = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    public = settings.base_url
+    source = "BERKAS_PUBLIC_URL" if settings.public_url else "from the listen address"
+    return "\n".join(
+        (
+            f"berkas {__version__} listening on {bound} ({who})",
+            f"  public URL:  {public} ({source}; links and the docs use it)",
+            f"  database:    {database_shown(settings)}",
+            f"  store:       {store_shown(settings)}",
+            f"  data dir:    {settings.data_dir}",
+        )
+    )
+
+
+def _metrics_url(settings: Settings, metrics_sock: socket.socket) -> str:
+    return f"http://{settings.metrics_host}:{metrics_sock.getsockname()[1]}/metrics"
 
 
 def _run(
@@ -190,18 +216,14 @@ def _supervise(
         demo = ensure_demo_client(services, settings)
     finally:
         services.close()
-    if demo is not None:
-        _print_demo(settings, demo.client_id, demo.secret_key)
+    _print_demo(settings, demo)
 
     def announce(workers: list[tuple[int, int, int | None]]) -> None:
-        click.echo(
-            f"berkas {__version__} serving on {settings.base_url} (data: {settings.data_dir}, "
-            f"{len(workers)} workers)"
-        )
+        click.echo(_banner(settings, sock, f"{len(workers)} workers"))
         for worker, pid, node_id in workers:
             metrics = metrics_socks[worker]
-            where = "" if metrics is None else f", metrics on port {metrics.getsockname()[1]}"
-            click.echo(f"  worker {worker}: pid {pid}, node {node_id}{where}")
+            where = "" if metrics is None else f", metrics {_metrics_url(settings, metrics)}"
+            click.echo(f"  worker {worker}:    pid {pid}, node {node_id}{where}")
 
     node_id = settings.node_id
     supervisor = Supervisor(
@@ -215,6 +237,7 @@ def _supervise(
     status = supervisor.run(announce)
     if status != 0:
         raise click.exceptions.Exit(status)
+    click.echo(f"berkas stopped ({settings.workers} workers)")
     return True
 
 
@@ -247,18 +270,30 @@ def _serve_as_worker(settings: Settings, log_config: dict[str, Any], spec: Worke
         sys.exit(3)
 
 
-def _print_demo(settings: Settings, client_id: str, secret: str) -> None:
+def _print_demo(settings: Settings, demo: DemoClient | None) -> None:
+    if demo is None:
+        return
     # The path this was run by (.venv/bin/berkas), unless run as a module (python -m).
     run_as = sys.argv[0]
     command = run_as if "/" in run_as and not run_as.endswith(".py") else "berkas"
+    if demo.secret_key is None:
+        # Another node on this database created it and showed its secret, once: a second
+        # secret in a second node's log would be one more copy to leak, and a second
+        # client one more to disable.
+        click.echo(
+            f"\nThis database's demo partner client is {demo.client_id}; another node "
+            "created it and showed its secret key once.\n"
+            f"  A new secret key for it: {command} clients rotate-secret {demo.client_id}\n"
+        )
+        return
     click.echo(
-        "\nA demo partner client was created for this new data directory "
+        "\nA demo partner client was created for this new database "
         "(shown once; keep the secret):\n"
-        f"  Client-Id:  {client_id}\n"
-        f"  Secret key: {secret}\n\n"
+        f"  Client-Id:  {demo.client_id}\n"
+        f"  Secret key: {demo.secret_key}\n\n"
         "Next, in another terminal (or follow the curl walkthrough in README.md):\n"
         f"  export BERKAS_CLIENT_BASE_URL={settings.base_url}\n"
-        f"  export BERKAS_CLIENT_ID={client_id} BERKAS_CLIENT_SECRET={secret}\n"
+        f"  export BERKAS_CLIENT_ID={demo.client_id} BERKAS_CLIENT_SECRET={demo.secret_key}\n"
         f"  {command} partner requirements --business-type PERSONAL "
         "--legal-entity PERSEORANGAN --business-line RETAIL --nationality ID\n"
         f"  {command} partner upload --category DOCUMENT --code KTP path/to/ktp.jpg\n"

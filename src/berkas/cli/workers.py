@@ -262,7 +262,17 @@ class Supervisor:
             if each is not None:
                 each.close()
         for worker in self._running.values():
-            worker.process.wait()
+            status = worker.process.wait()
+            if status != 0:
+                # A worker's own cleanup (its node number, its database pool) did not
+                # finish: the operator hears of it, though the node as a whole stopped.
+                log.warning(
+                    "worker %d (pid %d, node %s) exited with status %s while stopping",
+                    worker.worker,
+                    worker.process.pid,
+                    worker.node_id,
+                    status,
+                )
             with contextlib.suppress(OSError):
                 os.close(worker.ready_fd)
         self._running.clear()

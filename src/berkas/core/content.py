@@ -63,6 +63,64 @@ _MAGIC: tuple[tuple[bytes, Kind], ...] = (
 _PIL_FORMAT = {Kind.JPEG: "JPEG", Kind.PNG: "PNG"}
 
 
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A format people send that berkas does not store, named so the refusal can say
+    what the file is and how to get an accepted one."""
+
+    name: str
+    how: str
+
+
+# ISO/IEC 14496-12 4.3 (ISO base media file format): a file opens with a box of type
+# "ftyp" at offset 4 whose major brand follows at offset 8. HEIF and HEIC (ISO/IEC
+# 23008-12) register the brands below; "avif" is AVIF's (AV1 Image File Format 1.1).
+_HEIF_BRANDS = {
+    b"heic": "HEIC",
+    b"heix": "HEIC",
+    b"heim": "HEIC",
+    b"heis": "HEIC",
+    b"hevc": "HEIC",
+    b"hevm": "HEIC",
+    b"hevs": "HEIC",
+    b"mif1": "HEIF",
+    b"msf1": "HEIF",
+    b"avif": "AVIF",
+    b"avis": "AVIF",
+}
+_IPHONE = (
+    "on an iPhone set Settings > Camera > Formats > Most Compatible, or export the photo "
+    "as JPEG (Share > Options > Most Compatible)"
+)
+_REFUSED = {
+    # The iPhone camera's default format since iOS 11.
+    "HEIC": Refused("a HEIC image (an iPhone photo)", _IPHONE),
+    "HEIF": Refused("a HEIF image (an iPhone or Android photo)", _IPHONE),
+    "AVIF": Refused("an AVIF image", "export or convert it to JPEG"),
+    "WEBP": Refused(
+        "a WebP image (often saved from a web page or WhatsApp)",
+        "convert it to JPEG or PNG (any image editor: Save as / Export as JPEG)",
+    ),
+    "GIF": Refused("a GIF image", "convert it to PNG or JPEG (any image editor: Export as PNG)"),
+}
+
+
+def recognise_refused(head: bytes) -> Refused | None:
+    """A well-known format berkas does not accept (HEIC/HEIF/AVIF, WebP, GIF), by its
+    magic number, or None."""
+    # GIF: "GIF87a" or "GIF89a" (GIF89a specification, section 17, Header).
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return _REFUSED["GIF"]
+    # WebP: a RIFF container whose form type is "WEBP" (RFC 9649 section 2.5).
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return _REFUSED["WEBP"]
+    if head[4:8] == b"ftyp":
+        brand = _HEIF_BRANDS.get(head[8:12])
+        if brand is not None:
+            return _REFUSED[brand]
+    return None
+
+
 # A document's bytes as the checks read them: a file (the spool on disk), or the bytes
 # themselves (a small upload the spool kept in memory, services/spool.py).
 Source = Path | bytes
@@ -135,6 +193,13 @@ def inspect(
     if size == 0:
         raise InvalidRequest(f"file is empty; {accepts}.", code=Code.EMPTY_FILE)
     kind = sniff(head)
+    known = recognise_refused(head) if kind is None else None
+    if known is not None:
+        raise UnsupportedContent(
+            f"file is {known.name}, which {label} does not accept: send "
+            f"{_any_kind(allowed)}; {known.how}.",
+            code=Code.UNSUPPORTED_TYPE,
+        )
     if kind is None:
         raise UnsupportedContent(
             f"file is not a {_any_kind()}; {accepts}.",
@@ -157,9 +222,9 @@ def _labels(kinds: Collection[Kind]) -> str:
     return ", ".join(k.label for k in ordered)
 
 
-def _any_kind() -> str:
-    names = [k.label for k in Kind]
-    return ", ".join(names[:-1]) + " or " + names[-1]
+def _any_kind(kinds: Collection[Kind] = tuple(Kind)) -> str:
+    names = [k.label for k in Kind if k in kinds]
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
 
 
 def _inspect_image(path: Source, kind: Kind, limits: ImageLimits, size: int) -> ContentInfo:

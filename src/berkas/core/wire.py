@@ -1,10 +1,10 @@
 """Wire conventions shared by the server, the SDK and the CLI: the base path, how times
-are written, and how caller text is quoted inside messages."""
+and durations are written, and how caller text is quoted inside messages."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 # DOKU's Partner API base path (docs/design.md 2).
 API_PREFIX = "/adv-core-api/partner/v1.0"
@@ -18,6 +18,23 @@ def iso8601(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("a naive datetime has no place on the wire; pass an aware UTC time")
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+_SPOKEN_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+
+
+def spoken(duration: timedelta) -> str:
+    """``duration`` as a person says it: ``40 days``, ``1 day 6 hours``, ``90 seconds``
+    is ``1 minute 30 seconds``; ``0 seconds``. Fractions of a second are dropped; a
+    negative duration is ``-`` and the rest."""
+    total = int(duration.total_seconds())
+    sign, total = ("-", -total) if total < 0 else ("", total)
+    parts = []
+    for name, seconds in _SPOKEN_UNITS:
+        count, total = divmod(total, seconds)
+        if count:
+            parts.append(f"{count} {name}{'' if count == 1 else 's'}")
+    return sign + (" ".join(parts) or "0 seconds")
 
 
 def quoted(value: object, limit: int = _QUOTE_LIMIT) -> str:

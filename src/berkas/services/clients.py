@@ -11,6 +11,7 @@ from berkas.core.codes import Code
 from berkas.core.errors import InvalidRequest, NotFound
 from berkas.core.models import Client
 from berkas.core.ports import ClientRepository, Clock
+from berkas.core.wire import spoken
 
 # The id ends up in object keys (docs/design.md 2.4 layout), so it is restricted to characters
 # that are safe in a path segment; DOKU's look like BRN-0001-10791114622547.
@@ -49,7 +50,7 @@ class ClientService:
         """A new enabled client; a DOKU-style ``BRN-`` id is generated when none is given."""
         label = _checked_label(label)
         if client_id is None:
-            client_id = f"BRN-{secrets.randbelow(10_000):04d}-{secrets.randbelow(10**14):014d}"
+            client_id = new_client_id()
         elif not CLIENT_ID_PATTERN.fullmatch(client_id):
             raise InvalidRequest(
                 f"client id {client_id!r} must be 1-64 letters, digits, '-' or '_' "
@@ -99,7 +100,7 @@ class ClientService:
             grace = self.grace
         if not timedelta(0) <= grace <= MAX_GRACE:
             raise ValueError(
-                f"a grace of {grace} is not allowed; give 0 (the old secret stops at once) "
+                f"a grace of {spoken(grace)} is not allowed; give 0 (the old secret stops at once) "
                 f"up to {MAX_GRACE.days} days"
             )
         now = self._clock.now()
@@ -118,6 +119,11 @@ class ClientService:
             token_generation=before.token_generation + 1,  # as the repository bumped it
         )
         return SecretRotation(client, until, dropped)
+
+
+def new_client_id() -> str:
+    """A fresh DOKU-style Client-Id (``BRN-0001-10791114622547``'s shape)."""
+    return f"BRN-{secrets.randbelow(10_000):04d}-{secrets.randbelow(10**14):014d}"
 
 
 def _new_secret() -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from berkas.adapters.datadir import DataDirInUse
 from berkas.adapters.listen import CannotListen
 from berkas.wiring.build import build
-from berkas.wiring.datadir import database_shown, private_dir
+from berkas.wiring.datadir import database_shown, private_dir, store_shown
 from berkas.wiring.secrets import seal_legacy, secrets_status, status_problems
 from berkas.wiring.startup import (
     DEMO_MARKER,
@@ -52,5 +52,6 @@ __all__ = [
     "seal_legacy",
     "secrets_status",
     "status_problems",
+    "store_shown",
     "upgrading",
 ]

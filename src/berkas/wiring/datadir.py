@@ -12,6 +12,7 @@ import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 from berkas.adapters.db.database import SqlDatabase
 from berkas.adapters.db.engine import display_url, sqlite_file
@@ -123,3 +124,21 @@ def stale_after(settings: Settings) -> timedelta:
 def database_shown(settings: Settings) -> str:
     """The database URL as it may be printed (any password masked)."""
     return display_url(settings.resolved_database_url)
+
+
+def store_shown(settings: Settings) -> str:
+    """The blob store as it may be printed: its URL and, for S3, the endpoint, each with
+    any user and password masked (S3 keys come from the environment, never printed)."""
+    shown = _without_credentials(settings.resolved_storage_url)
+    if settings.storage.scheme == "s3":
+        endpoint = settings.s3_endpoint_url
+        where = "AWS" if endpoint is None else _without_credentials(endpoint)
+        shown += f" (endpoint {where})"
+    return shown
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))

@@ -11,6 +11,7 @@ import os
 import secrets
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from berkas.adapters import datadir
@@ -23,8 +24,8 @@ from berkas.adapters.sealing import SealedDataKeys
 from berkas.adapters.storage.local import LocalBlobStore
 from berkas.config import Settings
 from berkas.core.content import ImageLimits
-from berkas.core.models import Client
 from berkas.services.bundle import Services
+from berkas.services.clients import new_client_id
 from berkas.services.nodes import NodeLeases
 from berkas.services.spool import cleanup_stale
 from berkas.services.upgrade import UpgradeService
@@ -263,16 +264,51 @@ def lock_data_dir(settings: Settings) -> DataDirLock:
     return datadir.lock(settings.data_dir)
 
 
-def ensure_demo_client(services: Services, settings: Settings) -> Client | None:
-    """On a brand-new data dir, create one demo client (once, ever)."""
+# The service_secrets row naming the database's demo client: claimed by the first node to
+# get there, so nodes started together on one database make one demo client, not one each.
+DEMO_CLIENT_NAME = "demo-client"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoClient:
+    """The database's demo client; ``secret_key`` only for the process that created it
+    (None: another node did, and showed the secret once there)."""
+
+    client_id: str
+    secret_key: str | None
+
+
+def ensure_demo_client(services: Services, settings: Settings) -> DemoClient | None:
+    """On a new data dir serving on loopback (or BERKAS_DEMO_CLIENT=true): the demo client
+    of the database, created if the database has no client yet, at most one per database
+    whatever the number of nodes. None when no demo is wanted, this data dir has handled
+    it before, or the database already has clients of the operator's own."""
     marker = settings.data_dir / DEMO_MARKER
     wanted = settings.demo_client
     if wanted is None:
         wanted = settings.serves_loopback_only
     if not wanted or marker.exists():
         return None
-    client = None
-    if not services.clients.list():
-        client = services.clients.create()
-    marker.write_text("demo client handled; delete this file to get another\n")
-    return client
+    demo = _demo_of(services)
+    marker.write_text("demo client handled (berkas clients list shows every client)\n")
+    return demo
+
+
+def _demo_of(services: Services) -> DemoClient | None:
+    database = services.database
+    assert isinstance(database, SqlDatabase)  # build() makes no other
+    named = database.service_secrets.get(DEMO_CLIENT_NAME)
+    if named is not None:
+        return DemoClient(named.decode(), None)
+    if services.clients.list():
+        return None  # the operator's clients already: no demo beside them
+    candidate = new_client_id()
+    # The first insert wins (SqlServiceSecrets.ensure); a node that lost the race learns
+    # the winner's id and creates nothing.
+    claimed = database.service_secrets.ensure(
+        DEMO_CLIENT_NAME, candidate.encode(), SystemClock().now()
+    ).decode()
+    if claimed != candidate:
+        return DemoClient(claimed, None)
+    client = services.clients.create(candidate, label="demo")
+    return DemoClient(client.client_id, client.secret_key)

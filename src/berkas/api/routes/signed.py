@@ -12,7 +12,7 @@ from berkas.api.deps import ServicesDep, json_object, signed_request, small_body
 from berkas.api.errors import error_response
 from berkas.api.threads import in_thread
 from berkas.core.codes import Code
-from berkas.core.errors import BerkasError, InvalidRequest
+from berkas.core.errors import AuthenticationFailed, BerkasError, InvalidRequest
 from berkas.core.models import Client
 from berkas.core.wire import API_PREFIX
 from berkas.services.bundle import Services
@@ -29,6 +29,7 @@ router = APIRouter(prefix=API_PREFIX, tags=["partner"])
     openapi_extra=openapi.TOKEN_BODY,
 )
 async def token(request: Request, svc: ServicesDep) -> Response:
+    _not_a_bearer_endpoint(request)
     body = await small_body(request)
     signed = signed_request(request, body)
 
@@ -58,6 +59,7 @@ async def token(request: Request, svc: ServicesDep) -> Response:
     openapi_extra={"parameters": openapi.SIGNED_HEADERS + openapi.REQUIREMENT_QUERY},
 )
 async def requirements(request: Request, svc: ServicesDep) -> Response:
+    _not_a_bearer_endpoint(request)
     signed = signed_request(request, None)
     query = request.query_params
 
@@ -72,6 +74,24 @@ async def requirements(request: Request, svc: ServicesDep) -> Response:
         return Response(svc.requirements.answer(dict(query)), media_type="application/json")
 
     return await _once(svc, signed, lookup)
+
+
+def _not_a_bearer_endpoint(request: Request) -> None:
+    # A bearer token where DOKU's signature is due (docs/design.md 2.1: token and
+    # requirements are HMAC-signed; only the file operations take the token) would
+    # otherwise hear "the Client-Id header is required", which hides the mix-up.
+    headers = request.headers
+    if (
+        headers.get("authorization", "").lower().startswith("bearer")
+        and headers.get("client-id") is None
+        and headers.get("signature") is None
+    ):
+        raise AuthenticationFailed(
+            f"{request.method} {request.url.path} takes DOKU's signature headers (Client-Id, "
+            "Request-Id, Request-Timestamp, Signature: HMACSHA256 over them), not a bearer "
+            "token; the bearer token is for uploads (POST /file) and /file/{id}.",
+            code=Code.HEADER_MISSING,
+        )
 
 
 async def _once(
@@ -92,7 +112,11 @@ async def _once(
     """
 
     def answer() -> Response:
-        client = svc.signed.authenticate(signed)
+        try:
+            client = svc.signed.authenticate(signed)
+        except AuthenticationFailed:
+            observe.note_claimed(signed.client_id)
+            raise
         observe.note_client(client.client_id)
         svc.limits.admit_request(client.client_id)
         try:
