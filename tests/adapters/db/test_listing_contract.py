@@ -11,9 +11,10 @@ from sqlalchemy import event, text
 
 from berkas.adapters.db.database import SqlDatabase
 from berkas.core.listing import FileFilter, Position
-from berkas.core.models import StoredFile
+from berkas.core.models import EventKind, StoredFile
 from berkas.core.ports import Database
 from tests.adapters.db.test_contract import T0, make_client, make_file
+from tests.adapters.db.test_lifecycle_contract import event as make_event
 
 MINE = "BRN-0001-10791114622547"
 THEIRS = "BRN-0002-10791114622547"
@@ -96,11 +97,8 @@ def test_filters_and_owners(database: Database, files: list[StoredFile]) -> None
 
 
 def test_deleted_rows_are_not_listed(database: Database, files: list[StoredFile]) -> None:
-    from berkas.core.models import EventKind
-    from tests.adapters.db.test_lifecycle_contract import event
-
     gone = files[5]
-    database.files.remove(gone.id, 1, event(EventKind.DELETED, gone.id))
+    database.files.remove(gone.id, 1, make_event(EventKind.DELETED, gone.id))
 
     listed = [f.id for f in database.files.listed(MINE, FileFilter(), limit=100)]
     assert gone.id not in listed
