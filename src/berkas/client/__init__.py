@@ -24,6 +24,7 @@ from berkas.client.errors import (
     UnsupportedContentError,
 )
 from berkas.client.flow import RetryPolicy
+from berkas.client.listing import FilePage, ListedFile
 from berkas.client.models import (
     DryRunResult,
     FileInfo,
@@ -55,7 +56,9 @@ __all__ = [
     "FetchError",
     "FileInfo",
     "FileInput",
+    "FilePage",
     "InvalidRequestError",
+    "ListedFile",
     "NotFoundError",
     "OnProgress",
     "PermissionDeniedError",

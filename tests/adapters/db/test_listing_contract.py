@@ -40,7 +40,7 @@ def files(database: Database) -> list[StoredFile]:
     database.clients.add(make_client(THEIRS))
     made = []
     for n in range(30):
-        kind = {"category": "LOGO", "code": None} if n % 3 == 0 else {}
+        kind: dict[str, Any] = {"category": "LOGO", "code": None} if n % 3 == 0 else {}
         made.append(stored(database, n, **kind))
         stored(database, 100 + n, client=THEIRS)
     return made
