@@ -186,14 +186,16 @@ def files_list(
         from itertools import islice
 
         from berkas.cli.tables import NONE, moment, table
-        from berkas.core.listing import FileFilter, parse_moment
+        from berkas.core.listing import parse_query
 
-        match = FileFilter(
-            category=category.upper() if category else None,
-            code=code.upper() if code else None,
-            created_gte=None if created_gte is None else parse_moment("--created-gte", created_gte),
-            created_lt=None if created_lt is None else parse_moment("--created-lt", created_lt),
-        )
+        # Read as GET /files reads its query: the same checks and messages.
+        given = {
+            "category": category.upper() if category else None,
+            "code": code,
+            "created_gte": created_gte,
+            "created_lt": created_lt,
+        }
+        match = parse_query({k: [v] for k, v in given.items() if v is not None}).filter
         with reading(data_dir) as services:
             found = list(islice(services.files.list_any(client_id, match), limit))
         if as_json:
