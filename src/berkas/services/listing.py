@@ -31,7 +31,8 @@ class FileListing:
     deleted since the page that showed it still marks its place (its ``uploaded`` event
     keeps its created_at), so listing and deleting page by page goes on. An id that is
     not the caller's (absent, another partner's) is one answer, ``cursor_invalid``,
-    whichever it is: the list never tells whether another partner's id exists.
+    whichever it is: the list never tells whether another partner's id exists
+    (docs/design.md 3: another partner's id reveals nothing).
     """
 
     def __init__(self, files: FileRepository, events: AuditLog) -> None:
@@ -67,7 +68,10 @@ class FileListing:
         stored = self._files.get(file_id)
         if stored is not None and client_id in (None, stored.client_id):
             return Position(stored.created_at, stored.id)
-        if stored is None and is_file_id(file_id):
+        # Not a live file of the caller's: perhaps one it deleted. The trail is read also
+        # for another partner's live id, so that id costs the reads an unknown one does
+        # and its answer's timing does not tell it exists either (docs/design.md 3).
+        if is_file_id(file_id):
             for event in self._events.for_file(file_id):
                 if event.kind is EventKind.UPLOADED and client_id in (None, event.client_id):
                     return Position(event.at, file_id)
