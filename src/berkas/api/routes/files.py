@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from berkas.api import openapi, schemas
+from berkas.api import openapi, openapi_listing, schemas
 from berkas.api.deps import BearerClient, CallerDep, ServicesDep
 from berkas.api.file_response import LocalFileResponse
 from berkas.core.codes import Code
@@ -43,10 +43,10 @@ async def describe(
     tags=["partner"],
     response_model=schemas.FileList,
     responses={
-        200: {"content": {"application/json": {"example": openapi.LIST_EXAMPLE}}},
+        200: {"content": {"application/json": {"example": openapi_listing.LIST_EXAMPLE}}},
         **openapi.LIST_ERRORS,
     },
-    openapi_extra={"security": [{"bearer": []}], "parameters": openapi.LIST_QUERY},
+    openapi_extra={"security": [{"bearer": []}], "parameters": openapi_listing.LIST_QUERY},
 )
 async def list_files(request: Request, client: BearerClient, svc: ServicesDep) -> Response:
     params = request.query_params
