@@ -99,3 +99,41 @@ def test_upload_documents_its_optional_retry_keys_and_dry_run(spec: dict[str, An
     assert set(headers) == {"Idempotency-Key", "Request-Id", "Berkas-Dry-Run"}
     assert not any(p["required"] for p in headers.values())
     assert headers["Berkas-Dry-Run"]["schema"]["enum"] == ["true", "false"]
+
+
+def test_the_file_list_documents_its_query_its_page_and_an_example(spec: dict[str, Any]) -> None:
+    operation = spec["paths"][f"{PREFIX}/files"]["get"]
+    parameters = {p["name"]: p for p in operation["parameters"]}
+    assert set(parameters) == {
+        "limit",
+        "starting_after",
+        "ending_before",
+        "category",
+        "code",
+        "created_gte",
+        "created_lt",
+    }
+    assert parameters["limit"]["schema"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 100,
+        "default": 10,
+    }
+    assert "KTP" in parameters["code"]["schema"]["enum"]
+    assert operation["security"] == [{"bearer": []}]
+    page = operation["responses"]["200"]["content"]["application/json"]
+    assert page["schema"] == {"$ref": "#/components/schemas/FileList"}
+    item = spec["components"]["schemas"]["FileSummary"]["properties"]
+    example = page["example"]
+    assert set(example) == {"data", "has_more"}
+    # The example has every field an item has, and an item is GET /file/{id} less its link.
+    assert set(example["data"][0]) == set(item)
+    described = spec["components"]["schemas"]["FileMetadata"]["properties"]
+    assert set(item) == set(described) - {"link", "link_expires_at"}
+    codes = {
+        code
+        for status in ("400", "401")
+        for code in operation["responses"][status]["content"]["application/json"]["examples"]
+    }
+    assert {"limit_invalid", "cursor_conflict", "cursor_invalid", "created_invalid"} <= codes
+    assert "token_missing" in codes

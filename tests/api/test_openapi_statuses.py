@@ -31,6 +31,7 @@ DESCRIBE = ("get", f"{PREFIX}/file/{{file_id}}")
 DELETE = ("delete", f"{PREFIX}/file/{{file_id}}")
 REVOKE = ("post", f"{PREFIX}/file/{{file_id}}/links/revoke")
 EVENTS = ("get", f"{PREFIX}/file/{{file_id}}/events")
+LIST = ("get", f"{PREFIX}/files")
 LINK = ("get", "/links/{key}")
 JWKS = ("get", "/.well-known/jwks.json")
 HEALTHZ = ("get", "/healthz")
@@ -52,6 +53,7 @@ ELSEWHERE = {
     (DELETE, 503): "tests/e2e/test_store_faults.py",
     (REVOKE, 503): "tests/e2e/test_store_faults.py",
     (EVENTS, 503): "tests/e2e/test_store_faults.py",
+    (LIST, 503): "tests/e2e/test_store_faults.py",
     (LINK, 503): "tests/e2e/test_store_faults.py",
     (LINK, 500): "tests/e2e/test_encryption.py",
     (UPLOAD, 507): "tests/e2e/test_disk_full.py",
@@ -122,6 +124,10 @@ def _revoke(partner: Partner, file_id: str) -> httpx.Response:
 
 def _events(partner: Partner, file_id: str) -> httpx.Response:
     return partner.http.request("GET", f"{FILE_PATH}/{file_id}/events", headers=partner.auth())
+
+
+def _list(partner: Partner, query: str = "") -> httpx.Response:
+    return partner.http.request("GET", f"{PREFIX}/files?{query}", headers=partner.auth())
 
 
 def _replay_of_deleted(ctx: Ctx) -> httpx.Response:
@@ -213,6 +219,10 @@ def _cases(ctx: Ctx, root: Path) -> list[tuple[tuple[str, str], Callable[[], htt
         (EVENTS, lambda: http.get(f"{FILE_PATH}/{ctx.stored['id']}/events")),
         (EVENTS, lambda: _events(ctx.app.partner(), ctx.stored["id"])),
         (EVENTS, lambda: ctx.over_the_limit(lambda p: _events(p, "DCM-0001-1"))),
+        (LIST, lambda: _list(partner, "limit=5")),
+        (LIST, lambda: _list(partner, "limit=500")),
+        (LIST, lambda: http.get(f"{PREFIX}/files")),
+        (LIST, lambda: ctx.over_the_limit(_list)),
         (LINK, lambda: http.get(link)),
         (LINK, lambda: http.get(link.replace("signature=", "signature=x"))),
         (LINK, lambda: http.get(link.split("?")[0])),

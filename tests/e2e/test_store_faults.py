@@ -96,6 +96,7 @@ def test_rgw_then_postgresql_stopped_are_503_and_served_again_once_back(
                     partner.http.request(
                         "GET", f"{PREFIX}/file/{kept['id']}/events", headers=partner.auth()
                     ),
+                    partner.http.request("GET", f"{PREFIX}/files", headers=partner.auth()),
                 )
                 for answer in signed:
                     assert_error(answer, 503, "database_unavailable")

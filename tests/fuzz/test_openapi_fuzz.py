@@ -319,6 +319,7 @@ OPERATIONS = [
     f"DELETE {API_PREFIX}/file/{{file_id}}",
     f"POST {API_PREFIX}/file/{{file_id}}/links/revoke",
     f"GET {API_PREFIX}/file/{{file_id}}/events",
+    f"GET {API_PREFIX}/files",
     LINK_LABEL,
     "GET /.well-known/jwks.json",
     "GET /healthz",
@@ -326,7 +327,13 @@ OPERATIONS = [
 ]
 # Negative data needs an input the schema constrains: not the parameterless GETs, nor
 # GET /file/{file_id} once its credentials are ours (any string is a valid id).
-TAKES_INPUT = [f"POST {API_PREFIX}/token", f"GET {API_PREFIX}/file", UPLOAD_LABEL, LINK_LABEL]
+TAKES_INPUT = [
+    f"POST {API_PREFIX}/token",
+    f"GET {API_PREFIX}/file",
+    f"GET {API_PREFIX}/files",
+    UPLOAD_LABEL,
+    LINK_LABEL,
+]
 AS_PARTNER = [(label, "positive") for label in OPERATIONS] + [
     (label, "negative") for label in TAKES_INPUT
 ]

@@ -84,6 +84,9 @@ class FailingFiles:
     def remove(self, file_id: str, node_id: int, event: object) -> StoredFile | None:
         return None
 
+    def listed(self, client_id: str | None, match: object, **page: object) -> list[StoredFile]:
+        return []
+
     def revoke_links(
         self, file_id: str, event: object, *, generation: int, data_key: str | None
     ) -> int | None:

@@ -223,6 +223,17 @@ UPLOAD_ERRORS = error_responses(
     Code.INSUFFICIENT_STORAGE,
 )
 DESCRIBE_ERRORS = error_responses(*_BEARER, Code.FILE_NOT_FOUND)
+LIST_ERRORS = error_responses(
+    *_BEARER,
+    Code.UNKNOWN_PARAMETER,
+    Code.PARAMETER_REPEATED,
+    Code.LIMIT_INVALID,
+    Code.CURSOR_CONFLICT,
+    Code.CURSOR_INVALID,
+    Code.CATEGORY_INVALID,
+    Code.CODE_INVALID,
+    Code.CREATED_INVALID,
+)
 DELETE_RESPONSES: dict[int | str, dict[str, Any]] = {
     204: {
         "description": "Deleted: the row, the bytes and every link are gone (also when this "

@@ -8,9 +8,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from berkas.core.models import FileEvent
+from berkas.core.models import FileEvent, StoredFile
 from berkas.core.wire import iso8601
 from berkas.services.files import FileView
+from berkas.services.listing import FilePage
 from berkas.services.stripping import REENCODED
 from berkas.services.upload_types import DryRun, UploadResult
 
@@ -155,6 +156,59 @@ class FileMetadata(BaseModel):
             metadata_removed=list(stored.metadata_removed),
             reencoded=REENCODED in stored.metadata_removed,
         )
+
+
+class FileSummary(BaseModel):
+    """One file of a list: what GET /file/{id} answers, without a link (listing issues
+    none; ask GET /file/{id} for one)."""
+
+    id: str = Field(examples=[ID_EXAMPLE])
+    category: str = Field(examples=["DOCUMENT"])
+    code: str | None = Field(examples=["KTP"])
+    content_type: str = Field(examples=["image/jpeg"])
+    size: int = Field(examples=[48213])
+    sha256: str
+    width: int | None
+    height: int | None
+    created_at: str = Field(examples=["2026-12-07T08:45:42.123456Z"])
+    retained_until: str | None = None
+    legal_hold: bool = False
+    metadata_removed: list[str] = Field(default_factory=list)
+    reencoded: bool = False
+
+    @classmethod
+    def of(cls, stored: StoredFile) -> FileSummary:
+        return cls(
+            id=stored.id,
+            category=stored.category,
+            code=stored.code,
+            content_type=stored.content_type,
+            size=stored.size,
+            sha256=stored.sha256,
+            width=stored.width,
+            height=stored.height,
+            created_at=iso8601(stored.created_at),
+            retained_until=None
+            if stored.retained_until is None
+            else iso8601(stored.retained_until),
+            legal_hold=stored.legal_hold,
+            metadata_removed=list(stored.metadata_removed),
+            reencoded=REENCODED in stored.metadata_removed,
+        )
+
+
+class FileList(BaseModel):
+    """A page of the caller's files, newest first (docs/design.md 3.5)."""
+
+    data: list[FileSummary]
+    has_more: bool = Field(
+        description="True when the direction paged holds more files: pass the last id as "
+        "starting_after (or, paging with ending_before, the first id as ending_before)"
+    )
+
+    @classmethod
+    def of(cls, page: FilePage) -> FileList:
+        return cls(data=[FileSummary.of(stored) for stored in page.files], has_more=page.has_more)
 
 
 class Event(BaseModel):

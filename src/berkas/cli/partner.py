@@ -36,8 +36,8 @@ from berkas.core.catalogue import BusinessType, Category, DocumentCode
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def partner() -> None:
-    """Talk to a berkas server as a partner: token, requirements, upload, file, download,
-    events, revoke-links, delete.
+    """Talk to a berkas server as a partner: token, requirements, upload, file, files,
+    download, events, revoke-links, delete.
 
     Each setting comes from its flag, else its environment variable
     (BERKAS_CLIENT_BASE_URL, BERKAS_CLIENT_ID, BERKAS_CLIENT_SECRET), else the profile
@@ -417,6 +417,67 @@ class _Hashing:
 def _sha256_of(path: Path) -> str:
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+@partner.command("files")
+@common
+@click.option(
+    "--category",
+    type=click.Choice([c.value for c in Category], case_sensitive=False),
+    help="Only files of this category.",
+)
+@click.option("--code", metavar="CODE", help="Only DOCUMENT files with this code (e.g. KTP).")
+@click.option(
+    "--created-gte",
+    metavar="TIME",
+    help="Only files created at or after TIME: 2026-12-07T08:45:42Z (as created_at shows "
+    "it) or a date.",
+)
+@click.option("--created-lt", metavar="TIME", help="Only files created before TIME.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Show at most N files (default: every one, following the pages).",
+)
+def files_list(
+    opts: Options,
+    *,
+    category: str | None,
+    code: str | None,
+    created_gte: str | None,
+    created_lt: str | None,
+    limit: int | None,
+) -> None:
+    """List your files, newest first (GET /files), following the pages.
+
+    A table; with --json, a JSON array of the files (as GET /file/{id} shows each,
+    without a link). Deleted files are not listed.
+    """
+    from itertools import islice
+
+    with connect(opts) as client:
+        listed = client.list_files(
+            category=category.upper() if category else None,
+            code=code.upper() if code else None,
+            created_gte=created_gte,
+            created_lt=created_lt,
+            page_size=min(limit or 100, 100),
+        )
+        found = list(islice(listed, limit))
+    if opts.json_errors:
+        echo([dataclasses.asdict(f) for f in found])
+        return
+    if not found:
+        opts.note("no files match")
+        return
+    from berkas.cli.tables import NONE, moment, table
+
+    rows = [
+        (f.id, f.category, f.code or NONE, f.content_type, str(f.size), moment(f.created_at))
+        for f in found
+    ]
+    click.echo(table(("ID", "CATEGORY", "CODE", "TYPE", "SIZE", "CREATED"), rows))
 
 
 for _verb in (partner_lifecycle.events, partner_lifecycle.revoke_links, partner_lifecycle.delete):

@@ -25,6 +25,7 @@ from berkas.client.errors import (
     UnsupportedContentError,
 )
 from berkas.client.flow import RetryPolicy
+from berkas.client.listing import FilePage, ListedFile
 from berkas.client.models import (
     DryRunResult,
     FileEvent,
@@ -60,7 +61,9 @@ __all__ = [
     "FileEvents",
     "FileInfo",
     "FileInput",
+    "FilePage",
     "InvalidRequestError",
+    "ListedFile",
     "NotFoundError",
     "OnProgress",
     "PermissionDeniedError",

@@ -13,6 +13,7 @@ import httpx
 
 from berkas.client.calls import Calls
 from berkas.client.flow import Flow, Lock, Outcome, Pump, Send, Sleep, Unlock
+from berkas.client.listing import AsyncListing
 from berkas.client.models import (
     DryRunResult,
     FileEvents,
@@ -27,7 +28,7 @@ from berkas.core.catalogue import Category, DocumentCode
 T = TypeVar("T")
 
 
-class AsyncBerkasClient(Calls[httpx.AsyncClient, httpx.AsyncBaseTransport]):
+class AsyncBerkasClient(Calls[httpx.AsyncClient, httpx.AsyncBaseTransport], AsyncListing):
     """``BerkasClient`` with ``await``: the same arguments, methods and behaviour.
 
     ``transport`` is an ``httpx.AsyncBaseTransport``, e.g. ``httpx.ASGITransport(app)``

@@ -12,6 +12,7 @@ import httpx
 
 from berkas.client.calls import Calls
 from berkas.client.flow import Flow, Lock, Outcome, Pump, Send, Sleep, Unlock
+from berkas.client.listing import SyncListing
 from berkas.client.models import (
     DryRunResult,
     FileEvents,
@@ -26,7 +27,7 @@ from berkas.core.catalogue import Category, DocumentCode
 T = TypeVar("T")
 
 
-class BerkasClient(Calls[httpx.Client, httpx.BaseTransport]):
+class BerkasClient(Calls[httpx.Client, httpx.BaseTransport], SyncListing):
     """A partner's client for berkas (or DOKU's Partner file API).
 
     ``base_url`` is the server root (``https://berkas.example.com``); ``client_id`` and

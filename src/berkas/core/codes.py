@@ -95,6 +95,29 @@ class Code(StrEnum):
     PARAMETER_MISSING = ("parameter_missing", 400, "A required query parameter is missing.")
     PARAMETER_REPEATED = ("parameter_repeated", 400, "A query parameter is given twice.")
     INVALID_PARAMETER = ("invalid_parameter", 400, "A query parameter's value is not supported.")
+    # The file list's query (docs/design.md 3.5).
+    UNKNOWN_PARAMETER = (
+        "unknown_parameter",
+        400,
+        "A query parameter is not one this operation takes.",
+    )
+    LIMIT_INVALID = ("limit_invalid", 400, "limit must be a whole number from 1 to 100.")
+    CURSOR_CONFLICT = (
+        "cursor_conflict",
+        400,
+        "starting_after and ending_before are both given; send one.",
+    )
+    CURSOR_INVALID = (
+        "cursor_invalid",
+        400,
+        "starting_after or ending_before names no file of yours.",
+    )
+    CREATED_INVALID = (
+        "created_invalid",
+        400,
+        "created_gte and created_lt are RFC 3339 times (2026-12-07T08:45:42Z) or dates, "
+        "created_gte before created_lt.",
+    )
     CATEGORY_MISSING = ("category_missing", 400, "The category field is required.")
     CATEGORY_INVALID = ("category_invalid", 400, "The category is not one berkas accepts.")
     CODE_MISSING = ("code_missing", 400, "The code field is required for a DOCUMENT.")

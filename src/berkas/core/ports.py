@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from berkas.core.egress import FetchResult
+from berkas.core.listing import FileFilter, Position
 from berkas.core.models import (
     Client,
     DataKeyBinding,
@@ -216,6 +217,20 @@ class FileRepository(Protocol):
 
     def reserved_keys(self, node_id: int) -> list[str]:
         """Keys this node reserved and never committed or released."""
+        ...
+
+    def listed(
+        self,
+        client_id: str | None,
+        match: FileFilter,
+        *,
+        limit: int,
+        after: Position | None = None,
+        before: Position | None = None,
+    ) -> list[StoredFile]:
+        """Up to ``limit`` files of ``client_id`` (None: every client's) that ``match``,
+        in (created_at, id) order: descending from just past ``after`` (or the newest);
+        with ``before``, ascending from just past it (the newer files nearest it first)."""
         ...
 
     def get(self, file_id: str) -> StoredFile | None: ...

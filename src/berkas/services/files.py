@@ -13,6 +13,7 @@ from berkas.core.codes import Code
 from berkas.core.envelope import EnvelopeError
 from berkas.core.errors import BerkasError, Conflict, NotFound
 from berkas.core.ids import is_file_id
+from berkas.core.listing import FileFilter, ListQuery
 from berkas.core.models import (
     HOUSEKEEPING,
     Caller,
@@ -27,6 +28,7 @@ from berkas.core.wire import iso8601
 from berkas.services.documents import DocumentStore
 from berkas.services.limits import RefusalEvents
 from berkas.services.links import IssuedLink, LinkService
+from berkas.services.listing import FileListing, FilePage
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,26 @@ class FileService:
         self._clock = clock
         # The delete's blob half: the row, its object and the intent between them.
         self._documents = DocumentStore(files=files, blobs=blobs, clock=clock, node_id=node_id)
+        self._listing = FileListing(files, events)
+
+    def list_own(self, client: Client, query: ListQuery) -> FilePage:
+        """One page of ``client``'s own files, newest first (``GET /files``,
+        docs/design.md 3.5); no link is issued, so nothing is recorded."""
+        return self._listing.page(client.client_id, query)
+
+    def list_any(self, client_id: str | None, match: FileFilter) -> Iterator[StoredFile]:
+        """Every file of ``client_id`` (None: every client's) that ``match``es, newest
+        first, a page at a time (``berkas files list``)."""
+        return self._listing.each(client_id, match)
+
+    def inspect(self, file_id: str) -> tuple[StoredFile | None, list[FileEvent]]:
+        """The operator's view of any file (``berkas files show``): its row (None once
+        deleted) and its audit trail; ``NotFound`` when neither exists."""
+        stored = self._files.get(file_id)
+        trail = self._events.for_file(file_id)
+        if stored is None and not trail:
+            raise NotFound(f"No file with id {file_id!r}.", code=Code.FILE_NOT_FOUND)
+        return stored, trail
 
     def describe(self, client: Client, file_id: str, caller: Caller = _NOBODY) -> FileView:
         """Metadata and a fresh link; 404 for ids that are absent or not this client's.

@@ -242,7 +242,7 @@ def test_a_v0004_database_with_clients_upgrades_to_labels_and_rotation(
 
     sql_database.migrate()
 
-    assert sql_database.current_revision() == "0009" == sql_database.head_revision()
+    assert sql_database.current_revision() == "0010" == sql_database.head_revision()
     assert sql_database.clients.get("BRN-OLD") == Client("BRN-OLD", "SK-from-v0004", True, created)
     at = created + timedelta(days=1)
     sql_database.clients.rotate_secret("BRN-OLD", "SK-new", at, at + timedelta(hours=24))

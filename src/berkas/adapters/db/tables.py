@@ -121,7 +121,8 @@ files = Table(
     Column("metadata_removed", String(255), nullable=True),
     # Whether the metadata policy ran on it (FALSE: stored before stripping existed).
     Column("metadata_checked", Boolean(), nullable=False, server_default=false()),
-    Index("ix_files_client_id_created_at", "client_id", "created_at"),
+    # The file list (docs/design.md 3.5): one partner's files in list order.
+    Index("ix_files_listing", "client_id", "created_at", "id"),
     Index("ix_files_duplicates", "client_id", "category", "sha256", "created_at", "id"),
     Index("ix_files_retained_until", "retained_until"),
 )

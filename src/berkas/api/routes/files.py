@@ -7,12 +7,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from berkas.api import openapi, schemas
+from berkas.api import openapi, openapi_listing, schemas
 from berkas.api.deps import BearerClient, CallerDep, ServicesDep
 from berkas.api.file_response import LocalFileResponse
 from berkas.api.threads import each_in_thread, in_thread
 from berkas.core.codes import Code
 from berkas.core.errors import PermissionDenied
+from berkas.core.listing import parse_query
 from berkas.core.wire import API_PREFIX
 
 router = APIRouter()
@@ -31,6 +32,28 @@ async def describe(
 ) -> Response:
     view = await in_thread(svc.files.describe, client, file_id, caller)
     return JSONResponse(schemas.FileMetadata.of(view).model_dump(mode="json"))
+
+
+@router.get(
+    f"{API_PREFIX}/files",
+    summary="List your files, newest first",
+    description="Your files (never another partner's), newest first in (created_at, id) "
+    "order, a page at a time with Stripe's cursor pagination: pass the last id of a page "
+    "as starting_after for the next one while has_more is true. Deleted files are not "
+    "listed; no link is issued (GET /file/{id} gives one).",
+    tags=["partner"],
+    response_model=schemas.FileList,
+    responses={
+        200: {"content": {"application/json": {"example": openapi_listing.LIST_EXAMPLE}}},
+        **openapi.LIST_ERRORS,
+    },
+    openapi_extra={"security": [{"bearer": []}], "parameters": openapi_listing.LIST_QUERY},
+)
+async def list_files(request: Request, client: BearerClient, svc: ServicesDep) -> Response:
+    params = request.query_params
+    query = parse_query({name: params.getlist(name) for name in params})
+    page = await run_in_threadpool(svc.files.list_own, client, query)
+    return JSONResponse(schemas.FileList.of(page).model_dump(mode="json"))
 
 
 @router.get(

@@ -7,6 +7,7 @@ import dataclasses
 from datetime import datetime, timedelta
 
 from berkas.adapters.db.memory.tables import _Tables, _utc_or_none
+from berkas.core.listing import FileFilter, Position
 from berkas.core.models import (
     EventKind,
     FileEvent,
@@ -99,6 +100,32 @@ class MemoryFileRepository:
             ]
         due.sort(key=lambda f: (f.retained_until or now, f.id))
         return due[:limit]
+
+    def listed(
+        self,
+        client_id: str | None,
+        match: FileFilter,
+        *,
+        limit: int,
+        after: Position | None = None,
+        before: Position | None = None,
+    ) -> list[StoredFile]:
+        """Up to ``limit`` matching files, newest first past ``after``; with ``before``
+        the ones just newer than it, nearest first (as the table's query)."""
+        with self._tables.lock:
+            rows = [
+                f
+                for f in self._tables.files.values()
+                if (client_id is None or f.client_id == client_id)
+                and (match.category is None or f.category == match.category)
+                and (match.code is None or f.code == match.code)
+                and (match.created_gte is None or f.created_at >= match.created_gte)
+                and (match.created_lt is None or f.created_at < match.created_lt)
+                and (after is None or (f.created_at, f.id) < (after.created_at, after.id))
+                and (before is None or (f.created_at, f.id) > (before.created_at, before.id))
+            ]
+        rows.sort(key=lambda f: (f.created_at, f.id), reverse=before is None)
+        return rows[:limit]
 
     def duplicate_of(self, client_id: str, category: str, sha256: str) -> str | None:
         """The first file this client stored in ``category`` with these bytes, or None."""

@@ -7,7 +7,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, exc, select, update
+from sqlalchemy import ColumnElement, Connection, Select, and_, delete, exc, or_, select, update
 
 from berkas.adapters.db.engine import truncate_wal
 from berkas.adapters.db.repositories.audit import _append_event
@@ -20,6 +20,7 @@ from berkas.adapters.db.repositories.base import (
 )
 from berkas.adapters.db.repositories.upgrades import _FileUpgrades
 from berkas.adapters.db.tables import files, pending_blobs
+from berkas.core.listing import FileFilter, Position
 from berkas.core.models import (
     FileEvent,
     StoredFile,
@@ -221,6 +222,51 @@ class SqlFileRepository(_FileUpgrades):
             ).all()
         return [row.key for row in rows]
 
+    def listed(
+        self,
+        client_id: str | None,
+        match: FileFilter,
+        *,
+        limit: int,
+        after: Position | None = None,
+        before: Position | None = None,
+    ) -> list[StoredFile]:
+        """Up to ``limit`` files of ``client_id`` (None: every client's) that ``match``:
+        newest first, from just past ``after`` (older than it) or the newest; with
+        ``before``, the ones just newer than it, nearest first (docs/design.md 3.5).
+
+        One range over ``ix_files_listing`` (client_id, created_at, id): the order is the
+        index's, so a page reads about ``limit`` index entries, however many files the
+        client has (the filters on category and code are checked on those rows).
+        """
+        where: list[ColumnElement[bool]] = []
+        if client_id is not None:
+            if _NUL in client_id:
+                return []
+            where.append(files.c.client_id == client_id)
+        if match.category is not None:
+            where.append(files.c.category == match.category)
+        if match.code is not None:
+            where.append(files.c.code == match.code)
+        if match.created_gte is not None:
+            where.append(files.c.created_at >= require_utc(match.created_gte, "created_gte"))
+        if match.created_lt is not None:
+            where.append(files.c.created_at < require_utc(match.created_lt, "created_lt"))
+        if after is not None:
+            where.append(_beyond(after, older=True))
+        if before is not None:
+            where.append(_beyond(before, older=False))
+        order = (
+            (files.c.created_at.asc(), files.c.id.asc())
+            if before is not None
+            else (files.c.created_at.desc(), files.c.id.desc())
+        )
+        with self._read() as connection:
+            rows = connection.execute(
+                select(files).where(*where).order_by(*order).limit(limit)
+            ).all()
+        return [_stored_file(row) for row in rows]
+
     def get(self, file_id: str) -> StoredFile | None:
         """The file with ``file_id``, or None."""
         if _NUL in file_id:
@@ -248,3 +294,14 @@ def _first_with(client_id: str, category: str, sha256: str) -> Select[Any]:
         .order_by(files.c.created_at, files.c.id)
         .limit(1)
     )
+
+
+def _beyond(position: Position, *, older: bool) -> ColumnElement[bool]:
+    """Rows strictly past ``position`` in (created_at, id) order: older ones, or newer.
+    Spelled without row values, which SQLite and PostgreSQL both plan as an index range."""
+    at = require_utc(position.created_at, "cursor")
+    if older:
+        return or_(
+            files.c.created_at < at, and_(files.c.created_at == at, files.c.id < position.id)
+        )
+    return or_(files.c.created_at > at, and_(files.c.created_at == at, files.c.id > position.id))
