@@ -42,16 +42,11 @@ PARTNER_OPERATIONS: dict[Operation, tuple[str, str]] = {
     ("delete", f"{API_PREFIX}/file/{{file_id}}"): ("delete", "delete"),
     ("post", f"{API_PREFIX}/file/{{file_id}}/links/revoke"): ("revoke_links", "revoke-links"),
     ("get", "/links/{key}"): ("download", "download"),
-    # The file list, built beside this table on another branch (GET /files, the SDK's
-    # auto-paging iterator, `berkas partner files`): checked as soon as the route is in
-    # the document; until then only this row is skipped (see PENDING).
     ("get", f"{API_PREFIX}/files"): ("list_files", "files"),
 }
 # Rows whose route may not be in this tree yet, and why: skipped, not failed, without it.
-PENDING: dict[Operation, str] = {
-    ("get", f"{API_PREFIX}/files"): "GET /files (the file list) is not in this tree's "
-    "document yet; the row checks it once that work is merged",
-}
+# (None today: GET /files, the last one, is merged.)
+PENDING: dict[Operation, str] = {}
 # Operations no partner integration calls, and who does.
 NOT_PARTNER: dict[Operation, str] = {
     ("get", "/.well-known/jwks.json"): "public keys, for whoever verifies tokens",
