@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
+from berkas.cli.server_extra import HINT
 from tests.support import samples
 from tests.support.partner import Partner
 from tests.support.server import Server
@@ -26,7 +27,6 @@ from tests.support.server import Server
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-HINT = "this command needs the server: pip install 'berkas[server]'"
 
 # Run by the wheel's venv: the SDK's calls, blocking and async, then what it imported.
 SDK_SCRIPT = """
