@@ -5,7 +5,7 @@ synthetic, marked SAMPLE, of no real person. Run it from a checkout with Pillow
     .venv/bin/python scripts/draw_samples.py
 
 The wheel ships the files rather than this code, so ``berkas samples`` works in an
-SDK-only install (``pip install berkas``, no Pillow).
+SDK-only install (the wheel without extras, no Pillow).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ personal retail merchant provides; each is marked SAMPLE and shows no real perso
 
 The files ship inside the package (``sample_documents/``, drawn by
 scripts/draw_samples.py), so the command needs no Pillow and works in an SDK-only
-install (``pip install berkas``).
+install (the wheel without extras).
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ SERVER_MODULES = frozenset(
 )
 
 
-# The verbs of `pip install berkas` alone (the import contract "the SDK and the partner CLI
+# The verbs of the wheel without extras (the import contract "the SDK and the partner CLI
 # install alone" in pyproject.toml holds their modules to it); every other verb is the
 # operator's and needs the server.
 PARTNER_COMMANDS = frozenset({"partner", "samples"})
