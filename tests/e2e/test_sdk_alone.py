@@ -3,9 +3,11 @@ each in a clean venv of its own: the wheel alone (the SDK and the partner CLI, n
 server's libraries) against a real ``berkas serve`` from the dev venv, and a partner flow
 between two wheel installs, the SDK alone and ``berkas[server]``, on loopback.
 
-Cost: the two venvs install from the package index through pip's cache (a warm cache
-downloads nothing); the module takes about 35 s here, most of it installing the
-server's dependencies.
+Cost: the wheel-alone venv installs from the package index through pip's cache, the
+``[server]`` venv from a wheelhouse gathered as ``make wheelhouse`` does (``--no-index``:
+the install that needs no index at all); with a warm cache (CI's machine keeps it)
+nothing is downloaded and the module takes about 20 s here, a cold one adds the
+downloads (about 40 wheels).
 """
 
 from __future__ import annotations
@@ -148,8 +150,12 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Wheel:
     return Wheel(path, names, requires)
 
 
-def install(wheel: Wheel, where: Path, extras: str = "") -> Venv:
-    """A clean venv (no system site-packages) with the wheel installed, ``extras`` too."""
+def install(wheel: Wheel, where: Path, extras: str = "", *, no_index: bool = False) -> Venv:
+    """A clean venv (no system site-packages) with the wheel installed, ``extras`` too.
+
+    ``no_index``: as on a host that reaches no package index (``make wheelhouse``, README
+    "Installing"): every dependency's wheel is gathered first, then installed from that
+    folder alone."""
     root = where / "venv"
     subprocess.run(
         [sys.executable, "-m", "venv", "--without-pip", str(root)],
@@ -160,7 +166,12 @@ def install(wheel: Wheel, where: Path, extras: str = "") -> Venv:
     # berkas and what its dependencies need ends up in it. The wheel's path with the
     # extras, as the README says to install it.
     target = f"{wheel.path}[{extras}]" if extras else str(wheel.path)
-    pip("--python", str(root / "bin" / "python"), "install", "--quiet", target)
+    sources: list[str] = []
+    if no_index:
+        wheelhouse = where / "wheelhouse"
+        pip("wheel", "--quiet", "--wheel-dir", str(wheelhouse), target)
+        sources = ["--no-index", "--find-links", str(wheelhouse)]
+    pip("--python", str(root / "bin" / "python"), "install", "--quiet", *sources, target)
     env = {
         name: value
         for name, value in os.environ.items()
@@ -179,8 +190,9 @@ def alone(wheel: Wheel, tmp_path_factory: pytest.TempPathFactory) -> Venv:
 
 @pytest.fixture(scope="module")
 def with_server(wheel: Wheel, tmp_path_factory: pytest.TempPathFactory) -> Venv:
-    """The wheel with its ``server`` extra, as an operator installs a node."""
-    return install(wheel, tmp_path_factory.mktemp("with-server"), "server")
+    """The wheel with its ``server`` extra, as an operator installs a node on a host with
+    no package index: from a wheelhouse."""
+    return install(wheel, tmp_path_factory.mktemp("with-server"), "server", no_index=True)
 
 
 @dataclass
