@@ -62,6 +62,7 @@ def service_data_dir(tmp_path: Path) -> Path:
         ("keys", "rotate"),
         ("secrets", "status"),
         ("db", "migrate"),
+        ("storage", "init"),
         ("files", "hold", "DCM-0001-0000000000000"),
     ],
     ids=" ".join,

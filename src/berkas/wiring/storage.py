@@ -9,6 +9,7 @@ from berkas.adapters.storage.local import LocalBlobStore
 from berkas.adapters.storage.memory import MemoryBlobStore
 from berkas.config import Settings
 from berkas.core.ports import BlobStore, LinkPresigner
+from berkas.wiring.datadir import refuse_foreign_owner
 
 if TYPE_CHECKING:
     from berkas.adapters.storage.s3 import S3BlobStore
@@ -23,6 +24,7 @@ def init_storage(settings: Settings) -> str:
         where = f"S3 bucket {store.location.bucket!r} at {store.location.endpoint_shown}"
         return f"created {where}" if store.create_bucket() else f"{where} already exists"
     if storage.root is not None:
+        refuse_foreign_owner(settings)  # the default store is in the data dir
         existed = storage.root.is_dir()
         LocalBlobStore(storage.root, create=True)
         return f"storage directory {storage.root} {'already exists' if existed else 'created'}"
