@@ -15,15 +15,10 @@ from typing import IO, Any
 
 import click
 
-from berkas import __version__
+from berkas import install_hint
 
-# The wheel's own name (PEP 427: distribution-version-python tag-abi tag-platform tag), so
-# the line can be pasted beside the file the SDK was installed from.
-WHEEL = f"berkas-{__version__}-py3-none-any.whl"
-HINT = (
-    f"this command needs the server: pip install './{WHEEL}[server]' "
-    "(the wheel berkas came in; from a checkout: pip install '.[server]')"
-)
+# The line can be pasted beside the wheel the SDK was installed from.
+HINT = f"this command needs the server: {install_hint('server')}"
 
 # The top-level modules of the `server` extra's distributions (pyproject.toml), as they
 # are imported; tests/cli/test_server_extra.py checks that none is left out. Not httpcore:

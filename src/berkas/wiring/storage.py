@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from berkas import install_hint
 from berkas.adapters.storage.local import LocalBlobStore
 from berkas.adapters.storage.memory import MemoryBlobStore
 from berkas.config import Settings
@@ -38,7 +39,7 @@ def s3_store(settings: Settings) -> S3BlobStore:
     except ImportError as exc:
         raise ValueError(
             f"BERKAS_STORAGE_URL {settings.resolved_storage_url!r} needs boto3, which is not "
-            f"installed ({exc}); pip install 'berkas[s3]'"
+            f"installed ({exc}); {install_hint('s3')}"
         ) from None
     storage = settings.storage
     return S3BlobStore(
