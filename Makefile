@@ -1,11 +1,17 @@
-# The README's commands. `make serve` and `make test` work from a fresh clone.
+# The README's commands. `make serve` and `make test` work from a fresh clone, in either
+# order: two stamps, one per install. `make serve` installs what serving needs
+# (SERVE_EXTRAS, the server alone by default: `make serve SERVE_EXTRAS=postgres,s3` for a
+# node on PostgreSQL and S3); `make install` (test, check, ...) installs everything, which
+# serving needs too, so a full install satisfies `make serve` as it is.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+SERVE_EXTRAS ?= server
+SERVE_STAMP := $(VENV)/.serve-stamp-$(SERVE_EXTRAS)
 PYTEST_ARGS ?=
 
-.PHONY: install serve test test-fast fuzz mutate check lint format typecheck imports bench profile soak system-deps clean
+.PHONY: install serve dist wheelhouse test test-fast fuzz mutate check lint format typecheck imports bench profile soak system-deps clean
 
 install: $(STAMP)
 
@@ -15,8 +21,31 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[server,test,dev,postgres,s3]'
 	touch $(STAMP)
 
-serve: install
+$(SERVE_STAMP): pyproject.toml
+	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then \
+		touch $@; \
+	else \
+		set -e; \
+		$(PYTHON) -m venv $(VENV); \
+		$(BIN)/python -m pip install --quiet --upgrade pip; \
+		$(BIN)/python -m pip install --quiet -e '.[$(SERVE_EXTRAS)]'; \
+		touch $@; \
+	fi
+
+serve: $(SERVE_STAMP)
 	$(BIN)/berkas serve
+
+# A wheel and an sdist in dist/ (berkas is on no package index: README "Installing"),
+# built by the standard `build` frontend (the dev extra) in an isolated environment.
+dist: install
+	rm -f dist/berkas-*.whl dist/berkas-*.tar.gz
+	$(BIN)/python -m build --outdir dist .
+
+# Every wheel a node needs, for a host with no package index at all:
+# pip install --no-index --find-links dist/wheelhouse 'berkas[server]' (README "Installing").
+wheelhouse: dist
+	$(BIN)/python -m pip wheel --quiet --wheel-dir dist/wheelhouse \
+		"$$(ls dist/berkas-*.whl)[server,postgres,s3]"
 
 # Everything: unit, contract (SQLite + PostgreSQL) and end-to-end tests against a real
 # `berkas serve` on loopback. PostgreSQL is started by the tests themselves (throwaway
@@ -111,4 +140,4 @@ system-deps:
 	fi
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov mutants
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov mutants dist

@@ -16,6 +16,7 @@ from unittest import mock
 
 import pytest
 
+from berkas import __version__
 from berkas.adapters.sealing import (
     SealingError,
     new_master_key_text,
@@ -194,11 +195,14 @@ def test_the_instructions_keep_the_secret_files_private() -> None:
     # The master key is made fresh only when none exists: a new key cannot open what an
     # older one sealed.
     assert "[ -e /etc/berkas/master-key ] ||" in header
-    # berkas is not on PyPI: the install step names a checkout, with an extra that exists.
-    install = re.search(r"/opt/berkas/bin/pip install '([^']+)\[(\w+)\]'", header)
-    assert install is not None
-    assert install.group(1).startswith("/")
-    assert install.group(2) in _extras()
+    # berkas is on no package index: the install steps name the wheel `make dist` builds
+    # (this version's) and a checkout, each with extras that exist.
+    installs = re.findall(r"/opt/berkas/bin/pip install '([^']+)\[([\w,]+)\]'", header)
+    targets = [target for target, _ in installs]
+    assert f"./berkas-{__version__}-py3-none-any.whl" in targets
+    assert any(target.startswith("/") for target in targets)
+    for _, extras in installs:
+        assert set(extras.split(",")) <= _extras()
 
 
 def _header_of_example() -> str:

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 from pypdf import PdfReader
 
+from berkas.cli import samples as samples_module
 from berkas.cli.main import main
 from tests.support.inprocess import InProcess
 
@@ -100,10 +101,14 @@ def test_a_directory_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
-def test_without_pillow_it_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # None in sys.modules makes ``import PIL`` raise ImportError, as on an SDK-only install.
+def test_without_pillow_it_writes_the_shipped_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # None in sys.modules makes ``import PIL`` raise ImportError, as on an SDK-only install
+    # (tests/e2e/test_sdk_alone.py runs the command from the installed wheel too).
     monkeypatch.setitem(sys.modules, "PIL", None)
     result = CliRunner().invoke(main, ["samples", str(tmp_path / "out")])
-    assert result.exit_code == 1
-    assert "pip install 'berkas[server]'" in result.output
-    assert not (tmp_path / "out").exists()
+    assert result.exit_code == 0, result.output
+    shipped = Path(samples_module.__file__).parent / samples_module.FOLDER
+    for name in ("ktp-sample.jpg", "ktp-sample.pdf", "selfie-sample.jpg", "shop-sample.jpg"):
+        assert (tmp_path / "out" / name).read_bytes() == (shipped / name).read_bytes()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
+from berkas.cli.main import main
 from berkas.cli.partner import partner
 from berkas.cli.server_extra import HINT, SERVER_MODULES
 
@@ -88,6 +89,46 @@ def test_help_and_partner_verbs_need_no_server(tmp_path: Path, args: tuple[str, 
     assert "Traceback" not in completed.stderr
     assert completed.stdout.strip()
     assert {name for name in loaded if name.startswith(SERVER_PACKAGES)} == set()
+
+
+def help_sections(text: str) -> dict[str, list[str]]:
+    """``berkas --help``'s command sections: heading -> the command names under it."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        if line and not line.startswith(" ") and line.endswith(":"):
+            current = line[:-1]
+            sections[current] = []
+        elif current is not None and line.startswith("  ") and line.strip():
+            sections[current].append(line.split()[0])
+    return sections
+
+
+def test_help_without_the_server_says_which_commands_need_it(tmp_path: Path) -> None:
+    completed, _ = without_server(tmp_path, "--help")
+    sections = help_sections(completed.stdout)
+
+    assert sections["Partner commands (the SDK alone)"] == ["partner", "samples"]
+    operator = sections[
+        "Operator commands (need the server extra, berkas[server], not installed here)"
+    ]
+    assert {"serve", "clients", "keys", "db", "files"} <= set(operator)
+    # Every command is listed once, in one of the two sections.
+    assert sorted(sections["Partner commands (the SDK alone)"] + operator) == sorted(main.commands)
+
+
+def test_help_with_the_server_lists_the_same_sections(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "berkas.cli.main", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    sections = help_sections(completed.stdout)
+
+    assert sections["Partner commands (the SDK alone)"] == ["partner", "samples"]
+    assert "serve" in sections["Operator commands (need the server extra, berkas[server])"]
 
 
 def test_a_partner_verb_sends_without_the_server(tmp_path: Path) -> None:

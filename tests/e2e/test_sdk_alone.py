@@ -1,6 +1,13 @@
-"""``pip install berkas`` (no extras) from the built wheel, in a venv of its own: the SDK
-and the partner CLI work against a real ``berkas serve`` (run from the dev venv), with
-none of the server's libraries installed.
+"""berkas installed from the wheel ``make dist`` builds (berkas is on no package index),
+each in a clean venv of its own: the wheel alone (the SDK and the partner CLI, none of the
+server's libraries) against a real ``berkas serve`` from the dev venv, and a partner flow
+between two wheel installs, the SDK alone and ``berkas[server]``, on loopback.
+
+Cost: the wheel-alone venv installs from the package index through pip's cache, the
+``[server]`` venv from a wheelhouse gathered as ``make wheelhouse`` does (``--no-index``:
+the install that needs no index at all); with a warm cache (CI's machine keeps it)
+nothing is downloaded and the module takes about 20 s here, a cold one adds the
+downloads (about 40 wheels).
 """
 
 from __future__ import annotations
@@ -15,10 +22,13 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from packaging.requirements import Requirement
 
+from berkas.cli.server_extra import HINT
 from tests.support import samples
 from tests.support.partner import Partner
 from tests.support.server import Server
@@ -26,7 +36,6 @@ from tests.support.server import Server
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-HINT = "this command needs the server: pip install 'berkas[server]'"
 
 # Run by the wheel's venv: the SDK's calls, blocking and async, then what it imported.
 SDK_SCRIPT = """
@@ -119,9 +128,19 @@ def pip(*args: str) -> None:
 
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Wheel:
-    """The wheel of this tree, built once a session as `pip install` would build it."""
-    out = tmp_path_factory.mktemp("wheel")
-    pip("wheel", "--no-deps", "--quiet", "--wheel-dir", str(out), str(ROOT))
+    """The wheel of this tree, built once a session as ``make dist`` builds it: the
+    standard frontend makes the sdist, then the wheel from the sdist (so a file the sdist
+    leaves out is missing from the wheel too)."""
+    out = tmp_path_factory.mktemp("dist")
+    built = subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert len(list(out.glob("berkas-*.tar.gz"))) == 1
     (path,) = out.glob("berkas-*.whl")
     with zipfile.ZipFile(path) as archive:
         names = frozenset(archive.namelist())
@@ -131,18 +150,28 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Wheel:
     return Wheel(path, names, requires)
 
 
-@pytest.fixture(scope="module")
-def alone(wheel: Wheel, tmp_path_factory: pytest.TempPathFactory) -> Venv:
-    """A fresh venv with the wheel installed without extras, as a partner installs it."""
-    root = tmp_path_factory.mktemp("alone") / "venv"
+def install(wheel: Wheel, where: Path, extras: str = "", *, no_index: bool = False) -> Venv:
+    """A clean venv (no system site-packages) with the wheel installed, ``extras`` too.
+
+    ``no_index``: as on a host that reaches no package index (``make wheelhouse``, README
+    "Installing"): every dependency's wheel is gathered first, then installed from that
+    folder alone."""
+    root = where / "venv"
     subprocess.run(
         [sys.executable, "-m", "venv", "--without-pip", str(root)],
         check=True,
         timeout=120,
     )
     # pip --python installs into that venv: no pip of its own to set up, and nothing but
-    # berkas and what its base dependencies need ends up in it.
-    pip("--python", str(root / "bin" / "python"), "install", "--quiet", str(wheel.path))
+    # berkas and what its dependencies need ends up in it. The wheel's path with the
+    # extras, as the README says to install it.
+    target = f"{wheel.path}[{extras}]" if extras else str(wheel.path)
+    sources: list[str] = []
+    if no_index:
+        wheelhouse = where / "wheelhouse"
+        pip("wheel", "--quiet", "--wheel-dir", str(wheelhouse), target)
+        sources = ["--no-index", "--find-links", str(wheelhouse)]
+    pip("--python", str(root / "bin" / "python"), "install", "--quiet", *sources, target)
     env = {
         name: value
         for name, value in os.environ.items()
@@ -151,6 +180,54 @@ def alone(wheel: Wheel, tmp_path_factory: pytest.TempPathFactory) -> Venv:
     }
     env["XDG_CONFIG_HOME"] = str(root.parent / "xdg")  # no real profile is read
     return Venv(root, env)
+
+
+@pytest.fixture(scope="module")
+def alone(wheel: Wheel, tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    """The wheel installed without extras, as a partner installs it."""
+    return install(wheel, tmp_path_factory.mktemp("alone"))
+
+
+@pytest.fixture(scope="module")
+def with_server(wheel: Wheel, tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    """The wheel with its ``server`` extra, as an operator installs a node on a host with
+    no package index: from a wheelhouse."""
+    return install(wheel, tmp_path_factory.mktemp("with-server"), "server", no_index=True)
+
+
+@dataclass
+class WheelServer(Server):
+    """``berkas serve`` (and the admin CLI) run by a wheel install's ``berkas`` script."""
+
+    venv: Venv | None = None
+
+    def _spawn(self, log: Any) -> subprocess.Popen[bytes]:
+        assert self.venv is not None
+        return subprocess.Popen(
+            [str(self.venv.root / "bin" / "berkas"), "serve", "--port", str(self.port)],
+            env={
+                **self.venv.env,
+                "BERKAS_DATA_DIR": str(self.data_dir),
+                "BERKAS_LOG_LEVEL": "warning",
+                "BERKAS_METRICS_PORT": str(self.metrics_port),
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def cli(self, *args: str) -> str:
+        assert self.venv is not None
+        completed = self.venv.run("berkas", *args, env={"BERKAS_DATA_DIR": str(self.data_dir)})
+        assert completed.returncode == 0, completed.stderr
+        return completed.stdout
+
+
+@pytest.fixture(scope="module")
+def wheel_server(with_server: Venv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = WheelServer(data_dir=tmp_path_factory.mktemp("wheel-server") / "data", venv=with_server)
+    srv.start()
+    yield srv
+    srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +252,9 @@ def test_the_wheel_asks_for_httpx_and_click_only_and_ships_py_typed(wheel: Wheel
     assert wheel.added_by("server") | {"psycopg"} <= wheel.added_by("postgres")
     assert wheel.added_by("server") | {"boto3"} <= wheel.added_by("s3")
     assert "berkas/py.typed" in wheel.names
+    # `berkas samples` copies these: they ship inside the package, no Pillow needed.
+    for name in ("ktp-sample.jpg", "ktp-sample.pdf", "selfie-sample.jpg", "shop-sample.jpg"):
+        assert f"berkas/cli/sample_documents/{name}" in wheel.names
 
 
 def test_the_installed_sdk_has_no_server_library(wheel: Wheel, alone: Venv) -> None:
@@ -262,3 +342,56 @@ def test_the_partner_cli_alone_uploads_to_a_real_server(
     info = json.loads(shown.stdout)
     assert info["category"] == "LOGO"
     assert info["sha256"] == hashlib.sha256(logo).hexdigest()
+
+
+def test_help_alone_names_the_commands_that_need_the_server(alone: Venv) -> None:
+    completed = alone.run("berkas", "--help")
+
+    assert completed.returncode == 0, completed.stderr
+    text = completed.stdout
+    partner_part = text.split("Partner commands (the SDK alone):")[1].split("\n\n")[0]
+    operator_part = text.split(
+        "Operator commands (need the server extra, berkas[server], not installed here):"
+    )[1]
+    assert [line.split()[0] for line in partner_part.strip().splitlines()] == [
+        "partner",
+        "samples",
+    ]
+    assert {"serve", "clients", "keys", "db"} <= {
+        line.split()[0] for line in operator_part.strip().splitlines()
+    }
+
+
+def test_a_partner_flow_between_two_wheel_installs(
+    alone: Venv, with_server: Venv, wheel_server: Server, tmp_path: Path
+) -> None:
+    """The operator's node from ``berkas[server]``, the partner's tools from the wheel
+    alone: samples written without Pillow, uploaded, read back byte for byte."""
+    assert "pillow" not in alone.installed()
+    assert {"pillow", "fastapi", "uvicorn"} <= with_server.installed()
+    help_there = with_server.run("berkas", "--help")
+    assert "Operator commands (need the server extra, berkas[server]):" in help_there.stdout
+    # The operator makes the partner's client with the wheel's own admin CLI.
+    created = json.loads(wheel_server.cli("clients", "create", "--json"))
+    env = {
+        "BERKAS_CLIENT_BASE_URL": wheel_server.url,
+        "BERKAS_CLIENT_ID": created["client_id"],
+        "BERKAS_CLIENT_SECRET": created["secret_key"],
+    }
+
+    written = alone.run("berkas", "samples", str(tmp_path / "samples"))
+    assert written.returncode == 0, written.stderr
+    pdf = tmp_path / "samples" / "ktp-sample.pdf"
+    uploaded = alone.run(
+        "berkas", "partner", "upload", "--category", "DOCUMENT", "--code", "KTP", str(pdf), env=env
+    )
+    assert uploaded.returncode == 0, uploaded.stderr
+    answer = json.loads(uploaded.stdout)
+    copy = tmp_path / "copy.pdf"
+    downloaded = alone.run("berkas", "partner", "download", answer["id"], "-o", str(copy), env=env)
+
+    assert downloaded.returncode == 0, downloaded.stderr
+    assert answer["content_type"] == "application/pdf"
+    assert copy.read_bytes() == pdf.read_bytes()
+    # The link the server gave works without credentials, as a reviewer opens it.
+    assert httpx.get(answer["link"], timeout=10).content == pdf.read_bytes()

@@ -53,9 +53,10 @@ def writing(data_dir: Path | None) -> Iterator[Services]:
     settings = settings_from(data_dir=data_dir)
     new = not settings.data_dir.exists()
     # serving=False: beside a live server, whose uploads in flight must not be swept.
+    # A fleet's admin command with no data dir creates none (wiring.datadir.needs_data_dir).
     services = prepare(settings, serving=False)
     try:
-        if new:
+        if new and settings.data_dir.exists():
             click.echo(f"created a new berkas data dir at {settings.data_dir}", err=True)
         show_where(settings)
         yield services
@@ -66,9 +67,16 @@ def writing(data_dir: Path | None) -> Iterator[Services]:
 def show_where(settings: Settings) -> None:
     # On stderr, so --json output on stdout stays machine-readable. An operator with two
     # data dirs (or a forgotten BERKAS_DATABASE_URL) sees which one the verb acted on.
-    from berkas.wiring import database_shown
+    from berkas.wiring import database_shown, uses_data_dir
 
-    click.echo(f"data dir: {settings.data_dir}  database: {database_shown(settings)}", err=True)
+    # A fleet's admin command without one says so (README "Admin on a fleet"), and names
+    # the store too: it is all the command acted on.
+    where = (
+        str(settings.data_dir)
+        if uses_data_dir(settings)
+        else f"none (not needed)  store: {settings.resolved_storage_url}"
+    )
+    click.echo(f"data dir: {where}  database: {database_shown(settings)}", err=True)
 
 
 def settings_from(**overrides: Any) -> Settings:

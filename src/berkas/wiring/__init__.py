@@ -15,7 +15,13 @@ from __future__ import annotations
 from berkas.adapters.datadir import DataDirInUse
 from berkas.adapters.listen import CannotListen
 from berkas.wiring.build import build
-from berkas.wiring.datadir import database_shown, private_dir, store_shown
+from berkas.wiring.datadir import (
+    database_shown,
+    needs_data_dir,
+    private_dir,
+    store_shown,
+    uses_data_dir,
+)
 from berkas.wiring.secrets import seal_legacy, secrets_status, status_problems
 from berkas.wiring.startup import (
     DEMO_MARKER,
@@ -44,6 +50,7 @@ __all__ = [
     "listen",
     "listen_metrics",
     "lock_data_dir",
+    "needs_data_dir",
     "open_existing",
     "prepare",
     "prepare_supervisor",
@@ -54,4 +61,5 @@ __all__ = [
     "status_problems",
     "store_shown",
     "upgrading",
+    "uses_data_dir",
 ]

@@ -30,7 +30,13 @@ from berkas.services.requirements import RequirementsService
 from berkas.services.signed import RequestVerifier
 from berkas.services.tokens import TokenService
 from berkas.services.uploads import UploadService
-from berkas.wiring.datadir import node_identity, node_leases, stale_after, worker_spool_dir
+from berkas.wiring.datadir import (
+    node_identity,
+    node_leases,
+    stale_after,
+    uses_data_dir,
+    worker_spool_dir,
+)
 from berkas.wiring.secrets import key_ring, link_secret, sealer
 from berkas.wiring.storage import blob_store, presigner
 
@@ -112,9 +118,10 @@ def build(settings: Settings, *, node_id: int | None = None, worker: int | None 
     )
     # One cache for the three that read clients, so a change made through ClientService
     # in this process is seen by the next request at once (docs/design.md 2.1).
-    clients = CachedClients(
-        database.clients, changes=ChangeMarker(settings.data_dir / CLIENTS_CHANGED)
-    )
+    # No data dir (a fleet's admin command, README "Admin on a fleet"): no marker to
+    # touch; the nodes see the change within the cache's bound.
+    changes = ChangeMarker(settings.data_dir / CLIENTS_CHANGED) if uses_data_dir(settings) else None
+    clients = CachedClients(database.clients, changes=changes)
     return Services(
         clients=ClientService(clients, clock, grace=timedelta(hours=settings.secret_grace_hours)),
         tokens=TokenService(

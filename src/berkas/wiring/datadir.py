@@ -1,5 +1,6 @@
 """The data dir as a node sees it: private directories, the node identity its leases
-are held under, and the check that a data dir and a current database exist."""
+are held under, the check that a data dir and a current database exist, and when an
+admin command needs no data dir at all (a fleet's, README "Admin on a fleet")."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import secrets
 import socket
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from berkas.adapters.db.database import SqlDatabase
@@ -21,21 +21,66 @@ from berkas.config import Settings
 from berkas.core.ports import Clock
 from berkas.services.nodes import NodeLeases
 
-if TYPE_CHECKING:
-    pass
-
 log = logging.getLogger(__name__)
 
 
 NODE_IDENTITY = "node-identity"
 
 
+def needs_data_dir(settings: Settings) -> bool:
+    """Whether something this process opens lives in the data dir by default: the SQLite
+    database, the blob store or the master key file.
+
+    A fleet's admin command (BERKAS_DATABASE_URL, BERKAS_STORAGE_URL and the master key
+    set) needs none: the rest of a data dir is a serving node's own (its lock, spool,
+    node identity, demo-client marker), and ``clients.changed`` only speeds up the node
+    serving that data dir, which every other node does without (docs/design.md 2.1).
+    """
+    return (
+        settings.database_url is None
+        or settings.storage_url is None
+        or (settings.master_key is None and settings.master_key_file is None)
+    )
+
+
+def uses_data_dir(settings: Settings) -> bool:
+    """Whether this process works in a data dir: one it needs, or one that exists (an
+    admin command run on a node still touches its ``clients.changed``)."""
+    return needs_data_dir(settings) or settings.data_dir.is_dir()
+
+
+def refuse_foreign_owner(settings: Settings) -> None:
+    """Raise ``PermissionError`` when root would write into a data dir another user owns
+    (an ``OSError``, so ``serve`` and every admin verb print it as their one line).
+
+    The systemd unit (deploy/berkas.service) runs berkas as a dynamic user that owns the
+    data dir; a command run there as root would leave root-owned files (SQLite's -wal and
+    -shm, ``clients.changed``, the node identity) that the service can then not open, and
+    it would stop at its next start. ``deploy/berkas-admin`` runs a command as the
+    service's user instead (README "Running admin commands for the service").
+    """
+    if os.geteuid() != 0:
+        return  # any other user cannot write into a 0700 dir of someone else's anyway
+    try:
+        owner = settings.data_dir.stat().st_uid
+    except FileNotFoundError:
+        return
+    if owner != 0:
+        raise PermissionError(
+            f"the data dir {settings.data_dir} belongs to uid {owner} and this command runs "
+            "as root, so the files it wrote there would be root's and the service could not "
+            "open them; run it as the data dir's user (for the systemd unit: berkas-admin "
+            'COMMAND, README "Running admin commands for the service")'
+        )
+
+
 def check_existing(settings: Settings) -> None:
-    """Raise ``ValueError`` unless the data dir and a current database exist (see
-    ``open_existing``); touches nothing."""
+    """Raise ``ValueError`` unless the data dir (where one is needed) and a current
+    database exist (see ``open_existing``); touches nothing."""
     url = settings.resolved_database_url
     path = sqlite_file(url)  # first: an unsupported URL is a configuration error
-    if not settings.data_dir.is_dir():
+    refuse_foreign_owner(settings)
+    if needs_data_dir(settings) and not settings.data_dir.is_dir():
         raise ValueError(
             f"no berkas data dir at {settings.data_dir}; start the server there with "
             "berkas serve, or pass --data-dir"

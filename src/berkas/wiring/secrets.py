@@ -28,7 +28,12 @@ from berkas.core.models import UpgradeBacklog
 from berkas.core.ports import Clock
 from berkas.core.wire import iso8601
 from berkas.services.tokens import LEEWAY_SECONDS
-from berkas.wiring.datadir import check_existing, database_shown
+from berkas.wiring.datadir import (
+    check_existing,
+    database_shown,
+    needs_data_dir,
+    refuse_foreign_owner,
+)
 
 if TYPE_CHECKING:
     pass
@@ -137,7 +142,9 @@ def seal_legacy(settings: Settings) -> list[str]:
     Returns the client ids sealed; ``SealingError`` when there is nothing to do or it ran
     before."""
     path = sqlite_file(settings.resolved_database_url)
-    if not settings.data_dir.is_dir() or (path is not None and not path.is_file()):
+    refuse_foreign_owner(settings)
+    missing_dir = needs_data_dir(settings) and not settings.data_dir.is_dir()
+    if missing_dir or (path is not None and not path.is_file()):
         raise ValueError(
             f"no berkas data dir or database at {settings.data_dir}; seal-legacy upgrades "
             "an existing one (pass --data-dir)"

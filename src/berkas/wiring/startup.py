@@ -35,6 +35,8 @@ from berkas.wiring.datadir import (
     node_identity,
     node_leases,
     private_dir,
+    refuse_foreign_owner,
+    uses_data_dir,
     worker_spool_dir,
 )
 from berkas.wiring.secrets import prepare_secrets, sealer
@@ -132,8 +134,11 @@ def _ready(settings: Settings, *, serving: bool, claim: bool) -> int | None:
     # Everything this process creates (database, keys, blobs, spool) is private: the
     # database holds every client's secret (STYLE: refuse insecure set-ups at start).
     os.umask(0o077)
-    private_dir(settings.data_dir)
-    private_dir(settings.spool_dir)
+    refuse_foreign_owner(settings)
+    if serving or uses_data_dir(settings):
+        private_dir(settings.data_dir)
+        private_dir(settings.spool_dir)
+        node_identity(settings, create=True)
     if serving:
         _warn_wildcard_links(settings)
         removed = cleanup_stale(settings.spool_dir)
@@ -143,7 +148,6 @@ def _ready(settings: Settings, *, serving: bool, claim: bool) -> int | None:
                 removed += cleanup_stale(room)
         if removed:
             log.warning("removed %d partial upload(s) left by an earlier crash", removed)
-    node_identity(settings, create=True)
     database = SqlDatabase.from_url(
         settings.resolved_database_url, sealer=sealer(settings, create=True)
     )
@@ -258,6 +262,7 @@ def lock_data_dir(settings: Settings) -> DataDirLock:
     """
     # Private from the start (as in prepare): the dir will hold every client's secret.
     os.umask(0o077)
+    refuse_foreign_owner(settings)
     # No chmod of an existing dir here (prepare does that once the lock is ours): a
     # refused second server must leave the first one's data dir exactly as it was.
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from berkas import install_hint
 from berkas.adapters.storage.local import LocalBlobStore
 from berkas.adapters.storage.memory import MemoryBlobStore
 from berkas.config import Settings
 from berkas.core.ports import BlobStore, LinkPresigner
+from berkas.wiring.datadir import refuse_foreign_owner
 
 if TYPE_CHECKING:
     from berkas.adapters.storage.s3 import S3BlobStore
@@ -23,6 +25,7 @@ def init_storage(settings: Settings) -> str:
         where = f"S3 bucket {store.location.bucket!r} at {store.location.endpoint_shown}"
         return f"created {where}" if store.create_bucket() else f"{where} already exists"
     if storage.root is not None:
+        refuse_foreign_owner(settings)  # the default store is in the data dir
         existed = storage.root.is_dir()
         LocalBlobStore(storage.root, create=True)
         return f"storage directory {storage.root} {'already exists' if existed else 'created'}"
@@ -36,7 +39,7 @@ def s3_store(settings: Settings) -> S3BlobStore:
     except ImportError as exc:
         raise ValueError(
             f"BERKAS_STORAGE_URL {settings.resolved_storage_url!r} needs boto3, which is not "
-            f"installed ({exc}); pip install 'berkas[s3]'"
+            f"installed ({exc}); {install_hint('s3')}"
         ) from None
     storage = settings.storage
     return S3BlobStore(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from pathlib import Path
 
 import pytest
 
+from berkas import install_hint
 from berkas.adapters.db.engine import (
     WRITE_OPTION,
     WRITE_WAIT_BOUNDS,
@@ -54,7 +56,7 @@ def test_missing_psycopg_names_the_extra_to_install(monkeypatch: pytest.MonkeyPa
     # A None entry in sys.modules is how Python marks a module as not importable.
     monkeypatch.setitem(sys.modules, "psycopg", None)
 
-    with pytest.raises(RuntimeError, match=r"pip install 'berkas\[postgres\]'"):
+    with pytest.raises(RuntimeError, match=re.escape(install_hint("postgres"))):
         normalise_url("postgresql://berkas@db/berkas")
 
 

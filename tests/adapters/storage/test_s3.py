@@ -3,6 +3,7 @@ bounded waits on a dead store, and wire messages that never name the endpoint.""
 
 from __future__ import annotations
 
+import re
 import socket
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from berkas import install_hint
 from berkas.adapters.storage.s3 import S3BlobStore, S3Location
 from berkas.config import load_settings
 from berkas.core.errors import Conflict, Unavailable
@@ -171,7 +173,7 @@ def test_a_missing_boto3_names_the_extra_to_install(
     monkeypatch.delitem(sys.modules, "berkas.adapters.storage.s3")
     settings = load_settings(data_dir=tmp_path / "data", storage_url="s3://some-bucket/docs")
 
-    with pytest.raises(ValueError, match=r"pip install 'berkas\[s3\]'"):
+    with pytest.raises(ValueError, match=re.escape(install_hint("s3"))):
         init_storage(settings)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from berkas import install_hint
 from berkas.core.codes import Code
 from berkas.core.errors import Unavailable
 from berkas.core.ports import WriteLockWaits
@@ -75,7 +76,7 @@ def normalise_url(url: str) -> URL:
         if importlib.util.find_spec("psycopg") is None:
             raise RuntimeError(
                 "database URL is postgresql:// but the psycopg driver is not installed; "
-                "run: pip install 'berkas[postgres]'"
+                f"run: {install_hint('postgres')}"
             )
         return parsed.set(drivername="postgresql+psycopg")
     if backend == "sqlite":

@@ -1,5 +1,5 @@
 """``S3BlobStore``: blobs as objects in one bucket of an S3-compatible store (AWS S3,
-Ceph RGW, MinIO), each written with one conditional PUT. Needs ``pip install 'berkas[s3]'``."""
+Ceph RGW, MinIO), each written with one conditional PUT. Needs the ``s3`` extra."""
 
 from __future__ import annotations
 
