@@ -147,8 +147,8 @@ class _WriteLockCollector(Collector):
             return
         family = HistogramMetricFamily(
             "berkas_db_write_lock_wait_seconds",
-            "Time each write transaction of this process waited for SQLite's write lock "
-            "(BEGIN IMMEDIATE).",
+            "Time each write transaction of this process took to begin (BEGIN IMMEDIATE): "
+            "its wait for SQLite's write lock, plus re-taking the GIL under load.",
             buckets=[
                 *((repr(bound), count) for bound, count in waits.buckets),
                 ("+Inf", waits.count),
