@@ -75,13 +75,15 @@ def berkas(data_dir: Path, *, pinned: bool = True, args: tuple[str, ...] = ()) -
     return server
 
 
-class Floor:
-    """bench/floor_app.py on uvicorn (httptools, uvloop), pinned like berkas."""
+class _Pinned:
+    """A server process on loopback pinned to SERVER_CPU, its output in ``log``."""
 
-    def __init__(self, scratch: Path) -> None:
+    name = "server"
+
+    def __init__(self, log_dir: Path) -> None:
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
-        self.log = scratch / f"floor-{self.port}.log"
+        self.log = log_dir / f"{self.name}-{self.port}.log"
 
     @property
     def url(self) -> str:
@@ -91,65 +93,61 @@ class Floor:
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
+
+    def _launch(self, command: list[str], env: dict[str, str] | None = None) -> None:
+        """Start ``command`` under taskset and wait until its /healthz answers."""
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                ["taskset", "-c", SERVER_CPU, *command],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not become healthy:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class Floor(_Pinned):
+    """bench/floor_app.py on uvicorn (httptools, uvloop), pinned like berkas."""
+
+    name = "floor"
 
     def start(self) -> None:
         command = [
-            sys.executable, "-m", "uvicorn", "bench.floor_app:app", "--port", str(self.port),
-            "--http", "httptools", "--loop", "uvloop", "--log-level", "warning",
-            "--no-access-log",
+            sys.executable, "-m", "uvicorn", "bench.floor_app:app",
+            "--port", str(self.port), "--http", "httptools", "--loop", "uvloop",
+            "--log-level", "warning", "--no-access-log",
         ]  # fmt: skip
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                ["taskset", "-c", SERVER_CPU, *command], stdout=log, stderr=subprocess.STDOUT
-            )
-        _wait_healthy(self.process, self.url, self.log, "floor")
-
-    def stop(self) -> None:
-        _stop(self.process)
+        self._launch(command)
 
 
-def _wait_healthy(process: subprocess.Popen[bytes], url: str, log: Path, name: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited early:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{name} did not become healthy:\n{log.read_text()}")
-
-
-def _stop(process: subprocess.Popen[bytes] | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-class Peer:
+class Peer(_Pinned):
     """The careful peer on loopback, pinned like berkas."""
 
+    name = "peer"
+
     def __init__(self, data_dir: Path) -> None:
+        super().__init__(data_dir.parent)
         self.data_dir = data_dir
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = data_dir.parent / f"peer-{self.port}.log"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -165,14 +163,4 @@ class Peer:
                 sys.executable, "-m", "bench.peer",
                 "--port", str(self.port), "--data-dir", str(self.data_dir),
             ]  # fmt: skip
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                ["taskset", "-c", SERVER_CPU, *command],
-                env={**os.environ, "BENCH_PEER_DATA_DIR": str(self.data_dir)},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        _wait_healthy(self.process, self.url, self.log, "peer")
-
-    def stop(self) -> None:
-        _stop(self.process)
+        self._launch(command, env={**os.environ, "BENCH_PEER_DATA_DIR": str(self.data_dir)})

@@ -345,5 +345,5 @@ def test_the_cli_suggests_the_code_meant(env: dict[str, str], tmp_path: Path) ->
 
     result = run(env, "upload", "--category", "DOCUMENT", "--code", "KTPP", str(source))
     assert result.exit_code == 2
-    assert "'KTPP' is not one of the 36 choices; did you mean KTP?" in result.stderr
+    assert "'KTPP' is not one of the 36 codes. Did you mean KTP?" in result.stderr
     assert "NPWP_BADAN" not in result.stderr

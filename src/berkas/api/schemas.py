@@ -4,7 +4,7 @@ tables, bodies and examples are in api/openapi.py)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -136,25 +136,10 @@ class FileMetadata(BaseModel):
 
     @classmethod
     def of(cls, view: FileView) -> FileMetadata:
-        stored = view.stored
         return cls(
-            id=stored.id,
-            category=stored.category,
-            code=stored.code,
-            content_type=stored.content_type,
-            size=stored.size,
-            sha256=stored.sha256,
-            width=stored.width,
-            height=stored.height,
-            created_at=iso8601(stored.created_at),
+            **_stored_fields(view.stored),
             link=view.link.url,
             link_expires_at=iso8601(view.link.expires_at),
-            retained_until=None
-            if stored.retained_until is None
-            else iso8601(stored.retained_until),
-            legal_hold=stored.legal_hold,
-            metadata_removed=list(stored.metadata_removed),
-            reencoded=REENCODED in stored.metadata_removed,
         )
 
 
@@ -178,23 +163,26 @@ class FileSummary(BaseModel):
 
     @classmethod
     def of(cls, stored: StoredFile) -> FileSummary:
-        return cls(
-            id=stored.id,
-            category=stored.category,
-            code=stored.code,
-            content_type=stored.content_type,
-            size=stored.size,
-            sha256=stored.sha256,
-            width=stored.width,
-            height=stored.height,
-            created_at=iso8601(stored.created_at),
-            retained_until=None
-            if stored.retained_until is None
-            else iso8601(stored.retained_until),
-            legal_hold=stored.legal_hold,
-            metadata_removed=list(stored.metadata_removed),
-            reencoded=REENCODED in stored.metadata_removed,
-        )
+        return cls(**_stored_fields(stored))
+
+
+def _stored_fields(stored: StoredFile) -> dict[str, Any]:
+    """What GET /file/{id} and each item of GET /files say of a stored file alike."""
+    return {
+        "id": stored.id,
+        "category": stored.category,
+        "code": stored.code,
+        "content_type": stored.content_type,
+        "size": stored.size,
+        "sha256": stored.sha256,
+        "width": stored.width,
+        "height": stored.height,
+        "created_at": iso8601(stored.created_at),
+        "retained_until": None if stored.retained_until is None else iso8601(stored.retained_until),
+        "legal_hold": stored.legal_hold,
+        "metadata_removed": list(stored.metadata_removed),
+        "reencoded": REENCODED in stored.metadata_removed,
+    }
 
 
 class FileList(BaseModel):

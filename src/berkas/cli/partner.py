@@ -22,7 +22,6 @@ from berkas.cli.partner_options import (
     USAGE,
     Failure,
     Options,
-    Suggesting,
     common,
     connect,
     echo,
@@ -181,11 +180,11 @@ def requirements(
 @click.option(
     "--category",
     required=True,
-    type=Suggesting([c.value for c in Category]),
+    type=click.Choice([c.value for c in Category], case_sensitive=False),
 )
 @click.option(
     "--code",
-    type=Suggesting([c.value for c in DocumentCode]),
+    type=click.Choice([c.value for c in DocumentCode], case_sensitive=False),
     help="Document code; required for DOCUMENT (e.g. KTP).",
 )
 @click.option("--url", help="Have the server fetch this http(s) URL instead of sending FILE.")

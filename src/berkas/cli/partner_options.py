@@ -7,7 +7,6 @@ and the output convention: results as JSON on stdout, errors as ``code: message`
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import json
 import sys
@@ -104,23 +103,6 @@ class Failure(Exception):
             if self.hint:
                 click.echo(f"hint: {self.hint}", err=True)
         sys.exit(self.exit_code)
-
-
-class Suggesting(click.Choice[str]):
-    """A case-insensitive choice whose refusal names the nearest choices ("did you mean
-    KTP?", as the SDK's and the server's do) rather than listing them all."""
-
-    def __init__(self, choices: list[str]) -> None:
-        super().__init__(choices, case_sensitive=False)
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        try:
-            return super().convert(value, param, ctx)
-        except click.BadParameter:
-            hint = did_you_mean(str(value), [str(choice) for choice in self.choices])
-            if hint is None:
-                raise
-            self.fail(f"{str(value)!r} is not one of the {len(self.choices)} choices; {hint}")
 
 
 def _profile_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
@@ -240,11 +222,13 @@ class Typed(click.Choice[str]):
         return f"One of {len(self.choices)} codes, in any case; {_WHICH}"
 
     def get_invalid_choice_message(self, value: Any, ctx: click.Context | None) -> str:
+        """Refused, with the nearest choices as the SDK and the server name them ("Did
+        you mean KTP?", ``core.catalogue.did_you_mean``)."""
         choices = [str(c) for c in self.choices]
+        hint = did_you_mean(str(value), choices)
+        guess = f" {hint[:1].upper()}{hint[1:]}" if hint else ""
         if len(choices) <= self.LISTED:
-            return f"{value!r} is not one of {', '.join(choices)}."
-        close = difflib.get_close_matches(str(value).upper(), choices, n=3, cutoff=0.6)
-        guess = f" Did you mean {' or '.join(close)}?" if close else ""
+            return f"{value!r} is not one of {', '.join(choices)}.{guess}"
         return f"{value!r} is not one of the {len(choices)} codes.{guess} {_WHICH}"
 
 

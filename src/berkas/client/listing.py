@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from berkas.client.models import _field, _flag, _names, _optional, _time, _timestamp
+from berkas.client.models import _field, _optional, stored_fields
 from berkas.client.session import PREFIX, Session, response_json
 from berkas.core.wire import iso8601
 
@@ -104,21 +104,7 @@ def parse_page(body: Any) -> FilePage:
 
 def parse_listed(body: Any) -> ListedFile:
     """Read one item of a list."""
-    return ListedFile(
-        id=_field(body, "id", str),
-        category=_field(body, "category", str),
-        code=_optional(body, "code", str),
-        content_type=_field(body, "content_type", str),
-        size=_field(body, "size", int),
-        sha256=_field(body, "sha256", str),
-        width=_optional(body, "width", int),
-        height=_optional(body, "height", int),
-        created_at=_timestamp(_field(body, "created_at", str)),
-        retained_until=_time(_optional(body, "retained_until", str)),
-        legal_hold=_flag(body, "legal_hold"),
-        metadata_removed=_names(body, "metadata_removed"),
-        reencoded=_flag(body, "reencoded"),
-    )
+    return ListedFile(**stored_fields(body))
 
 
 def _next(query: FileQuery, page: FilePage) -> FileQuery | None:

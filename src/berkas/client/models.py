@@ -333,22 +333,30 @@ def parse_dry_run(body: Any) -> DryRunResult:
 def parse_file_info(body: Any) -> FileInfo:
     """Read the GET /file/{id} answer (docs/design.md 3.1)."""
     return FileInfo(
-        id=_field(body, "id", str),
-        category=_field(body, "category", str),
-        code=_optional(body, "code", str),
-        content_type=_field(body, "content_type", str),
-        size=_field(body, "size", int),
-        sha256=_field(body, "sha256", str),
-        width=_optional(body, "width", int),
-        height=_optional(body, "height", int),
-        created_at=_timestamp(_field(body, "created_at", str)),
+        **stored_fields(body),
         link=_field(body, "link", str),
         link_expires_at=_time(_optional(body, "link_expires_at", str)),
-        retained_until=_time(_optional(body, "retained_until", str)),
-        legal_hold=_flag(body, "legal_hold"),
-        metadata_removed=_names(body, "metadata_removed"),
-        reencoded=_flag(body, "reencoded"),
     )
+
+
+def stored_fields(body: Any) -> dict[str, Any]:
+    """The fields of a stored file that GET /file/{id} and each item of GET /files
+    share (everything but the link), read and checked."""
+    return {
+        "id": _field(body, "id", str),
+        "category": _field(body, "category", str),
+        "code": _optional(body, "code", str),
+        "content_type": _field(body, "content_type", str),
+        "size": _field(body, "size", int),
+        "sha256": _field(body, "sha256", str),
+        "width": _optional(body, "width", int),
+        "height": _optional(body, "height", int),
+        "created_at": _timestamp(_field(body, "created_at", str)),
+        "retained_until": _time(_optional(body, "retained_until", str)),
+        "legal_hold": _flag(body, "legal_hold"),
+        "metadata_removed": _names(body, "metadata_removed"),
+        "reencoded": _flag(body, "reencoded"),
+    }
 
 
 def parse_file_events(body: Any) -> FileEvents:
