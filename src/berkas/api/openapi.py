@@ -109,17 +109,6 @@ def error_responses(*codes: Code) -> dict[int | str, dict[str, Any]]:
     return responses
 
 
-# What any answer may also be, whichever operation was asked (the connection layer and
-# the framework answer these before a route runs); the API description lists them.
-ANY_REQUEST_CODES = (
-    Code.MALFORMED_HTTP,
-    Code.NOT_FOUND,
-    Code.METHOD_NOT_ALLOWED,
-    Code.REQUEST_TIMEOUT,
-    Code.HEADERS_TOO_LARGE,
-    Code.SERVER_BUSY,
-)
-
 # A signed request (docs/design.md 2.1): its headers and client, its Request-Id used once, the
 # client's request rate, and the database that holds clients and Request-Ids.
 _SIGNED = (
