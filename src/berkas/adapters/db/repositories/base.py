@@ -4,12 +4,13 @@ mapping of a ``files`` row (files, upgrades and sealed values all read one)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Row, Table, exc
+from sqlalchemy import Connection, Engine, Insert, Row, Table, exc
 from sqlalchemy.dialects import postgresql, sqlite
 
 from berkas.adapters.db.engine import read_options
@@ -56,11 +57,18 @@ def _insert_unless_taken(connection: Connection, table: Table, values: dict[str,
     https://www.sqlite.org/lang_upsert.html). Under READ COMMITTED a clash with a row
     another transaction has not yet committed waits for it, as the unique index did.
     """
-    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    # RETURNING, not rowcount: psycopg reports -1 for this statement.
-    statement = dialect_insert(table).values(values).on_conflict_do_nothing()
-    returned = connection.execute(statement.returning(*table.primary_key.columns)).first()
+    returned = connection.execute(_unless_taken(connection.dialect.name, table), values).first()
     return returned is not None
+
+
+@functools.cache
+def _unless_taken(dialect: str, table: Table) -> Insert:
+    # Built once per table and given its values at execution: building the statement
+    # (values, conflict clause, RETURNING, the cache key) per call cost two thirds of a
+    # Request-Id record's write (150 µs against 49 µs, measured here).
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # RETURNING, not rowcount: psycopg reports -1 for this statement.
+    return dialect_insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
 
 
 class _SqlRepository:

@@ -7,7 +7,18 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, delete, exc, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    exc,
+    or_,
+    select,
+    update,
+)
 
 from berkas.adapters.db.engine import truncate_wal
 from berkas.adapters.db.repositories.audit import _append_event
@@ -272,7 +283,7 @@ class SqlFileRepository(_FileUpgrades):
         if _NUL in file_id:
             return None
         with self._read() as connection:
-            row = connection.execute(select(files).where(files.c.id == file_id)).one_or_none()
+            row = connection.execute(_BY_ID, {"id": file_id}).one_or_none()
         return None if row is None else _stored_file(row)
 
     def get_by_key(self, key: str) -> StoredFile | None:
@@ -280,8 +291,14 @@ class SqlFileRepository(_FileUpgrades):
         if _NUL in key:
             return None
         with self._read() as connection:
-            row = connection.execute(select(files).where(files.c.key == key)).one_or_none()
+            row = connection.execute(_BY_KEY, {"key": key}).one_or_none()
         return None if row is None else _stored_file(row)
+
+
+# The two hot reads (a metadata read, a download), built once and given their value at
+# execution: building a statement per call costs more than running it.
+_BY_ID = select(files).where(files.c.id == bindparam("id"))
+_BY_KEY = select(files).where(files.c.key == bindparam("key"))
 
 
 def _first_with(client_id: str, category: str, sha256: str) -> Select[Any]:
