@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Select,
     and_,
     bindparam,
     delete,
@@ -77,7 +76,8 @@ class SqlFileRepository(_FileUpgrades):
 
         def insert_row(connection: Connection) -> str | None:
             earlier: str | None = connection.execute(
-                _first_with(stored.client_id, stored.category, stored.sha256)
+                _FIRST_WITH,
+                {"client": stored.client_id, "category": stored.category, "sha": stored.sha256},
             ).scalar_one_or_none()
             try:
                 inserted = _insert_unless_taken(connection, files, values)
@@ -86,7 +86,7 @@ class SqlFileRepository(_FileUpgrades):
                 raise unknown_client(stored.client_id) from error
             if not inserted:
                 raise duplicate_file(stored)
-            connection.execute(delete(pending_blobs).where(pending_blobs.c.key == stored.key))
+            connection.execute(_CLEAR_PENDING, {"key": stored.key})
             if event is not None:
                 _append_event(connection, event)
             return earlier
@@ -204,7 +204,7 @@ class SqlFileRepository(_FileUpgrades):
         """The first file this client stored in ``category`` with these bytes, or None."""
         with self._read() as connection:
             found: str | None = connection.execute(
-                _first_with(client_id, category, sha256)
+                _FIRST_WITH, {"client": client_id, "category": category, "sha": sha256}
             ).scalar_one_or_none()
         return found
 
@@ -295,22 +295,22 @@ class SqlFileRepository(_FileUpgrades):
         return None if row is None else _stored_file(row)
 
 
-# The two hot reads (a metadata read, a download), built once and given their value at
-# execution: building a statement per call costs more than running it.
+# The hot statements (a metadata read, a download, an upload's row), built once and given
+# their values at execution: building a statement per call costs more than running it.
 _BY_ID = select(files).where(files.c.id == bindparam("id"))
 _BY_KEY = select(files).where(files.c.key == bindparam("key"))
+_CLEAR_PENDING = delete(pending_blobs).where(pending_blobs.c.key == bindparam("key"))
 
 
-def _first_with(client_id: str, category: str, sha256: str) -> Select[Any]:
-    """The first file of ``client_id`` in ``category`` whose stored bytes hash to ``sha256``."""
-    return (
-        select(files.c.id)
-        .where(files.c.client_id == client_id)
-        .where(files.c.category == category)
-        .where(files.c.sha256 == sha256)
-        .order_by(files.c.created_at, files.c.id)
-        .limit(1)
-    )
+# The first file of a client in a category whose stored bytes hash to a sha256 (6.7).
+_FIRST_WITH = (
+    select(files.c.id)
+    .where(files.c.client_id == bindparam("client"))
+    .where(files.c.category == bindparam("category"))
+    .where(files.c.sha256 == bindparam("sha"))
+    .order_by(files.c.created_at, files.c.id)
+    .limit(1)
+)
 
 
 def _beyond(position: Position, *, older: bool) -> ColumnElement[bool]:
