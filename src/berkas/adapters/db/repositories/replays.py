@@ -78,14 +78,17 @@ class SqlReplayRepository(_SqlRepository, _Sealed):
             ),
             "created_at": require_utc(record.created_at, "created_at"),
         }
-        key = (replays.c.client_id == record.client_id, replays.c.request_id == record.request_id)
-
         def reserve(connection: Connection) -> Row[Any] | bool | None:
             if _insert_unless_taken(connection, replays, values):
                 return True
             # Read on this connection: it also sees a reservation made earlier in the
             # same (group-committed) transaction.
-            return connection.execute(select(replays).where(*key)).one_or_none()
+            return connection.execute(
+                select(replays).where(
+                    replays.c.client_id == record.client_id,
+                    replays.c.request_id == record.request_id,
+                )
+            ).one_or_none()
 
         for _ in range(_BEGIN_ATTEMPTS):
             # One write (the INSERT; the SELECT after a clash writes nothing).
