@@ -347,3 +347,25 @@ def test_the_cli_suggests_the_code_meant(env: dict[str, str], tmp_path: Path) ->
     assert result.exit_code == 2
     assert "'KTPP' is not one of the 36 codes. Did you mean KTP?" in result.stderr
     assert "NPWP_BADAN" not in result.stderr
+
+
+def test_a_kept_token_the_server_refuses_is_renewed_and_replaced(
+    server: Server, env: dict[str, str], tmp_path: Path
+) -> None:
+    # A token file from before the server's signing keys changed (a restore, a rebuilt
+    # data dir): the next command is refused once, signs a new token, and keeps that one.
+    uploaded = upload(env, tmp_path, samples.png(seed=335))
+    (kept,) = (tmp_path / "xdg" / "berkas" / "tokens").iterdir()
+    document = json.loads(kept.read_text())
+    head, claims, _signature = document["token"].split(".")
+    refused = f"{head}.{claims}.{'A' * 342}"
+    kept.write_text(json.dumps({**document, "token": refused}))
+    before = token_requests(server)
+
+    assert ok(env, "file", uploaded["id"])["id"] == uploaded["id"]
+
+    assert token_requests(server) == before + 1
+    renewed = json.loads(kept.read_text())["token"]
+    assert renewed not in (refused, document["token"])
+    ok(env, "events", uploaded["id"])  # the renewed token is the one kept
+    assert token_requests(server) == before + 1

@@ -62,6 +62,7 @@ class Session:
         # forgotten for good, never read back from the file.
         self._token_file = token_file
         self._file_unread = token_file is not None
+        self._fetches = 0  # tokens this process has fetched
 
     def token(self, valid_time: int | None) -> Flow[Token]:
         """A bearer token (POST /token), reused from the cache while fresh.
@@ -117,6 +118,7 @@ class Session:
         asked_at = self._clock()
         response = yield from self.signed("POST", f"{PREFIX}/token", body=body)
         token = models.parse_token(response_json(response))
+        self._fetches += 1
         self._cached = _Cached(token, minutes, asked_at + _fresh_for(token))
         if self._token_file is not None and self._cached.refresh_at > asked_at:
             self._token_file.save(token, minutes, self._cached.refresh_at)
@@ -198,8 +200,12 @@ class Session:
         The server may refuse a token the cache still trusts (keys rotated, clocks
         apart): then one new token and one more try, if the body can be sent again.
         """
-        cached = self._cached
+        fetches = self._fetches
         token = yield from self.token(None)
+        # From the cache (this process's, or the token file a command before it left)
+        # when getting it fetched nothing: only such a token is renewed once refused. One
+        # just fetched and refused is the server's answer.
+        reused = self._fetches == fetches
         try:
             return (
                 yield from attempt(
@@ -207,7 +213,7 @@ class Session:
                 )
             )
         except AuthenticationError:
-            if not rewindable or cached is None or cached.token is not token:
+            if not rewindable or not reused:
                 raise
         self.forget(token)
         fresh = yield from self.token(None)
