@@ -44,7 +44,7 @@ def database() -> MemoryDatabase:
 
 
 def test_pages_and_a_deleted_cursor_keeps_its_place(database: MemoryDatabase) -> None:
-    listing = FileListing(database.files, database.events)
+    listing = FileListing(database.files)
     first = listing.page(MINE, ListQuery(limit=2))
     assert [f.id for f in first.files] == ["DCM-0001-1740817815002", "DCM-0001-1740817815001"]
     assert first.has_more
@@ -62,7 +62,7 @@ def test_another_partners_cursor_is_refused_as_an_unknown_one_with_the_same_read
 ) -> None:
     def refused(cursor: str) -> tuple[str, list[str]]:
         calls: list[str] = []
-        listing = FileListing(Counting(database.files, calls), Counting(database.events, calls))
+        listing = FileListing(Counting(database.files, calls))
         with pytest.raises(InvalidRequest) as error:
             listing.page(MINE, ListQuery(starting_after=cursor))
         assert error.value.code == "cursor_invalid"
@@ -72,4 +72,4 @@ def test_another_partners_cursor_is_refused_as_an_unknown_one_with_the_same_read
     unknown = refused("DCM-0001-1740817815999")
 
     assert theirs == unknown
-    assert theirs[1] == ["get", "for_file"]
+    assert theirs[1] == ["position_of"]

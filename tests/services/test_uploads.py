@@ -87,6 +87,9 @@ class FailingFiles:
     def listed(self, client_id: str | None, match: object, **page: object) -> list[StoredFile]:
         return []
 
+    def position_of(self, client_id: str | None, file_id: str) -> None:
+        return None
+
     def revoke_links(
         self, file_id: str, event: object, *, generation: int, data_key: str | None
     ) -> int | None:

@@ -219,6 +219,14 @@ class FileRepository(Protocol):
         """Keys this node reserved and never committed or released."""
         ...
 
+    def position_of(self, client_id: str | None, file_id: str) -> Position | None:
+        """Where ``file_id`` stands in ``client_id``'s list (None: any client's): its
+        (created_at, id), from its row, or from its ``uploaded`` event once deleted;
+        None when it is no file of that client. Another client's id costs the same reads
+        as an unknown one (one indexed lookup in each table), so the time a cursor takes
+        tells a caller nothing about other clients' files."""
+        ...
+
     def listed(
         self,
         client_id: str | None,

@@ -89,7 +89,7 @@ class FileService:
         self._clock = clock
         # The delete's blob half: the row, its object and the intent between them.
         self._documents = DocumentStore(files=files, blobs=blobs, clock=clock, node_id=node_id)
-        self._listing = FileListing(files, events)
+        self._listing = FileListing(files)
 
     def list_own(self, client: Client, query: ListQuery) -> FilePage:
         """One page of ``client``'s own files, newest first (``GET /files``,

@@ -10,8 +10,8 @@ from berkas.core.codes import Code
 from berkas.core.errors import InvalidRequest
 from berkas.core.ids import is_file_id
 from berkas.core.listing import FileFilter, ListQuery, Position
-from berkas.core.models import EventKind, StoredFile
-from berkas.core.ports import AuditLog, FileRepository
+from berkas.core.models import StoredFile
+from berkas.core.ports import FileRepository
 from berkas.core.wire import quoted
 
 
@@ -35,9 +35,8 @@ class FileListing:
     (docs/design.md 3: another partner's id reveals nothing).
     """
 
-    def __init__(self, files: FileRepository, events: AuditLog) -> None:
+    def __init__(self, files: FileRepository) -> None:
         self._files = files
-        self._events = events
 
     def page(self, client_id: str | None, query: ListQuery) -> FilePage:
         """One page of ``client_id``'s files (None: every client's) for ``query``."""
@@ -65,16 +64,12 @@ class FileListing:
             after = Position(rows[-1].created_at, rows[-1].id)
 
     def _position(self, client_id: str | None, name: str, file_id: str) -> Position:
-        stored = self._files.get(file_id)
-        if stored is not None and client_id in (None, stored.client_id):
-            return Position(stored.created_at, stored.id)
-        # Not a live file of the caller's: perhaps one it deleted. The trail is read also
-        # for another partner's live id, so that id costs the reads an unknown one does
-        # and its answer's timing does not tell it exists either (docs/design.md 3).
-        if is_file_id(file_id):
-            for event in self._events.for_file(file_id):
-                if event.kind is EventKind.UPLOADED and client_id in (None, event.client_id):
-                    return Position(event.at, file_id)
+        # A live file of the caller's, or one it deleted (its upload's event keeps the
+        # place); another partner's id reads what an unknown one does
+        # (FileRepository.position_of), so the answer's timing tells nothing either.
+        position = self._files.position_of(client_id, file_id) if is_file_id(file_id) else None
+        if position is not None:
+            return position
         shown = quoted(file_id) if is_file_id(file_id) else "is not a file id and"
         raise InvalidRequest(
             f"{name} {shown} names no file of yours; give the id of a file from the "

@@ -144,3 +144,58 @@ def test_the_migrated_schema_has_the_listing_index(sql_database: SqlDatabase) ->
             )
     assert "ix_files_listing" in names
     assert "ix_files_client_id_created_at" not in names
+
+
+def test_a_cursor_position_is_the_callers_row_or_its_upload(database: Database) -> None:
+    database.clients.add(make_client(MINE))
+    database.clients.add(make_client(THEIRS))
+    mine = make_file("DCM-0001-1740817815001", client_id=MINE, key="k/a.jpg")
+    theirs = make_file("DCM-0001-1740817815002", client_id=THEIRS, key="k/b.jpg")
+    for made in (mine, theirs):
+        uploaded = make_event(EventKind.UPLOADED, made.id, client_id=made.client_id)
+        database.files.add(made, uploaded)
+
+    assert database.files.position_of(MINE, mine.id) == Position(mine.created_at, mine.id)
+    assert database.files.position_of(None, theirs.id) == Position(theirs.created_at, theirs.id)
+    assert database.files.position_of(MINE, theirs.id) is None
+    assert database.files.position_of(MINE, "DCM-0001-1740817815999") is None
+    assert database.files.position_of(MINE, "DCM-0001-17408178\x0015001") is None
+
+    # Deleted, it keeps its place through its upload's event; still not another's.
+    gone = make_event(EventKind.DELETED, mine.id, client_id=MINE, at=T0 + timedelta(days=1))
+    database.files.remove(mine.id, 1, gone)
+    assert database.files.position_of(MINE, mine.id) == Position(T0, mine.id)
+    assert database.files.position_of(THEIRS, mine.id) is None
+
+
+def test_another_partners_cursor_reads_what_an_unknown_one_does(
+    sqlite_database: SqlDatabase,
+) -> None:
+    # The same statements and rows for an id of another partner's (with a long audit
+    # trail) as for an id nobody has: a cursor's timing tells nothing of other files.
+    sqlite_database.migrate()
+    sqlite_database.clients.add(make_client(MINE))
+    sqlite_database.clients.add(make_client(THEIRS))
+    theirs = make_file("DCM-0001-1740817815002", client_id=THEIRS, key="k/b.jpg")
+    sqlite_database.files.add(theirs, make_event(EventKind.UPLOADED, theirs.id, client_id=THEIRS))
+    for _ in range(200):
+        sqlite_database.events.append(make_event(EventKind.DESCRIBED, theirs.id, client_id=THEIRS))
+    seen: list[str] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    def reads(cursor_id: str) -> list[str]:
+        seen.clear()
+        event.listen(sqlite_database.engine, "before_cursor_execute", capture)
+        try:
+            assert sqlite_database.files.position_of(MINE, cursor_id) is None
+        finally:
+            event.remove(sqlite_database.engine, "before_cursor_execute", capture)
+        return list(seen)
+
+    assert reads(theirs.id) == reads("DCM-0001-1740817815999")
+    row, trail = reads(theirs.id)
+    assert "FROM files" in row
+    assert "FROM file_events" in trail
+    assert "LIMIT" in trail  # one event at most, however long the file's trail

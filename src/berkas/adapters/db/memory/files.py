@@ -101,6 +101,21 @@ class MemoryFileRepository:
         due.sort(key=lambda f: (f.retained_until or now, f.id))
         return due[:limit]
 
+    def position_of(self, client_id: str | None, file_id: str) -> Position | None:
+        """As the table's two lookups: the row, else the file's ``uploaded`` event."""
+        with self._tables.lock:
+            stored = self._tables.files.get(file_id)
+            if stored is not None and client_id in (None, stored.client_id):
+                return Position(stored.created_at, stored.id)
+            for event in self._tables.events:
+                if (
+                    event.file_id == file_id
+                    and event.kind is EventKind.UPLOADED
+                    and client_id in (None, event.client_id)
+                ):
+                    return Position(event.at, file_id)
+        return None
+
     def listed(
         self,
         client_id: str | None,

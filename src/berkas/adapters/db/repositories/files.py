@@ -29,9 +29,10 @@ from berkas.adapters.db.repositories.base import (
     _utc_or_none,
 )
 from berkas.adapters.db.repositories.upgrades import _FileUpgrades
-from berkas.adapters.db.tables import files, pending_blobs
+from berkas.adapters.db.tables import file_events, files, pending_blobs
 from berkas.core.listing import FileFilter, Position
 from berkas.core.models import (
+    EventKind,
     FileEvent,
     StoredFile,
     duplicate_file,
@@ -233,6 +234,30 @@ class SqlFileRepository(_FileUpgrades):
             ).all()
         return [row.key for row in rows]
 
+    def position_of(self, client_id: str | None, file_id: str) -> Position | None:
+        """The row's (created_at, id), else the file's ``uploaded`` event's: one indexed
+        lookup in ``files`` (by id, the client in the condition) and, unless it is a live
+        file of the client's, one in ``file_events`` (by file id, at most one row), the
+        same two for an unknown id and another client's."""
+        if _NUL in file_id or (client_id is not None and _NUL in client_id):
+            return None
+        anyone = client_id is None
+        with self._read() as connection:
+            row = connection.execute(
+                _POSITION, {"id": file_id, "client": client_id, "anyone": anyone}
+            ).one_or_none()
+            if row is None:
+                row = connection.execute(
+                    _UPLOADED_AT,
+                    {
+                        "id": file_id,
+                        "kind": EventKind.UPLOADED.value,
+                        "client": client_id,
+                        "anyone": anyone,
+                    },
+                ).one_or_none()
+        return None if row is None else Position(row[0], file_id)
+
     def listed(
         self,
         client_id: str | None,
@@ -300,6 +325,20 @@ class SqlFileRepository(_FileUpgrades):
 _BY_ID = select(files).where(files.c.id == bindparam("id"))
 _BY_KEY = select(files).where(files.c.key == bindparam("key"))
 _CLEAR_PENDING = delete(pending_blobs).where(pending_blobs.c.key == bindparam("key"))
+# A list cursor's place (position_of): the caller's row, else its upload's event.
+_POSITION = select(files.c.created_at).where(
+    files.c.id == bindparam("id"),
+    or_(bindparam("anyone"), files.c.client_id == bindparam("client")),
+)
+_UPLOADED_AT = (
+    select(file_events.c.at)
+    .where(
+        file_events.c.file_id == bindparam("id"),
+        file_events.c.kind == bindparam("kind"),
+        or_(bindparam("anyone"), file_events.c.client_id == bindparam("client")),
+    )
+    .limit(1)
+)
 
 
 # The first file of a client in a category whose stored bytes hash to a sha256 (6.7).

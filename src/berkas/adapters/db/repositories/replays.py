@@ -78,6 +78,7 @@ class SqlReplayRepository(_SqlRepository, _Sealed):
             ),
             "created_at": require_utc(record.created_at, "created_at"),
         }
+
         def reserve(connection: Connection) -> Row[Any] | bool | None:
             if _insert_unless_taken(connection, replays, values):
                 return True
