@@ -117,6 +117,14 @@ def test_another_partners_files_never_show(ctx: Ctx) -> None:
         ("created_gte=yesterday", "created_invalid", "RFC 3339"),
         ("created_gte=2026-12-07T08:45:42", "created_invalid", "add Z or an offset"),
         ("created_gte=2026-12-08&created_lt=2026-12-07", "created_invalid", "not before"),
+        ("limit=1000000", "limit_invalid", "out of range"),
+        # Past datetime's range once in UTC: refused, not a 500.
+        ("created_lt=9999-12-31T23:59:59-01:00", "created_invalid", "RFC 3339"),
+        ("created_gte=0001-01-01T00:00:00%2B01:00", "created_invalid", "RFC 3339"),
+        # ISO 8601 forms Python reads but RFC 3339 does not have.
+        ("created_gte=20261207", "created_invalid", "RFC 3339"),
+        ("created_gte=2026-W49-1", "created_invalid", "RFC 3339"),
+        ("created_gte=2026-12-07T08:45:42%2B07:00:30", "created_invalid", "RFC 3339"),
     ],
 )
 def test_bad_queries_get_a_precise_error(ctx: Ctx, query: str, code: str, names: str) -> None:
@@ -130,7 +138,9 @@ def test_bad_queries_get_a_precise_error(ctx: Ctx, query: str, code: str, names:
 
 def test_another_partners_id_as_cursor_is_answered_as_an_unknown_one(ctx: Ctx) -> None:
     theirs = listing(ctx.partner, f"starting_after={ctx.theirs}").json()["error"]
-    unknown_id = ctx.theirs[:-1] + ("1" if ctx.theirs[-1] != "1" else "2")
+    # Same node, a millisecond in 1970: no file of anyone's (a neighbouring millisecond
+    # could be one of the caller's own).
+    unknown_id = ctx.theirs[: -len("1740817815000")] + "0000000000001"
     unknown = listing(ctx.partner, f"starting_after={unknown_id}").json()["error"]
 
     assert theirs["code"] == unknown["code"] == "cursor_invalid"

@@ -9,6 +9,7 @@ direction holds more.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -126,25 +127,37 @@ def check_limit(limit: int) -> int:
     return limit
 
 
+# RFC 3339's date-time (section 5.6, https://www.rfc-editor.org/rfc/rfc3339#section-5.6)
+# or a full-date alone; Python's fromisoformat takes more of ISO 8601 (week dates, basic
+# format, offsets with seconds), which the API does not promise.
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?P<offset>[Zz]|[+-]\d{2}:\d{2})?)?"
+)
+
+
 def parse_moment(name: str, text: str) -> datetime:
     """A ``created_gte`` / ``created_lt`` bound in UTC: an RFC 3339 time with its offset
     (``Z`` or ``+07:00``; what ``created_at`` shows, fractions included) or a date
     (its midnight UTC). A time without an offset is refused: it could be any zone."""
     value = text.strip()
+    form = _RFC3339.fullmatch(value)
+    hint = ""
     try:
+        if form is None:
+            raise ValueError(value)
         if len(value) == 10:
             return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
+        if form["offset"] is None:
+            hint = "; add Z or an offset"
+            raise ValueError(value)
+        # Python 3.11 reads at most 6 fraction digits: RFC 3339 allows more.
+        moment = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", value))
+        # Out of datetime's range once in UTC (9999-12-31T23:59:59-01:00): no such time.
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidRequest(
-            f"{name} {quoted(text)} is not {TIMESTAMP_FORM}"
-            + ("; add Z or an offset" if moment is not None and moment.tzinfo is None else "")
-            + ".",
-            code=Code.CREATED_INVALID,
-        )
-    return moment.astimezone(UTC)
+            f"{name} {quoted(text)} is not {TIMESTAMP_FORM}{hint}.", code=Code.CREATED_INVALID
+        ) from None
 
 
 def _moment(one: Mapping[str, str], name: str) -> datetime | None:
@@ -155,9 +168,15 @@ def _moment(one: Mapping[str, str], name: str) -> datetime | None:
 def _limit(text: str | None) -> int:
     if text is None:
         return DEFAULT_LIMIT
-    if not text.isascii() or not text.isdigit() or len(text) > 4:
+    if not text.isascii() or not text.isdigit():
         raise InvalidRequest(
             f"limit {quoted(text)} is not a whole number; give one from 1 to {MAX_LIMIT} "
+            f"(default {DEFAULT_LIMIT}).",
+            code=Code.LIMIT_INVALID,
+        )
+    if len(text) > 4:  # past MAX_LIMIT, however many digits (not worth converting)
+        raise InvalidRequest(
+            f"limit {quoted(text)} is out of range; give a whole number from 1 to {MAX_LIMIT} "
             f"(default {DEFAULT_LIMIT}).",
             code=Code.LIMIT_INVALID,
         )
