@@ -67,6 +67,15 @@ def test_missing_psycopg_names_the_extra_to_install(monkeypatch: pytest.MonkeyPa
         ("postgresql://berkas:p%40ss@db/berkas", "postgresql://berkas:***@db/berkas"),
         ("postgresql://berkas@db/berkas", "postgresql://berkas@db/berkas"),
         ("sqlite:////var/lib/berkas/berkas.db", "sqlite:////var/lib/berkas/berkas.db"),
+        # libpq reads a password from the query too.
+        (
+            "postgresql://berkas@db/berkas?password=hunter2&sslmode=require",
+            "postgresql://berkas@db/berkas?password=***&sslmode=require",
+        ),
+        (
+            "postgresql://berkas:x@db/berkas?sslpassword=hunter2",
+            "postgresql://berkas:***@db/berkas?sslpassword=***",
+        ),
     ],
 )
 def test_a_printed_database_url_never_shows_the_password(url: str, shown: str) -> None:

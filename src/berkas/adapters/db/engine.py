@@ -6,6 +6,7 @@ Two backends: an SQLite file (the embedded default) and PostgreSQL through psyco
 from __future__ import annotations
 
 import importlib.util
+import re
 import sqlite3
 import threading
 import time
@@ -107,12 +108,24 @@ def sqlite_file(url: str) -> Path | None:
 
 
 def display_url(url: str) -> str:
-    """``url`` as it may be printed: any password replaced by ``***``."""
+    """``url`` as it may be printed: any password replaced by ``***``, the user part's
+    and a query parameter's (libpq takes ``?password=`` and ``?sslpassword=`` as well,
+    https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-URIS)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        hidden = {
+            name: "***" if _SECRET_PARAMETER.search(name) else value
+            for name, value in parsed.query.items()
+        }
+        shown = parsed.set(query=hidden).render_as_string(hide_password=True)
+        return shown.replace("=%2A%2A%2A", "=***")  # the mask as the user part's reads
     except ArgumentError:
         # Not parseable, so no password can be located in it: print only the scheme.
         return url.split(":", 1)[0] + "://…"
+
+
+# Query parameters whose value is a credential, by name (password, sslpassword, ...).
+_SECRET_PARAMETER = re.compile(r"pass|secret|token", re.IGNORECASE)
 
 
 def build_engine(url: str) -> Engine:
