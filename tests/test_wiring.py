@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from berkas.adapters.db.database import SqlDatabase
 from berkas.config import load_settings
 from berkas.core.errors import NotFound
 from berkas.core.models import ReplayRecord
@@ -24,7 +25,7 @@ from berkas.wiring import (
     prepare_worker,
 )
 from berkas.wiring.datadir import worker_spool_dir
-from berkas.wiring.startup import DemoClient
+from berkas.wiring.startup import DEMO_CLIENT_NAME, DemoClient
 from tests.support.legacy import new_rsa_key, write_key_directory
 
 
@@ -177,6 +178,42 @@ def test_a_database_gets_one_demo_client_whatever_the_number_of_data_dirs(
         assert [c.client_id for c in second.clients.list()] == [made.client_id]
     finally:
         second.close()
+
+
+@pytest.mark.parametrize("operator_clients", [False, True])
+def test_a_demo_claim_whose_node_died_before_creating_it_names_no_missing_client(
+    tmp_path: Path, operator_clients: bool
+) -> None:
+    # A node claimed the demo client and died before creating it. The next node makes
+    # that client (and shows its secret) on a database with no client; beside the
+    # operator's own clients it names no demo at all, never one that does not exist.
+    settings = load_settings(
+        data_dir=tmp_path / "node",
+        database_url=f"sqlite:///{tmp_path / 'shared.db'}",
+        master_key=base64.b64encode(bytes(range(32))).decode(),
+    )
+    services = prepare(settings, serving=False)
+    try:
+        database = services.database
+        assert isinstance(database, SqlDatabase)
+        if operator_clients:
+            services.clients.create(label="the operator's")
+        claimed = "BRN-0001-00000000000042"
+        database.service_secrets.ensure(DEMO_CLIENT_NAME, claimed.encode(), datetime.now(UTC))
+
+        made = ensure_demo_client(services, settings)
+
+        listed = {c.client_id for c in services.clients.list()}
+        if operator_clients:
+            assert made is None
+            assert claimed not in listed
+        else:
+            assert made is not None
+            assert made.client_id == claimed
+            assert made.secret_key is not None
+            assert listed == {claimed}
+    finally:
+        services.close()
 
 
 def test_build_alone_creates_nothing(tmp_path: Path) -> None:

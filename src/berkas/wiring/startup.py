@@ -24,6 +24,7 @@ from berkas.adapters.sealing import SealedDataKeys
 from berkas.adapters.storage.local import LocalBlobStore
 from berkas.config import Settings
 from berkas.core.content import ImageLimits
+from berkas.core.errors import Conflict
 from berkas.services.bundle import Services
 from berkas.services.clients import new_client_id
 from berkas.services.nodes import NodeLeases
@@ -303,9 +304,16 @@ def _demo_of(services: Services) -> DemoClient | None:
     database = services.database
     assert isinstance(database, SqlDatabase)  # build() makes no other
     named = database.service_secrets.get(DEMO_CLIENT_NAME)
+    clients = {client.client_id for client in services.clients.list()}
     if named is not None:
-        return DemoClient(named.decode(), None)
-    if services.clients.list():
+        claimed = named.decode()
+        if claimed in clients:
+            return DemoClient(claimed, None)
+        if clients:
+            return None  # the claim's node never made it, and the operator has clients
+        # Claimed by a node that stopped before creating it: made now, under that id.
+        return _create_demo(services, claimed)
+    if clients:
         return None  # the operator's clients already: no demo beside them
     candidate = new_client_id()
     # The first insert wins (SqlServiceSecrets.ensure); a node that lost the race learns
@@ -315,5 +323,12 @@ def _demo_of(services: Services) -> DemoClient | None:
     ).decode()
     if claimed != candidate:
         return DemoClient(claimed, None)
-    client = services.clients.create(candidate, label="demo")
+    return _create_demo(services, candidate)
+
+
+def _create_demo(services: Services, client_id: str) -> DemoClient:
+    try:
+        client = services.clients.create(client_id, label="demo")
+    except Conflict:  # another node made the claimed client a moment ago
+        return DemoClient(client_id, None)
     return DemoClient(client.client_id, client.secret_key)
