@@ -123,6 +123,8 @@ files = Table(
     Column("metadata_checked", Boolean(), nullable=False, server_default=false()),
     # The file list (docs/design.md 3.5): one partner's files in list order.
     Index("ix_files_listing", "client_id", "created_at", "id"),
+    # The operator's list of every client's files (berkas files list), in the same order.
+    Index("ix_files_newest", "created_at", "id"),
     Index("ix_files_duplicates", "client_id", "category", "sha256", "created_at", "id"),
     Index("ix_files_retained_until", "retained_until"),
 )
