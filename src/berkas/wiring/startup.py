@@ -10,7 +10,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -65,15 +65,21 @@ def prepare(settings: Settings, *, serving: bool) -> Services:
     node_id = _ready(settings, serving=serving, claim=serving)
     services = build(settings, node_id=node_id)
     if serving:
-        try:
-            orphans = services.uploads.recover_orphans()
-            if orphans:
-                log.warning("removed %d stored blob(s) whose upload never committed", orphans)
-            services.housekeeping.run_once()
-        except BaseException:
-            services.close()
-            raise
+        _first_round(services, services.uploads.recover_orphans)
     return services
+
+
+def _first_round(services: Services, recover: Callable[[], int]) -> None:
+    """The sweep of what a crash left (``recover``) and the first housekeeping round of
+    the process that serves; the services are closed if either fails."""
+    try:
+        removed = recover()
+        if removed:
+            log.warning("removed %d stored blob(s) whose upload never committed", removed)
+        services.housekeeping.run_once()
+    except BaseException:
+        services.close()
+        raise
 
 
 def prepare_supervisor(settings: Settings) -> Services:
@@ -85,14 +91,7 @@ def prepare_supervisor(settings: Settings) -> Services:
     (``prepare_worker``) and recovers its number's pending blobs."""
     _ready(settings, serving=True, claim=False)
     services = build(settings)
-    try:
-        dropped = services.uploads.recover_staged()
-        if dropped:
-            log.warning("removed %d stored blob(s) whose upload never committed", dropped)
-        services.housekeeping.run_once()
-    except BaseException:
-        services.close()
-        raise
+    _first_round(services, services.uploads.recover_staged)
     return services
 
 
