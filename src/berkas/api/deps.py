@@ -3,7 +3,6 @@ headers, a small JSON body. The one place the app's state is read."""
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Annotated, Any, cast
 
@@ -18,6 +17,7 @@ from berkas.core.models import Caller, Client
 from berkas.core.wire import API_PREFIX
 from berkas.services.bundle import Services
 from berkas.services.signed import SignedRequest
+from berkas.services.tokens import claimed_client
 
 MAX_JSON_BODY = 64 * 1024
 
@@ -73,22 +73,6 @@ def _not_bearer(scheme: str, rest: str) -> str:
         f"Authorization must be 'Bearer <token>' (RFC 6750 section 2.1); it carried {sent}. "
         f"Get a token from POST {API_PREFIX}/token."
     )
-
-
-def claimed_client(token: str) -> str | None:
-    """The Client-Id a refused bearer token names (DOKU's ``user.businessServiceClientId``
-    claim), read without verifying anything: for the access line only, marked there as
-    claimed (``observe.note_claimed``); None when the token does not say."""
-    parts = token.split(".")
-    if len(parts) != 3 or len(parts[1]) > 4096:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, RecursionError):
-        return None
-    user = claims.get("user") if isinstance(claims, dict) else None
-    client_id = user.get("businessServiceClientId") if isinstance(user, dict) else None
-    return client_id if isinstance(client_id, str) else None
 
 
 async def caller(request: Request, svc: ServicesDep) -> Caller:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -25,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from berkas.services.clients import CLIENT_ID_PATTERN
 
 access_log = logging.getLogger("berkas.access")
 log = logging.getLogger(__name__)
@@ -67,16 +68,13 @@ def note_client(client_id: str) -> None:
         context.client_id = client_id
 
 
-# What a claimed id must look like to be logged (services/clients.py CLIENT_ID_PATTERN):
-# it is caller text, so nothing else reaches a log line (no newlines, no forged fields).
-_CLIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-
-
 def note_claimed(client_id: str | None) -> None:
     """Authentication failed: the client the caller claimed to be goes on the access line,
-    marked unverified (an operator looking for a partner's failed calls finds them)."""
+    marked unverified (an operator looking for a partner's failed calls finds them). Only
+    an id a client could have (CLIENT_ID_PATTERN): it is caller text, so nothing else
+    reaches a log line (no newlines, no forged fields)."""
     context = _CURRENT.get()
-    if context is not None and client_id is not None and _CLIENT_ID.fullmatch(client_id):
+    if context is not None and client_id is not None and CLIENT_ID_PATTERN.fullmatch(client_id):
         context.claimed_client_id = client_id
 
 
