@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -29,19 +28,8 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))
 class PinnedServer(Server):
     """``berkas serve`` under ``taskset -c SERVER_CPU`` (taskset execs: same pid)."""
 
-    def _spawn(self, log: Any) -> subprocess.Popen[bytes]:
-        command = [sys.executable, "-m", "berkas.cli.main", "serve", "--port", str(self.port)]
-        return subprocess.Popen(
-            ["taskset", "-c", SERVER_CPU, *command, *self.args],
-            env={
-                **os.environ,
-                "BERKAS_DATA_DIR": str(self.data_dir),
-                "BERKAS_LOG_LEVEL": "warning",
-                **self.env,
-            },
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    def _command(self) -> list[str]:
+        return ["taskset", "-c", SERVER_CPU, *super()._command()]
 
 
 def serve_has_workers() -> bool:

@@ -22,7 +22,6 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -201,19 +200,13 @@ class WheelServer(Server):
 
     venv: Venv | None = None
 
-    def _spawn(self, log: Any) -> subprocess.Popen[bytes]:
+    def _command(self) -> list[str]:
         assert self.venv is not None
-        return subprocess.Popen(
-            [str(self.venv.root / "bin" / "berkas"), "serve", "--port", str(self.port)],
-            env={
-                **self.venv.env,
-                "BERKAS_DATA_DIR": str(self.data_dir),
-                "BERKAS_LOG_LEVEL": "warning",
-                "BERKAS_METRICS_PORT": str(self.metrics_port),
-            },
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        return [str(self.venv.root / "bin" / "berkas"), "serve", "--port", str(self.port)]
+
+    def _base_env(self) -> dict[str, str]:
+        assert self.venv is not None
+        return dict(self.venv.env)
 
     def cli(self, *args: str) -> str:
         assert self.venv is not None

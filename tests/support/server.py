@@ -131,17 +131,9 @@ class Server:
 
     def _spawn(self, log: Any) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "berkas.cli.main",
-                "serve",
-                "--port",
-                str(self.port),
-                *self.args,
-            ],
+            self._command(),
             env={
-                **os.environ,
+                **self._base_env(),
                 "BERKAS_DATA_DIR": str(self.data_dir),
                 "BERKAS_LOG_LEVEL": "warning",
                 "BERKAS_METRICS_PORT": str(self.metrics_port),
@@ -150,6 +142,22 @@ class Server:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+    def _command(self) -> list[str]:
+        """What runs ``berkas serve`` on this server's port (a subclass may wrap it)."""
+        return [
+            sys.executable,
+            "-m",
+            "berkas.cli.main",
+            "serve",
+            "--port",
+            str(self.port),
+            *self.args,
+        ]
+
+    def _base_env(self) -> dict[str, str]:
+        """The environment the server's own settings are laid over."""
+        return dict(os.environ)
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
